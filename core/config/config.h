@@ -1,0 +1,109 @@
+// Config: the daemon's typed configuration, loaded once from YAML (or left
+// at the compiled-in defaults, which equal configs/inferd.yaml). Each engine
+// gets its own struct. yaml-cpp is used only in config.cc.
+//
+// Key paths below are the YAML paths. The seed's block lives, key for key,
+// under device.multi_gpu.performance_optimization.
+#ifndef INFERD_CORE_CONFIG_CONFIG_H_
+#define INFERD_CORE_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace inferd {
+
+// server.*
+struct ServerConfig {
+  std::string grpc_listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";  // "" disables the exposer
+  int64_t max_receive_message_bytes = 64ll << 20;
+  int64_t max_send_message_bytes = 64ll << 20;
+  int max_concurrent_streams = 256;
+  double shutdown_grace_seconds = 20.0;  // drain in-flight calls up to this
+  std::string reflection = "auto";       // auto (on when loopback) | on | off
+  std::string log_level = "info";        // debug | info | warning | error
+
+  bool operator==(const ServerConfig&) const = default;
+};
+
+// device.multi_gpu.performance_optimization.* — the seed's keys.
+struct PerformanceConfig {
+  int64_t memory_pool_size_mb = 512;
+  bool enable_memory_monitoring = true;
+  double memory_gc_threshold = 0.8;
+  double memory_defrag_threshold = 0.3;
+  bool enable_nccl = true;
+  int64_t comm_chunk_size_mb = 4;
+  int64_t comm_overlap_threshold_mb = 1;
+  double comm_bandwidth_limit = 0.8;
+  bool enable_dynamic_scaling = true;
+  double scale_up_cooldown = 30.0;
+  double scale_down_cooldown = 60.0;
+  double scaling_evaluation_interval = 10.0;
+  double scaling_stability_threshold = 0.1;
+  bool enable_advanced_scheduling = true;
+  std::string scheduling_strategy = "balanced";
+  int max_tasks_per_device = 4;
+  double task_timeout = 300.0;
+  bool enable_task_preemption = false;
+  bool enable_task_migration = false;
+
+  bool operator==(const PerformanceConfig&) const = default;
+};
+
+// device.*
+struct DeviceConfig {
+  // N > 0: use N host devices instead of GPUs. 0: GPUs when present, else
+  // one host device.
+  int host_devices = 0;
+  int64_t host_memory_mb = 2048;        // capacity of each host device
+  std::vector<int> cuda_devices;         // CUDA ordinals to use; empty = all
+  bool host_inline_when_idle = true;     // see HostDeviceOptions
+  PerformanceConfig performance;         // multi_gpu.performance_optimization
+
+  bool operator==(const DeviceConfig&) const = default;
+};
+
+// models.*
+struct ModelsConfig {
+  std::string repository;  // folder of <model>/config.yaml; "" = builtins only
+  bool operator==(const ModelsConfig&) const = default;
+};
+
+// limits.* — admission limits on request data.
+struct LimitsConfig {
+  int64_t max_tensor_bytes = 1ll << 30;
+  int max_inputs = 64;
+  int max_dims = 16;
+
+  bool operator==(const LimitsConfig&) const = default;
+};
+
+struct Config {
+  ServerConfig server;
+  DeviceConfig device;
+  ModelsConfig models;
+  LimitsConfig limits;
+
+  bool operator==(const Config&) const = default;
+};
+
+// Parses YAML text into a Config, starting from the defaults. Unknown keys,
+// wrong types and out-of-range values give INVALID_ARGUMENT naming the key
+// path (e.g. "device.multi_gpu.performance_optimization.memory_gc_threshold").
+absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text);
+
+// Reads and parses a file. NOT_FOUND when it cannot be read.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Checks ranges and enums of an assembled Config (after flags override the
+// file). INVALID_ARGUMENT naming the key path.
+absl::Status ValidateConfig(const Config& config);
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_CONFIG_CONFIG_H_
