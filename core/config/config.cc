@@ -1,7 +1,656 @@
-// Placeholder until the YAML loader lands.
+// The YAML loader. One table (Fields()) describes every key; parsing,
+// unknown-key detection, validation, DescribeConfig() and ConfigKeys() are
+// driven by it. yaml-cpp throws; every call into it is inside ParseConfig's
+// try block, so no exception leaves this file.
 #include "core/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/util/status_macros.h"
+
 namespace inferd {
-absl::StatusOr<Config> ParseConfig(absl::string_view) { return Config{}; }
-absl::StatusOr<Config> LoadConfigFile(const std::string&) { return Config{}; }
-absl::Status ValidateConfig(const Config&) { return absl::OkStatus(); }
+namespace {
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Sizes in MiB stay below 16 TiB so converting them to bytes never overflows.
+constexpr int64_t kMaxMiB = int64_t{1} << 24;
+constexpr int64_t kMaxFileBytes = int64_t{1} << 20;
+
+// ---------------------------------------------------------------------------
+// Formatting of values for messages and for DescribeConfig().
+
+// Writes `s` as a YAML double-quoted scalar (bytes >= 0x80 pass through, so
+// UTF-8 stays readable).
+std::string Quote(absl::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20 || c == 0x7f) {
+      out += absl::StrFormat("\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// Shortest decimal text that reads back as exactly `v`; always has a '.' or
+// an exponent so it reads as a double.
+std::string FormatDouble(double v) {
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) return absl::StrFormat("%.1f", v);
+  std::string text;
+  for (int precision = 1; precision <= 17; ++precision) {
+    text = absl::StrFormat("%.*g", precision, v);
+    double back = 0;
+    if (absl::SimpleAtod(text, &back) && back == v) break;
+  }
+  if (text.find_first_of(".eEn") == std::string::npos) text += ".0";
+  return text;
+}
+
+std::string FormatValue(bool v) { return v ? "true" : "false"; }
+std::string FormatValue(int v) { return absl::StrCat(v); }
+std::string FormatValue(int64_t v) { return absl::StrCat(v); }
+std::string FormatValue(double v) { return FormatDouble(v); }
+std::string FormatValue(const std::string& v) { return Quote(v); }
+std::string FormatValue(const std::vector<int>& v) {
+  return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
+}
+
+// Number text for ranges and messages: "1.5", "30", "inf".
+std::string Num(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return absl::StrCat(v);
+}
+std::string Num(int64_t v) { return v == kInt64Max ? "inf" : absl::StrCat(v); }
+
+// ---------------------------------------------------------------------------
+// Checks. Each is a callable returning "" when the value is allowed, else the
+// problem (the message after "<path>: "), plus Describe() for docs.
+
+// Closed integer interval [lo, hi]; hi == kInt64Max reads as "inf)".
+struct IntRange {
+  int64_t lo;
+  int64_t hi;
+  std::string Describe() const {
+    return absl::StrCat("[", Num(lo), ", ", Num(hi), hi == kInt64Max ? ")" : "]");
+  }
+  std::string operator()(int64_t v) const {
+    if (v >= lo && v <= hi) return "";
+    return absl::StrCat(v, " is out of range ", Describe());
+  }
+};
+
+// Interval of doubles with open or closed ends; hi may be +inf.
+struct DoubleRange {
+  double lo;
+  double hi;
+  bool lo_open = false;
+  bool hi_open = false;
+  std::string Describe() const {
+    return absl::StrCat(lo_open ? "(" : "[", Num(lo), ", ", Num(hi),
+                        hi_open || std::isinf(hi) ? ")" : "]");
+  }
+  std::string operator()(double v) const {
+    bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+    if (ok) return "";
+    return absl::StrCat(FormatDouble(v), " is out of range ", Describe());
+  }
+};
+
+DoubleRange Ratio() { return {0.0, 1.0}; }
+DoubleRange NonNegativeSeconds() { return {0.0, kInf}; }
+DoubleRange PositiveSeconds() { return {0.0, kInf, /*lo_open=*/true}; }
+
+struct OneOf {
+  std::vector<std::string> allowed;
+  std::string Describe() const { return absl::StrJoin(allowed, " | "); }
+  std::string operator()(const std::string& v) const {
+    for (const std::string& a : allowed) {
+      if (v == a) return "";
+    }
+    return absl::StrCat(Quote(v), " is not one of ", absl::StrJoin(allowed, ", "));
+  }
+};
+
+struct AnyBool {
+  std::string Describe() const { return "true | false"; }
+  std::string operator()(bool) const { return ""; }
+};
+
+struct AnyString {
+  std::string Describe() const { return "any string"; }
+  std::string operator()(const std::string&) const { return ""; }
+};
+
+// "host:port" with a non-empty host (name, IPv4 or [IPv6]) and a port in
+// [0, 65535]; "" too when allow_empty.
+struct HostPort {
+  bool allow_empty = false;
+  std::string Describe() const {
+    return allow_empty ? "host:port, or \"\" to disable" : "host:port";
+  }
+  std::string operator()(const std::string& v) const {
+    if (v.empty() && allow_empty) return "";
+    std::string bad = absl::StrCat(Quote(v), " is not host:port");
+    size_t colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0) return bad;
+    absl::string_view host(v.data(), colon);
+    absl::string_view port(v.data() + colon + 1, v.size() - colon - 1);
+    if (host.front() == '[') {
+      if (host.size() < 3 || host.back() != ']') return bad;
+      for (char c : host.substr(1, host.size() - 2)) {
+        if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return bad;
+      }
+    } else {
+      for (char c : host) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') {
+          return bad;
+        }
+      }
+    }
+    if (port.empty() || port.size() > 5) return bad;
+    for (char c : port) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return bad;
+    }
+    int port_number = 0;
+    if (!absl::SimpleAtoi(port, &port_number) || port_number > 65535) {
+      return absl::StrCat(Quote(v), ": port ", port, " is out of range [0, 65535]");
+    }
+    return "";
+  }
+};
+
+// Distinct CUDA ordinals >= 0.
+struct DeviceOrdinals {
+  std::string Describe() const { return "distinct ordinals >= 0; [] = all"; }
+  std::string operator()(const std::vector<int>& v) const {
+    std::set<int> seen;
+    for (int ordinal : v) {
+      if (ordinal < 0) return absl::StrCat(ordinal, " is out of range [0, inf)");
+      if (!seen.insert(ordinal).second) return absl::StrCat(ordinal, " is listed twice");
+    }
+    return "";
+  }
+};
+
+// ---------------------------------------------------------------------------
+// The table.
+
+template <typename T>
+struct TypedField {
+  T* (*mutable_member)(Config*);
+  const T* (*member)(const Config*);
+  std::function<std::string(const T&)> check;
+};
+
+using AnyField =
+    std::variant<TypedField<bool>, TypedField<int>, TypedField<int64_t>, TypedField<double>,
+                 TypedField<std::string>, TypedField<std::vector<int>>>;
+
+struct FieldSpec {
+  std::string path;
+  std::string unit;
+  std::string range;
+  std::string doc;
+  AnyField field;
+};
+
+const char* TypeName(const TypedField<bool>&) { return "bool"; }
+const char* TypeName(const TypedField<int>&) { return "int"; }
+const char* TypeName(const TypedField<int64_t>&) { return "int"; }
+const char* TypeName(const TypedField<double>&) { return "double"; }
+const char* TypeName(const TypedField<std::string>&) { return "string"; }
+const char* TypeName(const TypedField<std::vector<int>>&) { return "list of int"; }
+
+// One table row. `accessor` is a captureless generic lambda
+// `[](auto* c) { return &c->section.member; }`; the member's type picks the
+// parser. `check` is one of the checks above.
+template <typename Accessor, typename Check>
+FieldSpec Key(std::string path, Accessor accessor, Check check, std::string unit, std::string doc) {
+  using T = std::remove_pointer_t<decltype(accessor(static_cast<Config*>(nullptr)))>;
+  TypedField<T> field{static_cast<T* (*)(Config*)>(accessor),
+                      static_cast<const T* (*)(const Config*)>(accessor),
+                      std::function<std::string(const T&)>(check)};
+  return FieldSpec{std::move(path), std::move(unit), check.Describe(), std::move(doc),
+                   std::move(field)};
+}
+
+// Keys of one section must stay together (DescribeConfig relies on it).
+const std::vector<FieldSpec>& Fields() {
+  static const auto* const kFields = new std::vector<FieldSpec>{
+      // clang-format off
+      // server.*
+      Key("server.grpc_listen",
+          [](auto* c) { return &c->server.grpc_listen; },
+          HostPort{}, "", "Address the gRPC server binds (port 0 picks a free port)"),
+      Key("server.metrics_listen",
+          [](auto* c) { return &c->server.metrics_listen; },
+          HostPort{.allow_empty = true}, "", "Address the Prometheus exposer binds"),
+      Key("server.max_receive_message_bytes",
+          [](auto* c) { return &c->server.max_receive_message_bytes; },
+          IntRange{1024, kIntMax}, "bytes", "Largest gRPC message the server accepts"),
+      Key("server.max_send_message_bytes",
+          [](auto* c) { return &c->server.max_send_message_bytes; },
+          IntRange{1024, kIntMax}, "bytes", "Largest gRPC message the server sends"),
+      Key("server.max_concurrent_streams",
+          [](auto* c) { return &c->server.max_concurrent_streams; },
+          IntRange{1, 65536}, "streams", "Most concurrent gRPC streams per client connection"),
+      Key("server.shutdown_grace_seconds",
+          [](auto* c) { return &c->server.shutdown_grace_seconds; },
+          NonNegativeSeconds(), "seconds", "How long shutdown waits for in-flight calls to drain"),
+      Key("server.reflection",
+          [](auto* c) { return &c->server.reflection; },
+          OneOf{{"auto", "on", "off"}}, "",
+          "gRPC server reflection; auto = on when bound to loopback"),
+      Key("server.log_level",
+          [](auto* c) { return &c->server.log_level; },
+          OneOf{{"debug", "info", "warning", "error"}}, "", "Least severe log level written"),
+
+      // device.*
+      Key("device.host_devices",
+          [](auto* c) { return &c->device.host_devices; },
+          IntRange{0, 64}, "devices",
+          "N > 0: run on N host (CPU) devices; 0: GPUs, or one host device if none"),
+      Key("device.host_memory_mb",
+          [](auto* c) { return &c->device.host_memory_mb; },
+          IntRange{1, kMaxMiB}, "MiB", "Memory capacity of each host device"),
+      Key("device.cuda_devices",
+          [](auto* c) { return &c->device.cuda_devices; },
+          DeviceOrdinals{}, "", "CUDA ordinals to use"),
+      Key("device.host_inline_when_idle",
+          [](auto* c) { return &c->device.host_inline_when_idle; },
+          AnyBool{}, "",
+          "Host streams run work on the caller's thread when idle (false: always async)"),
+
+      // device.multi_gpu.performance_optimization.* (the seed's block)
+      Key("device.multi_gpu.performance_optimization.memory_pool_size_mb",
+          [](auto* c) { return &c->device.performance.memory_pool_size_mb; },
+          IntRange{1, kMaxMiB}, "MiB", "Size of each device's memory pool"),
+      Key("device.multi_gpu.performance_optimization.enable_memory_monitoring",
+          [](auto* c) { return &c->device.performance.enable_memory_monitoring; },
+          AnyBool{}, "", "Track per-device memory usage and export it as metrics"),
+      Key("device.multi_gpu.performance_optimization.memory_gc_threshold",
+          [](auto* c) { return &c->device.performance.memory_gc_threshold; },
+          Ratio(), "ratio", "Pool usage above which garbage collection runs"),
+      Key("device.multi_gpu.performance_optimization.memory_defrag_threshold",
+          [](auto* c) { return &c->device.performance.memory_defrag_threshold; },
+          Ratio(), "ratio", "Pool fragmentation above which compaction runs"),
+      Key("device.multi_gpu.performance_optimization.enable_nccl",
+          [](auto* c) { return &c->device.performance.enable_nccl; },
+          AnyBool{}, "", "Use NCCL for GPU-to-GPU transfers and collectives when available"),
+      Key("device.multi_gpu.performance_optimization.comm_chunk_size_mb",
+          [](auto* c) { return &c->device.performance.comm_chunk_size_mb; },
+          IntRange{1, kMaxMiB}, "MiB", "Size of the chunks large transfers are split into"),
+      Key("device.multi_gpu.performance_optimization.comm_overlap_threshold_mb",
+          [](auto* c) { return &c->device.performance.comm_overlap_threshold_mb; },
+          IntRange{0, kMaxMiB}, "MiB",
+          "Transfers at least this large are chunked and overlapped with compute"),
+      Key("device.multi_gpu.performance_optimization.comm_bandwidth_limit",
+          [](auto* c) { return &c->device.performance.comm_bandwidth_limit; },
+          DoubleRange{0.0, 1.0, /*lo_open=*/true}, "ratio",
+          "Share of link bandwidth transfers may use"),
+      Key("device.multi_gpu.performance_optimization.enable_dynamic_scaling",
+          [](auto* c) { return &c->device.performance.enable_dynamic_scaling; },
+          AnyBool{}, "", "Let the scaler grow and shrink the active device set"),
+      Key("device.multi_gpu.performance_optimization.scale_up_cooldown",
+          [](auto* c) { return &c->device.performance.scale_up_cooldown; },
+          NonNegativeSeconds(), "seconds", "Least time between two scale-ups"),
+      Key("device.multi_gpu.performance_optimization.scale_down_cooldown",
+          [](auto* c) { return &c->device.performance.scale_down_cooldown; },
+          NonNegativeSeconds(), "seconds", "Least time between two scale-downs"),
+      Key("device.multi_gpu.performance_optimization.scaling_evaluation_interval",
+          [](auto* c) { return &c->device.performance.scaling_evaluation_interval; },
+          PositiveSeconds(), "seconds", "How often the scaler evaluates its rules"),
+      Key("device.multi_gpu.performance_optimization.scaling_stability_threshold",
+          [](auto* c) { return &c->device.performance.scaling_stability_threshold; },
+          Ratio(), "ratio", "Relative load change below which the load counts as stable"),
+      Key("device.multi_gpu.performance_optimization.enable_advanced_scheduling",
+          [](auto* c) { return &c->device.performance.enable_advanced_scheduling; },
+          AnyBool{}, "", "Schedule by priority, dependencies and placement strategy"),
+      Key("device.multi_gpu.performance_optimization.scheduling_strategy",
+          [](auto* c) { return &c->device.performance.scheduling_strategy; },
+          OneOf{{"round_robin", "least_loaded", "memory_aware", "balanced"}}, "",
+          "How the scheduler picks a device for a task"),
+      Key("device.multi_gpu.performance_optimization.max_tasks_per_device",
+          [](auto* c) { return &c->device.performance.max_tasks_per_device; },
+          IntRange{1, 4096}, "tasks", "Most tasks running at once on one device"),
+      Key("device.multi_gpu.performance_optimization.task_timeout",
+          [](auto* c) { return &c->device.performance.task_timeout; },
+          PositiveSeconds(), "seconds", "Default time a task may run before it is TIMED_OUT"),
+      Key("device.multi_gpu.performance_optimization.enable_task_preemption",
+          [](auto* c) { return &c->device.performance.enable_task_preemption; },
+          AnyBool{}, "", "Let higher-priority tasks preempt lower-priority ones"),
+      Key("device.multi_gpu.performance_optimization.enable_task_migration",
+          [](auto* c) { return &c->device.performance.enable_task_migration; },
+          AnyBool{}, "", "Move queued tasks off unhealthy or deactivated devices"),
+
+      // models.*
+      Key("models.repository",
+          [](auto* c) { return &c->models.repository; },
+          AnyString{}, "path",
+          "Folder of <model>/config.yaml plus weights; \"\" serves builtin models only"),
+
+      // limits.*
+      Key("limits.max_tensor_bytes",
+          [](auto* c) { return &c->limits.max_tensor_bytes; },
+          IntRange{1, kInt64Max}, "bytes", "Largest tensor a request may create"),
+      Key("limits.max_inputs",
+          [](auto* c) { return &c->limits.max_inputs; },
+          IntRange{1, 65536}, "inputs", "Most input tensors in one request"),
+      Key("limits.max_dims",
+          [](auto* c) { return &c->limits.max_dims; },
+          IntRange{1, 64}, "dims", "Most dimensions in one tensor shape"),
+      // clang-format on
+  };
+  return *kFields;
+}
+
+// Section paths ("server", "device", "device.multi_gpu", ...) that hold keys.
+const absl::flat_hash_set<std::string>& Sections() {
+  static const auto* const kSections = [] {
+    auto* sections = new absl::flat_hash_set<std::string>;
+    for (const FieldSpec& spec : Fields()) {
+      for (size_t dot = spec.path.find('.'); dot != std::string::npos;
+           dot = spec.path.find('.', dot + 1)) {
+        sections->insert(spec.path.substr(0, dot));
+      }
+    }
+    return sections;
+  }();
+  return *kSections;
+}
+
+const FieldSpec* FindField(absl::string_view path) {
+  for (const FieldSpec& spec : Fields()) {
+    if (spec.path == path) return &spec;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Reading YAML nodes. Each returns "" on success, else the problem.
+
+std::string Got(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// True for an unquoted, untagged scalar (so "4" in quotes stays a string).
+bool IsPlainScalar(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "?"; }
+
+std::string ReadInt64(const YAML::Node& node, const std::string& range, int64_t* out) {
+  std::string expected = absl::StrCat("expected an integer, got ", Got(node));
+  if (!IsPlainScalar(node)) return expected;
+  const std::string& text = node.Scalar();
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  if (begin != end && *begin == '+') ++begin;
+  auto [ptr, ec] = std::from_chars(begin, end, *out);
+  if (ec == std::errc::result_out_of_range) {
+    return absl::StrCat(text, " does not fit in 64 bits; range ", range);
+  }
+  if (ec != std::errc() || ptr != end || begin == end) return expected;
+  return "";
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string& range, int64_t* out) {
+  return ReadInt64(node, range, out);
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string& range, int* out) {
+  int64_t wide = 0;
+  std::string problem = ReadInt64(node, range, &wide);
+  if (!problem.empty()) return problem;
+  if (wide < std::numeric_limits<int>::min() || wide > kIntMax) {
+    return absl::StrCat(wide, " is out of range ", range);
+  }
+  *out = static_cast<int>(wide);
+  return "";
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string& range, double* out) {
+  std::string expected = absl::StrCat("expected a number, got ", Got(node));
+  if (!IsPlainScalar(node)) return expected;
+  const std::string& text = node.Scalar();
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  if (begin != end && *begin == '+') ++begin;
+  auto [ptr, ec] = std::from_chars(begin, end, *out, std::chars_format::general);
+  if (ec != std::errc() || ptr != end || begin == end || !std::isfinite(*out)) {
+    return expected;
+  }
+  return "";
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string&, bool* out) {
+  if (IsPlainScalar(node) && node.Scalar() == "true") {
+    *out = true;
+    return "";
+  }
+  if (IsPlainScalar(node) && node.Scalar() == "false") {
+    *out = false;
+    return "";
+  }
+  return absl::StrCat("expected true or false, got ", Got(node));
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string&, std::string* out) {
+  if (node.IsNull()) return "expected a string, got null (write \"\" for empty)";
+  if (!node.IsScalar()) return absl::StrCat("expected a string, got ", Got(node));
+  *out = node.Scalar();
+  return "";
+}
+
+std::string ReadValue(const YAML::Node& node, const std::string& range, std::vector<int>* out) {
+  if (!node.IsSequence()) return absl::StrCat("expected a list, got ", Got(node));
+  std::vector<int> values;
+  for (size_t i = 0; i < node.size(); ++i) {
+    int value = 0;
+    std::string problem = ReadValue(node[i], "[0, inf)", &value);
+    if (!problem.empty()) return absl::StrCat("item ", i, ": ", problem);
+    values.push_back(value);
+  }
+  *out = std::move(values);
+  return "";
+}
+
+absl::Status KeyError(absl::string_view path, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", problem));
+}
+
+// Parses `node` into the member `spec` describes and checks its range.
+absl::Status ParseField(const FieldSpec& spec, const YAML::Node& node, Config* config) {
+  return std::visit(
+      [&](const auto& field) -> absl::Status {
+        auto value = *field.member(config);
+        std::string problem = ReadValue(node, spec.range, &value);
+        if (problem.empty()) problem = field.check(value);
+        if (!problem.empty()) return KeyError(spec.path, problem);
+        *field.mutable_member(config) = std::move(value);
+        return absl::OkStatus();
+      },
+      spec.field);
+}
+
+// Walks the map `node` found at `prefix` ("" for the document root).
+absl::Status ParseSection(const YAML::Node& node, const std::string& prefix, Config* config,
+                          absl::flat_hash_set<std::string>* seen,
+                          std::vector<std::string>* keys_set) {
+  if (node.IsNull()) return absl::OkStatus();  // a section with only comments
+  if (!node.IsMap()) {
+    return KeyError(prefix.empty() ? "(top level)" : prefix,
+                    absl::StrCat("expected a map, got ", Got(node)));
+  }
+  for (const auto& entry : node) {
+    const YAML::Node& key = entry.first;
+    if (!key.IsScalar()) {
+      return KeyError(prefix.empty() ? "(top level)" : prefix,
+                      absl::StrCat("expected a key, got ", Got(key)));
+    }
+    std::string path = prefix.empty() ? key.Scalar() : absl::StrCat(prefix, ".", key.Scalar());
+    if (!seen->insert(path).second) return KeyError(path, "duplicate key");
+    if (absl::StrContains(key.Scalar(), '.')) {
+      return KeyError(path, "unknown key (write sections as nested maps, not dotted keys)");
+    }
+    if (const FieldSpec* spec = FindField(path); spec != nullptr) {
+      RETURN_IF_ERROR(ParseField(*spec, entry.second, config));
+      if (keys_set != nullptr) keys_set->push_back(path);
+    } else if (Sections().contains(path)) {
+      RETURN_IF_ERROR(ParseSection(entry.second, path, config, seen, keys_set));
+    } else {
+      return KeyError(path, "unknown key");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::string>* keys_set) {
+  std::vector<YAML::Node> documents =
+      YAML::LoadAll(std::string(yaml_text.data(), yaml_text.size()));
+  Config config;
+  if (documents.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config holds ", documents.size(), " YAML documents; expected one"));
+  }
+  if (!documents.empty()) {
+    absl::flat_hash_set<std::string> seen;
+    RETURN_IF_ERROR(ParseSection(documents[0], "", &config, &seen, keys_set));
+  }
+  RETURN_IF_ERROR(ValidateConfig(config));
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text) {
+  return ParseConfig(yaml_text, nullptr);
+}
+
+absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text,
+                                   std::vector<std::string>* keys_set) {
+  std::vector<std::string> keys;
+  absl::StatusOr<Config> config;
+  try {
+    config = ParseYaml(yaml_text, &keys);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("YAML syntax error at line ", e.mark.line + 1,
+                                                   ", column ", e.mark.column + 1, ": ", e.msg));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config could not be parsed: ", e.what()));
+  }
+  if (config.ok() && keys_set != nullptr) {
+    keys_set->insert(keys_set->end(), keys.begin(), keys.end());
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": not found or not a regular file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be opened"));
+  std::string text;
+  char buffer[4096];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    text.append(buffer, static_cast<size_t>(in.gcount()));
+    if (static_cast<int64_t>(text.size()) > kMaxFileBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": larger than ", kMaxFileBytes, " bytes"));
+    }
+  }
+  if (in.bad()) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  absl::StatusOr<Config> config = ParseConfig(text);
+  if (!config.ok()) {
+    return absl::Status(config.status().code(),
+                        absl::StrCat(path, ": ", config.status().message()));
+  }
+  return config;
+}
+
+absl::Status ValidateConfig(const Config& config) {
+  for (const FieldSpec& spec : Fields()) {
+    std::string problem = std::visit(
+        [&](const auto& field) { return field.check(*field.member(&config)); }, spec.field);
+    if (!problem.empty()) return KeyError(spec.path, problem);
+  }
+  return absl::OkStatus();
+}
+
+std::string DescribeConfig(const Config& config) {
+  std::string out;
+  std::vector<std::string> open;  // the sections the previous key was in
+  for (const FieldSpec& spec : Fields()) {
+    std::vector<std::string> parts = absl::StrSplit(spec.path, '.');
+    std::string leaf = parts.back();
+    parts.pop_back();
+    size_t common = 0;
+    while (common < open.size() && common < parts.size() && open[common] == parts[common]) {
+      ++common;
+    }
+    if (common == 0 && !out.empty()) out += "\n";
+    for (size_t i = common; i < parts.size(); ++i) {
+      absl::StrAppend(&out, std::string(2 * i, ' '), parts[i], ":\n");
+    }
+    open = parts;
+    std::string indent(2 * parts.size(), ' ');
+    absl::StrAppend(&out, indent, "# ", spec.doc, ".\n", indent, "# ");
+    if (!spec.unit.empty()) absl::StrAppend(&out, "Unit: ", spec.unit, ". ");
+    absl::StrAppend(&out, "Range: ", spec.range, ".\n");
+    std::string value = std::visit(
+        [&](const auto& field) { return FormatValue(*field.member(&config)); }, spec.field);
+    absl::StrAppend(&out, indent, leaf, ": ", value, "\n");
+  }
+  return out;
+}
+
+std::vector<ConfigKeyInfo> ConfigKeys() {
+  std::vector<ConfigKeyInfo> keys;
+  for (const FieldSpec& spec : Fields()) {
+    const char* type = std::visit([](const auto& field) { return TypeName(field); }, spec.field);
+    keys.push_back({spec.path, type, spec.unit, spec.range, spec.doc});
+  }
+  return keys;
+}
+
 }  // namespace inferd

@@ -4,15 +4,28 @@
 //
 // Key paths below are the YAML paths. The seed's block lives, key for key,
 // under device.multi_gpu.performance_optimization.
+//
+// One table in config.cc (kFields, built by Fields()) lists every key: its
+// YAML path, the struct member it sets, its allowed values, unit and a
+// one-line doc. That table drives parsing, unknown-key detection,
+// validation, DescribeConfig() and ConfigKeys(). To add a key:
+//   1. add the member, with its default, to the struct below;
+//   2. add one Key(...) row to the table in config.cc (path, accessor,
+//      check, unit, doc), next to the keys of the same section;
+//   3. add the key, with its comment, to configs/inferd.yaml
+//      (tests/core/config fails until the file and the table agree).
+//
+// Thread-safety: all functions here are pure and safe to call concurrently.
 #ifndef INFERD_CORE_CONFIG_CONFIG_H_
 #define INFERD_CORE_CONFIG_CONFIG_H_
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace inferd {
 
@@ -60,10 +73,10 @@ struct DeviceConfig {
   // N > 0: use N host devices instead of GPUs. 0: GPUs when present, else
   // one host device.
   int host_devices = 0;
-  int64_t host_memory_mb = 2048;        // capacity of each host device
-  std::vector<int> cuda_devices;         // CUDA ordinals to use; empty = all
-  bool host_inline_when_idle = true;     // see HostDeviceOptions
-  PerformanceConfig performance;         // multi_gpu.performance_optimization
+  int64_t host_memory_mb = 2048;      // capacity of each host device
+  std::vector<int> cuda_devices;      // CUDA ordinals to use; empty = all
+  bool host_inline_when_idle = true;  // see HostDeviceOptions
+  PerformanceConfig performance;      // multi_gpu.performance_optimization
 
   bool operator==(const DeviceConfig&) const = default;
 };
@@ -92,17 +105,45 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-// Parses YAML text into a Config, starting from the defaults. Unknown keys,
-// wrong types and out-of-range values give INVALID_ARGUMENT naming the key
-// path (e.g. "device.multi_gpu.performance_optimization.memory_gc_threshold").
+// Parses YAML text into a Config, starting from the defaults: keys the text
+// does not name keep their defaults, and an empty text (or one with only
+// comments) yields Config{}. Unknown or duplicate keys, wrong types,
+// out-of-range values, a non-map where a map belongs and YAML syntax errors
+// give INVALID_ARGUMENT whose message starts with the key path, e.g.
+//   "device.multi_gpu.performance_optimization.memory_gc_threshold: 1.5 is
+//    out of range [0, 1]" or "server.grpc_listn: unknown key".
+// Types are strict: integers accept only plain decimal integers, doubles
+// also accept integers, bools only true/false, lists only YAML sequences.
 absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text);
 
-// Reads and parses a file. NOT_FOUND when it cannot be read.
+// As above; on success also appends to *keys_set (not owned, may be null)
+// the full path of every key the text sets, in document order.
+absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, std::vector<std::string>* keys_set);
+
+// Reads and parses a file. NOT_FOUND when it cannot be read; parse errors
+// as ParseConfig, with the message prefixed by the path.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // Checks ranges and enums of an assembled Config (after flags override the
-// file). INVALID_ARGUMENT naming the key path.
+// file). INVALID_ARGUMENT naming the key path and value; OK otherwise.
 absl::Status ValidateConfig(const Config& config);
+
+// Returns `config` as YAML with every key and a comment per key (its doc,
+// unit and range), for `inferd --print-config`. For a config that passes
+// ValidateConfig, ParseConfig of the result gives back `config` exactly.
+std::string DescribeConfig(const Config& config);
+
+// One configuration key, as listed by ConfigKeys().
+struct ConfigKeyInfo {
+  std::string path;   // full YAML path, e.g. "server.grpc_listen"
+  std::string type;   // "bool", "int", "double", "string" or "list of int"
+  std::string unit;   // e.g. "seconds", "bytes", "MiB", "ratio"; may be ""
+  std::string range;  // allowed values, e.g. "[0, 1]" or "auto | on | off"
+  std::string doc;    // one line saying what the key does
+};
+
+// Lists every key the parser knows, in table (and file) order.
+std::vector<ConfigKeyInfo> ConfigKeys();
 
 }  // namespace inferd
 
