@@ -1,0 +1,48 @@
+// ScalingMetrics: the scaler's Prometheus metrics, a typed struct of
+// prometheus-cpp references built from a registry the caller owns (main's,
+// or a private one in tests). Names follow inferd_<engine>_<what>_<unit>.
+//
+// The figures Kubernetes autoscalers read (docs/SCALING.md):
+//   inferd_scaler_desired_replicas  replicas this daemon asks for (>= 1)
+//   inferd_scaler_replica_demand    active/healthy devices + (desired - 1):
+//                                   sum it over pods for an HPA/KEDA target
+#ifndef INFERD_CORE_SCALING_SCALING_METRICS_H_
+#define INFERD_CORE_SCALING_SCALING_METRICS_H_
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+
+namespace inferd {
+
+// Thread-safe (prometheus-cpp metrics are). The registry must outlive it.
+struct ScalingMetrics {
+  explicit ScalingMetrics(prometheus::Registry& registry);
+
+  prometheus::Gauge& desired_replicas;  // inferd_scaler_desired_replicas
+  prometheus::Gauge& replica_demand;    // inferd_scaler_replica_demand
+  prometheus::Gauge& active_devices;    // inferd_scaler_active_devices
+  prometheus::Gauge& healthy_devices;   // inferd_scaler_healthy_devices
+  // Window means (over ScalingPolicy::window_length).
+  prometheus::Gauge& queue_length;      // inferd_scaler_queue_length
+  prometheus::Gauge& throughput;        // inferd_scaler_throughput_tasks_per_second
+  prometheus::Gauge& processing_time;   // inferd_scaler_processing_time_seconds
+  prometheus::Gauge& utilization;       // inferd_scaler_utilization_ratio
+  prometheus::Gauge& memory_used;       // inferd_scaler_memory_used_ratio
+  // inferd_scaler_decisions_total{direction="up|down",scope="device|replica"}
+  prometheus::Counter& decisions_up_device;
+  prometheus::Counter& decisions_down_device;
+  prometheus::Counter& decisions_up_replica;
+  prometheus::Counter& decisions_down_replica;
+  prometheus::Counter& evaluations;     // inferd_scaler_evaluations_total
+  prometheus::Counter& device_faults;   // inferd_scaler_device_faults_total
+
+ private:
+  ScalingMetrics(prometheus::Registry& registry,
+                 prometheus::Family<prometheus::Counter>& decisions);
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCALING_SCALING_METRICS_H_

@@ -1,0 +1,90 @@
+// ScalingPolicy: the rules and limits the dynamic scaler acts on — which
+// workload metric, compared how, against what threshold, for how long; the
+// cooldowns, the stability check, and the device / replica bounds. Plain data,
+// validated by ValidatePolicy before the scaler takes it.
+//
+// Rule semantics (docs/SCALING.md has the full story):
+//   * A rule holds when, at every evaluation during the last `hold`, the mean
+//     of its metric over the preceding evaluation_interval satisfied the
+//     comparison (like a Prometheus alert's `for:`). Hold 0: one evaluation.
+//   * Scale-up rules are OR'ed: any holding one asks for more capacity.
+//     Scale-down rules are AND'ed: all must hold (and there must be one).
+//   * Stability: before acting, the coefficient of variation of the deciding
+//     metric over max(hold, evaluation_interval) must be below
+//     stability_threshold. Deciding metric: for up, the holding rule (the
+//     first stable one wins); for down, the first scale-down rule.
+#ifndef INFERD_CORE_SCALING_SCALING_POLICY_H_
+#define INFERD_CORE_SCALING_SCALING_POLICY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/scaling/workload_window.h"
+
+namespace inferd {
+
+enum class Comparison { kGreater, kGreaterEqual, kLess, kLessEqual };
+
+// ">", ">=", "<", "<=".
+absl::string_view ComparisonName(Comparison comparison);
+// Parses a name written by ComparisonName; false when unknown.
+bool ParseComparison(absl::string_view name, Comparison* out);
+// Returns `value <comparison> threshold`.
+bool Compare(double value, Comparison comparison, double threshold);
+
+enum class ScaleDirection { kUp, kDown };
+// "up" | "down".
+absl::string_view ScaleDirectionName(ScaleDirection direction);
+
+struct ScalingRule {
+  ScaleDirection direction = ScaleDirection::kUp;
+  WorkloadMetric metric = WorkloadMetric::kUtilization;
+  Comparison comparison = Comparison::kGreater;
+  double threshold = 0.0;  // >= 0; <= 1 for utilization and memory_used
+  absl::Duration hold = absl::Seconds(30);  // >= 0, <= window_length
+
+  bool operator==(const ScalingRule&) const = default;
+};
+
+// Returns the default rules:
+//   up:   queue_length_per_device > 8    for 30 s
+//   up:   utilization > 0.85             for 30 s
+//   down: utilization < 0.3              for 120 s   (deciding metric)
+//   down: queue_length_per_device < 1    for 120 s
+std::vector<ScalingRule> DefaultScalingRules();
+
+// Defaults equal configs/inferd.yaml (the seed's performance_optimization
+// block) plus DefaultScalingRules().
+struct ScalingPolicy {
+  // enable_dynamic_scaling. false: every healthy device stays active and the
+  // scaler only samples and reports.
+  bool enabled = true;
+  std::vector<ScalingRule> rules = DefaultScalingRules();
+  // Cooldowns count from the last scale event of either direction; the
+  // candidate action's direction picks which one applies.
+  absl::Duration scale_up_cooldown = absl::Seconds(30);
+  absl::Duration scale_down_cooldown = absl::Seconds(60);
+  absl::Duration evaluation_interval = absl::Seconds(10);  // > 0
+  double stability_threshold = 0.1;  // max CV of the deciding metric, > 0
+  int min_active_devices = 1;        // >= 1
+  int max_active_devices = 0;        // 0: all healthy devices
+  int max_replicas = 1;              // >= 1; 1 = never ask for more machines
+  absl::Duration window_length = absl::Minutes(5);  // >= every rule's hold
+
+  bool operator==(const ScalingPolicy&) const = default;
+};
+
+// Returns OK, or INVALID_ARGUMENT whose message starts with the field path
+// and value, e.g. "rules[1].threshold: -2 must be >= 0",
+// "scale_down_cooldown: -1 is negative".
+absl::Status ValidatePolicy(const ScalingPolicy& policy);
+
+// Returns "up: utilization > 0.85 for 30s".
+std::string DescribeRule(const ScalingRule& rule);
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCALING_SCALING_POLICY_H_
