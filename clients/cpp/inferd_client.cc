@@ -1,0 +1,86 @@
+#include "clients/cpp/inferd_client.h"
+
+#include <thread>
+
+namespace inferd {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+InferdClient::InferdClient(const ClientOptions& options) : options_(options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  kserve_ = inference::GRPCInferenceService::NewStub(channel_);
+  health_ = grpc::health::v1::Health::NewStub(channel_);
+}
+
+absl::Status InferdClient::WithRetries(
+    const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  absl::Duration backoff = options_.initial_backoff;
+  grpc::Status st;
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    st = call(&ctx);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= options_.max_attempts) {
+      break;
+    }
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(backoff));  // retry backoff
+    backoff *= 2;
+  }
+  return FromGrpcStatus(st);
+}
+
+absl::StatusOr<bool> InferdClient::Health(const std::string& service) {
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  absl::Status st =
+      WithRetries([&](grpc::ClientContext* ctx) { return health_->Check(ctx, req, &resp); });
+  if (!st.ok()) return st;
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+absl::StatusOr<inference::ServerMetadataResponse> InferdClient::ServerMetadata() {
+  inference::ServerMetadataRequest req;
+  inference::ServerMetadataResponse resp;
+  absl::Status st =
+      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ServerMetadata(ctx, req, &resp); });
+  if (!st.ok()) return st;
+  return resp;
+}
+
+absl::StatusOr<inference::RepositoryIndexResponse> InferdClient::ListModels() {
+  inference::RepositoryIndexRequest req;
+  inference::RepositoryIndexResponse resp;
+  absl::Status st = WithRetries(
+      [&](grpc::ClientContext* ctx) { return kserve_->RepositoryIndex(ctx, req, &resp); });
+  if (!st.ok()) return st;
+  return resp;
+}
+
+absl::StatusOr<inference::ModelMetadataResponse> InferdClient::ModelMetadata(
+    const std::string& model) {
+  inference::ModelMetadataRequest req;
+  req.set_name(model);
+  inference::ModelMetadataResponse resp;
+  absl::Status st =
+      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ModelMetadata(ctx, req, &resp); });
+  if (!st.ok()) return st;
+  return resp;
+}
+
+absl::StatusOr<inference::ModelInferResponse> InferdClient::Infer(
+    const inference::ModelInferRequest& request) {
+  inference::ModelInferResponse resp;
+  absl::Status st =
+      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ModelInfer(ctx, request, &resp); });
+  if (!st.ok()) return st;
+  return resp;
+}
+
+}  // namespace inferd

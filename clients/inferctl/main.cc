@@ -1,0 +1,161 @@
+// inferctl: the command-line client of inferd.
+//
+//   inferctl [--target=HOST:PORT] [--timeout=SECONDS] COMMAND [args]
+//     health [--service=NAME]        exit 0 when SERVING
+//     models                         list models, with their inputs/outputs
+//     infer MODEL --input=NAME:DTYPE:SHAPE:VALUES ... [--output=NAME] [--param=KEY=VALUE]
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "clients/cpp/inferd_client.h"
+#include "clients/cpp/tensor_helpers.h"
+
+namespace inferd {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: inferctl [--target=HOST:PORT] [--timeout=SECONDS] COMMAND [args]\n"
+    "  health [--service=NAME]     exit 0 when the daemon reports SERVING\n"
+    "  models                      list loaded models and their signatures\n"
+    "  infer MODEL --input=NAME:DTYPE:SHAPE:VALUES [...] [--output=NAME] [--param=KEY=VALUE]\n"
+    "        e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4\n";
+
+int Fail(const absl::Status& st) {
+  std::fprintf(stderr, "inferctl: %s: %s\n", absl::StatusCodeToString(st.code()).c_str(),
+               std::string(st.message()).c_str());
+  return 1;
+}
+
+int Health(InferdClient& client, const std::vector<std::string>& args) {
+  std::string service = "inferd";
+  for (absl::string_view a : args) {
+    if (absl::ConsumePrefix(&a, "--service=")) service = std::string(a);
+    else {
+      std::fprintf(stderr, "inferctl health: unknown argument '%s'\n", std::string(a).c_str());
+      return 2;
+    }
+  }
+  absl::StatusOr<bool> serving = client.Health(service);
+  if (!serving.ok()) return Fail(serving.status());
+  std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
+  return *serving ? 0 : 1;
+}
+
+int Models(InferdClient& client) {
+  auto index = client.ListModels();
+  if (!index.ok()) return Fail(index.status());
+  for (const auto& m : index->models()) {
+    auto meta = client.ModelMetadata(m.name());
+    std::string sig;
+    if (meta.ok()) {
+      auto fmt = [](const auto& tensors) {
+        std::vector<std::string> parts;
+        for (const auto& t : tensors) {
+          parts.push_back(absl::StrCat(t.name(), ":", t.datatype(), "[",
+                                       absl::StrJoin(t.shape(), ","), "]"));
+        }
+        return absl::StrJoin(parts, " ");
+      };
+      sig = absl::StrCat(meta->platform(), "  in: ", fmt(meta->inputs()),
+                         "  out: ", fmt(meta->outputs()));
+    }
+    std::printf("%-16s v%-4s %-8s %s\n", m.name().c_str(), m.version().c_str(), m.state().c_str(),
+                sig.c_str());
+  }
+  return 0;
+}
+
+int Infer(InferdClient& client, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  inference::ModelInferRequest req;
+  req.set_model_name(args[0]);
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view a = args[i];
+    if (absl::ConsumePrefix(&a, "--input=")) {
+      if (absl::Status st = AddInputSpec(a, &req); !st.ok()) {
+        std::fprintf(stderr, "inferctl: %s\n", std::string(st.message()).c_str());
+        return 2;
+      }
+    } else if (absl::ConsumePrefix(&a, "--output=")) {
+      req.add_outputs()->set_name(std::string(a));
+    } else if (absl::ConsumePrefix(&a, "--param=")) {
+      const size_t eq = a.find('=');
+      if (eq == absl::string_view::npos) {
+        std::fprintf(stderr, "inferctl: --param needs KEY=VALUE\n");
+        return 2;
+      }
+      inference::InferParameter p;
+      absl::string_view v = a.substr(eq + 1);
+      int64_t iv;
+      double dv;
+      if (absl::SimpleAtoi(v, &iv)) p.set_int64_param(iv);
+      else if (absl::SimpleAtod(v, &dv)) p.set_double_param(dv);
+      else if (v == "true" || v == "false") p.set_bool_param(v == "true");
+      else p.set_string_param(std::string(v));
+      (*req.mutable_parameters())[std::string(a.substr(0, eq))] = p;
+    } else {
+      std::fprintf(stderr, "inferctl infer: unknown argument '%s'\n", args[i].c_str());
+      return 2;
+    }
+  }
+  auto resp = client.Infer(req);
+  if (!resp.ok()) return Fail(resp.status());
+  for (int i = 0; i < resp->outputs_size(); ++i) {
+    const auto& out = resp->outputs(i);
+    std::optional<DataType> dt = ParseDataType(out.datatype());
+    const std::string values = (dt && i < resp->raw_output_contents_size())
+                                   ? FormatValues(*dt, resp->raw_output_contents(i))
+                                   : std::string("?");
+    std::printf("%s %s [%s]: %s\n", out.name().c_str(), out.datatype().c_str(),
+                absl::StrJoin(out.shape(), ",").c_str(), values.c_str());
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  ClientOptions options;
+  int i = 1;
+  for (; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--target=")) {
+      options.target = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--timeout=")) {
+      double s;
+      if (!absl::SimpleAtod(a, &s) || s <= 0) {
+        std::fprintf(stderr, "inferctl: --timeout must be a positive number of seconds\n");
+        return 2;
+      }
+      options.timeout = absl::Seconds(s);
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string command = argv[i];
+  std::vector<std::string> args(argv + i + 1, argv + argc);
+  InferdClient client(options);
+  if (command == "health") return Health(client, args);
+  if (command == "models") return Models(client);
+  if (command == "infer") return Infer(client, args);
+  std::fprintf(stderr, "inferctl: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace
+}  // namespace inferd
+
+int main(int argc, char** argv) { return inferd::Main(argc, argv); }

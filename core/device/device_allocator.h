@@ -1,0 +1,33 @@
+// DeviceAllocator: stream-ordered allocation of short-lived device buffers
+// (model inputs, outputs, scratch). The memory engine's caching pools
+// implement it; NewRawDeviceAllocator is the fallback that goes to the
+// driver for every buffer.
+#ifndef INFERD_CORE_DEVICE_DEVICE_ALLOCATOR_H_
+#define INFERD_CORE_DEVICE_DEVICE_ALLOCATOR_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "core/device/device.h"
+
+namespace inferd {
+
+// Thread-safe.
+class DeviceAllocator {
+ public:
+  virtual ~DeviceAllocator() = default;
+  // Returns `bytes` of device memory usable by work on `stream`.
+  // RESOURCE_EXHAUSTED naming the device, requested and free bytes.
+  virtual absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) = 0;
+  // Returns `ptr`; reuse is ordered after the work already enqueued on
+  // `stream`. Makes no driver call, so it may run in a stream callback.
+  virtual void Free(Device& device, Stream& stream, void* ptr) = 0;
+};
+
+// Allocates with Device::AllocateRaw; frees are deferred to the next
+// Allocate (or destruction) so Free never calls the driver.
+std::unique_ptr<DeviceAllocator> NewRawDeviceAllocator();
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_DEVICE_DEVICE_ALLOCATOR_H_

@@ -1,0 +1,23 @@
+// ExecuteOnDevice: runs one bound InferRequest on one device stream —
+// allocate, copy inputs in, run the model, copy outputs out, complete. The
+// scheduler decides where; this decides nothing.
+#ifndef INFERD_CORE_INFER_DEVICE_EXECUTION_H_
+#define INFERD_CORE_INFER_DEVICE_EXECUTION_H_
+
+#include "core/device/device.h"
+#include "core/device/device_allocator.h"
+#include "core/infer/infer_request.h"
+
+namespace inferd {
+
+// Validates `request` against its model, enqueues its work on `stream` and
+// returns. `responder->Complete` is called exactly once: from the stream's
+// callback thread on success or a device error, or before this returns on
+// a synchronous failure (validation, allocation, launch). Input host bytes
+// must stay valid until Complete.
+void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
+                     InferResponder* responder);
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_INFER_DEVICE_EXECUTION_H_

@@ -1,0 +1,36 @@
+// DirectDispatcher: places each request round-robin over devices and their
+// streams and runs it at once, with no queueing. The foundation's path from
+// ModelInfer to a device; the scheduler engine replaces it with queues,
+// priorities, batching and placement strategies.
+#ifndef INFERD_CORE_INFER_DIRECT_DISPATCHER_H_
+#define INFERD_CORE_INFER_DIRECT_DISPATCHER_H_
+
+#include <atomic>
+#include <vector>
+
+#include "core/device/device.h"
+#include "core/device/device_allocator.h"
+#include "core/infer/infer_request.h"
+
+namespace inferd {
+
+// Thread-safe; lock-free on the submit path.
+class DirectDispatcher final : public InferSubmitter {
+ public:
+  // Borrows `devices` (non-empty) and `allocator`.
+  DirectDispatcher(std::vector<Device*> devices, DeviceAllocator* allocator)
+      : devices_(std::move(devices)), allocator_(allocator) {}
+
+  // Runs `request` (already bound) on the next device; completes
+  // `responder` exactly once.
+  void Submit(InferRequest request, InferResponder* responder) override;
+
+ private:
+  const std::vector<Device*> devices_;
+  DeviceAllocator* const allocator_;
+  std::atomic<uint64_t> next_{0};
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_INFER_DIRECT_DISPATCHER_H_

@@ -1,0 +1,64 @@
+// InferRequest: one inference as core/ sees it, independent of the wire
+// protocol. Input bytes are borrowed from the caller (the gRPC message) and
+// outputs are written straight into memory the caller provides through an
+// InferResponder, so no tensor is copied on the host.
+#ifndef INFERD_CORE_INFER_INFER_REQUEST_H_
+#define INFERD_CORE_INFER_INFER_REQUEST_H_
+
+#include <memory>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "core/config/config.h"
+#include "core/models/model.h"
+
+namespace inferd {
+
+enum class Priority : uint8_t { kCritical = 0, kHigh = 1, kNormal = 2, kLow = 3, kBackground = 4 };
+inline constexpr int kNumPriorities = 5;
+
+struct InferInput {
+  absl::string_view name;
+  TensorDesc desc;
+  const void* data = nullptr;  // host bytes, desc.byte_size long
+};
+
+// Receives the results of one request. Implemented by the protocol adapter;
+// must outlive the request (until Complete returns).
+class InferResponder {
+ public:
+  virtual ~InferResponder() = default;
+  // Returns host memory of `desc.byte_size` bytes for model output `index`
+  // (signature order), or nullptr when the client did not ask for it.
+  // Called once per output, from any thread, before Complete.
+  virtual void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) = 0;
+  // Called exactly once, from any thread, with the request's outcome.
+  virtual void Complete(absl::Status status) = 0;
+};
+
+struct InferRequest {
+  std::shared_ptr<const Model> model;
+  absl::InlinedVector<InferInput, 4> inputs;  // in signature order once bound
+  ModelParams params;
+  Priority priority = Priority::kNormal;
+};
+
+// Where a bound request goes to run: the direct dispatcher, or the
+// scheduler with queues and batching. Thread-safe.
+class InferSubmitter {
+ public:
+  virtual ~InferSubmitter() = default;
+  // Runs `request` (already bound) and completes `responder` exactly once.
+  virtual void Submit(InferRequest request, InferResponder* responder) = 0;
+};
+
+// Orders `request->inputs` by the model's signature and checks names,
+// counts, ranks, byte sizes (with checked arithmetic) and `limits`.
+// INVALID_ARGUMENT naming the field, e.g. "inputs[1] (INPUT1): ...".
+absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request);
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_INFER_INFER_REQUEST_H_

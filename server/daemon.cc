@@ -1,0 +1,159 @@
+#include "server/daemon.h"
+
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/device/device_allocator.h"
+#include "core/device/discovery.h"
+#include "core/infer/direct_dispatcher.h"
+#include "core/models/model_registry.h"
+#include "core/util/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "server/device_collector.h"
+#include "server/grpc_metrics.h"
+#include "server/health_service.h"
+#include "server/kserve_service.h"
+
+namespace inferd {
+namespace {
+
+bool IsLoopback(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+}
+
+}  // namespace
+
+struct Daemon::Impl {
+  Config config;
+  // Declared in construction order; destroyed in reverse.
+  std::vector<std::unique_ptr<Device>> devices;
+  std::vector<Device*> device_ptrs;
+  std::unique_ptr<DeviceAllocator> allocator;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<DeviceCollector> device_collector;
+  ModelRegistry models;
+  std::unique_ptr<InferSubmitter> submitter;
+  std::unique_ptr<GrpcMetrics> grpc_metrics;
+  std::unique_ptr<HealthService> health;
+  std::unique_ptr<KServeService> kserve;
+  std::unique_ptr<grpc::Server> server;
+  int grpc_port = 0;
+  int metrics_port = 0;
+  bool shut_down = false;
+
+  ~Impl() {
+    if (server) server->Shutdown(std::chrono::system_clock::now());
+    server.reset();
+    kserve.reset();
+    health.reset();
+    submitter.reset();
+    for (auto& d : devices) (void)d->Synchronize();
+    allocator.reset();
+  }
+};
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() = default;
+
+int Daemon::grpc_port() const { return impl_->grpc_port; }
+int Daemon::metrics_port() const { return impl_->metrics_port; }
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+
+  DiscoveryOptions dopts;
+  dopts.host_devices = config.device.host_devices;
+  dopts.host_capacity_bytes = static_cast<uint64_t>(config.device.host_memory_mb) << 20;
+  dopts.cuda_ordinals = config.device.cuda_devices;
+  dopts.streams_per_device = config.device.performance.max_tasks_per_device;
+  dopts.host_inline_when_idle = config.device.host_inline_when_idle;
+  auto devices = DiscoverDevices(dopts);
+  if (!devices.ok()) return devices.status();
+  impl->devices = *std::move(devices);
+  for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
+  impl->allocator = NewRawDeviceAllocator();
+
+  impl->registry = std::make_shared<prometheus::Registry>();
+  impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
+  if (!config.server.metrics_listen.empty()) {
+    try {
+      impl->exposer = std::make_unique<prometheus::Exposer>(config.server.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("server.metrics_listen: cannot listen on ",
+                                                 config.server.metrics_listen, ": ", e.what()));
+    }
+    impl->exposer->RegisterCollectable(impl->registry);
+    impl->exposer->RegisterCollectable(impl->device_collector);
+    auto ports = impl->exposer->GetListeningPorts();
+    impl->metrics_port = ports.empty() ? 0 : ports[0];
+  }
+
+  if (!config.models.repository.empty() &&
+      !std::filesystem::is_directory(config.models.repository)) {
+    return absl::InvalidArgumentError(absl::StrCat("models.repository: '",
+                                                   config.models.repository,
+                                                   "' is not a directory"));
+  }
+  for (auto& m : BuiltinModels()) impl->models.Add(std::move(m));
+  impl->submitter = std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get());
+
+  impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
+  impl->health = std::make_unique<HealthService>(impl->grpc_metrics.get());
+  impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),
+                                                 config.limits, impl->grpc_metrics.get());
+
+  const std::string& reflection = config.server.reflection;
+  const bool want_reflection =
+      reflection == "on" || (reflection == "auto" && IsLoopback(config.server.grpc_listen));
+  if (want_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
+                           &impl->grpc_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_receive_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_send_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.server.max_concurrent_streams);
+  builder.RegisterService(impl->health.get());
+  builder.RegisterService(impl->kserve.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->grpc_port == 0) {
+    return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",
+                                               config.server.grpc_listen));
+  }
+  INFERD_LOG(kInfo, "gRPC listening on ", config.server.grpc_listen, " (port ", impl->grpc_port,
+             ")", want_reflection ? ", reflection on" : "");
+  if (impl->exposer) {
+    INFERD_LOG(kInfo, "metrics on ", config.server.metrics_listen, " (port ",
+               impl->metrics_port, ")");
+  }
+
+  impl->kserve->SetReady(true);
+  impl->health->SetServing(true);
+  INFERD_LOG(kInfo, "serving: ", impl->devices.size(), " device(s), ",
+             impl->models.List().size(), " model(s)");
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+void Daemon::Shutdown(absl::Duration grace) {
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
+  INFERD_LOG(kInfo, "shutting down: NOT_SERVING, draining for up to ",
+             absl::FormatDuration(grace));
+  impl_->kserve->SetReady(false);
+  impl_->health->Shutdown();
+  impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  impl_->server->Wait();
+  for (auto& d : impl_->devices) (void)d->Synchronize();
+  INFERD_LOG(kInfo, "shutdown complete");
+}
+
+}  // namespace inferd

@@ -1,0 +1,154 @@
+#include "server/health_service.h"
+
+#include <vector>
+
+namespace inferd {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+// One Watch stream: writes the current status, then every change. Thread-safe.
+class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResponse> {
+ public:
+  HealthWatchReactor(HealthService* service, std::string name)
+      : service_(service), name_(std::move(name)) {}
+
+  // Sends `status` now, or after the write in flight. `finish` ends the stream.
+  void Push(HealthCheckResponse::ServingStatus status, bool finish) {
+    absl::MutexLock lock(&mu_);
+    pending_ = status;
+    finish_ |= finish;
+    MaybeWriteLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status::CANCELLED);
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    service_->Unregister(this);
+    delete this;
+  }
+
+ private:
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || finished_) return;
+    if (pending_ != sent_) {
+      sent_ = pending_;
+      response_.set_status(sent_);
+      writing_ = true;
+      StartWrite(&response_);
+      return;
+    }
+    if (finish_) FinishLocked(grpc::Status::OK);
+  }
+  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(s);
+  }
+
+  HealthService* const service_;
+  const std::string name_;
+  absl::Mutex mu_;
+  HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
+  HealthCheckResponse::ServingStatus pending_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
+  HealthCheckResponse::ServingStatus sent_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+
+ public:
+  const std::string& name() const { return name_; }
+};
+
+HealthService::HealthService(GrpcMetrics* metrics)
+    : check_metrics_(metrics->ForMethod("grpc.health.v1.Health/Check")),
+      watch_metrics_(metrics->ForMethod("grpc.health.v1.Health/Watch")) {}
+
+HealthService::~HealthService() = default;
+
+HealthService::ServingStatus HealthService::StatusFor(const std::string& service) const {
+  if (!Known(service)) return HealthCheckResponse::SERVICE_UNKNOWN;
+  absl::MutexLock lock(&mu_);
+  return serving_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
+}
+
+void HealthService::SetServing(bool serving) {
+  std::vector<HealthWatchReactor*> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    serving_ = serving;
+    watchers.assign(watchers_.begin(), watchers_.end());
+    // Push under mu_ so a reactor cannot finish (and delete) meanwhile.
+    for (auto* w : watchers) {
+      w->Push(Known(w->name()) ? (serving ? HealthCheckResponse::SERVING
+                                          : HealthCheckResponse::NOT_SERVING)
+                               : HealthCheckResponse::SERVICE_UNKNOWN,
+              false);
+    }
+  }
+}
+
+void HealthService::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  serving_ = false;
+  shut_down_ = true;
+  for (auto* w : watchers_) {
+    w->Push(Known(w->name()) ? HealthCheckResponse::NOT_SERVING
+                             : HealthCheckResponse::SERVICE_UNKNOWN,
+            true);
+  }
+}
+
+void HealthService::Unregister(HealthWatchReactor* r) {
+  absl::MutexLock lock(&mu_);
+  watchers_.erase(r);
+}
+
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
+                                               const HealthCheckRequest* request,
+                                               HealthCheckResponse* response) {
+  CallTimer timer(check_metrics_);
+  auto* reactor = context->DefaultReactor();
+  if (!Known(request->service())) {
+    timer.Finish(grpc::StatusCode::NOT_FOUND);
+    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                 "service: unknown service '" + request->service() +
+                                     "' (known: \"\", \"inferd\")"));
+    return reactor;
+  }
+  response->set_status(StatusFor(request->service()));
+  timer.Finish(grpc::StatusCode::OK);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
+    grpc::CallbackServerContext* context, const HealthCheckRequest* request) {
+  CallTimer timer(watch_metrics_);
+  auto* reactor = new HealthWatchReactor(this, request->service());
+  absl::MutexLock lock(&mu_);
+  watchers_.insert(reactor);
+  const bool known = Known(request->service());
+  reactor->Push(!known      ? HealthCheckResponse::SERVICE_UNKNOWN
+                : serving_ ? HealthCheckResponse::SERVING
+                           : HealthCheckResponse::NOT_SERVING,
+                shut_down_);
+  timer.Finish(grpc::StatusCode::OK);
+  return reactor;
+}
+
+}  // namespace inferd

@@ -1,0 +1,52 @@
+#include "server/healthcheck.h"
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace inferd {
+
+int RunHealthcheck(int argc, const char* const* argv) {
+  std::string target = "127.0.0.1:50051";
+  std::string service = "inferd";
+  double timeout_s = 2.0;
+  for (int i = 2; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--grpc-target=")) {
+      target = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--service=")) {
+      service = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--timeout=")) {
+      if (!absl::SimpleAtod(a, &timeout_s) || timeout_s <= 0) {
+        std::fprintf(stderr, "healthcheck: --timeout must be a positive number of seconds\n");
+        return 2;
+      }
+    } else {
+      std::fprintf(stderr, "healthcheck: unknown argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::Status st = stub->Check(&ctx, req, &resp);
+  if (!st.ok()) {
+    std::fprintf(stderr, "healthcheck: %s: %s\n", target.c_str(), st.error_message().c_str());
+    return 1;
+  }
+  const bool serving = resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
+  return serving ? 0 : 1;
+}
+
+}  // namespace inferd

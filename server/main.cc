@@ -1,0 +1,106 @@
+// inferd: the daemon's entry point. Flags and config in, signals handled
+// here; everything else is built by Daemon.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include "absl/time/time.h"
+#include "core/config/config.h"
+#include "core/util/logging.h"
+#include "server/daemon.h"
+#include "server/flags.h"
+#include "server/healthcheck.h"
+
+#ifndef INFERD_VERSION
+#define INFERD_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr int kExitConfig = 2;
+
+int Main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "healthcheck") == 0) {
+    return inferd::RunHealthcheck(argc, argv);
+  }
+  auto flags = inferd::ParseFlags(argc, argv);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "inferd: %s\n%s", std::string(flags.status().message()).c_str(),
+                 inferd::kUsage);
+    return kExitConfig;
+  }
+  if (flags->help) {
+    std::fputs(inferd::kUsage, stdout);
+    return 0;
+  }
+  if (flags->version) {
+    std::printf("inferd %s\n", INFERD_VERSION);
+    return 0;
+  }
+  inferd::Config config;
+  if (!flags->config_path.empty()) {
+    auto loaded = inferd::LoadConfigFile(flags->config_path);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "inferd: config error: %s\n",
+                   std::string(loaded.status().message()).c_str());
+      return kExitConfig;
+    }
+    config = *std::move(loaded);
+  }
+  inferd::ApplyFlags(*flags, &config);
+  if (absl::Status st = inferd::ValidateConfig(config); !st.ok()) {
+    std::fprintf(stderr, "inferd: config error: %s\n", std::string(st.message()).c_str());
+    return kExitConfig;
+  }
+  if (flags->print_config) {
+    std::fputs(inferd::DescribeConfig(config).c_str(), stdout);
+    return 0;
+  }
+  inferd::LogLevel level;
+  if (inferd::ParseLogLevel(config.server.log_level, &level)) inferd::SetMinLogLevel(level);
+
+  // Signals are taken synchronously by this thread; block them everywhere
+  // before any other thread starts. SIGUSR1 tells us shutdown finished.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto daemon = inferd::Daemon::Start(config);
+  if (!daemon.ok()) {
+    INFERD_LOG(kError, "start failed: ", daemon.status().message());
+    return daemon.status().code() == absl::StatusCode::kInvalidArgument ? kExitConfig : 1;
+  }
+  std::thread shutdown_thread;
+  bool shutting_down = false;
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) break;  // shutdown finished
+    if (shutting_down) {
+      INFERD_LOG(kWarning, "second signal (", strsignal(sig), "): exiting now");
+      std::_Exit(128 + sig);
+    }
+    shutting_down = true;
+    INFERD_LOG(kInfo, "received ", strsignal(sig));
+    const absl::Duration grace = absl::Seconds(config.server.shutdown_grace_seconds);
+    shutdown_thread = std::thread([d = daemon->get(), grace] {
+      d->Shutdown(grace);
+      kill(getpid(), SIGUSR1);
+    });
+  }
+  shutdown_thread.join();
+  daemon->reset();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }
