@@ -28,7 +28,10 @@ inferd-specific rules:
   - volume mounts name volumes, configMap volumes name ConfigMaps of the set;
   - the inferd-config ConfigMap carries the same settings as
     deploy/docker/inferd.yaml;
-  - every kustomization resource exists.
+  - every kustomization resource exists;
+  - the image agrees with its config: the Dockerfile copies
+    deploy/docker/inferd.yaml to the path its CMD passes to --config, EXPOSEs
+    the gRPC and metrics ports, and its HEALTHCHECK targets the gRPC port.
 
 Usage: k8s_semantic_check.py [--root REPO]; prints one line per problem and
 exits 1 when there is one.
@@ -483,6 +486,40 @@ def dockerfile_uid(path: str) -> Optional[int]:
     return uid
 
 
+def image_errors(dockerfile_text: str, docker_config: Dict[str, Any]) -> List[str]:
+    """Checks that the Dockerfile's final stage and deploy/docker/inferd.yaml agree."""
+    errors = []
+    final = re.split(r"(?im)^\s*FROM\s", dockerfile_text)[-1]
+    joined = re.sub(r"\\\n", " ", final)
+    server = (docker_config or {}).get("server") or {}
+    grpc_host, grpc_port = _host_port(server.get("grpc_listen", DAEMON_DEFAULT_GRPC_LISTEN))
+    metrics_host, metrics_port = _host_port(server.get("metrics_listen", "127.0.0.1:9464"))
+    for what, host in (("grpc_listen", grpc_host), ("metrics_listen", metrics_host)):
+        if _is_loopback(host):
+            errors.append(f"deploy/docker/inferd.yaml: server.{what} binds loopback; a container must bind "
+                          "0.0.0.0 to be reachable")
+    m = re.search(r"(?m)^\s*CMD\s+(\[.*\])\s*$", joined)
+    config_path = _flag(yaml.safe_load(m.group(1)), "config") if m else None
+    if config_path is None:
+        errors.append("Dockerfile: CMD does not pass --config")
+    elif not re.search(rf"(?m)^\s*COPY\s+deploy/docker/inferd\.yaml\s+{re.escape(config_path)}\s*$", joined):
+        errors.append(f"Dockerfile: no COPY deploy/docker/inferd.yaml {config_path} for the CMD's --config")
+    exposed = {int(p.split("/")[0]) for line in re.findall(r"(?m)^\s*EXPOSE\s+(.*)$", joined)
+               for p in line.split()}
+    for port in (grpc_port, metrics_port):
+        if port not in exposed:
+            errors.append(f"Dockerfile: EXPOSE lacks port {port} from deploy/docker/inferd.yaml")
+    m = re.search(r"(?m)^\s*HEALTHCHECK\b.*?\bCMD\s+(\[.*\])\s*$", joined)
+    if not m:
+        errors.append("Dockerfile: no HEALTHCHECK CMD [...]")
+    else:
+        command = yaml.safe_load(m.group(1))
+        target = _flag(command, "grpc-target") or DAEMON_DEFAULT_GRPC_LISTEN
+        if "healthcheck" not in command or _host_port(target)[1] != grpc_port:
+            errors.append(f"Dockerfile: HEALTHCHECK {command} does not run `inferd healthcheck` on port {grpc_port}")
+    return errors
+
+
 def kustomization_errors(paths: Iterable[str]) -> List[str]:
     errors = []
     for path in paths:
@@ -509,7 +546,10 @@ def main(argv: List[str]) -> int:
         docker_config = yaml.safe_load(f) or {}
     ctx = Context(docker_config=docker_config, dockerfile_uid=dockerfile_uid(os.path.join(root, "Dockerfile")))
     manifests = [p for p in paths if os.path.basename(p) != "kustomization.yaml"]
-    errors = kustomization_errors(paths) + check(load(manifests), ctx)
+    with open(os.path.join(root, "Dockerfile"), encoding="utf-8") as f:
+        dockerfile_text = f.read()
+    errors = (kustomization_errors(paths) + image_errors(dockerfile_text, docker_config) +
+              check(load(manifests), ctx))
     for e in errors:
         print(os.path.relpath(e.split(":", 1)[0], root) + ":" + e.split(":", 1)[1]
               if e.startswith(root) else e)

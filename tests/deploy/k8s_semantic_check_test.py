@@ -188,5 +188,36 @@ class SemanticCheckTest(unittest.TestCase):
         self.assertProblem("mounts volume cache, which is not declared")
 
 
+class ImageCheckTest(unittest.TestCase):
+
+    def setUp(self):
+        with open(os.path.join(ROOT, "Dockerfile"), encoding="utf-8") as f:
+            self.dockerfile = f.read()
+        self.config = _context().docker_config
+
+    def problems(self):
+        return k8s.image_errors(self.dockerfile, self.config)
+
+    def test_repository_image_passes(self):
+        self.assertEqual(self.problems(), [])
+
+    def test_loopback_container_config_fails(self):
+        self.config["server"]["grpc_listen"] = "127.0.0.1:50051"
+        self.assertIn("binds loopback", " ".join(self.problems()))
+
+    def test_healthcheck_on_other_port_fails(self):
+        self.dockerfile = self.dockerfile.replace("--grpc-target=127.0.0.1:50051", "--grpc-target=127.0.0.1:6000")
+        self.assertIn("HEALTHCHECK", " ".join(self.problems()))
+
+    def test_unexposed_metrics_port_fails(self):
+        self.dockerfile = self.dockerfile.replace("EXPOSE 50051 9464", "EXPOSE 50051")
+        self.assertIn("EXPOSE lacks port 9464", " ".join(self.problems()))
+
+    def test_config_not_copied_to_cmd_path_fails(self):
+        self.dockerfile = self.dockerfile.replace('CMD ["--config=/etc/inferd/inferd.yaml"]',
+                                                  'CMD ["--config=/etc/inferd/config.yaml"]')
+        self.assertIn("no COPY deploy/docker/inferd.yaml /etc/inferd/config.yaml", " ".join(self.problems()))
+
+
 if __name__ == "__main__":
     unittest.main()
