@@ -133,6 +133,9 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
         " inputs (one per input, in input order)"));
   }
   request->inputs.clear();
+  // Inputs point into `storage`: no reallocation may move it (small strings
+  // live inside the vector's elements).
+  if (!raw) storage->reserve(storage->size() + static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     const auto& in = wire.inputs(i);
     const std::string field = absl::StrCat("inputs[", i, "]");
