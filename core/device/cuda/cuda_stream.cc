@@ -1,0 +1,292 @@
+#include "core/device/cuda/cuda_stream.h"
+
+#include <atomic>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/device/cuda/cuda_device.h"
+#include "core/device/cuda/cuda_status.h"
+#include "core/util/logging.h"
+#include "core/util/status_macros.h"
+
+namespace inferd {
+
+// CudaEventHandle
+
+absl::StatusOr<std::shared_ptr<CudaEventHandle>> CudaEventHandle::Create(int device_index,
+                                                                         int ordinal) {
+  ScopedCudaDevice guard(ordinal);
+  RETURN_IF_ERROR(guard.status(device_index));
+  cudaEvent_t event = nullptr;
+  RETURN_IF_ERROR(CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
+                             "cudaEventCreateWithFlags", device_index));
+  return std::shared_ptr<CudaEventHandle>(new CudaEventHandle(event, device_index, ordinal));
+}
+
+CudaEventHandle::~CudaEventHandle() {
+  ScopedCudaDevice guard(ordinal_);
+  // Safe while work still waits on the event: CUDA releases it afterwards.
+  if (cudaEventDestroy(event_) != cudaSuccess) (void)cudaGetLastError();
+}
+
+// CudaEvent
+
+absl::StatusOr<std::shared_ptr<CudaEventHandle>> CudaEvent::HandleFor(int device_index,
+                                                                      int ordinal) {
+  absl::MutexLock lock(&mu_);
+  if (handle_ == nullptr || handle_->ordinal() != ordinal) {
+    ASSIGN_OR_RETURN(handle_, CudaEventHandle::Create(device_index, ordinal));
+  }
+  return handle_;
+}
+
+std::shared_ptr<CudaEventHandle> CudaEvent::latest() {
+  absl::MutexLock lock(&mu_);
+  return handle_;
+}
+
+bool CudaEvent::IsComplete() {
+  std::shared_ptr<CudaEventHandle> h = latest();
+  if (h == nullptr) return true;
+  ScopedCudaDevice guard(h->ordinal());
+  const cudaError_t err = cudaEventQuery(h->get());
+  if (err == cudaErrorNotReady) return false;
+  // A failure means the work is over (with an error Synchronize returns).
+  if (err != cudaSuccess) (void)cudaGetLastError();
+  return true;
+}
+
+absl::Status CudaEvent::Synchronize() {
+  std::shared_ptr<CudaEventHandle> h = latest();
+  if (h == nullptr) return absl::OkStatus();
+  ScopedCudaDevice guard(h->ordinal());
+  RETURN_IF_ERROR(guard.status(h->device_index()));
+  return CudaStatus(cudaEventSynchronize(h->get()), "cudaEventSynchronize", h->device_index());
+}
+
+// CudaStream
+
+// One ThenCallback closure. `claimed` makes sure it runs once, whether its
+// host function runs or a sticky error flushes it.
+struct CudaStream::PendingCallback {
+  CudaStream* stream = nullptr;
+  uint64_t id = 0;
+  absl::AnyInvocable<void(absl::Status) &&> fn;
+  std::atomic<bool> claimed{false};
+};
+
+absl::StatusOr<std::unique_ptr<CudaStream>> CudaStream::Create(CudaDevice* device, int id) {
+  const int ordinal = device->ordinal();
+  ScopedCudaDevice guard(ordinal);
+  RETURN_IF_ERROR(guard.status(device->index()));
+  cudaStream_t stream = nullptr;
+  RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                             "cudaStreamCreateWithFlags", device->index()));
+  return std::unique_ptr<CudaStream>(new CudaStream(device, id, stream));
+}
+
+CudaStream::CudaStream(CudaDevice* device, int id, cudaStream_t stream)
+    : device_(device),
+      id_(id),
+      ordinal_(device->ordinal()),
+      device_index_(device->index()),
+      stream_(stream),
+      callbacks_(std::make_unique<CallbackRunner>()) {}
+
+CudaStream::~CudaStream() {
+  callbacks_.reset();
+  ScopedCudaDevice guard(ordinal_);
+  if (cudaStreamDestroy(stream_) != cudaSuccess) (void)cudaGetLastError();
+}
+
+Device& CudaStream::device() { return *device_; }
+
+absl::Status CudaStream::CheckEnqueue(cudaError_t err, absl::string_view op) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  (void)cudaGetLastError();
+  absl::Status st = CudaStatus(err, op, device_index_);
+  if (IsStickyCudaError(err)) device_->OnStickyError(st);
+  return st;
+}
+
+absl::Status CudaStream::Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                              absl::string_view op) {
+  if (bytes == 0) return absl::OkStatus();
+  if (dst == nullptr || src == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(op, " on device ", device_index_,
+                                                   ": null pointer for ", bytes, " bytes"));
+  }
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  return CheckEnqueue(cudaMemcpyAsync(dst, src, bytes, kind, stream_), op);
+}
+
+absl::Status CudaStream::CopyHostToDevice(void* dst, const void* src, size_t bytes) {
+  return Copy(dst, src, bytes, cudaMemcpyHostToDevice, "cudaMemcpyAsync (host to device)");
+}
+
+absl::Status CudaStream::CopyDeviceToHost(void* dst, const void* src, size_t bytes) {
+  return Copy(dst, src, bytes, cudaMemcpyDeviceToHost, "cudaMemcpyAsync (device to host)");
+}
+
+absl::Status CudaStream::CopyDeviceToDevice(void* dst, const void* src, size_t bytes) {
+  return Copy(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyAsync (device to device)");
+}
+
+absl::Status CudaStream::CopyFromPeer(void* dst, Device& src_device, const void* src,
+                                      size_t bytes) {
+  if (src_device.info().kind == DeviceKind::kHost) {
+    // A host device's memory is ordinary host memory.
+    return CopyHostToDevice(dst, src, bytes);
+  }
+  auto* peer = dynamic_cast<CudaDevice*>(&src_device);
+  if (peer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("copy from device ", src_device.index(),
+                                                   " to device ", device_index_,
+                                                   ": unsupported source device"));
+  }
+  if (peer->ordinal() == ordinal_) return CopyDeviceToDevice(dst, src, bytes);
+  if (bytes == 0) return absl::OkStatus();
+  if (dst == nullptr || src == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("copy from device ", peer->index(),
+                                                   " to device ", device_index_,
+                                                   ": null pointer for ", bytes, " bytes"));
+  }
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  // Direct over NVLink/PCIe with peer access, else staged by the driver.
+  return CheckEnqueue(cudaMemcpyPeerAsync(dst, ordinal_, src, peer->ordinal(), bytes, stream_),
+                      absl::StrCat("cudaMemcpyPeerAsync (from device ", peer->index(), ")"));
+}
+
+absl::Status CudaStream::Memset(void* dst, uint8_t value, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  if (dst == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("memset on device ", device_index_, ": null pointer for ", bytes, " bytes"));
+  }
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  return CheckEnqueue(cudaMemsetAsync(dst, value, bytes, stream_), "cudaMemsetAsync");
+}
+
+void CudaStream::Post(std::shared_ptr<PendingCallback> callback, absl::Status status) {
+  if (callback->claimed.exchange(true)) return;
+  callbacks_->Post([callback = std::move(callback), status = std::move(status)]() mutable {
+    std::move(callback->fn)(std::move(status));
+  });
+}
+
+// Runs on CUDA's host-function thread: makes no CUDA call.
+void CUDART_CB CudaStream::RunHostFunction(void* arg) {
+  std::unique_ptr<std::shared_ptr<PendingCallback>> holder(
+      static_cast<std::shared_ptr<PendingCallback>*>(arg));
+  (*holder)->stream->Deliver(*holder);
+}
+
+void CudaStream::Deliver(const std::shared_ptr<PendingCallback>& callback) {
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(callback->id);
+    status = error_;
+  }
+  Post(callback, std::move(status));
+}
+
+absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) {
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  auto callback = std::make_shared<PendingCallback>();
+  callback->stream = this;
+  callback->fn = std::move(fn);
+  {
+    absl::MutexLock lock(&mu_);
+    if (poisoned_) {
+      // CUDA would never run the host function.
+      Post(std::move(callback), error_);
+      return absl::OkStatus();
+    }
+    callback->id = next_callback_id_++;
+    pending_.emplace(callback->id, callback);
+  }
+  auto* arg = new std::shared_ptr<PendingCallback>(callback);
+  const cudaError_t err = cudaLaunchHostFunc(stream_, &CudaStream::RunHostFunction, arg);
+  if (err != cudaSuccess) {
+    delete arg;
+    {
+      absl::MutexLock lock(&mu_);
+      pending_.erase(callback->id);
+    }
+    // Unless a sticky error already flushed it, the caller learns of the
+    // failure from the returned status instead of through `fn`.
+    callback->claimed.store(true);
+    return CheckEnqueue(err, "cudaLaunchHostFunc");
+  }
+  return absl::OkStatus();
+}
+
+void CudaStream::OnAsyncError(const absl::Status& error, bool sticky) {
+  std::map<uint64_t, std::shared_ptr<PendingCallback>> flushed;
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    if (error_.ok()) error_ = error;
+    if (!sticky) return;
+    poisoned_ = true;
+    status = error_;
+    flushed.swap(pending_);
+  }
+  // The host functions of `flushed` leak their small argument if CUDA never
+  // runs them; `claimed` stops a late one from running `fn` twice.
+  for (auto& [id, callback] : flushed) Post(callback, status);
+}
+
+absl::Status CudaStream::RecordEvent(Event& event) {
+  auto* cuda_event = dynamic_cast<CudaEvent*>(&event);
+  if (cuda_event == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("record event on device ", device_index_, ": not a CUDA event"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<CudaEventHandle> handle,
+                   cuda_event->HandleFor(device_index_, ordinal_));
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  return CheckEnqueue(cudaEventRecord(handle->get(), stream_), "cudaEventRecord");
+}
+
+absl::Status CudaStream::WaitEvent(Event& event) {
+  auto* cuda_event = dynamic_cast<CudaEvent*>(&event);
+  if (cuda_event == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("wait for event on device ", device_index_, ": not a CUDA event"));
+  }
+  std::shared_ptr<CudaEventHandle> handle = cuda_event->latest();
+  if (handle == nullptr) return absl::OkStatus();  // never recorded: complete
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  return CheckEnqueue(cudaStreamWaitEvent(stream_, handle->get(), 0), "cudaStreamWaitEvent");
+}
+
+absl::Status CudaStream::Synchronize() {
+  {
+    ScopedCudaDevice guard(ordinal_);
+    RETURN_IF_ERROR(guard.status(device_index_));
+    const cudaError_t err = cudaStreamSynchronize(stream_);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
+      absl::Status st = CudaStatus(err, "cudaStreamSynchronize", device_index_);
+      if (IsStickyCudaError(err)) {
+        device_->OnStickyError(st);
+      } else {
+        OnAsyncError(st, /*sticky=*/false);
+      }
+    }
+  }
+  callbacks_->WaitIdle();
+  absl::MutexLock lock(&mu_);
+  return error_;
+}
+
+}  // namespace inferd

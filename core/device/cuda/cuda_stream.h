@@ -1,0 +1,139 @@
+// CudaStream and CudaEvent: the Stream and Event of a CudaDevice, over a
+// non-blocking cudaStream_t and cudaEvent_t (timing disabled), each owned
+// (RAII) by its object.
+#ifndef INFERD_CORE_DEVICE_CUDA_CUDA_STREAM_H_
+#define INFERD_CORE_DEVICE_CUDA_CUDA_STREAM_H_
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "core/device/cuda/callback_runner.h"
+#include "core/device/device.h"
+
+namespace inferd {
+
+class CudaDevice;
+
+// Owns one cudaEvent_t created on one device. Thread-safe (immutable).
+class CudaEventHandle {
+ public:
+  // Creates an event with timing disabled on CUDA device `ordinal`.
+  static absl::StatusOr<std::shared_ptr<CudaEventHandle>> Create(int device_index, int ordinal);
+  ~CudaEventHandle();
+  CudaEventHandle(const CudaEventHandle&) = delete;
+  CudaEventHandle& operator=(const CudaEventHandle&) = delete;
+
+  cudaEvent_t get() const { return event_; }
+  int ordinal() const { return ordinal_; }
+  int device_index() const { return device_index_; }
+
+ private:
+  CudaEventHandle(cudaEvent_t event, int device_index, int ordinal)
+      : event_(event), device_index_(device_index), ordinal_(ordinal) {}
+
+  const cudaEvent_t event_;
+  const int device_index_;
+  const int ordinal_;
+};
+
+// An Event that may be recorded on a stream of any CUDA device: the CUDA
+// event is created at the first record, and again when a record moves it to
+// another device. Never recorded, it is complete. Thread-safe.
+class CudaEvent final : public Event {
+ public:
+  CudaEvent() = default;
+
+  // Returns the CUDA event to record on device `ordinal`.
+  absl::StatusOr<std::shared_ptr<CudaEventHandle>> HandleFor(int device_index, int ordinal);
+  // Returns the CUDA event last handed out for recording; null if none.
+  std::shared_ptr<CudaEventHandle> latest();
+
+  // inferd::Event
+  bool IsComplete() override;
+  absl::Status Synchronize() override;
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<CudaEventHandle> handle_ ABSL_GUARDED_BY(mu_);
+};
+
+// A non-blocking CUDA stream. Thread-safe. ThenCallback closures run on the
+// stream's own callback thread (not on CUDA's host-function thread), in
+// order, so they may enqueue device work; Synchronize also waits for the
+// closures whose turn has come. Once the device reports a sticky error (a
+// kernel fault), pending and later callbacks receive it, since CUDA then
+// never runs their host functions.
+class CudaStream final : public Stream {
+ public:
+  // Creates the stream on `device` (which must outlive it).
+  static absl::StatusOr<std::unique_ptr<CudaStream>> Create(CudaDevice* device, int id);
+  // The device must be idle: callbacks still queued run first.
+  ~CudaStream() override;
+
+  // inferd::Stream
+  Device& device() override;
+  int id() const override { return id_; }
+  absl::Status CopyHostToDevice(void* dst, const void* src, size_t bytes) override;
+  absl::Status CopyDeviceToHost(void* dst, const void* src, size_t bytes) override;
+  absl::Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override;
+  absl::Status CopyFromPeer(void* dst, Device& src_device, const void* src,
+                            size_t bytes) override;
+  absl::Status Memset(void* dst, uint8_t value, size_t bytes) override;
+  absl::Status ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) override;
+  absl::Status RecordEvent(Event& event) override;
+  absl::Status WaitEvent(Event& event) override;
+  absl::Status Synchronize() override;
+  void* native_handle() override { return stream_; }
+
+  cudaStream_t cuda_stream() const { return stream_; }
+  int ordinal() const { return ordinal_; }
+  int device_index() const { return device_index_; }
+
+  // Converts the result of a call that enqueued work on this stream; a
+  // sticky error is also reported to the device (see OnAsyncError).
+  absl::Status CheckEnqueue(cudaError_t err, absl::string_view op);
+
+  // Records `error` as the stream's first asynchronous error (if it has none
+  // yet). When `sticky` (the context is unusable, so CUDA will run no more
+  // host functions) it also hands the error to every callback still waiting
+  // for its turn, and to every later one at once.
+  void OnAsyncError(const absl::Status& error, bool sticky);
+
+ private:
+  struct PendingCallback;
+
+  CudaStream(CudaDevice* device, int id, cudaStream_t stream);
+
+  static void CUDART_CB RunHostFunction(void* arg);
+  void Deliver(const std::shared_ptr<PendingCallback>& callback);
+  void Post(std::shared_ptr<PendingCallback> callback, absl::Status status);
+  absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                    absl::string_view op);
+
+  // Constant after construction.
+  CudaDevice* const device_;
+  const int id_;
+  const int ordinal_;
+  const int device_index_;
+  const cudaStream_t stream_;
+  std::unique_ptr<CallbackRunner> callbacks_;
+
+  absl::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  bool poisoned_ ABSL_GUARDED_BY(mu_) = false;  // a sticky error was seen
+  uint64_t next_callback_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // Callbacks enqueued whose host function has not run, by enqueue order.
+  std::map<uint64_t, std::shared_ptr<PendingCallback>> pending_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_DEVICE_CUDA_CUDA_STREAM_H_
