@@ -18,8 +18,21 @@
 
 namespace inferd::testing {
 
-std::string InferdBinary() { return std::string(INFERD_BINARY_DIR) + "/bin/inferd"; }
-std::string InferctlBinary() { return std::string(INFERD_BINARY_DIR) + "/bin/inferctl"; }
+namespace {
+std::string BinDir() {
+  const char* dir = std::getenv("INFERD_BIN_DIR");  // set on the GPU machine
+  return dir != nullptr ? dir : std::string(INFERD_BINARY_DIR) + "/bin";
+}
+}  // namespace
+
+std::string InferdBinary() { return BinDir() + "/inferd"; }
+std::string InferctlBinary() { return BinDir() + "/inferctl"; }
+
+std::vector<std::string> DeviceArgs(int host_devices) {
+  const char* gpu = std::getenv("INFERD_TEST_USE_GPU");
+  if (gpu != nullptr && std::string(gpu) == "1") return {};
+  return {"--host-devices=" + std::to_string(host_devices)};
+}
 
 namespace {
 

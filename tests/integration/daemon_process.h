@@ -19,6 +19,9 @@ namespace inferd::testing {
 
 std::string InferdBinary();
 std::string InferctlBinary();
+// "--host-devices=N", or nothing when INFERD_TEST_USE_GPU=1 (the daemon
+// then uses the GPUs it finds).
+std::vector<std::string> DeviceArgs(int host_devices);
 
 // Thread-safe.
 class DaemonProcess {

@@ -21,7 +21,9 @@ class KServeIntegrationTest : public ::testing::Test {
   static void SetUpTestSuite() {
     config_path_ = new std::string(testing::WriteTempFile(
         "server:\n  max_receive_message_bytes: 1048576\n"));
-    daemon_ = new DaemonProcess({"--host-devices=2", "--config=" + *config_path_});
+    std::vector<std::string> args = testing::DeviceArgs(2);
+    args.push_back("--config=" + *config_path_);
+    daemon_ = new DaemonProcess(args);
     ASSERT_TRUE(daemon_->started()) << daemon_->Stderr();
   }
   static void TearDownTestSuite() {

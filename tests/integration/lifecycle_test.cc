@@ -85,7 +85,7 @@ TEST(LifecycleTest, ShippedConfigStartsAndHealthcheckProbes) {
 // UNAVAILABLE or CANCELLED, never another error or a wrong answer), that
 // health watchers see NOT_SERVING, and that the exit code is 0.
 TEST(LifecycleTest, SigtermDrainsInFlightRequestsAndExitsZero) {
-  DaemonProcess d({"--host-devices=2"});
+  DaemonProcess d(testing::DeviceArgs(2));
   ASSERT_TRUE(d.started()) << d.Stderr();
   ClientOptions o;
   o.target = d.target();
