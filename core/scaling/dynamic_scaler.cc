@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <set>
 #include <string>
@@ -20,27 +21,23 @@ std::string Num(double v) { return absl::StrFormat("%.4g", v); }
 
 absl::Status CheckAmount(absl::string_view field, double v) {
   if (!std::isfinite(v)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", Num(v), " must be finite"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", Num(v), " must be finite"));
   }
   if (v < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", Num(v), " is negative"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", Num(v), " is negative"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckFraction(absl::string_view field, double v) {
   if (!(v >= 0.0 && v <= 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", Num(v), " must be in [0, 1]"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", Num(v), " must be in [0, 1]"));
   }
   return absl::OkStatus();
 }
 
 // A decision about `rule` (index `index`) before it is applied.
-ScalingEvent Decision(absl::Time now, const ScalingRule& rule, int index,
-                      double value, double cv) {
+ScalingEvent Decision(absl::Time now, const ScalingRule& rule, int index, double value, double cv) {
   ScalingEvent e;
   e.time = now;
   e.rule_index = index;
@@ -52,8 +49,8 @@ ScalingEvent Decision(absl::Time now, const ScalingRule& rule, int index,
 }
 
 std::string RuleSummary(const ScalingEvent& e) {
-  return absl::StrCat("rules[", e.rule_index, "] ", e.rule, " (value ",
-                      Num(e.value), ", cv ", Num(e.cv), ")");
+  return absl::StrCat("rules[", e.rule_index, "] ", e.rule, " (value ", Num(e.value), ", cv ",
+                      Num(e.cv), ")");
 }
 
 }  // namespace
@@ -112,51 +109,40 @@ absl::StatusOr<std::unique_ptr<DynamicScaler>> DynamicScaler::Create(
   for (size_t i = 0; i < options.devices.size(); ++i) {
     const int d = options.devices[i];
     if (d < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("devices[", i, "]: ", d, " is negative"));
+      return absl::InvalidArgumentError(absl::StrCat("devices[", i, "]: ", d, " is negative"));
     }
     if (!seen.insert(d).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("devices[", i, "]: ", d, " is listed twice"));
+      return absl::InvalidArgumentError(absl::StrCat("devices[", i, "]: ", d, " is listed twice"));
     }
   }
   RETURN_IF_ERROR(ValidatePolicy(options.policy));
   const int n = static_cast<int>(options.devices.size());
-  if (options.initial_active_devices < 0 ||
-      options.initial_active_devices > n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("initial_active_devices: ",
-                     options.initial_active_devices, " must be in [0, ", n,
-                     "]"));
+  if (options.initial_active_devices < 0 || options.initial_active_devices > n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "initial_active_devices: ", options.initial_active_devices, " must be in [0, ", n, "]"));
   }
   if (options.window_resolution <= absl::ZeroDuration() ||
       options.window_resolution > options.policy.window_length) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "window_resolution: ", absl::FormatDuration(options.window_resolution),
-        " must be positive and <= window_length"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("window_resolution: ", absl::FormatDuration(options.window_resolution),
+                     " must be positive and <= window_length"));
   }
   if (options.event_history_capacity == 0) {
-    return absl::InvalidArgumentError(
-        "event_history_capacity: 0 must be >= 1");
+    return absl::InvalidArgumentError("event_history_capacity: 0 must be >= 1");
   }
-  return std::unique_ptr<DynamicScaler>(
-      new DynamicScaler(std::move(options), clock, registry));
+  return std::unique_ptr<DynamicScaler>(new DynamicScaler(std::move(options), clock, registry));
 }
 
-DynamicScaler::DynamicScaler(ScalerOptions options, Clock* clock,
-                             prometheus::Registry& registry)
+DynamicScaler::DynamicScaler(ScalerOptions options, Clock* clock, prometheus::Registry& registry)
     : clock_(clock),
       history_capacity_(options.event_history_capacity),
       metrics_(registry),
-      window_(WindowOptions{options.policy.window_length,
-                            options.window_resolution}) {
+      window_(WindowOptions{options.policy.window_length, options.window_resolution}) {
   absl::MutexLock lock(&mu_);
   policy_ = std::move(options.policy);
   std::sort(options.devices.begin(), options.devices.end());
   const int n = static_cast<int>(options.devices.size());
-  int active = options.initial_active_devices == 0
-                   ? n
-                   : options.initial_active_devices;
+  int active = options.initial_active_devices == 0 ? n : options.initial_active_devices;
   if (policy_.enabled) {
     active = std::max(active, policy_.min_active_devices);
     if (policy_.max_active_devices > 0) {
@@ -179,23 +165,17 @@ DynamicScaler::~DynamicScaler() { Stop(); }
 
 // ---------------------------------------------------------------- samples
 
-absl::Status DynamicScaler::AddSchedulerSample(const SchedulerSample& sample,
-                                               bool client) {
+absl::Status DynamicScaler::AddSchedulerSample(const SchedulerSample& sample, bool client) {
   RETURN_IF_ERROR(CheckAmount("queue_length", sample.queue_length));
-  RETURN_IF_ERROR(
-      CheckAmount("processing_time", sample.processing_time_seconds));
-  RETURN_IF_ERROR(
-      CheckAmount("throughput", sample.throughput_tasks_per_second));
+  RETURN_IF_ERROR(CheckAmount("processing_time", sample.processing_time_seconds));
+  RETURN_IF_ERROR(CheckAmount("throughput", sample.throughput_tasks_per_second));
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   window_.Add(WorkloadMetric::kQueueLength, now, sample.queue_length);
-  window_.Add(WorkloadMetric::kProcessingTime, now,
-              sample.processing_time_seconds);
-  window_.Add(WorkloadMetric::kThroughput, now,
-              sample.throughput_tasks_per_second);
+  window_.Add(WorkloadMetric::kProcessingTime, now, sample.processing_time_seconds);
+  window_.Add(WorkloadMetric::kThroughput, now, sample.throughput_tasks_per_second);
   const int active = std::max(1, ActiveCountLocked());
-  window_.Add(WorkloadMetric::kQueueLengthPerDevice, now,
-              sample.queue_length / active);
+  window_.Add(WorkloadMetric::kQueueLengthPerDevice, now, sample.queue_length / active);
   if (client) {
     ++counts_.client_samples;
   } else {
@@ -204,17 +184,14 @@ absl::Status DynamicScaler::AddSchedulerSample(const SchedulerSample& sample,
   return absl::OkStatus();
 }
 
-absl::Status DynamicScaler::RecordSchedulerSample(
-    const SchedulerSample& sample) {
+absl::Status DynamicScaler::RecordSchedulerSample(const SchedulerSample& sample) {
   return AddSchedulerSample(sample, /*client=*/false);
 }
 
-absl::Status DynamicScaler::CollectWorkloadMetrics(double queue_length,
-                                                   double processing_time,
+absl::Status DynamicScaler::CollectWorkloadMetrics(double queue_length, double processing_time,
                                                    double throughput) {
-  return AddSchedulerSample(
-      SchedulerSample{queue_length, processing_time, throughput},
-      /*client=*/true);
+  return AddSchedulerSample(SchedulerSample{queue_length, processing_time, throughput},
+                            /*client=*/true);
 }
 
 absl::Status DynamicScaler::RecordDeviceSample(const DeviceSample& sample) {
@@ -223,18 +200,16 @@ absl::Status DynamicScaler::RecordDeviceSample(const DeviceSample& sample) {
   absl::MutexLock lock(&mu_);
   auto it = devices_.find(sample.device);
   if (it == devices_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "device: ", sample.device, " is not a device of this daemon"));
+    return absl::NotFoundError(
+        absl::StrCat("device: ", sample.device, " is not a device of this daemon"));
   }
   const absl::Time now = clock_->Now();
   DeviceState& state = it->second;
   state.has_sample = true;
   state.utilization = sample.utilization;
   state.memory_used = sample.memory_used;
-  window_.AddDevice(sample.device, WorkloadMetric::kUtilization, now,
-                    sample.utilization);
-  window_.AddDevice(sample.device, WorkloadMetric::kMemoryUsed, now,
-                    sample.memory_used);
+  window_.AddDevice(sample.device, WorkloadMetric::kUtilization, now, sample.utilization);
+  window_.AddDevice(sample.device, WorkloadMetric::kMemoryUsed, now, sample.memory_used);
   ++counts_.device_samples;
   if (state.active) AddFleetSampleLocked(now);
   return absl::OkStatus();
@@ -302,8 +277,7 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
           window_.Aggregate(rules[i].metric, now, policy_.evaluation_interval);
       values[i] = recent.mean;
       const bool condition =
-          recent.count > 0 &&
-          Compare(recent.mean, rules[i].comparison, rules[i].threshold);
+          recent.count > 0 && Compare(recent.mean, rules[i].comparison, rules[i].threshold);
       if (!condition) {
         pending_since_[i] = absl::InfiniteFuture();
         continue;
@@ -311,10 +285,11 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
       if (pending_since_[i] == absl::InfiniteFuture()) pending_since_[i] = now;
       holds[i] = now - pending_since_[i] >= rules[i].hold;
     }
+    // Stability: CV of the same interval means the rule compares, over its
+    // hold span (at least two intervals).
     auto cv_of = [&](size_t i) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      const absl::Duration span =
-          std::max(rules[i].hold, policy_.evaluation_interval);
-      return window_.Aggregate(rules[i].metric, now, span).cv;
+      const absl::Duration span = std::max(rules[i].hold, 2 * policy_.evaluation_interval);
+      return window_.SliceMeansCv(rules[i].metric, now, span, policy_.evaluation_interval);
     };
 
     // Up rules are OR'ed; down rules AND'ed, the first one deciding. Up wins
@@ -333,26 +308,21 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
     const bool down = first_down >= 0 && all_down;
 
     if (!up.empty() || down) {
-      const ScaleDirection direction =
-          up.empty() ? ScaleDirection::kDown : ScaleDirection::kUp;
+      const ScaleDirection direction = up.empty() ? ScaleDirection::kDown : ScaleDirection::kUp;
       const absl::Duration cooldown = direction == ScaleDirection::kUp
                                           ? policy_.scale_up_cooldown
                                           : policy_.scale_down_cooldown;
       std::vector<size_t> candidates =
-          up.empty() ? std::vector<size_t>{static_cast<size_t>(first_down)}
-                     : up;
+          up.empty() ? std::vector<size_t>{static_cast<size_t>(first_down)} : up;
       const size_t first = candidates.front();
-      ScalingEvent decision = Decision(now, rules[first],
-                                       static_cast<int>(first), values[first],
-                                       cv_of(first));
+      ScalingEvent decision =
+          Decision(now, rules[first], static_cast<int>(first), values[first], cv_of(first));
       if (now - last_scale_time_ < cooldown) {
         decision.action = ScalingAction::kHeldCooldown;
         decision.reason = absl::StrCat(
-            "held scale ", ScaleDirectionName(direction), ": ",
-            RuleSummary(decision), " holds but only ",
-            absl::FormatDuration(now - last_scale_time_),
-            " since the last scale event (cooldown ",
-            absl::FormatDuration(cooldown), ")");
+            "held scale ", ScaleDirectionName(direction), ": ", RuleSummary(decision),
+            " holds but only ", absl::FormatDuration(now - last_scale_time_),
+            " since the last scale event (cooldown ", absl::FormatDuration(cooldown), ")");
         ++counts_.held_cooldown;
         outcome = decision;
       } else {
@@ -360,8 +330,7 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
         for (size_t i : candidates) {
           const double cv = cv_of(i);
           if (cv < policy_.stability_threshold) {
-            decision = Decision(now, rules[i], static_cast<int>(i), values[i],
-                                cv);
+            decision = Decision(now, rules[i], static_cast<int>(i), values[i], cv);
             stable = true;
             break;
           }
@@ -371,9 +340,8 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
         } else {
           decision.action = ScalingAction::kHeldUnstable;
           decision.reason = absl::StrCat(
-              "held scale ", ScaleDirectionName(direction), ": ",
-              RuleSummary(decision), " holds but cv >= stability_threshold ",
-              Num(policy_.stability_threshold));
+              "held scale ", ScaleDirectionName(direction), ": ", RuleSummary(decision),
+              " holds but cv >= stability_threshold ", Num(policy_.stability_threshold));
           ++counts_.held_unstable;
           outcome = decision;
         }
@@ -381,8 +349,7 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
       if (outcome.action == ScalingAction::kHeldCooldown ||
           outcome.action == ScalingAction::kHeldUnstable ||
           outcome.action == ScalingAction::kHeldAtBound) {
-        if (outcome.action != last_held_action_ ||
-            outcome.rule_index != last_held_rule_ ||
+        if (outcome.action != last_held_action_ || outcome.rule_index != last_held_rule_ ||
             now - last_held_time_ >= policy_.window_length) {
           last_held_action_ = outcome.action;
           last_held_rule_ = outcome.rule_index;
@@ -407,9 +374,8 @@ ScalingEvent DynamicScaler::EvaluateLocked(absl::Time now, Changes* changes) {
   return outcome;
 }
 
-ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction,
-                                        absl::Time now, ScalingEvent decision,
-                                        Changes* changes) {
+ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction, absl::Time now,
+                                        ScalingEvent decision, Changes* changes) {
   const int active = ActiveCountLocked();
   const std::string why = RuleSummary(decision);
   if (direction == ScaleDirection::kUp) {
@@ -424,24 +390,21 @@ ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction,
       decision.action = ScalingAction::kActivateDevice;
       decision.device = candidate;
       decision.reason = absl::StrCat("activate device ", candidate, ": ", why);
-      SetActiveLocked(candidate, true, DeviceChangeCause::kScaleUp,
-                      decision.reason, changes);
+      SetActiveLocked(candidate, true, DeviceChangeCause::kScaleUp, decision.reason, changes);
       metrics_.decisions_up_device.Increment();
     } else if (desired_replicas_ < policy_.max_replicas) {
       ++desired_replicas_;
       ++counts_.replica_raises;
       decision.action = ScalingAction::kRaiseReplicas;
-      decision.reason =
-          absl::StrCat("raise desired_replicas to ", desired_replicas_,
-                       " (all ", active, " usable local devices active): ",
-                       why);
+      decision.reason = absl::StrCat("raise desired_replicas to ", desired_replicas_, " (all ",
+                                     active, " usable local devices active): ", why);
       metrics_.decisions_up_replica.Increment();
     } else {
       decision.action = ScalingAction::kHeldAtBound;
-      decision.reason = absl::StrCat(
-          "held scale up: ", why, " holds but ", active,
-          " devices active (max usable) and desired_replicas at max_replicas ",
-          policy_.max_replicas);
+      decision.reason =
+          absl::StrCat("held scale up: ", why, " holds but ", active,
+                       " devices active (max usable) and desired_replicas at max_replicas ",
+                       policy_.max_replicas);
       ++counts_.held_at_bound;
       return decision;
     }
@@ -450,8 +413,7 @@ ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction,
       --desired_replicas_;
       ++counts_.replica_lowerings;
       decision.action = ScalingAction::kLowerReplicas;
-      decision.reason = absl::StrCat("lower desired_replicas to ",
-                                     desired_replicas_, ": ", why);
+      decision.reason = absl::StrCat("lower desired_replicas to ", desired_replicas_, ": ", why);
       metrics_.decisions_down_replica.Increment();
     } else if (active > policy_.min_active_devices) {
       // Drain the least busy device (fewest tasks to move); ties: the
@@ -469,14 +431,12 @@ ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction,
       decision.action = ScalingAction::kDeactivateDevice;
       decision.device = victim;
       decision.reason = absl::StrCat("deactivate device ", victim, ": ", why);
-      SetActiveLocked(victim, false, DeviceChangeCause::kScaleDown,
-                      decision.reason, changes);
+      SetActiveLocked(victim, false, DeviceChangeCause::kScaleDown, decision.reason, changes);
       metrics_.decisions_down_device.Increment();
     } else {
       decision.action = ScalingAction::kHeldAtBound;
-      decision.reason = absl::StrCat(
-          "held scale down: ", why, " holds but ", active,
-          " devices active = min_active_devices and desired_replicas 1");
+      decision.reason = absl::StrCat("held scale down: ", why, " holds but ", active,
+                                     " devices active = min_active_devices and desired_replicas 1");
       ++counts_.held_at_bound;
       return decision;
     }
@@ -492,10 +452,8 @@ ScalingEvent DynamicScaler::ScaleLocked(ScaleDirection direction,
 
 // ------------------------------------------------------------ device set
 
-void DynamicScaler::SetActiveLocked(int device, bool active,
-                                    DeviceChangeCause cause,
-                                    const std::string& reason,
-                                    Changes* changes) {
+void DynamicScaler::SetActiveLocked(int device, bool active, DeviceChangeCause cause,
+                                    const std::string& reason, Changes* changes) {
   DeviceState& state = devices_.at(device);
   if (state.active == active) return;
   state.active = active;
@@ -521,12 +479,9 @@ void DynamicScaler::EnforceBoundsLocked(absl::Time now, Changes* changes) {
     for (auto& [index, state] : devices_) {
       if (state.healthy && !state.active) {
         const std::string reason = absl::StrCat(
-            "activate device ", index,
-            ": dynamic scaling disabled, all healthy devices active");
-        SetActiveLocked(index, true, DeviceChangeCause::kPolicy, reason,
-                        changes);
-        events.push_back(
-            record(ScalingAction::kActivateDevice, index, reason));
+            "activate device ", index, ": dynamic scaling disabled, all healthy devices active");
+        SetActiveLocked(index, true, DeviceChangeCause::kPolicy, reason, changes);
+        events.push_back(record(ScalingAction::kActivateDevice, index, reason));
       }
     }
     desired_replicas_ = 1;
@@ -536,23 +491,17 @@ void DynamicScaler::EnforceBoundsLocked(absl::Time now, Changes* changes) {
       for (const auto& [index, state] : devices_) {
         if (state.active) victim = index;  // highest active index
       }
-      const std::string reason =
-          absl::StrCat("deactivate device ", victim,
-                       ": above max_active_devices ", MaxActiveLocked());
-      SetActiveLocked(victim, false, DeviceChangeCause::kPolicy, reason,
-                      changes);
-      events.push_back(
-          record(ScalingAction::kDeactivateDevice, victim, reason));
+      const std::string reason = absl::StrCat("deactivate device ", victim,
+                                              ": above max_active_devices ", MaxActiveLocked());
+      SetActiveLocked(victim, false, DeviceChangeCause::kPolicy, reason, changes);
+      events.push_back(record(ScalingAction::kDeactivateDevice, victim, reason));
     }
     for (auto& [index, state] : devices_) {
       if (ActiveCountLocked() >= policy_.min_active_devices) break;
       if (!state.healthy || state.active) continue;
-      const std::string reason =
-          absl::StrCat("activate device ", index,
-                       ": below min_active_devices ",
-                       policy_.min_active_devices);
-      SetActiveLocked(index, true, DeviceChangeCause::kPolicy, reason,
-                      changes);
+      const std::string reason = absl::StrCat(
+          "activate device ", index, ": below min_active_devices ", policy_.min_active_devices);
+      SetActiveLocked(index, true, DeviceChangeCause::kPolicy, reason, changes);
       events.push_back(record(ScalingAction::kActivateDevice, index, reason));
     }
     desired_replicas_ = std::min(desired_replicas_, policy_.max_replicas);
@@ -560,8 +509,7 @@ void DynamicScaler::EnforceBoundsLocked(absl::Time now, Changes* changes) {
   for (ScalingEvent& e : events) RecordLocked(std::move(e));
 }
 
-absl::Status DynamicScaler::MarkUnhealthy(int device,
-                                          absl::string_view reason) {
+absl::Status DynamicScaler::MarkUnhealthy(int device, absl::string_view reason) {
   absl::MutexLock notify_lock(&notify_mu_);
   Changes changes;
   {
@@ -574,10 +522,8 @@ absl::Status DynamicScaler::MarkUnhealthy(int device,
     if (!it->second.healthy) return absl::OkStatus();
     const absl::Time now = clock_->Now();
     it->second.healthy = false;
-    const std::string why =
-        absl::StrCat("device ", device, " unhealthy: ", reason);
-    SetActiveLocked(device, false, DeviceChangeCause::kUnhealthy, why,
-                    &changes);
+    const std::string why = absl::StrCat("device ", device, " unhealthy: ", reason);
+    SetActiveLocked(device, false, DeviceChangeCause::kUnhealthy, why, &changes);
     ++counts_.device_faults;
     metrics_.device_faults.Increment();
     ScalingEvent e;
@@ -631,8 +577,7 @@ absl::Status DynamicScaler::SetPolicy(const ScalingPolicy& policy) {
     if (policy.window_length < window_.resolution()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "window_length: ", absl::FormatDuration(policy.window_length),
-          " is below the window resolution ",
-          absl::FormatDuration(window_.resolution())));
+          " is below the window resolution ", absl::FormatDuration(window_.resolution())));
     }
     const absl::Time now = clock_->Now();
     policy_ = policy;
@@ -644,11 +589,10 @@ absl::Status DynamicScaler::SetPolicy(const ScalingPolicy& policy) {
     ScalingEvent e;
     e.time = now;
     e.action = ScalingAction::kPolicyChanged;
-    e.reason = absl::StrCat(
-        "policy changed: enabled=", policy.enabled ? "true" : "false", ", ",
-        policy.rules.size(), " rules, devices [", policy.min_active_devices,
-        ", ", policy.max_active_devices, "], max_replicas ",
-        policy.max_replicas);
+    e.reason =
+        absl::StrCat("policy changed: enabled=", policy.enabled ? "true" : "false", ", ",
+                     policy.rules.size(), " rules, devices [", policy.min_active_devices, ", ",
+                     policy.max_active_devices, "], max_replicas ", policy.max_replicas);
     RecordLocked(std::move(e));
     EnforceBoundsLocked(now, &changes);
     UpdateGaugesLocked(now);
@@ -698,25 +642,21 @@ ScalingStats DynamicScaler::GetStats() const {
   }
   stats.desired_replicas = desired_replicas_;
   const int healthy = HealthyCountLocked();
-  stats.replica_demand =
-      (healthy > 0 ? static_cast<double>(ActiveCountLocked()) / healthy : 0.0) +
-      (desired_replicas_ - 1);
+  stats.replica_demand = (healthy > 0 ? static_cast<double>(ActiveCountLocked()) / healthy : 0.0) +
+                         (desired_replicas_ - 1);
   stats.last_scale_time = last_scale_time_;
   stats.last_evaluation_time = last_evaluation_;
   stats.window_length = policy_.window_length;
   for (int m = 0; m < kNumWorkloadMetrics; ++m) {
-    stats.window[m] = window_.Aggregate(static_cast<WorkloadMetric>(m), now,
-                                        policy_.window_length);
+    stats.window[m] = window_.Aggregate(static_cast<WorkloadMetric>(m), now, policy_.window_length);
   }
   return stats;
 }
 
 std::vector<ScalingEvent> DynamicScaler::GetEvents(size_t limit) const {
   absl::MutexLock lock(&mu_);
-  const size_t n =
-      limit == 0 ? events_.size() : std::min(limit, events_.size());
-  return std::vector<ScalingEvent>(events_.end() - static_cast<long>(n),
-                                   events_.end());
+  const size_t n = limit == 0 ? events_.size() : std::min(limit, events_.size());
+  return {events_.end() - static_cast<std::ptrdiff_t>(n), events_.end()};
 }
 
 std::vector<int> DynamicScaler::ActiveDevices() const {
@@ -745,8 +685,7 @@ void DynamicScaler::RecordLocked(ScalingEvent event) {
   event.sequence = next_sequence_++;
   event.active_devices = ActiveCountLocked();
   event.desired_replicas = desired_replicas_;
-  INFERD_LOG(kInfo, "scaler: ", ScalingActionName(event.action), ": ",
-             event.reason);
+  INFERD_LOG(kInfo, "scaler: ", ScalingActionName(event.action), ": ", event.reason);
   events_.push_back(std::move(event));
   while (events_.size() > history_capacity_) events_.pop_front();
 }
@@ -766,9 +705,8 @@ void DynamicScaler::UpdateGaugesLocked(absl::Time now) {
   metrics_.active_devices.Set(active);
   metrics_.healthy_devices.Set(healthy);
   metrics_.desired_replicas.Set(desired_replicas_);
-  metrics_.replica_demand.Set(
-      (healthy > 0 ? static_cast<double>(active) / healthy : 0.0) +
-      (desired_replicas_ - 1));
+  metrics_.replica_demand.Set((healthy > 0 ? static_cast<double>(active) / healthy : 0.0) +
+                              (desired_replicas_ - 1));
 }
 
 int DynamicScaler::ActiveCountLocked() const {
@@ -785,9 +723,7 @@ int DynamicScaler::HealthyCountLocked() const {
 
 int DynamicScaler::MaxActiveLocked() const {
   const int n = static_cast<int>(devices_.size());
-  return policy_.max_active_devices > 0
-             ? std::min(policy_.max_active_devices, n)
-             : n;
+  return policy_.max_active_devices > 0 ? std::min(policy_.max_active_devices, n) : n;
 }
 
 void DynamicScaler::ResetRuleTimersLocked() {
@@ -825,8 +761,7 @@ void DynamicScaler::Loop() {
         return stopping_ || policy_generation_ != generation;
       };
       // Woken early by Stop() or SetPolicy() (then wait the new interval).
-      const bool woken = mu_.AwaitWithTimeout(absl::Condition(&wake),
-                                              policy_.evaluation_interval);
+      const bool woken = mu_.AwaitWithTimeout(absl::Condition(&wake), policy_.evaluation_interval);
       if (stopping_) return;
       if (woken) continue;
     }

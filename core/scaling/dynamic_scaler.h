@@ -62,8 +62,8 @@ class DynamicScaler {
   // devices, an invalid policy, ...). `clock` and `registry` are borrowed
   // and must outlive the scaler. Listeners are not told about the initial
   // active set: read ActiveDevices() after registering.
-  static absl::StatusOr<std::unique_ptr<DynamicScaler>> Create(
-      ScalerOptions options, Clock* clock, prometheus::Registry& registry);
+  static absl::StatusOr<std::unique_ptr<DynamicScaler>> Create(ScalerOptions options, Clock* clock,
+                                                               prometheus::Registry& registry);
 
   DynamicScaler(const DynamicScaler&) = delete;
   DynamicScaler& operator=(const DynamicScaler&) = delete;
@@ -73,8 +73,7 @@ class DynamicScaler {
   // naming the field; NOT_FOUND for an unknown device) ---
   absl::Status RecordSchedulerSample(const SchedulerSample& sample);
   // The seed's client entry point; same data as a scheduler sample.
-  absl::Status CollectWorkloadMetrics(double queue_length,
-                                      double processing_time,
+  absl::Status CollectWorkloadMetrics(double queue_length, double processing_time,
                                       double throughput);
   absl::Status RecordDeviceSample(const DeviceSample& sample);
 
@@ -126,21 +125,16 @@ class DynamicScaler {
   };
   using Changes = std::vector<DeviceChange>;
 
-  DynamicScaler(ScalerOptions options, Clock* clock,
-                prometheus::Registry& registry);
+  DynamicScaler(ScalerOptions options, Clock* clock, prometheus::Registry& registry);
 
-  ScalingEvent EvaluateLocked(absl::Time now, Changes* changes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ScalingEvent EvaluateLocked(absl::Time now, Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies an up (or down) decision for `rule` whose value/cv were
   // measured; returns the recorded outcome.
-  ScalingEvent ScaleLocked(ScaleDirection direction, absl::Time now,
-                           ScalingEvent decision, Changes* changes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SetActiveLocked(int device, bool active, DeviceChangeCause cause,
-                       const std::string& reason, Changes* changes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EnforceBoundsLocked(absl::Time now, Changes* changes)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ScalingEvent ScaleLocked(ScaleDirection direction, absl::Time now, ScalingEvent decision,
+                           Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetActiveLocked(int device, bool active, DeviceChangeCause cause, const std::string& reason,
+                       Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnforceBoundsLocked(absl::Time now, Changes* changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordLocked(ScalingEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddFleetSampleLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AddSchedulerSample(const SchedulerSample& sample, bool client);

@@ -42,7 +42,7 @@ struct ScalingEvent {
   std::string rule;     // DescribeRule() of it; "" when none
   double value = 0.0;   // deciding metric, mean over the last interval
   double threshold = 0.0;
-  double cv = 0.0;      // its coefficient of variation over the hold span
+  double cv = 0.0;           // CV of its interval means over the hold span
   int active_devices = 0;    // after the action
   int desired_replicas = 1;  // after the action
   std::string reason;        // one human-readable line, as logged

@@ -25,18 +25,18 @@ struct ScalingMetrics {
   prometheus::Gauge& active_devices;    // inferd_scaler_active_devices
   prometheus::Gauge& healthy_devices;   // inferd_scaler_healthy_devices
   // Window means (over ScalingPolicy::window_length).
-  prometheus::Gauge& queue_length;      // inferd_scaler_queue_length
-  prometheus::Gauge& throughput;        // inferd_scaler_throughput_tasks_per_second
-  prometheus::Gauge& processing_time;   // inferd_scaler_processing_time_seconds
-  prometheus::Gauge& utilization;       // inferd_scaler_utilization_ratio
-  prometheus::Gauge& memory_used;       // inferd_scaler_memory_used_ratio
+  prometheus::Gauge& queue_length;     // inferd_scaler_queue_length
+  prometheus::Gauge& throughput;       // inferd_scaler_throughput_tasks_per_second
+  prometheus::Gauge& processing_time;  // inferd_scaler_processing_time_seconds
+  prometheus::Gauge& utilization;      // inferd_scaler_utilization_ratio
+  prometheus::Gauge& memory_used;      // inferd_scaler_memory_used_ratio
   // inferd_scaler_decisions_total{direction="up|down",scope="device|replica"}
   prometheus::Counter& decisions_up_device;
   prometheus::Counter& decisions_down_device;
   prometheus::Counter& decisions_up_replica;
   prometheus::Counter& decisions_down_replica;
-  prometheus::Counter& evaluations;     // inferd_scaler_evaluations_total
-  prometheus::Counter& device_faults;   // inferd_scaler_device_faults_total
+  prometheus::Counter& evaluations;    // inferd_scaler_evaluations_total
+  prometheus::Counter& device_faults;  // inferd_scaler_device_faults_total
 
  private:
   ScalingMetrics(prometheus::Registry& registry,

@@ -10,9 +10,13 @@
 //   * Scale-up rules are OR'ed: any holding one asks for more capacity.
 //     Scale-down rules are AND'ed: all must hold (and there must be one).
 //   * Stability: before acting, the coefficient of variation of the deciding
-//     metric over max(hold, evaluation_interval) must be below
-//     stability_threshold. Deciding metric: for up, the holding rule (the
-//     first stable one wins); for down, the first scale-down rule.
+//     metric must be below stability_threshold. It is taken over the
+//     evaluation_interval means that the rule compares, across its hold span
+//     (at least two intervals): a level that keeps moving between intervals
+//     is unstable; per-sample jitter that averages out within an interval
+//     (Poisson arrivals sampled every second) is not. Deciding metric: for
+//     up, the holding rule (the first stable one wins); for down, the first
+//     scale-down rule.
 #ifndef INFERD_CORE_SCALING_SCALING_POLICY_H_
 #define INFERD_CORE_SCALING_SCALING_POLICY_H_
 
@@ -43,7 +47,7 @@ struct ScalingRule {
   ScaleDirection direction = ScaleDirection::kUp;
   WorkloadMetric metric = WorkloadMetric::kUtilization;
   Comparison comparison = Comparison::kGreater;
-  double threshold = 0.0;  // >= 0; <= 1 for utilization and memory_used
+  double threshold = 0.0;                   // >= 0; <= 1 for utilization and memory_used
   absl::Duration hold = absl::Seconds(30);  // >= 0, <= window_length
 
   bool operator==(const ScalingRule&) const = default;
@@ -68,11 +72,11 @@ struct ScalingPolicy {
   absl::Duration scale_up_cooldown = absl::Seconds(30);
   absl::Duration scale_down_cooldown = absl::Seconds(60);
   absl::Duration evaluation_interval = absl::Seconds(10);  // > 0
-  double stability_threshold = 0.1;  // max CV of the deciding metric, > 0
-  int min_active_devices = 1;        // >= 1
-  int max_active_devices = 0;        // 0: all healthy devices
-  int max_replicas = 1;              // >= 1; 1 = never ask for more machines
-  absl::Duration window_length = absl::Minutes(5);  // >= every rule's hold
+  double stability_threshold = 0.1;                        // max CV of the deciding metric, > 0
+  int min_active_devices = 1;                              // >= 1
+  int max_active_devices = 0;                              // 0: all healthy devices
+  int max_replicas = 1;                                    // >= 1; 1 = never ask for more machines
+  absl::Duration window_length = absl::Minutes(5);         // >= every rule's hold
 
   bool operator==(const ScalingPolicy&) const = default;
 };

@@ -17,8 +17,8 @@ namespace inferd {
 // From the scheduler (continuously) or a client (CollectWorkloadMetrics).
 // All fields must be finite and >= 0.
 struct SchedulerSample {
-  double queue_length = 0.0;                // tasks waiting
-  double processing_time_seconds = 0.0;     // per task
+  double queue_length = 0.0;             // tasks waiting
+  double processing_time_seconds = 0.0;  // per task
   double throughput_tasks_per_second = 0.0;
 };
 
@@ -30,9 +30,9 @@ struct DeviceSample {
 };
 
 struct ScalingStats {
-  bool enabled = true;  // enable_dynamic_scaling
-  std::vector<int> active_devices;     // ascending
-  std::vector<int> inactive_devices;   // healthy, not active
+  bool enabled = true;                // enable_dynamic_scaling
+  std::vector<int> active_devices;    // ascending
+  std::vector<int> inactive_devices;  // healthy, not active
   std::vector<int> unhealthy_devices;
   int desired_replicas = 1;
   double replica_demand = 0.0;  // as exported, see ScalingMetrics

@@ -19,12 +19,12 @@ namespace inferd {
 
 // What a scaling rule can look at.
 enum class WorkloadMetric {
-  kQueueLength = 0,          // tasks waiting in the daemon
-  kProcessingTime = 1,       // seconds per task
-  kThroughput = 2,           // tasks completed per second
-  kUtilization = 3,          // busy fraction 0..1 (fleet: mean over active)
-  kMemoryUsed = 4,           // used memory fraction 0..1 (fleet: mean over active)
-  kQueueLengthPerDevice = 5, // queue_length / active devices when sampled
+  kQueueLength = 0,           // tasks waiting in the daemon
+  kProcessingTime = 1,        // seconds per task
+  kThroughput = 2,            // tasks completed per second
+  kUtilization = 3,           // busy fraction 0..1 (fleet: mean over active)
+  kMemoryUsed = 4,            // used memory fraction 0..1 (fleet: mean over active)
+  kQueueLengthPerDevice = 5,  // queue_length / active devices when sampled
 };
 inline constexpr int kNumWorkloadMetrics = 6;
 
@@ -52,8 +52,8 @@ struct WindowAggregate {
 };
 
 struct WindowOptions {
-  absl::Duration length = absl::Minutes(5);     // how far back samples are kept
-  absl::Duration resolution = absl::Seconds(1); // bucket width
+  absl::Duration length = absl::Minutes(5);      // how far back samples are kept
+  absl::Duration resolution = absl::Seconds(1);  // bucket width
 };
 
 // Keeps one series per WorkloadMetric for the whole daemon, plus per-device
@@ -72,14 +72,21 @@ class WorkloadWindow {
   void Add(WorkloadMetric metric, absl::Time time, double value);
   // Adds a sample of one device's kUtilization or kMemoryUsed (other
   // metrics are ignored).
-  void AddDevice(int device, WorkloadMetric metric, absl::Time time,
-                 double value);
+  void AddDevice(int device, WorkloadMetric metric, absl::Time time, double value);
 
   // Aggregates the last `span` (capped at the window length) up to `now`.
-  WindowAggregate Aggregate(WorkloadMetric metric, absl::Time now,
-                            absl::Duration span) const;
-  WindowAggregate AggregateDevice(int device, WorkloadMetric metric,
-                                  absl::Time now, absl::Duration span) const;
+  WindowAggregate Aggregate(WorkloadMetric metric, absl::Time now, absl::Duration span) const;
+  WindowAggregate AggregateDevice(int device, WorkloadMetric metric, absl::Time now,
+                                  absl::Duration span) const;
+
+  // Returns the coefficient of variation of the means of consecutive
+  // `slice`-long slices of the last `span` (slice j covers
+  // (now - (j+1)*slice, now - j*slice]; empty slices are skipped): how much
+  // the level moved between slices, ignoring jitter that averages out within
+  // one. 0 with fewer than two non-empty slices; +infinity when the means
+  // differ around a zero mean.
+  double SliceMeansCv(WorkloadMetric metric, absl::Time now, absl::Duration span,
+                      absl::Duration slice) const;
 
   // Changes the window length (requires length >= resolution); shrinking
   // drops the older buckets at the next Add.
@@ -104,8 +111,7 @@ class WorkloadWindow {
   int64_t BucketIndex(absl::Time t) const;
   int64_t MaxBuckets() const;
   void AddTo(Series& series, absl::Time time, double value);
-  WindowAggregate AggregateSeries(const Series& series, absl::Time now,
-                                  absl::Duration span) const;
+  WindowAggregate AggregateSeries(const Series& series, absl::Time now, absl::Duration span) const;
 
   WindowOptions options_;
   std::array<Series, kNumWorkloadMetrics> fleet_;

@@ -15,28 +15,24 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-ScalingRule Rule(ScaleDirection direction, WorkloadMetric metric,
-                 Comparison comparison, double threshold,
-                 absl::Duration hold) {
+ScalingRule Rule(ScaleDirection direction, WorkloadMetric metric, Comparison comparison,
+                 double threshold, absl::Duration hold) {
   return ScalingRule{direction, metric, comparison, threshold, hold};
 }
 
 bool IsScale(const ScalingEvent& e) {
   return e.action == ScalingAction::kActivateDevice ||
          e.action == ScalingAction::kDeactivateDevice ||
-         e.action == ScalingAction::kRaiseReplicas ||
-         e.action == ScalingAction::kLowerReplicas;
+         e.action == ScalingAction::kRaiseReplicas || e.action == ScalingAction::kLowerReplicas;
 }
 
 bool IsUp(const ScalingEvent& e) {
-  return e.action == ScalingAction::kActivateDevice ||
-         e.action == ScalingAction::kRaiseReplicas;
+  return e.action == ScalingAction::kActivateDevice || e.action == ScalingAction::kRaiseReplicas;
 }
 
 class DynamicScalerTest : public ::testing::Test {
  protected:
-  std::unique_ptr<DynamicScaler> Make(const ScalingPolicy& policy,
-                                      int devices = 4, int initial = 0,
+  std::unique_ptr<DynamicScaler> Make(const ScalingPolicy& policy, int devices = 4, int initial = 0,
                                       size_t history = 256) {
     ScalerOptions options;
     for (int i = 0; i < devices; ++i) options.devices.push_back(i);
@@ -52,14 +48,12 @@ class DynamicScalerTest : public ::testing::Test {
   // Runs `seconds` of simulated time, one second at a time: each second the
   // scheduler reports queue(t) tasks and every device reports util(t), then
   // the scaler evaluates if due. `t` counts seconds from the start.
-  void Feed(DynamicScaler& scaler, int seconds,
-            const std::function<double(int)>& queue,
+  void Feed(DynamicScaler& scaler, int seconds, const std::function<double(int)>& queue,
             const std::function<double(int)>& util) {
     for (int i = 0; i < seconds; ++i) {
       clock_.Advance(absl::Seconds(1));
       ++t_;
-      ASSERT_TRUE(
-          scaler.RecordSchedulerSample({queue(t_), 0.05, 20.0}).ok());
+      ASSERT_TRUE(scaler.RecordSchedulerSample({queue(t_), 0.05, 20.0}).ok());
       for (int d = 0; d < devices_; ++d) {
         ASSERT_TRUE(scaler.RecordDeviceSample({d, util(t_), 0.4}).ok());
       }
@@ -68,9 +62,7 @@ class DynamicScalerTest : public ::testing::Test {
   }
 
   // Seconds since the start at which `e` happened.
-  int64_t At(const ScalingEvent& e) const {
-    return absl::ToInt64Seconds(e.time - start_);
-  }
+  int64_t At(const ScalingEvent& e) const { return absl::ToInt64Seconds(e.time - start_); }
 
   static std::vector<ScalingEvent> Scales(const DynamicScaler& scaler) {
     std::vector<ScalingEvent> out;
@@ -101,7 +93,8 @@ TEST_F(DynamicScalerTest, StepLoadScalesUpAfterHoldAndNotBeforeCooldown) {
   ASSERT_THAT(scaler->ActiveDevices(), ElementsAre(0));
 
   constexpr int kStep = 60;  // first loaded sample at t = 61
-  Feed(*scaler, 300, [](int t) { return t > kStep ? 40.0 : 0.0; }, kZero);
+  Feed(
+      *scaler, 300, [](int t) { return t > kStep ? 40.0 : 0.0; }, kZero);
 
   const std::vector<ScalingEvent> scales = Scales(*scaler);
   ASSERT_GE(scales.size(), 2u);
@@ -129,8 +122,9 @@ TEST_F(DynamicScalerTest, SquareWaveAtCooldownPeriodDoesNotFlap) {
   auto scaler = Make(policy, 4, /*initial=*/1);
   const int period = absl::ToInt64Seconds(policy.scale_down_cooldown);
   auto high = [period](int t) { return (t / (period / 2)) % 2 == 0; };
-  Feed(*scaler, 3600, [&](int t) { return high(t) ? 2.0 : 0.0; },
-       [&](int t) { return high(t) ? 0.95 : 0.1; });
+  Feed(
+      *scaler, 3600, [&](int t) { return high(t) ? 2.0 : 0.0; },
+      [&](int t) { return high(t) ? 0.95 : 0.1; });
 
   const std::vector<ScalingEvent> scales = Scales(*scaler);
   ASSERT_FALSE(scales.empty());
@@ -145,17 +139,16 @@ TEST_F(DynamicScalerTest, SquareWaveAtCooldownPeriodDoesNotFlap) {
 TEST_F(DynamicScalerTest, ReversalsWaitForTheSharedCooldown) {
   ScalingPolicy policy;
   policy.rules = {
-      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization,
-           Comparison::kGreater, 0.85, absl::ZeroDuration()),
-      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization,
-           Comparison::kLess, 0.3, absl::ZeroDuration()),
+      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization, Comparison::kGreater, 0.85,
+           absl::ZeroDuration()),
+      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization, Comparison::kLess, 0.3,
+           absl::ZeroDuration()),
   };
   policy.scale_up_cooldown = absl::Seconds(60);
   policy.scale_down_cooldown = absl::Seconds(60);
   policy.stability_threshold = 10;
   auto scaler = Make(policy, 4, /*initial=*/2);
-  Feed(*scaler, 3600, kZero,
-       [](int t) { return (t / 30) % 2 == 0 ? 0.95 : 0.1; });
+  Feed(*scaler, 3600, kZero, [](int t) { return (t / 30) % 2 == 0 ? 0.95 : 0.1; });
 
   const std::vector<ScalingEvent> scales = Scales(*scaler);
   ASSERT_FALSE(scales.empty());
@@ -165,15 +158,18 @@ TEST_F(DynamicScalerTest, ReversalsWaitForTheSharedCooldown) {
   }
 }
 
-// Verifies that a load whose deciding metric swings (CV above the stability
-// threshold) is held, while the same mean with little noise scales.
+// Verifies that a load whose deciding metric swings between evaluation
+// intervals (CV of the interval means above the stability threshold) is
+// held, while a load with only per-sample jitter scales.
 TEST_F(DynamicScalerTest, NoisyLoadAboveStabilityThresholdHolds) {
   ScalingPolicy policy;
   policy.rules = {Rule(ScaleDirection::kUp, WorkloadMetric::kQueueLengthPerDevice,
                        Comparison::kGreater, 8, absl::Seconds(30))};
   policy.stability_threshold = 0.1;
   auto noisy = Make(policy, 4, /*initial=*/1);
-  Feed(*noisy, 600, [](int t) { return t % 2 == 0 ? 2.0 : 30.0; }, kZero);
+  // Every interval mean is above 8 (16 or 34), but they swing: CV ~0.36.
+  Feed(
+      *noisy, 600, [](int t) { return (t / 10) % 2 == 0 ? 10.0 : 40.0; }, kZero);
   EXPECT_THAT(noisy->ActiveDevices(), ElementsAre(0));
   EXPECT_TRUE(Scales(*noisy).empty());
   const ScalingStats stats = noisy->GetStats();
@@ -191,14 +187,16 @@ TEST_F(DynamicScalerTest, NoisyLoadAboveStabilityThresholdHolds) {
   EXPECT_GT(stats.held_unstable, 50);
 
   auto steady = Make(policy, 4, /*initial=*/1);
-  Feed(*steady, 120, [](int t) { return t % 2 == 0 ? 15.0 : 17.0; }, kZero);
+  // Per-second jitter of +-14 around 16 averages out within an interval.
+  Feed(
+      *steady, 120, [](int t) { return t % 2 == 0 ? 2.0 : 30.0; }, kZero);
   EXPECT_GT(steady->ActiveDevices().size(), 1u);
 }
 
 TEST_F(DynamicScalerTest, DrainTellsListenersAndDeviceLeavesActiveSet) {
   ScalingPolicy policy;
-  policy.rules = {Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization,
-                       Comparison::kLess, 0.3, absl::ZeroDuration())};
+  policy.rules = {Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization, Comparison::kLess, 0.3,
+                       absl::ZeroDuration())};
   policy.scale_down_cooldown = absl::ZeroDuration();
   policy.stability_threshold = 1;
   auto scaler = Make(policy, 4);
@@ -231,10 +229,10 @@ TEST_F(DynamicScalerTest, DrainTellsListenersAndDeviceLeavesActiveSet) {
 TEST_F(DynamicScalerTest, ActiveSetStaysWithinMinAndMax) {
   ScalingPolicy policy;
   policy.rules = {
-      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization,
-           Comparison::kGreater, 0.85, absl::ZeroDuration()),
-      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization,
-           Comparison::kLess, 0.3, absl::ZeroDuration()),
+      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization, Comparison::kGreater, 0.85,
+           absl::ZeroDuration()),
+      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization, Comparison::kLess, 0.3,
+           absl::ZeroDuration()),
   };
   policy.scale_up_cooldown = absl::ZeroDuration();
   policy.scale_down_cooldown = absl::ZeroDuration();
@@ -253,8 +251,7 @@ TEST_F(DynamicScalerTest, ActiveSetStaysWithinMinAndMax) {
 
   // Lowering the bound applies at once and tells listeners.
   std::vector<DeviceChange> heard;
-  scaler->RegisterListener(
-      [&](const DeviceChange& change) { heard.push_back(change); });
+  scaler->RegisterListener([&](const DeviceChange& change) { heard.push_back(change); });
   policy.min_active_devices = 1;
   policy.max_active_devices = 1;
   ASSERT_TRUE(scaler->SetPolicy(policy).ok());
@@ -274,8 +271,7 @@ TEST_F(DynamicScalerTest, DisabledKeepsAllHealthyDevicesActiveAndReports) {
   ScalingStats stats = scaler->GetStats();
   EXPECT_FALSE(stats.enabled);
   EXPECT_EQ(stats.evaluations, 60);
-  EXPECT_GT(stats.window[static_cast<int>(WorkloadMetric::kQueueLength)].count,
-            0);
+  EXPECT_GT(stats.window[static_cast<int>(WorkloadMetric::kQueueLength)].count, 0);
   EXPECT_EQ(stats.last_decision->reason, "dynamic scaling disabled");
 
   ASSERT_TRUE(scaler->MarkUnhealthy(2, "ECC error").ok());
@@ -295,10 +291,10 @@ TEST_F(DynamicScalerTest, DisabledKeepsAllHealthyDevicesActiveAndReports) {
 TEST_F(DynamicScalerTest, DesiredReplicasRiseOnlyWhenAllLocalDevicesActive) {
   ScalingPolicy policy;
   policy.rules = {
-      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization,
-           Comparison::kGreater, 0.85, absl::ZeroDuration()),
-      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization,
-           Comparison::kLess, 0.3, absl::ZeroDuration()),
+      Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization, Comparison::kGreater, 0.85,
+           absl::ZeroDuration()),
+      Rule(ScaleDirection::kDown, WorkloadMetric::kUtilization, Comparison::kLess, 0.3,
+           absl::ZeroDuration()),
   };
   policy.scale_up_cooldown = absl::ZeroDuration();
   policy.scale_down_cooldown = absl::ZeroDuration();
@@ -315,12 +311,10 @@ TEST_F(DynamicScalerTest, DesiredReplicasRiseOnlyWhenAllLocalDevicesActive) {
       EXPECT_EQ(e.active_devices, 2);
     }
   }
-  EXPECT_THAT(actions, ElementsAre(ScalingAction::kActivateDevice,
-                                   ScalingAction::kRaiseReplicas,
-                                   ScalingAction::kRaiseReplicas,
-                                   ScalingAction::kLowerReplicas,
-                                   ScalingAction::kLowerReplicas,
-                                   ScalingAction::kDeactivateDevice));
+  EXPECT_THAT(actions,
+              ElementsAre(ScalingAction::kActivateDevice, ScalingAction::kRaiseReplicas,
+                          ScalingAction::kRaiseReplicas, ScalingAction::kLowerReplicas,
+                          ScalingAction::kLowerReplicas, ScalingAction::kDeactivateDevice));
   EXPECT_EQ(scaler->desired_replicas(), 1);
 }
 
@@ -329,8 +323,7 @@ TEST_F(DynamicScalerTest, UnhealthyDeviceLeavesAndIsReplacedBelowMin) {
   policy.min_active_devices = 2;
   auto scaler = Make(policy, 4, /*initial=*/2);
   std::vector<DeviceChange> heard;
-  scaler->RegisterListener(
-      [&](const DeviceChange& change) { heard.push_back(change); });
+  scaler->RegisterListener([&](const DeviceChange& change) { heard.push_back(change); });
 
   ASSERT_TRUE(scaler->MarkUnhealthy(0, "Xid 79").ok());
   EXPECT_THAT(scaler->ActiveDevices(), ElementsAre(1, 2));
@@ -416,15 +409,13 @@ double Value(const prometheus::Registry& registry, const std::string& name,
     for (const auto& metric : family.metric) {
       bool match = direction.empty();
       for (const auto& label : metric.label) {
-        if (label.name == "direction" && label.value == direction &&
-            !direction.empty()) {
+        if (label.name == "direction" && label.value == direction && !direction.empty()) {
           match = true;
         }
       }
       if (!match) continue;
-      return family.type == prometheus::MetricType::Counter
-                 ? metric.counter.value
-                 : metric.gauge.value;
+      return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                            : metric.gauge.value;
     }
   }
   return -1;
@@ -432,13 +423,14 @@ double Value(const prometheus::Registry& registry, const std::string& name,
 
 TEST_F(DynamicScalerTest, ExportsMetrics) {
   ScalingPolicy policy;
-  policy.rules = {Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization,
-                       Comparison::kGreater, 0.85, absl::ZeroDuration())};
+  policy.rules = {Rule(ScaleDirection::kUp, WorkloadMetric::kUtilization, Comparison::kGreater,
+                       0.85, absl::ZeroDuration())};
   policy.scale_up_cooldown = absl::ZeroDuration();
   policy.stability_threshold = 10;
   policy.max_replicas = 2;
   auto scaler = Make(policy, 2, /*initial=*/1);
-  Feed(*scaler, 30, [](int) { return 6.0; }, [](int) { return 0.9; });
+  Feed(
+      *scaler, 30, [](int) { return 6.0; }, [](int) { return 0.9; });
 
   EXPECT_EQ(Value(registry_, "inferd_scaler_active_devices"), 2);
   EXPECT_EQ(Value(registry_, "inferd_scaler_desired_replicas"), 2);
@@ -446,10 +438,8 @@ TEST_F(DynamicScalerTest, ExportsMetrics) {
   EXPECT_EQ(Value(registry_, "inferd_scaler_healthy_devices"), 2);
   EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_queue_length"), 6);
   EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_utilization_ratio"), 0.9);
-  EXPECT_DOUBLE_EQ(
-      Value(registry_, "inferd_scaler_throughput_tasks_per_second"), 20);
-  EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_processing_time_seconds"),
-                   0.05);
+  EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_throughput_tasks_per_second"), 20);
+  EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_processing_time_seconds"), 0.05);
   EXPECT_EQ(Value(registry_, "inferd_scaler_evaluations_total"), 3);
   EXPECT_EQ(Value(registry_, "inferd_scaler_decisions_total", "up"), 1);
   EXPECT_EQ(Value(registry_, "inferd_scaler_decisions_total", "down"), 0);

@@ -29,8 +29,7 @@ TEST(ScalingPolicyTest, DefaultRulesAreTheDocumentedOnes) {
   EXPECT_EQ(DescribeRule(rules[0]), "up: queue_length_per_device > 8 for 30s");
   EXPECT_EQ(DescribeRule(rules[1]), "up: utilization > 0.85 for 30s");
   EXPECT_EQ(DescribeRule(rules[2]), "down: utilization < 0.3 for 2m");
-  EXPECT_EQ(DescribeRule(rules[3]),
-            "down: queue_length_per_device < 1 for 2m");
+  EXPECT_EQ(DescribeRule(rules[3]), "down: queue_length_per_device < 1 for 2m");
 }
 
 TEST(ScalingPolicyTest, RuleErrorsNameTheRuleAndField) {
@@ -40,8 +39,7 @@ TEST(ScalingPolicyTest, RuleErrorsNameTheRuleAndField) {
 
   policy = ScalingPolicy();
   policy.rules[2].threshold = 1.5;
-  EXPECT_EQ(ErrorOf(policy),
-            "rules[2].threshold: 1.5 must be <= 1 for utilization");
+  EXPECT_EQ(ErrorOf(policy), "rules[2].threshold: 1.5 must be <= 1 for utilization");
 
   policy = ScalingPolicy();
   policy.rules[0].hold = absl::Seconds(-5);
@@ -49,8 +47,7 @@ TEST(ScalingPolicyTest, RuleErrorsNameTheRuleAndField) {
 
   policy = ScalingPolicy();
   policy.rules[3].hold = absl::Minutes(10);
-  EXPECT_EQ(ErrorOf(policy),
-            "rules[3].hold: 600 exceeds window_length (300)");
+  EXPECT_EQ(ErrorOf(policy), "rules[3].hold: 600 exceeds window_length (300)");
 
   policy = ScalingPolicy();
   policy.rules[0].metric = static_cast<WorkloadMetric>(42);
@@ -68,13 +65,11 @@ TEST(ScalingPolicyTest, TopLevelErrorsNameTheField) {
 
   policy = ScalingPolicy();
   policy.evaluation_interval = absl::ZeroDuration();
-  EXPECT_EQ(ErrorOf(policy),
-            "evaluation_interval: 0 must be positive and finite");
+  EXPECT_EQ(ErrorOf(policy), "evaluation_interval: 0 must be positive and finite");
 
   policy = ScalingPolicy();
   policy.stability_threshold = 0;
-  EXPECT_EQ(ErrorOf(policy),
-            "stability_threshold: 0 must be a positive finite number");
+  EXPECT_EQ(ErrorOf(policy), "stability_threshold: 0 must be a positive finite number");
 
   policy = ScalingPolicy();
   policy.min_active_devices = 0;
@@ -83,8 +78,7 @@ TEST(ScalingPolicyTest, TopLevelErrorsNameTheField) {
   policy = ScalingPolicy();
   policy.min_active_devices = 3;
   policy.max_active_devices = 2;
-  EXPECT_EQ(ErrorOf(policy),
-            "max_active_devices: 2 is below min_active_devices (3)");
+  EXPECT_EQ(ErrorOf(policy), "max_active_devices: 2 is below min_active_devices (3)");
 
   policy = ScalingPolicy();
   policy.max_replicas = 0;
@@ -92,8 +86,7 @@ TEST(ScalingPolicyTest, TopLevelErrorsNameTheField) {
 
   policy = ScalingPolicy();
   policy.window_length = absl::Seconds(5);
-  EXPECT_EQ(ErrorOf(policy),
-            "window_length: 5 must be finite and >= evaluation_interval (10)");
+  EXPECT_EQ(ErrorOf(policy), "window_length: 5 must be finite and >= evaluation_interval (10)");
 }
 
 TEST(ScalingPolicyTest, EmptyRulesAreValid) {
@@ -103,8 +96,8 @@ TEST(ScalingPolicyTest, EmptyRulesAreValid) {
 }
 
 TEST(ScalingPolicyTest, ComparisonsParseAndCompare) {
-  for (Comparison c : {Comparison::kGreater, Comparison::kGreaterEqual,
-                       Comparison::kLess, Comparison::kLessEqual}) {
+  for (Comparison c : {Comparison::kGreater, Comparison::kGreaterEqual, Comparison::kLess,
+                       Comparison::kLessEqual}) {
     Comparison parsed;
     ASSERT_TRUE(ParseComparison(ComparisonName(c), &parsed));
     EXPECT_EQ(parsed, c);
