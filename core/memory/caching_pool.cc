@@ -130,8 +130,11 @@ absl::StatusOr<void*> CachingPool::Allocate(uint64_t bytes, Stream& stream) {
       block = AllocateBlockLocked(size, s, small);
     }
   }
+  std::vector<void*> to_free;
+  if (!unlinked_.empty()) to_free.swap(unlinked_);
   if (!block.ok()) {
     mu_.Unlock();
+    for (void* p : to_free) device_.FreeRaw(p);
     return block.status();
   }
   Block* b = *block;
@@ -139,6 +142,7 @@ absl::StatusOr<void*> CachingPool::Allocate(uint64_t bytes, Stream& stream) {
   stats_.requested_bytes += bytes;
   live_.emplace(b->addr, b);
   mu_.Unlock();
+  for (void* p : to_free) device_.FreeRaw(p);
   return AsPtr(b->addr);
 }
 
@@ -153,6 +157,9 @@ absl::StatusOr<Block*> CachingPool::AllocateBlockLocked(uint64_t size, int strea
     b = FindFitLocked(size, stream, small);
   }
   if (b == nullptr) {
+    // Fully free segments did not fit: hand them back rather than keep them
+    // next to the new one (the caller frees them after unlocking).
+    if (options_.release_free_segments_on_grow) UnlinkFreeSegmentsLocked(false);
     ASSIGN_OR_RETURN(Block * grown, GrowLocked(size, small));
     b = TakeLocked(grown, size, small ? kMinBlockSize : kSmallSize + kMinBlockSize);
   }
@@ -231,8 +238,8 @@ Block* CachingPool::TakeLocked(Block* block, uint64_t size, uint64_t min_remaind
 absl::StatusOr<Block*> CachingPool::GrowLocked(uint64_t size, bool small) {
   uint64_t preferred = kSmallSegment;
   if (!small) {
-    if (size < kMidSize) {
-      preferred = kLargeSegment;
+    if (size < options_.large_segment_bytes / 2) {
+      preferred = options_.large_segment_bytes;
     } else if (!RoundUp(size, kSegmentRound, &preferred)) {
       preferred = size;
     }
@@ -494,28 +501,34 @@ uint64_t CachingPool::ReleaseCached(const ReleaseOptions& options) {
   }
   // Unlink releasable segments under the lock; return them to the driver
   // (which may synchronize) after unlocking.
+  const uint64_t released = UnlinkFreeSegmentsLocked(options.include_initial_segment);
   std::vector<void*> to_free;
+  to_free.swap(unlinked_);
+  mu_.Unlock();
+  for (void* p : to_free) device_.FreeRaw(p);
+  return released;
+}
+
+uint64_t CachingPool::UnlinkFreeSegmentsLocked(bool include_initial) {
   uint64_t released = 0;
   for (auto it = segments_.begin(); it != segments_.end();) {
     Segment* sg = it->get();
     Block* b = sg->first;
     const bool whole_ready = sg->allocated_bytes == 0 && b->next == nullptr && !b->pending &&
                              !b->allocated && b->size == sg->size;
-    if (!whole_ready || (sg->initial && !options.include_initial_segment)) {
+    if (!whole_ready || (sg->initial && !include_initial)) {
       ++it;
       continue;
     }
     EraseFreeLocked(b);
     DeleteBlockLocked(b);
-    to_free.push_back(AsPtr(sg->base));
+    unlinked_.push_back(AsPtr(sg->base));
     released += sg->size;
     stats_.reserved_bytes -= sg->size;
     stats_.segment_free_count++;
     it = segments_.erase(it);
   }
   stats_.released_bytes += released;
-  mu_.Unlock();
-  for (void* p : to_free) device_.FreeRaw(p);
   return released;
 }
 
@@ -550,15 +563,18 @@ absl::StatusOr<PoolCompaction> CachingPool::Compact(
   PoolCompaction result;
   for (Block* b : candidates) {
     const bool small = b->segment->small;
+    // The best-placed fit: lowest segment rank, then smallest, then lowest
+    // address. (Compaction is off the hot path; a linear scan is fine.)
     Block* target = nullptr;
+    auto preferred = [](const Block* f, const Block* t) {
+      if (f->segment->rank != t->segment->rank) return f->segment->rank < t->segment->rank;
+      if (f->size != t->size) return f->size < t->size;
+      return f->addr < t->addr;
+    };
     for (FreeSet* set : {&ready_[small ? 1 : 0],
                          &pending_[static_cast<size_t>((small ? num_streams_ : 0) + c)]}) {
       for (auto it = set->lower_bound(BySizeAddr::Key{b->size, 0}); it != set->end(); ++it) {
-        if (target != nullptr && !BySizeAddr()(*it, target)) break;
-        if (better(*it, b)) {
-          target = *it;
-          break;
-        }
+        if (better(*it, b) && (target == nullptr || preferred(*it, target))) target = *it;
       }
     }
     if (target == nullptr) continue;

@@ -34,6 +34,15 @@ struct CachingPoolOptions {
   uint64_t initial_bytes = 0;
   // Upper bound on the bytes of all segments together.
   uint64_t max_reserved_bytes = std::numeric_limits<uint64_t>::max();
+  // Before growing, return fully free segments (other than the first) to
+  // the driver: none of them fit the request. Costs a FreeRaw (cudaFree,
+  // which synchronizes the device) on the growth path; off keeps every
+  // segment until ReleaseCached, as PyTorch does, and leaves trimming to the
+  // memory engine's GC.
+  bool release_free_segments_on_grow = false;
+  // Large requests below half of this get a segment of this size (PyTorch
+  // uses 20 MiB); larger ones a segment of their own size rounded to 2 MiB.
+  uint64_t large_segment_bytes = 20ull << 20;
 };
 
 // A consistent snapshot of one pool. "Allocated" counts block sizes after
@@ -179,7 +188,9 @@ class CachingPool {
   std::vector<Event*> PendingEventsLocked(bool small, int except_stream)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Event* TakeEventLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  uint64_t ReleaseSegmentsLocked(bool include_initial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves fully free segments from the pool to unlinked_ (to be freed by
+  // the caller after unlocking); returns their bytes.
+  uint64_t UnlinkFreeSegmentsLocked(bool include_initial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Block* NewBlockLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeleteBlockLocked(Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -202,6 +213,7 @@ class CachingPool {
   std::vector<std::unique_ptr<Event>> events_ ABSL_GUARDED_BY(mu_);  // all created
   std::vector<Event*> idle_events_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uintptr_t, Block*> live_ ABSL_GUARDED_BY(mu_);
+  std::vector<void*> unlinked_ ABSL_GUARDED_BY(mu_);  // segments to FreeRaw
   PoolStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
