@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/config/config.h"
 #include "core/util/logging.h"
@@ -25,6 +26,9 @@ namespace {
 constexpr int kExitConfig = 2;
 
 int Main(int argc, char** argv) {
+  // Debian's Abseil is built with Mutex deadlock detection on, which costs a
+  // graph update per lock; tests keep it, the daemon does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (argc > 1 && std::strcmp(argv[1], "healthcheck") == 0) {
     return inferd::RunHealthcheck(argc, argv);
   }

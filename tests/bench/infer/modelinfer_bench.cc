@@ -126,6 +126,8 @@ Result Drive(const std::string& target, int concurrency, absl::Duration duration
 }
 
 int Main(int argc, char** argv) {
+  // As the daemon does (server/main.cc): no per-lock deadlock graph.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   double seconds = 3;
   int concurrency = 32, bytes = 64;
   bool gpu = false;
