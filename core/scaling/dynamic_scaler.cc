@@ -641,9 +641,7 @@ ScalingStats DynamicScaler::GetStats() const {
     }
   }
   stats.desired_replicas = desired_replicas_;
-  const int healthy = HealthyCountLocked();
-  stats.replica_demand = (healthy > 0 ? static_cast<double>(ActiveCountLocked()) / healthy : 0.0) +
-                         (desired_replicas_ - 1);
+  stats.replica_demand = ReplicaDemandLocked();
   stats.last_scale_time = last_scale_time_;
   stats.last_evaluation_time = last_evaluation_;
   stats.window_length = policy_.window_length;
@@ -704,9 +702,13 @@ void DynamicScaler::UpdateGaugesLocked(absl::Time now) {
   const int healthy = HealthyCountLocked();
   metrics_.active_devices.Set(active);
   metrics_.healthy_devices.Set(healthy);
-  metrics_.desired_replicas.Set(desired_replicas_);
-  metrics_.replica_demand.Set((healthy > 0 ? static_cast<double>(active) / healthy : 0.0) +
-                              (desired_replicas_ - 1));
+  metrics_.desired_replicas.Set(ReplicaDemandLocked());
+}
+
+double DynamicScaler::ReplicaDemandLocked() const {
+  const int healthy = HealthyCountLocked();
+  const double local = healthy > 0 ? static_cast<double>(ActiveCountLocked()) / healthy : 0.0;
+  return local + (desired_replicas_ - 1);
 }
 
 int DynamicScaler::ActiveCountLocked() const {

@@ -140,6 +140,8 @@ class DynamicScaler {
   absl::Status AddSchedulerSample(const SchedulerSample& sample, bool client);
   void UpdateGaugesLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ActiveCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What inferd_scaler_desired_replicas exports (see ScalingMetrics).
+  double ReplicaDemandLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int HealthyCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MaxActiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ResetRuleTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

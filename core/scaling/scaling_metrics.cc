@@ -29,12 +29,11 @@ ScalingMetrics::ScalingMetrics(prometheus::Registry& registry)
 
 ScalingMetrics::ScalingMetrics(prometheus::Registry& registry,
                                prometheus::Family<prometheus::Counter>& decisions)
-    : desired_replicas(MakeGauge(registry, "inferd_scaler_desired_replicas",
-                                 "Replicas of this daemon the scaler asks for (1 = this one is "
-                                 "enough).")),
-      replica_demand(MakeGauge(registry, "inferd_scaler_replica_demand",
-                               "Active/healthy devices plus (desired_replicas - 1); sum over pods "
-                               "for an autoscaler target of 1 per pod.")),
+    : desired_replicas(
+          MakeGauge(registry, "inferd_scaler_desired_replicas",
+                    "Replicas this daemon's load calls for: active/healthy devices plus "
+                    "replicas asked for beyond this one. Sum over Pods for an autoscaler "
+                    "target of 1 per Pod.")),
       active_devices(
           MakeGauge(registry, "inferd_scaler_active_devices", "Devices in the active set.")),
       healthy_devices(

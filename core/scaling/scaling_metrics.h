@@ -2,10 +2,13 @@
 // prometheus-cpp references built from a registry the caller owns (main's,
 // or a private one in tests). Names follow inferd_<engine>_<what>_<unit>.
 //
-// The figures Kubernetes autoscalers read (docs/SCALING.md):
-//   inferd_scaler_desired_replicas  replicas this daemon asks for (>= 1)
-//   inferd_scaler_replica_demand    active/healthy devices + (desired - 1):
-//                                   sum it over pods for an HPA/KEDA target
+// The figure Kubernetes autoscalers read (docs/SCALING.md):
+//   inferd_scaler_desired_replicas = active/healthy devices
+//                                    + (ScalingStats::desired_replicas - 1)
+// i.e. how many replicas this daemon's load calls for: 1 with every device
+// busy and no more asked for, above 1 when it asks for more machines, below 1
+// when part of this machine is idle. Summed over Pods with an AverageValue
+// target of 1 it is the fleet size the daemons ask for.
 #ifndef INFERD_CORE_SCALING_SCALING_METRICS_H_
 #define INFERD_CORE_SCALING_SCALING_METRICS_H_
 
@@ -21,7 +24,6 @@ struct ScalingMetrics {
   explicit ScalingMetrics(prometheus::Registry& registry);
 
   prometheus::Gauge& desired_replicas;  // inferd_scaler_desired_replicas
-  prometheus::Gauge& replica_demand;    // inferd_scaler_replica_demand
   prometheus::Gauge& active_devices;    // inferd_scaler_active_devices
   prometheus::Gauge& healthy_devices;   // inferd_scaler_healthy_devices
   // Window means (over ScalingPolicy::window_length).

@@ -75,7 +75,7 @@ struct ScalingPolicy {
   double stability_threshold = 0.1;                        // max CV of the deciding metric, > 0
   int min_active_devices = 1;                              // >= 1
   int max_active_devices = 0;                              // 0: all healthy devices
-  int max_replicas = 1;                                    // >= 1; 1 = never ask for more machines
+  int max_replicas = 8;                                    // >= 1; 1 = never ask for more machines
   absl::Duration window_length = absl::Minutes(5);         // >= every rule's hold
 
   bool operator==(const ScalingPolicy&) const = default;

@@ -34,8 +34,12 @@ struct ScalingStats {
   std::vector<int> active_devices;    // ascending
   std::vector<int> inactive_devices;  // healthy, not active
   std::vector<int> unhealthy_devices;
+  // Replicas asked for, this one included (>= 1; > 1 only once every usable
+  // local device is active and a scale-up rule still holds).
   int desired_replicas = 1;
-  double replica_demand = 0.0;  // as exported, see ScalingMetrics
+  // What inferd_scaler_desired_replicas exports: active/healthy devices +
+  // (desired_replicas - 1); below 1 when part of this machine is idle.
+  double replica_demand = 0.0;
   // Outcome of the last evaluation (action kNone when no rule held).
   std::optional<ScalingEvent> last_decision;
   absl::Time last_scale_time = absl::InfinitePast();

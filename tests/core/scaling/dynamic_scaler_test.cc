@@ -126,10 +126,13 @@ TEST_F(DynamicScalerTest, SquareWaveAtCooldownPeriodDoesNotFlap) {
       *scaler, 3600, [&](int t) { return high(t) ? 2.0 : 0.0; },
       [&](int t) { return high(t) ? 0.95 : 0.1; });
 
-  const std::vector<ScalingEvent> scales = Scales(*scaler);
-  ASSERT_FALSE(scales.empty());
-  for (const ScalingEvent& e : scales) EXPECT_TRUE(IsUp(e)) << e.reason;
-  EXPECT_LE(scales.size(), 3u);  // up to all 4 devices, then it stays
+  // The crests overload even 4 devices, so it may also ask for replicas.
+  int activations = 0;
+  for (const ScalingEvent& e : Scales(*scaler)) {
+    EXPECT_TRUE(IsUp(e)) << e.reason;
+    activations += e.action == ScalingAction::kActivateDevice ? 1 : 0;
+  }
+  EXPECT_EQ(activations, 3);  // up to all 4 devices, then it stays
   EXPECT_EQ(scaler->ActiveDevices().size(), 4u);
 }
 
@@ -224,6 +227,8 @@ TEST_F(DynamicScalerTest, DrainTellsListenersAndDeviceLeavesActiveSet) {
   EXPECT_FALSE(scaler->IsActive(1));
   EXPECT_THAT(scaler->GetStats().active_devices, ElementsAre(0, 2, 3));
   EXPECT_THAT(scaler->GetStats().inactive_devices, ElementsAre(1));
+  // The exported replica figure drops below 1: a quarter of this machine idles.
+  EXPECT_DOUBLE_EQ(scaler->GetStats().replica_demand, 0.75);
 }
 
 TEST_F(DynamicScalerTest, ActiveSetStaysWithinMinAndMax) {
@@ -239,6 +244,7 @@ TEST_F(DynamicScalerTest, ActiveSetStaysWithinMinAndMax) {
   policy.stability_threshold = 10;
   policy.min_active_devices = 2;
   policy.max_active_devices = 3;
+  policy.max_replicas = 1;
   auto scaler = Make(policy, 4);
   EXPECT_EQ(scaler->ActiveDevices().size(), 3u);  // initial "all" clamped
 
@@ -434,7 +440,6 @@ TEST_F(DynamicScalerTest, ExportsMetrics) {
 
   EXPECT_EQ(Value(registry_, "inferd_scaler_active_devices"), 2);
   EXPECT_EQ(Value(registry_, "inferd_scaler_desired_replicas"), 2);
-  EXPECT_EQ(Value(registry_, "inferd_scaler_replica_demand"), 2);
   EXPECT_EQ(Value(registry_, "inferd_scaler_healthy_devices"), 2);
   EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_queue_length"), 6);
   EXPECT_DOUBLE_EQ(Value(registry_, "inferd_scaler_utilization_ratio"), 0.9);
