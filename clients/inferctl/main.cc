@@ -4,6 +4,7 @@
 //     health [--service=NAME]        exit 0 when SERVING
 //     models                         list models, with their inputs/outputs
 //     infer MODEL --input=NAME:DTYPE:SHAPE:VALUES ... [--output=NAME] [--param=KEY=VALUE]
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "clients/cpp/inferd_client.h"
+#include "clients/cpp/load_generator.h"
 #include "clients/cpp/tensor_helpers.h"
 
 namespace inferd {
@@ -23,7 +25,9 @@ constexpr char kUsage[] =
     "  health [--service=NAME]     exit 0 when the daemon reports SERVING\n"
     "  models                      list loaded models and their signatures\n"
     "  infer MODEL --input=NAME:DTYPE:SHAPE:VALUES [...] [--output=NAME] [--param=KEY=VALUE]\n"
-    "        e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4\n";
+    "        e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4\n"
+    "  bench MODEL --input=NAME:DTYPE:SHAPE[:VALUES] [...] [--concurrency=N | --rate=RPS]\n"
+    "        [--warmup=S] [--duration=S] [--json]   load test (values default to zeros)\n";
 
 int Fail(const absl::Status& st) {
   std::fprintf(stderr, "inferctl: %s: %s\n", absl::StatusCodeToString(st.code()).c_str(),
@@ -120,6 +124,68 @@ int Infer(InferdClient& client, const std::vector<std::string>& args) {
   return 0;
 }
 
+int Bench(const ClientOptions& client_options, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  LoadOptions o;
+  o.target = client_options.target;
+  o.request.set_model_name(args[0]);
+  bool json = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view a = args[i];
+    double d = 0;
+    if (absl::ConsumePrefix(&a, "--input=")) {
+      // NAME:DTYPE:SHAPE with no values means zeros of the right size.
+      std::string spec(a);
+      if (std::count(spec.begin(), spec.end(), ':') == 2) spec += ":";
+      if (absl::Status st = AddInputSpec(spec, &o.request); !st.ok()) {
+        std::fprintf(stderr, "inferctl: %s\n", std::string(st.message()).c_str());
+        return 2;
+      }
+      const auto& in = o.request.inputs(o.request.inputs_size() - 1);
+      std::string* raw = o.request.mutable_raw_input_contents(o.request.raw_input_contents_size() - 1);
+      if (raw->empty()) {
+        int64_t n = 1;
+        for (int64_t dim : in.shape()) n *= dim;
+        std::optional<DataType> dt = ParseDataType(in.datatype());
+        *raw = dt == DataType::kBytes ? EncodeBytesElements(std::vector<std::string>(n))
+                                      : std::string(n * DataTypeSize(*dt), '\0');
+      }
+    } else if (absl::ConsumePrefix(&a, "--concurrency=")) {
+      if (!absl::SimpleAtoi(a, &o.concurrency) || o.concurrency < 1) return 2;
+    } else if (absl::ConsumePrefix(&a, "--rate=")) {
+      if (!absl::SimpleAtod(a, &o.rate) || o.rate <= 0) return 2;
+    } else if (absl::ConsumePrefix(&a, "--warmup=")) {
+      if (!absl::SimpleAtod(a, &d) || d < 0) return 2;
+      o.warmup = absl::Seconds(d);
+    } else if (absl::ConsumePrefix(&a, "--duration=")) {
+      if (!absl::SimpleAtod(a, &d) || d <= 0) return 2;
+      o.duration = absl::Seconds(d);
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      std::fprintf(stderr, "inferctl bench: unknown argument '%s'\n", args[i].c_str());
+      return 2;
+    }
+  }
+  if (o.rate > 0 && o.concurrency == 8) o.concurrency = 1024;  // cap for open loop
+  LoadResult r = RunLoad(o);
+  const std::string mode =
+      o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s") : absl::StrCat("concurrency ", o.concurrency);
+  if (json) {
+    std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"result\":%s}\n", args[0].c_str(),
+                mode.c_str(), LoadResultJson(r).c_str());
+  } else {
+    std::printf("%-24s %10s %9s %9s %9s %9s %8s\n", "model / mode", "req/s", "p50 us", "p90 us",
+                "p99 us", "max us", "errors");
+    std::printf("%s\n", FormatLoadResultRow(args[0] + " " + mode, r).c_str());
+    if (!r.first_error.empty()) std::printf("first error: %s\n", r.first_error.c_str());
+  }
+  return r.errors == 0 && r.ok > 0 ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   ClientOptions options;
   int i = 1;
@@ -151,6 +217,7 @@ int Main(int argc, char** argv) {
   if (command == "health") return Health(client, args);
   if (command == "models") return Models(client);
   if (command == "infer") return Infer(client, args);
+  if (command == "bench") return Bench(options, args);
   std::fprintf(stderr, "inferctl: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }

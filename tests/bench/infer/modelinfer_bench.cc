@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "clients/cpp/load_generator.h"
 #include "clients/cpp/tensor_helpers.h"
 #include "core/config/config.h"
 #include "grpcpp/grpcpp.h"
@@ -43,87 +44,6 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
     return r;
   }
 };
-
-struct Result {
-  double qps = 0;
-  double p50_us = 0, p99_us = 0;
-  uint64_t errors = 0;
-};
-
-// Closed loop: `concurrency` calls always in flight over one channel.
-Result Drive(const std::string& target, int concurrency, absl::Duration duration, int bytes) {
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  auto stub = inference::GRPCInferenceService::NewStub(channel);
-  inference::ModelInferRequest req;
-  req.set_model_name("identity");
-  AddRawInput(&req, "INPUT0", DataType::kUint8, {bytes}, std::string(static_cast<size_t>(bytes), 'x'));
-
-  struct Slot {
-    grpc::ClientContext* ctx = nullptr;
-    inference::ModelInferResponse resp;
-    absl::Time start;
-  };
-  std::vector<Slot> slots(static_cast<size_t>(concurrency));
-  std::vector<double> lat_us;
-  lat_us.reserve(1 << 20);
-  std::atomic<bool> measuring{false};
-  absl::Mutex mu;
-  int outstanding = 0;
-  bool stop = false;
-  uint64_t done = 0, errors = 0;
-
-  std::function<void(size_t)> issue = [&](size_t i) {
-    Slot& s = slots[i];
-    delete s.ctx;
-    s.ctx = new grpc::ClientContext();
-    s.resp.Clear();
-    s.start = absl::Now();
-    stub->async()->ModelInfer(s.ctx, &req, &s.resp, [&, i](grpc::Status st) {
-      const double us = absl::ToDoubleMicroseconds(absl::Now() - slots[i].start);
-      bool again;
-      {
-        absl::MutexLock lock(&mu);
-        if (measuring.load()) {
-          lat_us.push_back(us);
-          ++done;
-          if (!st.ok()) ++errors;
-        }
-        again = !stop;
-        if (!again) --outstanding;
-      }
-      if (again) issue(i);
-    });
-  };
-  {
-    absl::MutexLock lock(&mu);
-    outstanding = concurrency;
-  }
-  for (size_t i = 0; i < slots.size(); ++i) issue(i);
-  absl::SleepFor(absl::Milliseconds(500));  // warm-up
-  {
-    absl::MutexLock lock(&mu);
-    measuring = true;
-  }
-  const absl::Time t0 = absl::Now();
-  absl::SleepFor(duration);
-  Result r;
-  {
-    absl::MutexLock lock(&mu);
-    measuring = false;
-    stop = true;
-    r.qps = static_cast<double>(done) / absl::ToDoubleSeconds(absl::Now() - t0);
-    r.errors = errors;
-    auto drained = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return outstanding == 0; };
-    mu.Await(absl::Condition(&drained));
-  }
-  for (auto& s : slots) delete s.ctx;
-  std::sort(lat_us.begin(), lat_us.end());
-  if (!lat_us.empty()) {
-    r.p50_us = lat_us[lat_us.size() / 2];
-    r.p99_us = lat_us[std::min(lat_us.size() - 1, lat_us.size() * 99 / 100)];
-  }
-  return r;
-}
 
 int Main(int argc, char** argv) {
   // As the daemon does (server/main.cc): no per-lock deadlock graph.
@@ -160,12 +80,20 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "daemon: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
   }
-  const absl::Duration d = absl::Seconds(seconds);
+  LoadOptions load;
+  load.concurrency = concurrency;
+  load.warmup = absl::Milliseconds(500);
+  load.duration = absl::Seconds(seconds);
+  load.request.set_model_name("identity");
+  AddRawInput(&load.request, "INPUT0", DataType::kUint8, {bytes},
+              std::string(static_cast<size_t>(bytes), 'x'));
   // Alternate to spread drift: echo, inferd, echo, inferd; report the best of each.
-  Result echo_r, inferd_r;
+  LoadResult echo_r, inferd_r;
   for (int round = 0; round < 2; ++round) {
-    Result e = Drive("127.0.0.1:" + std::to_string(echo_port), concurrency, d, bytes);
-    Result n = Drive("127.0.0.1:" + std::to_string((*daemon)->grpc_port()), concurrency, d, bytes);
+    load.target = "127.0.0.1:" + std::to_string(echo_port);
+    LoadResult e = RunLoad(load);
+    load.target = "127.0.0.1:" + std::to_string((*daemon)->grpc_port());
+    LoadResult n = RunLoad(load);
     if (e.qps > echo_r.qps) echo_r = e;
     if (n.qps > inferd_r.qps) inferd_r = n;
   }
