@@ -373,6 +373,32 @@ absl::Status MemoryEngine::FreeScratch(int device, void* ptr, Stream& stream) {
   return d->pool->Free(ptr, stream);
 }
 
+namespace {
+
+// DeviceAllocator over the engine's scratch buffers. Thread-safe.
+class ScratchAllocator final : public DeviceAllocator {
+ public:
+  explicit ScratchAllocator(MemoryEngine* engine) : engine_(engine) {}
+
+  // inferd::DeviceAllocator
+  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
+    return engine_->AllocateScratch(device.index(), bytes, stream);
+  }
+  void Free(Device& device, Stream& stream, void* ptr) override {
+    absl::Status st = engine_->FreeScratch(device.index(), ptr, stream);
+    if (!st.ok()) INFERD_LOG(kError, "scratch free: ", st.message());
+  }
+
+ private:
+  MemoryEngine* const engine_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceAllocator> MemoryEngine::NewScratchAllocator() {
+  return std::make_unique<ScratchAllocator>(this);
+}
+
 bool MemoryEngine::IdleForCompaction(DeviceState& d) const {
   if (store_->DeviceUsage(d.index).pinned > 0) return false;
   if (d.alloc_events.load() == d.alloc_events_at_compaction.load()) return false;  // no change

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/device/device.h"
+#include "core/device/device_allocator.h"
 #include "core/memory/caching_pool.h"
 #include "core/memory/memory_metrics.h"
 #include "core/memory/memory_types.h"
@@ -79,6 +80,9 @@ class MemoryEngine {
   // call, so it may run in a stream callback.
   absl::StatusOr<void*> AllocateScratch(int device, uint64_t bytes, Stream& stream);
   absl::Status FreeScratch(int device, void* ptr, Stream& stream);
+  // The same, as the DeviceAllocator the inference path takes (for example
+  // in place of NewRawDeviceAllocator). Must not outlive the engine.
+  std::unique_ptr<DeviceAllocator> NewScratchAllocator();
 
   // Moves unpinned tensors of `device` so free space coalesces, then
   // releases emptied segments. Handles stay valid and contents identical.

@@ -73,7 +73,9 @@ TEST(CachingPoolTest, SmallRequestsGetRoundedBlocksFromSmallSegments) {
       EXPECT_TRUE(v.small);
       EXPECT_EQ(v.segment_size, CachingPool::kSmallSegment);
     }
-    if (v.ptr == c) EXPECT_FALSE(v.small);
+    if (v.ptr == c) {
+      EXPECT_FALSE(v.small);
+    }
   }
   // Two small blocks are adjacent in the same small segment.
   EXPECT_EQ(static_cast<char*>(b) - static_cast<char*>(a), 512);
@@ -287,7 +289,9 @@ TEST_P(CachingPoolChurnTest, RandomChurnMatchesModel) {
       const auto addr = reinterpret_cast<uintptr_t>(*p);
       ASSERT_GE(pool->AllocationSize(*p), size);
       auto next = live.lower_bound(addr);
-      if (next != live.end()) ASSERT_LE(addr + size, next->first) << "overlaps the next block";
+      if (next != live.end()) {
+        ASSERT_LE(addr + size, next->first) << "overlaps the next block";
+      }
       if (next != live.begin()) {
         auto prev = std::prev(next);
         ASSERT_LE(prev->first + prev->second.requested, addr) << "overlaps the previous block";

@@ -384,6 +384,13 @@ TEST_F(MemoryEngineTest, ScratchBuffersAreStreamOrderedAndAccounted) {
   EXPECT_EQ(engine_->AllocateScratch(2, 10, s1).status().code(),
             absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(engine_->FreeScratch(0, *again, s1).ok());
+
+  std::unique_ptr<DeviceAllocator> allocator = engine_->NewScratchAllocator();
+  auto q = allocator->Allocate(*devices_[0], s1, 5000);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, *p);  // the same pool
+  allocator->Free(*devices_[0], s1, *q);
+  EXPECT_EQ(engine_->GetDeviceStats(0)->active_blocks, 0u);
 }
 
 TEST_F(MemoryEngineTest, ExportsMetricsPerDevice) {
