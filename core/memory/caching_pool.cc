@@ -149,10 +149,9 @@ absl::StatusOr<void*> CachingPool::Allocate(uint64_t bytes, Stream& stream) {
 absl::StatusOr<Block*> CachingPool::AllocateBlockLocked(uint64_t size, int stream, bool small) {
   Block* b = FindFitLocked(size, stream, small);
   if (b == nullptr) {
-    // Slow path: let earlier frees on other streams become usable.
-    for (int t = 0; t < num_streams_; ++t) {
-      if (t != stream) CoverPendingLocked(t);
-    }
+    // Slow path: let earlier frees on other streams become usable by this
+    // one, and this stream's own become usable by all (and releasable).
+    for (int t = 0; t < num_streams_; ++t) CoverPendingLocked(t);
     PollEventsLocked();
     b = FindFitLocked(size, stream, small);
   }

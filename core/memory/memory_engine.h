@@ -76,8 +76,9 @@ class MemoryEngine {
 
   // Returns a buffer of `bytes` on `device` for work on `stream` (a stream
   // of that device), reclaiming as AllocateTensor does. FreeScratch returns
-  // it, with the last work using it enqueued on `stream`; it makes no driver
-  // call, so it may run in a stream callback.
+  // a pointer from AllocateScratch (never a tensor's), with the last work
+  // using it enqueued on `stream`; it makes no driver call, so it may run in
+  // a stream callback. INVALID_ARGUMENT for an unknown device or pointer.
   absl::StatusOr<void*> AllocateScratch(int device, uint64_t bytes, Stream& stream);
   absl::Status FreeScratch(int device, void* ptr, Stream& stream);
   // The same, as the DeviceAllocator the inference path takes (for example

@@ -176,6 +176,52 @@ TEST(CachingPoolTest, ReleaseCachedReturnsFreeSegmentsButKeepsTheReservation) {
   EXPECT_TRUE(pool->CheckConsistency().ok()) << pool->CheckConsistency();
 }
 
+TEST(CachingPoolTest, CanReturnFreeSegmentsBeforeGrowing) {
+  auto dev = MakeDevice(256 * kMiB);
+  CachingPoolOptions o;
+  o.release_free_segments_on_grow = true;
+  auto pool = CachingPool::Create(*dev, o);
+  ASSERT_TRUE(pool.ok());
+  Stream& s = dev->stream(0);
+  void* a = Alloc(**pool, 30 * kMiB, s);
+  ASSERT_TRUE((*pool)->Free(a).ok());
+  Alloc(**pool, 40 * kMiB, s);  // the free 30 MiB segment cannot serve it
+  PoolStats st = (*pool)->GetStats();
+  EXPECT_EQ(st.reserved_bytes, 40 * kMiB);
+  EXPECT_EQ(st.segment_free_count, 1u);
+  EXPECT_EQ(dev->GetMemoryInfo()->free_bytes, 216 * kMiB);
+}
+
+TEST(CachingPoolTest, ConcurrentChurnFromManyThreadsStaysConsistent) {
+  auto dev = MakeDevice(1024 * kMiB, /*inline_when_idle=*/false);
+  auto pool = MakePool(*dev, 64 * kMiB);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<uint64_t>(t) + 1);
+      std::vector<void*> mine;
+      for (int op = 0; op < 3000; ++op) {
+        Stream& s = dev->stream(static_cast<int>(rng() % 2));
+        if (mine.empty() || (mine.size() < 16 && rng() % 2 == 0)) {
+          auto p = pool->Allocate(256ull << (rng() % 15), s);
+          ASSERT_TRUE(p.ok()) << p.status();
+          *static_cast<int*>(*p) = t;  // a byte no other thread may own
+          mine.push_back(*p);
+        } else {
+          const size_t i = rng() % mine.size();
+          ASSERT_EQ(*static_cast<int*>(mine[i]), t);
+          ASSERT_TRUE(pool->Free(mine[i], s).ok());
+          mine.erase(mine.begin() + static_cast<long>(i));
+        }
+      }
+      for (void* p : mine) ASSERT_TRUE(pool->Free(p).ok());
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_TRUE(pool->CheckConsistency().ok()) << pool->CheckConsistency();
+  EXPECT_EQ(pool->GetStats().allocated_bytes, 0u);
+}
+
 // Blocks stream 0 of `dev` until the returned notification fires.
 std::shared_ptr<absl::Notification> BlockStream(Stream& s, std::atomic<bool>* passed) {
   auto gate = std::make_shared<absl::Notification>();
