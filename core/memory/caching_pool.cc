@@ -39,7 +39,8 @@ CachingPool::CachingPool(Device& device, const CachingPoolOptions& options)
     pending_.emplace_back(BySizeAddr(), CachedAllocator<Block*>(&node_cache_));
   }
   streams_.resize(static_cast<size_t>(num_streams_));
-  for (int i = 0; i < num_streams_; ++i) streams_[static_cast<size_t>(i)].stream = &device.stream(i);
+  for (int i = 0; i < num_streams_; ++i)
+    streams_[static_cast<size_t>(i)].stream = &device.stream(i);
   live_.reserve(4096);
 }
 
@@ -51,14 +52,15 @@ absl::StatusOr<std::unique_ptr<CachingPool>> CachingPool::Create(
                                                    " bytes is below the minimum block size"));
   }
   if (options.initial_bytes > options.max_reserved_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "device ", device.index(), ": initial pool size ", options.initial_bytes,
-        " bytes exceeds the pool cap of ", options.max_reserved_bytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device ", device.index(), ": initial pool size ", options.initial_bytes,
+                     " bytes exceeds the pool cap of ", options.max_reserved_bytes, " bytes"));
   }
   std::unique_ptr<CachingPool> pool(new CachingPool(device, options));
   if (options.initial_bytes > 0) {
     uint64_t size;
-    if (!RoundUp(options.initial_bytes, kSegmentRound, &size) || size > options.max_reserved_bytes) {
+    if (!RoundUp(options.initial_bytes, kSegmentRound, &size) ||
+        size > options.max_reserved_bytes) {
       size = options.max_reserved_bytes & ~(kMinBlockSize - 1);
     }
     absl::MutexLock lock(&pool->mu_);
@@ -92,8 +94,8 @@ CachingPool::~CachingPool() {
     for (auto& [event, seq] : st.in_flight) event->Synchronize().IgnoreError();
   }
   if (!live_.empty()) {
-    INFERD_LOG(kWarning, "device ", device_.index(), ": memory pool destroyed with ",
-               live_.size(), " live blocks");
+    INFERD_LOG(kWarning, "device ", device_.index(), ": memory pool destroyed with ", live_.size(),
+               " live blocks");
   }
   for (auto& segment : segments_) device_.FreeRaw(AsPtr(segment->base));
 }
@@ -248,9 +250,9 @@ absl::StatusOr<Block*> CachingPool::GrowLocked(uint64_t size, bool small) {
   const uint64_t room = options_.max_reserved_bytes > stats_.reserved_bytes
                             ? options_.max_reserved_bytes - stats_.reserved_bytes
                             : 0;
-  absl::Status last = absl::ResourceExhaustedError(absl::StrCat(
-      "device ", device_.index(), ": pool cannot grow by ", size, " bytes (reserved ",
-      stats_.reserved_bytes, " of at most ", options_.max_reserved_bytes, " bytes)"));
+  absl::Status last = absl::ResourceExhaustedError(
+      absl::StrCat("device ", device_.index(), ": pool cannot grow by ", size, " bytes (reserved ",
+                   stats_.reserved_bytes, " of at most ", options_.max_reserved_bytes, " bytes)"));
   uint64_t tried = 0;
   for (uint64_t seg : {preferred, fitted, size}) {
     if (seg < size || seg > room || seg == tried) continue;
@@ -283,8 +285,8 @@ absl::Status CachingPool::Free(void* ptr, Stream& stream) {
   absl::MutexLock lock(&mu_);
   auto it = live_.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == live_.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "device ", device_.index(), ": free of a pointer the pool did not allocate"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device ", device_.index(), ": free of a pointer the pool did not allocate"));
   }
   Block* b = it->second;
   live_.erase(it);
@@ -570,8 +572,8 @@ absl::StatusOr<PoolCompaction> CachingPool::Compact(
       if (f->size != t->size) return f->size < t->size;
       return f->addr < t->addr;
     };
-    for (FreeSet* set : {&ready_[small ? 1 : 0],
-                         &pending_[static_cast<size_t>((small ? num_streams_ : 0) + c)]}) {
+    for (FreeSet* set :
+         {&ready_[small ? 1 : 0], &pending_[static_cast<size_t>((small ? num_streams_ : 0) + c)]}) {
       for (auto it = set->lower_bound(BySizeAddr::Key{b->size, 0}); it != set->end(); ++it) {
         if (better(*it, b) && (target == nullptr || preferred(*it, target))) target = *it;
       }
@@ -615,9 +617,9 @@ PoolStats CachingPool::GetStats() const {
     if (!set.empty()) largest = std::max(largest, (*set.rbegin())->size);
   }
   s.largest_free_block = largest;
-  s.fragmentation = s.free_bytes == 0 ? 0.0
-                                      : 1.0 - static_cast<double>(largest) /
-                                                  static_cast<double>(s.free_bytes);
+  s.fragmentation = s.free_bytes == 0
+                        ? 0.0
+                        : 1.0 - static_cast<double>(largest) / static_cast<double>(s.free_bytes);
   return s;
 }
 
@@ -659,7 +661,8 @@ absl::Status CachingPool::CheckConsistency() const {
   size_t indexed = 0;
   for (const FreeSet& set : ready_) indexed += set.size();
   for (const FreeSet& set : pending_) indexed += set.size();
-  if (indexed != free_blocks) return fail("free sets hold ", indexed, " blocks, segments ", free_blocks);
+  if (indexed != free_blocks)
+    return fail("free sets hold ", indexed, " blocks, segments ", free_blocks);
   for (size_t t = 0; t < streams_.size(); ++t) {
     uint64_t last_seq = 0;
     size_t n = 0;
@@ -676,9 +679,9 @@ absl::Status CachingPool::CheckConsistency() const {
   if (reserved != stats_.reserved_bytes || allocated != stats_.allocated_bytes ||
       requested != stats_.requested_bytes || active != stats_.active_blocks ||
       active != live_.size() || pending != stats_.pending_free_bytes) {
-    return fail("counters disagree: reserved ", reserved, "/", stats_.reserved_bytes,
-                " allocated ", allocated, "/", stats_.allocated_bytes, " requested ", requested,
-                "/", stats_.requested_bytes, " active ", active, "/", stats_.active_blocks, "/",
+    return fail("counters disagree: reserved ", reserved, "/", stats_.reserved_bytes, " allocated ",
+                allocated, "/", stats_.allocated_bytes, " requested ", requested, "/",
+                stats_.requested_bytes, " active ", active, "/", stats_.active_blocks, "/",
                 live_.size(), " pending ", pending, "/", stats_.pending_free_bytes);
   }
   return absl::OkStatus();

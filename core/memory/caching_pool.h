@@ -140,9 +140,9 @@ class CachingPool {
   // blocks are freed on `stream`; new blocks count as allocated on it. The
   // caller must keep everyone off a moved block's data until the copies have
   // run (record an event on `stream`), then may ReleaseCached.
-  absl::StatusOr<PoolCompaction> Compact(Stream& stream,
-                                         absl::FunctionRef<bool(void* ptr)> can_move,
-                                         absl::FunctionRef<void(void* old_ptr, void* new_ptr)> on_moved);
+  absl::StatusOr<PoolCompaction> Compact(
+      Stream& stream, absl::FunctionRef<bool(void* ptr)> can_move,
+      absl::FunctionRef<void(void* old_ptr, void* new_ptr)> on_moved);
 
   PoolStats GetStats() const;
 

@@ -65,11 +65,10 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& options, Clock* clock,
 absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
     const MemoryEngineOptions& options, std::vector<Device*> devices, Clock* clock,
     prometheus::Registry& registry) {
-  auto invalid = [](auto&&... parts) {
-    return absl::InvalidArgumentError(absl::StrCat(parts...));
-  };
+  auto invalid = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
   auto in_unit = [](double v) { return v > 0 && v <= 1; };
-  if (!in_unit(options.gc_threshold)) return invalid("gc_threshold ", options.gc_threshold, " is not in (0, 1]");
+  if (!in_unit(options.gc_threshold))
+    return invalid("gc_threshold ", options.gc_threshold, " is not in (0, 1]");
   if (!in_unit(options.defrag_threshold)) {
     return invalid("defrag_threshold ", options.defrag_threshold, " is not in (0, 1]");
   }
@@ -120,9 +119,9 @@ absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
     po.initial_bytes = initial;
     po.max_reserved_bytes = cap;
     ASSIGN_OR_RETURN(std::unique_ptr<CachingPool> pool, CachingPool::Create(*device, po));
-    auto state = std::make_unique<DeviceState>(device, total, cap,
-                                               &device->stream(options.stream_index),
-                                               std::move(pool), engine->metrics_.ForDevice(device->index()));
+    auto state =
+        std::make_unique<DeviceState>(device, total, cap, &device->stream(options.stream_index),
+                                      std::move(pool), engine->metrics_.ForDevice(device->index()));
     state->metrics.total_bytes.Set(static_cast<double>(total));
     engine->devices_.push_back(std::move(state));
   }
@@ -195,7 +194,7 @@ uint64_t MemoryEngine::ReclaimExpired(DeviceState& d, uint64_t* count) {
 }
 
 absl::StatusOr<void*> MemoryEngine::AllocateOnDevice(DeviceState& d, uint64_t bytes,
-                                                      Stream& stream) {
+                                                     Stream& stream) {
   d.last_alloc_unix_ns = absl::ToUnixNanos(clock_->Now());
   d.alloc_events++;
   absl::StatusOr<void*> p = d.pool->Allocate(bytes, stream);
@@ -218,9 +217,9 @@ absl::StatusOr<void*> MemoryEngine::AllocateOnDevice(DeviceState& d, uint64_t by
     if (p.ok()) return p;
   }
   if (!absl::IsResourceExhausted(p.status())) return p;
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "device ", d.index, ": cannot allocate ", bytes, " bytes (free ",
-      FreeBytes(d, d.pool->GetStats()), " of ", d.total_bytes, " bytes after GC)"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("device ", d.index, ": cannot allocate ", bytes, " bytes (free ",
+                   FreeBytes(d, d.pool->GetStats()), " of ", d.total_bytes, " bytes after GC)"));
 }
 
 absl::StatusOr<TensorInfo> MemoryEngine::AllocateTensor(const TensorRequest& request) {
@@ -351,8 +350,8 @@ absl::StatusOr<absl::Time> MemoryEngine::RenewLease(const TensorId& id, absl::Du
 
 absl::StatusOr<TensorPage> MemoryEngine::ListTensors(const TensorListOptions& options) const {
   if (options.device < -1 || (options.device >= 0 && !Find(options.device).ok())) {
-    return absl::InvalidArgumentError(absl::StrCat("device filter ", options.device,
-                                                   " does not name a device"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device filter ", options.device, " does not name a device"));
   }
   return store_->List(options);
 }
@@ -410,8 +409,7 @@ absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
   ASSIGN_OR_RETURN(DeviceState * d, Find(device));
   bool idle = false;
   if (!d->compacting.compare_exchange_strong(idle, true)) {
-    return absl::AbortedError(
-        absl::StrCat("device ", device, ": a compaction is already running"));
+    return absl::AbortedError(absl::StrCat("device ", device, ": a compaction is already running"));
   }
   d->alloc_events_at_compaction = d->alloc_events.load();
   CompactionResult result;
@@ -419,21 +417,22 @@ absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
   auto ready = std::shared_ptr<Event>(d->device->CreateEvent());
   absl::Status status;
   PoolCompaction moved;
-  store_->Relocate(d->index, ready, [&](absl::FunctionRef<bool(void*)> movable,
-                                        absl::FunctionRef<void(void*, void*)> on_moved) {
-    absl::StatusOr<PoolCompaction> r = d->pool->Compact(*d->stream, movable, on_moved);
-    if (r.ok()) {
-      moved = *r;
-    } else {
-      status = r.status();
-    }
-    if (absl::Status rec = d->stream->RecordEvent(*ready); !rec.ok()) {
-      // Without the event a moved tensor could be read before its copy:
-      // finish the copies before anyone can pin it.
-      d->stream->Synchronize().IgnoreError();
-      if (status.ok()) status = rec;
-    }
-  });
+  store_->Relocate(
+      d->index, ready,
+      [&](absl::FunctionRef<bool(void*)> movable, absl::FunctionRef<void(void*, void*)> on_moved) {
+        absl::StatusOr<PoolCompaction> r = d->pool->Compact(*d->stream, movable, on_moved);
+        if (r.ok()) {
+          moved = *r;
+        } else {
+          status = r.status();
+        }
+        if (absl::Status rec = d->stream->RecordEvent(*ready); !rec.ok()) {
+          // Without the event a moved tensor could be read before its copy:
+          // finish the copies before anyone can pin it.
+          d->stream->Synchronize().IgnoreError();
+          if (status.ok()) status = rec;
+        }
+      });
   ReleaseOptions release;  // waits for the copies before releasing
   result.released_bytes = d->pool->ReleaseCached(release);
   result.moved_tensors = moved.moved_blocks;
@@ -454,8 +453,8 @@ absl::StatusOr<int64_t> MemoryEngine::GetOptimalBatchSize(const BatchSizeRequest
   ASSIGN_OR_RETURN(DeviceState * d, Find(request.device));
   const size_t element = DataTypeSize(request.dtype);
   if (element == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dtype ", DataTypeName(request.dtype), " has no fixed size"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dtype ", DataTypeName(request.dtype), " has no fixed size"));
   }
   if (!(request.model_size_mb >= 0) || !std::isfinite(request.model_size_mb)) {
     return absl::InvalidArgumentError(

@@ -25,8 +25,8 @@ MemoryMetrics::MemoryMetrics(prometheus::Registry& r)
       active_tensors(G(r, "inferd_memory_active_tensors", "Tensors in the tensor store.")),
       fragmentation_ratio(G(r, "inferd_memory_fragmentation_ratio",
                             "External fragmentation: 1 - largest free block / free bytes.")),
-      largest_free_block_bytes(G(r, "inferd_memory_largest_free_block_bytes",
-                                 "Largest free block cached in the pool.")),
+      largest_free_block_bytes(
+          G(r, "inferd_memory_largest_free_block_bytes", "Largest free block cached in the pool.")),
       allocations_total(C(r, "inferd_memory_allocations_total", "Pool allocations.")),
       frees_total(C(r, "inferd_memory_frees_total", "Pool frees.")),
       gc_runs_total(C(r, "inferd_memory_gc_runs_total",
@@ -34,8 +34,8 @@ MemoryMetrics::MemoryMetrics(prometheus::Registry& r)
       gc_reclaimed_bytes_total(C(r, "inferd_memory_gc_reclaimed_bytes_total",
                                  "Bytes reclaimed by GC: expired tensors and released segments.")),
       compactions_total(C(r, "inferd_memory_compactions_total", "Compactions run.")),
-      compaction_moved_bytes_total(C(r, "inferd_memory_compaction_moved_bytes_total",
-                                     "Bytes moved by compaction.")),
+      compaction_moved_bytes_total(
+          C(r, "inferd_memory_compaction_moved_bytes_total", "Bytes moved by compaction.")),
       lease_expirations_total(C(r, "inferd_memory_lease_expirations_total",
                                 "Tensors freed because their lease expired.")) {}
 

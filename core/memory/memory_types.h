@@ -62,12 +62,12 @@ struct TensorRequest {
 // GetOptimalBatchSize input: per-sample costs of one model on one device.
 struct BatchSizeRequest {
   int device = 0;
-  double model_size_mb = 0;         // weights resident on the device
+  double model_size_mb = 0;          // weights resident on the device
   std::vector<int64_t> input_shape;  // one sample, without the batch dim
   DataType dtype = DataType::kFp32;
   uint64_t output_bytes_per_sample = 0;
   uint64_t activation_bytes_per_sample = 0;  // estimate or measured peak
-  int64_t max_batch_size = 0;  // the model's limit; 0: none
+  int64_t max_batch_size = 0;                // the model's limit; 0: none
 };
 
 struct CompactionResult {
@@ -89,8 +89,8 @@ struct DeviceMemoryStats {
   // from the driver.
   uint64_t free_bytes = 0;
   uint64_t largest_free_block = 0;
-  double fragmentation = 0;     // 1 - largest free block / cached free bytes
-  double overhead_ratio = 0;    // reserved / allocated (0 when nothing allocated)
+  double fragmentation = 0;   // 1 - largest free block / cached free bytes
+  double overhead_ratio = 0;  // reserved / allocated (0 when nothing allocated)
   uint64_t active_tensors = 0;
   uint64_t tensor_bytes = 0;
   uint64_t pinned_tensors = 0;

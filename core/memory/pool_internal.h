@@ -179,7 +179,7 @@ struct StreamState {
   uint64_t covered_seq = 0;    // highest free_seq covered by a recorded event
   uint64_t completed_seq = 0;  // highest free_seq known to have completed
   std::deque<std::pair<Event*, uint64_t>> in_flight;  // recorded, not yet seen complete
-  Block* fifo_head = nullptr;  // pending blocks, oldest first
+  Block* fifo_head = nullptr;                         // pending blocks, oldest first
   Block* fifo_tail = nullptr;
 };
 

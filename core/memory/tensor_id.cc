@@ -1,7 +1,5 @@
 #include "core/memory/tensor_id.h"
 
-#include <sys/random.h>
-
 #include <cerrno>
 #include <cstring>
 
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/util/check.h"
+#include <sys/random.h>
 
 namespace inferd {
 namespace {

@@ -229,11 +229,10 @@ TensorStore::Usage TensorStore::DeviceUsage(int device) const {
   return it == usage_.end() ? Usage() : it->second;
 }
 
-void TensorStore::Relocate(
-    int device, std::shared_ptr<Event> ready,
-    absl::FunctionRef<void(absl::FunctionRef<bool(void*)> movable,
-                           absl::FunctionRef<void(void*, void*)> moved)>
-        fn) {
+void TensorStore::Relocate(int device, std::shared_ptr<Event> ready,
+                           absl::FunctionRef<void(absl::FunctionRef<bool(void*)> movable,
+                                                  absl::FunctionRef<void(void*, void*)> moved)>
+                               fn) {
   absl::MutexLock lock(&mu_);
   absl::flat_hash_map<void*, Entry*> by_ptr;
   for (auto& [id, entry] : entries_) {

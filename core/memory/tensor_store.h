@@ -37,8 +37,8 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   int device = 0;
   uint64_t byte_size = 0;
-  std::string owner;          // client id
-  absl::Duration lease;       // length; each use restarts it
+  std::string owner;     // client id
+  absl::Duration lease;  // length; each use restarts it
   absl::Time lease_expiry;
   int pin_count = 0;
   absl::Time created;
@@ -63,9 +63,9 @@ struct TensorStoreOptions {
 };
 
 struct TensorListOptions {
-  std::string owner;  // empty: every owner
-  int device = -1;    // -1: every device
-  int page_size = 100;  // <= 0: 100; at most 1000
+  std::string owner;       // empty: every owner
+  int device = -1;         // -1: every device
+  int page_size = 100;     // <= 0: 100; at most 1000
   std::string page_token;  // from a previous page; empty for the first
 };
 

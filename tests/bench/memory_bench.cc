@@ -56,9 +56,9 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     };
     if (a == "--host") {
       f->host = true;
-    } else if (!value("pairs", &f->pairs) && !value("live", &f->live) &&
-               !value("seed", &f->seed) && !value("initial_mb", &f->initial_mb) &&
-               !value("cap_mb", &f->cap_mb) && !value("segment_mb", &f->segment_mb) &&
+    } else if (!value("pairs", &f->pairs) && !value("live", &f->live) && !value("seed", &f->seed) &&
+               !value("initial_mb", &f->initial_mb) && !value("cap_mb", &f->cap_mb) &&
+               !value("segment_mb", &f->segment_mb) &&
                !value("release_on_grow", &f->release_on_grow)) {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return false;
@@ -69,7 +69,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
 
 // Per-sample byte sizes of typical tensors: token ids, logits, attention
 // scores, embeddings, images, hidden states, feature maps.
-constexpr uint64_t kPerSample[] = {256,    1024,   4000,    16384,   196608,
+constexpr uint64_t kPerSample[] = {256,    1024,   4000,    16384,  196608,
                                    393216, 602112, 1048576, 2097152};
 constexpr uint64_t kBatches[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32};
 constexpr uint64_t kMaxBytes = 64ull << 20;
@@ -165,7 +165,8 @@ double TimerOverheadNs() {
   for (auto& x : v) {
     const auto t0 = Clock::now();
     const auto t1 = Clock::now();
-    x = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    x = static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
   }
   return Percentile(v, 0.5);
 }
@@ -196,15 +197,13 @@ int Main(int argc, char** argv) {
   }
   CachingPool& pool = **pool_or;
   Stream& stream = device.stream(0);
-  AllocFreePair ours{
-      "inferd_pool",
-      [&](size_t bytes) -> void* {
-        auto p = pool.Allocate(bytes, stream);
-        return p.ok() ? *p : nullptr;
-      },
-      [&](void* p) { pool.Free(p, stream).IgnoreError(); },
-      [&] { return pool.GetStats().reserved_bytes; },
-      nullptr};
+  AllocFreePair ours{"inferd_pool",
+                     [&](size_t bytes) -> void* {
+                       auto p = pool.Allocate(bytes, stream);
+                       return p.ok() ? *p : nullptr;
+                     },
+                     [&](void* p) { pool.Free(p, stream).IgnoreError(); },
+                     [&] { return pool.GetStats().reserved_bytes; }, nullptr};
   // Warm up (grow segments, fault in code), then measure.
   Replay(ours, trace, flags);
   PoolStats end_stats, idle_stats;
@@ -223,54 +222,54 @@ int Main(int argc, char** argv) {
   });
 
   std::vector<std::unique_ptr<AllocFreePair>> baselines;
-  baselines.push_back(std::make_unique<AllocFreePair>(AllocFreePair{
-      "raw_device_alloc",
-      [&](size_t bytes) -> void* {
-        auto p = device.AllocateRaw(bytes);
-        return p.ok() ? *p : nullptr;
-      },
-      [&](void* p) { device.FreeRaw(p); }, nullptr, nullptr}));
+  baselines.push_back(std::make_unique<AllocFreePair>(
+      AllocFreePair{"raw_device_alloc",
+                    [&](size_t bytes) -> void* {
+                      auto p = device.AllocateRaw(bytes);
+                      return p.ok() ? *p : nullptr;
+                    },
+                    [&](void* p) { device.FreeRaw(p); }, nullptr, nullptr}));
   for (const BaselineFactory& f : Registry()) {
     if (auto b = f(device)) baselines.push_back(std::move(b));
   }
   std::vector<Result> results;
   for (auto& b : baselines) results.push_back(Replay(*b, trace, flags));
 
-  const double reserved_over_allocated =
-      end_stats.allocated_bytes == 0 ? 0
-                                     : static_cast<double>(end_stats.reserved_bytes) /
-                                           static_cast<double>(end_stats.allocated_bytes);
+  const double reserved_over_allocated = end_stats.allocated_bytes == 0
+                                             ? 0
+                                             : static_cast<double>(end_stats.reserved_bytes) /
+                                                   static_cast<double>(end_stats.allocated_bytes);
   const double reserved_over_requested =
-      pool_result.live_requested_end == 0
-          ? 0
-          : static_cast<double>(end_stats.reserved_bytes) /
-                static_cast<double>(pool_result.live_requested_end);
+      pool_result.live_requested_end == 0 ? 0
+                                          : static_cast<double>(end_stats.reserved_bytes) /
+                                                static_cast<double>(pool_result.live_requested_end);
   std::printf("memory_bench: device %s (%s), %d pairs, %d live, seed %" PRIu64
               ", timer overhead %.0f ns\n",
               device.info().name.c_str(), DeviceKindName(device.info().kind), flags.pairs,
               flags.live, flags.seed, TimerOverheadNs());
-  std::printf("%-22s %10s %10s %10s %10s %10s %8s\n", "allocator", "p50_ns", "p99_ns",
-              "mean_ns", "p50_ratio", "p99_ratio", "failed");
+  std::printf("%-22s %10s %10s %10s %10s %10s %8s\n", "allocator", "p50_ns", "p99_ns", "mean_ns",
+              "p50_ratio", "p99_ratio", "failed");
   auto row = [&](const Result& r) {
-    std::printf("%-22s %10.0f %10.0f %10.0f %10.2f %10.2f %8" PRIu64 "\n", r.name.c_str(),
-                r.p50_ns, r.p99_ns, r.mean_ns, r.p50_ns / std::max(1.0, pool_result.p50_ns),
+    std::printf("%-22s %10.0f %10.0f %10.0f %10.2f %10.2f %8" PRIu64 "\n", r.name.c_str(), r.p50_ns,
+                r.p99_ns, r.mean_ns, r.p50_ns / std::max(1.0, pool_result.p50_ns),
                 r.p99_ns / std::max(1.0, pool_result.p99_ns), r.failures);
   };
   row(pool_result);
   for (const Result& r : results) row(r);
   std::printf("pool at end of trace: reserved %" PRIu64 " allocated %" PRIu64 " requested %" PRIu64
-              " bytes (peak live %" PRIu64 "); reserved/allocated %.3f, reserved/requested %.3f, "
+              " bytes (peak live %" PRIu64
+              "); reserved/allocated %.3f, reserved/requested %.3f, "
               "fragmentation %.3f, %" PRIu64 " segments\n",
               end_stats.reserved_bytes, end_stats.allocated_bytes, pool_result.live_requested_end,
-              pool_result.live_requested_peak,
-              reserved_over_allocated, reserved_over_requested, end_stats.fragmentation,
-              end_stats.segments);
+              pool_result.live_requested_peak, reserved_over_allocated, reserved_over_requested,
+              end_stats.fragmentation, end_stats.segments);
 
   const double idle_reserved_over_allocated =
       idle_stats.allocated_bytes == 0 ? 0
                                       : static_cast<double>(idle_stats.reserved_bytes) /
                                             static_cast<double>(idle_stats.allocated_bytes);
-  std::printf("pool after idle compaction (moved %" PRIu64 " bytes) and ReleaseCached: reserved %" PRIu64
+  std::printf("pool after idle compaction (moved %" PRIu64
+              " bytes) and ReleaseCached: reserved %" PRIu64
               " bytes; reserved/allocated %.3f, fragmentation %.3f, %" PRIu64 " segments\n",
               moved_bytes, idle_stats.reserved_bytes, idle_reserved_over_allocated,
               idle_stats.fragmentation, idle_stats.segments);
@@ -289,15 +288,17 @@ int Main(int argc, char** argv) {
                 pool_result.live_requested_peak, idle_reserved_over_allocated);
   json += buf;
   for (const Result& r : results) {
-    std::snprintf(buf, sizeof(buf),
-                  ",\"%s_p50_ns\":%.0f,\"%s_p99_ns\":%.0f,\"%s_p50_ratio\":%.2f,\"%s_p99_ratio\":%.2f",
-                  r.name.c_str(), r.p50_ns, r.name.c_str(), r.p99_ns, r.name.c_str(),
-                  r.p50_ns / std::max(1.0, pool_result.p50_ns), r.name.c_str(),
-                  r.p99_ns / std::max(1.0, pool_result.p99_ns));
+    std::snprintf(
+        buf, sizeof(buf),
+        ",\"%s_p50_ns\":%.0f,\"%s_p99_ns\":%.0f,\"%s_p50_ratio\":%.2f,\"%s_p99_ratio\":%.2f",
+        r.name.c_str(), r.p50_ns, r.name.c_str(), r.p99_ns, r.name.c_str(),
+        r.p50_ns / std::max(1.0, pool_result.p50_ns), r.name.c_str(),
+        r.p99_ns / std::max(1.0, pool_result.p99_ns));
     json += buf;
     if (r.reserved_end > 0 && r.live_requested_end > 0) {
-      std::snprintf(buf, sizeof(buf), ",\"%s_reserved_over_requested\":%.4f", r.name.c_str(),
-                    static_cast<double>(r.reserved_end) / static_cast<double>(r.live_requested_end));
+      std::snprintf(
+          buf, sizeof(buf), ",\"%s_reserved_over_requested\":%.4f", r.name.c_str(),
+          static_cast<double>(r.reserved_end) / static_cast<double>(r.live_requested_end));
       json += buf;
     }
   }

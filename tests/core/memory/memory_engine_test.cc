@@ -253,9 +253,9 @@ TEST_F(MemoryEngineTest, CompactionPreservesContentsAndHandles) {
       ASSERT_TRUE(engine_->FreeTensor(tensors[static_cast<size_t>(i)].id).ok());
     } else {
       std::vector<uint8_t> data = Pattern(3 * kMiB, static_cast<uint8_t>(i));
-      ASSERT_TRUE(engine_->WriteTensor(tensors[static_cast<size_t>(i)].id, 0,
-                                       absl::MakeConstSpan(data))
-                      .ok());
+      ASSERT_TRUE(
+          engine_->WriteTensor(tensors[static_cast<size_t>(i)].id, 0, absl::MakeConstSpan(data))
+              .ok());
       kept.emplace_back(tensors[static_cast<size_t>(i)], std::move(data));
     }
   }
@@ -304,7 +304,8 @@ TEST_F(MemoryEngineTest, MaintenanceCompactsOnlyIdleFragmentedDevices) {
   Build(1, 256 * kMiB, o);
   std::vector<TensorInfo> t;
   for (int i = 0; i < 12; ++i) t.push_back(Alloc(3 * kMiB));
-  for (int i = 0; i < 12; i += 2) ASSERT_TRUE(engine_->FreeTensor(t[static_cast<size_t>(i)].id).ok());
+  for (int i = 0; i < 12; i += 2)
+    ASSERT_TRUE(engine_->FreeTensor(t[static_cast<size_t>(i)].id).ok());
   ASSERT_GT(engine_->GetDeviceStats(0)->fragmentation, 0.3);
   EXPECT_EQ(engine_->RunMaintenanceOnce().compactions, 0u);  // allocated just now
   clock_.Advance(absl::Seconds(6));

@@ -62,8 +62,8 @@ TEST_F(MemoryGpuTest, Upload64MiBInChunksAndDownloadBitIdentical) {
   EXPECT_EQ(zeros, std::vector<uint8_t>(64 * kMiB, 0));  // new tensors are zeroed
   const std::vector<uint8_t> data = Pattern(64 * kMiB, 7);
   for (uint64_t off = 0; off < data.size(); off += 4 * kMiB) {
-    ASSERT_TRUE(engine->WriteTensor(info->id, off, absl::MakeConstSpan(data.data() + off, 4 * kMiB))
-                    .ok());
+    ASSERT_TRUE(
+        engine->WriteTensor(info->id, off, absl::MakeConstSpan(data.data() + off, 4 * kMiB)).ok());
   }
   std::vector<uint8_t> back(data.size());
   ASSERT_TRUE(engine->ReadTensor(info->id, 0, absl::MakeSpan(back)).ok());
@@ -99,7 +99,8 @@ TEST_F(MemoryGpuTest, CompactionKeepsContentsOnTheGpu) {
   EXPECT_EQ(result->released_bytes, 20 * kMiB);
   for (auto& [i, data] : kept) {
     std::vector<uint8_t> back(data.size());
-    ASSERT_TRUE(engine->ReadTensor(tensors[static_cast<size_t>(i)].id, 0, absl::MakeSpan(back)).ok());
+    ASSERT_TRUE(
+        engine->ReadTensor(tensors[static_cast<size_t>(i)].id, 0, absl::MakeSpan(back)).ok());
     EXPECT_TRUE(back == data) << "tensor " << i;
   }
 }
@@ -114,9 +115,9 @@ TEST_F(MemoryGpuTest, ExhaustionNamesDeviceRequestedAndFreeBytes) {
   ASSERT_TRUE(engine->AllocateTensor(r).ok());
   auto over = engine->AllocateTensor(r);
   ASSERT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(over.status().message(),
-            "device 0: cannot allocate 50331648 bytes (free 16777216 of " +
-                std::to_string(engine->GetDeviceStats(0)->total_bytes) + " bytes after GC)");
+  EXPECT_EQ(over.status().message(), "device 0: cannot allocate 50331648 bytes (free 16777216 of " +
+                                         std::to_string(engine->GetDeviceStats(0)->total_bytes) +
+                                         " bytes after GC)");
 }
 
 // Verifies stream-ordered reuse with real CUDA events: the freeing stream

@@ -15,9 +15,9 @@ TEST(TensorIdTest, FormatsAs32HexDigitsAndParsesBack) {
 }
 
 TEST(TensorIdTest, RejectsMalformedText) {
-  for (const char* bad : {"", "abc", "0123456789abcdeffedcba987654321",
-                          "0123456789abcdeffedcba98765432100", "0123456789abcdeffedcba987654321g",
-                          "00000000000000000000000000000000"}) {
+  for (const char* bad :
+       {"", "abc", "0123456789abcdeffedcba987654321", "0123456789abcdeffedcba98765432100",
+        "0123456789abcdeffedcba987654321g", "00000000000000000000000000000000"}) {
     auto parsed = ParseTensorId(bad, "tensor_id");
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(parsed.status().message().find("tensor_id"), std::string::npos);

@@ -167,13 +167,14 @@ TEST_F(TensorStoreTest, RelocateMovesOnlyUnpinnedTensorsOfTheDevice) {
   TensorInfo c = Add("x", 1, absl::ZeroDuration(), &c_mem);
   auto pin_b = store_.Pin(b.id);
   ASSERT_TRUE(pin_b.ok());
-  store_.Relocate(0, nullptr, [&](absl::FunctionRef<bool(void*)> movable,
-                                  absl::FunctionRef<void(void*, void*)> moved) {
-    EXPECT_TRUE(movable(&a_mem));
-    EXPECT_FALSE(movable(&b_mem));  // pinned
-    EXPECT_FALSE(movable(&c_mem));  // other device
-    moved(&a_mem, &new_mem);
-  });
+  store_.Relocate(
+      0, nullptr,
+      [&](absl::FunctionRef<bool(void*)> movable, absl::FunctionRef<void(void*, void*)> moved) {
+        EXPECT_TRUE(movable(&a_mem));
+        EXPECT_FALSE(movable(&b_mem));  // pinned
+        EXPECT_FALSE(movable(&c_mem));  // other device
+        moved(&a_mem, &new_mem);
+      });
   EXPECT_EQ(store_.Pin(a.id)->device_ptr(), &new_mem);
   EXPECT_EQ(store_.Pin(c.id)->device_ptr(), &c_mem);
 }
@@ -194,10 +195,10 @@ TEST_F(TensorStoreTest, PinWaitsForAPendingMove) {
   ASSERT_TRUE(s.RecordEvent(*ready).ok());
   int old_mem = 0, new_mem = 0;
   TensorInfo a = Add("x", 0, absl::ZeroDuration(), &old_mem);
-  store_.Relocate(0, ready, [&](absl::FunctionRef<bool(void*)>,
-                                absl::FunctionRef<void(void*, void*)> moved) {
-    moved(&old_mem, &new_mem);
-  });
+  store_.Relocate(0, ready,
+                  [&](absl::FunctionRef<bool(void*)>, absl::FunctionRef<void(void*, void*)> moved) {
+                    moved(&old_mem, &new_mem);
+                  });
   bool done_when_pinned = false;
   std::thread t([&] {
     auto pin = store_.Pin(a.id);
