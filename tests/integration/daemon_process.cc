@@ -28,6 +28,11 @@ std::string BinDir() {
 std::string InferdBinary() { return BinDir() + "/inferd"; }
 std::string InferctlBinary() { return BinDir() + "/inferctl"; }
 
+std::string SourceDir() {
+  const char* dir = std::getenv("INFERD_SOURCE_DIR");
+  return dir != nullptr ? dir : std::string(INFERD_SOURCE_DIR);
+}
+
 std::vector<std::string> DeviceArgs(int host_devices) {
   const char* gpu = std::getenv("INFERD_TEST_USE_GPU");
   if (gpu != nullptr && std::string(gpu) == "1") return {};

@@ -19,6 +19,8 @@ namespace inferd::testing {
 
 std::string InferdBinary();
 std::string InferctlBinary();
+// The source tree (for configs/): $INFERD_SOURCE_DIR or the configured path.
+std::string SourceDir();
 // "--host-devices=N", or nothing when INFERD_TEST_USE_GPU=1 (the daemon
 // then uses the GPUs it finds).
 std::vector<std::string> DeviceArgs(int host_devices);

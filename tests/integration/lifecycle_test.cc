@@ -67,7 +67,9 @@ TEST(LifecycleTest, BadFlagExitsWithCode2) {
 }
 
 TEST(LifecycleTest, ShippedConfigStartsAndHealthcheckProbes) {
-  DaemonProcess d({"--config=" + std::string(INFERD_SOURCE_DIR) + "/configs/inferd.yaml"});
+  std::vector<std::string> args = testing::DeviceArgs(1);
+  args.push_back("--config=" + testing::SourceDir() + "/configs/inferd.yaml");
+  DaemonProcess d(args);
   ASSERT_TRUE(d.started()) << d.Stderr();
   auto probe = testing::RunCommand(
       {testing::InferdBinary(), "healthcheck", "--grpc-target=" + d.target()}, absl::Seconds(30));
