@@ -83,6 +83,20 @@ std::string FormatValue(const std::string& v) { return Quote(v); }
 std::string FormatValue(const std::vector<int>& v) {
   return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
 }
+// Flow style, one map per rule, so the result parses back exactly.
+std::string FormatValue(const std::vector<ScalingRuleConfig>& rules) {
+  return absl::StrCat(
+      "[",
+      absl::StrJoin(rules, ", ",
+                    [](std::string* out, const ScalingRuleConfig& r) {
+                      absl::StrAppend(out, "{direction: ", Quote(r.direction),
+                                      ", metric: ", Quote(r.metric),
+                                      ", comparison: ", Quote(r.comparison),
+                                      ", threshold: ", FormatDouble(r.threshold),
+                                      ", hold_seconds: ", FormatDouble(r.hold_seconds), "}");
+                    }),
+      "]");
+}
 
 // Number text for ranges and messages: "1.5", "30", "inf".
 std::string Num(double v) {
@@ -201,6 +215,49 @@ struct DeviceOrdinals {
   }
 };
 
+// scaling.rules: each rule's names are known, its threshold and hold in
+// range. Checks that involve other keys (hold vs window length, the default
+// rules) are ValidatePolicy's, run by core/scaling's ScalingPolicyFromConfig.
+constexpr size_t kMaxScalingRules = 64;
+
+struct ScalingRules {
+  std::string Describe() const {
+    return "list of {direction, metric, comparison, threshold, hold_seconds}; [] = default rules";
+  }
+  std::string operator()(const std::vector<ScalingRuleConfig>& rules) const {
+    if (rules.size() > kMaxScalingRules) {
+      return absl::StrCat(rules.size(), " rules exceed the limit of ", kMaxScalingRules);
+    }
+    static const OneOf kDirections{{"up", "down"}};
+    // WorkloadMetricName()'s names (tests/core/scaling checks they agree).
+    static const OneOf kMetrics{{"queue_length", "processing_time", "throughput", "utilization",
+                                 "memory_used", "queue_length_per_device"}};
+    static const OneOf kComparisons{{">", ">=", "<", "<="}};
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const ScalingRuleConfig& rule = rules[i];
+      const std::string at = absl::StrCat("[", i, "].");
+      if (std::string p = kDirections(rule.direction); !p.empty()) {
+        return absl::StrCat(at, "direction: ", p);
+      }
+      if (std::string p = kMetrics(rule.metric); !p.empty()) {
+        return absl::StrCat(at, "metric: ", p);
+      }
+      if (std::string p = kComparisons(rule.comparison); !p.empty()) {
+        return absl::StrCat(at, "comparison: ", p);
+      }
+      const bool fraction = rule.metric == "utilization" || rule.metric == "memory_used";
+      const DoubleRange threshold{0.0, fraction ? 1.0 : kInf};
+      if (std::string p = threshold(rule.threshold); !p.empty()) {
+        return absl::StrCat(at, "threshold: ", p, fraction ? absl::StrCat(" for ", rule.metric) : "");
+      }
+      if (std::string p = NonNegativeSeconds()(rule.hold_seconds); !p.empty()) {
+        return absl::StrCat(at, "hold_seconds: ", p);
+      }
+    }
+    return "";
+  }
+};
+
 // ---------------------------------------------------------------------------
 // The table.
 
@@ -213,7 +270,8 @@ struct TypedField {
 
 using AnyField =
     std::variant<TypedField<bool>, TypedField<int>, TypedField<int64_t>, TypedField<double>,
-                 TypedField<std::string>, TypedField<std::vector<int>>>;
+                 TypedField<std::string>, TypedField<std::vector<int>>,
+                 TypedField<std::vector<ScalingRuleConfig>>>;
 
 struct FieldSpec {
   std::string path;
@@ -229,6 +287,7 @@ const char* TypeName(const TypedField<int64_t>&) { return "int"; }
 const char* TypeName(const TypedField<double>&) { return "double"; }
 const char* TypeName(const TypedField<std::string>&) { return "string"; }
 const char* TypeName(const TypedField<std::vector<int>>&) { return "list of int"; }
+const char* TypeName(const TypedField<std::vector<ScalingRuleConfig>>&) { return "list of rule"; }
 
 // One table row. `accessor` is a captureless generic lambda
 // `[](auto* c) { return &c->section.member; }`; the member's type picks the
@@ -351,6 +410,55 @@ const std::vector<FieldSpec>& Fields() {
       Key("device.multi_gpu.performance_optimization.enable_task_migration",
           [](auto* c) { return &c->device.performance.enable_task_migration; },
           AnyBool{}, "", "Move queued tasks off unhealthy or deactivated devices"),
+
+      // memory.* (the memory engine's keys beyond the seed's; docs/MEMORY.md)
+      Key("memory.default_lease_seconds",
+          [](auto* c) { return &c->memory.default_lease_seconds; },
+          DoubleRange{0.0, 1e6, /*lo_open=*/true}, "seconds",
+          "Lease of a tensor whose request names none; each use restarts it"),
+      Key("memory.max_lease_seconds",
+          [](auto* c) { return &c->memory.max_lease_seconds; },
+          DoubleRange{0.0, 1e6, /*lo_open=*/true}, "seconds",
+          "Longest lease a request may ask for"),
+      Key("memory.max_pool_fraction",
+          [](auto* c) { return &c->memory.max_pool_fraction; },
+          DoubleRange{0.0, 1.0, /*lo_open=*/true}, "ratio",
+          "Cap on a device pool's reserved bytes, as a fraction of device memory"),
+      Key("memory.monitor_interval_seconds",
+          [](auto* c) { return &c->memory.monitor_interval_seconds; },
+          DoubleRange{0.0, 3600.0, /*lo_open=*/true}, "seconds",
+          "Period of the maintenance pass (lease expiry, GC, compaction)"),
+      Key("memory.compaction_idle_seconds",
+          [](auto* c) { return &c->memory.compaction_idle_seconds; },
+          NonNegativeSeconds(), "seconds",
+          "How long a device must see no allocation and no pin before it is compacted"),
+      Key("memory.batch_safety_margin",
+          [](auto* c) { return &c->memory.batch_safety_margin; },
+          DoubleRange{0.0, 1.0, false, /*hi_open=*/true}, "ratio",
+          "Fraction of free memory GetOptimalBatchSize keeps back"),
+      Key("memory.zero_new_tensors",
+          [](auto* c) { return &c->memory.zero_new_tensors; },
+          AnyBool{}, "", "Zero new tensors so no client reads another's freed bytes"),
+
+      // scaling.* (the scaler's keys beyond the seed's; docs/SCALING.md)
+      Key("scaling.window_length_seconds",
+          [](auto* c) { return &c->scaling.window_length_seconds; },
+          DoubleRange{0.0, 3600.0, /*lo_open=*/true}, "seconds",
+          "How far back the workload window keeps samples (>= every rule's hold)"),
+      Key("scaling.min_active_devices",
+          [](auto* c) { return &c->scaling.min_active_devices; },
+          IntRange{1, 4096}, "devices", "Fewest devices the scaler keeps active"),
+      Key("scaling.max_active_devices",
+          [](auto* c) { return &c->scaling.max_active_devices; },
+          IntRange{0, 4096}, "devices", "Most devices the scaler makes active; 0 = all"),
+      Key("scaling.max_replicas",
+          [](auto* c) { return &c->scaling.max_replicas; },
+          IntRange{1, 1000}, "replicas",
+          "Most daemon replicas the scaler asks for (1 = never ask for more machines)"),
+      Key("scaling.rules",
+          [](auto* c) { return &c->scaling.rules; },
+          ScalingRules{}, "",
+          "Scale-up and scale-down rules"),
 
       // models.*
       Key("models.repository",
@@ -493,8 +601,62 @@ std::string ReadValue(const YAML::Node& node, const std::string& range, std::vec
   return "";
 }
 
+// A problem starting with "[" names an element below `path` ("[1].metric: ...").
+// scaling.rules: a list of maps, each with exactly the five rule keys.
+std::string ReadValue(const YAML::Node& node, const std::string&,
+                      std::vector<ScalingRuleConfig>* out) {
+  if (!node.IsSequence()) return absl::StrCat("expected a list, got ", Got(node));
+  static constexpr const char* kRuleKeys[] = {"direction", "metric", "comparison", "threshold",
+                                              "hold_seconds"};
+  std::vector<ScalingRuleConfig> rules;
+  for (size_t i = 0; i < node.size() && i <= kMaxScalingRules; ++i) {
+    const YAML::Node item = node[i];
+    const std::string at = absl::StrCat("[", i, "]");
+    if (!item.IsMap()) {
+      return absl::StrCat(at, ": expected a map with ", absl::StrJoin(kRuleKeys, ", "), "; got ",
+                          Got(item));
+    }
+    ScalingRuleConfig rule;
+    std::set<std::string> seen;
+    for (const auto& entry : item) {
+      if (!entry.first.IsScalar()) {
+        return absl::StrCat(at, ": expected a key, got ", Got(entry.first));
+      }
+      const std::string& key = entry.first.Scalar();
+      const std::string field = absl::StrCat(at, ".", key);
+      if (!seen.insert(key).second) return absl::StrCat(field, ": duplicate key");
+      std::string problem;
+      if (key == "direction") {
+        problem = ReadValue(entry.second, "", &rule.direction);
+      } else if (key == "metric") {
+        problem = ReadValue(entry.second, "", &rule.metric);
+      } else if (key == "comparison") {
+        problem = ReadValue(entry.second, "", &rule.comparison);
+      } else if (key == "threshold") {
+        problem = ReadValue(entry.second, "", &rule.threshold);
+      } else if (key == "hold_seconds") {
+        problem = ReadValue(entry.second, "", &rule.hold_seconds);
+      } else {
+        return absl::StrCat(field, ": unknown key (a rule has ", absl::StrJoin(kRuleKeys, ", "),
+                            ")");
+      }
+      if (!problem.empty()) return absl::StrCat(field, ": ", problem);
+    }
+    for (const char* key : kRuleKeys) {
+      if (!seen.contains(key)) return absl::StrCat(at, ".", key, ": missing");
+    }
+    rules.push_back(std::move(rule));
+  }
+  if (node.size() > kMaxScalingRules) {
+    return absl::StrCat(node.size(), " rules exceed the limit of ", kMaxScalingRules);
+  }
+  *out = std::move(rules);
+  return "";
+}
+
 absl::Status KeyError(absl::string_view path, absl::string_view problem) {
-  return absl::InvalidArgumentError(absl::StrCat(path, ": ", problem));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, absl::StartsWith(problem, "[") ? "" : ": ", problem));
 }
 
 // Parses `node` into the member `spec` describes and checks its range.

@@ -81,6 +81,31 @@ struct DeviceConfig {
   bool operator==(const DeviceConfig&) const = default;
 };
 
+// scaling.rules[i]: one scaling rule as written in the file (the names
+// docs/SCALING.md uses); core/scaling maps it onto a ScalingRule.
+struct ScalingRuleConfig {
+  std::string direction;   // up | down
+  std::string metric;      // queue_length | processing_time | throughput |
+                           // utilization | memory_used | queue_length_per_device
+  std::string comparison;  // > | >= | < | <=
+  double threshold = 0.0;  // >= 0; <= 1 for utilization and memory_used
+  double hold_seconds = 0.0;
+
+  bool operator==(const ScalingRuleConfig&) const = default;
+};
+
+// scaling.* — the dynamic scaler's keys beyond the seed's (enable, cooldowns,
+// interval and stability stay in PerformanceConfig).
+struct ScalingConfig {
+  double window_length_seconds = 300.0;  // >= scaling_evaluation_interval
+  int min_active_devices = 1;
+  int max_active_devices = 0;  // 0 = all devices
+  int max_replicas = 8;
+  std::vector<ScalingRuleConfig> rules;  // empty = DefaultScalingRules()
+
+  bool operator==(const ScalingConfig&) const = default;
+};
+
 // models.*
 struct ModelsConfig {
   std::string repository;  // folder of <model>/config.yaml; "" = builtins only
@@ -96,9 +121,24 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
+// memory.* — the memory engine's keys beyond the seed's (docs/MEMORY.md).
+struct MemoryConfig {
+  double default_lease_seconds = 600.0;   // lease when a request gives none
+  double max_lease_seconds = 86400.0;     // longest lease a request may ask for
+  double max_pool_fraction = 0.95;        // pool cap as a fraction of device memory
+  double monitor_interval_seconds = 1.0;  // maintenance pass period
+  double compaction_idle_seconds = 5.0;   // idle time before compacting a device
+  double batch_safety_margin = 0.1;       // free memory GetOptimalBatchSize keeps back
+  bool zero_new_tensors = true;           // no client reads another's freed bytes
+
+  bool operator==(const MemoryConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   DeviceConfig device;
+  MemoryConfig memory;
+  ScalingConfig scaling;
   ModelsConfig models;
   LimitsConfig limits;
 
@@ -136,7 +176,7 @@ std::string DescribeConfig(const Config& config);
 // One configuration key, as listed by ConfigKeys().
 struct ConfigKeyInfo {
   std::string path;   // full YAML path, e.g. "server.grpc_listen"
-  std::string type;   // "bool", "int", "double", "string" or "list of int"
+  std::string type;   // "bool", "int", "double", "string", "list of int" or "list of rule"
   std::string unit;   // e.g. "seconds", "bytes", "MiB", "ratio"; may be ""
   std::string range;  // allowed values, e.g. "[0, 1]" or "auto | on | off"
   std::string doc;    // one line saying what the key does
