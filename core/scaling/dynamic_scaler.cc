@@ -40,6 +40,7 @@ absl::Status CheckFraction(absl::string_view field, double v) {
 ScalingEvent Decision(absl::Time now, const ScalingRule& rule, int index, double value, double cv) {
   ScalingEvent e;
   e.time = now;
+  e.direction = rule.direction;
   e.rule_index = index;
   e.rule = DescribeRule(rule);
   e.value = value;
@@ -136,6 +137,7 @@ absl::StatusOr<std::unique_ptr<DynamicScaler>> DynamicScaler::Create(
 DynamicScaler::DynamicScaler(ScalerOptions options, Clock* clock, prometheus::Registry& registry)
     : clock_(clock),
       history_capacity_(options.event_history_capacity),
+      device_sampler_(std::move(options.device_sampler)),
       metrics_(registry),
       window_(WindowOptions{options.policy.window_length, options.window_resolution}) {
   absl::MutexLock lock(&mu_);
@@ -232,7 +234,18 @@ void DynamicScaler::AddFleetSampleLocked(absl::Time now) {
 
 // ------------------------------------------------------------- evaluation
 
+void DynamicScaler::SampleDevices() {
+  if (!device_sampler_) return;
+  for (const DeviceSample& sample : device_sampler_()) {
+    if (absl::Status st = RecordDeviceSample(sample); !st.ok()) {
+      INFERD_LOG(kWarning, "scaler: dropped a sample of device ", sample.device, ": ",
+                 st.message());
+    }
+  }
+}
+
 ScalingEvent DynamicScaler::EvaluateOnce() {
+  SampleDevices();
   absl::MutexLock notify_lock(&notify_mu_);
   Changes changes;
   ScalingEvent outcome;
@@ -245,6 +258,16 @@ ScalingEvent DynamicScaler::EvaluateOnce() {
 }
 
 bool DynamicScaler::EvaluateIfDue() {
+  if (device_sampler_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (last_evaluation_ != absl::InfinitePast() &&
+          clock_->Now() - last_evaluation_ < policy_.evaluation_interval) {
+        return false;
+      }
+    }
+    SampleDevices();
+  }
   absl::MutexLock notify_lock(&notify_mu_);
   Changes changes;
   bool due = false;
@@ -470,6 +493,8 @@ void DynamicScaler::EnforceBoundsLocked(absl::Time now, Changes* changes) {
     ScalingEvent e;
     e.time = now;
     e.action = action;
+    e.direction =
+        action == ScalingAction::kActivateDevice ? ScaleDirection::kUp : ScaleDirection::kDown;
     e.device = device;
     e.reason = std::move(reason);
     return e;
@@ -645,6 +670,7 @@ ScalingStats DynamicScaler::GetStats() const {
   stats.last_scale_time = last_scale_time_;
   stats.last_evaluation_time = last_evaluation_;
   stats.window_length = policy_.window_length;
+  stats.policy = policy_;
   for (int m = 0; m < kNumWorkloadMetrics; ++m) {
     stats.window[m] = window_.Aggregate(static_cast<WorkloadMetric>(m), now, policy_.window_length);
   }

@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
@@ -46,9 +47,18 @@
 
 namespace inferd {
 
+// Returns the current utilization and memory samples of the devices. The
+// scaler calls it at the start of every evaluation (EvaluateOnce,
+// EvaluateIfDue when due, the background thread), on the evaluating thread,
+// with none of its locks held, and records what it returns as
+// RecordDeviceSample does (bad samples are logged and dropped). So devices
+// are sampled at the evaluation cadence without a polling thread of their own.
+using DeviceSampler = std::function<std::vector<DeviceSample>()>;
+
 struct ScalerOptions {
   std::vector<int> devices;  // DeviceInfo::index of every device; unique, >= 0
   ScalingPolicy policy;
+  DeviceSampler device_sampler;  // optional
   // Devices active at start (the lowest indexes), clamped to the policy's
   // bounds; 0 = all. Ignored when the policy is disabled (all are active).
   int initial_active_devices = 0;
@@ -146,11 +156,14 @@ class DynamicScaler {
   int MaxActiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ResetRuleTimersLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const Changes& changes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
+  // Calls device_sampler_ (if any) and records its samples.
+  void SampleDevices() ABSL_LOCKS_EXCLUDED(notify_mu_, mu_);
   void Loop();
 
   // Constant after construction.
   Clock* const clock_;
   const size_t history_capacity_;
+  const DeviceSampler device_sampler_;
   ScalingMetrics metrics_;
 
   // Serializes state changes with their listener calls (taken before mu_).

@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/scaling/scaling_policy.h"
 
 namespace inferd {
 
@@ -37,6 +39,9 @@ struct ScalingEvent {
   uint64_t sequence = 0;  // 1, 2, ... in the order events were recorded
   absl::Time time = absl::InfinitePast();
   ScalingAction action = ScalingAction::kNone;
+  // up / down for rule decisions (acted or held) and bound enforcement;
+  // none for health and policy events.
+  std::optional<ScaleDirection> direction;
   int device = -1;      // the device acted on; -1 when none
   int rule_index = -1;  // index in ScalingPolicy::rules of the deciding rule
   std::string rule;     // DescribeRule() of it; "" when none

@@ -1,7 +1,10 @@
 #include "core/scaling/scaling_policy.h"
 
+#include <cctype>
 #include <cmath>
 
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/status_macros.h"
 
@@ -150,6 +153,29 @@ absl::Status ValidatePolicy(const ScalingPolicy& policy) {
     RETURN_IF_ERROR(ValidateRule(policy.rules[i], static_cast<int>(i), policy.window_length));
   }
   return absl::OkStatus();
+}
+
+absl::Status RenamePolicyField(const absl::Status& status, const PolicyFieldRenamer& rename) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) return status;
+  const absl::string_view message = status.message();
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return status;
+  absl::string_view field = message.substr(0, colon);
+  int rule_index = -1;
+  if (absl::ConsumePrefix(&field, "rules[")) {
+    const size_t close = field.find("].");
+    if (close == absl::string_view::npos ||
+        !absl::SimpleAtoi(field.substr(0, close), &rule_index) || rule_index < 0) {
+      return status;
+    }
+    field.remove_prefix(close + 2);
+  }
+  if (field.empty()) return status;
+  for (char c : field) {
+    if (!std::islower(static_cast<unsigned char>(c)) && c != '_') return status;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(rename(field, rule_index), message.substr(colon)));
 }
 
 std::string DescribeRule(const ScalingRule& rule) {

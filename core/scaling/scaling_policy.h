@@ -20,6 +20,7 @@
 #ifndef INFERD_CORE_SCALING_SCALING_POLICY_H_
 #define INFERD_CORE_SCALING_SCALING_POLICY_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,17 @@ struct ScalingPolicy {
 // and value, e.g. "rules[1].threshold: -2 must be >= 0",
 // "scale_down_cooldown: -1 is negative".
 absl::Status ValidatePolicy(const ScalingPolicy& policy);
+
+// Names a policy field as a caller shows it: `field` is the leaf
+// ("scale_up_cooldown", "threshold", "hold"), `rule_index` the rule's index
+// or -1 for a policy-level field.
+using PolicyFieldRenamer = std::function<std::string(absl::string_view field, int rule_index)>;
+
+// Returns `status` with the field path that starts a ValidatePolicy or
+// SetPolicy message ("rules[1].hold: ...") replaced by `rename`'s name for
+// it, for callers that present the policy as config keys or wire fields.
+// Statuses that are OK, not INVALID_ARGUMENT or not of that form pass through.
+absl::Status RenamePolicyField(const absl::Status& status, const PolicyFieldRenamer& rename);
 
 // Returns "up: utilization > 0.85 for 30s".
 std::string DescribeRule(const ScalingRule& rule);

@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "core/scaling/scaling_event.h"
+#include "core/scaling/scaling_policy.h"
 #include "core/scaling/workload_window.h"
 
 namespace inferd {
@@ -47,6 +48,7 @@ struct ScalingStats {
   // Daemon-wide aggregates over the whole window, indexed by WorkloadMetric.
   std::array<WindowAggregate, kNumWorkloadMetrics> window;
   absl::Duration window_length;
+  ScalingPolicy policy;  // in force when the stats were taken
 
   int64_t evaluations = 0;
   int64_t device_activations = 0;    // rule-driven and repairs
