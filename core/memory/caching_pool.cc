@@ -25,7 +25,10 @@ bool RoundUp(uint64_t x, uint64_t m, uint64_t* out) {
   return true;
 }
 
-void* AsPtr(uintptr_t addr) { return reinterpret_cast<void*>(addr); }
+// Blocks are kept as integers for address arithmetic; callers get pointers.
+void* AsPtr(uintptr_t addr) {
+  return reinterpret_cast<void*>(addr);  // NOLINT(performance-no-int-to-ptr)
+}
 
 }  // namespace
 
@@ -177,7 +180,7 @@ absl::StatusOr<Block*> CachingPool::AllocateBlockLocked(uint64_t size, int strea
 Block* CachingPool::FindFitLocked(uint64_t size, int stream, bool small) {
   const BySizeAddr::Key key{size, 0};
   FreeSet& ready = ready_[small ? 1 : 0];
-  FreeSet& pending = pending_[static_cast<size_t>((small ? num_streams_ : 0) + stream)];
+  FreeSet& pending = pending_[PendingIndex(small, stream)];
   auto r = ready.lower_bound(key);
   auto p = pending.lower_bound(key);
   Block* best = nullptr;
@@ -356,12 +359,16 @@ Block* CachingPool::MergeLocked(Block* into, Block* other) {
   return into;
 }
 
+size_t CachingPool::PendingIndex(bool small, int stream) const {
+  return (small ? static_cast<size_t>(num_streams_) : 0) + static_cast<size_t>(stream);
+}
+
 // Index of the set holding `block` when free: ready_ for ready blocks,
 // pending_ for pending ones.
 size_t CachingPool::SetIndex(const Block* block) const {
   const bool small = block->segment->small;
   if (!block->pending) return small ? 1 : 0;
-  return static_cast<size_t>((small ? num_streams_ : 0) + block->stream);
+  return PendingIndex(small, block->stream);
 }
 
 FreeSet& CachingPool::SetForLocked(const Block* block) {
@@ -457,7 +464,7 @@ std::vector<Event*> CachingPool::PendingEventsLocked(bool small, int except_stre
   std::vector<Event*> waits;
   for (int t = 0; t < num_streams_; ++t) {
     if (t == except_stream) continue;
-    const FreeSet& set = pending_[static_cast<size_t>((small ? num_streams_ : 0) + t)];
+    const FreeSet& set = pending_[PendingIndex(small, t)];
     if (set.empty()) continue;
     // Any pending block may coalesce into a fit once ready, so wait for all.
     CoverPendingLocked(t);
@@ -572,8 +579,7 @@ absl::StatusOr<PoolCompaction> CachingPool::Compact(
       if (f->size != t->size) return f->size < t->size;
       return f->addr < t->addr;
     };
-    for (FreeSet* set :
-         {&ready_[small ? 1 : 0], &pending_[static_cast<size_t>((small ? num_streams_ : 0) + c)]}) {
+    for (FreeSet* set : {&ready_[small ? 1 : 0], &pending_[PendingIndex(small, c)]}) {
       for (auto it = set->lower_bound(BySizeAddr::Key{b->size, 0}); it != set->end(); ++it) {
         if (better(*it, b) && (target == nullptr || preferred(*it, target))) target = *it;
       }

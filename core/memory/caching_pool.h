@@ -177,6 +177,7 @@ class CachingPool {
   FreeSet& SetForLocked(const Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const FreeSet& SetForLocked(const Block* block) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t SetIndex(const Block* block) const;
+  size_t PendingIndex(bool small, int stream) const;
   // Records an event on `stream` covering every block freed on it so far.
   void CoverPendingLocked(int stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Polls recorded events and makes covered blocks free for every stream.

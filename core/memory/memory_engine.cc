@@ -63,7 +63,7 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& options, Clock* clock,
     : options_(options), clock_(clock), metrics_(registry) {}
 
 absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
-    const MemoryEngineOptions& options, std::vector<Device*> devices, Clock* clock,
+    const MemoryEngineOptions& options, const std::vector<Device*>& devices, Clock* clock,
     prometheus::Registry& registry) {
   auto invalid = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
   auto in_unit = [](double v) { return v > 0 && v <= 1; };

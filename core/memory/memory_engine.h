@@ -45,7 +45,7 @@ class MemoryEngine {
   // options or device lists; RESOURCE_EXHAUSTED naming the device when the
   // reservation does not fit.
   static absl::StatusOr<std::unique_ptr<MemoryEngine>> Create(const MemoryEngineOptions& options,
-                                                              std::vector<Device*> devices,
+                                                              const std::vector<Device*>& devices,
                                                               Clock* clock,
                                                               prometheus::Registry& registry);
   ~MemoryEngine();

@@ -54,7 +54,7 @@ int HexValue(char c) {
 }  // namespace
 
 TensorId NewTensorId() {
-  static RandomBuffer* buffer = new RandomBuffer();
+  static auto* buffer = new RandomBuffer();
   return buffer->Next();
 }
 

@@ -229,7 +229,7 @@ TensorStore::Usage TensorStore::DeviceUsage(int device) const {
   return it == usage_.end() ? Usage() : it->second;
 }
 
-void TensorStore::Relocate(int device, std::shared_ptr<Event> ready,
+void TensorStore::Relocate(int device, const std::shared_ptr<Event>& ready,
                            absl::FunctionRef<void(absl::FunctionRef<bool(void*)> movable,
                                                   absl::FunctionRef<void(void*, void*)> moved)>
                                fn) {

@@ -163,7 +163,7 @@ class TensorStore {
   // record that such a tensor now lives at `new`. Each moved tensor's next
   // Pin waits for `ready` (which `fn` records after enqueuing the copies).
   // `fn` must not call back into the store.
-  void Relocate(int device, std::shared_ptr<Event> ready,
+  void Relocate(int device, const std::shared_ptr<Event>& ready,
                 absl::FunctionRef<void(absl::FunctionRef<bool(void*)> movable,
                                        absl::FunctionRef<void(void*, void*)> moved)>
                     fn);
