@@ -7,6 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "core/device/device_allocator.h"
 #include "core/device/discovery.h"
+#include "core/scaling/device_sampler.h"
+#include "core/scaling/dynamic_scaler.h"
+#include "core/scaling/policy_from_config.h"
+#include "core/memory/memory_engine.h"
+#include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
 #include "core/models/model_registry.h"
 #include "core/util/logging.h"
@@ -18,9 +23,29 @@
 #include "server/grpc_metrics.h"
 #include "server/health_service.h"
 #include "server/kserve_service.h"
+#include "server/scaling_service.h"
+#include "server/memory_service.h"
 
 namespace inferd {
 namespace {
+
+MemoryEngineOptions MemoryOptionsFromConfig(const Config& c) {
+  const PerformanceConfig& p = c.device.performance;
+  MemoryEngineOptions o;
+  o.pool_size_mb = static_cast<uint64_t>(p.memory_pool_size_mb);
+  o.gc_threshold = p.memory_gc_threshold;
+  o.defrag_threshold = p.memory_defrag_threshold;
+  o.enable_monitoring = p.enable_memory_monitoring;
+  o.max_pool_fraction = c.memory.max_pool_fraction;
+  o.monitor_interval = absl::Seconds(c.memory.monitor_interval_seconds);
+  o.compaction_idle_time = absl::Seconds(c.memory.compaction_idle_seconds);
+  o.default_lease = absl::Seconds(c.memory.default_lease_seconds);
+  o.max_lease = absl::Seconds(c.memory.max_lease_seconds);
+  o.batch_safety_margin = c.memory.batch_safety_margin;
+  o.zero_new_tensors = c.memory.zero_new_tensors;
+  o.max_tensor_bytes = static_cast<uint64_t>(c.limits.max_tensor_bytes);
+  return o;
+}
 
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
@@ -34,15 +59,22 @@ struct Daemon::Impl {
   // Declared in construction order; destroyed in reverse.
   std::vector<std::unique_ptr<Device>> devices;
   std::vector<Device*> device_ptrs;
-  std::unique_ptr<DeviceAllocator> allocator;
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<prometheus::Exposer> exposer;
   std::shared_ptr<DeviceCollector> device_collector;
+  // The dynamic scaler (issue 6): the active device set and the replica
+  // figure. The scheduler registers its listener here and feeds it
+  // RecordSchedulerSample (see "scheduler hookup" in Start()).
+  std::unique_ptr<DynamicScaler> scaler;
+  std::unique_ptr<MemoryEngine> memory;
+  std::unique_ptr<DeviceAllocator> allocator;  // scratch buffers from `memory`
   ModelRegistry models;
   std::unique_ptr<InferSubmitter> submitter;
   std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::unique_ptr<HealthService> health;
   std::unique_ptr<KServeService> kserve;
+  std::unique_ptr<ScalingService> scaling_service;
+  std::unique_ptr<MemoryService> memory_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -52,10 +84,14 @@ struct Daemon::Impl {
     if (server) server->Shutdown(std::chrono::system_clock::now());
     server.reset();
     kserve.reset();
+    scaling_service.reset();
+    memory_service.reset();
     health.reset();
     submitter.reset();
+    if (scaler) scaler->Stop();  // its sampler reads the devices
     for (auto& d : devices) (void)d->Synchronize();
     allocator.reset();
+    memory.reset();
   }
 };
 
@@ -79,8 +115,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   if (!devices.ok()) return devices.status();
   impl->devices = *std::move(devices);
   for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
-  impl->allocator = NewRawDeviceAllocator();
-
   impl->registry = std::make_shared<prometheus::Registry>();
   impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
   if (!config.server.metrics_listen.empty()) {
@@ -96,6 +130,30 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     impl->metrics_port = ports.empty() ? 0 : ports[0];
   }
 
+  // Scaling: the scaler samples device load itself before each evaluation.
+  std::vector<int> device_indexes;
+  for (Device* d : impl->device_ptrs) device_indexes.push_back(d->index());
+  auto scaler_options = ScalerOptionsFromConfig(config, std::move(device_indexes));
+  if (!scaler_options.ok()) return scaler_options.status();
+  scaler_options->device_sampler = DeviceLoadSampler(impl->device_ptrs);
+  auto scaler =
+      DynamicScaler::Create(*std::move(scaler_options), Clock::Real(), *impl->registry);
+  if (!scaler.ok()) return scaler.status();
+  impl->scaler = *std::move(scaler);
+  // Scheduler hookup (core/sched): register impl->scaler->RegisterListener(...)
+  // (stop placing on a deactivated device, move its queued tasks) and feed
+  // impl->scaler->RecordSchedulerSample(...) from the scheduler.
+  // The evaluation thread runs even with enable_dynamic_scaling false: the
+  // scaler then keeps every healthy device active but still samples and
+  // reports, and SetScalingPolicy can turn scaling on at run time.
+  impl->scaler->Start();
+
+  auto memory = MemoryEngine::Create(MemoryOptionsFromConfig(config), impl->device_ptrs,
+                                     Clock::Real(), *impl->registry);
+  if (!memory.ok()) return memory.status();
+  impl->memory = *std::move(memory);
+  impl->allocator = impl->memory->NewScratchAllocator();
+
   if (!config.models.repository.empty() &&
       !std::filesystem::is_directory(config.models.repository)) {
     return absl::InvalidArgumentError(absl::StrCat("models.repository: '",
@@ -107,6 +165,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
 
   impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
   impl->health = std::make_unique<HealthService>(impl->grpc_metrics.get());
+  impl->scaling_service =
+      std::make_unique<ScalingService>(impl->scaler.get(), impl->grpc_metrics.get());
+  impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
+                                                         impl->grpc_metrics.get());
   impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),
                                                  config.limits, impl->grpc_metrics.get());
 
@@ -124,6 +186,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                              config.server.max_concurrent_streams);
   builder.RegisterService(impl->health.get());
   builder.RegisterService(impl->kserve.get());
+  builder.RegisterService(impl->scaling_service.get());
+  builder.RegisterService(impl->memory_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",
@@ -152,6 +216,7 @@ void Daemon::Shutdown(absl::Duration grace) {
   impl_->health->Shutdown();
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->server->Wait();
+  impl_->scaler->Stop();
   for (auto& d : impl_->devices) (void)d->Synchronize();
   INFERD_LOG(kInfo, "shutdown complete");
 }

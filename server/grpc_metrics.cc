@@ -1,6 +1,17 @@
 #include "server/grpc_metrics.h"
 
+#include "server/status_util.h"
+
 namespace inferd {
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
+                                      const absl::Status& status, absl::Time start) {
+  grpc::Status gs = ToGrpcStatus(status);
+  m->Record(gs.error_code(), absl::Now() - start);
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(gs);
+  return reactor;
+}
 
 const char* GrpcCodeName(grpc::StatusCode code) {
   static constexpr const char* kNames[] = {

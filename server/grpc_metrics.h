@@ -11,6 +11,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/status/status.h"
+#include "grpcpp/grpcpp.h"
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -64,6 +66,12 @@ class CallTimer {
 };
 
 const char* GrpcCodeName(grpc::StatusCode code);
+
+// Finishes a unary callback call with `status` (converted by ToGrpcStatus)
+// and records it in `m` with the latency since `start`. Returns the reactor
+// the handler must return. Call DefaultReactor() nowhere else for the call.
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
+                                      const absl::Status& status, absl::Time start);
 
 }  // namespace inferd
 
