@@ -1,0 +1,62 @@
+#include "core/device/cuda/async_allocator.h"
+
+#include <cuda_runtime.h>
+
+#include "absl/strings/str_cat.h"
+#include "core/device/cuda/cuda_device.h"
+#include "core/device/cuda/cuda_stream.h"
+
+namespace inferd {
+namespace {
+
+class Impl final : public CudaAsyncAllocator {
+ public:
+  Impl(int ordinal, cudaStream_t stream, cudaMemPool_t pool)
+      : ordinal_(ordinal), stream_(stream), pool_(pool) {}
+  void* Allocate(size_t bytes) override {
+    cudaSetDevice(ordinal_);
+    void* p = nullptr;
+    if (cudaMallocAsync(&p, bytes, stream_) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return nullptr;
+    }
+    return p;
+  }
+  void Free(void* ptr) override { cudaFreeAsync(ptr, stream_); }
+  uint64_t Reserved() override {
+    uint64_t v = 0;  // cuuint64_t is a 64-bit unsigned
+    cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
+    return static_cast<uint64_t>(v);
+  }
+  void Synchronize() override { cudaStreamSynchronize(stream_); }
+
+ private:
+  const int ordinal_;
+  cudaStream_t stream_;
+  cudaMemPool_t pool_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CudaAsyncAllocator>> CudaAsyncAllocator::Create(Device& device) {
+  auto* cuda = dynamic_cast<CudaDevice*>(&device);
+  if (cuda == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device ", device.index(), " is not a CUDA device"));
+  }
+  auto* stream = dynamic_cast<CudaStream*>(&device.stream(0));
+  if (stream == nullptr) return absl::FailedPreconditionError("stream 0 is not a CUDA stream");
+  cudaSetDevice(cuda->ordinal());
+  cudaMemPool_t pool;
+  if (cudaDeviceGetDefaultMemPool(&pool, cuda->ordinal()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return absl::FailedPreconditionError(
+        absl::StrCat("device ", device.index(), " has no default memory pool"));
+  }
+  uint64_t threshold = ~uint64_t{0};
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+  return std::unique_ptr<CudaAsyncAllocator>(
+      new Impl(cuda->ordinal(), stream->cuda_stream(), pool));
+}
+
+}  // namespace inferd
