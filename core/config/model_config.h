@@ -1,0 +1,118 @@
+// ModelConfigSpec: one model's config.yaml in a model repository, parsed
+// into typed structs. The model layer (core/models/model_repository.h)
+// turns a spec into a loaded Model; the scheduler reads its batching
+// settings. yaml-cpp is used only in model_config.cc.
+//
+// A config.yaml looks like (docs/MODELS.md is the full reference):
+//
+//   name: demo_mlp              # optional; must equal the folder name
+//   version: "1"
+//   backend: mlp                # mlp | plugin
+//   max_batch_size: 64
+//   dynamic_batching: {preferred_batch_sizes: [8, 32], max_queue_delay_us: 500}
+//   inputs:  [{name: INPUT0,  datatype: FP32, dims: [-1, 64]}]
+//   outputs: [{name: OUTPUT0, datatype: FP32, dims: [-1, 16]}]
+//   mlp:
+//     weights: model.safetensors
+//     dtype: fp32                # fp32 | fp16 | bf16
+//     layers:
+//       - {weight: 0.weight, bias: 0.bias, activation: relu}
+//       - {weight: 2.weight, bias: 2.bias}
+//
+// Thread-safety: the functions here are pure and safe to call concurrently.
+#ifndef INFERD_CORE_CONFIG_MODEL_CONFIG_H_
+#define INFERD_CORE_CONFIG_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/tensor/dtype.h"
+
+namespace inferd {
+
+enum class ModelBackend { kMlp, kPlugin };
+
+// Activation after a dense layer. kGelu is the exact (erf) GELU of
+// torch.nn.GELU(); kGeluTanh is nn.GELU(approximate="tanh").
+enum class MlpActivation { kNone, kRelu, kGelu, kGeluTanh };
+
+// "none" | "relu" | "gelu" | "gelu_tanh".
+absl::string_view MlpActivationName(MlpActivation activation);
+
+// inputs[i] / outputs[i]. -1 in dims is a variable dimension (the batch).
+struct ModelTensorConfig {
+  std::string name;
+  DataType dtype = DataType::kInvalid;
+  std::vector<int64_t> dims;
+};
+
+// dynamic_batching.* (used by the scheduler; present means enabled).
+struct DynamicBatchingConfig {
+  std::vector<int> preferred_batch_sizes;  // each in [1, max_batch_size]
+  int64_t max_queue_delay_us = 0;
+};
+
+// mlp.layers[i]: y = act(x W^T + b), as torch.nn.Linear stores W [out, in].
+struct MlpLayerConfig {
+  std::string weight;  // tensor name in the weights file
+  std::string bias;    // "" = no bias (nn.Linear(bias=False))
+  MlpActivation activation = MlpActivation::kNone;
+};
+
+// mlp.*
+struct MlpBackendConfig {
+  std::string weights;  // safetensors file, relative to the model folder
+  DataType dtype = DataType::kFp32;  // kFp32 | kFp16 | kBf16
+  std::vector<MlpLayerConfig> layers;
+};
+
+// plugin.*
+struct PluginBackendConfig {
+  std::string library;  // shared library, relative to the model folder
+  std::vector<std::pair<std::string, std::string>> parameters;  // sorted by key
+};
+
+struct ModelConfigSpec {
+  std::string name;  // "" when the file does not set it
+  std::string version = "1";
+  ModelBackend backend = ModelBackend::kMlp;
+  int max_batch_size = 0;  // 0: the model does not batch along dim 0
+  bool has_dynamic_batching = false;
+  DynamicBatchingConfig dynamic_batching;
+  std::vector<ModelTensorConfig> inputs;
+  std::vector<ModelTensorConfig> outputs;
+  MlpBackendConfig mlp;        // set when backend == kMlp
+  PluginBackendConfig plugin;  // set when backend == kPlugin
+};
+
+// Limits on what a config may declare.
+inline constexpr int kMaxModelBatchSize = 1 << 20;
+inline constexpr int kMaxModelTensors = 64;
+inline constexpr int kMaxModelDims = 16;
+inline constexpr int kMaxMlpLayers = 256;
+inline constexpr int64_t kMaxModelConfigBytes = 1 << 20;
+
+// Returns true for a name made of [A-Za-z0-9_.-], 1..255 characters, not
+// starting with '.'. Model names and versions must pass it.
+bool IsValidModelName(absl::string_view name);
+
+// Parses and validates config.yaml text. Unknown or duplicate keys, wrong
+// types, bad values and YAML syntax errors give INVALID_ARGUMENT whose
+// message starts with the key path, e.g. "mlp.layers[1].activation:
+// \"tanh\" is not one of none, relu, gelu, gelu_tanh" or
+// "inputs[0].dims[1]: 0 is out of range; expected -1 or >= 1".
+// Structural rules checked here: backend section present and the other
+// absent; at least one input and output with unique names; mlp needs
+// max_batch_size >= 1, one input and one output of the mlp dtype, each of
+// rank 2 with dims [-1, features]; dynamic_batching needs
+// max_batch_size >= 1. Checks that need the weights (feature counts,
+// tensor names) are made by the loader.
+absl::StatusOr<ModelConfigSpec> ParseModelConfig(absl::string_view yaml_text);
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_CONFIG_MODEL_CONFIG_H_

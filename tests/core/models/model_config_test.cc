@@ -1,0 +1,213 @@
+#include "core/config/model_config.h"
+
+#include <string>
+
+#include "absl/strings/str_replace.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace inferd {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr char kMlp[] = R"(
+name: tiny
+version: "2"
+backend: mlp
+max_batch_size: 8
+dynamic_batching:
+  preferred_batch_sizes: [2, 4]
+  max_queue_delay_us: 100
+inputs:
+  - {name: X, datatype: FP32, dims: [-1, 4]}
+outputs:
+  - {name: Y, datatype: FP32, dims: [-1, 2]}
+mlp:
+  weights: w.safetensors
+  dtype: fp32
+  layers:
+    - {weight: 0.weight, bias: 0.bias, activation: relu}
+    - {weight: 2.weight, activation: gelu_tanh}
+)";
+
+constexpr char kPlugin[] = R"(
+backend: plugin
+inputs:
+  - {name: A, datatype: INT32, dims: [3, -1]}
+  - {name: B, datatype: BYTES, dims: [-1]}
+outputs:
+  - {name: C, datatype: FP16, dims: [3]}
+plugin:
+  library: libp.so
+  parameters: {zeta: last, alpha: 1, mid: "x y"}
+)";
+
+std::string Edit(const std::string& base, const std::string& from, const std::string& to) {
+  std::string out = absl::StrReplaceAll(base, {{from, to}});
+  EXPECT_NE(out, base) << "edit did not apply: " << from;
+  return out;
+}
+
+TEST(ModelConfigTest, ParsesMlpConfig) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "tiny");
+  EXPECT_EQ(spec->version, "2");
+  EXPECT_EQ(spec->backend, ModelBackend::kMlp);
+  EXPECT_EQ(spec->max_batch_size, 8);
+  ASSERT_TRUE(spec->has_dynamic_batching);
+  EXPECT_EQ(spec->dynamic_batching.preferred_batch_sizes, (std::vector<int>{2, 4}));
+  EXPECT_EQ(spec->dynamic_batching.max_queue_delay_us, 100);
+  ASSERT_EQ(spec->inputs.size(), 1u);
+  EXPECT_EQ(spec->inputs[0].name, "X");
+  EXPECT_EQ(spec->inputs[0].dtype, DataType::kFp32);
+  EXPECT_EQ(spec->inputs[0].dims, (std::vector<int64_t>{-1, 4}));
+  EXPECT_EQ(spec->mlp.weights, "w.safetensors");
+  EXPECT_EQ(spec->mlp.dtype, DataType::kFp32);
+  ASSERT_EQ(spec->mlp.layers.size(), 2u);
+  EXPECT_EQ(spec->mlp.layers[0].bias, "0.bias");
+  EXPECT_EQ(spec->mlp.layers[0].activation, MlpActivation::kRelu);
+  EXPECT_EQ(spec->mlp.layers[1].bias, "");
+  EXPECT_EQ(spec->mlp.layers[1].activation, MlpActivation::kGeluTanh);
+}
+
+TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name, "");
+  EXPECT_EQ(spec->version, "1");
+  EXPECT_EQ(spec->max_batch_size, 0);
+  EXPECT_FALSE(spec->has_dynamic_batching);
+  EXPECT_EQ(spec->plugin.library, "libp.so");
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(spec->plugin.parameters,
+            (std::vector<P>{{"alpha", "1"}, {"mid", "x y"}, {"zeta", "last"}}));
+  EXPECT_EQ(spec->inputs[1].dtype, DataType::kBytes);
+}
+
+TEST(ModelConfigTest, MlpDefaultsToFp32AndNoActivation) {
+  std::string yaml = Edit(kMlp, "  dtype: fp32\n", "");
+  yaml = Edit(yaml, ", activation: relu}", "}");
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(yaml);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->mlp.dtype, DataType::kFp32);
+  EXPECT_EQ(spec->mlp.layers[0].activation, MlpActivation::kNone);
+}
+
+struct ErrorCase {
+  const char* label;
+  std::string yaml;
+  std::string message_start;
+};
+
+class ModelConfigErrorTest : public ::testing::TestWithParam<ErrorCase> {};
+
+// Verifies that each bad config is INVALID_ARGUMENT whose message starts
+// with the key path of the offending value.
+TEST_P(ModelConfigErrorTest, NamesTheKeyPath) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(GetParam().yaml);
+  ASSERT_FALSE(spec.ok()) << GetParam().label;
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(spec.status().message()), StartsWith(GetParam().message_start));
+}
+
+std::vector<ErrorCase> ErrorCases() {
+  const std::string m = kMlp;
+  return {
+      {"unknown top key", m + "extra: 1\n", "extra: unknown key"},
+      {"unknown nested key", Edit(m, "dtype: fp32", "dtype: fp32\n  workers: 2"),
+       "mlp.workers: unknown key"},
+      {"bad activation", Edit(m, "gelu_tanh", "tanh"),
+       "mlp.layers[1].activation: \"tanh\" is not one of none, relu, gelu, gelu_tanh"},
+      {"zero dim", Edit(m, "[-1, 4]", "[-1, 0]"), "inputs[0].dims[1]: 0 is out of range"},
+      {"dim below -1", Edit(m, "[-1, 4]", "[-2, 4]"), "inputs[0].dims[0]: -2 is out of range"},
+      {"int as text", Edit(m, "max_batch_size: 8", "max_batch_size: eight"),
+       "max_batch_size: expected an integer, got \"eight\""},
+      {"quoted int", Edit(m, "max_batch_size: 8", "max_batch_size: \"8\""),
+       "max_batch_size: expected an integer"},
+      {"batch too big", Edit(m, "max_batch_size: 8", "max_batch_size: 99999999"),
+       "max_batch_size: 99999999 is out of range"},
+      {"bad datatype", Edit(m, "{name: X, datatype: FP32", "{name: X, datatype: FLOAT"),
+       "inputs[0].datatype: \"FLOAT\" is not a datatype"},
+      {"no backend", Edit(m, "backend: mlp\n", ""), "backend: required"},
+      {"bad backend", Edit(m, "backend: mlp", "backend: onnx"), "backend: \"onnx\" is not one of"},
+      {"missing section", Edit(kPlugin, "plugin:\n  library: libp.so\n  parameters: "
+                                        "{zeta: last, alpha: 1, mid: \"x y\"}\n", ""),
+       "plugin: required with backend: plugin"},
+      {"wrong section", m + "plugin: {library: x.so}\n", "plugin: only allowed with backend: plugin"},
+      {"preferred above max", Edit(m, "[2, 4]", "[2, 16]"),
+       "dynamic_batching.preferred_batch_sizes[1]: 16 is larger than max_batch_size"},
+      {"preferred unsorted", Edit(m, "[2, 4]", "[4, 2]"),
+       "dynamic_batching.preferred_batch_sizes[1]: sizes must be strictly increasing"},
+      {"delay negative", Edit(m, "max_queue_delay_us: 100", "max_queue_delay_us: -1"),
+       "dynamic_batching.max_queue_delay_us: -1 is out of range"},
+      {"batching without batch", Edit(kPlugin, "backend: plugin", "backend: plugin\n"
+                                                                  "dynamic_batching: {}"),
+       "dynamic_batching: needs max_batch_size >= 1"},
+      {"duplicate key", Edit(m, "version: \"2\"", "version: \"2\"\nversion: \"3\""),
+       "version: duplicate key"},
+      {"duplicate tensor", Edit(kPlugin, "{name: B,", "{name: A,"),
+       "inputs[1].name: \"A\" is used twice"},
+      {"layer without weight", Edit(m, "{weight: 2.weight, ", "{"), "mlp.layers[1].weight: required"},
+      {"empty layers", Edit(m, "  layers:\n    - {weight: 0.weight, bias: 0.bias, activation: "
+                               "relu}\n    - {weight: 2.weight, activation: gelu_tanh}\n",
+                            "  layers: []\n"),
+       "mlp.layers: has 0 layers"},
+      {"parameter not scalar", Edit(kPlugin, "mid: \"x y\"", "mid: [1, 2]"),
+       "plugin.parameters.mid: expected a string, got a list"},
+      {"mlp rank", Edit(m, "[-1, 4]", "[-1, 4, 1]"), "inputs[0].dims: backend mlp expects"},
+      {"mlp fixed batch", Edit(m, "[-1, 2]", "[8, 2]"), "outputs[0].dims: backend mlp expects"},
+      {"mlp dtype mismatch", Edit(m, "{name: Y, datatype: FP32", "{name: Y, datatype: FP16"),
+       "outputs[0].datatype: FP16 differs from mlp.dtype (FP32)"},
+      {"mlp two inputs", Edit(m, "inputs:\n", "inputs:\n  - {name: Z, datatype: FP32, dims: [-1, 1]}\n"),
+       "inputs: has 2 tensors; backend mlp takes exactly 1"},
+      {"mlp unbatched", Edit(m, "max_batch_size: 8\ndynamic_batching:\n  preferred_batch_sizes: "
+                                "[2, 4]\n  max_queue_delay_us: 100\n", ""),
+       "max_batch_size: 0 is out of range; backend mlp needs >= 1"},
+      {"bad mlp dtype", Edit(m, "dtype: fp32", "dtype: float"), "mlp.dtype: \"float\" is not one of"},
+      {"bad name", Edit(m, "name: tiny", "name: ../etc"), "name: \"../etc\" is not a valid name"},
+      {"bad version", Edit(m, "version: \"2\"", "version: a/b"), "version: \"a/b\" is not a valid"},
+      {"empty weights", Edit(m, "weights: w.safetensors", "weights: \"\""),
+       "mlp.weights: must not be empty"},
+      {"not a map", "- a\n- b\n", "(top level): expected a map, got a list"},
+      {"inputs not list", Edit(m, "inputs:\n  - {name: X, datatype: FP32, dims: [-1, 4]}",
+                               "inputs: {name: X}"),
+       "inputs: expected a list, got a map"},
+      {"syntax error", "name: [unclosed\n", "YAML syntax error at line"},
+      {"two documents", m + "---\nname: other\n", "config.yaml holds 2 YAML documents"},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ModelConfigErrorTest, ::testing::ValuesIn(ErrorCases()),
+                         [](const ::testing::TestParamInfo<ErrorCase>& info) {
+                           std::string name = info.param.label;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
+
+TEST(ModelConfigTest, RejectsOversizedText) {
+  std::string yaml(kMaxModelConfigBytes + 1, ' ');
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(yaml);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_THAT(std::string(spec.status().message()), HasSubstr("larger than"));
+}
+
+TEST(ModelConfigTest, ValidModelNames) {
+  EXPECT_TRUE(IsValidModelName("demo_mlp"));
+  EXPECT_TRUE(IsValidModelName("a.b-C_9"));
+  EXPECT_FALSE(IsValidModelName(""));
+  EXPECT_FALSE(IsValidModelName("."));
+  EXPECT_FALSE(IsValidModelName(".."));
+  EXPECT_FALSE(IsValidModelName(".hidden"));
+  EXPECT_FALSE(IsValidModelName("a/b"));
+  EXPECT_FALSE(IsValidModelName("a\\b"));
+  EXPECT_FALSE(IsValidModelName(std::string("a\0b", 3)));
+  EXPECT_FALSE(IsValidModelName(std::string(256, 'a')));
+}
+
+}  // namespace
+}  // namespace inferd
