@@ -212,7 +212,7 @@ void MemoryStatsToProto(const std::vector<DeviceMemoryStats>& stats, v1::MemoryS
 }
 
 MemoryService::MemoryService(MemoryEngine* engine, GrpcMetrics* metrics)
-    : engine_(engine), metrics_(metrics) {
+    : engine_(engine) {
   auto m = [&](const char* name) { return metrics->ForMethod(absl::StrCat(kService, name)); };
   m_allocate_ = m("AllocateTensor");
   m_upload_ = m("UploadTensor");

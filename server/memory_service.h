@@ -46,7 +46,6 @@ class MemoryService final : public v1::Memory::CallbackService {
 
  private:
   MemoryEngine* const engine_;
-  GrpcMetrics* const metrics_;
   MethodMetrics* m_allocate_;
   MethodMetrics* m_upload_;
   MethodMetrics* m_download_;

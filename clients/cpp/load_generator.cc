@@ -92,7 +92,7 @@ class Run {
     r.first_error = first_error_;
     r.qps = static_cast<double>(ok_) / absl::ToDoubleSeconds(measured);
     std::sort(latencies_us_.begin(), latencies_us_.end());
-    auto pct = [this](double p) {
+    auto pct = [this](double p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (latencies_us_.empty()) return 0.0;
       size_t i = static_cast<size_t>(p * static_cast<double>(latencies_us_.size() - 1));
       return latencies_us_[i];
