@@ -149,6 +149,10 @@ absl::Status ValidatePolicy(const ScalingPolicy& policy) {
                                                  " must be finite and >= evaluation_interval (",
                                                  Seconds(policy.evaluation_interval), ")"));
   }
+  if (policy.rules.size() > kMaxScalingRules) {
+    return Invalid("rules", absl::StrCat(policy.rules.size(), " rules exceed the limit of ",
+                                         kMaxScalingRules));
+  }
   for (size_t i = 0; i < policy.rules.size(); ++i) {
     RETURN_IF_ERROR(ValidateRule(policy.rules[i], static_cast<int>(i), policy.window_length));
   }

@@ -20,6 +20,7 @@
 #ifndef INFERD_CORE_SCALING_SCALING_POLICY_H_
 #define INFERD_CORE_SCALING_SCALING_POLICY_H_
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct ScalingRule {
 //   down: utilization < 0.3              for 120 s   (deciding metric)
 //   down: queue_length_per_device < 1    for 120 s
 std::vector<ScalingRule> DefaultScalingRules();
+
+// Most rules a policy may have (each is evaluated every interval).
+inline constexpr size_t kMaxScalingRules = 64;
 
 // Defaults equal configs/inferd.yaml (the seed's performance_optimization
 // block) plus DefaultScalingRules().
