@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   prometheus
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-pytest
-  yamllint
+  yamllint clang-14
 )
 
 # Offline Kubernetes schemas for the deploy checks (npm registry packages).
