@@ -214,6 +214,12 @@ void Daemon::Shutdown(absl::Duration grace) {
              absl::FormatDuration(grace));
   impl_->kserve->SetReady(false);
   impl_->health->Shutdown();
+  const absl::Duration delay = absl::Seconds(impl_->config.server.shutdown_delay_seconds);
+  if (delay > absl::ZeroDuration()) {
+    // Keep serving while probes see NOT_SERVING and traffic moves away.
+    INFERD_LOG(kInfo, "NOT_SERVING for ", absl::FormatDuration(delay), " before draining");
+    absl::SleepFor(delay);
+  }
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->server->Wait();
   impl_->scaler->Stop();

@@ -36,6 +36,7 @@ struct ServerConfig {
   int64_t max_receive_message_bytes = 64ll << 20;
   int64_t max_send_message_bytes = 64ll << 20;
   int max_concurrent_streams = 256;
+  double shutdown_delay_seconds = 0.0;   // NOT_SERVING this long before draining
   double shutdown_grace_seconds = 20.0;  // drain in-flight calls up to this
   std::string reflection = "auto";       // auto (on when loopback) | on | off
   std::string log_level = "info";        // debug | info | warning | error
