@@ -129,10 +129,10 @@ absl::StatusOr<ScalingRule> RuleFromProto(const v1::ScalingRule& wire, int index
       rule.direction = ScaleDirection::kDown;
       break;
     default:
-      return Invalid(at + "direction",
-                     absl::StrCat(EnumText(wire.direction(),
-                                           v1::ScalingDirection_Name(wire.direction())),
-                                  " is not SCALING_DIRECTION_UP or SCALING_DIRECTION_DOWN"));
+      return Invalid(
+          at + "direction",
+          absl::StrCat(EnumText(wire.direction(), v1::ScalingDirection_Name(wire.direction())),
+                       " is not SCALING_DIRECTION_UP or SCALING_DIRECTION_DOWN"));
   }
   bool metric_found = false;
   for (int m = 0; m < kNumWorkloadMetrics; ++m) {
@@ -155,10 +155,10 @@ absl::StatusOr<ScalingRule> RuleFromProto(const v1::ScalingRule& wire, int index
     }
   }
   if (!comparison_found) {
-    return Invalid(at + "comparison",
-                   absl::StrCat(EnumText(wire.comparison(),
-                                         v1::ScalingComparison_Name(wire.comparison())),
-                                " is not a comparison"));
+    return Invalid(
+        at + "comparison",
+        absl::StrCat(EnumText(wire.comparison(), v1::ScalingComparison_Name(wire.comparison())),
+                     " is not a comparison"));
   }
   rule.threshold = wire.threshold();
   if (!std::isfinite(wire.hold_seconds())) {
@@ -263,8 +263,8 @@ ScalingService::ScalingService(DynamicScaler* scaler, GrpcMetrics* metrics)
       m_set_policy_(metrics->ForMethod(absl::StrCat(kService, "SetScalingPolicy"))),
       m_get_policy_(metrics->ForMethod(absl::StrCat(kService, "GetScalingPolicy"))) {}
 
-grpc::ServerUnaryReactor* ScalingService::Done(grpc::CallbackServerContext* ctx,
-                                               CallTimer& timer, const absl::Status& status) {
+grpc::ServerUnaryReactor* ScalingService::Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
+                                               const absl::Status& status) {
   const grpc::Status wire = ToGrpcStatus(status);
   timer.Finish(wire.error_code());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();

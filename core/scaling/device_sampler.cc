@@ -16,8 +16,8 @@ std::vector<DeviceSample> SampleDeviceLoad(const std::vector<Device*>& devices) 
     DeviceSample sample;
     sample.device = device->index();
     sample.utilization = std::clamp(*utilization, 0.0, 1.0);
-    sample.memory_used = 1.0 - static_cast<double>(free_bytes) /
-                                   static_cast<double>(memory->total_bytes);
+    sample.memory_used =
+        1.0 - static_cast<double>(free_bytes) / static_cast<double>(memory->total_bytes);
     samples.push_back(sample);
   }
   return samples;

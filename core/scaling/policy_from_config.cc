@@ -27,7 +27,8 @@ ScalingRule RuleFromConfig(const ScalingRuleConfig& config) {
 
 std::string ScalingConfigKey(absl::string_view field, int rule_index) {
   if (rule_index >= 0) {
-    return absl::StrCat("scaling.rules[", rule_index, "].", field == "hold" ? "hold_seconds" : field);
+    return absl::StrCat("scaling.rules[", rule_index, "].",
+                        field == "hold" ? "hold_seconds" : field);
   }
   if (field == "enabled") return absl::StrCat(kSeed, "enable_dynamic_scaling");
   if (field == "scale_up_cooldown" || field == "scale_down_cooldown") {
@@ -55,16 +56,17 @@ absl::StatusOr<ScalingPolicy> ScalingPolicyFromConfig(const Config& config) {
   const bool default_rules = scaling.rules.empty();
   if (!default_rules) {
     policy.rules.clear();
-    for (const ScalingRuleConfig& rule : scaling.rules) policy.rules.push_back(RuleFromConfig(rule));
+    for (const ScalingRuleConfig& rule : scaling.rules)
+      policy.rules.push_back(RuleFromConfig(rule));
   }
   const absl::Status status = ValidatePolicy(policy);
   if (status.ok()) return policy;
   if (default_rules && absl::StartsWith(status.message(), "rules[")) {
     // The user wrote no rule: blame the key that made the defaults invalid.
-    return absl::InvalidArgumentError(absl::StrCat(
-        "scaling.window_length_seconds: ", scaling.window_length_seconds,
-        " is shorter than a default rule's hold (", status.message(),
-        "); raise it or write scaling.rules"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scaling.window_length_seconds: ", scaling.window_length_seconds,
+                     " is shorter than a default rule's hold (", status.message(),
+                     "); raise it or write scaling.rules"));
   }
   return RenamePolicyField(status, ScalingConfigKey);
 }

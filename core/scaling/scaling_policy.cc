@@ -3,9 +3,9 @@
 #include <cctype>
 #include <cmath>
 
-#include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/util/status_macros.h"
 
 namespace inferd {
@@ -178,8 +178,7 @@ absl::Status RenamePolicyField(const absl::Status& status, const PolicyFieldRena
   for (char c : field) {
     if (!std::islower(static_cast<unsigned char>(c)) && c != '_') return status;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(rename(field, rule_index), message.substr(colon)));
+  return absl::InvalidArgumentError(absl::StrCat(rename(field, rule_index), message.substr(colon)));
 }
 
 std::string DescribeRule(const ScalingRule& rule) {

@@ -26,9 +26,9 @@ namespace inferd {
 namespace {
 
 using ::google::protobuf::util::MessageDifferencer;
+using testing::DaemonProcess;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-using testing::DaemonProcess;
 
 // One evaluation a second, no cooldowns, a lenient stability check, and two
 // rules on the client-fed queue length: up above 50 at once, down below 1
@@ -220,7 +220,8 @@ TEST_F(ScalingIntegrationTest, SetScalingPolicyRejectsABadPolicyNamingTheField) 
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(st.error_message(), StartsWith("policy: must be set"));
 
-  EXPECT_TRUE(MessageDifferencer::Equals(Policy(), original)) << "a rejected policy changed nothing";
+  EXPECT_TRUE(MessageDifferencer::Equals(Policy(), original))
+      << "a rejected policy changed nothing";
 }
 
 TEST_F(ScalingIntegrationTest, SetScalingPolicyAcceptsAGoodPolicy) {
@@ -303,7 +304,8 @@ TEST_F(ScalingIntegrationTest, MetricsArePresentAndPassPromtool) {
         "inferd_scaler_utilization_ratio", "inferd_scaler_evaluations_total",
         "inferd_scaler_decisions_total{direction=\"up\",scope=\"replica\"}",
         "inferd_grpc_requests_total{code=\"OK\",method=\"inferd.v1.Scaling/GetScalingStats\"}",
-        "inferd_grpc_requests_total{code=\"OK\",method=\"inferd.v1.Scaling/CollectWorkloadMetrics\"}"}) {
+        "inferd_grpc_requests_total{code=\"OK\",method=\"inferd.v1.Scaling/"
+        "CollectWorkloadMetrics\"}"}) {
     EXPECT_TRUE(absl::StrContains(body, name)) << name << "\n" << body.substr(0, 3000);
   }
   if (access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool not installed";
@@ -341,10 +343,10 @@ TEST_F(ScalingIntegrationTest, ReflectionDescribesTheScalingService) {
 // together stops the daemon at start (exit 2) naming the key.
 TEST(ScalingConfigTest, DaemonRefusesAWindowShorterThanTheDefaultRulesHold) {
   const std::string path = testing::WriteTempFile("scaling:\n  window_length_seconds: 60\n");
-  auto r = testing::RunCommand({testing::InferdBinary(), "--config=" + path,
-                                "--grpc-listen=127.0.0.1:0", "--metrics-listen=",
-                                "--host-devices=1"},
-                               absl::Seconds(30));
+  auto r =
+      testing::RunCommand({testing::InferdBinary(), "--config=" + path, "--grpc-listen=127.0.0.1:0",
+                           "--metrics-listen=", "--host-devices=1"},
+                          absl::Seconds(30));
   std::remove(path.c_str());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("scaling.window_length_seconds: 60"));

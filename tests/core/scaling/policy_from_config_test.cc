@@ -66,11 +66,11 @@ TEST(PolicyFromConfigTest, MapsTheSeedKeys) {
 }
 
 TEST(PolicyFromConfigTest, MapsTheScalingSection) {
-  const Config config = Parse(absl::StrCat(
-      "scaling:\n  window_length_seconds: 600\n  min_active_devices: 2\n"
-      "  max_active_devices: 3\n  max_replicas: 4\n  rules:\n",
-      Rule("up", "queue_length", ">=", "50", "15.5"),
-      Rule("down", "memory_used", "<=", "0.25", "600")));
+  const Config config =
+      Parse(absl::StrCat("scaling:\n  window_length_seconds: 600\n  min_active_devices: 2\n"
+                         "  max_active_devices: 3\n  max_replicas: 4\n  rules:\n",
+                         Rule("up", "queue_length", ">=", "50", "15.5"),
+                         Rule("down", "memory_used", "<=", "0.25", "600")));
   absl::StatusOr<ScalingPolicy> policy = ScalingPolicyFromConfig(config);
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_EQ(policy->window_length, absl::Minutes(10));
