@@ -323,6 +323,11 @@ const std::vector<FieldSpec>& Fields() {
       Key("server.max_concurrent_streams",
           [](auto* c) { return &c->server.max_concurrent_streams; },
           IntRange{1, 65536}, "streams", "Most concurrent gRPC streams per client connection"),
+      Key("server.shutdown_delay_seconds",
+          [](auto* c) { return &c->server.shutdown_delay_seconds; },
+          DoubleRange{0.0, 300.0}, "seconds",
+          "How long health reports NOT_SERVING before the server stops taking calls "
+          "(a probe period, so load balancers move away first)"),
       Key("server.shutdown_grace_seconds",
           [](auto* c) { return &c->server.shutdown_grace_seconds; },
           NonNegativeSeconds(), "seconds", "How long shutdown waits for in-flight calls to drain"),
