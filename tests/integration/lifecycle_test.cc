@@ -8,6 +8,7 @@
 #include "clients/cpp/inferd_client.h"
 #include "clients/cpp/tensor_helpers.h"
 #include "gtest/gtest.h"
+#include "inferd/v1/memory.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
 
 namespace inferd {
@@ -147,6 +148,44 @@ TEST(LifecycleTest, SigtermDrainsInFlightRequestsAndExitsZero) {
   EXPECT_EQ(other.load(), 0) << other_message;
   EXPECT_GE(ok.load(), 20);
   EXPECT_TRUE(absl::StrContains(d.Stderr(), "shutdown complete")) << d.Stderr();
+}
+
+// Verifies that a second signal ends the process at once even while a
+// drain is waiting on a call that will not finish (a download whose client
+// stopped reading), long before the configured grace.
+TEST(LifecycleTest, SecondSignalExitsAtOnce) {
+  const std::string config = testing::WriteTempFile("server:\n  shutdown_grace_seconds: 120\n");
+  std::vector<std::string> args = testing::DeviceArgs(1);
+  args.push_back("--config=" + config);
+  DaemonProcess d(args);
+  ASSERT_TRUE(d.started()) << d.Stderr();
+  ClientOptions o;
+  o.target = d.target();
+  InferdClient client(o);
+  auto memory = v1::Memory::NewStub(client.channel());
+  grpc::ClientContext alloc_ctx;
+  v1::AllocateTensorRequest alloc;
+  alloc.set_datatype("UINT8");
+  alloc.add_shape(256 << 20);
+  v1::TensorInfo info;
+  ASSERT_TRUE(memory->AllocateTensor(&alloc_ctx, alloc, &info).ok());
+  // Start a download and read only its first chunk: flow control then
+  // holds the call open on the server.
+  grpc::ClientContext dl_ctx;
+  v1::DownloadTensorRequest dl;
+  dl.set_tensor_id(info.id());
+  dl.set_chunk_bytes(4 << 20);
+  auto reader = memory->DownloadTensor(&dl_ctx, dl);
+  v1::DownloadTensorResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(absl::Seconds(2)), std::nullopt) << "exited before the drain finished";
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(absl::Seconds(20)), 128 + SIGTERM) << d.Stderr();
+  EXPECT_TRUE(absl::StrContains(d.Stderr(), "second signal")) << d.Stderr();
+  dl_ctx.TryCancel();
+  std::remove(config.c_str());
 }
 
 }  // namespace
