@@ -40,18 +40,29 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     return;
   }
 
-  // One device buffer holds every input and output, 256-byte aligned.
+  // Outputs the responder wants on the device are written in place; inputs
+  // already on this device are read in place. One device buffer holds every
+  // other input and output, 256-byte aligned.
+  Device& device = stream.device();
+  absl::InlinedVector<void*, 2> direct_outputs(exec->output_descs.size(), nullptr);
+  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
+    direct_outputs[i] = responder->AllocateDeviceOutput(static_cast<int>(i), sig.outputs[i],
+                                                        exec->output_descs[i], device);
+  }
   uint64_t total = 0;
   bool overflow = false;
-  for (const auto& d : input_descs) overflow |= !CheckedAdd(total, AlignUp(d.byte_size), &total);
-  for (const auto& d : exec->output_descs) {
-    overflow |= !CheckedAdd(total, AlignUp(d.byte_size), &total);
+  for (const InferInput& in : exec->request.inputs) {
+    if (in.device != &device) overflow |= !CheckedAdd(total, AlignUp(in.desc.byte_size), &total);
+  }
+  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
+    if (direct_outputs[i] == nullptr) {
+      overflow |= !CheckedAdd(total, AlignUp(exec->output_descs[i].byte_size), &total);
+    }
   }
   if (overflow) {
     responder->Complete(absl::InvalidArgumentError("request tensors exceed the addressable size"));
     return;
   }
-  Device& device = stream.device();
   absl::StatusOr<void*> buffer = allocator.Allocate(device, stream, total == 0 ? kAlign : total);
   if (!buffer.ok()) {
     responder->Complete(buffer.status());
@@ -63,11 +74,26 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   absl::Status st;
   for (size_t i = 0; i < exec->request.inputs.size() && st.ok(); ++i) {
     const InferInput& in = exec->request.inputs[i];
+    if (in.device == &device) {
+      exec->device_inputs.push_back(DeviceTensor{&in.desc, const_cast<void*>(in.data)});
+      continue;
+    }
     exec->device_inputs.push_back(DeviceTensor{&in.desc, cursor});
-    st = stream.CopyHostToDevice(cursor, in.data, in.desc.byte_size);
+    if (in.device != nullptr) {
+      if (in.desc.byte_size > 0) {
+        st = stream.CopyFromPeer(cursor, *in.device, in.data, in.desc.byte_size);
+      }
+    } else {
+      st = stream.CopyHostToDevice(cursor, in.data, in.desc.byte_size);
+    }
     cursor += AlignUp(in.desc.byte_size);
   }
-  for (const auto& d : exec->output_descs) {
+  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
+    const TensorDesc& d = exec->output_descs[i];
+    if (direct_outputs[i] != nullptr) {
+      exec->device_outputs.push_back(DeviceTensor{&d, direct_outputs[i]});
+      continue;
+    }
     exec->device_outputs.push_back(DeviceTensor{&d, cursor});
     cursor += AlignUp(d.byte_size);
   }
@@ -75,6 +101,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     st = model.Execute(stream, exec->device_inputs, exec->request.params, exec->device_outputs);
   }
   for (size_t i = 0; i < exec->output_descs.size() && st.ok(); ++i) {
+    if (direct_outputs[i] != nullptr) continue;
     const TensorDesc& d = exec->output_descs[i];
     void* host = responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
     if (host != nullptr && d.byte_size > 0) {

@@ -14,7 +14,10 @@ namespace inferd {
 // returns. `responder->Complete` is called exactly once: from the stream's
 // callback thread on success or a device error, or before this returns on
 // a synchronous failure (validation, allocation, launch). Input host bytes
-// must stay valid until Complete.
+// must stay valid until Complete. Inputs with a `device` are read in place
+// when it is the stream's device and copied from that peer otherwise;
+// outputs for which the responder's AllocateDeviceOutput returns memory are
+// written there and not copied to the host.
 void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
                      InferResponder* responder);
 

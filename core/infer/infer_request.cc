@@ -53,7 +53,7 @@ absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request) {
           "inputs[", j, "] (", in.name, "): ", in.desc.byte_size,
           " bytes exceed limits.max_tensor_bytes (", limits.max_tensor_bytes, ")"));
     }
-    if (in.desc.dtype == DataType::kBytes) {
+    if (in.desc.dtype == DataType::kBytes && in.device == nullptr) {
       // Serialized as a 4-byte little-endian length then the bytes, per element.
       const auto* p = static_cast<const uint8_t*>(in.data);
       uint64_t off = 0, count = 0;
@@ -71,7 +71,8 @@ absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request) {
             "inputs[", j, "] (", in.name, "): BYTES data does not hold ", elements,
             " length-prefixed elements as the shape requires"));
       }
-    } else {
+    } else if (in.desc.dtype != DataType::kBytes) {
+      // (BYTES on a device: its layout was checked when it was stored.)
       uint64_t expected = 0;
       if (!CheckedMul(elements, DataTypeSize(in.desc.dtype), &expected) ||
           expected != in.desc.byte_size) {

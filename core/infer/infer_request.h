@@ -23,6 +23,9 @@ struct InferInput {
   absl::string_view name;
   TensorDesc desc;
   const void* data = nullptr;  // host bytes, desc.byte_size long
+  // Non-null: `data` is memory of this device (a pinned tensor), used in
+  // place when the request runs there and copied from it otherwise.
+  Device* device = nullptr;
 };
 
 // Receives the results of one request. Implemented by the protocol adapter;
@@ -34,6 +37,14 @@ class InferResponder {
   // (signature order), or nullptr when the client did not ask for it.
   // Called once per output, from any thread, before Complete.
   virtual void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) = 0;
+  // Returns memory of `device` where the model writes output `index`
+  // directly (the output then stays on the device and AllocateOutput is not
+  // called for it), or nullptr to receive it in host memory. Called once
+  // per output before the model runs.
+  virtual void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
+                                     Device& device) {
+    return nullptr;
+  }
   // Called exactly once, from any thread, with the request's outcome.
   virtual void Complete(absl::Status status) = 0;
 };

@@ -1,0 +1,90 @@
+// Job: the scheduler's internal unit of execution — one ModelInfer request,
+// one task, or a batch merged from several of either. It is what device
+// queues hold and what ExecuteOnDevice reports to (it is the responder the
+// device sees, forwarding outputs to the real sink). Internal to core/sched.
+//
+// Ownership: the scheduler allocates a job at submit and deletes it when it
+// finishes. A job is in at most one place at a time (a batcher, a device
+// queue, a batch, running, or a retry timer); its `where` and queue links
+// are guarded by the lock of that place.
+#ifndef INFERD_CORE_SCHED_JOB_H_
+#define INFERD_CORE_SCHED_JOB_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/infer/infer_request.h"
+#include "core/sched/priority_queue.h"
+#include "core/sched/tensor_access.h"
+
+namespace inferd {
+
+class Scheduler;
+class TaskRecord;
+struct Job;
+
+// The members of a merged batch and the host memory the batch runs from.
+struct BatchData {
+  std::vector<Job*> members;
+  std::vector<int64_t> rows;              // dim-0 rows of each member
+  std::unique_ptr<uint8_t[]> staging;     // concatenated inputs
+  std::vector<std::string> outputs;       // batched outputs, signature order
+  std::vector<TensorDesc> output_descs;
+  std::vector<bool> output_present;
+  int64_t total_rows = 0;
+};
+
+struct Job final : public QueueNode, public InferResponder {
+  enum class Where : uint8_t { kNew, kBatcher, kQueued, kInBatch, kRunning, kRetryWait, kDone };
+
+  Scheduler* scheduler = nullptr;
+  InferRequest request;
+  InferResponder* sink = nullptr;    // client responder or task record; null for a batch
+  std::shared_ptr<TaskRecord> task;  // set for tasks
+  std::unique_ptr<BatchData> batch;  // set for merged batches
+  Job* parent = nullptr;             // the batch this job rides in
+
+  // Constant once submitted.
+  absl::Time submit_time;
+  absl::Time deadline = absl::InfiniteFuture();
+  int device_constraint = -1;
+  int preferred_device = -1;
+  uint64_t memory_requirement = 0;
+  int max_retries = 0;
+  int64_t rows = -1;  // dim-0 rows when batchable, else -1
+
+  // Owned by whoever holds the job (see the file comment).
+  std::atomic<Where> where{Where::kNew};
+  std::atomic<int> lane{-1};  // position of the device lane holding or running it
+  int slot = -1;
+  int attempts = 0;
+  uint64_t failed_mask = 0;  // bit i: failed on device position i
+  absl::Time queued_time = absl::InfinitePast();
+  absl::Time start_time = absl::InfinitePast();
+  bool reserved_memory = false;
+  bool admitted = false;  // counted against its priority's queue depth
+  std::atomic<bool> timed_out{false};
+  std::atomic<bool> cancelled{false};
+  std::vector<AccessedTensor> pins;  // tensor inputs pinned for this attempt
+
+  // Host output pointers from the sink, kept across retries so a retry
+  // never asks the sink twice for the same output.
+  absl::InlinedVector<void*, 2> host_outputs;
+  absl::InlinedVector<bool, 2> host_output_asked;
+
+  // inferd::InferResponder (called by ExecuteOnDevice)
+  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override;
+  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
+                             Device& device) override;
+  void Complete(absl::Status status) override;
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCHED_JOB_H_

@@ -1,0 +1,263 @@
+// Scheduler: the scheduling engine (the seed's AdvancedScheduler). Runs
+// ModelInfer requests and tasks on devices: priority queues with aging and
+// bounded depth, placement strategies, per-device concurrency limits (one
+// stream per running slot), dynamic batching per model, task dependencies
+// (a DAG whose outputs feed dependents without a client round trip),
+// timeouts, retries with backoff on another device, unhealthy-device
+// detection with probes, work stealing, and drain hooks for the scaler.
+// docs/SCHEDULER.md describes the policies.
+//
+// Submit path: placement reads per-device atomic counters and then locks
+// only the chosen device's queue, so submitters on different devices do
+// not contend; ModelInfer requests cost one heap allocation (the Job).
+//
+// Thread-safe. Devices, allocator, models, tensors, clock and registry are
+// borrowed and must outlive the scheduler. Completion callbacks (responders,
+// WaitTask callbacks, watcher notifications) run on scheduler or device
+// threads with no scheduler lock held, except watcher notifications, which
+// run under the publishing task's lock and must not block.
+#ifndef INFERD_CORE_SCHED_SCHEDULER_H_
+#define INFERD_CORE_SCHED_SCHEDULER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/device/device.h"
+#include "core/device/device_allocator.h"
+#include "core/infer/infer_request.h"
+#include "core/models/model_registry.h"
+#include "core/sched/dynamic_batcher.h"
+#include "core/sched/job.h"
+#include "core/sched/scheduler_metrics.h"
+#include "core/sched/scheduler_options.h"
+#include "core/sched/task.h"
+#include "core/sched/task_table.h"
+#include "core/sched/task_watcher.h"
+#include "core/sched/tensor_access.h"
+#include "core/sched/timer_queue.h"
+#include "core/util/clock.h"
+#include "prometheus/registry.h"
+
+namespace inferd {
+
+class Scheduler final : public InferSubmitter {
+ public:
+  // INVALID_ARGUMENT naming the option for bad options or an empty device
+  // list (at most 64 devices). `tensors` may be null: tensor-handle inputs
+  // and keep_outputs_on_device are then refused with FAILED_PRECONDITION.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
+      SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
+      const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
+      prometheus::Registry& registry);
+  ~Scheduler() override;  // Shutdown()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // inferd::InferSubmitter: queues a bound request at its priority with the
+  // default timeout and retry budget. The responder gets
+  // RESOURCE_EXHAUSTED naming scheduler.max_queue_depth when the priority's
+  // queue is full, UNAVAILABLE when no device can take it or after Shutdown,
+  // DEADLINE_EXCEEDED after the default timeout.
+  void Submit(InferRequest request, InferResponder* responder) override;
+
+  // --- tasks ---
+  // Validates and submits one task (see SubmitTasks).
+  absl::StatusOr<TaskId> SubmitTask(TaskSpec spec);
+  // Submits tasks that may depend on each other by key (all or none).
+  // INVALID_ARGUMENT naming the field (tasks[i].depends_on[j], ...) for an
+  // unknown model input or output, a malformed or unknown task id, a
+  // dependency cycle (including on itself), bad shapes or sizes; NOT_FOUND
+  // for an unknown model; RESOURCE_EXHAUSTED when a queue is full;
+  // FAILED_PRECONDITION for tensor handles without a tensor store.
+  absl::StatusOr<std::vector<TaskId>> SubmitTasks(std::vector<TaskSpec> specs);
+  // NOT_FOUND for unknown (or evicted) ids.
+  absl::StatusOr<TaskInfo> GetTask(const TaskId& id, bool with_outputs = true) const;
+
+  // Calls `done` exactly once: with the task's snapshot when it reaches a
+  // terminal state, or as it stands at `deadline`, or CANCELLED after
+  // CancelWait. Returns the wait's id; NOT_FOUND for an unknown task (then
+  // `done` is not called). `done` may run before this returns.
+  using WaitCallback = absl::AnyInvocable<void(absl::StatusOr<TaskInfo>) &&>;
+  absl::StatusOr<uint64_t> WaitTask(const TaskId& id, absl::Time deadline, WaitCallback done);
+  void CancelWait(uint64_t wait_id);
+
+  // Cancels a task in any non-terminal state and returns its snapshot. A
+  // running task is marked CANCELLED at once; its device work finishes and
+  // its results are dropped. Dependents fail with FAILED_PRECONDITION.
+  // NOT_FOUND; FAILED_PRECONDITION when it already finished.
+  absl::StatusOr<TaskInfo> CancelTask(const TaskId& id);
+
+  // Pages through retained tasks in id order.
+  absl::StatusOr<TaskPage> ListTasks(const TaskListOptions& options) const;
+
+  // Subscribes to state changes (see TaskWatcher). Unwatch before the
+  // notify target goes away; after Unwatch returns, notify is not running
+  // and will not run again.
+  std::shared_ptr<TaskWatcher> Watch(WatchOptions options, std::function<void()> notify);
+  void Unwatch(const std::shared_ptr<TaskWatcher>& watcher);
+
+  // --- devices ---
+  // Scaler hook: an inactive device gets no new work and its queued work
+  // moves to other devices (work pinned to it fails with UNAVAILABLE);
+  // running work finishes. NOT_FOUND for an unknown device index.
+  absl::Status SetDeviceActive(int device, bool active);
+  // Operator / scaler override of health (a probe re-admits unhealthy
+  // devices on its own, see SchedulerOptions::unhealthy_probe_interval).
+  absl::Status SetDeviceHealthy(int device, bool healthy);
+
+  SchedulerStats GetStats() const;
+
+  // Runs what is due by the clock: timers (batch flushes, retries, waits,
+  // probes), the timeout sweep and the load sample. The timer thread calls
+  // it; tests call it after advancing a FakeClock.
+  void RunTimers();
+
+  // Refuses new work, fails queued and waiting work with UNAVAILABLE, waits
+  // for running work, stops the timer thread. Idempotent.
+  void Shutdown();
+
+  const SchedulerOptions& options() const { return options_; }
+  int num_devices() const { return static_cast<int>(lanes_.size()); }
+
+ private:
+  friend struct Job;
+  friend class TaskRecord;
+  struct Lane;
+  struct ModelBatcher;
+
+  Scheduler(SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
+            const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
+            prometheus::Registry& registry);
+
+  // Admission and queueing.
+  absl::Status Admit(Job* job);
+  void Unadmit(Job* job);
+  void Enqueue(Job* job, absl::Time now);
+  void EmitBatch(std::vector<Job*> jobs, absl::Time now);
+  void PlaceAndPush(Job* job, absl::Time now);
+  ModelBatcher* BatcherFor(const std::shared_ptr<const Model>& model);
+  int PositionOf(int device_index) const;
+  Device* DeviceAt(int position) const;
+
+  // Execution.
+  void Dispatch(Lane& lane);
+  void DispatchLoop(Lane& lane);
+  Job* Steal(Lane& thief, absl::Time now);
+  void StartJob(Lane& lane, Job* job, absl::Time now);
+  bool BeginMember(Lane& lane, Job* job, absl::Time now);
+  void OnExecuted(Job* job, absl::Status status);
+  void FinishBatch(Job* batch, absl::Status status);
+  void FinishJob(Job* job, absl::Status status);
+  void NoteDeviceResult(Lane& lane, const absl::Status& status);
+  void MoveQueuedOff(Lane& lane, absl::string_view why);
+
+  // Tasks.
+  // Validates spec `index` of `all` (field names start with `field`) and
+  // builds its record; dependencies on tasks of the same call are returned
+  // as (dependency slot, index in `all`) in *batch_deps.
+  absl::StatusOr<std::shared_ptr<TaskRecord>> BuildRecord(
+      TaskSpec& spec, int index, const std::string& field, const std::vector<TaskSpec>& all,
+      const absl::flat_hash_map<std::string, int>& keys, absl::Time now,
+      std::vector<std::pair<int, int>>* batch_deps);
+  // Registers the record with its dependencies; queues it when none is
+  // outstanding.
+  void WireAndRelease(const std::shared_ptr<TaskRecord>& record);
+  void MakeReady(const std::shared_ptr<TaskRecord>& record);
+  void FinishTask(TaskRecord* record, absl::Status status);
+  // Sets a terminal state; returns false if it already was terminal.
+  bool SetTerminalLocked(TaskRecord& record, const absl::Status& status, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(record.mu);
+  void SetStateLocked(TaskRecord& record, TaskState state, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(record.mu);
+  // Work after a task became terminal: dependents, waiters, retention.
+  void AfterTerminal(const std::shared_ptr<TaskRecord>& record);
+  void Publish(const TaskEvent& event);
+  void ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record);
+  void FailTask(const std::shared_ptr<TaskRecord>& record, const absl::Status& status);
+  // Takes `job` out of its device queue or batcher if it is still there
+  // (the caller then owns it). Requires the job's task lock.
+  bool TryUnqueue(Job* job);
+
+  // Health.
+  void SetHealthy(Lane& lane, bool healthy, const std::string& reason);
+  void Probe(int position);
+
+  // Timers.
+  uint64_t ScheduleTimer(absl::Time when, TimerQueue::Callback fn);
+  void Sweep(absl::Time now);
+  void Sample(absl::Time now);
+  void RefreshDevices();
+  void TimerLoop();
+
+  // Constant after construction.
+  const SchedulerOptions options_;
+  DeviceAllocator* const allocator_;
+  const ModelRegistry* const models_;
+  TensorAccess* const tensors_;
+  Clock* const clock_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  SchedulerMetrics metrics_;
+  TaskTable tasks_;
+  TimerQueue timers_;
+
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> rotation_{0};
+  std::array<std::atomic<int64_t>, kNumPriorities> admitted_{};
+  std::atomic<int64_t> waiting_deps_{0};
+  std::atomic<uint64_t> submitted_{0};
+  std::array<std::atomic<uint64_t>, kNumOutcomes> completed_{};
+  std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> batched_requests_{0};
+  std::atomic<int64_t> queue_ns_{0};
+  std::atomic<uint64_t> queue_count_{0};
+  std::atomic<int64_t> exec_ns_{0};
+  std::atomic<uint64_t> exec_count_{0};
+
+  mutable absl::Mutex batchers_mu_;
+  absl::flat_hash_map<const Model*, std::unique_ptr<ModelBatcher>> batchers_
+      ABSL_GUARDED_BY(batchers_mu_);
+
+  struct Waiter {
+    std::shared_ptr<TaskRecord> record;
+    WaitCallback done;
+    uint64_t timer = 0;
+  };
+  absl::Mutex waiters_mu_;
+  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
+  uint64_t next_wait_id_ ABSL_GUARDED_BY(waiters_mu_) = 1;
+
+  absl::Mutex watchers_mu_;
+  std::vector<std::shared_ptr<TaskWatcher>> watchers_ ABSL_GUARDED_BY(watchers_mu_);
+  std::atomic<int> num_watchers_{0};
+
+  absl::Mutex sample_mu_;  // serializes RunTimers' periodic work
+  absl::Time next_sweep_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();
+  absl::Time next_sample_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();
+  absl::Time last_sample_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();
+  uint64_t last_completed_ ABSL_GUARDED_BY(sample_mu_) = 0;
+  int64_t last_exec_ns_ ABSL_GUARDED_BY(sample_mu_) = 0;
+  uint64_t last_exec_count_ ABSL_GUARDED_BY(sample_mu_) = 0;
+
+  absl::Mutex thread_mu_;
+  bool stop_ ABSL_GUARDED_BY(thread_mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(thread_mu_) = false;
+  absl::Time thread_wake_at_ ABSL_GUARDED_BY(thread_mu_) = absl::InfiniteFuture();
+  std::thread thread_;
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCHED_SCHEDULER_H_

@@ -1,0 +1,111 @@
+// SchedulerOptions: everything the scheduler engine is configured with, as
+// one plain struct (the composition root maps config onto it; tests set it
+// directly), and the stats and samples it reports.
+#ifndef INFERD_CORE_SCHED_SCHEDULER_OPTIONS_H_
+#define INFERD_CORE_SCHED_SCHEDULER_OPTIONS_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/config/config.h"
+#include "core/infer/infer_request.h"
+#include "core/models/model.h"
+#include "core/sched/dynamic_batcher.h"
+#include "core/sched/placement.h"
+#include "core/sched/task.h"
+
+namespace inferd {
+
+// What the scaler's workload window takes from the scheduler (the fields of
+// core/scaling's SchedulerSample), computed over one sample interval.
+struct SchedulerLoadSample {
+  double queue_length = 0.0;             // requests + tasks queued now
+  double processing_time_seconds = 0.0;  // mean execution time of those finished
+  double throughput_tasks_per_second = 0.0;
+};
+
+struct SchedulerOptions {
+  // The seed's keys (device.multi_gpu.performance_optimization.*).
+  PlacementStrategy strategy = PlacementStrategy::kBalanced;
+  BalancedWeights balanced_weights;
+  int max_tasks_per_device = 4;
+  absl::Duration default_timeout = absl::Seconds(300);
+  bool enable_preemption = false;
+  bool enable_migration = false;
+
+  // scheduler.* keys.
+  int max_queue_depth = 10000;  // queued per priority, all devices together
+  absl::Duration aging_interval = absl::Seconds(2);  // <= 0: strict priority
+  int default_max_retries = 2;
+  absl::Duration retry_backoff = absl::Milliseconds(10);  // doubles per attempt
+  absl::Duration max_retry_backoff = absl::Seconds(1);
+  int unhealthy_threshold = 3;  // consecutive device failures
+  absl::Duration unhealthy_probe_interval = absl::Seconds(30);  // <= 0: no probe
+  size_t max_retained_tasks = 10000;  // finished tasks kept for GetTask
+  size_t watch_buffer_events = 1024;  // per WatchTasks subscriber
+  BatchingPolicy default_batching;    // enabled/max delay/preferred sizes
+  LimitsConfig limits;                // checks on task inputs
+
+  // Returns a model's own batching settings (its config.yaml), or nullopt
+  // to use default_batching. May be null.
+  std::function<std::optional<BatchingPolicy>(const ModelSignature&)> batching_lookup;
+
+  // Engine internals.
+  absl::Duration timeout_sweep_interval = absl::Milliseconds(50);
+  absl::Duration sample_interval = absl::Seconds(1);
+  // Run RunTimers() on a background thread (real time). Tests with a
+  // FakeClock leave it off and call RunTimers() themselves.
+  bool start_timer_thread = true;
+
+  // Told (on a scheduler thread, no scheduler lock held) when a device is
+  // marked unhealthy or healthy again. May be null.
+  std::function<void(int device, bool healthy, const std::string& reason)> on_device_health;
+  // Called every sample_interval with the load (for the dynamic scaler's
+  // RecordSchedulerSample). May be null.
+  std::function<void(const SchedulerLoadSample&)> on_load_sample;
+};
+
+// Maps the config's scheduler keys onto options. INVALID_ARGUMENT naming
+// the key for an unknown strategy.
+absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config);
+
+struct DeviceSchedulerStats {
+  int device = 0;
+  bool active = true;
+  bool healthy = true;
+  int queued = 0;
+  int running = 0;
+  int consecutive_failures = 0;
+  uint64_t completed = 0;  // executions finished here (any outcome)
+  uint64_t failures = 0;   // executions that failed with a device error
+  uint64_t reserved_bytes = 0;
+};
+
+struct SchedulerStats {
+  std::string strategy;
+  std::array<int64_t, kNumPriorities> queued_by_priority{};
+  int64_t queued = 0;
+  int64_t running = 0;
+  int64_t waiting_deps = 0;   // tasks
+  int64_t pending_batch = 0;  // requests waiting in a batcher
+  uint64_t submitted = 0;     // requests + tasks accepted
+  std::array<uint64_t, kNumOutcomes> completed{};  // by Outcome
+  uint64_t rejected = 0;                           // queue full
+  uint64_t retries = 0;
+  uint64_t batches = 0;           // merged executions
+  uint64_t batched_requests = 0;  // requests that ran in them
+  uint64_t tasks_retained = 0;
+  double mean_queue_seconds = 0.0;      // since start
+  double mean_execution_seconds = 0.0;  // since start
+  std::vector<DeviceSchedulerStats> devices;
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCHED_SCHEDULER_OPTIONS_H_

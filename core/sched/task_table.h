@@ -1,0 +1,135 @@
+// TaskRecord and TaskTable: the scheduler's bookkeeping for submitted
+// tasks (internal to core/sched). A record holds what was submitted, the
+// task's state and results, its dependency edges and its waiters; the
+// table maps ids to records in shards (no global lock) and keeps finished
+// tasks up to a retention bound, evicting the oldest finished first (per
+// shard: each keeps at most ceil(max_retained / shards)).
+//
+// Lock order: TaskRecord::mu -> device lane / batcher / waiter / watcher
+// locks -> TaskTable shard locks. No path holds two records' locks.
+#ifndef INFERD_CORE_SCHED_TASK_TABLE_H_
+#define INFERD_CORE_SCHED_TASK_TABLE_H_
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/infer/infer_request.h"
+#include "core/models/model.h"
+#include "core/sched/task.h"
+#include "core/sched/tensor_access.h"
+
+namespace inferd {
+
+class Scheduler;
+struct Job;
+
+// One task. Fields in the first group are constant after submit.
+class TaskRecord final : public InferResponder,
+                         public std::enable_shared_from_this<TaskRecord> {
+ public:
+  struct InputPlan {
+    std::string name;
+    TaskInput::Source source = TaskInput::Source::kInline;
+    TensorDesc desc;         // inline and tensor inputs
+    std::string data;        // inline bytes
+    std::string handle;      // tensor input
+    int dep = -1;            // index into deps, for task outputs
+    int dep_output = -1;     // output index in the dependency's model
+  };
+
+  Scheduler* scheduler = nullptr;
+  TensorAccess* tensors = nullptr;
+  TaskId id;
+  std::shared_ptr<const Model> model;
+  ModelParams params;
+  Priority priority = Priority::kNormal;
+  std::vector<InputPlan> inputs;
+  std::vector<std::shared_ptr<TaskRecord>> deps;
+  std::vector<TaskId> dep_ids;
+  uint64_t requested_mask = ~uint64_t{0};  // bit i: output i is returned
+  uint64_t memory_requirement = 0;
+  int device_constraint = -1;
+  int max_retries = 0;
+  bool keep_outputs_on_device = false;
+  std::string owner;
+  absl::Time submit_time;
+  absl::Time deadline = absl::InfiniteFuture();
+
+  mutable absl::Mutex mu;
+  TaskState state ABSL_GUARDED_BY(mu) = TaskState::kPending;
+  absl::Status status ABSL_GUARDED_BY(mu);
+  int device ABSL_GUARDED_BY(mu) = -1;
+  int attempts ABSL_GUARDED_BY(mu) = 0;
+  bool batched ABSL_GUARDED_BY(mu) = false;
+  absl::Time queued_time ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Time start_time ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Time finish_time ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  // One per model output (signature order); `present` when produced.
+  std::vector<TaskOutput> outputs ABSL_GUARDED_BY(mu);
+  std::vector<bool> present ABSL_GUARDED_BY(mu);
+  // Device outputs made for the current attempt, pinned until it ends.
+  std::vector<AccessedTensor> output_pins ABSL_GUARDED_BY(mu);
+  int pending_deps ABSL_GUARDED_BY(mu) = 0;
+  std::vector<std::shared_ptr<TaskRecord>> dependents ABSL_GUARDED_BY(mu);
+  Job* job ABSL_GUARDED_BY(mu) = nullptr;  // while queued or running
+  std::vector<uint64_t> waiters ABSL_GUARDED_BY(mu);
+  uint64_t deps_timer ABSL_GUARDED_BY(mu) = 0;
+
+  // Returns a snapshot; outputs only when `with_outputs` and SUCCEEDED.
+  TaskInfo Snapshot(bool with_outputs) const;
+  TaskInfo SnapshotLocked(bool with_outputs) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  TaskEvent EventLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+
+  // inferd::InferResponder: outputs land in the record; Complete reports to
+  // the scheduler.
+  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override;
+  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
+                             Device& device) override;
+  void Complete(absl::Status status) override;
+};
+
+// Thread-safe.
+class TaskTable {
+ public:
+  static constexpr int kShards = 16;
+
+  explicit TaskTable(size_t max_retained);
+
+  void Insert(std::shared_ptr<TaskRecord> record);
+  // Null when unknown (never submitted, or evicted after finishing).
+  std::shared_ptr<TaskRecord> Find(const TaskId& id) const;
+  // Notes that `id` finished; evicts the shard's oldest finished tasks
+  // beyond the retention bound.
+  void Finished(const TaskId& id);
+  // One page in id order. INVALID_ARGUMENT for a malformed page token.
+  absl::StatusOr<TaskPage> List(const TaskListOptions& options) const;
+  size_t size() const;
+  // Every retained record (shutdown).
+  std::vector<std::shared_ptr<TaskRecord>> All() const;
+
+ private:
+  struct Shard {
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<TaskId, std::shared_ptr<TaskRecord>> tasks ABSL_GUARDED_BY(mu);
+    std::deque<TaskId> finished ABSL_GUARDED_BY(mu);
+  };
+  Shard& ShardOf(const TaskId& id) { return shards_[id.lo % kShards]; }
+  const Shard& ShardOf(const TaskId& id) const { return shards_[id.lo % kShards]; }
+
+  const size_t per_shard_limit_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCHED_TASK_TABLE_H_

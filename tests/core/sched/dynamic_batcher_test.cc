@@ -1,0 +1,160 @@
+#include "core/sched/dynamic_batcher.h"
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/core/sched/sched_test_util.h"
+
+namespace inferd {
+namespace {
+
+using testing::TestCall;
+using testing::TestModel;
+
+const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(1);
+
+std::unique_ptr<Job> MakeJob(const TestCall& call, Priority p = Priority::kNormal) {
+  auto job = std::make_unique<Job>();
+  job->request = call.request();
+  job->priority = p;
+  job->rows = BatchRows(job->request);
+  return job;
+}
+
+std::vector<int64_t> Rows(const std::vector<Job*>& jobs) {
+  std::vector<int64_t> out;
+  for (Job* j : jobs) out.push_back(j->rows);
+  return out;
+}
+
+TEST(BatchRowsTest, OnlyBatchingModelsWithHostInputsOfEqualDimZero) {
+  auto batching = std::make_shared<TestModel>("m", 8);
+  auto plain = std::make_shared<TestModel>("p", 0);
+  EXPECT_EQ(BatchRows(TestCall(batching, 3, 2, 0).request()), 3);
+  EXPECT_EQ(BatchRows(TestCall(plain, 3, 2, 0).request()), -1);
+  EXPECT_EQ(BatchRows(TestCall(batching, 9, 2, 0).request()), -1);  // above max
+  InferRequest on_device = TestCall(batching, 2, 2, 0).request();
+  HostDevice device(HostDeviceOptions{});
+  on_device.inputs[0].device = &device;
+  EXPECT_EQ(BatchRows(on_device), -1);
+  InferRequest scalar = TestCall(batching, 1, 1, 0).request();
+  scalar.inputs[0].desc.shape.clear();
+  EXPECT_EQ(BatchRows(scalar), -1);
+}
+
+TEST(MergeRequestsTest, ConcatenatesAlongDimZeroInOrder) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  TestCall a(model, 1, 3, 0), b(model, 2, 3, 100);
+  InferRequest ra = a.request(), rb = b.request();
+  const InferRequest* reqs[] = {&ra, &rb};
+  std::unique_ptr<uint8_t[]> staging;
+  absl::StatusOr<InferRequest> merged = MergeRequests(reqs, &staging);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  ASSERT_EQ(merged->inputs.size(), 1u);
+  EXPECT_EQ(merged->inputs[0].desc.shape, (Shape{3, 3}));
+  EXPECT_EQ(merged->inputs[0].desc.byte_size, 9 * sizeof(float));
+  std::vector<float> got(9);
+  std::memcpy(got.data(), merged->inputs[0].data, 9 * sizeof(float));
+  EXPECT_EQ(got, (std::vector<float>{0, 1, 2, 100, 101, 102, 103, 104, 105}));
+}
+
+TEST(MergeRequestsTest, RefusesDifferentTrailingDimsOrParams) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  TestCall a(model, 1, 3, 0), b(model, 1, 4, 0), c(model, 1, 3, 0, Priority::kNormal, 5);
+  InferRequest ra = a.request(), rb = b.request(), rc = c.request();
+  rc.params.has_factor = true;
+  EXPECT_FALSE(CanMerge(ra, rb));
+  EXPECT_FALSE(CanMerge(ra, rc));
+  const InferRequest* reqs[] = {&ra, &rb};
+  std::unique_ptr<uint8_t[]> staging;
+  EXPECT_EQ(MergeRequests(reqs, &staging).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SliceDescTest, SplitsByRowsAndRejectsBrokenContract) {
+  TensorDesc batched{DataType::kFp32, {6, 4}, 6 * 4 * 4};
+  absl::StatusOr<TensorDesc> part = SliceDesc(batched, 6, 2);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->shape, (Shape{2, 4}));
+  EXPECT_EQ(part->byte_size, 2u * 4 * 4);
+  EXPECT_EQ(SliceDesc(batched, 5, 2).status().code(), absl::StatusCode::kInternal);
+}
+
+TEST(DynamicBatcherTest, FlushesWhenRowsReachTheLargestPreferredSize) {
+  auto model = std::make_shared<TestModel>("m", 16);
+  BatchingPolicy policy;
+  policy.preferred_batch_sizes = {2, 4};
+  policy.max_queue_delay = absl::Milliseconds(1);
+  DynamicBatcher batcher(policy, 16);
+  EXPECT_EQ(batcher.target_rows(), 4);
+  TestCall c1(model, 1, 2, 0), c2(model, 2, 2, 0), c3(model, 1, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2), j3 = MakeJob(c3);
+  DynamicBatcher::AddResult r1 = batcher.Add(j1.get(), kT0);
+  EXPECT_TRUE(r1.ready.empty());
+  EXPECT_TRUE(r1.arm_timer);
+  EXPECT_EQ(r1.flush_at, kT0 + absl::Milliseconds(1));
+  DynamicBatcher::AddResult r2 = batcher.Add(j2.get(), kT0);
+  EXPECT_TRUE(r2.ready.empty());
+  EXPECT_FALSE(r2.arm_timer);
+  DynamicBatcher::AddResult r3 = batcher.Add(j3.get(), kT0);
+  ASSERT_EQ(r3.ready.size(), 1u);
+  EXPECT_EQ(Rows(r3.ready[0]), (std::vector<int64_t>{1, 2, 1}));
+  EXPECT_EQ(batcher.pending(), 0u);
+  // The first batch's timer is stale now.
+  EXPECT_TRUE(batcher.FlushExpired(r1.generation).empty());
+}
+
+TEST(DynamicBatcherTest, FlushesFirstWhenTheNextRequestWouldPassTheMaximum) {
+  auto model = std::make_shared<TestModel>("m", 4);
+  DynamicBatcher batcher(BatchingPolicy{}, 4);
+  TestCall c1(model, 3, 2, 0), c2(model, 2, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2);
+  EXPECT_TRUE(batcher.Add(j1.get(), kT0).ready.empty());
+  DynamicBatcher::AddResult r = batcher.Add(j2.get(), kT0);
+  ASSERT_EQ(r.ready.size(), 1u);
+  EXPECT_EQ(Rows(r.ready[0]), (std::vector<int64_t>{3}));
+  EXPECT_TRUE(r.arm_timer);  // j2 starts a new batch
+  EXPECT_EQ(batcher.pending(), 1u);
+  EXPECT_EQ(Rows(batcher.FlushExpired(r.generation)), (std::vector<int64_t>{2}));
+}
+
+TEST(DynamicBatcherTest, IncompatibleShapeFlushesThePendingBatch) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  DynamicBatcher batcher(BatchingPolicy{}, 8);
+  TestCall c1(model, 1, 2, 0), c2(model, 1, 3, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2);
+  batcher.Add(j1.get(), kT0);
+  DynamicBatcher::AddResult r = batcher.Add(j2.get(), kT0);
+  ASSERT_EQ(r.ready.size(), 1u);
+  EXPECT_EQ(r.ready[0][0], j1.get());
+  EXPECT_EQ(batcher.TakeAll().size(), 1u);
+}
+
+TEST(DynamicBatcherTest, CriticalRequestFlushesAtOnce) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  DynamicBatcher batcher(BatchingPolicy{}, 8);
+  TestCall c1(model, 1, 2, 0), c2(model, 1, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2, Priority::kCritical);
+  batcher.Add(j1.get(), kT0);
+  DynamicBatcher::AddResult r = batcher.Add(j2.get(), kT0);
+  ASSERT_EQ(r.ready.size(), 1u);
+  EXPECT_EQ(r.ready[0].size(), 2u);
+}
+
+TEST(DynamicBatcherTest, RemoveTakesOutAPendingJob) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  DynamicBatcher batcher(BatchingPolicy{}, 8);
+  TestCall c1(model, 1, 2, 0), c2(model, 2, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2);
+  DynamicBatcher::AddResult r = batcher.Add(j1.get(), kT0);
+  batcher.Add(j2.get(), kT0);
+  EXPECT_TRUE(batcher.Remove(j1.get()));
+  EXPECT_FALSE(batcher.Remove(j1.get()));
+  std::vector<Job*> left = batcher.FlushExpired(r.generation);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0], j2.get());
+}
+
+}  // namespace
+}  // namespace inferd
