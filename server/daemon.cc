@@ -14,6 +14,8 @@
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
 #include "core/models/model_registry.h"
+#include "core/models/model_repository.h"
+#include "core/models/repository_manager.h"
 #include "core/util/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -69,6 +71,8 @@ struct Daemon::Impl {
   std::unique_ptr<MemoryEngine> memory;
   std::unique_ptr<DeviceAllocator> allocator;  // scratch buffers from `memory`
   ModelRegistry models;
+  std::unique_ptr<ModelRepository> repository;  // null without models.repository
+  std::unique_ptr<RepositoryManager> repository_manager;
   std::unique_ptr<InferSubmitter> submitter;
   std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::unique_ptr<HealthService> health;
@@ -161,6 +165,18 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                                                    "' is not a directory"));
   }
   for (auto& m : BuiltinModels()) impl->models.Add(std::move(m));
+  if (!config.models.repository.empty()) {
+    ModelRepositoryOptions repository_options;
+    repository_options.devices = impl->device_ptrs;
+    auto repository = ModelRepository::Open(config.models.repository, repository_options);
+    if (!repository.ok()) return repository.status();
+    impl->repository = *std::move(repository);
+    impl->repository_manager =
+        std::make_unique<RepositoryManager>(impl->repository.get(), &impl->models);
+    if (absl::Status st = impl->repository_manager->LoadAll(); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("models.repository: ", st.message()));
+    }
+  }
   impl->submitter = std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get());
 
   impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
@@ -170,7 +186,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
                                                          impl->grpc_metrics.get());
   impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),
-                                                 config.limits, impl->grpc_metrics.get());
+                                                 config.limits, impl->grpc_metrics.get(),
+                                                 impl->repository_manager.get());
 
   const std::string& reflection = config.server.reflection;
   const bool want_reflection =

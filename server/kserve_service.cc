@@ -201,7 +201,8 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
 }
 
 KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submitter,
-                             const LimitsConfig& limits, GrpcMetrics* metrics)
+                             const LimitsConfig& limits, GrpcMetrics* metrics,
+                             RepositoryManager* repository)
     : models_(models),
       submitter_(submitter),
       limits_(limits),
@@ -212,6 +213,9 @@ KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submit
       m_model_metadata_(metrics->ForMethod(absl::StrCat(kService, "ModelMetadata"))),
       m_model_config_(metrics->ForMethod(absl::StrCat(kService, "ModelConfig"))),
       m_repository_index_(metrics->ForMethod(absl::StrCat(kService, "RepositoryIndex"))),
+      repository_(repository),
+      m_repository_load_(metrics->ForMethod(absl::StrCat(kService, "RepositoryModelLoad"))),
+      m_repository_unload_(metrics->ForMethod(absl::StrCat(kService, "RepositoryModelUnload"))),
       m_infer_(metrics->ForMethod(absl::StrCat(kService, "ModelInfer"))) {}
 
 grpc::ServerUnaryReactor* KServeService::Done(grpc::CallbackServerContext* ctx, MethodMetrics* m,
@@ -322,8 +326,19 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
 }
 
 grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
-    grpc::CallbackServerContext* ctx, const inference::RepositoryIndexRequest*,
+    grpc::CallbackServerContext* ctx, const inference::RepositoryIndexRequest* req,
     inference::RepositoryIndexResponse* resp) {
+  if (repository_ != nullptr) {
+    for (const RepositoryIndexEntry& entry : repository_->Index()) {
+      if (req->ready() && entry.state != "READY") continue;
+      auto* e = resp->add_models();
+      e->set_name(entry.name);
+      e->set_version(entry.version);
+      e->set_state(entry.state);
+      e->set_reason(entry.reason);
+    }
+    return Done(ctx, m_repository_index_, grpc::Status::OK);
+  }
   for (const auto& m : models_->List()) {
     auto* e = resp->add_models();
     e->set_name(m->signature().name);
@@ -331,6 +346,44 @@ grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
     e->set_state("READY");
   }
   return Done(ctx, m_repository_index_, grpc::Status::OK);
+}
+
+namespace {
+
+// The checks RepositoryModelLoad and RepositoryModelUnload share.
+template <typename Request>
+absl::Status CheckRepositoryRequest(const Request& req, const RepositoryManager* repository) {
+  if (repository == nullptr) {
+    return absl::FailedPreconditionError(
+        "no model repository is configured (models.repository / --model-repository)");
+  }
+  if (!req.repository_name().empty()) {
+    return absl::InvalidArgumentError(
+        "repository_name: only the default repository (\"\") exists");
+  }
+  if (!req.parameters().empty()) {
+    return absl::InvalidArgumentError(
+        "parameters: not supported (models load from the repository by name only)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KServeService::RepositoryModelLoad(
+    grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
+    inference::RepositoryModelLoadResponse*) {
+  absl::Status st = CheckRepositoryRequest(*req, repository_);
+  if (st.ok()) st = repository_->Load(req->model_name());
+  return Done(ctx, m_repository_load_, ToGrpcStatus(st));
+}
+
+grpc::ServerUnaryReactor* KServeService::RepositoryModelUnload(
+    grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
+    inference::RepositoryModelUnloadResponse*) {
+  absl::Status st = CheckRepositoryRequest(*req, repository_);
+  if (st.ok()) st = repository_->Unload(req->model_name());
+  return Done(ctx, m_repository_unload_, ToGrpcStatus(st));
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext* ctx,

@@ -10,6 +10,7 @@
 #include "core/config/config.h"
 #include "core/infer/infer_request.h"
 #include "core/models/model_registry.h"
+#include "core/models/repository_manager.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/grpc_metrics.h"
 
@@ -18,8 +19,12 @@ namespace inferd {
 // Thread-safe. Borrows everything it is given.
 class KServeService final : public inference::GRPCInferenceService::CallbackService {
  public:
+  // `repository` (may be null) serves RepositoryModelLoad/Unload and the
+  // UNAVAILABLE entries of RepositoryIndex; without it those RPCs answer
+  // FAILED_PRECONDITION.
   KServeService(const ModelRegistry* models, InferSubmitter* submitter,
-                const LimitsConfig& limits, GrpcMetrics* metrics);
+                const LimitsConfig& limits, GrpcMetrics* metrics,
+                RepositoryManager* repository = nullptr);
 
   // Readiness as ServerReady reports it (also gates ModelReady).
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
@@ -46,6 +51,15 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
                                             const inference::RepositoryIndexRequest* req,
                                             inference::RepositoryIndexResponse* resp) override;
+  // Loads (or reloads) a repository model by name; runs the load (weights
+  // read and uploaded) on the RPC thread. Parameters are refused: no file
+  // or config ever travels over RPC.
+  grpc::ServerUnaryReactor* RepositoryModelLoad(
+      grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
+      inference::RepositoryModelLoadResponse* resp) override;
+  grpc::ServerUnaryReactor* RepositoryModelUnload(
+      grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
+      inference::RepositoryModelUnloadResponse* resp) override;
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* req,
                                        inference::ModelInferResponse* resp) override;
@@ -65,6 +79,9 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
   MethodMetrics* const m_model_metadata_;
   MethodMetrics* const m_model_config_;
   MethodMetrics* const m_repository_index_;
+  RepositoryManager* const repository_;
+  MethodMetrics* const m_repository_load_;
+  MethodMetrics* const m_repository_unload_;
   MethodMetrics* const m_infer_;
 };
 

@@ -160,6 +160,11 @@ absl::StatusOr<std::string> ModelRepository::ModelDir(absl::string_view name) co
   return dir;
 }
 
+bool ModelRepository::Contains(absl::string_view name) const {
+  absl::StatusOr<std::string> dir = ModelDir(name);
+  return dir.ok() && ResolveInside(*dir, kConfigFile, kConfigFile).ok();
+}
+
 absl::StatusOr<ModelConfigSpec> ModelRepository::ReadConfig(absl::string_view name) const {
   ASSIGN_OR_RETURN(const std::string dir, ModelDir(name));
   const std::string prefix = absl::StrCat("model '", name, "': ");

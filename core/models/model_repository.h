@@ -51,6 +51,10 @@ class ModelRepository {
   // Folders with invalid names are skipped.
   absl::StatusOr<std::vector<std::string>> List() const;
 
+  // True when `name` is a valid name whose folder (inside the root) holds
+  // a config.yaml.
+  bool Contains(absl::string_view name) const;
+
   // Loads model `name`. INVALID_ARGUMENT for a bad name, a config error
   // (key path in the message), a file path that is absolute or climbs out
   // with "..", or bad weights; PERMISSION_DENIED for a model folder or

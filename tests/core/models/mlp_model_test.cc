@@ -76,6 +76,8 @@ struct DtypeCase {
   const char* config_name;
 };
 
+void PrintTo(const DtypeCase& c, std::ostream* os) { *os << c.config_name; }
+
 class MlpReferenceTest : public ::testing::TestWithParam<DtypeCase> {};
 
 TEST_P(MlpReferenceTest, MatchesHandComputedNetwork) {
@@ -159,6 +161,8 @@ struct BuildError {
   std::string to;
   std::string message;
 };
+
+void PrintTo(const BuildError& c, std::ostream* os) { *os << c.label; }
 
 class MlpBuildErrorTest : public ::testing::TestWithParam<BuildError> {};
 

@@ -102,6 +102,8 @@ struct ErrorCase {
   std::string message_start;
 };
 
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.label; }
+
 class ModelConfigErrorTest : public ::testing::TestWithParam<ErrorCase> {};
 
 // Verifies that each bad config is INVALID_ARGUMENT whose message starts

@@ -126,6 +126,8 @@ struct Malformed {
   std::string message;
 };
 
+void PrintTo(const Malformed& c, std::ostream* os) { *os << c.label; }
+
 class SafetensorsMalformedTest : public ::testing::TestWithParam<Malformed> {};
 
 TEST_P(SafetensorsMalformedTest, IsInvalidArgument) {
