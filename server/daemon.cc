@@ -90,6 +90,7 @@ struct Daemon::Impl {
     kserve.reset();
     scaling_service.reset();
     memory_service.reset();
+    report_service.reset();
     health.reset();
     submitter.reset();
     if (scaler) scaler->Stop();  // its sampler reads the devices

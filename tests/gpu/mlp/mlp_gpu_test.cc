@@ -2,6 +2,7 @@
 // host reference path. Skips without a GPU.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -174,7 +175,8 @@ class MlpGpuTest : public testing_gpu::GpuTest {
 
   std::unique_ptr<MlpModel> Make(MlpNetwork net, int max_batch) {
     Device* devices[] = {&gpu()};
-    auto model = MlpModel::Create(Signature(net, max_batch), std::move(net), devices, lib_);
+    ModelSignature sig = Signature(net, max_batch);  // before `net` is moved from
+    auto model = MlpModel::Create(std::move(sig), std::move(net), devices, lib_);
     EXPECT_TRUE(model.ok()) << model.status();
     return model.ok() ? *std::move(model) : nullptr;
   }
@@ -348,6 +350,39 @@ mlp:
   ASSERT_TRUE(responder.status.ok()) << responder.status;
   ExpectClose(Decode(DataType::kFp32, responder.y), RunOnHost(net, x, batch), 1e-4, "runner");
   std::filesystem::remove_all(root);
+}
+
+// Compares against PyTorch: tests/gpu/mlp/torch_reference.py writes models
+// saved by torch and torch's outputs into $INFERD_TORCH_REFERENCE_DIR.
+TEST_F(MlpGpuTest, MatchesPyTorch) {
+  const char* dir = std::getenv("INFERD_TORCH_REFERENCE_DIR");
+  if (dir == nullptr) GTEST_SKIP() << "INFERD_TORCH_REFERENCE_DIR is not set";
+  ModelRepositoryOptions options;
+  options.devices = {&gpu()};
+  auto repo = ModelRepository::Open(std::string(dir) + "/repo", options);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  auto names = (*repo)->List();
+  ASSERT_TRUE(names.ok());
+  ASSERT_FALSE(names->empty());
+  for (const std::string& name : *names) {
+    auto model = (*repo)->Load(name);
+    ASSERT_TRUE(model.ok()) << model.status();
+    const auto* mlp = dynamic_cast<const MlpModel*>(model->get());
+    ASSERT_NE(mlp, nullptr);
+    auto io = SafetensorsFile::ReadFile(std::string(dir) + "/" + name + ".io.safetensors", 1 << 30);
+    ASSERT_TRUE(io.ok()) << io.status();
+    const SafetensorsTensor* x = (*io)->Find("x");
+    const SafetensorsTensor* y = (*io)->Find("y");
+    ASSERT_TRUE(x != nullptr && y != nullptr);
+    const DataType dtype = mlp->network().dtype;
+    const int64_t batch = x->shape[0];
+    const std::vector<float> xs =
+        Decode(dtype, std::string(reinterpret_cast<const char*>(x->data.data()), x->data.size()));
+    const std::vector<float> ys =
+        Decode(dtype, std::string(reinterpret_cast<const char*>(y->data.data()), y->data.size()));
+    ExpectClose(RunOnGpu(*mlp, xs, batch), ys, dtype == DataType::kFp32 ? 1e-4 : 2e-2,
+                name + "_vs_torch");
+  }
 }
 
 }  // namespace
