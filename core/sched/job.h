@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "core/infer/infer_request.h"
 #include "core/sched/priority_queue.h"
+#include "core/sched/scheduler_metrics.h"
 #include "core/sched/tensor_access.h"
 
 namespace inferd {
@@ -58,6 +59,7 @@ struct Job final : public QueueNode, public InferResponder {
   uint64_t memory_requirement = 0;
   int max_retries = 0;
   int64_t rows = -1;  // dim-0 rows when batchable, else -1
+  SchedulerMetrics::Model* series = nullptr;  // the model's metrics, looked up once
 
   // Owned by whoever holds the job (see the file comment).
   std::atomic<Where> where{Where::kNew};

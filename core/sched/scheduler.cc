@@ -230,6 +230,11 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
 
 Scheduler::~Scheduler() { Shutdown(); }
 
+SchedulerMetrics::Model* Scheduler::SeriesOf(Job* job) {
+  if (job->series == nullptr) job->series = metrics_.ForModel(job->request.model->signature().name);
+  return job->series;
+}
+
 int Scheduler::PositionOf(int device_index) const {
   const int n = static_cast<int>(lanes_.size());
   if (device_index >= 0 && device_index < n &&
@@ -358,8 +363,7 @@ void Scheduler::Enqueue(Job* job, absl::Time now) {
 }
 
 void Scheduler::EmitBatch(std::vector<Job*> jobs, absl::Time now) {
-  SchedulerMetrics::Model* series = metrics_.ForModel(jobs[0]->request.model->signature().name);
-  series->batch_size->Observe(static_cast<double>(jobs.size()));
+  SeriesOf(jobs[0])->batch_size->Observe(static_cast<double>(jobs.size()));
   if (jobs.size() == 1) {
     jobs[0]->where.store(Job::Where::kNew);
     PlaceAndPush(jobs[0], now);
@@ -517,7 +521,7 @@ void Scheduler::Dispatch(Lane& lane) {
 
 void Scheduler::DispatchLoop(Lane& lane) {
   while (true) {
-    const absl::Time now = clock_->Now();
+    absl::Time now;  // read only when there is something to start
     Job* job = nullptr;
     bool try_steal = false;
     auto take_slot = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
@@ -530,7 +534,10 @@ void Scheduler::DispatchLoop(Lane& lane) {
     {
       absl::MutexLock lock(&lane.mu);
       if (lane.free_slots.empty()) return;
-      job = static_cast<Job*>(lane.queue.Pop(now));
+      if (!lane.queue.empty()) {
+        now = clock_->Now();
+        job = static_cast<Job*>(lane.queue.Pop(now));
+      }
       if (job != nullptr) {
         lane.queued.fetch_sub(1, std::memory_order_relaxed);
         take_slot();
@@ -540,6 +547,7 @@ void Scheduler::DispatchLoop(Lane& lane) {
     }
     if (job == nullptr) {
       if (!try_steal) return;
+      now = clock_->Now();
       job = Steal(lane, now);
       if (job == nullptr) return;
       absl::MutexLock lock(&lane.mu);
@@ -594,7 +602,7 @@ Job* Scheduler::Steal(Lane& thief, absl::Time now) {
 bool Scheduler::BeginMember(Lane& lane, Job* job, absl::Time now) {
   if (job->attempts == 0) {
     const absl::Duration waited = now - job->queued_time;
-    metrics_.ForModel(job->request.model->signature().name)
+    SeriesOf(job)
         ->queue_duration[static_cast<int>(job->priority)]
         ->Observe(Seconds(waited));
     queue_ns_.fetch_add(absl::ToInt64Nanoseconds(waited), std::memory_order_relaxed);
@@ -657,13 +665,13 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     const absl::Duration took = now - job->start_time;
     exec_ns_.fetch_add(absl::ToInt64Nanoseconds(took), std::memory_order_relaxed);
     exec_count_.fetch_add(1, std::memory_order_relaxed);
-    auto observe = [&](const Job* j) {
-      metrics_.ForModel(j->request.model->signature().name)
+    auto observe = [&](Job* j) {
+      SeriesOf(j)
           ->execution_duration[static_cast<int>(j->priority)]
           ->Observe(Seconds(took));
     };
     if (job->batch != nullptr) {
-      for (const Job* m : job->batch->members) observe(m);
+      for (Job* m : job->batch->members) observe(m);
     } else {
       observe(job);
     }
@@ -761,7 +769,7 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   }
   const Outcome outcome = OutcomeOf(status);
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
-  metrics_.ForModel(job->request.model->signature().name)
+  SeriesOf(job)
       ->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]
       ->Increment();
   job->where.store(Job::Where::kDone);

@@ -28,11 +28,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "core/device/device.h"
 #include "core/device/device_allocator.h"
 #include "core/infer/infer_request.h"
@@ -148,6 +150,7 @@ class Scheduler final : public InferSubmitter {
   void PlaceAndPush(Job* job, absl::Time now);
   ModelBatcher* BatcherFor(const std::shared_ptr<const Model>& model);
   int PositionOf(int device_index) const;
+  SchedulerMetrics::Model* SeriesOf(Job* job);
   Device* DeviceAt(int position) const;
 
   // Execution.
@@ -163,11 +166,12 @@ class Scheduler final : public InferSubmitter {
   void MoveQueuedOff(Lane& lane, absl::string_view why);
 
   // Tasks.
+  absl::Status SubmitSpecs(absl::Span<TaskSpec> specs, absl::InlinedVector<TaskId, 1>* ids);
   // Validates spec `index` of `all` (field names start with `field`) and
   // builds its record; dependencies on tasks of the same call are returned
   // as (dependency slot, index in `all`) in *batch_deps.
   absl::StatusOr<std::shared_ptr<TaskRecord>> BuildRecord(
-      TaskSpec& spec, int index, const std::string& field, const std::vector<TaskSpec>& all,
+      TaskSpec& spec, int index, const std::string& field, absl::Span<const TaskSpec> all,
       const absl::flat_hash_map<std::string, int>& keys, absl::Time now,
       std::vector<std::pair<int, int>>* batch_deps);
   // Registers the record with its dependencies; queues it when none is

@@ -35,20 +35,26 @@ int FindName(const std::vector<TensorSpec>& specs, absl::string_view name) {
 // Submission.
 
 absl::StatusOr<TaskId> Scheduler::SubmitTask(TaskSpec spec) {
-  std::vector<TaskSpec> specs;
-  specs.push_back(std::move(spec));
-  absl::StatusOr<std::vector<TaskId>> ids = SubmitTasks(std::move(specs));
-  if (!ids.ok()) {
+  absl::InlinedVector<TaskId, 1> ids;
+  absl::Status st = SubmitSpecs(absl::MakeSpan(&spec, 1), &ids);
+  if (!st.ok()) {
     // Single submissions name fields "task.*" rather than "tasks[0].*".
-    std::string message(ids.status().message());
+    std::string message(st.message());
     if (absl::StartsWith(message, "tasks[0]")) message = absl::StrCat("task", message.substr(8));
-    return absl::Status(ids.status().code(), message);
+    return absl::Status(st.code(), message);
   }
-  return (*ids)[0];
+  return ids[0];
+}
+
+absl::StatusOr<std::vector<TaskId>> Scheduler::SubmitTasks(std::vector<TaskSpec> specs) {
+  absl::InlinedVector<TaskId, 1> ids;
+  absl::Status st = SubmitSpecs(absl::MakeSpan(specs), &ids);
+  if (!st.ok()) return st;
+  return std::vector<TaskId>(ids.begin(), ids.end());
 }
 
 absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
-    TaskSpec& spec, int index, const std::string& field, const std::vector<TaskSpec>& all,
+    TaskSpec& spec, int index, const std::string& field, absl::Span<const TaskSpec> all,
     const absl::flat_hash_map<std::string, int>& keys, absl::Time now,
     std::vector<std::pair<int, int>>* batch_deps) {
   if (spec.model_name.empty()) {
@@ -276,7 +282,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
   return record;
 }
 
-absl::StatusOr<std::vector<TaskId>> Scheduler::SubmitTasks(std::vector<TaskSpec> specs) {
+absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
+                                    absl::InlinedVector<TaskId, 1>* ids) {
   if (shutting_down_.load()) return absl::UnavailableError("scheduler: shutting down");
   if (specs.empty()) return absl::InvalidArgumentError("tasks: at least one task is required");
   if (specs.size() > kMaxTasksPerCall) {
@@ -294,8 +301,8 @@ absl::StatusOr<std::vector<TaskId>> Scheduler::SubmitTasks(std::vector<TaskSpec>
   }
   const absl::Time now = clock_->Now();
   const size_t n = specs.size();
-  std::vector<std::shared_ptr<TaskRecord>> records(n);
-  std::vector<std::vector<std::pair<int, int>>> batch_deps(n);
+  absl::InlinedVector<std::shared_ptr<TaskRecord>, 1> records(n);
+  absl::InlinedVector<std::vector<std::pair<int, int>>, 1> batch_deps(n);
   for (size_t i = 0; i < n; ++i) {
     absl::StatusOr<std::shared_ptr<TaskRecord>> rec =
         BuildRecord(specs[i], static_cast<int>(i), absl::StrCat("tasks[", i, "]"), specs, keys,
@@ -305,57 +312,62 @@ absl::StatusOr<std::vector<TaskId>> Scheduler::SubmitTasks(std::vector<TaskSpec>
   }
 
   // Kahn's algorithm over dependencies within this call: parents first.
-  std::vector<int> pending(n, 0);
-  std::vector<std::vector<int>> children(n);
-  for (size_t i = 0; i < n; ++i) {
-    for (const auto& [slot, k] : batch_deps[i]) {
-      records[i]->deps[slot] = records[k];
-      records[i]->dep_ids[slot] = records[k]->id;
-      ++pending[i];
-      children[k].push_back(static_cast<int>(i));
-    }
-  }
-  std::vector<int> order;
-  for (size_t i = 0; i < n; ++i) {
-    if (pending[i] == 0) order.push_back(static_cast<int>(i));
-  }
-  for (size_t head = 0; head < order.size(); ++head) {
-    for (int c : children[order[head]]) {
-      if (--pending[c] == 0) order.push_back(c);
-    }
-  }
-  if (order.size() != n) {
-    // Walk unfinished nodes along their unfinished dependencies until one
-    // repeats: that is a cycle.
-    int at = 0;
-    while (pending[at] == 0) ++at;
-    std::vector<int> path;
-    std::vector<int> seen_at(n, -1);
-    while (seen_at[at] < 0) {
-      seen_at[at] = static_cast<int>(path.size());
-      path.push_back(at);
-      for (const auto& [slot, k] : batch_deps[at]) {
-        if (pending[k] > 0) {
-          at = k;
-          break;
-        }
+  absl::InlinedVector<int, 1> order;
+  bool any_batch_deps = false;
+  for (const auto& deps : batch_deps) any_batch_deps |= !deps.empty();
+  if (!any_batch_deps) {
+    order.resize(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<int>(i);
+  } else {
+    std::vector<int> pending(n, 0);
+    std::vector<std::vector<int>> children(n);
+    for (size_t i = 0; i < n; ++i) {
+      for (const auto& [slot, k] : batch_deps[i]) {
+        records[i]->deps[slot] = records[k];
+        records[i]->dep_ids[slot] = records[k]->id;
+        ++pending[i];
+        children[k].push_back(static_cast<int>(i));
       }
     }
-    std::vector<std::string> names;
-    for (size_t i = seen_at[at]; i < path.size(); ++i) {
-      names.push_back(absl::StrCat("'", specs[path[i]].key, "'"));
+    for (size_t i = 0; i < n; ++i) {
+      if (pending[i] == 0) order.push_back(static_cast<int>(i));
     }
-    names.push_back(absl::StrCat("'", specs[at].key, "'"));
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tasks[", path[seen_at[at]], "].depends_on: dependency cycle ",
-        absl::StrJoin(names, " -> ")));
+    for (size_t head = 0; head < order.size(); ++head) {
+      for (int c : children[order[head]]) {
+        if (--pending[c] == 0) order.push_back(c);
+      }
+    }
+    if (order.size() != n) {
+      // Walk unfinished nodes along their unfinished dependencies until one
+      // repeats: that is a cycle.
+      int at = 0;
+      while (pending[at] == 0) ++at;
+      std::vector<int> path;
+      std::vector<int> seen_at(n, -1);
+      while (seen_at[at] < 0) {
+        seen_at[at] = static_cast<int>(path.size());
+        path.push_back(at);
+        for (const auto& [slot, k] : batch_deps[at]) {
+          if (pending[k] > 0) {
+            at = k;
+            break;
+          }
+        }
+      }
+      std::vector<std::string> names;
+      for (size_t i = seen_at[at]; i < path.size(); ++i) {
+        names.push_back(absl::StrCat("'", specs[path[i]].key, "'"));
+      }
+      names.push_back(absl::StrCat("'", specs[at].key, "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tasks[", path[seen_at[at]], "].depends_on: dependency cycle ",
+          absl::StrJoin(names, " -> ")));
+    }
   }
-
   for (const auto& rec : records) tasks_.Insert(rec);
   submitted_.fetch_add(n, std::memory_order_relaxed);
-  std::vector<TaskId> ids;
-  for (const auto& rec : records) ids.push_back(rec->id);
-  {
+  for (const auto& rec : records) ids->push_back(rec->id);
+  if (num_watchers_.load(std::memory_order_acquire) > 0) {
     // Events for PENDING, in submission order.
     for (const auto& rec : records) {
       absl::MutexLock lock(&rec->mu);
@@ -363,7 +375,7 @@ absl::StatusOr<std::vector<TaskId>> Scheduler::SubmitTasks(std::vector<TaskSpec>
     }
   }
   for (int i : order) WireAndRelease(records[i]);
-  return ids;
+  return absl::OkStatus();
 }
 
 void Scheduler::WireAndRelease(const std::shared_ptr<TaskRecord>& record) {
@@ -446,15 +458,18 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
   request.priority = rec.priority;
 
   absl::Status st;
+  auto field_of = [&rec](size_t j) {
+    return absl::StrCat("inputs[", j, "] (", rec.inputs[j].name, ")");
+  };
   auto pin = [&](const std::string& handle, const TaskRecord::InputPlan& plan,
-                 const std::string& field) -> absl::Status {
+                 size_t j) -> absl::Status {
     absl::StatusOr<AccessedTensor> pinned = tensors_->Pin(handle);
-    if (!pinned.ok()) return WithField(pinned.status(), field);
+    if (!pinned.ok()) return WithField(pinned.status(), field_of(j));
     const int pos = PositionOf(pinned->device);
     if (pos < 0) {
       tensors_->Release(*pinned);
       return absl::FailedPreconditionError(
-          absl::StrCat(field, ": tensor lives on an unknown device ", pinned->device));
+          absl::StrCat(field_of(j), ": tensor lives on an unknown device ", pinned->device));
     }
     job->pins.push_back(*pinned);
     InferInput in;
@@ -468,7 +483,6 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
   };
   for (size_t j = 0; j < rec.inputs.size() && st.ok(); ++j) {
     const TaskRecord::InputPlan& plan = rec.inputs[j];
-    const std::string field = absl::StrCat("inputs[", j, "] (", plan.name, ")");
     switch (plan.source) {
       case TaskInput::Source::kInline: {
         InferInput in;
@@ -479,7 +493,7 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
         break;
       }
       case TaskInput::Source::kTensor:
-        st = pin(plan.handle, plan, field);
+        st = pin(plan.handle, plan, j);
         break;
       case TaskInput::Source::kTaskOutput: {
         // The dependency succeeded, so its outputs no longer change.
@@ -491,7 +505,7 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
           const TaskOutput& out = dep.outputs[plan.dep_output];
           if (!dep.present[plan.dep_output]) {
             st = absl::FailedPreconditionError(absl::StrCat(
-                field, ": task ", FormatTaskId(dep.id), " produced no output '",
+                field_of(j), ": task ", FormatTaskId(dep.id), " produced no output '",
                 dep.model->signature().outputs[plan.dep_output].name, "'"));
             break;
           }
@@ -506,7 +520,7 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
           }
         }
         if (!handle.empty()) {
-          st = pin(handle, plan, field);
+          st = pin(handle, plan, j);
         } else {
           request.inputs.push_back(in);
         }
@@ -552,7 +566,7 @@ void Scheduler::SetStateLocked(TaskRecord& rec, TaskState state, absl::Time now)
   if (rec.state == TaskState::kWaitingDeps) waiting_deps_.fetch_sub(1);
   if (state == TaskState::kWaitingDeps) waiting_deps_.fetch_add(1);
   rec.state = state;
-  Publish(rec.EventLocked(now));
+  if (num_watchers_.load(std::memory_order_acquire) > 0) Publish(rec.EventLocked(now));
 }
 
 bool Scheduler::SetTerminalLocked(TaskRecord& rec, const absl::Status& status, absl::Time now) {
@@ -601,11 +615,16 @@ void Scheduler::FinishTask(TaskRecord* rec, absl::Status status) {
 }
 
 void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
-  // Iterative (a failure may run down a long chain of dependents).
-  std::vector<std::shared_ptr<TaskRecord>> work{record};
-  while (!work.empty()) {
-    std::shared_ptr<TaskRecord> rec = std::move(work.back());
-    work.pop_back();
+  // Iterative (a failure may run down a long chain of dependents); the
+  // first record needs no work list.
+  std::vector<std::shared_ptr<TaskRecord>> work;
+  std::shared_ptr<TaskRecord> next = record;
+  while (next != nullptr) {
+    std::shared_ptr<TaskRecord> rec = std::move(next);
+    if (!work.empty()) {
+      next = std::move(work.back());
+      work.pop_back();
+    }
     std::vector<std::shared_ptr<TaskRecord>> dependents;
     std::vector<uint64_t> waiters;
     TaskState state;
@@ -642,7 +661,13 @@ void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
           ready = true;
         }
       }
-      if (failed) work.push_back(std::move(child));
+      if (failed) {
+        if (next == nullptr) {
+          next = std::move(child);
+        } else {
+          work.push_back(std::move(child));
+        }
+      }
       if (ready) MakeReady(child);
     }
   }
