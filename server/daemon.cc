@@ -27,6 +27,7 @@
 #include "server/kserve_service.h"
 #include "server/scaling_service.h"
 #include "server/memory_service.h"
+#include "server/report_service.h"
 
 namespace inferd {
 namespace {
@@ -79,6 +80,7 @@ struct Daemon::Impl {
   std::unique_ptr<KServeService> kserve;
   std::unique_ptr<ScalingService> scaling_service;
   std::unique_ptr<MemoryService> memory_service;
+  std::unique_ptr<ReportService> report_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -186,6 +188,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
       std::make_unique<ScalingService>(impl->scaler.get(), impl->grpc_metrics.get());
   impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
                                                          impl->grpc_metrics.get());
+  ReportSources report_sources;
+  report_sources.devices = impl->device_ptrs;
+  report_sources.memory = impl->memory.get();
+  report_sources.scaler = impl->scaler.get();
+  impl->report_service =
+      std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
   impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),
                                                  config.limits, impl->grpc_metrics.get(),
                                                  impl->repository_manager.get());
@@ -206,6 +214,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   builder.RegisterService(impl->kserve.get());
   builder.RegisterService(impl->scaling_service.get());
   builder.RegisterService(impl->memory_service.get());
+  builder.RegisterService(impl->report_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",

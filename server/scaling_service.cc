@@ -255,37 +255,7 @@ void EventToProto(const ScalingEvent& event, v1::ScalingEvent* wire) {
   wire->set_reason(event.reason);
 }
 
-ScalingService::ScalingService(DynamicScaler* scaler, GrpcMetrics* metrics)
-    : scaler_(scaler),
-      m_collect_(metrics->ForMethod(absl::StrCat(kService, "CollectWorkloadMetrics"))),
-      m_stats_(metrics->ForMethod(absl::StrCat(kService, "GetScalingStats"))),
-      m_events_(metrics->ForMethod(absl::StrCat(kService, "GetScalingEvents"))),
-      m_set_policy_(metrics->ForMethod(absl::StrCat(kService, "SetScalingPolicy"))),
-      m_get_policy_(metrics->ForMethod(absl::StrCat(kService, "GetScalingPolicy"))) {}
-
-grpc::ServerUnaryReactor* ScalingService::Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                               const absl::Status& status) {
-  const grpc::Status wire = ToGrpcStatus(status);
-  timer.Finish(wire.error_code());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(wire);
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* ScalingService::CollectWorkloadMetrics(
-    grpc::CallbackServerContext* ctx, const v1::CollectWorkloadMetricsRequest* req,
-    v1::CollectWorkloadMetricsResponse*) {
-  CallTimer timer(m_collect_);
-  return Done(ctx, timer,
-              scaler_->CollectWorkloadMetrics(req->queue_length(), req->processing_time(),
-                                              req->throughput()));
-}
-
-grpc::ServerUnaryReactor* ScalingService::GetScalingStats(grpc::CallbackServerContext* ctx,
-                                                          const v1::GetScalingStatsRequest*,
-                                                          v1::GetScalingStatsResponse* resp) {
-  CallTimer timer(m_stats_);
-  const ScalingStats stats = scaler_->GetStats();
+void ScalingStatsToProto(const ScalingStats& stats, v1::GetScalingStatsResponse* resp) {
   resp->set_enabled(stats.enabled);
   for (int d : stats.active_devices) resp->add_active_devices(d);
   for (int d : stats.inactive_devices) resp->add_inactive_devices(d);
@@ -330,6 +300,39 @@ grpc::ServerUnaryReactor* ScalingService::GetScalingStats(grpc::CallbackServerCo
   c->set_device_samples(stats.device_samples);
   c->set_client_samples(stats.client_samples);
   PolicyToProto(stats.policy, resp->mutable_policy());
+}
+
+ScalingService::ScalingService(DynamicScaler* scaler, GrpcMetrics* metrics)
+    : scaler_(scaler),
+      m_collect_(metrics->ForMethod(absl::StrCat(kService, "CollectWorkloadMetrics"))),
+      m_stats_(metrics->ForMethod(absl::StrCat(kService, "GetScalingStats"))),
+      m_events_(metrics->ForMethod(absl::StrCat(kService, "GetScalingEvents"))),
+      m_set_policy_(metrics->ForMethod(absl::StrCat(kService, "SetScalingPolicy"))),
+      m_get_policy_(metrics->ForMethod(absl::StrCat(kService, "GetScalingPolicy"))) {}
+
+grpc::ServerUnaryReactor* ScalingService::Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
+                                               const absl::Status& status) {
+  const grpc::Status wire = ToGrpcStatus(status);
+  timer.Finish(wire.error_code());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(wire);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ScalingService::CollectWorkloadMetrics(
+    grpc::CallbackServerContext* ctx, const v1::CollectWorkloadMetricsRequest* req,
+    v1::CollectWorkloadMetricsResponse*) {
+  CallTimer timer(m_collect_);
+  return Done(ctx, timer,
+              scaler_->CollectWorkloadMetrics(req->queue_length(), req->processing_time(),
+                                              req->throughput()));
+}
+
+grpc::ServerUnaryReactor* ScalingService::GetScalingStats(grpc::CallbackServerContext* ctx,
+                                                          const v1::GetScalingStatsRequest*,
+                                                          v1::GetScalingStatsResponse* resp) {
+  CallTimer timer(m_stats_);
+  ScalingStatsToProto(scaler_->GetStats(), resp);
   return Done(ctx, timer, absl::OkStatus());
 }
 

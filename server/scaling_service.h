@@ -60,6 +60,7 @@ class ScalingService final : public inferd::v1::Scaling::CallbackService {
 absl::StatusOr<ScalingPolicy> PolicyFromProto(const v1::ScalingPolicy& wire);
 void PolicyToProto(const ScalingPolicy& policy, v1::ScalingPolicy* wire);
 void EventToProto(const ScalingEvent& event, v1::ScalingEvent* wire);
+void ScalingStatsToProto(const ScalingStats& stats, v1::GetScalingStatsResponse* wire);
 // Returns the wire name of a ScalingPolicy field (see PolicyFieldRenamer):
 // ("hold", 1) -> "policy.rules[1].hold_seconds".
 std::string PolicyFieldName(absl::string_view field, int rule_index);
