@@ -11,10 +11,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "clients/cpp/inferd_client.h"
 #include "clients/cpp/load_generator.h"
+#include "google/protobuf/util/json_util.h"
+#include "inferd/v1/report.grpc.pb.h"
 #include "clients/cpp/tensor_helpers.h"
 
 namespace inferd {
@@ -27,7 +30,8 @@ constexpr char kUsage[] =
     "  infer MODEL --input=NAME:DTYPE:SHAPE:VALUES [...] [--output=NAME] [--param=KEY=VALUE]\n"
     "        e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4\n"
     "  bench MODEL --input=NAME:DTYPE:SHAPE[:VALUES] [...] [--concurrency=N | --rate=RPS]\n"
-    "        [--warmup=S] [--duration=S] [--json]   load test (values default to zeros)\n";
+    "        [--warmup=S] [--duration=S] [--json]   load test (values default to zeros)\n"
+    "  report [--json]             devices, memory, scaling (and more) in one view\n";
 
 int Fail(const absl::Status& st) {
   std::fprintf(stderr, "inferctl: %s: %s\n", absl::StatusCodeToString(st.code()).c_str(),
@@ -186,6 +190,61 @@ int Bench(const ClientOptions& client_options, const std::vector<std::string>& a
   return r.errors == 0 && r.ok > 0 ? 0 : 1;
 }
 
+std::string Mib(uint64_t bytes) { return absl::StrFormat("%.1f MiB", bytes / 1048576.0); }
+
+int Report(InferdClient& client, const std::vector<std::string>& args) {
+  bool json = false;
+  for (const auto& a : args) {
+    if (a == "--json") json = true;
+    else {
+      std::fprintf(stderr, "inferctl report: unknown argument '%s'\n", a.c_str());
+      return 2;
+    }
+  }
+  auto stub = v1::Report::NewStub(client.channel());
+  v1::PerformanceReport report;
+  absl::Status st = client.WithRetries([&](grpc::ClientContext* ctx) {
+    return stub->GetPerformanceReport(ctx, {}, &report);
+  });
+  if (!st.ok()) return Fail(st);
+  if (json) {
+    std::string out;
+    google::protobuf::util::JsonPrintOptions o;
+    o.add_whitespace = true;
+    o.preserve_proto_field_names = true;
+    o.always_print_primitive_fields = true;
+    (void)google::protobuf::util::MessageToJsonString(report, &out, o);
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  std::printf("inferd %s report\n\nDEVICES\n", report.version().c_str());
+  std::printf("%-4s %-6s %-28s %12s %12s %6s %-8s %-7s\n", "dev", "kind", "name", "mem total",
+              "mem free", "util", "health", "active");
+  for (const auto& d : report.devices()) {
+    std::printf("%-4d %-6s %-28s %12s %12s %6s %-8s %-7s\n", d.device(), d.kind().c_str(),
+                d.name().substr(0, 28).c_str(), Mib(d.memory_total_bytes()).c_str(),
+                Mib(d.memory_free_bytes()).c_str(),
+                d.utilization() < 0 ? "n/a" : absl::StrFormat("%.0f%%", d.utilization() * 100).c_str(),
+                d.healthy() ? "healthy" : "FAULTY", d.active() ? "yes" : "no");
+    for (const auto& f : d.fault_events()) std::printf("       fault: %s\n", f.c_str());
+  }
+  std::printf("\nMEMORY\n%-4s %12s %12s %12s %8s %8s %8s %8s\n", "dev", "reserved", "allocated",
+              "largest free", "tensors", "frag", "gc runs", "compacts");
+  for (const auto& m : report.memory().devices()) {
+    std::printf("%-4d %12s %12s %12s %8lu %8.3f %8lu %8lu\n", m.device(),
+                Mib(m.reserved_bytes()).c_str(), Mib(m.allocated_bytes()).c_str(),
+                Mib(m.largest_free_block_bytes()).c_str(),
+                static_cast<unsigned long>(m.active_tensors()), m.fragmentation(),
+                static_cast<unsigned long>(m.gc_runs()), static_cast<unsigned long>(m.compactions()));
+  }
+  const auto& sc = report.scaling();
+  std::printf("\nSCALING\nenabled %s, active devices [%s], desired replicas %d (demand %.2f)\n",
+              sc.enabled() ? "yes" : "no", absl::StrJoin(sc.active_devices(), ",").c_str(),
+              sc.desired_replicas(), sc.replica_demand());
+  if (sc.has_last_decision()) std::printf("last decision: %s\n", sc.last_decision().reason().c_str());
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   ClientOptions options;
   int i = 1;
@@ -218,6 +277,7 @@ int Main(int argc, char** argv) {
   if (command == "models") return Models(client);
   if (command == "infer") return Infer(client, args);
   if (command == "bench") return Bench(options, args);
+  if (command == "report") return Report(client, args);
   std::fprintf(stderr, "inferctl: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }
