@@ -11,6 +11,7 @@
 #include "core/scaling/dynamic_scaler.h"
 #include "core/scaling/policy_from_config.h"
 #include "core/memory/memory_engine.h"
+#include "core/comm/comm_engine.h"
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
 #include "core/models/model_registry.h"
@@ -28,6 +29,7 @@
 #include "server/scaling_service.h"
 #include "server/memory_service.h"
 #include "server/report_service.h"
+#include "server/communication_service.h"
 
 namespace inferd {
 namespace {
@@ -71,6 +73,7 @@ struct Daemon::Impl {
   std::unique_ptr<DynamicScaler> scaler;
   std::unique_ptr<MemoryEngine> memory;
   std::unique_ptr<DeviceAllocator> allocator;  // scratch buffers from `memory`
+  std::unique_ptr<CommEngine> comm;  // transfers and collectives over `memory`
   ModelRegistry models;
   std::unique_ptr<ModelRepository> repository;  // null without models.repository
   std::unique_ptr<RepositoryManager> repository_manager;
@@ -81,6 +84,7 @@ struct Daemon::Impl {
   std::unique_ptr<ScalingService> scaling_service;
   std::unique_ptr<MemoryService> memory_service;
   std::unique_ptr<ReportService> report_service;
+  std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -93,11 +97,13 @@ struct Daemon::Impl {
     scaling_service.reset();
     memory_service.reset();
     report_service.reset();
+    communication_service.reset();
     health.reset();
     submitter.reset();
     if (scaler) scaler->Stop();  // its sampler reads the devices
     for (auto& d : devices) (void)d->Synchronize();
     allocator.reset();
+    comm.reset();  // its pins and buffers go back to `memory`
     memory.reset();
   }
 };
@@ -161,6 +167,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->memory = *std::move(memory);
   impl->allocator = impl->memory->NewScratchAllocator();
 
+  // Communication engine (docs/COMM.md): calibrates each link kind once.
+  auto comm = CommEngine::Create(CommEngineOptionsFromConfig(config.device.performance),
+                                 impl->device_ptrs, impl->memory.get(), Clock::Real(),
+                                 *impl->registry);
+  if (!comm.ok()) return comm.status();
+  impl->comm = *std::move(comm);
+
   if (!config.models.repository.empty() &&
       !std::filesystem::is_directory(config.models.repository)) {
     return absl::InvalidArgumentError(absl::StrCat("models.repository: '",
@@ -188,6 +201,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
       std::make_unique<ScalingService>(impl->scaler.get(), impl->grpc_metrics.get());
   impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
                                                          impl->grpc_metrics.get());
+  impl->communication_service = std::make_unique<CommunicationService>(
+      impl->comm.get(), impl->memory.get(),
+      static_cast<uint64_t>(config.server.max_send_message_bytes), impl->grpc_metrics.get());
   ReportSources report_sources;
   report_sources.devices = impl->device_ptrs;
   report_sources.memory = impl->memory.get();
@@ -215,6 +231,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   builder.RegisterService(impl->scaling_service.get());
   builder.RegisterService(impl->memory_service.get());
   builder.RegisterService(impl->report_service.get());
+  builder.RegisterService(impl->communication_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",

@@ -1,0 +1,36 @@
+#include "core/comm/token_bucket.h"
+
+#include <algorithm>
+
+namespace inferd {
+
+TokenBucket::TokenBucket(Clock* clock, double rate, double burst)
+    : clock_(clock),
+      rate_(rate > 0 ? rate : 1),
+      burst_(burst >= 1 ? burst : 1),
+      tokens_(burst_),
+      last_(clock->Now()) {}
+
+absl::Duration TokenBucket::Reserve(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  if (now > last_) {
+    tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - last_) * rate_);
+    last_ = now;
+  }
+  tokens_ -= static_cast<double>(bytes);
+  if (tokens_ >= 0) return absl::ZeroDuration();
+  return absl::Seconds(-tokens_ / rate_);
+}
+
+void CondVarTokenWaiter::WaitFor(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&cancelled_), delay);
+}
+
+void CondVarTokenWaiter::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+}
+
+}  // namespace inferd

@@ -1,0 +1,821 @@
+#include "core/comm/transfer_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/comm/link_calibration.h"
+#include "core/util/checked_math.h"
+#include "core/util/logging.h"
+#include "core/util/status_macros.h"
+
+namespace inferd {
+namespace {
+
+// Weight of the newest transfer in a link's bandwidth moving average.
+constexpr double kBandwidthAlpha = 0.3;
+
+bool Terminal(TransferState s) {
+  return s == TransferState::kSucceeded || s == TransferState::kFailed;
+}
+
+}  // namespace
+
+const char* TransferStateName(TransferState s) {
+  switch (s) {
+    case TransferState::kQueued: return "queued";
+    case TransferState::kRunning: return "running";
+    case TransferState::kSucceeded: return "succeeded";
+    case TransferState::kFailed: return "failed";
+  }
+  return "queued";
+}
+
+// One transfer. Fields are grouped by who may touch them.
+struct TransferEngine::Transfer {
+  // Constant after AsyncTransfer.
+  TransferId id;
+  uint64_t seq = 0;
+  TransferPriority priority = TransferPriority::kNormal;
+  bool move = false;
+  Link* link = nullptr;
+  TensorId source_tensor;
+  HostSource host_src;
+  TensorId dst_tensor;  // invalid for host destinations
+  HostDestination host_dst;
+  uint64_t bytes = 0;
+  uint64_t piece_bytes = 0;
+  uint32_t pieces = 0;
+  bool staged = false;
+
+  // The link's worker only (and AsyncTransfer before it is queued).
+  TensorPin src_pin;
+  TensorPin dst_pin;
+  const char* src_ptr = nullptr;
+  char* dst_ptr = nullptr;
+  std::shared_ptr<std::string> host_result;
+  uint64_t offset = 0;
+  uint32_t issued = 0;
+  uint32_t in_flight = 0;
+  bool started = false;
+  bool issuing_done = false;  // all pieces issued, or given up
+  absl::Status error;
+  std::atomic<uint32_t> done_pieces{0};
+
+  // Guarded by the engine's mu_.
+  TransferState state = TransferState::kQueued;
+  absl::Status status;
+  absl::Time enqueued;
+  absl::Time started_at = absl::InfinitePast();
+  absl::Time finished_at = absl::InfinitePast();
+  std::optional<TensorInfo> result;
+  std::shared_ptr<const std::string> host_data;
+  bool host_data_released = false;
+  bool source_freed = false;
+  std::string source_free_error;
+  std::vector<uint64_t> waiters;
+};
+
+// One ordered pair of endpoints, with its queue and worker.
+struct TransferEngine::Link {
+  explicit Link(CommMetrics::LinkOp m) : metrics(m) {}
+
+  // Constant after creation.
+  int src = kHostEndpoint;
+  int dst = kHostEndpoint;
+  std::string name;
+  LinkKind kind = LinkKind::kLocal;
+  Device* src_dev = nullptr;  // null for the host
+  Device* dst_dev = nullptr;
+  std::vector<Stream*> src_streams;
+  std::vector<Stream*> dst_streams;
+  double peak = 0;
+  std::unique_ptr<TokenBucket> bucket;  // null: not limited
+  CommMetrics::LinkOp metrics;
+  prometheus::Gauge* bandwidth_gauge = nullptr;
+  uint64_t slot_bytes = 0;
+
+  // Guarded by the engine's mu_.
+  std::vector<Transfer*> queue;  // transfers with pieces left to issue
+  bool stopping = false;
+  uint64_t bytes = 0, transfers = 0, errors = 0;
+  double bandwidth = 0;
+
+  // The worker only.
+  struct Piece {
+    Transfer* t;
+    int slot;
+    char* copy_out;  // staged D2H: the piece's final host address
+    uint64_t n;
+  };
+  std::deque<Piece> in_flight;
+  std::vector<std::unique_ptr<Event>> done_events;    // per slot
+  std::vector<std::unique_ptr<Event>> staged_events;  // per slot
+  std::vector<void*> slots;                           // pinned staging ring
+  Device* slot_device = nullptr;
+  uint64_t next_slot = 0;
+
+  std::thread worker;
+};
+
+struct TransferEngine::Waiter {
+  TransferId transfer;
+  absl::Time deadline;
+  bool release_host_data = false;
+  WaitCallback done;
+};
+
+TransferEngine::TransferEngine(const TransferEngineOptions& options,
+                               std::vector<Device*> devices, MemoryEngine* memory, Clock* clock,
+                               CommMetrics* metrics, TokenWaiter* waiter)
+    : options_(options),
+      devices_(std::move(devices)),
+      memory_(memory),
+      clock_(clock),
+      metrics_(metrics),
+      waiter_(waiter) {
+  if (waiter_ == nullptr) {
+    own_waiter_ = std::make_unique<CondVarTokenWaiter>();
+    waiter_ = own_waiter_.get();
+  }
+  totals_.op = CommOp::kTransfer;
+}
+
+absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(
+    const TransferEngineOptions& options, std::vector<Device*> devices, MemoryEngine* memory,
+    Clock* clock, CommMetrics* metrics, TokenWaiter* waiter) {
+  auto invalid = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+  if (options.chunk_bytes == 0) return invalid("chunk_bytes must be positive");
+  if (!(options.bandwidth_limit > 0 && options.bandwidth_limit <= 1)) {
+    return invalid("bandwidth_limit ", options.bandwidth_limit, " is not in (0, 1]");
+  }
+  if (options.window < 2) return invalid("window ", options.window, " must be at least 2");
+  if (options.stream_indices.empty()) return invalid("stream_indices must not be empty");
+  for (int s : options.stream_indices) {
+    if (s < 0) return invalid("stream_indices holds the negative index ", s);
+  }
+  if (options.max_finished_transfers == 0) {
+    return invalid("max_finished_transfers must be positive");
+  }
+  if (options.direct_piece_time < absl::ZeroDuration()) {
+    return invalid("direct_piece_time must not be negative");
+  }
+  if (memory == nullptr || clock == nullptr || metrics == nullptr) {
+    return invalid("memory engine, clock and metrics must not be null");
+  }
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (devices[i] == nullptr || devices[i]->index() != static_cast<int>(i)) {
+      return invalid("device list entry ", i, " is null or has another index");
+    }
+  }
+  std::unique_ptr<TransferEngine> engine(
+      new TransferEngine(options, std::move(devices), memory, clock, metrics, waiter));
+  if (options.link_peaks.has_value()) {
+    engine->peaks_ = *options.link_peaks;
+  } else if (!engine->devices_.empty()) {
+    // At most 1/16 of the first device, so that small devices still start.
+    const uint64_t bytes = std::min<uint64_t>(
+        options.calibration_bytes, engine->devices_[0]->info().total_memory_bytes / 16);
+    absl::StatusOr<LinkPeaks> peaks =
+        MeasureLinkPeaks(engine->devices_, bytes, options.stream_indices[0]);
+    if (peaks.ok()) {
+      engine->peaks_ = *peaks;
+    } else {
+      INFERD_LOG(kWarning, "comm calibration failed (", peaks.status().ToString(),
+                 "); links run without a bandwidth limit");
+    }
+  }
+  engine->timer_ = std::thread([e = engine.get()] { e->TimerLoop(); });
+  return engine;
+}
+
+TransferEngine::~TransferEngine() {
+  std::vector<Link*> links;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [key, link] : links_) {
+      link->stopping = true;
+      links.push_back(link.get());
+    }
+  }
+  waiter_->Cancel();
+  for (Link* link : links) link->worker.join();
+  {
+    absl::MutexLock lock(&mu_);
+    timer_stop_ = true;
+    timer_kick_ = true;
+  }
+  if (timer_.joinable()) timer_.join();
+  for (Link* link : links) {
+    for (void* p : link->slots) link->slot_device->FreePinnedHost(p);
+  }
+}
+
+absl::StatusOr<Device*> TransferEngine::FindDevice(int index, const char* field) const {
+  if (index < 0 || index >= static_cast<int>(devices_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " ", index, " is not a device (",
+                                                   devices_.size(), " devices)"));
+  }
+  return devices_[index];
+}
+
+LinkKind TransferEngine::KindOf(int src, int dst) const {
+  if (src == kHostEndpoint) return LinkKind::kHostToDevice;
+  if (dst == kHostEndpoint) return LinkKind::kDeviceToHost;
+  if (src == dst) return LinkKind::kLocal;
+  return devices_[dst]->CanAccessPeer(*devices_[src]) ? LinkKind::kPeer : LinkKind::kStaged;
+}
+
+uint64_t TransferEngine::PieceBytes(const Link& link, bool staged, uint64_t bytes) const {
+  if (bytes < options_.overlap_threshold_bytes) return bytes;
+  if (staged) return options_.chunk_bytes;
+  const double direct = link.peak * absl::ToDoubleSeconds(options_.direct_piece_time);
+  return std::max<uint64_t>(options_.chunk_bytes, static_cast<uint64_t>(direct));
+}
+
+TransferEngine::Link* TransferEngine::GetLinkLocked(int src, int dst) {
+  const int n = static_cast<int>(devices_.size()) + 1;
+  const int key = (src + 1) * n + (dst + 1);
+  auto it = links_.find(key);
+  if (it != links_.end()) return it->second.get();
+  auto link = std::make_unique<Link>(metrics_->ForLinkOp(LinkName(src, dst), CommOp::kTransfer));
+  Link* l = link.get();
+  l->src = src;
+  l->dst = dst;
+  l->name = LinkName(src, dst);
+  l->kind = KindOf(src, dst);
+  for (int s : options_.stream_indices) {
+    if (src != kHostEndpoint) {
+      l->src_dev = devices_[src];
+      l->src_streams.push_back(&l->src_dev->stream(s % l->src_dev->num_streams()));
+    }
+    if (dst != kHostEndpoint) {
+      l->dst_dev = devices_[dst];
+      l->dst_streams.push_back(&l->dst_dev->stream(s % l->dst_dev->num_streams()));
+    }
+  }
+  l->peak = peaks_[l->kind];
+  l->slot_bytes = std::max(options_.chunk_bytes, options_.overlap_threshold_bytes);
+  if (options_.bandwidth_limit < 1 && l->peak > 0) {
+    const double burst = static_cast<double>(
+        std::max(options_.chunk_bytes, PieceBytes(*l, false, ~uint64_t{0})));
+    l->bucket = std::make_unique<TokenBucket>(clock_, options_.bandwidth_limit * l->peak, burst);
+  }
+  l->bandwidth_gauge = &metrics_->Bandwidth(l->name);
+  metrics_->Peak(l->name).Set(l->peak);
+  l->worker = std::thread([this, l] { LinkLoop(l); });
+  links_.emplace(key, std::move(link));
+  return l;
+}
+
+absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request) {
+  auto t = std::make_unique<Transfer>();
+  t->priority = request.priority;
+  t->move = request.move;
+  if (static_cast<int>(request.priority) >= kNumTransferPriorities) {
+    return absl::InvalidArgumentError("priority is out of range");
+  }
+  const int dst = request.dst_device;
+  if (dst != kHostEndpoint) RETURN_IF_ERROR(FindDevice(dst, "dst_device").status());
+  int src = kHostEndpoint;
+  DataType dtype = request.dtype;
+  std::vector<int64_t> shape = request.shape;
+  std::string owner = request.owner;
+  absl::Duration lease = request.lease;
+  if (request.source_tensor.valid()) {
+    ASSIGN_OR_RETURN(t->src_pin, memory_->Pin(request.source_tensor));
+    ASSIGN_OR_RETURN(TensorInfo info, memory_->GetTensorInfo(request.source_tensor));
+    t->source_tensor = request.source_tensor;
+    src = t->src_pin.device();
+    t->bytes = t->src_pin.byte_size();
+    dtype = info.dtype;
+    shape = info.shape;
+    if (owner.empty()) owner = info.owner;
+    if (lease <= absl::ZeroDuration()) lease = info.lease;
+    if (request.move && dst == src) {
+      return absl::InvalidArgumentError(absl::StrCat("move: tensor ", FormatTensorId(t->source_tensor),
+                                                     " already lives on device ", dst));
+    }
+  } else {
+    if (dst == kHostEndpoint) {
+      return absl::InvalidArgumentError("a transfer from the host must name a dst_device");
+    }
+    if (request.move) return absl::InvalidArgumentError("move needs a source tensor");
+    if (dtype == DataType::kInvalid) return absl::InvalidArgumentError("dtype must be set");
+    if (request.host_source.data == nullptr && request.host_source.size > 0) {
+      return absl::InvalidArgumentError("host_source.data is null");
+    }
+    t->bytes = request.host_source.size;
+    if (dtype != DataType::kBytes) {
+      uint64_t elements, expected;
+      if (!ShapeElementCount(shape, &elements) ||
+          !CheckedMul(elements, DataTypeSize(dtype), &expected)) {
+        return absl::InvalidArgumentError("shape has a negative dimension or its size overflows");
+      }
+      if (expected != t->bytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data holds ", t->bytes, " bytes; a ", DataTypeName(dtype), " tensor of that shape has ",
+            expected));
+      }
+    }
+    t->host_src = request.host_source;
+  }
+  if (dst == kHostEndpoint && request.host_destination.data != nullptr &&
+      request.host_destination.size != t->bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("host_destination holds ",
+                                                   request.host_destination.size, " bytes; the tensor has ",
+                                                   t->bytes));
+  }
+  t->host_dst = request.host_destination;
+  if (dst != kHostEndpoint) {
+    TensorRequest alloc;
+    alloc.device = dst;
+    alloc.dtype = dtype;
+    alloc.shape = shape;
+    alloc.byte_size = dtype == DataType::kBytes ? t->bytes : 0;
+    alloc.owner = owner;
+    alloc.lease = lease;
+    ASSIGN_OR_RETURN(TensorInfo out, memory_->AllocateTensor(alloc));
+    t->dst_tensor = out.id;
+  }
+  t->id = NewTensorId();
+  const TransferId id = t->id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      Link* link = GetLinkLocked(src, dst);
+      t->link = link;
+      switch (link->kind) {
+        case LinkKind::kStaged: t->staged = true; break;
+        case LinkKind::kHostToDevice: t->staged = !t->host_src.pinned; break;
+        case LinkKind::kDeviceToHost:
+          t->staged = t->host_dst.data == nullptr || !t->host_dst.pinned;
+          break;
+        default: t->staged = false;
+      }
+      t->piece_bytes = PieceBytes(*link, t->staged, t->bytes);
+      t->pieces = t->piece_bytes == 0
+                      ? 0
+                      : static_cast<uint32_t>((t->bytes + t->piece_bytes - 1) / t->piece_bytes);
+      t->seq = next_seq_++;
+      t->enqueued = clock_->Now();
+      link->queue.push_back(t.get());
+      SetQueueDepthLocked(t->priority, +1);
+      ++active_;
+      transfers_.emplace(id, std::move(t));
+      return id;
+    }
+  }
+  if (t->dst_tensor.valid()) memory_->FreeTensor(t->dst_tensor).IgnoreError();
+  return absl::UnavailableError("the transfer engine is shutting down");
+}
+
+void TransferEngine::SetQueueDepthLocked(TransferPriority p, int delta) {
+  uint64_t& q = queued_[static_cast<int>(p)];
+  q = delta < 0 ? q - 1 : q + 1;
+  metrics_->QueueDepth(p).Set(static_cast<double>(q));
+}
+
+TransferEngine::Transfer* TransferEngine::PickLocked(Link* link) {
+  Transfer* best = nullptr;
+  for (Transfer* t : link->queue) {
+    if (best == nullptr || t->priority < best->priority ||
+        (t->priority == best->priority && t->seq < best->seq)) {
+      best = t;
+    }
+  }
+  return best;
+}
+
+void TransferEngine::LinkLoop(Link* link) {
+  auto has_work = [link]() { return link->stopping || !link->queue.empty(); };
+  auto remove = [this, link](Transfer* t) {
+    absl::MutexLock lock(&mu_);
+    auto& q = link->queue;
+    q.erase(std::remove(q.begin(), q.end(), t), q.end());
+  };
+  auto give_up = [&](Transfer* t, absl::Status st) {
+    if (t->error.ok()) t->error = std::move(st);
+    t->issuing_done = true;
+    remove(t);
+    if (t->in_flight == 0) Finish(link, t);
+  };
+  while (true) {
+    Transfer* t = nullptr;
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (link->in_flight.empty()) mu_.Await(absl::Condition(&has_work));
+      stopping = link->stopping;
+      if (!stopping) {
+        t = PickLocked(link);
+        if (t != nullptr && t->state == TransferState::kQueued) {
+          t->state = TransferState::kRunning;
+          t->started_at = clock_->Now();
+          SetQueueDepthLocked(t->priority, -1);
+        }
+      }
+    }
+    if (stopping) break;
+    if (t == nullptr) {
+      CompleteOldest(link);
+      continue;
+    }
+    if (!t->started) {
+      t->started = true;
+      if (absl::Status st = Start(link, t); !st.ok()) {
+        give_up(t, std::move(st));
+        continue;
+      }
+    }
+    if (!t->error.ok()) {
+      give_up(t, t->error);
+      continue;
+    }
+    if (t->issued == t->pieces) {  // an empty tensor
+      give_up(t, absl::OkStatus());
+      continue;
+    }
+    if (static_cast<int>(link->in_flight.size()) >= options_.window) {
+      CompleteOldest(link);
+      continue;
+    }
+    if (absl::Status st = IssuePiece(link, t); !st.ok()) {
+      give_up(t, std::move(st));
+      continue;
+    }
+    if (t->issued == t->pieces) {
+      t->issuing_done = true;
+      remove(t);
+    }
+  }
+  // Shutting down: let the pieces in flight land, then cancel the rest.
+  while (!link->in_flight.empty()) CompleteOldest(link);
+  std::vector<Transfer*> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(link->queue);
+    for (Transfer* t : left) {
+      if (t->state == TransferState::kQueued) SetQueueDepthLocked(t->priority, -1);
+    }
+  }
+  for (Transfer* t : left) {
+    if (t->error.ok()) t->error = absl::CancelledError("the transfer engine shut down");
+    t->issuing_done = true;
+    Finish(link, t);
+  }
+}
+
+absl::Status TransferEngine::Start(Link* link, Transfer* t) {
+  if (t->src_pin.valid()) {
+    t->src_ptr = static_cast<const char*>(t->src_pin.device_ptr());
+  } else {
+    t->src_ptr = static_cast<const char*>(t->host_src.data);
+  }
+  if (t->dst_tensor.valid()) {
+    ASSIGN_OR_RETURN(t->dst_pin, memory_->Pin(t->dst_tensor));
+    t->dst_ptr = static_cast<char*>(t->dst_pin.device_ptr());
+  } else if (t->host_dst.data != nullptr) {
+    t->dst_ptr = static_cast<char*>(t->host_dst.data);
+  } else {
+    t->host_result = std::make_shared<std::string>();
+    t->host_result->resize(t->bytes);
+    t->dst_ptr = t->host_result->data();
+  }
+  Device* event_device = link->dst_dev != nullptr ? link->dst_dev : link->src_dev;
+  if (link->done_events.empty()) {
+    for (int i = 0; i < options_.window; ++i) {
+      link->done_events.push_back(event_device->CreateEvent());
+      link->staged_events.push_back(event_device->CreateEvent());
+    }
+  }
+  if (t->staged && link->slots.empty()) {
+    link->slot_device = link->kind == LinkKind::kHostToDevice ? link->dst_dev : link->src_dev;
+    for (int i = 0; i < options_.window; ++i) {
+      ASSIGN_OR_RETURN(void* p, link->slot_device->AllocatePinnedHost(link->slot_bytes));
+      link->slots.push_back(p);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
+  const uint64_t n = std::min(t->piece_bytes, t->bytes - t->offset);
+  if (link->bucket != nullptr) {
+    const absl::Duration wait = link->bucket->Reserve(n);
+    if (wait > absl::ZeroDuration()) waiter_->WaitFor(wait);
+  }
+  const int slot = static_cast<int>(link->next_slot++ % options_.window);
+  Stream* ds = link->dst_streams.empty()
+                   ? nullptr
+                   : link->dst_streams[t->issued % link->dst_streams.size()];
+  Stream* ss = link->src_streams.empty()
+                   ? nullptr
+                   : link->src_streams[t->issued % link->src_streams.size()];
+  Event& done = *link->done_events[slot];
+  const char* src = t->src_ptr + t->offset;
+  char* dst = t->dst_ptr + t->offset;
+  void* buf = link->slots.empty() ? nullptr : link->slots[slot];
+  char* copy_out = nullptr;
+  absl::Status st;
+  switch (link->kind) {
+    case LinkKind::kLocal:
+      st = ds->CopyDeviceToDevice(dst, src, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      break;
+    case LinkKind::kPeer:
+      st = ds->CopyFromPeer(dst, *link->src_dev, src, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      break;
+    case LinkKind::kStaged:
+      st = ss->CopyDeviceToHost(buf, src, n);
+      if (st.ok()) st = ss->RecordEvent(*link->staged_events[slot]);
+      if (st.ok()) st = ds->WaitEvent(*link->staged_events[slot]);
+      if (st.ok()) st = ds->CopyHostToDevice(dst, buf, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      break;
+    case LinkKind::kHostToDevice:
+      if (t->staged) {
+        std::memcpy(buf, src, n);
+        st = ds->CopyHostToDevice(dst, buf, n);
+      } else {
+        st = ds->CopyHostToDevice(dst, src, n);
+      }
+      if (st.ok()) st = ds->RecordEvent(done);
+      break;
+    case LinkKind::kDeviceToHost:
+      if (t->staged) {
+        st = ss->CopyDeviceToHost(buf, src, n);
+        copy_out = dst;
+      } else {
+        st = ss->CopyDeviceToHost(dst, src, n);
+      }
+      if (st.ok()) st = ss->RecordEvent(done);
+      break;
+  }
+  if (!st.ok()) {
+    // Part of the piece may be enqueued: let it land before the buffers go.
+    if (ss != nullptr) ss->Synchronize().IgnoreError();
+    if (ds != nullptr) ds->Synchronize().IgnoreError();
+    return st;
+  }
+  link->in_flight.push_back(Link::Piece{t, slot, copy_out, n});
+  t->offset += n;
+  ++t->issued;
+  ++t->in_flight;
+  return absl::OkStatus();
+}
+
+void TransferEngine::CompleteOldest(Link* link) {
+  const Link::Piece piece = link->in_flight.front();
+  link->in_flight.pop_front();
+  absl::Status st = link->done_events[piece.slot]->Synchronize();
+  if (st.ok() && piece.copy_out != nullptr) {
+    std::memcpy(piece.copy_out, link->slots[piece.slot], piece.n);
+  }
+  Transfer* t = piece.t;
+  --t->in_flight;
+  t->done_pieces.fetch_add(1, std::memory_order_relaxed);
+  if (!st.ok() && t->error.ok()) t->error = st;
+  if (t->issuing_done && t->in_flight == 0) Finish(link, t);
+}
+
+void TransferEngine::Finish(Link* link, Transfer* t) {
+  const bool ok = t->error.ok();
+  t->dst_pin.Reset();
+  t->src_pin.Reset();
+  bool source_freed = false;
+  std::string source_free_error;
+  std::optional<TensorInfo> result;
+  if (ok) {
+    if (t->move && t->source_tensor.valid()) {
+      absl::Status st = memory_->FreeTensor(t->source_tensor);
+      source_freed = st.ok();
+      if (!st.ok()) source_free_error = std::string(st.message());
+    }
+    if (t->dst_tensor.valid()) {
+      absl::StatusOr<TensorInfo> info = memory_->GetTensorInfo(t->dst_tensor);
+      if (info.ok()) result = *std::move(info);
+    }
+  } else if (t->dst_tensor.valid()) {
+    memory_->FreeTensor(t->dst_tensor).IgnoreError();
+  }
+  const absl::Time now = clock_->Now();
+  std::vector<std::pair<WaitCallback, TransferInfo>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time started = t->started_at == absl::InfinitePast() ? now : t->started_at;
+    const double seconds = absl::ToDoubleSeconds(now - started);
+    t->state = ok ? TransferState::kSucceeded : TransferState::kFailed;
+    t->status = t->error;
+    t->finished_at = now;
+    t->started_at = started;
+    t->result = std::move(result);
+    t->source_freed = source_freed;
+    t->source_free_error = std::move(source_free_error);
+    if (ok && t->host_result != nullptr) t->host_data = std::move(t->host_result);
+    t->host_result.reset();
+    --active_;
+    if (ok) {
+      link->bytes += t->bytes;
+      ++link->transfers;
+      totals_.operations++;
+      totals_.bytes += t->bytes;
+      totals_.total_seconds += seconds;
+      if (seconds > 0 && t->bytes > 0) {
+        const double bw = static_cast<double>(t->bytes) / seconds;
+        link->bandwidth = link->bandwidth == 0
+                              ? bw
+                              : kBandwidthAlpha * bw + (1 - kBandwidthAlpha) * link->bandwidth;
+        link->bandwidth_gauge->Set(link->bandwidth);
+      }
+      link->metrics.bytes_total.Increment(static_cast<double>(t->bytes));
+      link->metrics.operations_total.Increment();
+      metrics_->Duration(CommOp::kTransfer).Observe(seconds);
+    } else {
+      ++link->errors;
+      totals_.errors++;
+      metrics_->Errors(CommOp::kTransfer).Increment();
+      INFERD_LOG(kDebug, "transfer ", FormatTensorId(t->id), " on ", link->name,
+                 " failed: ", t->error.ToString());
+    }
+    for (uint64_t w : t->waiters) {
+      auto it = waiters_.find(w);
+      if (it == waiters_.end()) continue;
+      Waiter& waiter = *it->second;
+      auto range = deadlines_.equal_range(waiter.deadline);
+      for (auto d = range.first; d != range.second; ++d) {
+        if (d->second == w) {
+          deadlines_.erase(d);
+          break;
+        }
+      }
+      calls.emplace_back(std::move(waiter.done), InfoLocked(t, waiter.release_host_data));
+      waiters_.erase(it);
+    }
+    t->waiters.clear();
+    const TransferId id = t->id;
+    if (finished_order_.size() < options_.max_finished_transfers) {
+      finished_order_.push_back(id);
+    } else {
+      transfers_.erase(finished_order_[finished_head_]);
+      finished_order_[finished_head_] = id;
+      finished_head_ = (finished_head_ + 1) % finished_order_.size();
+    }
+  }
+  for (auto& [done, info] : calls) std::move(done)(std::move(info));
+}
+
+TransferInfo TransferEngine::InfoLocked(Transfer* t, bool release_host_data) {
+  TransferInfo info;
+  info.id = t->id;
+  info.state = t->state;
+  info.status = t->status;
+  info.src = t->link->src;
+  info.dst = t->link->dst;
+  info.link = t->link->name;
+  info.kind = t->link->kind;
+  info.priority = t->priority;
+  info.move = t->move;
+  info.source_tensor = t->source_tensor;
+  info.result = t->result;
+  info.host_data = t->host_data;
+  info.host_data_released = t->host_data_released;
+  if (release_host_data && Terminal(t->state) && t->host_data != nullptr) {
+    t->host_data.reset();
+    t->host_data_released = true;
+  }
+  info.bytes = t->bytes;
+  info.chunks = t->pieces;
+  info.chunks_done = t->done_pieces.load(std::memory_order_relaxed);
+  info.source_freed = t->source_freed;
+  info.source_free_error = t->source_free_error;
+  info.enqueued = t->enqueued;
+  info.started = t->started_at;
+  info.finished = t->finished_at;
+  return info;
+}
+
+absl::StatusOr<TransferInfo> TransferEngine::GetTransfer(const TransferId& id,
+                                                         bool release_host_data) {
+  absl::MutexLock lock(&mu_);
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) {
+    return absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
+  }
+  return InfoLocked(it->second.get(), release_host_data);
+}
+
+absl::StatusOr<TransferInfo> TransferEngine::WaitTransfer(const TransferId& id,
+                                                          absl::Time deadline,
+                                                          bool release_host_data) {
+  absl::MutexLock lock(&mu_);
+  auto done = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = transfers_.find(id);
+    return it == transfers_.end() || Terminal(it->second->state);
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) {
+    return absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
+  }
+  return InfoLocked(it->second.get(), release_host_data);
+}
+
+void TransferEngine::NotifyWhenDone(const TransferId& id, absl::Time deadline,
+                                    bool release_host_data, WaitCallback done) {
+  absl::StatusOr<TransferInfo> now;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) {
+      now = absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
+    } else if (Terminal(it->second->state) || deadline <= absl::Now() || timer_stop_) {
+      now = InfoLocked(it->second.get(), release_host_data);
+    } else {
+      const uint64_t w = next_waiter_++;
+      if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
+      deadlines_.emplace(deadline, w);
+      it->second->waiters.push_back(w);
+      waiters_.emplace(w, std::make_unique<Waiter>(
+                              Waiter{id, deadline, release_host_data, std::move(done)}));
+      return;
+    }
+  }
+  std::move(done)(std::move(now));
+}
+
+void TransferEngine::TimerLoop() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const absl::Time next =
+        deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+    mu_.AwaitWithDeadline(absl::Condition(&timer_kick_), next);
+    timer_kick_ = false;
+    // On stop every transfer has finished (and answered its waiters); any
+    // waiter left is answered now.
+    const bool stop = timer_stop_;
+    std::vector<std::pair<WaitCallback, absl::StatusOr<TransferInfo>>> calls;
+    const absl::Time now = absl::Now();
+    while (!deadlines_.empty() && (stop || deadlines_.begin()->first <= now)) {
+      const uint64_t w = deadlines_.begin()->second;
+      deadlines_.erase(deadlines_.begin());
+      auto it = waiters_.find(w);
+      if (it == waiters_.end()) continue;
+      Waiter& waiter = *it->second;
+      auto t = transfers_.find(waiter.transfer);
+      if (t == transfers_.end()) {
+        calls.emplace_back(std::move(waiter.done), absl::NotFoundError("transfer not found"));
+      } else {
+        auto& ws = t->second->waiters;
+        ws.erase(std::remove(ws.begin(), ws.end(), w), ws.end());
+        calls.emplace_back(std::move(waiter.done),
+                           InfoLocked(t->second.get(), waiter.release_host_data));
+      }
+      waiters_.erase(it);
+    }
+    if (!calls.empty()) {
+      mu_.Unlock();
+      for (auto& [done, info] : calls) std::move(done)(std::move(info));
+      mu_.Lock();
+    }
+    if (stop) return;
+  }
+}
+
+void TransferEngine::FillStats(CommStats* stats) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [key, l] : links_) {
+    LinkStats s;
+    s.link = l->name;
+    s.src = l->src;
+    s.dst = l->dst;
+    s.kind = l->kind;
+    s.bytes = l->bytes;
+    s.transfers = l->transfers;
+    s.errors = l->errors;
+    s.queued = l->queue.size();
+    s.bandwidth_bytes_per_second = l->bandwidth;
+    s.peak_bytes_per_second = l->peak;
+    s.limit_bytes_per_second = l->bucket != nullptr ? l->bucket->rate() : 0;
+    stats->links.push_back(std::move(s));
+  }
+  std::sort(stats->links.begin(), stats->links.end(),
+            [](const LinkStats& a, const LinkStats& b) {
+              return std::pair(a.src, a.dst) < std::pair(b.src, b.dst);
+            });
+  stats->ops[static_cast<int>(CommOp::kTransfer)] = totals_;
+  stats->queue_depth = queued_;
+  stats->active_transfers = active_;
+  stats->peaks = peaks_;
+  stats->chunk_bytes = options_.chunk_bytes;
+  stats->overlap_threshold_bytes = options_.overlap_threshold_bytes;
+  stats->bandwidth_limit = options_.bandwidth_limit;
+}
+
+}  // namespace inferd

@@ -1,0 +1,509 @@
+#include "core/comm/transfer_engine.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "tests/core/comm/comm_test_util.h"
+
+namespace inferd {
+namespace {
+
+using testing_comm::CommFixture;
+using testing_comm::DeviceSetup;
+using testing_comm::WrappedDevice;
+
+constexpr uint64_t kChunk = 4096;
+constexpr uint64_t kThreshold = 1024;
+
+// A limiter waiter for tests: advances the fake clock by each delay, and
+// blocks at a gate while it is closed (so a test can hold a link busy at a
+// known point). Thread-safe.
+class GateWaiter final : public TokenWaiter {
+ public:
+  explicit GateWaiter(FakeClock* clock) : clock_(clock) {}
+
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    open_ = false;
+  }
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  // Returns once a worker waits at the closed gate.
+  void AwaitBlocked() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&blocked_));
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
+  void WaitFor(absl::Duration delay) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++calls_;
+      blocked_ = !open_ && !cancelled_;
+      auto go = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return open_ || cancelled_; };
+      mu_.Await(absl::Condition(&go));
+      blocked_ = false;
+    }
+    clock_->Advance(delay);
+  }
+  void Cancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+
+ private:
+  FakeClock* const clock_;
+  absl::Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = true;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool blocked_ ABSL_GUARDED_BY(mu_) = false;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class TransferEngineTest : public CommFixture {
+ protected:
+  static TransferEngineOptions Options() {
+    TransferEngineOptions o;
+    o.chunk_bytes = kChunk;
+    o.overlap_threshold_bytes = kThreshold;
+    o.bandwidth_limit = 1.0;
+    o.direct_piece_time = absl::ZeroDuration();
+    o.window = 3;
+    LinkPeaks peaks;
+    for (double& p : peaks.bytes_per_second) p = 100e6;
+    o.link_peaks = peaks;
+    return o;
+  }
+
+  void Build(TransferEngineOptions options = Options(), DeviceSetup setup = DeviceSetup{}) {
+    BuildDevices(setup);
+    metrics_ = std::make_unique<CommMetrics>(registry_);
+    waiter_ = std::make_unique<GateWaiter>(&clock_);
+    auto engine = TransferEngine::Create(options, raw_, memory_.get(), &clock_, metrics_.get(),
+                                         waiter_.get());
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = *std::move(engine);
+  }
+
+  TransferInfo Wait(const TransferId& id) {
+    auto info = engine_->WaitTransfer(id, absl::InfiniteFuture(), /*release_host_data=*/false);
+    EXPECT_TRUE(info.ok()) << info.status();
+    return info.ok() ? *info : TransferInfo();
+  }
+
+  TransferInfo CopyTo(const TensorId& src, int dst, bool move = false) {
+    TransferRequest r;
+    r.source_tensor = src;
+    r.dst_device = dst;
+    r.move = move;
+    auto id = engine_->AsyncTransfer(r);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? Wait(*id) : TransferInfo();
+  }
+
+  static uint32_t ExpectedChunks(uint64_t bytes) {
+    if (bytes == 0) return 0;
+    if (bytes < kThreshold) return 1;
+    return static_cast<uint32_t>((bytes + kChunk - 1) / kChunk);
+  }
+
+  std::unique_ptr<CommMetrics> metrics_;
+  std::unique_ptr<GateWaiter> waiter_;
+  std::unique_ptr<TransferEngine> engine_;
+};
+
+constexpr uint64_t kSizes[] = {0,          1,          kThreshold - 1, kThreshold,    kChunk - 1,
+                               kChunk,     kChunk + 1, 3 * kChunk,     10 * kChunk + 7};
+
+TEST_F(TransferEngineTest, DeviceCopiesAreBitIdenticalAcrossChunkBoundaries) {
+  Build();
+  for (uint64_t bytes : kSizes) {
+    for (int dst : {0, 1}) {  // local, then peer
+      SCOPED_TRACE(absl::StrCat(bytes, " bytes to device ", dst));
+      const std::vector<uint8_t> data = Pattern(bytes, static_cast<uint32_t>(bytes));
+      TensorId src = MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, data);
+      TransferInfo info = CopyTo(src, dst);
+      ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+      EXPECT_EQ(info.kind, dst == 0 ? LinkKind::kLocal : LinkKind::kPeer);
+      EXPECT_EQ(info.chunks, ExpectedChunks(bytes));
+      EXPECT_EQ(info.chunks_done, info.chunks);
+      ASSERT_TRUE(info.result.has_value());
+      EXPECT_NE(info.result->id, src);
+      EXPECT_EQ(info.result->device, dst);
+      EXPECT_EQ(info.result->owner, "test");
+      EXPECT_EQ(ReadTensor(info.result->id), data);
+      EXPECT_TRUE(memory_->FreeTensor(src).ok());
+      EXPECT_TRUE(memory_->FreeTensor(info.result->id).ok());
+    }
+  }
+}
+
+// Verifies the staged path: without peer access, device-to-device copies go
+// through the pinned staging ring, chunk by chunk, bytes intact.
+TEST_F(TransferEngineTest, StagedCopiesWithoutPeerAccessAreBitIdentical) {
+  DeviceSetup setup;
+  setup.wrapped = true;
+  setup.peer_access = false;
+  Build(Options(), setup);
+  for (uint64_t bytes : kSizes) {
+    SCOPED_TRACE(absl::StrCat(bytes, " bytes"));
+    const std::vector<uint8_t> data = Pattern(bytes, 7);
+    TensorId src = MakeTensor(2, DataType::kUint8, {static_cast<int64_t>(bytes)}, data);
+    TransferInfo info = CopyTo(src, 3);
+    ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+    EXPECT_EQ(info.kind, LinkKind::kStaged);
+    EXPECT_EQ(info.link, "2->3");
+    EXPECT_EQ(info.chunks, ExpectedChunks(bytes));
+    EXPECT_EQ(ReadTensor(info.result->id), data);
+  }
+}
+
+TEST_F(TransferEngineTest, HostUploadAndDownloadRoundTrip) {
+  Build();
+  for (uint64_t bytes : {uint64_t{4}, kChunk * 5 + 12}) {
+    for (bool pinned : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(bytes, " bytes, pinned ", pinned));
+      auto data = std::make_shared<std::vector<uint8_t>>(Pattern(bytes, 3));
+      TransferRequest up;
+      up.host_source = HostSource{data->data(), bytes, pinned, data};
+      up.dtype = DataType::kFp32;
+      up.shape = {static_cast<int64_t>(bytes / 4)};
+      up.owner = "alice";
+      up.dst_device = 2;
+      auto id = engine_->AsyncTransfer(up);
+      ASSERT_TRUE(id.ok()) << id.status();
+      TransferInfo in = Wait(*id);
+      ASSERT_EQ(in.state, TransferState::kSucceeded) << in.status;
+      EXPECT_EQ(in.link, "host->2");
+      EXPECT_EQ(in.result->owner, "alice");
+      EXPECT_EQ(in.result->dtype, DataType::kFp32);
+      EXPECT_EQ(ReadTensor(in.result->id), *data);
+
+      TransferRequest down;
+      down.source_tensor = in.result->id;
+      down.dst_device = kHostEndpoint;
+      std::vector<uint8_t> target(bytes);
+      if (pinned) down.host_destination = HostDestination{target.data(), bytes, true, nullptr};
+      auto did = engine_->AsyncTransfer(down);
+      ASSERT_TRUE(did.ok()) << did.status();
+      auto out = engine_->WaitTransfer(*did, absl::InfiniteFuture(), /*release_host_data=*/true);
+      ASSERT_TRUE(out.ok()) << out.status();
+      ASSERT_EQ(out->state, TransferState::kSucceeded) << out->status;
+      EXPECT_EQ(out->kind, LinkKind::kDeviceToHost);
+      if (pinned) {
+        EXPECT_EQ(out->host_data, nullptr);
+        EXPECT_EQ(target, *data);
+      } else {
+        ASSERT_NE(out->host_data, nullptr);
+        EXPECT_EQ(std::vector<uint8_t>(out->host_data->begin(), out->host_data->end()), *data);
+        // Handed over once.
+        auto again = engine_->GetTransfer(*did);
+        ASSERT_TRUE(again.ok());
+        EXPECT_EQ(again->host_data, nullptr);
+        EXPECT_TRUE(again->host_data_released);
+      }
+    }
+  }
+}
+
+TEST_F(TransferEngineTest, MoveFreesTheSourceAndReturnsANewHandle) {
+  Build();
+  const std::vector<uint8_t> data = Pattern(3 * kChunk, 1);
+  TensorId src = MakeTensor(0, DataType::kUint8, {3 * kChunk}, data);
+  TransferInfo info = CopyTo(src, 3, /*move=*/true);
+  ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+  EXPECT_TRUE(info.source_freed);
+  EXPECT_EQ(memory_->GetTensorInfo(src).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadTensor(info.result->id), data);
+}
+
+// Verifies pin protection: while a transfer runs, its source cannot be
+// freed (FAILED_PRECONDITION); afterwards it can.
+TEST_F(TransferEngineTest, SourceCannotBeFreedMidFlight) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.5;  // the limiter calls the gate from the 2nd piece on
+  Build(o);
+  TensorId src = MakeTensor(0, DataType::kUint8, {4 * kChunk}, Pattern(4 * kChunk, 2));
+  waiter_->Close();
+  TransferRequest r;
+  r.source_tensor = src;
+  r.dst_device = 1;
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok()) << id.status();
+  waiter_->AwaitBlocked();
+  absl::Status st = memory_->FreeTensor(src);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_EQ(engine_->GetTransfer(*id)->state, TransferState::kRunning);
+  waiter_->Open();
+  EXPECT_EQ(Wait(*id).state, TransferState::kSucceeded);
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+}
+
+TEST_F(TransferEngineTest, FreedSourceIsRefusedUpFront) {
+  Build();
+  TensorId src = MakeTensor(0, DataType::kUint8, {16}, Pattern(16, 2));
+  ASSERT_TRUE(memory_->FreeTensor(src).ok());
+  TransferRequest r;
+  r.source_tensor = src;
+  r.dst_device = 1;
+  EXPECT_EQ(engine_->AsyncTransfer(r).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Verifies priority order on a busy link: with the link held at a known
+// point, transfers queued meanwhile run strictly by priority, FIFO within a
+// priority.
+TEST_F(TransferEngineTest, BusyLinkServesQueuedTransfersByPriority) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.5;
+  Build(o);
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  std::vector<TransferId> ids;
+  auto submit = [&](TransferPriority p, uint64_t bytes, const std::string& name) {
+    TransferRequest r;
+    r.source_tensor =
+        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 9));
+    r.dst_device = 1;
+    r.priority = p;
+    auto id = engine_->AsyncTransfer(r);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(*id);
+    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
+                            [&, name](absl::StatusOr<TransferInfo> info) {
+                              EXPECT_TRUE(info.ok() && info->state == TransferState::kSucceeded);
+                              absl::MutexLock lock(&mu);
+                              order.push_back(name);
+                            });
+  };
+  waiter_->Close();
+  submit(TransferPriority::kBackground, 2 * kChunk, "first");  // held at its 2nd piece
+  waiter_->AwaitBlocked();
+  submit(TransferPriority::kLow, kChunk, "low");
+  submit(TransferPriority::kNormal, kChunk, "normal");
+  submit(TransferPriority::kBackground, kChunk, "background");
+  submit(TransferPriority::kCritical, kChunk, "critical-1");
+  submit(TransferPriority::kHigh, kChunk, "high");
+  submit(TransferPriority::kCritical, kChunk, "critical-2");
+  CommStats stats;
+  engine_->FillStats(&stats);
+  EXPECT_EQ(stats.queue_depth[static_cast<int>(TransferPriority::kCritical)], 2u);
+  EXPECT_EQ(stats.active_transfers, 7u);
+  EXPECT_NE(Scrape().find("inferd_comm_queue_depth{priority=\"critical\"} 2"), std::string::npos);
+  waiter_->Open();
+  absl::MutexLock lock(&mu);
+  auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return order.size() == ids.size(); };
+  mu.Await(absl::Condition(&all_done));
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "critical-1", "critical-2", "high",
+                                             "normal", "low", "background"}));
+}
+
+// Verifies the limiter end to end: with a fake clock advanced only by the
+// limiter's waits, a large transfer moves at the cap within 10%.
+TEST_F(TransferEngineTest, BandwidthLimiterHoldsLinkWithinTenPercentOfCap) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.4;  // of the injected 100 MB/s peak: 40 MB/s
+  Build(o);
+  const uint64_t bytes = 64 * kChunk;
+  TensorId src = MakeTensor(0, DataType::kUint8, {bytes}, Pattern(bytes, 4));
+  TransferInfo info = CopyTo(src, 1);
+  ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+  const double seconds = absl::ToDoubleSeconds(info.finished - info.started);
+  ASSERT_GT(seconds, 0);
+  const double achieved = static_cast<double>(bytes) / seconds;
+  EXPECT_LE(achieved, 40e6 * 1.10);
+  EXPECT_GE(achieved, 40e6 * 0.90);
+  EXPECT_GT(waiter_->calls(), 60);
+  CommStats stats;
+  engine_->FillStats(&stats);
+  ASSERT_EQ(stats.links.size(), 1u);
+  EXPECT_EQ(stats.links[0].limit_bytes_per_second, 40e6);
+  EXPECT_EQ(stats.links[0].peak_bytes_per_second, 100e6);
+  EXPECT_NEAR(stats.links[0].bandwidth_bytes_per_second, achieved, 1);
+}
+
+TEST_F(TransferEngineTest, WaitsReturnTheCurrentStateAtTheirDeadline) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.5;
+  Build(o);
+  TensorId src = MakeTensor(0, DataType::kUint8, {2 * kChunk}, Pattern(2 * kChunk, 5));
+  waiter_->Close();
+  TransferRequest r;
+  r.source_tensor = src;
+  r.dst_device = 1;
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok());
+  waiter_->AwaitBlocked();
+  // A deadline already passed answers at once, with the state as it is.
+  auto now = engine_->WaitTransfer(*id, absl::Now());
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->state, TransferState::kRunning);
+  absl::Notification early, late;
+  engine_->NotifyWhenDone(*id, absl::InfinitePast(), false, [&](absl::StatusOr<TransferInfo> i) {
+    EXPECT_EQ(i->state, TransferState::kRunning);
+    early.Notify();
+  });
+  EXPECT_TRUE(early.HasBeenNotified());
+  engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false, [&](absl::StatusOr<TransferInfo> i) {
+    EXPECT_EQ(i->state, TransferState::kSucceeded);
+    late.Notify();
+  });
+  EXPECT_FALSE(late.HasBeenNotified());
+  waiter_->Open();
+  late.WaitForNotification();
+  absl::Notification missing;
+  engine_->NotifyWhenDone(TransferId{1, 2}, absl::InfiniteFuture(), false,
+                          [&](absl::StatusOr<TransferInfo> i) {
+                            EXPECT_EQ(i.status().code(), absl::StatusCode::kNotFound);
+                            missing.Notify();
+                          });
+  EXPECT_TRUE(missing.HasBeenNotified());
+}
+
+TEST_F(TransferEngineTest, RejectsBadRequests) {
+  Build();
+  TensorId src = MakeTensor(1, DataType::kUint8, {16}, Pattern(16, 2));
+  std::vector<uint8_t> bytes(16);
+  struct Case {
+    const char* what;
+    TransferRequest request;
+  };
+  std::vector<Case> cases;
+  {
+    TransferRequest r;
+    r.source_tensor = src;
+    r.dst_device = 9;
+    cases.push_back({"dst_device 9", r});
+  }
+  {
+    TransferRequest r;
+    r.host_source = HostSource{bytes.data(), 16, false, nullptr};
+    r.dtype = DataType::kUint8;
+    r.shape = {16};
+    r.dst_device = kHostEndpoint;
+    cases.push_back({"must name a dst_device", r});
+  }
+  {
+    TransferRequest r;
+    r.host_source = HostSource{bytes.data(), 16, false, nullptr};
+    r.dtype = DataType::kFp32;
+    r.shape = {5};
+    r.dst_device = 0;
+    cases.push_back({"holds 16 bytes", r});
+  }
+  {
+    TransferRequest r;
+    r.host_source = HostSource{bytes.data(), 16, false, nullptr};
+    r.dtype = DataType::kUint8;
+    r.shape = {16};
+    r.dst_device = 0;
+    r.move = true;
+    cases.push_back({"move needs a source tensor", r});
+  }
+  {
+    TransferRequest r;
+    r.source_tensor = src;
+    r.dst_device = 1;
+    r.move = true;
+    cases.push_back({"already lives on device 1", r});
+  }
+  for (const Case& c : cases) {
+    auto id = engine_->AsyncTransfer(c.request);
+    ASSERT_FALSE(id.ok()) << c.what;
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument) << id.status();
+    EXPECT_TRUE(absl::StrContains(id.status().message(), c.what)) << id.status();
+  }
+  // No refusal leaves the source pinned.
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  EXPECT_EQ(engine_->GetTransfer(TransferId{1, 2}).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Verifies error handling: a device copy that fails fails the transfer with
+// its status, frees the destination tensor and releases the source.
+TEST_F(TransferEngineTest, CopyFaultFailsTheTransferAndFreesTheDestination) {
+  DeviceSetup setup;
+  setup.wrapped = true;
+  Build(Options(), setup);
+  TensorId src = MakeTensor(0, DataType::kUint8, {3 * kChunk}, Pattern(3 * kChunk, 6));
+  const uint64_t before = memory_->GetStats()[1].active_tensors;
+  static_cast<WrappedDevice*>(raw_[1])->fail_copies = true;
+  TransferInfo info = CopyTo(src, 1);
+  static_cast<WrappedDevice*>(raw_[1])->fail_copies = false;
+  EXPECT_EQ(info.state, TransferState::kFailed);
+  EXPECT_EQ(info.status.code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(info.status.message(), "injected copy fault"));
+  EXPECT_FALSE(info.result.has_value());
+  EXPECT_EQ(memory_->GetStats()[1].active_tensors, before);
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  CommStats stats;
+  engine_->FillStats(&stats);
+  EXPECT_EQ(stats.ops[static_cast<int>(CommOp::kTransfer)].errors, 1u);
+  EXPECT_NE(Scrape().find("inferd_comm_errors_total{op=\"transfer\"} 1"), std::string::npos);
+}
+
+TEST_F(TransferEngineTest, StatsAndMetricsCountBytesByLink) {
+  Build();
+  TensorId src = MakeTensor(0, DataType::kUint8, {1000}, Pattern(1000, 6));
+  ASSERT_EQ(CopyTo(src, 1).state, TransferState::kSucceeded);
+  ASSERT_EQ(CopyTo(src, 1).state, TransferState::kSucceeded);
+  CommStats stats;
+  engine_->FillStats(&stats);
+  ASSERT_EQ(stats.links.size(), 1u);
+  EXPECT_EQ(stats.links[0].link, "0->1");
+  EXPECT_EQ(stats.links[0].bytes, 2000u);
+  EXPECT_EQ(stats.links[0].transfers, 2u);
+  EXPECT_EQ(stats.ops[static_cast<int>(CommOp::kTransfer)].operations, 2u);
+  EXPECT_EQ(stats.active_transfers, 0u);
+  EXPECT_EQ(stats.chunk_bytes, kChunk);
+  const std::string text = Scrape();
+  EXPECT_NE(text.find("inferd_comm_bytes_total{link=\"0->1\",op=\"transfer\"} 2000"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("inferd_comm_operations_total{link=\"0->1\",op=\"transfer\"} 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("inferd_comm_link_peak_bytes_per_second{link=\"0->1\"} 100000000"),
+            std::string::npos);
+  EXPECT_NE(text.find("inferd_comm_duration_seconds_count{op=\"transfer\"} 2"),
+            std::string::npos);
+}
+
+// Verifies shutdown: the transfer in progress completes, those still queued
+// fail with CANCELLED and release their pins and destinations.
+TEST_F(TransferEngineTest, ShutdownCancelsQueuedTransfers) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.5;
+  Build(o);
+  TensorId src = MakeTensor(0, DataType::kUint8, {2 * kChunk}, Pattern(2 * kChunk, 8));
+  waiter_->Close();
+  std::vector<absl::StatusCode> codes(3, absl::StatusCode::kUnknown);
+  for (int i = 0; i < 3; ++i) {
+    TransferRequest r;
+    r.source_tensor = src;
+    r.dst_device = 1;
+    auto id = engine_->AsyncTransfer(r);
+    ASSERT_TRUE(id.ok());
+    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
+                            [&codes, i](absl::StatusOr<TransferInfo> info) {
+                              codes[i] = info->status.code();
+                            });
+    if (i == 0) waiter_->AwaitBlocked();
+  }
+  engine_.reset();  // cancels the gate
+  EXPECT_EQ(codes[0], absl::StatusCode::kOk);
+  EXPECT_EQ(codes[1], absl::StatusCode::kCancelled);
+  EXPECT_EQ(codes[2], absl::StatusCode::kCancelled);
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  EXPECT_EQ(memory_->GetStats()[1].active_tensors, 1u);  // the first copy only
+}
+
+}  // namespace
+}  // namespace inferd
