@@ -215,6 +215,17 @@ struct DeviceOrdinals {
   }
 };
 
+// Batch sizes in [1, 65536] (scheduler.preferred_batch_sizes).
+struct BatchSizes {
+  std::string Describe() const { return "sizes in [1, 65536]; [] = the model's max_batch_size"; }
+  std::string operator()(const std::vector<int>& v) const {
+    for (int size : v) {
+      if (size < 1 || size > 65536) return absl::StrCat(size, " is out of range [1, 65536]");
+    }
+    return "";
+  }
+};
+
 // scaling.rules: each rule's names are known, its threshold and hold in
 // range. Checks that involve other keys (hold vs window length, the default
 // rules) are ValidatePolicy's, run by core/scaling's ScalingPolicyFromConfig.
@@ -412,10 +423,11 @@ const std::vector<FieldSpec>& Fields() {
           PositiveSeconds(), "seconds", "Default time a task may run before it is TIMED_OUT"),
       Key("device.multi_gpu.performance_optimization.enable_task_preemption",
           [](auto* c) { return &c->device.performance.enable_task_preemption; },
-          AnyBool{}, "", "Let higher-priority tasks preempt lower-priority ones"),
+          AnyBool{}, "",
+          "Queued CRITICAL tasks take the next free slot ahead of aged lower-priority work"),
       Key("device.multi_gpu.performance_optimization.enable_task_migration",
           [](auto* c) { return &c->device.performance.enable_task_migration; },
-          AnyBool{}, "", "Move queued tasks off unhealthy or deactivated devices"),
+          AnyBool{}, "", "Idle devices take queued tasks from busy ones (work stealing)"),
 
       // memory.* (the memory engine's keys beyond the seed's; docs/MEMORY.md)
       Key("memory.default_lease_seconds",
@@ -465,6 +477,50 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->scaling.rules; },
           ScalingRules{}, "",
           "Scale-up and scale-down rules"),
+
+      // scheduler.* (the scheduler's keys beyond the seed's; docs/SCHEDULER.md)
+      Key("scheduler.max_queue_depth",
+          [](auto* c) { return &c->scheduler.max_queue_depth; },
+          IntRange{1, 100000000}, "tasks",
+          "Most queued tasks per priority (all devices); more get RESOURCE_EXHAUSTED"),
+      Key("scheduler.aging_interval_seconds",
+          [](auto* c) { return &c->scheduler.aging_interval_seconds; },
+          NonNegativeSeconds(), "seconds",
+          "Queued work gains one priority level per interval waited; 0 = strict priority"),
+      Key("scheduler.default_max_retries",
+          [](auto* c) { return &c->scheduler.default_max_retries; },
+          IntRange{0, 16}, "retries", "Retries after device failures when a task names none"),
+      Key("scheduler.retry_backoff_seconds",
+          [](auto* c) { return &c->scheduler.retry_backoff_seconds; },
+          DoubleRange{0.0, 60.0}, "seconds",
+          "Wait before the first retry; doubles per attempt, at most 1 s"),
+      Key("scheduler.unhealthy_threshold",
+          [](auto* c) { return &c->scheduler.unhealthy_threshold; },
+          IntRange{1, 1000}, "failures",
+          "Consecutive device failures that mark a device unhealthy"),
+      Key("scheduler.unhealthy_probe_interval_seconds",
+          [](auto* c) { return &c->scheduler.unhealthy_probe_interval_seconds; },
+          NonNegativeSeconds(), "seconds",
+          "How often an unhealthy device is probed for re-admission; 0 = never"),
+      Key("scheduler.max_retained_tasks",
+          [](auto* c) { return &c->scheduler.max_retained_tasks; },
+          IntRange{16, 100000000}, "tasks",
+          "Finished tasks kept for GetTask and ListTasks (oldest evicted first)"),
+      Key("scheduler.watch_buffer_events",
+          [](auto* c) { return &c->scheduler.watch_buffer_events; },
+          IntRange{1, 1000000}, "events",
+          "Events a WatchTasks stream may fall behind before it is ended"),
+      Key("scheduler.enable_dynamic_batching",
+          [](auto* c) { return &c->scheduler.enable_dynamic_batching; },
+          AnyBool{}, "", "Merge requests for models with max_batch_size > 0"),
+      Key("scheduler.batch_max_queue_delay_us",
+          [](auto* c) { return &c->scheduler.batch_max_queue_delay_us; },
+          IntRange{0, 10000000}, "microseconds",
+          "Longest a request waits for its batch to fill (a model's config overrides it)"),
+      Key("scheduler.preferred_batch_sizes",
+          [](auto* c) { return &c->scheduler.preferred_batch_sizes; },
+          BatchSizes{}, "",
+          "A batch runs when it reaches the largest of these (a model's config overrides it)"),
 
       // models.*
       Key("models.repository",

@@ -135,11 +135,31 @@ struct MemoryConfig {
   bool operator==(const MemoryConfig&) const = default;
 };
 
+// scheduler.* — the scheduler's keys beyond the seed's (strategy, slots per
+// device, timeout, preemption and migration stay in PerformanceConfig).
+// docs/SCHEDULER.md describes each policy.
+struct SchedulerConfig {
+  int max_queue_depth = 10000;             // queued per priority, all devices
+  double aging_interval_seconds = 2.0;     // one priority level per interval; 0 = none
+  int default_max_retries = 2;             // retries after device failures
+  double retry_backoff_seconds = 0.01;     // doubles per attempt, at most 1 s
+  int unhealthy_threshold = 3;             // consecutive failures that mark a device
+  double unhealthy_probe_interval_seconds = 30.0;  // 0 = no probe (operator re-admits)
+  int max_retained_tasks = 10000;          // finished tasks kept for GetTask
+  int watch_buffer_events = 1024;          // per WatchTasks stream
+  bool enable_dynamic_batching = true;
+  int64_t batch_max_queue_delay_us = 500;  // default per model
+  std::vector<int> preferred_batch_sizes;  // default per model; [] = max batch
+
+  bool operator==(const SchedulerConfig&) const = default;
+};
+
 struct Config {
   ServerConfig server;
   DeviceConfig device;
   MemoryConfig memory;
   ScalingConfig scaling;
+  SchedulerConfig scheduler;
   ModelsConfig models;
   LimitsConfig limits;
 

@@ -195,21 +195,21 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     switch (in.source) {
       case TaskInput::Source::kInline: {
         if (in.dtype == DataType::kInvalid) {
-          return absl::InvalidArgumentError(absl::StrCat(in_field, ".datatype: must be set"));
+          return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.datatype: must be set"));
         }
         if (in.shape.size() > static_cast<size_t>(options_.limits.max_dims)) {
-          return absl::InvalidArgumentError(absl::StrCat(in_field, ".shape: rank ",
+          return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.shape: rank ",
                                                          in.shape.size(), " exceeds the limit of ",
                                                          options_.limits.max_dims));
         }
         uint64_t elements = 0;
         if (!ShapeElementCount(in.shape, &elements)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".shape: negative dimension or element count overflow"));
+              in_field, ".tensor.shape: negative dimension or element count overflow"));
         }
         if (in.data.size() > static_cast<uint64_t>(options_.limits.max_tensor_bytes)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".data: ", in.data.size(), " bytes exceed limits.max_tensor_bytes (",
+              in_field, ".tensor.data: ", in.data.size(), " bytes exceed limits.max_tensor_bytes (",
               options_.limits.max_tensor_bytes, ")"));
         }
         uint64_t expected = 0;
@@ -217,7 +217,7 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
             (!CheckedMul(elements, DataTypeSize(in.dtype), &expected) ||
              expected != in.data.size())) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".data: shape holds ", elements, " ", DataTypeName(in.dtype),
+              in_field, ".tensor.data: shape holds ", elements, " ", DataTypeName(in.dtype),
               " elements but ", in.data.size(), " bytes were given"));
         }
         plan.desc.dtype = in.dtype;
@@ -229,16 +229,16 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
       case TaskInput::Source::kTensor: {
         if (tensors_ == nullptr) {
           return absl::FailedPreconditionError(absl::StrCat(
-              in_field, ".tensor_handle: this daemon runs no tensor store to read handles from"));
+              in_field, ".tensor_id: this daemon runs no tensor store to read handles from"));
         }
         absl::StatusOr<StoredTensor> stored = tensors_->Describe(in.tensor_handle);
-        if (!stored.ok()) return WithField(stored.status(), in_field + ".tensor_handle");
+        if (!stored.ok()) return WithField(stored.status(), in_field + ".tensor_id");
         plan.desc = stored->desc;
         plan.handle = in.tensor_handle;
         break;
       }
       case TaskInput::Source::kTaskOutput: {
-        const std::string dep_field = in_field + ".dependency";
+        const std::string dep_field = in_field + ".task_output.task";
         absl::StatusOr<int> slot = add_dep(in.dependency, dep_field);
         if (!slot.ok()) return slot.status();
         plan.dep = *slot;
@@ -265,12 +265,12 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
         const int o = FindName(dep_model->signature().outputs, in.output_name);
         if (o < 0) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".output_name: model '", dep_model->signature().name,
+              in_field, ".task_output.output: model '", dep_model->signature().name,
               "' of task '", in.dependency, "' has no output named '", in.output_name, "'"));
         }
         if (o >= 64 || !(dep_mask >> o & 1)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".output_name: task '", in.dependency, "' does not return output '",
+              in_field, ".task_output.output: task '", in.dependency, "' does not return output '",
               in.output_name, "' (not in its requested_outputs)"));
         }
         plan.dep_output = o;

@@ -182,7 +182,7 @@ TEST_F(SchedulerTasksTest, ValidationErrorsNameTheField) {
   short_data.inputs[0].data.resize(4);
   st = sched_->SubmitTask(short_data).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(st.message(), HasSubstr("task.inputs[0].data: shape holds 4 FP32 elements"));
+  EXPECT_THAT(st.message(), HasSubstr("task.inputs[0].tensor.data: shape holds 4 FP32 elements"));
 
   TaskSpec bad_device = Spec("test", 1, 1, 0);
   bad_device.device = 3;
@@ -425,7 +425,7 @@ TEST_F(SchedulerTasksTest, TensorHandleInputsRunWhereTheTensorLives) {
   spec.inputs[0].tensor_handle = "missing";
   absl::Status st = sched_->SubmitTask(spec).status();
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(st.message(), HasSubstr("task.inputs[0].tensor_handle"));
+  EXPECT_THAT(st.message(), HasSubstr("task.inputs[0].tensor_id"));
 }
 
 TEST_F(SchedulerTasksTest, BatchedTasksEachGetTheirOwnRows) {
