@@ -205,6 +205,50 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
+void CommStatsToProto(const CommStats& s, v1::CommunicationStats* out) {
+  for (const LinkStats& l : s.links) {
+    pb::LinkStats* o = out->add_links();
+    o->set_link(l.link);
+    o->set_src_device(l.src);
+    o->set_dst_device(l.dst);
+    o->set_kind(ToProto(l.kind));
+    o->set_bytes(l.bytes);
+    o->set_transfers(l.transfers);
+    o->set_errors(l.errors);
+    o->set_queued(l.queued);
+    o->set_bandwidth_bytes_per_second(l.bandwidth_bytes_per_second);
+    o->set_peak_bytes_per_second(l.peak_bytes_per_second);
+    o->set_limit_bytes_per_second(l.limit_bytes_per_second);
+  }
+  for (const OpStats& op : s.ops) {
+    pb::OpStats* o = out->add_ops();
+    o->set_op(CommOpName(op.op));
+    o->set_operations(op.operations);
+    o->set_bytes(op.bytes);
+    o->set_errors(op.errors);
+    o->set_total_seconds(op.total_seconds);
+  }
+  for (int p = 0; p < kNumTransferPriorities; ++p) {
+    pb::QueueDepth* q = out->add_queue_depth();
+    q->set_priority(ToProto(static_cast<TransferPriority>(p)));
+    q->set_depth(s.queue_depth[p]);
+  }
+  out->set_active_transfers(s.active_transfers);
+  for (int k = 0; k < kNumLinkKinds; ++k) {
+    pb::LinkCalibration* c = out->add_calibration();
+    c->set_kind(ToProto(static_cast<LinkKind>(k)));
+    c->set_peak_bytes_per_second(s.peaks.bytes_per_second[k]);
+  }
+  out->set_calibration_measured(s.peaks.measured);
+  out->set_nccl_enabled(s.nccl_enabled);
+  out->set_chunk_bytes(s.chunk_bytes);
+  out->set_overlap_threshold_bytes(s.overlap_threshold_bytes);
+  out->set_bandwidth_limit(s.bandwidth_limit);
+  out->set_communicators(s.communicators);
+  out->set_communicators_created(s.communicators_created);
+  out->set_communicator_rebuilds(s.communicator_rebuilds);
+}
+
 CommunicationService::CommunicationService(CommEngine* engine, MemoryEngine* memory,
                                            uint64_t max_response_bytes, GrpcMetrics* metrics)
     : engine_(engine),
@@ -374,48 +418,7 @@ grpc::ServerUnaryReactor* CommunicationService::GetCommunicationStats(
     grpc::CallbackServerContext* ctx, const pb::GetCommunicationStatsRequest*,
     pb::CommunicationStats* resp) {
   const absl::Time start = absl::Now();
-  const CommStats s = engine_->GetStats();
-  for (const LinkStats& l : s.links) {
-    pb::LinkStats* out = resp->add_links();
-    out->set_link(l.link);
-    out->set_src_device(l.src);
-    out->set_dst_device(l.dst);
-    out->set_kind(ToProto(l.kind));
-    out->set_bytes(l.bytes);
-    out->set_transfers(l.transfers);
-    out->set_errors(l.errors);
-    out->set_queued(l.queued);
-    out->set_bandwidth_bytes_per_second(l.bandwidth_bytes_per_second);
-    out->set_peak_bytes_per_second(l.peak_bytes_per_second);
-    out->set_limit_bytes_per_second(l.limit_bytes_per_second);
-  }
-  for (const OpStats& o : s.ops) {
-    pb::OpStats* out = resp->add_ops();
-    out->set_op(CommOpName(o.op));
-    out->set_operations(o.operations);
-    out->set_bytes(o.bytes);
-    out->set_errors(o.errors);
-    out->set_total_seconds(o.total_seconds);
-  }
-  for (int p = 0; p < kNumTransferPriorities; ++p) {
-    pb::QueueDepth* q = resp->add_queue_depth();
-    q->set_priority(ToProto(static_cast<TransferPriority>(p)));
-    q->set_depth(s.queue_depth[p]);
-  }
-  resp->set_active_transfers(s.active_transfers);
-  for (int k = 0; k < kNumLinkKinds; ++k) {
-    pb::LinkCalibration* c = resp->add_calibration();
-    c->set_kind(ToProto(static_cast<LinkKind>(k)));
-    c->set_peak_bytes_per_second(s.peaks.bytes_per_second[k]);
-  }
-  resp->set_calibration_measured(s.peaks.measured);
-  resp->set_nccl_enabled(s.nccl_enabled);
-  resp->set_chunk_bytes(s.chunk_bytes);
-  resp->set_overlap_threshold_bytes(s.overlap_threshold_bytes);
-  resp->set_bandwidth_limit(s.bandwidth_limit);
-  resp->set_communicators(s.communicators);
-  resp->set_communicators_created(s.communicators_created);
-  resp->set_communicator_rebuilds(s.communicator_rebuilds);
+  CommStatsToProto(engine_->GetStats(), resp);
   return Finish(ctx, m_stats_, start, absl::OkStatus());
 }
 

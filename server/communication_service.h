@@ -14,6 +14,9 @@
 
 namespace inferd {
 
+// Fills `out` with GetCommunicationStats' answer (also for the report).
+void CommStatsToProto(const CommStats& stats, v1::CommunicationStats* out);
+
 // Thread-safe. Borrows everything it is given.
 class CommunicationService final : public inferd::v1::Communication::CallbackService {
  public:

@@ -170,7 +170,9 @@ TEST_F(CommIntegrationTest, HostEndpointUploadMoveAndDownload) {
   mv.set_tensor_id(uploaded->result().id());
   mv.set_dst_device(3);
   mv.set_move(true);
-  auto moved = Wait(*Start(mv));
+  auto mv_id = Start(mv);
+  ASSERT_TRUE(mv_id.ok()) << mv_id.status();
+  auto moved = Wait(*mv_id);
   ASSERT_TRUE(moved.ok()) << moved.status();
   ASSERT_EQ(moved->state(), v1::TRANSFER_STATE_SUCCEEDED) << moved->error_message();
   EXPECT_TRUE(moved->source_freed());
@@ -274,7 +276,9 @@ TEST_F(CommIntegrationTest, StatsAndMetricsReportLinksAndCalibration) {
   v1::AsyncTransferRequest req;
   req.set_tensor_id(src->id());
   req.set_dst_device(3);
-  auto done = Wait(*Start(req));
+  auto id = Start(req);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto done = Wait(*id);
   ASSERT_TRUE(done.ok() && done->state() == v1::TRANSFER_STATE_SUCCEEDED);
 
   auto ctx = Ctx();
