@@ -17,17 +17,20 @@ constexpr absl::Duration kLongestWait = absl::Hours(1);
 
 namespace pb = inferd::v1;
 
-int64_t UnixMs(absl::Time t) {
-  return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t);
-}
+int64_t UnixMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
 
 pb::LinkKind ToProto(LinkKind k) {
   switch (k) {
-    case LinkKind::kHostToDevice: return pb::LINK_KIND_HOST_TO_DEVICE;
-    case LinkKind::kDeviceToHost: return pb::LINK_KIND_DEVICE_TO_HOST;
-    case LinkKind::kLocal: return pb::LINK_KIND_LOCAL;
-    case LinkKind::kPeer: return pb::LINK_KIND_PEER;
-    case LinkKind::kStaged: return pb::LINK_KIND_STAGED;
+    case LinkKind::kHostToDevice:
+      return pb::LINK_KIND_HOST_TO_DEVICE;
+    case LinkKind::kDeviceToHost:
+      return pb::LINK_KIND_DEVICE_TO_HOST;
+    case LinkKind::kLocal:
+      return pb::LINK_KIND_LOCAL;
+    case LinkKind::kPeer:
+      return pb::LINK_KIND_PEER;
+    case LinkKind::kStaged:
+      return pb::LINK_KIND_STAGED;
   }
   return pb::LINK_KIND_UNSPECIFIED;
 }
@@ -47,21 +50,31 @@ absl::StatusOr<TransferPriority> FromProto(pb::Priority p) {
 absl::StatusOr<CollectiveReduceOp> FromProto(pb::ReduceOp op) {
   switch (op) {
     case pb::REDUCE_OP_UNSPECIFIED:
-    case pb::REDUCE_OP_SUM: return CollectiveReduceOp::kSum;
-    case pb::REDUCE_OP_PROD: return CollectiveReduceOp::kProd;
-    case pb::REDUCE_OP_MIN: return CollectiveReduceOp::kMin;
-    case pb::REDUCE_OP_MAX: return CollectiveReduceOp::kMax;
-    case pb::REDUCE_OP_AVG: return CollectiveReduceOp::kAvg;
-    default: return absl::InvalidArgumentError(absl::StrCat("op: unknown value ", op));
+    case pb::REDUCE_OP_SUM:
+      return CollectiveReduceOp::kSum;
+    case pb::REDUCE_OP_PROD:
+      return CollectiveReduceOp::kProd;
+    case pb::REDUCE_OP_MIN:
+      return CollectiveReduceOp::kMin;
+    case pb::REDUCE_OP_MAX:
+      return CollectiveReduceOp::kMax;
+    case pb::REDUCE_OP_AVG:
+      return CollectiveReduceOp::kAvg;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("op: unknown value ", op));
   }
 }
 
 pb::TransferState ToProto(TransferState s) {
   switch (s) {
-    case TransferState::kQueued: return pb::TRANSFER_STATE_QUEUED;
-    case TransferState::kRunning: return pb::TRANSFER_STATE_RUNNING;
-    case TransferState::kSucceeded: return pb::TRANSFER_STATE_SUCCEEDED;
-    case TransferState::kFailed: return pb::TRANSFER_STATE_FAILED;
+    case TransferState::kQueued:
+      return pb::TRANSFER_STATE_QUEUED;
+    case TransferState::kRunning:
+      return pb::TRANSFER_STATE_RUNNING;
+    case TransferState::kSucceeded:
+      return pb::TRANSFER_STATE_SUCCEEDED;
+    case TransferState::kFailed:
+      return pb::TRANSFER_STATE_FAILED;
   }
   return pb::TRANSFER_STATE_UNSPECIFIED;
 }
@@ -133,8 +146,8 @@ absl::StatusOr<TransferRequest> DecodeTransfer(const pb::AsyncTransferRequest& w
       const pb::InlineTensor& t = wire.inline_tensor();
       std::optional<DataType> dtype = ParseDataType(t.datatype());
       if (!dtype) {
-        return absl::InvalidArgumentError(absl::StrCat("inline_tensor.datatype: unsupported '",
-                                                       t.datatype(), "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("inline_tensor.datatype: unsupported '", t.datatype(), "'"));
       }
       r.dtype = *dtype;
       r.shape.assign(t.shape().begin(), t.shape().end());
@@ -273,9 +286,9 @@ grpc::ServerUnaryReactor* CommunicationService::Finish(grpc::CallbackServerConte
   return reactor;
 }
 
-grpc::ServerUnaryReactor* CommunicationService::AsyncTransfer(
-    grpc::CallbackServerContext* ctx, const pb::AsyncTransferRequest* req,
-    pb::AsyncTransferResponse* resp) {
+grpc::ServerUnaryReactor* CommunicationService::AsyncTransfer(grpc::CallbackServerContext* ctx,
+                                                              const pb::AsyncTransferRequest* req,
+                                                              pb::AsyncTransferResponse* resp) {
   const absl::Time start = absl::Now();
   absl::StatusOr<TransferRequest> request = DecodeTransfer(*req, *memory_, max_response_bytes_);
   if (!request.ok()) return Finish(ctx, m_async_transfer_, start, request.status());
@@ -317,9 +330,10 @@ grpc::ServerUnaryReactor* CommunicationService::WaitTransfer(grpc::CallbackServe
   state->metrics = m_wait_transfer_;
   state->start = start;
   auto* reactor = new WaitReactor(state);
-  engine_->transfers().NotifyWhenDone(
-      *id, deadline, /*release_host_data=*/true,
-      [state](absl::StatusOr<TransferInfo> info) { WaitReactor::Complete(state, std::move(info)); });
+  engine_->transfers().NotifyWhenDone(*id, deadline, /*release_host_data=*/true,
+                                      [state](absl::StatusOr<TransferInfo> info) {
+                                        WaitReactor::Complete(state, std::move(info));
+                                      });
   return reactor;
 }
 
@@ -394,9 +408,9 @@ grpc::ServerUnaryReactor* CommunicationService::AllGather(grpc::CallbackServerCo
   return RunCollective(ctx, m_all_gather_, decode(), resp);
 }
 
-grpc::ServerUnaryReactor* CommunicationService::ReduceScatter(
-    grpc::CallbackServerContext* ctx, const pb::ReduceScatterRequest* req,
-    pb::CollectiveResponse* resp) {
+grpc::ServerUnaryReactor* CommunicationService::ReduceScatter(grpc::CallbackServerContext* ctx,
+                                                              const pb::ReduceScatterRequest* req,
+                                                              pb::CollectiveResponse* resp) {
   auto decode = [&]() -> absl::StatusOr<CollectiveRequest> {
     CollectiveRequest r;
     r.kind = CollectiveKind::kReduceScatter;

@@ -18,10 +18,14 @@ namespace {
 
 const char* KindName(CollectiveKind kind) {
   switch (kind) {
-    case CollectiveKind::kBroadcast: return "broadcast";
-    case CollectiveKind::kAllReduce: return "all-reduce";
-    case CollectiveKind::kAllGather: return "all-gather";
-    case CollectiveKind::kReduceScatter: return "reduce-scatter";
+    case CollectiveKind::kBroadcast:
+      return "broadcast";
+    case CollectiveKind::kAllReduce:
+      return "all-reduce";
+    case CollectiveKind::kAllGather:
+      return "all-gather";
+    case CollectiveKind::kReduceScatter:
+      return "reduce-scatter";
   }
   return "collective";
 }
@@ -30,18 +34,21 @@ const char* KindName(CollectiveKind kind) {
 
 CommOp CommOpOf(CollectiveKind kind) {
   switch (kind) {
-    case CollectiveKind::kBroadcast: return CommOp::kBroadcast;
-    case CollectiveKind::kAllReduce: return CommOp::kAllReduce;
-    case CollectiveKind::kAllGather: return CommOp::kAllGather;
-    case CollectiveKind::kReduceScatter: return CommOp::kReduceScatter;
+    case CollectiveKind::kBroadcast:
+      return CommOp::kBroadcast;
+    case CollectiveKind::kAllReduce:
+      return CommOp::kAllReduce;
+    case CollectiveKind::kAllGather:
+      return CommOp::kAllGather;
+    case CollectiveKind::kReduceScatter:
+      return CommOp::kReduceScatter;
   }
   return CommOp::kAllReduce;
 }
 
 CollectiveEngine::CollectiveEngine(const CollectiveEngineOptions& options,
-                                   std::vector<Device*> devices, MemoryEngine* memory,
-                                   Clock* clock, CommMetrics* metrics,
-                                   CommunicatorFactory factory)
+                                   std::vector<Device*> devices, MemoryEngine* memory, Clock* clock,
+                                   CommMetrics* metrics, CommunicatorFactory factory)
     : options_(options),
       devices_(std::move(devices)),
       memory_(memory),
@@ -49,10 +56,9 @@ CollectiveEngine::CollectiveEngine(const CollectiveEngineOptions& options,
       metrics_(metrics),
       scratch_(memory->NewScratchAllocator()),
       factory_(std::move(factory)) {
-  const bool all_cuda =
-      !devices_.empty() && std::all_of(devices_.begin(), devices_.end(), [](Device* d) {
-        return d->info().kind == DeviceKind::kCuda;
-      });
+  const bool all_cuda = !devices_.empty() &&
+                        std::all_of(devices_.begin(), devices_.end(),
+                                    [](Device* d) { return d->info().kind == DeviceKind::kCuda; });
   nccl_enabled_ = options_.enable_nccl && all_cuda && BuiltWithNccl();
   if (!factory_) {
     factory_ = [this](std::vector<Device*> ds) -> absl::StatusOr<std::unique_ptr<Communicator>> {
@@ -123,9 +129,7 @@ void CollectiveEngine::Loop() {
     Job job;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || !queue_.empty();
-      };
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stop_) break;
       job = std::move(queue_.front());
@@ -186,8 +190,8 @@ absl::StatusOr<CollectiveResult> CollectiveEngine::Execute(const CollectiveReque
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(name, ": tensors must not be empty"));
   if (request.kind == CollectiveKind::kBroadcast &&
       (request.root < 0 || request.root >= static_cast<int>(n))) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": root ", request.root,
-                                                   " is not an index into the ", n, " tensors"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": root ", request.root, " is not an index into the ", n, " tensors"));
   }
   std::vector<TensorPin> pins;
   std::vector<TensorInfo> infos;
@@ -195,11 +199,11 @@ absl::StatusOr<CollectiveResult> CollectiveEngine::Execute(const CollectiveReque
   for (size_t i = 0; i < n; ++i) {
     ASSIGN_OR_RETURN(TensorPin pin, memory_->Pin(request.tensors[i]));
     ASSIGN_OR_RETURN(TensorInfo info, memory_->GetTensorInfo(request.tensors[i]));
-    const std::string field = absl::StrCat(name, ": tensors[", i, "] (", FormatTensorId(info.id), ")");
+    const std::string field =
+        absl::StrCat(name, ": tensors[", i, "] (", FormatTensorId(info.id), ")");
     if (!IsCollectiveDataType(info.dtype)) {
-      return absl::InvalidArgumentError(absl::StrCat(field, " has datatype ",
-                                                     DataTypeName(info.dtype),
-                                                     ", which collectives do not support"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " has datatype ", DataTypeName(info.dtype), ", which collectives do not support"));
     }
     if (i > 0 && (info.dtype != infos[0].dtype || info.shape != infos[0].shape)) {
       return absl::InvalidArgumentError(

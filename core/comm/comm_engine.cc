@@ -16,10 +16,12 @@ CommEngineOptions CommEngineOptionsFromConfig(const PerformanceConfig& config) {
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<CommEngine>> CommEngine::Create(
-    const CommEngineOptions& options, std::vector<Device*> devices, MemoryEngine* memory,
-    Clock* clock, prometheus::Registry& registry, CommunicatorFactory factory,
-    TokenWaiter* waiter) {
+absl::StatusOr<std::unique_ptr<CommEngine>> CommEngine::Create(const CommEngineOptions& options,
+                                                               std::vector<Device*> devices,
+                                                               MemoryEngine* memory, Clock* clock,
+                                                               prometheus::Registry& registry,
+                                                               CommunicatorFactory factory,
+                                                               TokenWaiter* waiter) {
   std::unique_ptr<CommEngine> engine(new CommEngine(registry));
   ASSIGN_OR_RETURN(engine->transfers_, TransferEngine::Create(options.transfer, devices, memory,
                                                               clock, &engine->metrics_, waiter));

@@ -35,10 +35,12 @@ class CommEngine {
   // Builds both parts (calibrating links unless options.transfer.link_peaks
   // is set). `factory` / `waiter` null: the defaults (see CollectiveEngine,
   // TransferEngine). Errors as the parts' Create.
-  static absl::StatusOr<std::unique_ptr<CommEngine>> Create(
-      const CommEngineOptions& options, std::vector<Device*> devices, MemoryEngine* memory,
-      Clock* clock, prometheus::Registry& registry, CommunicatorFactory factory = nullptr,
-      TokenWaiter* waiter = nullptr);
+  static absl::StatusOr<std::unique_ptr<CommEngine>> Create(const CommEngineOptions& options,
+                                                            std::vector<Device*> devices,
+                                                            MemoryEngine* memory, Clock* clock,
+                                                            prometheus::Registry& registry,
+                                                            CommunicatorFactory factory = nullptr,
+                                                            TokenWaiter* waiter = nullptr);
 
   TransferEngine& transfers() { return *transfers_; }
   CollectiveEngine& collectives() { return *collectives_; }

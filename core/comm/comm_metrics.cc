@@ -4,11 +4,16 @@ namespace inferd {
 
 const char* CommOpName(CommOp op) {
   switch (op) {
-    case CommOp::kTransfer: return "transfer";
-    case CommOp::kBroadcast: return "broadcast";
-    case CommOp::kAllReduce: return "all_reduce";
-    case CommOp::kAllGather: return "all_gather";
-    case CommOp::kReduceScatter: return "reduce_scatter";
+    case CommOp::kTransfer:
+      return "transfer";
+    case CommOp::kBroadcast:
+      return "broadcast";
+    case CommOp::kAllReduce:
+      return "all_reduce";
+    case CommOp::kAllGather:
+      return "all_gather";
+    case CommOp::kReduceScatter:
+      return "reduce_scatter";
   }
   return "transfer";
 }

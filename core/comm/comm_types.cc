@@ -6,11 +6,16 @@ namespace inferd {
 
 const char* TransferPriorityName(TransferPriority p) {
   switch (p) {
-    case TransferPriority::kCritical: return "critical";
-    case TransferPriority::kHigh: return "high";
-    case TransferPriority::kNormal: return "normal";
-    case TransferPriority::kLow: return "low";
-    case TransferPriority::kBackground: return "background";
+    case TransferPriority::kCritical:
+      return "critical";
+    case TransferPriority::kHigh:
+      return "high";
+    case TransferPriority::kNormal:
+      return "normal";
+    case TransferPriority::kLow:
+      return "low";
+    case TransferPriority::kBackground:
+      return "background";
   }
   return "normal";
 }
@@ -25,11 +30,16 @@ std::string LinkName(int src, int dst) {
 
 const char* LinkKindName(LinkKind k) {
   switch (k) {
-    case LinkKind::kHostToDevice: return "h2d";
-    case LinkKind::kDeviceToHost: return "d2h";
-    case LinkKind::kLocal: return "local";
-    case LinkKind::kPeer: return "peer";
-    case LinkKind::kStaged: return "staged";
+    case LinkKind::kHostToDevice:
+      return "h2d";
+    case LinkKind::kDeviceToHost:
+      return "d2h";
+    case LinkKind::kLocal:
+      return "local";
+    case LinkKind::kPeer:
+      return "peer";
+    case LinkKind::kStaged:
+      return "staged";
   }
   return "unknown";
 }

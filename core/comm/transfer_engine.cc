@@ -27,10 +27,14 @@ bool Terminal(TransferState s) {
 
 const char* TransferStateName(TransferState s) {
   switch (s) {
-    case TransferState::kQueued: return "queued";
-    case TransferState::kRunning: return "running";
-    case TransferState::kSucceeded: return "succeeded";
-    case TransferState::kFailed: return "failed";
+    case TransferState::kQueued:
+      return "queued";
+    case TransferState::kRunning:
+      return "running";
+    case TransferState::kSucceeded:
+      return "succeeded";
+    case TransferState::kFailed:
+      return "failed";
   }
   return "queued";
 }
@@ -129,9 +133,9 @@ struct TransferEngine::Waiter {
   WaitCallback done;
 };
 
-TransferEngine::TransferEngine(const TransferEngineOptions& options,
-                               std::vector<Device*> devices, MemoryEngine* memory, Clock* clock,
-                               CommMetrics* metrics, TokenWaiter* waiter)
+TransferEngine::TransferEngine(const TransferEngineOptions& options, std::vector<Device*> devices,
+                               MemoryEngine* memory, Clock* clock, CommMetrics* metrics,
+                               TokenWaiter* waiter)
     : options_(options),
       devices_(std::move(devices)),
       memory_(memory),
@@ -178,8 +182,8 @@ absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(
     engine->peaks_ = *options.link_peaks;
   } else if (!engine->devices_.empty()) {
     // At most 1/16 of the first device, so that small devices still start.
-    const uint64_t bytes = std::min<uint64_t>(
-        options.calibration_bytes, engine->devices_[0]->info().total_memory_bytes / 16);
+    const uint64_t bytes = std::min<uint64_t>(options.calibration_bytes,
+                                              engine->devices_[0]->info().total_memory_bytes / 16);
     absl::StatusOr<LinkPeaks> peaks =
         MeasureLinkPeaks(engine->devices_, bytes, options.stream_indices[0]);
     if (peaks.ok()) {
@@ -218,8 +222,8 @@ TransferEngine::~TransferEngine() {
 
 absl::StatusOr<Device*> TransferEngine::FindDevice(int index, const char* field) const {
   if (index < 0 || index >= static_cast<int>(devices_.size())) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " ", index, " is not a device (",
-                                                   devices_.size(), " devices)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " ", index, " is not a device (", devices_.size(), " devices)"));
   }
   return devices_[index];
 }
@@ -262,8 +266,8 @@ TransferEngine::Link* TransferEngine::GetLinkLocked(int src, int dst) {
   l->peak = peaks_[l->kind];
   l->slot_bytes = std::max(options_.chunk_bytes, options_.overlap_threshold_bytes);
   if (options_.bandwidth_limit < 1 && l->peak > 0) {
-    const double burst = static_cast<double>(
-        std::max(options_.chunk_bytes, PieceBytes(*l, false, ~uint64_t{0})));
+    const double burst =
+        static_cast<double>(std::max(options_.chunk_bytes, PieceBytes(*l, false, ~uint64_t{0})));
     l->bucket = std::make_unique<TokenBucket>(clock_, options_.bandwidth_limit * l->peak, burst);
   }
   l->bandwidth_gauge = &metrics_->Bandwidth(l->name);
@@ -298,8 +302,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
     if (owner.empty()) owner = info.owner;
     if (lease <= absl::ZeroDuration()) lease = info.lease;
     if (request.move && dst == src) {
-      return absl::InvalidArgumentError(absl::StrCat("move: tensor ", FormatTensorId(t->source_tensor),
-                                                     " already lives on device ", dst));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "move: tensor ", FormatTensorId(t->source_tensor), " already lives on device ", dst));
     }
   } else {
     if (dst == kHostEndpoint) {
@@ -318,9 +322,9 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
         return absl::InvalidArgumentError("shape has a negative dimension or its size overflows");
       }
       if (expected != t->bytes) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "data holds ", t->bytes, " bytes; a ", DataTypeName(dtype), " tensor of that shape has ",
-            expected));
+        return absl::InvalidArgumentError(absl::StrCat("data holds ", t->bytes, " bytes; a ",
+                                                       DataTypeName(dtype),
+                                                       " tensor of that shape has ", expected));
       }
     }
     t->host_src = request.host_source;
@@ -328,8 +332,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   if (dst == kHostEndpoint && request.host_destination.data != nullptr &&
       request.host_destination.size != t->bytes) {
     return absl::InvalidArgumentError(absl::StrCat("host_destination holds ",
-                                                   request.host_destination.size, " bytes; the tensor has ",
-                                                   t->bytes));
+                                                   request.host_destination.size,
+                                                   " bytes; the tensor has ", t->bytes));
   }
   t->host_dst = request.host_destination;
   if (dst != kHostEndpoint) {
@@ -351,12 +355,17 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
       Link* link = GetLinkLocked(src, dst);
       t->link = link;
       switch (link->kind) {
-        case LinkKind::kStaged: t->staged = true; break;
-        case LinkKind::kHostToDevice: t->staged = !t->host_src.pinned; break;
+        case LinkKind::kStaged:
+          t->staged = true;
+          break;
+        case LinkKind::kHostToDevice:
+          t->staged = !t->host_src.pinned;
+          break;
         case LinkKind::kDeviceToHost:
           t->staged = t->host_dst.data == nullptr || !t->host_dst.pinned;
           break;
-        default: t->staged = false;
+        default:
+          t->staged = false;
       }
       t->piece_bytes = PieceBytes(*link, t->staged, t->bytes);
       t->pieces = t->piece_bytes == 0
@@ -511,12 +520,10 @@ absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
     if (wait > absl::ZeroDuration()) waiter_->WaitFor(wait);
   }
   const int slot = static_cast<int>(link->next_slot++ % options_.window);
-  Stream* ds = link->dst_streams.empty()
-                   ? nullptr
-                   : link->dst_streams[t->issued % link->dst_streams.size()];
-  Stream* ss = link->src_streams.empty()
-                   ? nullptr
-                   : link->src_streams[t->issued % link->src_streams.size()];
+  Stream* ds =
+      link->dst_streams.empty() ? nullptr : link->dst_streams[t->issued % link->dst_streams.size()];
+  Stream* ss =
+      link->src_streams.empty() ? nullptr : link->src_streams[t->issued % link->src_streams.size()];
   Event& done = *link->done_events[slot];
   const char* src = t->src_ptr + t->offset;
   char* dst = t->dst_ptr + t->offset;
@@ -711,8 +718,7 @@ absl::StatusOr<TransferInfo> TransferEngine::GetTransfer(const TransferId& id,
   return InfoLocked(it->second.get(), release_host_data);
 }
 
-absl::StatusOr<TransferInfo> TransferEngine::WaitTransfer(const TransferId& id,
-                                                          absl::Time deadline,
+absl::StatusOr<TransferInfo> TransferEngine::WaitTransfer(const TransferId& id, absl::Time deadline,
                                                           bool release_host_data) {
   absl::MutexLock lock(&mu_);
   auto done = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -742,8 +748,8 @@ void TransferEngine::NotifyWhenDone(const TransferId& id, absl::Time deadline,
       if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
       deadlines_.emplace(deadline, w);
       it->second->waiters.push_back(w);
-      waiters_.emplace(w, std::make_unique<Waiter>(
-                              Waiter{id, deadline, release_host_data, std::move(done)}));
+      waiters_.emplace(
+          w, std::make_unique<Waiter>(Waiter{id, deadline, release_host_data, std::move(done)}));
       return;
     }
   }
@@ -753,8 +759,7 @@ void TransferEngine::NotifyWhenDone(const TransferId& id, absl::Time deadline,
 void TransferEngine::TimerLoop() {
   absl::MutexLock lock(&mu_);
   while (true) {
-    const absl::Time next =
-        deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
+    const absl::Time next = deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
     mu_.AwaitWithDeadline(absl::Condition(&timer_kick_), next);
     timer_kick_ = false;
     // On stop every transfer has finished (and answered its waiters); any
@@ -805,10 +810,9 @@ void TransferEngine::FillStats(CommStats* stats) {
     s.limit_bytes_per_second = l->bucket != nullptr ? l->bucket->rate() : 0;
     stats->links.push_back(std::move(s));
   }
-  std::sort(stats->links.begin(), stats->links.end(),
-            [](const LinkStats& a, const LinkStats& b) {
-              return std::pair(a.src, a.dst) < std::pair(b.src, b.dst);
-            });
+  std::sort(stats->links.begin(), stats->links.end(), [](const LinkStats& a, const LinkStats& b) {
+    return std::pair(a.src, a.dst) < std::pair(b.src, b.dst);
+  });
   stats->ops[static_cast<int>(CommOp::kTransfer)] = totals_;
   stats->queue_depth = queued_;
   stats->active_transfers = active_;

@@ -107,8 +107,7 @@ class TransferEngine {
   // Waits for the oldest piece in flight and accounts for it.
   void CompleteOldest(Link* link);
   void Finish(Link* link, Transfer* t);
-  TransferInfo InfoLocked(Transfer* t, bool release_host_data)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TransferInfo InfoLocked(Transfer* t, bool release_host_data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop();
   void SetQueueDepthLocked(TransferPriority p, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -4,11 +4,16 @@ namespace inferd {
 
 const char* CollectiveReduceOpName(CollectiveReduceOp op) {
   switch (op) {
-    case CollectiveReduceOp::kSum: return "sum";
-    case CollectiveReduceOp::kProd: return "prod";
-    case CollectiveReduceOp::kMin: return "min";
-    case CollectiveReduceOp::kMax: return "max";
-    case CollectiveReduceOp::kAvg: return "avg";
+    case CollectiveReduceOp::kSum:
+      return "sum";
+    case CollectiveReduceOp::kProd:
+      return "prod";
+    case CollectiveReduceOp::kMin:
+      return "min";
+    case CollectiveReduceOp::kMax:
+      return "max";
+    case CollectiveReduceOp::kAvg:
+      return "avg";
   }
   return "unknown";
 }

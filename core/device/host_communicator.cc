@@ -13,11 +13,15 @@ namespace {
 
 Kernels::ReduceOp KernelOp(CollectiveReduceOp op) {
   switch (op) {
-    case CollectiveReduceOp::kProd: return Kernels::ReduceOp::kProd;
-    case CollectiveReduceOp::kMin: return Kernels::ReduceOp::kMin;
-    case CollectiveReduceOp::kMax: return Kernels::ReduceOp::kMax;
+    case CollectiveReduceOp::kProd:
+      return Kernels::ReduceOp::kProd;
+    case CollectiveReduceOp::kMin:
+      return Kernels::ReduceOp::kMin;
+    case CollectiveReduceOp::kMax:
+      return Kernels::ReduceOp::kMax;
     case CollectiveReduceOp::kSum:
-    case CollectiveReduceOp::kAvg: return Kernels::ReduceOp::kSum;
+    case CollectiveReduceOp::kAvg:
+      return Kernels::ReduceOp::kSum;
   }
   return Kernels::ReduceOp::kSum;
 }
@@ -34,8 +38,7 @@ class HostCommunicator::Run {
  public:
   Run(const std::vector<Device*>& devices, DeviceAllocator* allocator,
       absl::Span<const CollectiveRank> ranks)
-      : devices_(devices), allocator_(allocator), ranks_(ranks),
-        keep_(std::make_shared<Keep>()) {
+      : devices_(devices), allocator_(allocator), ranks_(ranks), keep_(std::make_shared<Keep>()) {
     keep_->scratch.resize(ranks.size());
   }
   ~Run() { Finish().IgnoreError(); }
@@ -125,11 +128,10 @@ absl::StatusOr<std::unique_ptr<HostCommunicator>> HostCommunicator::Create(
 }
 
 absl::Status HostCommunicator::Check(const char* op, absl::Span<const CollectiveRank> ranks,
-                                     DataType dtype, size_t count,
-                                     size_t per_rank_factor) const {
+                                     DataType dtype, size_t count, size_t per_rank_factor) const {
   if (ranks.size() != devices_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": ", ranks.size(), " ranks for ",
-                                                   devices_.size(), " devices"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": ", ranks.size(), " ranks for ", devices_.size(), " devices"));
   }
   if (!IsCollectiveDataType(dtype)) {
     return absl::InvalidArgumentError(
@@ -143,8 +145,8 @@ absl::Status HostCommunicator::Check(const char* op, absl::Span<const Collective
   for (size_t r = 0; r < ranks.size(); ++r) {
     const CollectiveRank& k = ranks[r];
     if (k.stream == nullptr || &k.stream->device() != devices_[r]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          op, ": rank ", r, " needs a stream of device ", devices_[r]->index()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(op, ": rank ", r, " needs a stream of device ", devices_[r]->index()));
     }
     if (count > 0 && (k.send == nullptr || k.recv == nullptr)) {
       return absl::InvalidArgumentError(absl::StrCat(op, ": rank ", r, " has a null buffer"));
@@ -154,9 +156,9 @@ absl::Status HostCommunicator::Check(const char* op, absl::Span<const Collective
 }
 
 absl::Status HostCommunicator::ReduceSegment(Run& run, int r,
-                                             absl::Span<const CollectiveRank> ranks,
-                                             DataType dtype, size_t src_offset_elems, size_t n,
-                                             void* dst, CollectiveReduceOp op) {
+                                             absl::Span<const CollectiveRank> ranks, DataType dtype,
+                                             size_t src_offset_elems, size_t n, void* dst,
+                                             CollectiveReduceOp op) {
   if (n == 0) return absl::OkStatus();
   const size_t es = DataTypeSize(dtype);
   const size_t piece_elems = std::max<size_t>(1, options_.max_scratch_bytes / es);
@@ -246,16 +248,15 @@ absl::Status HostCommunicator::AllGather(absl::Span<const CollectiveRank> ranks,
   return run.Finish();
 }
 
-absl::Status HostCommunicator::ReduceScatter(absl::Span<const CollectiveRank> ranks,
-                                             DataType dtype, size_t count,
-                                             CollectiveReduceOp op) {
+absl::Status HostCommunicator::ReduceScatter(absl::Span<const CollectiveRank> ranks, DataType dtype,
+                                             size_t count, CollectiveReduceOp op) {
   RETURN_IF_ERROR(Check("reduce-scatter", ranks, dtype, count, ranks.size()));
   if (count == 0) return absl::OkStatus();
   Run run(devices_, allocator_, ranks);
   RETURN_IF_ERROR(run.Barrier());
   for (size_t r = 0; r < ranks.size(); ++r) {
-    RETURN_IF_ERROR(ReduceSegment(run, static_cast<int>(r), ranks, dtype, r * count, count,
-                                  ranks[r].recv, op));
+    RETURN_IF_ERROR(
+        ReduceSegment(run, static_cast<int>(r), ranks, dtype, r * count, count, ranks[r].recv, op));
   }
   return run.Finish();
 }

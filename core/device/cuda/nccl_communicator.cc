@@ -17,27 +17,53 @@ namespace {
 
 bool NcclType(DataType dtype, ncclDataType_t* out) {
   switch (dtype) {
-    case DataType::kInt8: *out = ncclInt8; return true;
-    case DataType::kUint8: *out = ncclUint8; return true;
-    case DataType::kInt32: *out = ncclInt32; return true;
-    case DataType::kUint32: *out = ncclUint32; return true;
-    case DataType::kInt64: *out = ncclInt64; return true;
-    case DataType::kUint64: *out = ncclUint64; return true;
-    case DataType::kFp16: *out = ncclFloat16; return true;
-    case DataType::kFp32: *out = ncclFloat32; return true;
-    case DataType::kFp64: *out = ncclFloat64; return true;
-    case DataType::kBf16: *out = ncclBfloat16; return true;
-    default: return false;
+    case DataType::kInt8:
+      *out = ncclInt8;
+      return true;
+    case DataType::kUint8:
+      *out = ncclUint8;
+      return true;
+    case DataType::kInt32:
+      *out = ncclInt32;
+      return true;
+    case DataType::kUint32:
+      *out = ncclUint32;
+      return true;
+    case DataType::kInt64:
+      *out = ncclInt64;
+      return true;
+    case DataType::kUint64:
+      *out = ncclUint64;
+      return true;
+    case DataType::kFp16:
+      *out = ncclFloat16;
+      return true;
+    case DataType::kFp32:
+      *out = ncclFloat32;
+      return true;
+    case DataType::kFp64:
+      *out = ncclFloat64;
+      return true;
+    case DataType::kBf16:
+      *out = ncclBfloat16;
+      return true;
+    default:
+      return false;
   }
 }
 
 ncclRedOp_t NcclOp(CollectiveReduceOp op) {
   switch (op) {
-    case CollectiveReduceOp::kSum: return ncclSum;
-    case CollectiveReduceOp::kProd: return ncclProd;
-    case CollectiveReduceOp::kMin: return ncclMin;
-    case CollectiveReduceOp::kMax: return ncclMax;
-    case CollectiveReduceOp::kAvg: return ncclAvg;
+    case CollectiveReduceOp::kSum:
+      return ncclSum;
+    case CollectiveReduceOp::kProd:
+      return ncclProd;
+    case CollectiveReduceOp::kMin:
+      return ncclMin;
+    case CollectiveReduceOp::kMax:
+      return ncclMax;
+    case CollectiveReduceOp::kAvg:
+      return ncclAvg;
   }
   return ncclSum;
 }
@@ -76,23 +102,25 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
           "nccl communicator: device ", d == nullptr ? -1 : d->index(), " is not a CUDA device"));
     }
     if (!seen.insert(cuda->ordinal()).second) {
-      return absl::InvalidArgumentError(absl::StrCat("nccl communicator: CUDA ordinal ",
-                                                     cuda->ordinal(), " appears twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("nccl communicator: CUDA ordinal ", cuda->ordinal(), " appears twice"));
     }
     ordinals.push_back(cuda->ordinal());
   }
   std::vector<ncclComm_t> comms(devices.size(), nullptr);
   ncclResult_t r = ncclCommInitAll(comms.data(), static_cast<int>(comms.size()), ordinals.data());
   if (r != ncclSuccess) {
-    return absl::Status(NcclCode(r), absl::StrCat("ncclCommInitAll on ", DeviceNames(devices),
-                                                  ": ", ncclGetErrorString(r), " (",
-                                                  ncclGetLastError(nullptr), ")"));
+    return absl::Status(NcclCode(r),
+                        absl::StrCat("ncclCommInitAll on ", DeviceNames(devices), ": ",
+                                     ncclGetErrorString(r), " (", ncclGetLastError(nullptr), ")"));
   }
   return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(devices), comms));
 }
 
 NcclCommunicator::NcclCommunicator(std::vector<Device*> devices, std::vector<ncclComm*> comms)
-    : devices_(std::move(devices)), device_names_(DeviceNames(devices_)), comms_(std::move(comms)) {}
+    : devices_(std::move(devices)),
+      device_names_(DeviceNames(devices_)),
+      comms_(std::move(comms)) {}
 
 NcclCommunicator::~NcclCommunicator() {
   for (ncclComm_t c : comms_) {
@@ -109,19 +137,18 @@ absl::Status NcclCommunicator::Error(const char* op, int result, int rank) {
   failed_ = true;
   const auto r = static_cast<ncclResult_t>(result);
   const char* detail = rank >= 0 ? ncclGetLastError(comms_[rank]) : ncclGetLastError(nullptr);
-  return absl::Status(NcclCode(r), absl::StrCat("nccl ", op, " on ", device_names_, ": ",
-                                                ncclGetErrorString(r),
-                                                detail != nullptr && *detail ? " (" : "",
-                                                detail != nullptr ? detail : "",
-                                                detail != nullptr && *detail ? ")" : ""));
+  return absl::Status(
+      NcclCode(r),
+      absl::StrCat("nccl ", op, " on ", device_names_, ": ", ncclGetErrorString(r),
+                   detail != nullptr && *detail ? " (" : "", detail != nullptr ? detail : "",
+                   detail != nullptr && *detail ? ")" : ""));
 }
 
 absl::Status NcclCommunicator::Group(const char* op, absl::Span<const CollectiveRank> ranks,
-                                     DataType dtype,
-                                     absl::FunctionRef<int(int, void*)> call) {
+                                     DataType dtype, absl::FunctionRef<int(int, void*)> call) {
   if (ranks.size() != devices_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("nccl ", op, ": ", ranks.size(),
-                                                   " ranks for ", devices_.size(), " devices"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("nccl ", op, ": ", ranks.size(), " ranks for ", devices_.size(), " devices"));
   }
   ncclDataType_t unused;
   if (!NcclType(dtype, &unused)) {
@@ -132,9 +159,8 @@ absl::Status NcclCommunicator::Group(const char* op, absl::Span<const Collective
   for (size_t r = 0; r < ranks.size(); ++r) {
     auto* s = dynamic_cast<CudaStream*>(ranks[r].stream);
     if (s == nullptr || &s->device() != devices_[r]) {
-      return absl::InvalidArgumentError(absl::StrCat("nccl ", op, ": rank ", r,
-                                                     " needs a CUDA stream of device ",
-                                                     devices_[r]->index()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "nccl ", op, ": rank ", r, " needs a CUDA stream of device ", devices_[r]->index()));
     }
     streams[r] = s->cuda_stream();
   }
@@ -170,8 +196,7 @@ absl::Status NcclCommunicator::Broadcast(absl::Span<const CollectiveRank> ranks,
                                          DataType dtype, size_t count) {
   if (root < 0 || root >= static_cast<int>(devices_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("nccl broadcast: root ", root,
-                                                   " is not a rank (", devices_.size(),
-                                                   " ranks)"));
+                                                   " is not a rank (", devices_.size(), " ranks)"));
   }
   if (count == 0) return Group("broadcast", ranks, dtype, [](int, void*) { return 0; });
   ncclDataType_t t;
@@ -205,16 +230,14 @@ absl::Status NcclCommunicator::AllGather(absl::Span<const CollectiveRank> ranks,
   });
 }
 
-absl::Status NcclCommunicator::ReduceScatter(absl::Span<const CollectiveRank> ranks,
-                                             DataType dtype, size_t count,
-                                             CollectiveReduceOp op) {
+absl::Status NcclCommunicator::ReduceScatter(absl::Span<const CollectiveRank> ranks, DataType dtype,
+                                             size_t count, CollectiveReduceOp op) {
   if (count == 0) return Group("reduce-scatter", ranks, dtype, [](int, void*) { return 0; });
   ncclDataType_t t;
   NcclType(dtype, &t);
   return Group("reduce-scatter", ranks, dtype, [&](int k, void* stream) {
-    return static_cast<int>(ncclReduceScatter(ranks[k].send, ranks[k].recv, count, t,
-                                              NcclOp(op), comms_[k],
-                                              static_cast<cudaStream_t>(stream)));
+    return static_cast<int>(ncclReduceScatter(ranks[k].send, ranks[k].recv, count, t, NcclOp(op),
+                                              comms_[k], static_cast<cudaStream_t>(stream)));
   });
 }
 

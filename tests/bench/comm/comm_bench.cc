@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "core/comm/comm_engine.h"
 #include "core/device/discovery.h"
@@ -122,20 +122,21 @@ int Run(const Flags& flags) {
   CommEngineOptions co;
   co.transfer.bandwidth_limit = flags.limit;
   co.transfer.calibration_bytes = 64 * kMiB;
-  auto comm = Check(CommEngine::Create(co, raw, memory.get(), Clock::Real(), registry),
-                    "comm engine");
+  auto comm =
+      Check(CommEngine::Create(co, raw, memory.get(), Clock::Real(), registry), "comm engine");
   TransferEngine& engine = comm->transfers();
   const CommStats stats = comm->GetStats();
-  std::printf("# comm_bench on %s (%zu device%s), chunk %llu MiB, overlap threshold %llu MiB, "
-              "bandwidth_limit %.2f, %d iterations (median)\n",
-              devices[0]->info().name.c_str(), devices.size(), devices.size() == 1 ? "" : "s",
-              static_cast<unsigned long long>(stats.chunk_bytes / kMiB),
-              static_cast<unsigned long long>(stats.overlap_threshold_bytes / kMiB), flags.limit,
-              flags.iters);
+  std::printf(
+      "# comm_bench on %s (%zu device%s), chunk %llu MiB, overlap threshold %llu MiB, "
+      "bandwidth_limit %.2f, %d iterations (median)\n",
+      devices[0]->info().name.c_str(), devices.size(), devices.size() == 1 ? "" : "s",
+      static_cast<unsigned long long>(stats.chunk_bytes / kMiB),
+      static_cast<unsigned long long>(stats.overlap_threshold_bytes / kMiB), flags.limit,
+      flags.iters);
   std::printf("# calibrated peaks (GB/s): h2d %.1f  d2h %.1f  local %.1f  peer %.1f  staged %.1f\n",
-              stats.peaks[LinkKind::kHostToDevice] / 1e9, stats.peaks[LinkKind::kDeviceToHost] / 1e9,
-              stats.peaks[LinkKind::kLocal] / 1e9, stats.peaks[LinkKind::kPeer] / 1e9,
-              stats.peaks[LinkKind::kStaged] / 1e9);
+              stats.peaks[LinkKind::kHostToDevice] / 1e9,
+              stats.peaks[LinkKind::kDeviceToHost] / 1e9, stats.peaks[LinkKind::kLocal] / 1e9,
+              stats.peaks[LinkKind::kPeer] / 1e9, stats.peaks[LinkKind::kStaged] / 1e9);
   std::printf("%-10s %-13s %14s %14s %8s\n", "size_MiB", "direction", "baseline_GB/s",
               "engine_GB/s", "ratio");
 

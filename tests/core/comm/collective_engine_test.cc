@@ -25,38 +25,66 @@ constexpr int kDevices = 4;
 // Element access by dtype, with the rounding a store into the type does.
 double Load(DataType t, const uint8_t* p, size_t i) {
   switch (t) {
-    case DataType::kInt8: return reinterpret_cast<const int8_t*>(p)[i];
-    case DataType::kUint8: return p[i];
-    case DataType::kInt32: return reinterpret_cast<const int32_t*>(p)[i];
-    case DataType::kUint32: return reinterpret_cast<const uint32_t*>(p)[i];
-    case DataType::kInt64: return static_cast<double>(reinterpret_cast<const int64_t*>(p)[i]);
-    case DataType::kUint64: return static_cast<double>(reinterpret_cast<const uint64_t*>(p)[i]);
-    case DataType::kFp16: return HalfToFloat(reinterpret_cast<const uint16_t*>(p)[i]);
-    case DataType::kBf16: return Bf16ToFloat(reinterpret_cast<const uint16_t*>(p)[i]);
-    case DataType::kFp32: return reinterpret_cast<const float*>(p)[i];
-    case DataType::kFp64: return reinterpret_cast<const double*>(p)[i];
-    default: return 0;
+    case DataType::kInt8:
+      return reinterpret_cast<const int8_t*>(p)[i];
+    case DataType::kUint8:
+      return p[i];
+    case DataType::kInt32:
+      return reinterpret_cast<const int32_t*>(p)[i];
+    case DataType::kUint32:
+      return reinterpret_cast<const uint32_t*>(p)[i];
+    case DataType::kInt64:
+      return static_cast<double>(reinterpret_cast<const int64_t*>(p)[i]);
+    case DataType::kUint64:
+      return static_cast<double>(reinterpret_cast<const uint64_t*>(p)[i]);
+    case DataType::kFp16:
+      return HalfToFloat(reinterpret_cast<const uint16_t*>(p)[i]);
+    case DataType::kBf16:
+      return Bf16ToFloat(reinterpret_cast<const uint16_t*>(p)[i]);
+    case DataType::kFp32:
+      return reinterpret_cast<const float*>(p)[i];
+    case DataType::kFp64:
+      return reinterpret_cast<const double*>(p)[i];
+    default:
+      return 0;
   }
 }
 
 void Store(DataType t, uint8_t* p, size_t i, double v) {
   const auto wrap = static_cast<int64_t>(v);
   switch (t) {
-    case DataType::kInt8: reinterpret_cast<int8_t*>(p)[i] = static_cast<int8_t>(wrap); break;
-    case DataType::kUint8: p[i] = static_cast<uint8_t>(wrap); break;
-    case DataType::kInt32: reinterpret_cast<int32_t*>(p)[i] = static_cast<int32_t>(wrap); break;
-    case DataType::kUint32: reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(wrap); break;
-    case DataType::kInt64: reinterpret_cast<int64_t*>(p)[i] = wrap; break;
-    case DataType::kUint64: reinterpret_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(wrap); break;
+    case DataType::kInt8:
+      reinterpret_cast<int8_t*>(p)[i] = static_cast<int8_t>(wrap);
+      break;
+    case DataType::kUint8:
+      p[i] = static_cast<uint8_t>(wrap);
+      break;
+    case DataType::kInt32:
+      reinterpret_cast<int32_t*>(p)[i] = static_cast<int32_t>(wrap);
+      break;
+    case DataType::kUint32:
+      reinterpret_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(wrap);
+      break;
+    case DataType::kInt64:
+      reinterpret_cast<int64_t*>(p)[i] = wrap;
+      break;
+    case DataType::kUint64:
+      reinterpret_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(wrap);
+      break;
     case DataType::kFp16:
       reinterpret_cast<uint16_t*>(p)[i] = FloatToHalf(static_cast<float>(v));
       break;
     case DataType::kBf16:
       reinterpret_cast<uint16_t*>(p)[i] = FloatToBf16(static_cast<float>(v));
       break;
-    case DataType::kFp32: reinterpret_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case DataType::kFp64: reinterpret_cast<double*>(p)[i] = v; break;
-    default: break;
+    case DataType::kFp32:
+      reinterpret_cast<float*>(p)[i] = static_cast<float>(v);
+      break;
+    case DataType::kFp64:
+      reinterpret_cast<double*>(p)[i] = v;
+      break;
+    default:
+      break;
   }
 }
 
@@ -95,10 +123,18 @@ double Reduced(DataType t, CollectiveReduceOp op, size_t i, int ranks) {
     const double x = Input(t, r, i);
     switch (op) {
       case CollectiveReduceOp::kSum:
-      case CollectiveReduceOp::kAvg: acc = Round(t, acc + x); break;
-      case CollectiveReduceOp::kProd: acc = Round(t, acc * x); break;
-      case CollectiveReduceOp::kMin: acc = x < acc ? x : acc; break;
-      case CollectiveReduceOp::kMax: acc = acc < x ? x : acc; break;
+      case CollectiveReduceOp::kAvg:
+        acc = Round(t, acc + x);
+        break;
+      case CollectiveReduceOp::kProd:
+        acc = Round(t, acc * x);
+        break;
+      case CollectiveReduceOp::kMin:
+        acc = x < acc ? x : acc;
+        break;
+      case CollectiveReduceOp::kMax:
+        acc = acc < x ? x : acc;
+        break;
     }
   }
   if (op == CollectiveReduceOp::kAvg) {
@@ -107,10 +143,9 @@ double Reduced(DataType t, CollectiveReduceOp op, size_t i, int ranks) {
   return acc;
 }
 
-constexpr DataType kNcclTypes[] = {DataType::kInt8,  DataType::kUint8,  DataType::kInt32,
-                                   DataType::kUint32, DataType::kInt64, DataType::kUint64,
-                                   DataType::kFp16,  DataType::kFp32,  DataType::kFp64,
-                                   DataType::kBf16};
+constexpr DataType kNcclTypes[] = {
+    DataType::kInt8,   DataType::kUint8, DataType::kInt32, DataType::kUint32, DataType::kInt64,
+    DataType::kUint64, DataType::kFp16,  DataType::kFp32,  DataType::kFp64,   DataType::kBf16};
 constexpr CollectiveReduceOp kOps[] = {CollectiveReduceOp::kSum, CollectiveReduceOp::kProd,
                                        CollectiveReduceOp::kMin, CollectiveReduceOp::kMax,
                                        CollectiveReduceOp::kAvg};
@@ -252,6 +287,49 @@ TEST_P(CollectiveDtypeTest, BroadcastCopiesTheRootEverywhere) {
 
 INSTANTIATE_TEST_SUITE_P(NcclTypes, CollectiveDtypeTest, ::testing::ValuesIn(kNcclTypes),
                          [](const auto& info) { return std::string(DataTypeName(info.param)); });
+
+// Verifies the copy collectives with fully asynchronous streams (work on the
+// streams' threads, ordered only by events), as on a GPU.
+class CollectiveAsyncStreamsTest : public CommFixture {};
+
+TEST_F(CollectiveAsyncStreamsTest, AllReduceAndGatherStayExact) {
+  DeviceSetup setup;
+  setup.inline_when_idle = false;
+  BuildDevices(setup);
+  CommMetrics metrics(registry_);
+  CollectiveEngineOptions o;
+  o.copy.max_scratch_bytes = 48;
+  auto engine = CollectiveEngine::Create(o, raw_, memory_.get(), &clock_, &metrics);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const DataType t = DataType::kFp32;
+  for (int round = 0; round < 20; ++round) {
+    const size_t n = 37 + static_cast<size_t>(round) * 11;
+    std::vector<TensorId> ids;
+    for (int d = 0; d < kDevices; ++d) {
+      ids.push_back(MakeTensor(d, t, {static_cast<int64_t>(n)}, Inputs(t, d, n)));
+    }
+    CollectiveRequest req;
+    req.kind = CollectiveKind::kAllGather;
+    req.tensors = ids;
+    auto gathered = (*engine)->Run(req);
+    ASSERT_TRUE(gathered.ok()) << gathered.status();
+    req.kind = CollectiveKind::kAllReduce;
+    req.op = CollectiveReduceOp::kAvg;
+    ASSERT_TRUE((*engine)->Run(req).ok());
+    std::vector<uint8_t> want(n * 4);
+    for (size_t i = 0; i < n; ++i) {
+      Store(t, want.data(), i, Reduced(t, CollectiveReduceOp::kAvg, i, kDevices));
+    }
+    for (const TensorId& id : ids) EXPECT_EQ(ReadTensor(id), want);
+    std::vector<uint8_t> cat;
+    for (int d = 0; d < kDevices; ++d) {
+      auto part = Inputs(t, d, n);
+      cat.insert(cat.end(), part.begin(), part.end());
+    }
+    for (const TensorInfo& out : gathered->outputs) EXPECT_EQ(ReadTensor(out.id), cat);
+  }
+  engine->reset();
+}
 
 TEST_F(CollectiveEngineTest, ScalarsGatherIntoAVector) {
   std::vector<TensorId> ids;
@@ -451,8 +529,9 @@ TEST(HostCommunicatorTest, RejectsWrongRanksAndTypes) {
   std::vector<CollectiveRank> swapped = {{&d1.stream(0), a, a}, {&d0.stream(0), b, b}};
   EXPECT_EQ((*comm)->AllReduce(swapped, DataType::kFp32, 4, CollectiveReduceOp::kSum).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ((*comm)->AllReduce(absl::MakeSpan(ranks).subspan(0, 1), DataType::kFp32, 4,
-                               CollectiveReduceOp::kSum)
+  EXPECT_EQ((*comm)
+                ->AllReduce(absl::MakeSpan(ranks).subspan(0, 1), DataType::kFp32, 4,
+                            CollectiveReduceOp::kSum)
                 .code(),
             absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE((*comm)->AllReduce(ranks, DataType::kFp32, 4, CollectiveReduceOp::kMax).ok());

@@ -41,8 +41,7 @@ class WrappedStream final : public Stream {
     if (absl::Status st = Fault(); !st.ok()) return st;
     return inner_->CopyDeviceToDevice(dst, src, bytes);
   }
-  absl::Status CopyFromPeer(void* dst, Device& src_device, const void* src,
-                            size_t bytes) override {
+  absl::Status CopyFromPeer(void* dst, Device& src_device, const void* src, size_t bytes) override {
     if (absl::Status st = Fault(); !st.ok()) return st;
     return inner_->CopyFromPeer(dst, src_device, src, bytes);
   }
@@ -89,9 +88,7 @@ class WrappedDevice final : public Device {
   Stream& stream(int i) override { return *streams_[static_cast<size_t>(i) % streams_.size()]; }
   std::unique_ptr<Event> CreateEvent() override { return inner_->CreateEvent(); }
   Kernels& kernels() override { return inner_->kernels(); }
-  bool CanAccessPeer(const Device& other) const override {
-    return &other == this || peer_access_;
-  }
+  bool CanAccessPeer(const Device& other) const override { return &other == this || peer_access_; }
   absl::Status Synchronize() override { return inner_->Synchronize(); }
 
  private:
@@ -111,8 +108,8 @@ struct DeviceSetup {
   uint64_t capacity = 256ull << 20;
   int streams = 4;
   bool inline_when_idle = true;
-  bool wrapped = false;      // behind WrappedDevice
-  bool peer_access = true;   // for wrapped devices
+  bool wrapped = false;     // behind WrappedDevice
+  bool peer_access = true;  // for wrapped devices
 };
 
 // Devices plus a memory engine over them. Not thread-safe (set-up only).

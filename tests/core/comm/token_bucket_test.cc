@@ -44,8 +44,8 @@ TEST(TokenBucketTest, PacedStreamHoldsWithinTenPercentOfCap) {
     uint64_t chunk;
     int chunks;
   };
-  for (const Case& c : {Case{100e6, 4 << 20, 64}, Case{1e9, 1 << 20, 200},
-                        Case{25e9, 64 << 20, 32}, Case{10e3, 1000, 50}}) {
+  for (const Case& c : {Case{100e6, 4 << 20, 64}, Case{1e9, 1 << 20, 200}, Case{25e9, 64 << 20, 32},
+                        Case{10e3, 1000, 50}}) {
     FakeClock clock;
     const absl::Time start = clock.Now();
     TokenBucket bucket(&clock, c.rate, static_cast<double>(c.chunk));

@@ -122,8 +122,8 @@ class TransferEngineTest : public CommFixture {
   std::unique_ptr<TransferEngine> engine_;
 };
 
-constexpr uint64_t kSizes[] = {0,          1,          kThreshold - 1, kThreshold,    kChunk - 1,
-                               kChunk,     kChunk + 1, 3 * kChunk,     10 * kChunk + 7};
+constexpr uint64_t kSizes[] = {0,      1,          kThreshold - 1, kThreshold,     kChunk - 1,
+                               kChunk, kChunk + 1, 3 * kChunk,     10 * kChunk + 7};
 
 TEST_F(TransferEngineTest, DeviceCopiesAreBitIdenticalAcrossChunkBoundaries) {
   Build();
@@ -165,6 +165,40 @@ TEST_F(TransferEngineTest, StagedCopiesWithoutPeerAccessAreBitIdentical) {
     EXPECT_EQ(info.link, "2->3");
     EXPECT_EQ(info.chunks, ExpectedChunks(bytes));
     EXPECT_EQ(ReadTensor(info.result->id), data);
+  }
+}
+
+// Verifies the pipelines with fully asynchronous streams (work runs on the
+// streams' threads, as on a GPU): staged, h2d and d2h paths stay intact.
+TEST_F(TransferEngineTest, AsynchronousStreamsKeepEveryPathBitIdentical) {
+  DeviceSetup setup;
+  setup.wrapped = true;
+  setup.peer_access = false;
+  setup.inline_when_idle = false;
+  Build(Options(), setup);
+  for (uint64_t bytes : kSizes) {
+    SCOPED_TRACE(absl::StrCat(bytes, " bytes"));
+    const std::vector<uint8_t> data = Pattern(bytes, 11);
+    TransferRequest up;
+    up.host_source = HostSource{data.data(), bytes, false, nullptr};
+    up.dtype = DataType::kUint8;
+    up.shape = {static_cast<int64_t>(bytes)};
+    up.dst_device = 0;
+    auto up_id = engine_->AsyncTransfer(up);
+    ASSERT_TRUE(up_id.ok()) << up_id.status();
+    TransferInfo in = Wait(*up_id);
+    ASSERT_EQ(in.state, TransferState::kSucceeded) << in.status;
+    TransferInfo staged = CopyTo(in.result->id, 1);
+    ASSERT_EQ(staged.state, TransferState::kSucceeded) << staged.status;
+    EXPECT_EQ(staged.kind, LinkKind::kStaged);
+    TransferRequest down;
+    down.source_tensor = staged.result->id;
+    auto down_id = engine_->AsyncTransfer(down);
+    ASSERT_TRUE(down_id.ok()) << down_id.status();
+    TransferInfo out = Wait(*down_id);
+    ASSERT_EQ(out.state, TransferState::kSucceeded) << out.status;
+    ASSERT_NE(out.host_data, nullptr);
+    EXPECT_EQ(std::vector<uint8_t>(out.host_data->begin(), out.host_data->end()), data);
   }
 }
 
@@ -303,8 +337,8 @@ TEST_F(TransferEngineTest, BusyLinkServesQueuedTransfersByPriority) {
   absl::MutexLock lock(&mu);
   auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return order.size() == ids.size(); };
   mu.Await(absl::Condition(&all_done));
-  EXPECT_EQ(order, (std::vector<std::string>{"first", "critical-1", "critical-2", "high",
-                                             "normal", "low", "background"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"first", "critical-1", "critical-2", "high", "normal",
+                                             "low", "background"}));
 }
 
 // Verifies the limiter end to end: with a fake clock advanced only by the
@@ -472,8 +506,7 @@ TEST_F(TransferEngineTest, StatsAndMetricsCountBytesByLink) {
             std::string::npos);
   EXPECT_NE(text.find("inferd_comm_link_peak_bytes_per_second{link=\"0->1\"} 100000000"),
             std::string::npos);
-  EXPECT_NE(text.find("inferd_comm_duration_seconds_count{op=\"transfer\"} 2"),
-            std::string::npos);
+  EXPECT_NE(text.find("inferd_comm_duration_seconds_count{op=\"transfer\"} 2"), std::string::npos);
 }
 
 // Verifies shutdown: the transfer in progress completes, those still queued
@@ -491,10 +524,9 @@ TEST_F(TransferEngineTest, ShutdownCancelsQueuedTransfers) {
     r.dst_device = 1;
     auto id = engine_->AsyncTransfer(r);
     ASSERT_TRUE(id.ok());
-    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
-                            [&codes, i](absl::StatusOr<TransferInfo> info) {
-                              codes[i] = info->status.code();
-                            });
+    engine_->NotifyWhenDone(
+        *id, absl::InfiniteFuture(), false,
+        [&codes, i](absl::StatusOr<TransferInfo> info) { codes[i] = info->status.code(); });
     if (i == 0) waiter_->AwaitBlocked();
   }
   engine_.reset();  // cancels the gate
