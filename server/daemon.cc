@@ -208,6 +208,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   report_sources.devices = impl->device_ptrs;
   report_sources.memory = impl->memory.get();
   report_sources.scaler = impl->scaler.get();
+  report_sources.comm = impl->comm.get();
   impl->report_service =
       std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
   impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "server/communication_service.h"
 #include "server/memory_service.h"
 #include "server/scaling_service.h"
 
@@ -52,6 +53,7 @@ void BuildPerformanceReport(const ReportSources& sources, v1::PerformanceReport*
   }
   if (sources.memory != nullptr) MemoryStatsToProto(sources.memory->GetStats(), out->mutable_memory());
   if (scaling) ScalingStatsToProto(*scaling, out->mutable_scaling());
+  if (sources.comm != nullptr) CommStatsToProto(sources.comm->GetStats(), out->mutable_communication());
 }
 
 ReportService::ReportService(ReportSources sources, GrpcMetrics* metrics)

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "core/comm/comm_engine.h"
 #include "core/device/device.h"
 #include "core/memory/memory_engine.h"
 #include "core/scaling/dynamic_scaler.h"
@@ -19,6 +20,7 @@ struct ReportSources {
   std::vector<Device*> devices;
   MemoryEngine* memory = nullptr;
   DynamicScaler* scaler = nullptr;
+  CommEngine* comm = nullptr;
 };
 
 // Fills `out` from `sources`. Thread-safe (engines' stats calls are).
