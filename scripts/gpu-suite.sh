@@ -9,21 +9,29 @@ mkdir -p "$out"
 bin=${GPU_BUNDLE:?source .gpu/env.sh first}/bin
 export INFERD_BIN_DIR=$bin INFERD_TEST_USE_GPU=1
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(info gpu_tests integration bench)
+[[ ${#steps[@]} -gt 0 ]] || steps=(info gpu_tests integration bench torch mlp)
+work=${TMPDIR:-/tmp}/inferd-gpu-work; mkdir -p "$work"
 rc=0
 run() {  # name, command...
   local name=$1; shift
   echo "=== $name: $*" | tee -a "$out/summary.txt"
   if "$@" >"$out/$name.log" 2>&1; then echo "--- $name: ok" | tee -a "$out/summary.txt"
   else local r=$?; rc=1; echo "--- $name: FAILED rc=$r" | tee -a "$out/summary.txt"; tail -30 "$out/$name.log"; fi
-  grep -E '^\[  (PASSED|FAILED) |tests? (passed|failed)|ratio|^\{' "$out/$name.log" | tail -8 | tee -a "$out/summary.txt"
+  grep -E '^\[  (PASSED|FAILED) |tests? (passed|failed)|ratio|^\{' "$out/$name.log" | tail -12 | tee -a "$out/summary.txt"
 }
 for s in "${steps[@]}"; do
   case $s in
     info) run info nvidia-smi ;;
     gpu_tests) for t in "$bin"/gpu_tests "$bin"/*gpu_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
     integration) for t in "$bin"/*integration_test "$bin"/lifecycle_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
-    bench) for t in "$bin"/*_bench; do [[ -x $t ]] && run "$(basename "$t")" "$t" --gpu; done ;;
+    bench)
+      [[ -x $bin/modelinfer_bench ]] && run modelinfer_bench "$bin/modelinfer_bench" --gpu
+      [[ -x $bin/memory_bench ]] && run memory_bench "$bin/memory_bench"
+      [[ -x $bin/comm_bench ]] && run comm_bench "$bin/comm_bench"
+      [[ -x $bin/mlp_gpu_bench ]] && run mlp_gpu_bench "$bin/mlp_gpu_bench"
+      [[ -x $bin/sched_bench ]] && run sched_bench "$bin/sched_bench" ;;
+    torch) run torch_modelinfer_check python3 "$bin/torch_modelinfer_check.py" "$work" ;;
+    mlp) run mlp_bench bash "$bin/mlp_bench.sh" "$work" fp16 64 6 ;;
     *) echo "unknown step $s"; rc=2 ;;
   esac
 done
