@@ -24,30 +24,25 @@
 #include "core/infer/infer_request.h"
 #include "core/models/model.h"
 #include "core/tensor/dtype.h"
+#include "core/util/opaque_id.h"
 
 namespace inferd {
 
-// An opaque 128-bit task handle drawn from the kernel's CSPRNG, so ids can
-// be neither guessed nor enumerated; written as 32 lowercase hex digits.
-// The all-zero id is never issued. A value type.
-struct TaskId {
-  uint64_t hi = 0;
-  uint64_t lo = 0;
-
-  bool valid() const { return hi != 0 || lo != 0; }
-  auto operator<=>(const TaskId&) const = default;
-
-  template <typename H>
-  friend H AbslHashValue(H h, const TaskId& id) {
-    return H::combine(std::move(h), id.hi, id.lo);
-  }
+// An opaque 128-bit task handle (an OpaqueId: random, unguessable, 32
+// lowercase hex digits; the all-zero id is never issued).
+struct TaskIdTag {
+  static constexpr absl::string_view kWhat = "task";
 };
+using TaskId = OpaqueId<TaskIdTag>;
 
 // Returns a fresh random id. Thread-safe.
-TaskId NewTaskId();
-std::string FormatTaskId(const TaskId& id);
+inline TaskId NewTaskId() { return TaskId::New(); }
+inline std::string FormatTaskId(const TaskId& id) { return id.ToString(); }
 // INVALID_ARGUMENT naming `field` unless `text` is 32 hex digits (not all 0).
-absl::StatusOr<TaskId> ParseTaskId(absl::string_view text, absl::string_view field = "task_id");
+inline absl::StatusOr<TaskId> ParseTaskId(absl::string_view text,
+                                          absl::string_view field = "task_id") {
+  return TaskId::Parse(text, field);
+}
 
 enum class TaskState : uint8_t {
   kPending = 0,

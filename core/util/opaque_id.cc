@@ -1,4 +1,6 @@
-#include "core/memory/tensor_id.h"
+#include "core/util/opaque_id.h"
+
+#include <sys/random.h>
 
 #include <cerrno>
 #include <cstring>
@@ -7,24 +9,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/util/check.h"
-#include <sys/random.h>
 
-namespace inferd {
+namespace inferd::opaque_id_internal {
 namespace {
 
-// Buffers getrandom(2) output so an id costs no system call most times.
+// Buffers getrandom(2) output. Thread-safe.
 class RandomBuffer {
  public:
-  TensorId Next() {
+  void Next(uint64_t* hi, uint64_t* lo) {
     absl::MutexLock lock(&mu_);
-    while (true) {
+    do {
       if (used_ + 16 > sizeof(buf_)) Refill();
-      TensorId id;
-      std::memcpy(&id.hi, buf_ + used_, 8);
-      std::memcpy(&id.lo, buf_ + used_ + 8, 8);
+      std::memcpy(hi, buf_ + used_, 8);
+      std::memcpy(lo, buf_ + used_ + 8, 8);
       used_ += 16;
-      if (id.valid()) return id;
-    }
+    } while (*hi == 0 && *lo == 0);
   }
 
  private:
@@ -53,40 +52,42 @@ int HexValue(char c) {
 
 }  // namespace
 
-TensorId NewTensorId() {
+void Random128(uint64_t* hi, uint64_t* lo) {
   static auto* buffer = new RandomBuffer();
-  return buffer->Next();
+  buffer->Next(hi, lo);
 }
 
-std::string FormatTensorId(const TensorId& id) {
+std::string Format128(uint64_t hi, uint64_t lo) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(32, '0');
   for (int i = 0; i < 16; ++i) {
-    out[static_cast<size_t>(15 - i)] = kHex[(id.hi >> (4 * i)) & 0xf];
-    out[static_cast<size_t>(31 - i)] = kHex[(id.lo >> (4 * i)) & 0xf];
+    out[static_cast<size_t>(15 - i)] = kHex[(hi >> (4 * i)) & 0xf];
+    out[static_cast<size_t>(31 - i)] = kHex[(lo >> (4 * i)) & 0xf];
   }
   return out;
 }
 
-absl::StatusOr<TensorId> ParseTensorId(absl::string_view text, absl::string_view field) {
+absl::Status Parse128(absl::string_view text, absl::string_view field, absl::string_view what,
+                      uint64_t* hi, uint64_t* lo) {
   if (text.size() != 32) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " must be 32 hex digits, got ", text.size(), " characters"));
+    return absl::InvalidArgumentError(absl::StrCat(field, ": expected a ", what,
+                                                   " id of 32 hex digits, got ", text.size(),
+                                                   " characters"));
   }
-  TensorId id;
+  *hi = *lo = 0;
   for (size_t i = 0; i < 32; ++i) {
     const int v = HexValue(text[i]);
     if (v < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(field, " must be 32 hex digits, got a non-hex character at ", i));
+          absl::StrCat(field, ": ", what, " id has a non-hex character at position ", i));
     }
-    uint64_t& half = i < 16 ? id.hi : id.lo;
+    uint64_t& half = i < 16 ? *hi : *lo;
     half = (half << 4) | static_cast<uint64_t>(v);
   }
-  if (!id.valid()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must not be all zeros"));
+  if (*hi == 0 && *lo == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", what, " id is zero"));
   }
-  return id;
+  return absl::OkStatus();
 }
 
-}  // namespace inferd
+}  // namespace inferd::opaque_id_internal
