@@ -20,11 +20,16 @@ InferdClient::InferdClient(const ClientOptions& options) : options_(options) {
 
 absl::Status InferdClient::WithRetries(
     const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  return WithRetries(call, options_.timeout);
+}
+
+absl::Status InferdClient::WithRetries(
+    const std::function<grpc::Status(grpc::ClientContext*)>& call, absl::Duration timeout) {
   absl::Duration backoff = options_.initial_backoff;
   grpc::Status st;
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     st = call(&ctx);
     if (st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= options_.max_attempts) {
       break;

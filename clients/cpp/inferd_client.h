@@ -47,6 +47,12 @@ class InferdClient {
   // Runs `call` with a fresh context (deadline set) until it succeeds, fails
   // with a code other than UNAVAILABLE, or attempts run out.
   absl::Status WithRetries(const std::function<grpc::Status(grpc::ClientContext*)>& call);
+  // The same with a per-attempt deadline of `timeout` instead of the
+  // options' (for calls that wait on the server, e.g. WaitTask).
+  absl::Status WithRetries(const std::function<grpc::Status(grpc::ClientContext*)>& call,
+                           absl::Duration timeout);
+
+  const ClientOptions& options() const { return options_; }
 
  private:
   const ClientOptions options_;

@@ -1,0 +1,176 @@
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "clients/cpp/load_generator.h"
+#include "clients/cpp/tensor_helpers.h"
+#include "clients/inferctl/commands.h"
+
+// health, models, infer and bench: the KServe v2 and health services.
+namespace inferd::inferctl {
+
+int HealthCommand(InferdClient& client, const std::vector<std::string>& args) {
+  std::string service = "inferd";
+  for (absl::string_view a : args) {
+    if (absl::ConsumePrefix(&a, "--service=")) service = std::string(a);
+    else {
+      std::fprintf(stderr, "inferctl health: unknown argument '%s'\n", std::string(a).c_str());
+      return 2;
+    }
+  }
+  absl::StatusOr<bool> serving = client.Health(service);
+  if (!serving.ok()) return Fail(serving.status());
+  std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
+  return *serving ? 0 : 1;
+}
+
+int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("models", absl::StrCat("unknown argument '", args[0], "'"));
+  auto index = client.ListModels();
+  if (!index.ok()) return Fail(index.status());
+  for (const auto& m : index->models()) {
+    auto meta = client.ModelMetadata(m.name());
+    std::string sig;
+    if (meta.ok()) {
+      auto fmt = [](const auto& tensors) {
+        std::vector<std::string> parts;
+        for (const auto& t : tensors) {
+          parts.push_back(absl::StrCat(t.name(), ":", t.datatype(), "[",
+                                       absl::StrJoin(t.shape(), ","), "]"));
+        }
+        return absl::StrJoin(parts, " ");
+      };
+      sig = absl::StrCat(meta->platform(), "  in: ", fmt(meta->inputs()),
+                         "  out: ", fmt(meta->outputs()));
+    }
+    std::printf("%-16s v%-4s %-8s %s\n", m.name().c_str(), m.version().c_str(), m.state().c_str(),
+                sig.c_str());
+  }
+  return 0;
+}
+
+int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    return UsageError("infer", "needs a MODEL, e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4");
+  }
+  inference::ModelInferRequest req;
+  req.set_model_name(args[0]);
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view a = args[i];
+    if (absl::ConsumePrefix(&a, "--input=")) {
+      if (absl::Status st = AddInputSpec(a, &req); !st.ok()) {
+        std::fprintf(stderr, "inferctl: %s\n", std::string(st.message()).c_str());
+        return 2;
+      }
+    } else if (absl::ConsumePrefix(&a, "--output=")) {
+      req.add_outputs()->set_name(std::string(a));
+    } else if (absl::ConsumePrefix(&a, "--param=")) {
+      const size_t eq = a.find('=');
+      if (eq == absl::string_view::npos) {
+        std::fprintf(stderr, "inferctl: --param needs KEY=VALUE\n");
+        return 2;
+      }
+      inference::InferParameter p;
+      absl::string_view v = a.substr(eq + 1);
+      int64_t iv;
+      double dv;
+      if (absl::SimpleAtoi(v, &iv)) p.set_int64_param(iv);
+      else if (absl::SimpleAtod(v, &dv)) p.set_double_param(dv);
+      else if (v == "true" || v == "false") p.set_bool_param(v == "true");
+      else p.set_string_param(std::string(v));
+      (*req.mutable_parameters())[std::string(a.substr(0, eq))] = p;
+    } else {
+      std::fprintf(stderr, "inferctl infer: unknown argument '%s'\n", args[i].c_str());
+      return 2;
+    }
+  }
+  auto resp = client.Infer(req);
+  if (!resp.ok()) return Fail(resp.status());
+  for (int i = 0; i < resp->outputs_size(); ++i) {
+    const auto& out = resp->outputs(i);
+    std::optional<DataType> dt = ParseDataType(out.datatype());
+    const std::string values = (dt && i < resp->raw_output_contents_size())
+                                   ? FormatValues(*dt, resp->raw_output_contents(i))
+                                   : std::string("?");
+    std::printf("%s %s [%s]: %s\n", out.name().c_str(), out.datatype().c_str(),
+                absl::StrJoin(out.shape(), ",").c_str(), values.c_str());
+  }
+  return 0;
+}
+
+int BenchCommand(const ClientOptions& client_options, const std::vector<std::string>& args) {
+  if (args.empty()) {
+    return UsageError("bench", "needs a MODEL, e.g. inferctl bench identity --input=INPUT0:FP32:16");
+  }
+  LoadOptions o;
+  o.target = client_options.target;
+  o.request.set_model_name(args[0]);
+  bool json = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    absl::string_view a = args[i];
+    double d = 0;
+    if (absl::ConsumePrefix(&a, "--input=")) {
+      // NAME:DTYPE:SHAPE with no values means zeros of the right size.
+      std::string spec(a);
+      if (std::count(spec.begin(), spec.end(), ':') == 2) spec += ":";
+      if (absl::Status st = AddInputSpec(spec, &o.request); !st.ok()) {
+        std::fprintf(stderr, "inferctl: %s\n", std::string(st.message()).c_str());
+        return 2;
+      }
+      const auto& in = o.request.inputs(o.request.inputs_size() - 1);
+      std::string* raw = o.request.mutable_raw_input_contents(o.request.raw_input_contents_size() - 1);
+      if (raw->empty()) {
+        int64_t n = 1;
+        for (int64_t dim : in.shape()) n *= dim;
+        std::optional<DataType> dt = ParseDataType(in.datatype());
+        *raw = dt == DataType::kBytes ? EncodeBytesElements(std::vector<std::string>(n))
+                                      : std::string(n * DataTypeSize(*dt), '\0');
+      }
+    } else if (absl::ConsumePrefix(&a, "--concurrency=")) {
+      if (!absl::SimpleAtoi(a, &o.concurrency) || o.concurrency < 1) {
+        return UsageError("bench", "--concurrency: must be an integer >= 1");
+      }
+    } else if (absl::ConsumePrefix(&a, "--rate=")) {
+      if (!absl::SimpleAtod(a, &o.rate) || o.rate <= 0) {
+        return UsageError("bench", "--rate: must be a positive number of requests/s");
+      }
+    } else if (absl::ConsumePrefix(&a, "--warmup=")) {
+      if (!absl::SimpleAtod(a, &d) || d < 0) {
+        return UsageError("bench", "--warmup: must be a number of seconds >= 0");
+      }
+      o.warmup = absl::Seconds(d);
+    } else if (absl::ConsumePrefix(&a, "--duration=")) {
+      if (!absl::SimpleAtod(a, &d) || d <= 0) {
+        return UsageError("bench", "--duration: must be a positive number of seconds");
+      }
+      o.duration = absl::Seconds(d);
+    } else if (a == "--json") {
+      json = true;
+    } else {
+      std::fprintf(stderr, "inferctl bench: unknown argument '%s'\n", args[i].c_str());
+      return 2;
+    }
+  }
+  if (o.rate > 0 && o.concurrency == 8) o.concurrency = 1024;  // cap for open loop
+  LoadResult r = RunLoad(o);
+  const std::string mode =
+      o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s") : absl::StrCat("concurrency ", o.concurrency);
+  if (json) {
+    std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"result\":%s}\n", args[0].c_str(),
+                mode.c_str(), LoadResultJson(r).c_str());
+  } else {
+    std::printf("%-24s %10s %9s %9s %9s %9s %8s\n", "model / mode", "req/s", "p50 us", "p90 us",
+                "p99 us", "max us", "errors");
+    std::printf("%s\n", FormatLoadResultRow(args[0] + " " + mode, r).c_str());
+    if (!r.first_error.empty()) std::printf("first error: %s\n", r.first_error.c_str());
+  }
+  return r.errors == 0 && r.ok > 0 ? 0 : 1;
+}
+
+}  // namespace inferd::inferctl
