@@ -53,8 +53,8 @@ absl::StatusOr<bool> InferdClient::Health(const std::string& service) {
 absl::StatusOr<inference::ServerMetadataResponse> InferdClient::ServerMetadata() {
   inference::ServerMetadataRequest req;
   inference::ServerMetadataResponse resp;
-  absl::Status st =
-      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ServerMetadata(ctx, req, &resp); });
+  absl::Status st = WithRetries(
+      [&](grpc::ClientContext* ctx) { return kserve_->ServerMetadata(ctx, req, &resp); });
   if (!st.ok()) return st;
   return resp;
 }
@@ -73,8 +73,8 @@ absl::StatusOr<inference::ModelMetadataResponse> InferdClient::ModelMetadata(
   inference::ModelMetadataRequest req;
   req.set_name(model);
   inference::ModelMetadataResponse resp;
-  absl::Status st =
-      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ModelMetadata(ctx, req, &resp); });
+  absl::Status st = WithRetries(
+      [&](grpc::ClientContext* ctx) { return kserve_->ModelMetadata(ctx, req, &resp); });
   if (!st.ok()) return st;
   return resp;
 }
@@ -82,8 +82,8 @@ absl::StatusOr<inference::ModelMetadataResponse> InferdClient::ModelMetadata(
 absl::StatusOr<inference::ModelInferResponse> InferdClient::Infer(
     const inference::ModelInferRequest& request) {
   inference::ModelInferResponse resp;
-  absl::Status st =
-      WithRetries([&](grpc::ClientContext* ctx) { return kserve_->ModelInfer(ctx, request, &resp); });
+  absl::Status st = WithRetries(
+      [&](grpc::ClientContext* ctx) { return kserve_->ModelInfer(ctx, request, &resp); });
   if (!st.ok()) return st;
   return resp;
 }

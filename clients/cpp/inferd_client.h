@@ -20,9 +20,9 @@ namespace inferd {
 
 struct ClientOptions {
   std::string target = "127.0.0.1:50051";
-  absl::Duration timeout = absl::Seconds(30);   // per call
-  int max_message_bytes = 64 << 20;              // both directions
-  int max_attempts = 3;                          // retries on UNAVAILABLE
+  absl::Duration timeout = absl::Seconds(30);  // per call
+  int max_message_bytes = 64 << 20;            // both directions
+  int max_attempts = 3;                        // retries on UNAVAILABLE
   absl::Duration initial_backoff = absl::Milliseconds(100);
 };
 

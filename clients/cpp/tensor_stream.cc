@@ -63,9 +63,8 @@ absl::StatusOr<DownloadedTensor> DownloadTensor(InferdClient& client, const std:
   if (!order.ok()) return order;
   if (!st.ok()) return st;
   if (out.data.size() != out.info.byte_size()) {
-    return absl::DataLossError(absl::StrCat("download ", tensor_id, ": received ",
-                                            out.data.size(), " of ", out.info.byte_size(),
-                                            " bytes"));
+    return absl::DataLossError(absl::StrCat("download ", tensor_id, ": received ", out.data.size(),
+                                            " of ", out.info.byte_size(), " bytes"));
   }
   return out;
 }

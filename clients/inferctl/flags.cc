@@ -17,9 +17,12 @@ std::string Assign(const Flag& flag, std::optional<absl::string_view> value) {
   struct Visitor {
     std::optional<absl::string_view> value;
     std::string operator()(bool* b) const {
-      if (!value || *value == "true" || *value == "1") *b = true;
-      else if (*value == "false" || *value == "0") *b = false;
-      else return absl::StrCat("'", *value, "' is not true or false");
+      if (!value || *value == "true" || *value == "1")
+        *b = true;
+      else if (*value == "false" || *value == "0")
+        *b = false;
+      else
+        return absl::StrCat("'", *value, "' is not true or false");
       return "";
     }
     std::string operator()(std::string* s) const {

@@ -18,7 +18,8 @@ namespace inferd::inferctl {
 int HealthCommand(InferdClient& client, const std::vector<std::string>& args) {
   std::string service = "inferd";
   for (absl::string_view a : args) {
-    if (absl::ConsumePrefix(&a, "--service=")) service = std::string(a);
+    if (absl::ConsumePrefix(&a, "--service="))
+      service = std::string(a);
     else {
       std::fprintf(stderr, "inferctl health: unknown argument '%s'\n", std::string(a).c_str());
       return 2;
@@ -41,8 +42,8 @@ int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
       auto fmt = [](const auto& tensors) {
         std::vector<std::string> parts;
         for (const auto& t : tensors) {
-          parts.push_back(absl::StrCat(t.name(), ":", t.datatype(), "[",
-                                       absl::StrJoin(t.shape(), ","), "]"));
+          parts.push_back(
+              absl::StrCat(t.name(), ":", t.datatype(), "[", absl::StrJoin(t.shape(), ","), "]"));
         }
         return absl::StrJoin(parts, " ");
       };
@@ -57,7 +58,9 @@ int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
 
 int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   if (args.empty()) {
-    return UsageError("infer", "needs a MODEL, e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4");
+    return UsageError("infer",
+                      "needs a MODEL, e.g. inferctl infer add --input=INPUT0:FP32:2:1,2 "
+                      "--input=INPUT1:FP32:2:3,4");
   }
   inference::ModelInferRequest req;
   req.set_model_name(args[0]);
@@ -80,10 +83,14 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
       absl::string_view v = a.substr(eq + 1);
       int64_t iv;
       double dv;
-      if (absl::SimpleAtoi(v, &iv)) p.set_int64_param(iv);
-      else if (absl::SimpleAtod(v, &dv)) p.set_double_param(dv);
-      else if (v == "true" || v == "false") p.set_bool_param(v == "true");
-      else p.set_string_param(std::string(v));
+      if (absl::SimpleAtoi(v, &iv))
+        p.set_int64_param(iv);
+      else if (absl::SimpleAtod(v, &dv))
+        p.set_double_param(dv);
+      else if (v == "true" || v == "false")
+        p.set_bool_param(v == "true");
+      else
+        p.set_string_param(std::string(v));
       (*req.mutable_parameters())[std::string(a.substr(0, eq))] = p;
     } else {
       std::fprintf(stderr, "inferctl infer: unknown argument '%s'\n", args[i].c_str());
@@ -106,7 +113,8 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
 
 int BenchCommand(const ClientOptions& client_options, const std::vector<std::string>& args) {
   if (args.empty()) {
-    return UsageError("bench", "needs a MODEL, e.g. inferctl bench identity --input=INPUT0:FP32:16");
+    return UsageError("bench",
+                      "needs a MODEL, e.g. inferctl bench identity --input=INPUT0:FP32:16");
   }
   LoadOptions o;
   o.target = client_options.target;
@@ -124,7 +132,8 @@ int BenchCommand(const ClientOptions& client_options, const std::vector<std::str
         return 2;
       }
       const auto& in = o.request.inputs(o.request.inputs_size() - 1);
-      std::string* raw = o.request.mutable_raw_input_contents(o.request.raw_input_contents_size() - 1);
+      std::string* raw =
+          o.request.mutable_raw_input_contents(o.request.raw_input_contents_size() - 1);
       if (raw->empty()) {
         int64_t n = 1;
         for (int64_t dim : in.shape()) n *= dim;
@@ -159,11 +168,11 @@ int BenchCommand(const ClientOptions& client_options, const std::vector<std::str
   }
   if (o.rate > 0 && o.concurrency == 8) o.concurrency = 1024;  // cap for open loop
   LoadResult r = RunLoad(o);
-  const std::string mode =
-      o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s") : absl::StrCat("concurrency ", o.concurrency);
+  const std::string mode = o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s")
+                                      : absl::StrCat("concurrency ", o.concurrency);
   if (json) {
-    std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"result\":%s}\n", args[0].c_str(),
-                mode.c_str(), LoadResultJson(r).c_str());
+    std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"result\":%s}\n", args[0].c_str(), mode.c_str(),
+                LoadResultJson(r).c_str());
   } else {
     std::printf("%-24s %10s %9s %9s %9s %9s %8s\n", "model / mode", "req/s", "p50 us", "p90 us",
                 "p99 us", "max us", "errors");

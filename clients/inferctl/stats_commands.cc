@@ -39,17 +39,18 @@ void PrintScheduler(const v1::GetSchedulerStatsResponse& s) {
   std::printf("strategy %s  queued %ld  running %ld  waiting deps %ld  pending batch %ld\n",
               s.strategy().c_str(), static_cast<long>(s.queued()), static_cast<long>(s.running()),
               static_cast<long>(s.waiting_deps()), static_cast<long>(s.pending_batch()));
-  std::printf("submitted %lu  succeeded %lu  failed %lu  cancelled %lu  timed out %lu  rejected %lu"
-              "  retries %lu\n",
-              U(s.submitted()), U(s.succeeded()), U(s.failed()), U(s.cancelled()),
-              U(s.timed_out()), U(s.rejected()), U(s.retries()));
+  std::printf(
+      "submitted %lu  succeeded %lu  failed %lu  cancelled %lu  timed out %lu  rejected %lu"
+      "  retries %lu\n",
+      U(s.submitted()), U(s.succeeded()), U(s.failed()), U(s.cancelled()), U(s.timed_out()),
+      U(s.rejected()), U(s.retries()));
   std::printf("batches %lu (%lu requests)  retained %lu  mean queue %.6f s  mean exec %.6f s\n",
               U(s.batches()), U(s.batched_requests()), U(s.tasks_retained()),
               s.mean_queue_seconds(), s.mean_execution_seconds());
   std::vector<std::string> queues;
   for (const auto& q : s.queues()) {
-    queues.push_back(absl::StrCat(ShortEnumName(v1::Priority_descriptor(), q.priority()), " ",
-                                  q.queued()));
+    queues.push_back(
+        absl::StrCat(ShortEnumName(v1::Priority_descriptor(), q.priority()), " ", q.queued()));
   }
   std::printf("queues: %s\n\n", absl::StrJoin(queues, ", ").c_str());
   std::printf("%-4s %-7s %-8s %7s %8s %10s %9s %9s %11s\n", "dev", "active", "health", "queued",
@@ -63,15 +64,17 @@ void PrintScheduler(const v1::GetSchedulerStatsResponse& s) {
 }
 
 void PrintComm(const v1::CommunicationStats& s) {
-  std::printf("nccl %s  chunk %s  overlap threshold %s  bandwidth limit %.2f  active transfers %lu"
-              "  communicators %lu\n",
-              s.nccl_enabled() ? "on" : "off", FormatBytes(s.chunk_bytes()).c_str(),
-              FormatBytes(s.overlap_threshold_bytes()).c_str(), s.bandwidth_limit(),
-              U(s.active_transfers()), U(s.communicators()));
+  std::printf(
+      "nccl %s  chunk %s  overlap threshold %s  bandwidth limit %.2f  active transfers %lu"
+      "  communicators %lu\n",
+      s.nccl_enabled() ? "on" : "off", FormatBytes(s.chunk_bytes()).c_str(),
+      FormatBytes(s.overlap_threshold_bytes()).c_str(), s.bandwidth_limit(),
+      U(s.active_transfers()), U(s.communicators()));
   std::vector<std::string> calib;
   for (const auto& c : s.calibration()) {
     calib.push_back(absl::StrCat(ShortEnumName(v1::LinkKind_descriptor(), c.kind()), " ",
-                                 absl::StrFormat("%.2f", c.peak_bytes_per_second() / 1e9), " GB/s"));
+                                 absl::StrFormat("%.2f", c.peak_bytes_per_second() / 1e9),
+                                 " GB/s"));
   }
   std::printf("calibration (%s): %s\n\n", s.calibration_measured() ? "measured" : "not measured",
               absl::StrJoin(calib, ", ").c_str());
@@ -90,24 +93,30 @@ void PrintComm(const v1::CommunicationStats& s) {
   }
   std::vector<std::string> depths;
   for (const auto& q : s.queue_depth()) {
-    depths.push_back(absl::StrCat(ShortEnumName(v1::Priority_descriptor(), q.priority()), " ",
-                                  q.depth()));
+    depths.push_back(
+        absl::StrCat(ShortEnumName(v1::Priority_descriptor(), q.priority()), " ", q.depth()));
   }
   std::printf("\nqueue depth: %s\n", absl::StrJoin(depths, ", ").c_str());
 }
 
 void PrintScalingEvent(const v1::ScalingEvent& e) {
   std::printf("%6lu  %s  %-18s %s\n", U(e.sequence()), FormatTimeMs(e.time_unix_ms()).c_str(),
-              ShortEnumName(v1::ScalingAction_descriptor(), e.action()).c_str(), e.reason().c_str());
+              ShortEnumName(v1::ScalingAction_descriptor(), e.action()).c_str(),
+              e.reason().c_str());
 }
 
 const char* ComparisonSymbol(v1::ScalingComparison c) {
   switch (c) {
-    case v1::SCALING_COMPARISON_GREATER: return ">";
-    case v1::SCALING_COMPARISON_GREATER_EQUAL: return ">=";
-    case v1::SCALING_COMPARISON_LESS: return "<";
-    case v1::SCALING_COMPARISON_LESS_EQUAL: return "<=";
-    default: return "?";
+    case v1::SCALING_COMPARISON_GREATER:
+      return ">";
+    case v1::SCALING_COMPARISON_GREATER_EQUAL:
+      return ">=";
+    case v1::SCALING_COMPARISON_LESS:
+      return "<";
+    case v1::SCALING_COMPARISON_LESS_EQUAL:
+      return "<=";
+    default:
+      return "?";
   }
 }
 
@@ -122,11 +131,12 @@ void PrintScaling(const v1::GetScalingStatsResponse& s) {
               FormatTimeMs(s.last_scale_unix_ms()).c_str());
   if (s.has_last_decision()) std::printf("last decision: %s\n", s.last_decision().reason().c_str());
   const auto& c = s.counts();
-  std::printf("evaluations %ld  activations %ld  deactivations %ld  replica raises %ld  lowerings %ld"
-              "  client samples %ld\n\n",
-              static_cast<long>(c.evaluations()), static_cast<long>(c.device_activations()),
-              static_cast<long>(c.device_deactivations()), static_cast<long>(c.replica_raises()),
-              static_cast<long>(c.replica_lowerings()), static_cast<long>(c.client_samples()));
+  std::printf(
+      "evaluations %ld  activations %ld  deactivations %ld  replica raises %ld  lowerings %ld"
+      "  client samples %ld\n\n",
+      static_cast<long>(c.evaluations()), static_cast<long>(c.device_activations()),
+      static_cast<long>(c.device_deactivations()), static_cast<long>(c.replica_raises()),
+      static_cast<long>(c.replica_lowerings()), static_cast<long>(c.client_samples()));
   std::printf("window %.0f s\n%-24s %7s %10s %10s %10s %10s %8s\n", s.window_length_seconds(),
               "metric", "samples", "mean", "min", "max", "p99", "cv");
   for (const auto& w : s.window()) {
@@ -139,8 +149,7 @@ void PrintScaling(const v1::GetScalingStatsResponse& s) {
     std::printf("  %-4s %s %s %g for %g s\n",
                 ShortEnumName(v1::ScalingDirection_descriptor(), r.direction()).c_str(),
                 ShortEnumName(v1::ScalingMetric_descriptor(), r.metric()).c_str(),
-                ComparisonSymbol(r.comparison()),
-                r.threshold(), r.hold_seconds());
+                ComparisonSymbol(r.comparison()), r.threshold(), r.hold_seconds());
   }
 }
 
@@ -149,8 +158,10 @@ int Run(InferdClient& client, bool json, Call call, void (*print)(const Response
   Response resp;
   absl::Status st = client.WithRetries([&](grpc::ClientContext* ctx) { return call(ctx, &resp); });
   if (!st.ok()) return Fail(st);
-  if (json) std::printf("%s\n", MessageToJson(resp).c_str());
-  else print(resp);
+  if (json)
+    std::printf("%s\n", MessageToJson(resp).c_str());
+  else
+    print(resp);
   return 0;
 }
 

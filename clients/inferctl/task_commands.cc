@@ -82,9 +82,9 @@ bool AddTaskInput(absl::string_view text, v1::TaskSpec* spec) {
       in->mutable_task_output()->set_output(parts[2]);
       return true;
     }
-    UsageError("tasks submit",
-               absl::StrCat("--input '", text,
-                            "': expected NAME=tensor:ID or NAME=task:TASK_ID:OUTPUT"));
+    UsageError(
+        "tasks submit",
+        absl::StrCat("--input '", text, "': expected NAME=tensor:ID or NAME=task:TASK_ID:OUTPUT"));
     return false;
   }
   inference::ModelInferRequest req;
@@ -109,17 +109,17 @@ int WaitAndPrint(InferdClient& client, const std::string& id, double wait_second
   req.set_task_id(id);
   req.set_timeout_seconds(wait_seconds);
   v1::WaitTaskResponse resp;
-  absl::Status st = client.WithRetries(
-      [&](grpc::ClientContext* ctx) { return stub->WaitTask(ctx, req, &resp); },
-      absl::Seconds(wait_seconds) + client.options().timeout);
+  absl::Status st =
+      client.WithRetries([&](grpc::ClientContext* ctx) { return stub->WaitTask(ctx, req, &resp); },
+                         absl::Seconds(wait_seconds) + client.options().timeout);
   if (!st.ok()) return Fail(st);
   if (json) {
     std::printf("%s\n", MessageToJson(resp).c_str());
   } else {
     PrintTask(resp.task());
     if (!resp.finished()) {
-      std::printf("  still %s after %g s\n", ShortEnumName(StateEnum(), resp.task().state()).c_str(),
-                  wait_seconds);
+      std::printf("  still %s after %g s\n",
+                  ShortEnumName(StateEnum(), resp.task().state()).c_str(), wait_seconds);
     }
   }
   return resp.task().state() == v1::TASK_STATE_SUCCEEDED ? 0 : 1;
@@ -151,8 +151,9 @@ int Submit(InferdClient& client, const std::vector<std::string>& args) {
     return 2;
   }
   if (pos.size() != 1) {
-    return UsageError("tasks submit", "needs one MODEL, e.g. inferctl tasks submit add "
-                                      "--input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4");
+    return UsageError("tasks submit",
+                      "needs one MODEL, e.g. inferctl tasks submit add "
+                      "--input=INPUT0:FP32:2:1,2 --input=INPUT1:FP32:2:3,4");
   }
   v1::TaskSpec spec;
   spec.set_model_name(pos[0]);
@@ -191,8 +192,8 @@ int Submit(InferdClient& client, const std::vector<std::string>& args) {
   v1::SubmitTaskRequest req;
   *req.mutable_task() = spec;
   v1::SubmitTaskResponse resp;
-  absl::Status st =
-      client.WithRetries([&](grpc::ClientContext* ctx) { return stub->SubmitTask(ctx, req, &resp); });
+  absl::Status st = client.WithRetries(
+      [&](grpc::ClientContext* ctx) { return stub->SubmitTask(ctx, req, &resp); });
   if (!st.ok()) return Fail(st);
   if (wait) return WaitAndPrint(client, resp.task_id(), wait_timeout, json);
   std::printf("%s\n", resp.task_id().c_str());
@@ -265,8 +266,8 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
   int64_t count = 0;
   double for_seconds = 0;
   std::vector<std::string> ids;
-  if (!ParseFlags("tasks watch", args, {{"model", &model}, {"count", &count}, {"for", &for_seconds}},
-                  &ids)) {
+  if (!ParseFlags("tasks watch", args,
+                  {{"model", &model}, {"count", &count}, {"for", &for_seconds}}, &ids)) {
     return 2;
   }
   if (count < 0) return UsageError("tasks watch", "--count: must be >= 0");
@@ -276,7 +277,8 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
   for (const auto& id : ids) req.add_task_ids(id);
   req.set_model_name(model);
   grpc::ClientContext ctx;
-  if (for_seconds > 0) ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(for_seconds)));
+  if (for_seconds > 0)
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(for_seconds)));
   std::unique_ptr<grpc::ClientReader<v1::WatchTasksResponse>> reader = stub->WatchTasks(&ctx, req);
   absl::flat_hash_set<std::string> pending(ids.begin(), ids.end());
   const bool until_done = !ids.empty() && count == 0;
@@ -286,8 +288,8 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
       get.set_task_id(id);
       get.set_omit_outputs(true);
       v1::GetTaskResponse resp;
-      absl::Status st = client.WithRetries(
-          [&](grpc::ClientContext* c) { return stub->GetTask(c, get, &resp); });
+      absl::Status st =
+          client.WithRetries([&](grpc::ClientContext* c) { return stub->GetTask(c, get, &resp); });
       if (!st.ok()) {
         ctx.TryCancel();
         reader->Finish();
@@ -331,12 +333,16 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
   bool json = false;
   std::vector<std::string> pos;
   if (!ParseFlags("tasks list", args,
-                  {{"state", &state}, {"model", &model}, {"owner", &owner}, {"limit", &limit},
+                  {{"state", &state},
+                   {"model", &model},
+                   {"owner", &owner},
+                   {"limit", &limit},
                    {"json", &json}},
                   &pos)) {
     return 2;
   }
-  if (!pos.empty()) return UsageError("tasks list", absl::StrCat("unknown argument '", pos[0], "'"));
+  if (!pos.empty())
+    return UsageError("tasks list", absl::StrCat("unknown argument '", pos[0], "'"));
   if (limit < 0) return UsageError("tasks list", "--limit: must be >= 0 (0: all)");
   v1::ListTasksRequest req;
   if (!state.empty()) {
@@ -353,8 +359,8 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
   v1::ListTasksResponse all;
   do {
     v1::ListTasksResponse page;
-    absl::Status st =
-        client.WithRetries([&](grpc::ClientContext* ctx) { return stub->ListTasks(ctx, req, &page); });
+    absl::Status st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->ListTasks(ctx, req, &page); });
     if (!st.ok()) return Fail(st);
     for (auto& t : *page.mutable_tasks()) *all.add_tasks() = std::move(t);
     req.set_page_token(page.next_page_token());
@@ -368,7 +374,8 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
               "submitted", "exec s");
   for (const auto& t : all.tasks()) {
     std::printf("%-32s %-16s %-10s %-11s %4d %-12s %10.6f\n", t.task_id().c_str(),
-                t.model_name().c_str(), ShortEnumName(v1::Priority_descriptor(), t.priority()).c_str(),
+                t.model_name().c_str(),
+                ShortEnumName(v1::Priority_descriptor(), t.priority()).c_str(),
                 ShortEnumName(StateEnum(), t.state()).c_str(), t.device(),
                 FormatTimeMs(t.submit_unix_ms()).c_str(), t.execution_seconds());
   }
@@ -387,7 +394,8 @@ int TasksCommand(InferdClient& client, const std::vector<std::string>& args) {
   if (sub == "cancel") return GetOrCancel(client, rest, /*cancel=*/true);
   if (sub == "watch") return Watch(client, rest);
   if (sub == "list") return List(client, rest);
-  return UsageError("tasks", absl::StrCat("unknown subcommand '", sub, "'; one of:\n", kTasksUsage));
+  return UsageError("tasks",
+                    absl::StrCat("unknown subcommand '", sub, "'; one of:\n", kTasksUsage));
 }
 
 }  // namespace inferd::inferctl

@@ -56,12 +56,13 @@ struct Spec {
 std::optional<Spec> ParseSpec(absl::string_view command, absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, absl::MaxSplits(':', 2));
   if (parts.size() < 2) {
-    UsageError(command, absl::StrCat("'", text, "': expected DTYPE:SHAPE[:VALUES], e.g. FP32:2x2:1,2,3,4"));
+    UsageError(command,
+               absl::StrCat("'", text, "': expected DTYPE:SHAPE[:VALUES], e.g. FP32:2x2:1,2,3,4"));
     return std::nullopt;
   }
   inference::ModelInferRequest req;
-  const std::string spec = absl::StrCat("T:", parts[0], ":", parts[1], ":",
-                                        parts.size() == 3 ? parts[2] : "");
+  const std::string spec =
+      absl::StrCat("T:", parts[0], ":", parts[1], ":", parts.size() == 3 ? parts[2] : "");
   if (absl::Status st = AddInputSpec(spec, &req); !st.ok()) {
     std::string message(st.message());
     absl::StrReplaceAll({{"--input 'T:", "'"}}, &message);
@@ -133,7 +134,8 @@ int Upload(InferdClient& client, const std::vector<std::string>& args) {
     return 2;
   }
   if (pos.size() != 1) {
-    return UsageError("tensors upload", "needs one DTYPE:SHAPE:VALUES (or DTYPE:SHAPE --file=PATH)");
+    return UsageError("tensors upload",
+                      "needs one DTYPE:SHAPE:VALUES (or DTYPE:SHAPE --file=PATH)");
   }
   if (chunk <= 0) return UsageError("tensors upload", "--chunk-bytes: must be positive");
   std::optional<Spec> spec = ParseSpec("tensors upload", pos[0]);
@@ -146,17 +148,17 @@ int Upload(InferdClient& client, const std::vector<std::string>& args) {
     if (!in) return UsageError("tensors upload", absl::StrCat("--file: cannot read '", file, "'"));
     spec->data = std::string(std::istreambuf_iterator<char>(in), {});
   }
-  if (!spec->data) return UsageError("tensors upload", "needs VALUES (DTYPE:SHAPE:VALUES) or --file");
+  if (!spec->data)
+    return UsageError("tensors upload", "needs VALUES (DTYPE:SHAPE:VALUES) or --file");
   const size_t size = DataTypeSize(spec->dtype);
   if (size != 0 && spec->data->size() != Elements(spec->shape) * size) {
-    return UsageError("tensors upload",
-                      absl::StrCat("shape ", Shape(spec->shape),
-                                   " of ", spec->datatype, " needs ", Elements(spec->shape) * size,
-                                   " bytes, the data has ", spec->data->size()));
+    return UsageError(
+        "tensors upload",
+        absl::StrCat("shape ", Shape(spec->shape), " of ", spec->datatype, " needs ",
+                     Elements(spec->shape) * size, " bytes, the data has ", spec->data->size()));
   }
-  absl::StatusOr<v1::TensorInfo> info =
-      UploadTensor(client, Header(*spec, device, owner, lease), *spec->data,
-                   static_cast<size_t>(chunk));
+  absl::StatusOr<v1::TensorInfo> info = UploadTensor(client, Header(*spec, device, owner, lease),
+                                                     *spec->data, static_cast<size_t>(chunk));
   if (!info.ok()) return Fail(info.status());
   PrintInfo(*info);
   return 0;
@@ -179,9 +181,8 @@ int Download(InferdClient& client, const std::vector<std::string>& args) {
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(t->data.data(), static_cast<std::streamsize>(t->data.size()));
     if (!f) return UsageError("tensors download", absl::StrCat("--out: cannot write '", out, "'"));
-    std::printf("%s  %s %s  %zu bytes written to %s\n", pos[0].c_str(),
-                t->info.datatype().c_str(), Shape(t->info.shape()).c_str(), t->data.size(),
-                out.c_str());
+    std::printf("%s  %s %s  %zu bytes written to %s\n", pos[0].c_str(), t->info.datatype().c_str(),
+                Shape(t->info.shape()).c_str(), t->data.size(), out.c_str());
     return 0;
   }
   std::optional<DataType> dt = ParseDataType(t->info.datatype());
@@ -217,8 +218,8 @@ int Info(InferdClient& client, const std::vector<std::string>& args, bool renew)
     std::printf("%s\n", MessageToJson(info).c_str());
   } else {
     PrintInfo(info);
-    std::printf("  lease expires %s UTC, pins %u\n", FormatTimeMs(info.lease_expires_unix_ms()).c_str(),
-                info.pin_count());
+    std::printf("  lease expires %s UTC, pins %u\n",
+                FormatTimeMs(info.lease_expires_unix_ms()).c_str(), info.pin_count());
   }
   return 0;
 }
@@ -232,8 +233,8 @@ int Free(InferdClient& client, const std::vector<std::string>& args) {
     v1::FreeTensorRequest req;
     req.set_tensor_id(id);
     v1::FreeTensorResponse resp;
-    absl::Status st =
-        client.WithRetries([&](grpc::ClientContext* ctx) { return stub->FreeTensor(ctx, req, &resp); });
+    absl::Status st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->FreeTensor(ctx, req, &resp); });
     if (!st.ok()) return Fail(st);
     std::printf("freed %s\n", id.c_str());
   }
@@ -251,7 +252,8 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
                   &pos)) {
     return 2;
   }
-  if (!pos.empty()) return UsageError("tensors list", absl::StrCat("unknown argument '", pos[0], "'"));
+  if (!pos.empty())
+    return UsageError("tensors list", absl::StrCat("unknown argument '", pos[0], "'"));
   if (limit < 0) return UsageError("tensors list", "--limit: must be >= 0 (0: all)");
   auto stub = v1::Memory::NewStub(client.channel());
   v1::ListTensorsResponse all;
@@ -271,8 +273,8 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
     std::printf("%s\n", MessageToJson(all).c_str());
     return 0;
   }
-  std::printf("%-32s %4s %-6s %-14s %12s %-14s %-12s %4s\n", "id", "dev", "dtype", "shape",
-              "bytes", "owner", "lease (UTC)", "pins");
+  std::printf("%-32s %4s %-6s %-14s %12s %-14s %-12s %4s\n", "id", "dev", "dtype", "shape", "bytes",
+              "owner", "lease (UTC)", "pins");
   for (const auto& t : all.tensors()) {
     std::printf("%-32s %4d %-6s %-14s %12lu %-14s %-12s %4u\n", t.id().c_str(), t.device(),
                 t.datatype().c_str(), Shape(t.shape()).c_str(),
@@ -285,7 +287,8 @@ int List(InferdClient& client, const std::vector<std::string>& args) {
 }  // namespace
 
 int TensorsCommand(InferdClient& client, const std::vector<std::string>& args) {
-  if (args.empty()) return UsageError("tensors", absl::StrCat("needs a subcommand:\n", kTensorsUsage));
+  if (args.empty())
+    return UsageError("tensors", absl::StrCat("needs a subcommand:\n", kTensorsUsage));
   const std::string& sub = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (sub == "alloc") return Alloc(client, rest);
@@ -295,7 +298,8 @@ int TensorsCommand(InferdClient& client, const std::vector<std::string>& args) {
   if (sub == "renew") return Info(client, rest, /*renew=*/true);
   if (sub == "free") return Free(client, rest);
   if (sub == "list") return List(client, rest);
-  return UsageError("tensors", absl::StrCat("unknown subcommand '", sub, "'; one of:\n", kTensorsUsage));
+  return UsageError("tensors",
+                    absl::StrCat("unknown subcommand '", sub, "'; one of:\n", kTensorsUsage));
 }
 
 }  // namespace inferd::inferctl

@@ -42,7 +42,8 @@ int PrintTransfer(const v1::Transfer& t, bool json, std::optional<DataType> valu
                 ShortEnumName(v1::Priority_descriptor(), t.priority()).c_str(),
                 FormatBytes(t.byte_size()).c_str(), t.chunks());
     if (t.bandwidth_bytes_per_second() > 0) {
-      std::printf("  %s/s", FormatBytes(static_cast<uint64_t>(t.bandwidth_bytes_per_second())).c_str());
+      std::printf("  %s/s",
+                  FormatBytes(static_cast<uint64_t>(t.bandwidth_bytes_per_second())).c_str());
     }
     std::printf("\n");
     if (t.has_result() && !t.result().id().empty()) {
@@ -50,8 +51,9 @@ int PrintTransfer(const v1::Transfer& t, bool json, std::optional<DataType> valu
                   t.source_freed() ? " (source freed)" : "");
     }
     if (t.state() == v1::TRANSFER_STATE_SUCCEEDED && t.dst_device() == -1) {
-      std::printf("  -> host: %s\n", values_dtype ? FormatValues(*values_dtype, t.data()).c_str()
-                                                 : absl::StrCat(t.data().size(), " bytes").c_str());
+      std::printf("  -> host: %s\n", values_dtype
+                                         ? FormatValues(*values_dtype, t.data()).c_str()
+                                         : absl::StrCat(t.data().size(), " bytes").c_str());
     }
   }
   if (t.state() == v1::TRANSFER_STATE_FAILED) {
@@ -72,9 +74,9 @@ absl::StatusOr<v1::Transfer> WaitTransfer(InferdClient& client, const std::strin
   req.set_transfer_id(id);
   req.set_timeout_ms(static_cast<int64_t>(wait_seconds * 1000));
   v1::Transfer t;
-  absl::Status st = client.WithRetries(
-      [&](grpc::ClientContext* ctx) { return stub->WaitTransfer(ctx, req, &t); },
-      absl::Seconds(wait_seconds) + client.options().timeout);
+  absl::Status st =
+      client.WithRetries([&](grpc::ClientContext* ctx) { return stub->WaitTransfer(ctx, req, &t); },
+                         absl::Seconds(wait_seconds) + client.options().timeout);
   if (!st.ok()) return st;
   return t;
 }
@@ -97,8 +99,8 @@ int GetOrWait(InferdClient& client, const std::vector<std::string>& args, bool w
     v1::GetTransferRequest req;
     req.set_transfer_id(pos[0]);
     v1::Transfer out;
-    absl::Status st =
-        client.WithRetries([&](grpc::ClientContext* ctx) { return stub->GetTransfer(ctx, req, &out); });
+    absl::Status st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->GetTransfer(ctx, req, &out); });
     t = st.ok() ? absl::StatusOr<v1::Transfer>(out) : st;
   }
   if (!t.ok()) return Fail(t.status());
@@ -127,11 +129,13 @@ int Start(InferdClient& client, const std::vector<std::string>& args) {
     return 2;
   }
   if (pos.size() != (values.empty() ? 1u : 0u)) {
-    return UsageError("transfer", absl::StrCat("needs one TENSOR_ID or --values; usage:\n",
-                                               kTransferUsage));
+    return UsageError("transfer",
+                      absl::StrCat("needs one TENSOR_ID or --values; usage:\n", kTransferUsage));
   }
   std::optional<int> dst = ParseDevice(to);
-  if (!dst) return UsageError("transfer", absl::StrCat("--to: '", to, "' is not a device number or 'host'"));
+  if (!dst)
+    return UsageError("transfer",
+                      absl::StrCat("--to: '", to, "' is not a device number or 'host'"));
   if (wait_timeout <= 0) return UsageError("transfer", "--wait-timeout: must be > 0 seconds");
   v1::AsyncTransferRequest req;
   std::optional<DataType> values_dtype;
@@ -152,14 +156,16 @@ int Start(InferdClient& client, const std::vector<std::string>& args) {
       v1::GetTensorRequest get;
       get.set_tensor_id(pos[0]);
       v1::TensorInfo info;
-      absl::Status st =
-          client.WithRetries([&](grpc::ClientContext* ctx) { return mem->GetTensor(ctx, get, &info); });
+      absl::Status st = client.WithRetries(
+          [&](grpc::ClientContext* ctx) { return mem->GetTensor(ctx, get, &info); });
       if (!st.ok()) return Fail(st);
       values_dtype = ParseDataType(info.datatype());
     }
   }
-  if (*dst < 0) req.set_to_host(true);
-  else req.set_dst_device(*dst);
+  if (*dst < 0)
+    req.set_to_host(true);
+  else
+    req.set_dst_device(*dst);
   if (!priority.empty()) {
     std::optional<int> p = ParseEnumName(v1::Priority_descriptor(), priority);
     if (!p || *p == v1::PRIORITY_UNSPECIFIED) {
@@ -220,17 +226,20 @@ int CollectiveCommand(InferdClient& client, const std::vector<std::string>& args
     v1::AllReduceRequest req;
     for (const auto& id : ids) req.add_tensor_ids(id);
     req.set_op(static_cast<v1::ReduceOp>(*reduce));
-    st = client.WithRetries([&](grpc::ClientContext* ctx) { return stub->AllReduce(ctx, req, &resp); });
+    st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->AllReduce(ctx, req, &resp); });
   } else if (op_name == "broadcast") {
     v1::BroadcastRequest req;
     for (const auto& id : ids) req.add_tensor_ids(id);
     req.set_root(static_cast<int32_t>(root));
-    st = client.WithRetries([&](grpc::ClientContext* ctx) { return stub->Broadcast(ctx, req, &resp); });
+    st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->Broadcast(ctx, req, &resp); });
   } else if (op_name == "allgather") {
     v1::AllGatherRequest req;
     for (const auto& id : ids) req.add_tensor_ids(id);
     req.set_lease_ms(lease_ms);
-    st = client.WithRetries([&](grpc::ClientContext* ctx) { return stub->AllGather(ctx, req, &resp); });
+    st = client.WithRetries(
+        [&](grpc::ClientContext* ctx) { return stub->AllGather(ctx, req, &resp); });
   } else if (op_name == "reducescatter") {
     v1::ReduceScatterRequest req;
     for (const auto& id : ids) req.add_tensor_ids(id);

@@ -26,9 +26,7 @@ using ::testing::Not;
 
 class InferctlTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    daemon_ = new testing::DaemonProcess(testing::DeviceArgs(2));
-  }
+  static void SetUpTestSuite() { daemon_ = new testing::DaemonProcess(testing::DeviceArgs(2)); }
   static void TearDownTestSuite() {
     delete daemon_;
     daemon_ = nullptr;
@@ -36,8 +34,7 @@ class InferctlTest : public ::testing::Test {
   void SetUp() override { ASSERT_TRUE(daemon_->started()) << daemon_->Stderr(); }
 
   static testing::CommandResult Run(std::vector<std::string> args) {
-    std::vector<std::string> argv = {testing::InferctlBinary(),
-                                     "--target=" + daemon_->target()};
+    std::vector<std::string> argv = {testing::InferctlBinary(), "--target=" + daemon_->target()};
     argv.insert(argv.end(), args.begin(), args.end());
     return testing::RunCommand(argv, absl::Seconds(60));
   }
@@ -58,8 +55,8 @@ class InferctlTest : public ::testing::Test {
 testing::DaemonProcess* InferctlTest::daemon_ = nullptr;
 
 TEST_F(InferctlTest, HelpListsEveryCommandGroup) {
-  testing::CommandResult r = testing::RunCommand({testing::InferctlBinary(), "--help"},
-                                                 absl::Seconds(10));
+  testing::CommandResult r =
+      testing::RunCommand({testing::InferctlBinary(), "--help"}, absl::Seconds(10));
   EXPECT_EQ(r.exit_code, 0);
   for (const char* cmd : {"health", "models", "infer", "bench", "tensors", "tasks", "transfer",
                           "collective", "stats", "report"}) {
@@ -134,9 +131,9 @@ TEST_F(InferctlTest, TensorAllocIsZeroed) {
 }
 
 TEST_F(InferctlTest, TaskSubmitWaitGetListCancel) {
-  const std::string id = RunForId({"tasks", "submit", "add", "--input=INPUT0:FP32:2:1,2",
-                                   "--input=INPUT1:FP32:2:3,4", "--priority=high",
-                                   "--owner=ctl-tasks"});
+  const std::string id =
+      RunForId({"tasks", "submit", "add", "--input=INPUT0:FP32:2:1,2", "--input=INPUT1:FP32:2:3,4",
+                "--priority=high", "--owner=ctl-tasks"});
   ASSERT_EQ(id.size(), 32u) << id;
   testing::CommandResult r = Run({"tasks", "wait", id, "--wait-timeout=30"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -157,8 +154,8 @@ TEST_F(InferctlTest, TaskSubmitWaitGetListCancel) {
 // output by reference (the dependency is implied).
 TEST_F(InferctlTest, TaskInputsByTensorHandleAndTaskOutput) {
   const std::string tensor = RunForId({"tensors", "upload", "FP32:2:1,1", "--device=0"});
-  const std::string first = RunForId({"tasks", "submit", "add", "--input=INPUT0=tensor:" + tensor,
-                                      "--input=INPUT1:FP32:2:2,3"});
+  const std::string first = RunForId(
+      {"tasks", "submit", "add", "--input=INPUT0=tensor:" + tensor, "--input=INPUT1:FP32:2:2,3"});
   testing::CommandResult r =
       Run({"tasks", "submit", "scale", "--input=INPUT0=task:" + first + ":OUTPUT0",
            "--param=factor=10", "--wait"});
@@ -197,7 +194,8 @@ TEST_F(InferctlTest, TaskWatchStreamsEvents) {
   });
   for (int i = 0; i < 200 && watch.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
        ++i) {
-    ASSERT_EQ(Run({"tasks", "submit", "identity", "--input=INPUT0:FP32:1:1", "--wait"}).exit_code, 0);
+    ASSERT_EQ(Run({"tasks", "submit", "identity", "--input=INPUT0:FP32:1:1", "--wait"}).exit_code,
+              0);
   }
   testing::CommandResult r = watch.get();
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -250,10 +248,10 @@ TEST_F(InferctlTest, StatsForEveryEngineAsTableAndJson) {
     const char* table_text;
     const char* json_key;
   };
-  for (const Case& c : {Case{"memory", "frag", "\"fragmentation\""},
-                        Case{"scheduler", "strategy", "\"strategy\""},
-                        Case{"comm", "calibration", "\"links\""},
-                        Case{"scaling", "desired replicas", "\"desired_replicas\""}}) {
+  for (const Case& c :
+       {Case{"memory", "frag", "\"fragmentation\""}, Case{"scheduler", "strategy", "\"strategy\""},
+        Case{"comm", "calibration", "\"links\""},
+        Case{"scaling", "desired replicas", "\"desired_replicas\""}}) {
     testing::CommandResult r = Run({"stats", c.engine});
     EXPECT_EQ(r.exit_code, 0) << c.engine << ": " << r.output;
     EXPECT_THAT(r.output, HasSubstr(c.table_text)) << c.engine;
