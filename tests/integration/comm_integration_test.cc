@@ -17,29 +17,22 @@
 namespace inferd {
 namespace {
 
-using testing::DaemonProcess;
 
 class CommIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    config_path_ = new std::string(testing::WriteTempFile(
+    daemon_ = new testing::ConfiguredDaemon(
         "device:\n  host_memory_mb: 512\n  multi_gpu:\n    performance_optimization:\n"
-        "      memory_pool_size_mb: 16\n      comm_chunk_size_mb: 1\n"));
-    std::vector<std::string> args = testing::DeviceArgs(4);
-    args.push_back("--config=" + *config_path_);
-    daemon_ = new DaemonProcess(args);
-    ASSERT_TRUE(daemon_->started()) << daemon_->Stderr();
+        "      memory_pool_size_mb: 16\n      comm_chunk_size_mb: 1\n", 4);
+    ASSERT_TRUE(daemon_->process().started()) << daemon_->process().Stderr();
   }
   static void TearDownTestSuite() {
-    daemon_->Signal(SIGTERM);
-    EXPECT_EQ(daemon_->Wait(absl::Seconds(30)), 0) << daemon_->Stderr();
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->process().Stderr();
     delete daemon_;
-    std::remove(config_path_->c_str());
-    delete config_path_;
   }
   void SetUp() override {
     ClientOptions o;
-    o.target = daemon_->target();
+    o.target = daemon_->process().target();
     client_ = std::make_unique<InferdClient>(o);
     memory_ = v1::Memory::NewStub(client_->channel());
     comm_ = v1::Communication::NewStub(client_->channel());
@@ -111,15 +104,13 @@ class CommIntegrationTest : public ::testing::Test {
     return resp;
   }
 
-  static DaemonProcess* daemon_;
-  static std::string* config_path_;
+  static testing::ConfiguredDaemon* daemon_;
   std::unique_ptr<InferdClient> client_;
   std::unique_ptr<v1::Memory::Stub> memory_;
   std::unique_ptr<v1::Communication::Stub> comm_;
 };
 
-DaemonProcess* CommIntegrationTest::daemon_ = nullptr;
-std::string* CommIntegrationTest::config_path_ = nullptr;
+testing::ConfiguredDaemon* CommIntegrationTest::daemon_ = nullptr;
 
 // Verifies the acceptance path: upload on device 0 (Memory service),
 // transfer to device 1, download: bytes identical; the 5 MiB transfer goes
@@ -297,7 +288,7 @@ TEST_F(CommIntegrationTest, StatsAndMetricsReportLinksAndCalibration) {
   }
   EXPECT_TRUE(found);
   EXPECT_EQ(stats.queue_depth_size(), 5);
-  const std::string metrics = testing::HttpGet(daemon_->metrics_port(), "/metrics");
+  const std::string metrics = testing::HttpGet(daemon_->process().metrics_port(), "/metrics");
   EXPECT_TRUE(absl::StrContains(metrics, "inferd_comm_bytes_total{link=\"0->3\",op=\"transfer\"}"));
   EXPECT_TRUE(absl::StrContains(metrics, "inferd_comm_link_peak_bytes_per_second"));
   EXPECT_TRUE(absl::StrContains(metrics, "inferd_comm_queue_depth{priority=\"background\"}"));

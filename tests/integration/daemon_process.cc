@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <regex>
@@ -136,6 +137,24 @@ std::optional<int> DaemonProcess::Wait(absl::Duration timeout) {
 std::string DaemonProcess::Stderr() {
   absl::MutexLock lock(&mu_);
   return stderr_;
+}
+
+ConfiguredDaemon::ConfiguredDaemon(const std::string& config_yaml, int host_devices)
+    : config_path_(WriteTempFile(config_yaml)) {
+  std::vector<std::string> args = DeviceArgs(host_devices);
+  args.push_back("--config=" + config_path_);
+  process_ = std::make_unique<DaemonProcess>(args);
+}
+
+ConfiguredDaemon::~ConfiguredDaemon() {
+  if (!stopped_) (void)Stop();
+  std::remove(config_path_.c_str());
+}
+
+std::optional<int> ConfiguredDaemon::Stop() {
+  stopped_ = true;
+  process_->Signal(SIGTERM);
+  return process_->Wait(absl::Seconds(30));
 }
 
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {

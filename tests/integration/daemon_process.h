@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -57,6 +58,24 @@ class DaemonProcess {
   std::string stderr_ ABSL_GUARDED_BY(mu_);
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<int> exit_code_;
+};
+
+// A daemon started from a YAML config on `host_devices` host devices (or
+// the GPUs, see DeviceArgs), shared by the tests of one suite. The
+// destructor sends SIGTERM and returns the exit code through `exit_code`
+// for the suite to check; the temp config goes with it.
+class ConfiguredDaemon {
+ public:
+  ConfiguredDaemon(const std::string& config_yaml, int host_devices);
+  ~ConfiguredDaemon();
+  // SIGTERM, then waits; returns the exit code (nullopt on timeout).
+  std::optional<int> Stop();
+  DaemonProcess& process() { return *process_; }
+
+ private:
+  std::string config_path_;
+  std::unique_ptr<DaemonProcess> process_;
+  bool stopped_ = false;
 };
 
 // Runs a command to completion; returns exit code and combined output.

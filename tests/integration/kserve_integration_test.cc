@@ -14,28 +14,21 @@
 namespace inferd {
 namespace {
 
-using testing::DaemonProcess;
 
 class KServeIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    config_path_ = new std::string(testing::WriteTempFile(
-        "server:\n  max_receive_message_bytes: 1048576\n"));
-    std::vector<std::string> args = testing::DeviceArgs(2);
-    args.push_back("--config=" + *config_path_);
-    daemon_ = new DaemonProcess(args);
-    ASSERT_TRUE(daemon_->started()) << daemon_->Stderr();
+    daemon_ = new testing::ConfiguredDaemon(
+        "server:\n  max_receive_message_bytes: 1048576\n", 2);
+    ASSERT_TRUE(daemon_->process().started()) << daemon_->process().Stderr();
   }
   static void TearDownTestSuite() {
-    daemon_->Signal(SIGTERM);
-    EXPECT_EQ(daemon_->Wait(absl::Seconds(30)), 0) << daemon_->Stderr();
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->process().Stderr();
     delete daemon_;
-    std::remove(config_path_->c_str());
-    delete config_path_;
   }
   void SetUp() override {
     ClientOptions o;
-    o.target = daemon_->target();
+    o.target = daemon_->process().target();
     o.timeout = absl::Seconds(20);
     client_ = std::make_unique<InferdClient>(o);
   }
@@ -44,13 +37,11 @@ class KServeIntegrationTest : public ::testing::Test {
     return client_->Infer(r);
   }
 
-  static DaemonProcess* daemon_;
-  static std::string* config_path_;
+  static testing::ConfiguredDaemon* daemon_;
   std::unique_ptr<InferdClient> client_;
 };
 
-DaemonProcess* KServeIntegrationTest::daemon_ = nullptr;
-std::string* KServeIntegrationTest::config_path_ = nullptr;
+testing::ConfiguredDaemon* KServeIntegrationTest::daemon_ = nullptr;
 
 TEST_F(KServeIntegrationTest, HealthReportsServingForServerAndNamedService) {
   EXPECT_EQ(client_->Health("").value_or(false), true);
@@ -280,7 +271,7 @@ TEST_F(KServeIntegrationTest, MetricsCountRequestsAndPassPromtool) {
   req.set_model_name("identity");
   AddRawInput(&req, "INPUT0", DataType::kFp32, {1}, ToBytes<float>({1}));
   ASSERT_TRUE(Infer(req).ok());
-  const std::string body = testing::HttpGet(daemon_->metrics_port(), "/metrics");
+  const std::string body = testing::HttpGet(daemon_->process().metrics_port(), "/metrics");
   EXPECT_TRUE(absl::StrContains(
       body, "inferd_grpc_requests_total{code=\"OK\",method=\"inference.GRPCInferenceService/ModelInfer\"}"))
       << body.substr(0, 2000);
@@ -295,7 +286,7 @@ TEST_F(KServeIntegrationTest, MetricsCountRequestsAndPassPromtool) {
 }
 
 TEST_F(KServeIntegrationTest, InferctlTalksToTheDaemon) {
-  const std::string target = "--target=" + daemon_->target();
+  const std::string target = "--target=" + daemon_->process().target();
   auto health = testing::RunCommand({testing::InferctlBinary(), target, "health"}, absl::Seconds(30));
   EXPECT_EQ(health.exit_code, 0) << health.output;
   EXPECT_TRUE(absl::StrContains(health.output, "SERVING"));

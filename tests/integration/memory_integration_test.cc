@@ -14,30 +14,23 @@
 namespace inferd {
 namespace {
 
-using testing::DaemonProcess;
 
 class MemoryIntegrationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    config_path_ = new std::string(testing::WriteTempFile(
+    daemon_ = new testing::ConfiguredDaemon(
         "device:\n  host_memory_mb: 512\n  multi_gpu:\n    performance_optimization:\n"
         "      memory_pool_size_mb: 16\n"
-        "memory:\n  monitor_interval_seconds: 0.1\n"));
-    std::vector<std::string> args = testing::DeviceArgs(2);
-    args.push_back("--config=" + *config_path_);
-    daemon_ = new DaemonProcess(args);
-    ASSERT_TRUE(daemon_->started()) << daemon_->Stderr();
+        "memory:\n  monitor_interval_seconds: 0.1\n", 2);
+    ASSERT_TRUE(daemon_->process().started()) << daemon_->process().Stderr();
   }
   static void TearDownTestSuite() {
-    daemon_->Signal(SIGTERM);
-    EXPECT_EQ(daemon_->Wait(absl::Seconds(30)), 0) << daemon_->Stderr();
+    EXPECT_EQ(daemon_->Stop(), 0) << daemon_->process().Stderr();
     delete daemon_;
-    std::remove(config_path_->c_str());
-    delete config_path_;
   }
   void SetUp() override {
     ClientOptions o;
-    o.target = daemon_->target();
+    o.target = daemon_->process().target();
     client_ = std::make_unique<InferdClient>(o);
     stub_ = v1::Memory::NewStub(client_->channel());
   }
@@ -85,14 +78,12 @@ class MemoryIntegrationTest : public ::testing::Test {
     return out;
   }
 
-  static DaemonProcess* daemon_;
-  static std::string* config_path_;
+  static testing::ConfiguredDaemon* daemon_;
   std::unique_ptr<InferdClient> client_;
   std::unique_ptr<v1::Memory::Stub> stub_;
 };
 
-DaemonProcess* MemoryIntegrationTest::daemon_ = nullptr;
-std::string* MemoryIntegrationTest::config_path_ = nullptr;
+testing::ConfiguredDaemon* MemoryIntegrationTest::daemon_ = nullptr;
 
 // Verifies a 64 MiB tensor streams in and back out bit-identical (no 4 MiB
 // message limit applies to either direction).
