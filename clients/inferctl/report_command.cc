@@ -62,6 +62,20 @@ int ReportCommand(InferdClient& client, const std::vector<std::string>& args) {
               sc.desired_replicas(), sc.replica_demand());
   if (sc.has_last_decision())
     std::printf("last decision: %s\n", sc.last_decision().reason().c_str());
+  if (report.has_communication()) {
+    const auto& comm = report.communication();
+    std::printf("\nCOMMUNICATION\nnccl %s, active transfers %lu\n",
+                comm.nccl_enabled() ? "on" : "off",
+                static_cast<unsigned long>(comm.active_transfers()));
+    std::printf("%-10s %-16s %12s %10s %7s %10s\n", "link", "kind", "bytes", "transfers", "errors",
+                "GB/s");
+    for (const auto& l : comm.links()) {
+      std::printf("%-10s %-16s %12s %10lu %7lu %10.3f\n", l.link().c_str(),
+                  ShortEnumName(v1::LinkKind_descriptor(), l.kind()).c_str(),
+                  FormatBytes(l.bytes()).c_str(), static_cast<unsigned long>(l.transfers()),
+                  static_cast<unsigned long>(l.errors()), l.bandwidth_bytes_per_second() / 1e9);
+    }
+  }
   return 0;
 }
 

@@ -76,7 +76,9 @@ TEST_F(InferctlTest, HealthModelsInferAndReport) {
   EXPECT_THAT(r.output, HasSubstr("OUTPUT0 FP32 [2]: 4,6"));
   r = Run({"report"});
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_THAT(r.output, HasSubstr("DEVICES"));
+  for (const char* section : {"DEVICES", "MEMORY", "SCALING", "COMMUNICATION"}) {
+    EXPECT_THAT(r.output, HasSubstr(section));
+  }
 }
 
 TEST_F(InferctlTest, TensorUploadDownloadInfoListRenewFree) {

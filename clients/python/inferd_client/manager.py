@@ -281,8 +281,9 @@ class InferdManager(object):
         "kind": "cuda"|"host", "name", "memory_total_bytes",
         "memory_free_bytes", "utilization" (0..1, -1 n/a), "healthy",
         "active", "fault_events": [str]}], "memory": {"devices": [memory
-        stats dicts]}, "scaling": {as get_scaling_stats}} plus whatever
-        sections the daemon's report adds (each as a dict)."""
+        stats dicts]}, "scaling": {as get_scaling_stats}, "communication":
+        {as get_communication_stats}} plus whatever sections the daemon's
+        report adds (each as a dict; None when the daemon leaves it out)."""
         return convert.message_to_dict(self.client.get_performance_report())
 
 
