@@ -214,8 +214,9 @@ class Tensor(object):
         strings; the shape is the nesting's unless `shape` is given, the
         datatype guessed (BOOL, INT64, FP32, BYTES) unless given."""
         if _np is not None and isinstance(values, _np.ndarray):
-            t = cls.from_numpy(values, name=name)
-            return t if datatype is None else cls.from_values(values.tolist(), datatype, shape, name)
+            if datatype is None and shape is None:
+                return cls.from_numpy(values, name=name)
+            values = values.tolist()
         flat, nested_shape = _flatten(values)
         if shape is None:
             shape = nested_shape
