@@ -22,8 +22,16 @@ run() {  # name, command...
 for s in "${steps[@]}"; do
   case $s in
     info) run info nvidia-smi ;;
-    gpu_tests) for t in "$bin"/gpu_tests "$bin"/*gpu_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
-    integration) for t in "$bin"/*integration_test "$bin"/lifecycle_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
+    gpu_tests)
+      if [[ -f $bin/torch_reference.py ]] && python3 "$bin/torch_reference.py" "$work/torchref" >"$out/torch_reference.log" 2>&1; then
+        export INFERD_TORCH_REFERENCE_DIR=$work/torchref
+      fi
+      for t in "$bin"/gpu_tests "$bin"/*gpu_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
+    # The foundation's suites, pointed at the GPUs. The engine suites
+    # (memory, comm, scheduler, scaling) assume host devices of a set
+    # capacity and count, and run in CI.
+    integration) for t in kserve_integration_test lifecycle_test report_integration_test; do
+        [[ -x $bin/$t ]] && run "$t" "$bin/$t"; done ;;
     bench)
       [[ -x $bin/modelinfer_bench ]] && run modelinfer_bench "$bin/modelinfer_bench" --gpu
       [[ -x $bin/memory_bench ]] && run memory_bench "$bin/memory_bench"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -159,8 +160,9 @@ std::string FormatLoadResultRow(const std::string& label, const LoadResult& r) {
 std::string LoadResultJson(const LoadResult& r) {
   return absl::StrFormat(
       "{\"qps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
-      "\"ok\":%d,\"errors\":%d,\"dropped\":%d}",
-      r.qps, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped);
+      "\"ok\":%d,\"errors\":%d,\"dropped\":%d,\"first_error\":\"%s\"}",
+      r.qps, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped,
+      absl::CEscape(r.first_error));
 }
 
 }  // namespace inferd
