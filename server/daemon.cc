@@ -14,6 +14,8 @@
 #include "core/comm/comm_engine.h"
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
+#include "core/sched/memory_tensor_access.h"
+#include "core/sched/scheduler.h"
 #include "core/models/model_registry.h"
 #include "core/models/model_repository.h"
 #include "core/models/repository_manager.h"
@@ -27,6 +29,7 @@
 #include "server/health_service.h"
 #include "server/kserve_service.h"
 #include "server/scaling_service.h"
+#include "server/scheduler_service.h"
 #include "server/memory_service.h"
 #include "server/report_service.h"
 #include "server/communication_service.h"
@@ -77,7 +80,10 @@ struct Daemon::Impl {
   ModelRegistry models;
   std::unique_ptr<ModelRepository> repository;  // null without models.repository
   std::unique_ptr<RepositoryManager> repository_manager;
-  std::unique_ptr<InferSubmitter> submitter;
+  std::unique_ptr<MemoryTensorAccess> tensor_access;  // the scheduler's view of `memory`
+  std::unique_ptr<Scheduler> scheduler;  // ModelInfer and tasks (core/sched)
+  int scheduler_listener = 0;            // its scaler listener
+  std::unique_ptr<InferSubmitter> submitter;  // only with enable_advanced_scheduling false
   std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::unique_ptr<HealthService> health;
   std::unique_ptr<KServeService> kserve;
@@ -85,12 +91,15 @@ struct Daemon::Impl {
   std::unique_ptr<MemoryService> memory_service;
   std::unique_ptr<ReportService> report_service;
   std::unique_ptr<CommunicationService> communication_service;
+  std::unique_ptr<SchedulerService> scheduler_service;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
   bool shut_down = false;
 
   ~Impl() {
+    // Queued ModelInfer calls hold reactors: fail them before the server goes.
+    if (scheduler) scheduler->Shutdown();
     if (server) server->Shutdown(std::chrono::system_clock::now());
     server.reset();
     kserve.reset();
@@ -98,8 +107,12 @@ struct Daemon::Impl {
     memory_service.reset();
     report_service.reset();
     communication_service.reset();
+    scheduler_service.reset();
     health.reset();
     submitter.reset();
+    if (scaler && scheduler_listener != 0) scaler->UnregisterListener(scheduler_listener);
+    scheduler.reset();
+    tensor_access.reset();
     if (scaler) scaler->Stop();  // its sampler reads the devices
     for (auto& d : devices) (void)d->Synchronize();
     allocator.reset();
@@ -122,7 +135,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   dopts.host_devices = config.device.host_devices;
   dopts.host_capacity_bytes = static_cast<uint64_t>(config.device.host_memory_mb) << 20;
   dopts.cuda_ordinals = config.device.cuda_devices;
-  dopts.streams_per_device = config.device.performance.max_tasks_per_device;
+  // One stream per scheduler slot, plus stream 0 for the memory engine.
+  dopts.streams_per_device = config.device.performance.max_tasks_per_device + 1;
   dopts.host_inline_when_idle = config.device.host_inline_when_idle;
   auto devices = DiscoverDevices(dopts);
   if (!devices.ok()) return devices.status();
@@ -193,7 +207,57 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
       return absl::Status(st.code(), absl::StrCat("models.repository: ", st.message()));
     }
   }
-  impl->submitter = std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get());
+  // Scheduler (core/sched, docs/SCHEDULER.md): serves ModelInfer and tasks;
+  // tensor handles through the memory engine; device health and load go to
+  // the scaler, whose active set it follows.
+  impl->tensor_access = std::make_unique<MemoryTensorAccess>(impl->memory.get());
+  auto sched_options = SchedulerOptionsFromConfig(config);
+  if (!sched_options.ok()) return sched_options.status();
+  sched_options->first_stream = 1;  // stream 0 is the memory engine's
+  DynamicScaler* scaler_ptr = impl->scaler.get();
+  sched_options->on_device_health = [scaler_ptr](int device, bool healthy,
+                                                 const std::string& reason) {
+    absl::Status st =
+        healthy ? scaler_ptr->MarkHealthy(device) : scaler_ptr->MarkUnhealthy(device, reason);
+    if (!st.ok()) INFERD_LOG(kWarning, "scaler health update: ", st.ToString());
+  };
+  sched_options->on_load_sample = [scaler_ptr](const SchedulerLoadSample& s) {
+    (void)scaler_ptr->RecordSchedulerSample(
+        SchedulerSample{s.queue_length, s.processing_time_seconds, s.throughput_tasks_per_second});
+  };
+  if (impl->repository != nullptr) {
+    // A model's config.yaml dynamic_batching block overrides the defaults.
+    const ModelRepository* repository = impl->repository.get();
+    sched_options->batching_lookup =
+        [repository, defaults = sched_options->default_batching](
+            const ModelSignature& sig) -> std::optional<BatchingPolicy> {
+      absl::StatusOr<ModelConfigSpec> spec = repository->ReadConfig(sig.name);
+      if (!spec.ok() || !spec->has_dynamic_batching) return std::nullopt;
+      BatchingPolicy policy = defaults;
+      policy.enabled = true;
+      policy.preferred_batch_sizes = spec->dynamic_batching.preferred_batch_sizes;
+      policy.max_queue_delay = absl::Microseconds(spec->dynamic_batching.max_queue_delay_us);
+      return policy;
+    };
+  }
+  auto scheduler = Scheduler::Create(*std::move(sched_options), impl->device_ptrs,
+                                     impl->allocator.get(), &impl->models,
+                                     impl->tensor_access.get(), Clock::Real(), *impl->registry);
+  if (!scheduler.ok()) return scheduler.status();
+  impl->scheduler = *std::move(scheduler);
+  Scheduler* sched_ptr = impl->scheduler.get();
+  impl->scheduler_listener = impl->scaler->RegisterListener(
+      [sched_ptr](const DeviceChange& c) { (void)sched_ptr->SetDeviceActive(c.device, c.active); });
+  for (Device* d : impl->device_ptrs) {
+    (void)sched_ptr->SetDeviceActive(d->index(), impl->scaler->IsActive(d->index()));
+  }
+  InferSubmitter* submitter = sched_ptr;
+  if (!config.device.performance.enable_advanced_scheduling) {
+    // ModelInfer runs at once, round robin; tasks still go through the scheduler.
+    impl->submitter =
+        std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get());
+    submitter = impl->submitter.get();
+  }
 
   impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
   impl->health = std::make_unique<HealthService>(impl->grpc_metrics.get());
@@ -204,6 +268,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->communication_service = std::make_unique<CommunicationService>(
       impl->comm.get(), impl->memory.get(),
       static_cast<uint64_t>(config.server.max_send_message_bytes), impl->grpc_metrics.get());
+  impl->scheduler_service =
+      std::make_unique<SchedulerService>(impl->scheduler.get(), impl->grpc_metrics.get());
   ReportSources report_sources;
   report_sources.devices = impl->device_ptrs;
   report_sources.memory = impl->memory.get();
@@ -211,7 +277,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   report_sources.comm = impl->comm.get();
   impl->report_service =
       std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
-  impl->kserve = std::make_unique<KServeService>(&impl->models, impl->submitter.get(),
+  impl->kserve = std::make_unique<KServeService>(&impl->models, submitter,
                                                  config.limits, impl->grpc_metrics.get(),
                                                  impl->repository_manager.get());
 
@@ -233,6 +299,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   builder.RegisterService(impl->memory_service.get());
   builder.RegisterService(impl->report_service.get());
   builder.RegisterService(impl->communication_service.get());
+  builder.RegisterService(impl->scheduler_service.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",
@@ -267,6 +334,7 @@ void Daemon::Shutdown(absl::Duration grace) {
   }
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->server->Wait();
+  impl_->scheduler->Shutdown();
   impl_->scaler->Stop();
   for (auto& d : impl_->devices) (void)d->Synchronize();
   INFERD_LOG(kInfo, "shutdown complete");

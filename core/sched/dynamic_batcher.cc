@@ -80,8 +80,7 @@ absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const>
   return merged;
 }
 
-absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows,
-                                     int64_t rows) {
+absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows) {
   if (batched.shape.empty() || batched.shape[0] != total_rows || total_rows <= 0 ||
       batched.dtype == DataType::kBytes || batched.byte_size % static_cast<uint64_t>(total_rows)) {
     return absl::InternalError(absl::StrCat(
@@ -89,8 +88,8 @@ absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_ro
   }
   TensorDesc slice = batched;
   slice.shape[0] = rows;
-  slice.byte_size = batched.byte_size / static_cast<uint64_t>(total_rows) *
-                    static_cast<uint64_t>(rows);
+  slice.byte_size =
+      batched.byte_size / static_cast<uint64_t>(total_rows) * static_cast<uint64_t>(rows);
   return slice;
 }
 
@@ -100,8 +99,8 @@ DynamicBatcher::DynamicBatcher(const BatchingPolicy& policy, int model_max_batch
                                         : model_max_batch_size;
   target_rows_ = max_rows_;
   if (!policy.preferred_batch_sizes.empty()) {
-    const int largest = *std::max_element(policy.preferred_batch_sizes.begin(),
-                                          policy.preferred_batch_sizes.end());
+    const int largest =
+        *std::max_element(policy.preferred_batch_sizes.begin(), policy.preferred_batch_sizes.end());
     target_rows_ = std::clamp(largest, 1, max_rows_);
   }
   max_delay_ = std::max(policy.max_queue_delay, absl::ZeroDuration());
@@ -137,9 +136,8 @@ std::vector<Job*> DynamicBatcher::TakeLocked() {
 DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now) {
   AddResult result;
   absl::MutexLock lock(&mu_);
-  if (head_ != nullptr &&
-      (rows_ + job->rows > max_rows_ ||
-       !CanMerge(static_cast<Job*>(head_)->request, job->request))) {
+  if (head_ != nullptr && (rows_ + job->rows > max_rows_ ||
+                           !CanMerge(static_cast<Job*>(head_)->request, job->request))) {
     result.ready.push_back(TakeLocked());
   }
   const bool first = head_ == nullptr;

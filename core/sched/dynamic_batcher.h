@@ -37,7 +37,7 @@ namespace inferd {
 // config.yaml dynamic_batching block overrides them).
 struct BatchingPolicy {
   bool enabled = true;
-  int max_batch_size = 0;  // 0: the model's max_batch_size; never above it
+  int max_batch_size = 0;                  // 0: the model's max_batch_size; never above it
   std::vector<int> preferred_batch_sizes;  // flush at the largest; empty: max
   absl::Duration max_queue_delay = absl::Microseconds(500);
 };

@@ -33,9 +33,9 @@ struct Job;
 // The members of a merged batch and the host memory the batch runs from.
 struct BatchData {
   std::vector<Job*> members;
-  std::vector<int64_t> rows;              // dim-0 rows of each member
-  std::unique_ptr<uint8_t[]> staging;     // concatenated inputs
-  std::vector<std::string> outputs;       // batched outputs, signature order
+  std::vector<int64_t> rows;           // dim-0 rows of each member
+  std::unique_ptr<uint8_t[]> staging;  // concatenated inputs
+  std::vector<std::string> outputs;    // batched outputs, signature order
   std::vector<TensorDesc> output_descs;
   std::vector<bool> output_present;
   int64_t total_rows = 0;
@@ -58,7 +58,7 @@ struct Job final : public QueueNode, public InferResponder {
   int preferred_device = -1;
   uint64_t memory_requirement = 0;
   int max_retries = 0;
-  int64_t rows = -1;  // dim-0 rows when batchable, else -1
+  int64_t rows = -1;                          // dim-0 rows when batchable, else -1
   SchedulerMetrics::Model* series = nullptr;  // the model's metrics, looked up once
 
   // Owned by whoever holds the job (see the file comment).

@@ -46,8 +46,7 @@ absl::StatusOr<AccessedTensor> MemoryTensorAccess::Pin(absl::string_view handle)
   return PinId(*id);
 }
 
-absl::StatusOr<AccessedTensor> MemoryTensorAccess::CreateOutput(int device,
-                                                                const TensorDesc& desc,
+absl::StatusOr<AccessedTensor> MemoryTensorAccess::CreateOutput(int device, const TensorDesc& desc,
                                                                 absl::string_view owner,
                                                                 std::string* handle) {
   TensorRequest request;
@@ -83,8 +82,7 @@ void MemoryTensorAccess::Free(absl::string_view handle) {
   absl::StatusOr<TensorId> id = ParseTensorId(handle, "tensor_id");
   if (!id.ok()) return;
   if (absl::Status st = engine_->FreeTensor(*id); !st.ok()) {
-    INFERD_LOG(kWarning, "scheduler: could not free output tensor ", handle, ": ",
-               st.ToString());
+    INFERD_LOG(kWarning, "scheduler: could not free output tensor ", handle, ": ", st.ToString());
   }
 }
 

@@ -16,7 +16,9 @@ bool Fits(const DeviceLoad& d, uint64_t requirement) {
   return requirement == 0 || Available(d) >= requirement;
 }
 
-int Load(const DeviceLoad& d) { return d.queued + d.running; }
+int Load(const DeviceLoad& d) {
+  return (d.queued_ahead >= 0 ? d.queued_ahead : d.queued) + d.running;
+}
 
 }  // namespace
 
@@ -32,10 +34,14 @@ absl::StatusOr<PlacementStrategy> ParsePlacementStrategy(absl::string_view name)
 
 absl::string_view PlacementStrategyName(PlacementStrategy strategy) {
   switch (strategy) {
-    case PlacementStrategy::kRoundRobin: return "round_robin";
-    case PlacementStrategy::kLeastLoaded: return "least_loaded";
-    case PlacementStrategy::kMemoryAware: return "memory_aware";
-    case PlacementStrategy::kBalanced: return "balanced";
+    case PlacementStrategy::kRoundRobin:
+      return "round_robin";
+    case PlacementStrategy::kLeastLoaded:
+      return "least_loaded";
+    case PlacementStrategy::kMemoryAware:
+      return "memory_aware";
+    case PlacementStrategy::kBalanced:
+      return "balanced";
   }
   return "balanced";
 }
@@ -46,8 +52,8 @@ double BalancedScore(const DeviceLoad& d, uint64_t memory_requirement,
       static_cast<double>(Load(d)) / static_cast<double>(std::max(1, d.max_running));
   double memory_used = 0.0;
   if (d.total_memory_bytes > 0) {
-    memory_used = 1.0 - static_cast<double>(Available(d)) /
-                            static_cast<double>(d.total_memory_bytes);
+    memory_used =
+        1.0 - static_cast<double>(Available(d)) / static_cast<double>(d.total_memory_bytes);
   }
   double score = weights.load * load + weights.memory * std::clamp(memory_used, 0.0, 1.0) +
                  weights.utilization * std::clamp(d.utilization, 0.0, 1.0);
@@ -62,21 +68,19 @@ absl::StatusOr<int> PlaceTask(PlacementStrategy strategy, absl::Span<const Devic
     for (int i = 0; i < n; ++i) {
       if (devices[i].index != request.device) continue;
       if (!devices[i].eligible) {
-        return absl::UnavailableError(absl::StrCat(
-            "device: device ", request.device, " is inactive or unhealthy"));
+        return absl::UnavailableError(
+            absl::StrCat("device: device ", request.device, " is inactive or unhealthy"));
       }
       if (request.memory_requirement_bytes > devices[i].total_memory_bytes &&
           devices[i].total_memory_bytes > 0) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "memory_requirement_bytes: ", request.memory_requirement_bytes,
-            " exceeds the ", devices[i].total_memory_bytes, " bytes of device ",
-            request.device));
+            "memory_requirement_bytes: ", request.memory_requirement_bytes, " exceeds the ",
+            devices[i].total_memory_bytes, " bytes of device ", request.device));
       }
       return i;
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat("device: ", request.device, " is not a device of this daemon (", n,
-                     " device(s))"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "device: ", request.device, " is not a device of this daemon (", n, " device(s))"));
   }
 
   // Candidates: eligible, not excluded (unless that leaves none), and able to
@@ -116,7 +120,7 @@ absl::StatusOr<int> PlaceTask(PlacementStrategy strategy, absl::Span<const Devic
   if (request.preferred >= 0) {
     for (int i = 0; i < n; ++i) {
       const DeviceLoad& d = devices[i];
-      if (d.index == request.preferred && candidate(i) && d.running + d.queued < d.max_running &&
+      if (d.index == request.preferred && candidate(i) && Load(d) < d.max_running &&
           Fits(d, request.memory_requirement_bytes)) {
         return i;
       }

@@ -3,13 +3,14 @@
 //
 // Strategies (device.multi_gpu.performance_optimization.scheduling_strategy):
 //  - round_robin: the next eligible device after the previous choice.
-//  - least_loaded: the fewest queued + running tasks.
+//  - least_loaded: the fewest queued-ahead + running tasks (queued-ahead:
+//    queued tasks of the same or a more urgent priority, which run first).
 //  - memory_aware: the most available memory (free - reserved by tasks
 //    already placed) among devices where the task's memory_requirement fits;
 //    ties go to the less loaded. When it fits nowhere now, the device with
 //    the most available memory (the task waits there for memory to free).
 //  - balanced: the lowest score
-//        load_weight        * (queued + running) / max_running
+//        load_weight        * (queued_ahead + running) / max_running
 //      + memory_weight      * (1 - available / total)
 //      + utilization_weight * utilization
 //    with default weights 0.5 / 0.3 / 0.2 (load first: it is what delays a
@@ -42,11 +43,15 @@ absl::string_view PlacementStrategyName(PlacementStrategy strategy);
 
 // One device as placement sees it at one moment.
 struct DeviceLoad {
-  int index = 0;          // DeviceInfo::index
-  bool eligible = true;   // active (scaler) and healthy
+  int index = 0;         // DeviceInfo::index
+  bool eligible = true;  // active (scaler) and healthy
   int queued = 0;
+  // Queued work that would run before the task being placed (same or more
+  // urgent priority); -1: use `queued`. Loads below count this, so a
+  // CRITICAL task goes where few CRITICAL tasks wait, whatever else is queued.
+  int queued_ahead = -1;
   int running = 0;
-  int max_running = 1;    // max_tasks_per_device
+  int max_running = 1;  // max_tasks_per_device
   uint64_t total_memory_bytes = 0;
   uint64_t free_memory_bytes = 0;
   uint64_t reserved_bytes = 0;  // memory_requirement of tasks placed here
@@ -73,8 +78,7 @@ struct PlacementRequest {
 // unhealthy; RESOURCE_EXHAUSTED when the memory requirement exceeds the
 // total memory of every eligible device.
 absl::StatusOr<int> PlaceTask(PlacementStrategy strategy, absl::Span<const DeviceLoad> devices,
-                              const PlacementRequest& request,
-                              const BalancedWeights& weights = {});
+                              const PlacementRequest& request, const BalancedWeights& weights = {});
 
 // The balanced strategy's score of one device (lower is better).
 double BalancedScore(const DeviceLoad& d, uint64_t memory_requirement,

@@ -61,8 +61,8 @@ QueueNode* AgingPriorityQueue::PopIf(absl::Time now, bool (*eligible)(const Queu
       best = head;
       break;
     }
-    const int level = EffectiveLevel(head->priority, now - head->enqueue_time,
-                                     options_.aging_interval);
+    const int level =
+        EffectiveLevel(head->priority, now - head->enqueue_time, options_.aging_interval);
     if (best == nullptr || level < best_level ||
         (level == best_level && head->enqueue_time < best->enqueue_time)) {
       best = head;

@@ -80,6 +80,46 @@ struct Scheduler::Lane {
     if (job->next != nullptr) job->next->prev = job->prev;
     job->prev = job->next = nullptr;
   }
+  // Queue operations keep the lock-free counters placement reads in step.
+  void PushLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    queue.Push(job);
+    Counted(job, 1);
+  }
+  Job* PopLocked(absl::Time now, bool (*eligible)(const QueueNode*) = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    auto* job = static_cast<Job*>(queue.PopIf(now, eligible));
+    if (job != nullptr) Counted(job, -1);
+    return job;
+  }
+  void RemoveLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    queue.Remove(job);
+    Counted(job, -1);
+  }
+  // Unlinks every queued job `pred` accepts (null: all), marks it kNew and
+  // appends it to *out.
+  void RemoveIfLocked(bool (*pred)(const QueueNode*, absl::Time), absl::Time now,
+                      std::vector<Job*>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    queue.RemoveIf([&](const QueueNode* n) { return pred == nullptr || pred(n, now); },
+                   [&](QueueNode* n) {
+                     auto* job = static_cast<Job*>(n);
+                     Counted(job, -1);
+                     job->where.store(Job::Where::kNew);
+                     out->push_back(job);
+                   });
+  }
+  void Counted(const Job* job, int delta) {
+    queued.fetch_add(delta, std::memory_order_relaxed);
+    queued_by_priority[static_cast<int>(job->priority)].fetch_add(delta, std::memory_order_relaxed);
+  }
+  // Queued work that runs before a new `priority` entry (same or more urgent).
+  int QueuedAhead(Priority priority) const {
+    int n = 0;
+    for (int p = 0; p <= static_cast<int>(priority); ++p) {
+      n += queued_by_priority[p].load(std::memory_order_relaxed);
+    }
+    return n;
+  }
+
   bool IdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return running_head == nullptr && !probing && completing == 0;
   }
@@ -98,6 +138,7 @@ struct Scheduler::Lane {
 
   // Read without the lock by placement and stats.
   std::atomic<int> queued{0};
+  std::array<std::atomic<int>, kNumPriorities> queued_by_priority{};
   std::atomic<int> running{0};
   std::atomic<bool> active{true};
   std::atomic<bool> healthy{true};
@@ -111,7 +152,7 @@ struct Scheduler::Lane {
 };
 
 struct Scheduler::ModelBatcher {
-  std::shared_ptr<const Model> model;     // keeps the key pointer unique
+  std::shared_ptr<const Model> model;       // keeps the key pointer unique
   std::unique_ptr<DynamicBatcher> batcher;  // null: batching off for it
 };
 
@@ -149,14 +190,15 @@ void Job::Complete(absl::Status status) { scheduler->OnExecuted(this, std::move(
 // ---------------------------------------------------------------------------
 // Construction.
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
-    SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
-    const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
-    prometheus::Registry& registry) {
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerOptions options,
+                                                             std::vector<Device*> devices,
+                                                             DeviceAllocator* allocator,
+                                                             const ModelRegistry* models,
+                                                             TensorAccess* tensors, Clock* clock,
+                                                             prometheus::Registry& registry) {
   if (devices.empty() || devices.size() > kMaxDevices) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("devices: the scheduler needs 1 to ", kMaxDevices, " devices, got ",
-                     devices.size()));
+    return absl::InvalidArgumentError(absl::StrCat("devices: the scheduler needs 1 to ",
+                                                   kMaxDevices, " devices, got ", devices.size()));
   }
   for (Device* d : devices) {
     if (d == nullptr) return absl::InvalidArgumentError("devices: null device");
@@ -165,9 +207,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     return absl::InvalidArgumentError("scheduler: allocator, models and clock are required");
   }
   if (options.max_tasks_per_device < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "device.multi_gpu.performance_optimization.max_tasks_per_device: ",
-        options.max_tasks_per_device, " is out of range [1, 4096]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("device.multi_gpu.performance_optimization.max_tasks_per_device: ",
+                     options.max_tasks_per_device, " is out of range [1, 4096]"));
   }
   if (options.default_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -178,23 +220,26 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
         "scheduler.max_queue_depth: ", options.max_queue_depth, " is out of range [1, inf)"));
   }
   if (options.unhealthy_threshold < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("scheduler.unhealthy_threshold: ",
-                                                   options.unhealthy_threshold,
-                                                   " is out of range [1, inf)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scheduler.unhealthy_threshold: ", options.unhealthy_threshold,
+                     " is out of range [1, inf)"));
   }
   if (options.default_max_retries < 0 || options.default_max_retries > kMaxRetriesLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("scheduler.default_max_retries: ",
-                                                   options.default_max_retries,
-                                                   " is out of range [0, ", kMaxRetriesLimit,
-                                                   "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("scheduler.default_max_retries: ", options.default_max_retries,
+                     " is out of range [0, ", kMaxRetriesLimit, "]"));
+  }
+  if (options.first_stream < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("first_stream: ", options.first_stream, " must be >= 0"));
   }
   if (options.watch_buffer_events == 0) options.watch_buffer_events = 1024;
   if (options.timeout_sweep_interval <= absl::ZeroDuration()) {
     options.timeout_sweep_interval = absl::Milliseconds(50);
   }
   if (options.sample_interval <= absl::ZeroDuration()) options.sample_interval = absl::Seconds(1);
-  return std::unique_ptr<Scheduler>(new Scheduler(std::move(options), std::move(devices),
-                                                  allocator, models, tensors, clock, registry));
+  return std::unique_ptr<Scheduler>(new Scheduler(std::move(options), std::move(devices), allocator,
+                                                  models, tensors, clock, registry));
 }
 
 namespace {
@@ -206,8 +251,8 @@ std::vector<int> DeviceIndexes(const std::vector<Device*>& devices) {
 }  // namespace
 
 Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
-                     DeviceAllocator* allocator, const ModelRegistry* models,
-                     TensorAccess* tensors, Clock* clock, prometheus::Registry& registry)
+                     DeviceAllocator* allocator, const ModelRegistry* models, TensorAccess* tensors,
+                     Clock* clock, prometheus::Registry& registry)
     : options_(std::move(options)),
       allocator_(allocator),
       models_(models),
@@ -436,9 +481,10 @@ void Scheduler::PlaceAndPush(Job* job, absl::Time now) {
       const Lane& l = *lanes_[i];
       DeviceLoad& d = loads[i];
       d.index = l.device->index();
-      d.eligible = l.active.load(std::memory_order_relaxed) &&
-                   l.healthy.load(std::memory_order_relaxed);
+      d.eligible =
+          l.active.load(std::memory_order_relaxed) && l.healthy.load(std::memory_order_relaxed);
       d.queued = l.queued.load(std::memory_order_relaxed);
+      d.queued_ahead = l.QueuedAhead(job->priority);
       d.running = l.running.load(std::memory_order_relaxed);
       d.max_running = options_.max_tasks_per_device;
       d.total_memory_bytes = l.total_memory.load(std::memory_order_relaxed);
@@ -460,8 +506,7 @@ void Scheduler::PlaceAndPush(Job* job, absl::Time now) {
       job->lane.store(lane.position, std::memory_order_relaxed);
       job->where.store(Job::Where::kQueued);
       job->enqueue_time = job->queued_time;
-      lane.queue.Push(job);
-      lane.queued.fetch_add(1, std::memory_order_relaxed);
+      lane.PushLocked(job);
       if (job->memory_requirement > 0) {
         lane.reserved.fetch_add(job->memory_requirement, std::memory_order_relaxed);
         job->reserved_memory = true;
@@ -536,10 +581,9 @@ void Scheduler::DispatchLoop(Lane& lane) {
       if (lane.free_slots.empty()) return;
       if (!lane.queue.empty()) {
         now = clock_->Now();
-        job = static_cast<Job*>(lane.queue.Pop(now));
+        job = lane.PopLocked(now);
       }
       if (job != nullptr) {
-        lane.queued.fetch_sub(1, std::memory_order_relaxed);
         take_slot();
       } else {
         try_steal = options_.enable_migration && lane.active.load() && lane.healthy.load();
@@ -554,8 +598,7 @@ void Scheduler::DispatchLoop(Lane& lane) {
       if (lane.free_slots.empty()) {
         // A concurrent dispatch took the slot meanwhile: queue it here.
         job->where.store(Job::Where::kQueued);
-        lane.queue.Push(job);
-        lane.queued.fetch_add(1, std::memory_order_relaxed);
+        lane.PushLocked(job);
         return;
       }
       take_slot();
@@ -580,12 +623,10 @@ Job* Scheduler::Steal(Lane& thief, absl::Time now) {
   Job* job = nullptr;
   {
     absl::MutexLock lock(&victim->mu);
-    job = static_cast<Job*>(victim->queue.PopIf(now, [](const QueueNode* n) {
-      return static_cast<const Job*>(n)->device_constraint < 0;
-    }));
+    job = victim->PopLocked(
+        now, [](const QueueNode* n) { return static_cast<const Job*>(n)->device_constraint < 0; });
     if (job == nullptr) return nullptr;
     job->where.store(Job::Where::kNew);
-    victim->queued.fetch_sub(1, std::memory_order_relaxed);
     if (job->reserved_memory) {
       victim->reserved.fetch_sub(job->memory_requirement, std::memory_order_relaxed);
       job->reserved_memory = false;
@@ -602,9 +643,7 @@ Job* Scheduler::Steal(Lane& thief, absl::Time now) {
 bool Scheduler::BeginMember(Lane& lane, Job* job, absl::Time now) {
   if (job->attempts == 0) {
     const absl::Duration waited = now - job->queued_time;
-    SeriesOf(job)
-        ->queue_duration[static_cast<int>(job->priority)]
-        ->Observe(Seconds(waited));
+    SeriesOf(job)->queue_duration[static_cast<int>(job->priority)]->Observe(Seconds(waited));
     queue_ns_.fetch_add(absl::ToInt64Nanoseconds(waited), std::memory_order_relaxed);
     queue_count_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -642,7 +681,8 @@ void Scheduler::StartJob(Lane& lane, Job* job, absl::Time now) {
     job->Complete(absl::DeadlineExceededError("timeout: the deadline passed while queued"));
     return;
   }
-  Stream& stream = lane.device->stream(job->slot % lane.device->num_streams());
+  Stream& stream =
+      lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
   // May complete (and delete the job) before it returns.
   ExecuteOnDevice(job->request, stream, *allocator_, job);
 }
@@ -666,9 +706,7 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     exec_ns_.fetch_add(absl::ToInt64Nanoseconds(took), std::memory_order_relaxed);
     exec_count_.fetch_add(1, std::memory_order_relaxed);
     auto observe = [&](Job* j) {
-      SeriesOf(j)
-          ->execution_duration[static_cast<int>(j->priority)]
-          ->Observe(Seconds(took));
+      SeriesOf(j)->execution_duration[static_cast<int>(j->priority)]->Observe(Seconds(took));
     };
     if (job->batch != nullptr) {
       for (Job* m : job->batch->members) observe(m);
@@ -698,8 +736,8 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     job->failed_mask |= uint64_t{1} << lane.position;
     retries_.fetch_add(1, std::memory_order_relaxed);
     metrics_.retries().Increment();
-    INFERD_LOG(kDebug, "retrying after ", status.ToString(), " on device ",
-               lane.device->index(), " (attempt ", job->attempts, ")");
+    INFERD_LOG(kDebug, "retrying after ", status.ToString(), " on device ", lane.device->index(),
+               " (attempt ", job->attempts, ")");
     job->where.store(Job::Where::kRetryWait);
     ScheduleTimer(now + backoff, [this, job] { PlaceAndPush(job, clock_->Now()); });
   } else if (job->batch != nullptr) {
@@ -769,9 +807,7 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   }
   const Outcome outcome = OutcomeOf(status);
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
-  SeriesOf(job)
-      ->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]
-      ->Increment();
+  SeriesOf(job)->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]->Increment();
   job->where.store(Job::Where::kDone);
   if (job->task != nullptr) {
     std::shared_ptr<TaskRecord> record = std::move(job->task);
@@ -793,8 +829,7 @@ void Scheduler::NoteDeviceResult(Lane& lane, const absl::Status& status) {
   lane.failures.fetch_add(1, std::memory_order_relaxed);
   const int n = lane.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n >= options_.unhealthy_threshold && lane.healthy.load()) {
-    SetHealthy(lane, false,
-               absl::StrCat(n, " consecutive failures, last: ", status.message()));
+    SetHealthy(lane, false, absl::StrCat(n, " consecutive failures, last: ", status.message()));
   }
 }
 
@@ -802,12 +837,7 @@ void Scheduler::MoveQueuedOff(Lane& lane, absl::string_view why) {
   std::vector<Job*> moved;
   {
     absl::MutexLock lock(&lane.mu);
-    lane.queue.RemoveIf([](const QueueNode*) { return true; },
-                        [&](QueueNode* n) {
-                          moved.push_back(static_cast<Job*>(n));
-                          moved.back()->where.store(Job::Where::kNew);
-                        });
-    lane.queued.fetch_sub(static_cast<int>(moved.size()), std::memory_order_relaxed);
+    lane.RemoveIfLocked(nullptr, absl::InfinitePast(), &moved);
   }
   const absl::Time now = clock_->Now();
   for (Job* job : moved) {
@@ -864,16 +894,21 @@ void Scheduler::SetHealthy(Lane& lane, bool healthy, const std::string& reason) 
     lane.consecutive_failures.store(0);
     INFERD_LOG(kInfo, "scheduler: device ", lane.device->index(), " healthy again: ", reason);
   } else {
-    INFERD_LOG(kWarning, "scheduler: device ", lane.device->index(),
-               " marked unhealthy: ", reason);
+    INFERD_LOG(kWarning, "scheduler: device ", lane.device->index(), " marked unhealthy: ", reason);
   }
-  if (options_.on_device_health) options_.on_device_health(lane.device->index(), healthy, reason);
+  if (options_.on_device_health) {
+    // Delivered from the timer thread, never from inside a dispatch: the
+    // listener (the scaler) may call back into SetDeviceActive.
+    const int device = lane.device->index();
+    ScheduleTimer(clock_->Now(), [this, device, healthy, reason] {
+      options_.on_device_health(device, healthy, reason);
+    });
+  }
   if (!healthy) {
     MoveQueuedOff(lane, "marked unhealthy");
     if (options_.unhealthy_probe_interval > absl::ZeroDuration()) {
       const int pos = lane.position;
-      ScheduleTimer(clock_->Now() + options_.unhealthy_probe_interval,
-                    [this, pos] { Probe(pos); });
+      ScheduleTimer(clock_->Now() + options_.unhealthy_probe_interval, [this, pos] { Probe(pos); });
     }
   } else {
     Dispatch(lane);
@@ -964,13 +999,9 @@ void Scheduler::Sweep(absl::Time now) {
     std::vector<std::shared_ptr<TaskRecord>> running_expired;
     {
       absl::MutexLock lock(&lane.mu);
-      lane.queue.RemoveIf(
-          [now](const QueueNode* n) { return static_cast<const Job*>(n)->deadline <= now; },
-          [&](QueueNode* n) {
-            expired.push_back(static_cast<Job*>(n));
-            expired.back()->where.store(Job::Where::kNew);
-          });
-      lane.queued.fetch_sub(static_cast<int>(expired.size()), std::memory_order_relaxed);
+      lane.RemoveIfLocked([](const QueueNode* n,
+                             absl::Time t) { return static_cast<const Job*>(n)->deadline <= t; },
+                          now, &expired);
       for (Job* j = lane.running_head; j != nullptr; j = static_cast<Job*>(j->next)) {
         if (j->deadline > now || j->timed_out.load()) continue;
         j->timed_out.store(true);
@@ -996,8 +1027,7 @@ void Scheduler::Sweep(absl::Time now) {
       {
         absl::MutexLock lock(&rec->mu);
         terminal = SetTerminalLocked(
-            *rec, absl::DeadlineExceededError("timeout: the deadline passed while running"),
-            now);
+            *rec, absl::DeadlineExceededError("timeout: the deadline passed while running"), now);
       }
       if (terminal) AfterTerminal(rec);
     }
@@ -1091,12 +1121,7 @@ void Scheduler::Shutdown() {
     std::vector<Job*> queued;
     {
       absl::MutexLock lock(&lane->mu);
-      lane->queue.RemoveIf([](const QueueNode*) { return true; },
-                           [&](QueueNode* n) {
-                             queued.push_back(static_cast<Job*>(n));
-                             queued.back()->where.store(Job::Where::kNew);
-                           });
-      lane->queued.fetch_sub(static_cast<int>(queued.size()));
+      lane->RemoveIfLocked(nullptr, absl::InfinitePast(), &queued);
     }
     for (Job* job : queued) {
       if (job->batch != nullptr) {
@@ -1135,8 +1160,7 @@ bool Scheduler::TryUnqueue(Job* job) {
       Lane& lane = *lanes_[pos];
       absl::MutexLock lock(&lane.mu);
       if (job->where.load() != Job::Where::kQueued || job->lane.load() != pos) return false;
-      lane.queue.Remove(job);
-      lane.queued.fetch_sub(1, std::memory_order_relaxed);
+      lane.RemoveLocked(job);
       job->where.store(Job::Where::kNew);
       return true;
     }

@@ -58,10 +58,12 @@ class Scheduler final : public InferSubmitter {
   // INVALID_ARGUMENT naming the option for bad options or an empty device
   // list (at most 64 devices). `tensors` may be null: tensor-handle inputs
   // and keep_outputs_on_device are then refused with FAILED_PRECONDITION.
-  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
-      SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
-      const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
-      prometheus::Registry& registry);
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(SchedulerOptions options,
+                                                           std::vector<Device*> devices,
+                                                           DeviceAllocator* allocator,
+                                                           const ModelRegistry* models,
+                                                           TensorAccess* tensors, Clock* clock,
+                                                           prometheus::Registry& registry);
   ~Scheduler() override;  // Shutdown()
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

@@ -27,8 +27,7 @@ std::string Label(absl::string_view v) { return std::string(v.data(), v.size());
 
 }  // namespace
 
-SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry,
-                                   const std::vector<int>& devices)
+SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry, const std::vector<int>& devices)
     : queue_length_family_(prometheus::BuildGauge()
                                .Name("inferd_scheduler_queue_length")
                                .Help("Requests and tasks queued for a device, by priority.")
@@ -95,10 +94,10 @@ SchedulerMetrics::Model* SchedulerMetrics::ForModel(absl::string_view model) {
   for (int p = 0; p < kNumPriorities; ++p) {
     const std::string priority = Label(PriorityLabel(static_cast<Priority>(p)));
     for (int o = 0; o < kNumOutcomes; ++o) {
-      slot->completed[p][o] = &completed_family_.Add(
-          {{"model", name},
-           {"priority", priority},
-           {"outcome", Label(OutcomeName(static_cast<Outcome>(o)))}});
+      slot->completed[p][o] =
+          &completed_family_.Add({{"model", name},
+                                  {"priority", priority},
+                                  {"outcome", Label(OutcomeName(static_cast<Outcome>(o)))}});
     }
     slot->queue_duration[p] =
         &queue_duration_family_.Add({{"model", name}, {"priority", priority}}, DurationBuckets());

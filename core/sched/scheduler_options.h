@@ -40,21 +40,26 @@ struct SchedulerOptions {
   bool enable_migration = false;
 
   // scheduler.* keys.
-  int max_queue_depth = 10000;  // queued per priority, all devices together
+  int max_queue_depth = 10000;                       // queued per priority, all devices together
   absl::Duration aging_interval = absl::Seconds(2);  // <= 0: strict priority
   int default_max_retries = 2;
   absl::Duration retry_backoff = absl::Milliseconds(10);  // doubles per attempt
   absl::Duration max_retry_backoff = absl::Seconds(1);
-  int unhealthy_threshold = 3;  // consecutive device failures
+  int unhealthy_threshold = 3;                                  // consecutive device failures
   absl::Duration unhealthy_probe_interval = absl::Seconds(30);  // <= 0: no probe
-  size_t max_retained_tasks = 10000;  // finished tasks kept for GetTask
-  size_t watch_buffer_events = 1024;  // per WatchTasks subscriber
-  BatchingPolicy default_batching;    // enabled/max delay/preferred sizes
-  LimitsConfig limits;                // checks on task inputs
+  size_t max_retained_tasks = 10000;                            // finished tasks kept for GetTask
+  size_t watch_buffer_events = 1024;                            // per WatchTasks subscriber
+  BatchingPolicy default_batching;                              // enabled/max delay/preferred sizes
+  LimitsConfig limits;                                          // checks on task inputs
 
   // Returns a model's own batching settings (its config.yaml), or nullopt
   // to use default_batching. May be null.
   std::function<std::optional<BatchingPolicy>(const ModelSignature&)> batching_lookup;
+
+  // Slot i runs on stream (first_stream + i) % num_streams. The daemon keeps
+  // stream 0 for the memory engine's own work (zeroing, compaction moves),
+  // so a task's completion never waits on work queued behind itself.
+  int first_stream = 0;
 
   // Engine internals.
   absl::Duration timeout_sweep_interval = absl::Milliseconds(50);
@@ -63,8 +68,9 @@ struct SchedulerOptions {
   // FakeClock leave it off and call RunTimers() themselves.
   bool start_timer_thread = true;
 
-  // Told (on a scheduler thread, no scheduler lock held) when a device is
-  // marked unhealthy or healthy again. May be null.
+  // Told (on the timer thread, or whoever calls RunTimers; no scheduler
+  // lock held) when a device is marked unhealthy or healthy again. May call
+  // SetDeviceActive. May be null.
   std::function<void(int device, bool healthy, const std::string& reason)> on_device_health;
   // Called every sample_interval with the load (for the dynamic scaler's
   // RecordSchedulerSample). May be null.
@@ -92,9 +98,9 @@ struct SchedulerStats {
   std::array<int64_t, kNumPriorities> queued_by_priority{};
   int64_t queued = 0;
   int64_t running = 0;
-  int64_t waiting_deps = 0;   // tasks
-  int64_t pending_batch = 0;  // requests waiting in a batcher
-  uint64_t submitted = 0;     // requests + tasks accepted
+  int64_t waiting_deps = 0;                        // tasks
+  int64_t pending_batch = 0;                       // requests waiting in a batcher
+  uint64_t submitted = 0;                          // requests + tasks accepted
   std::array<uint64_t, kNumOutcomes> completed{};  // by Outcome
   uint64_t rejected = 0;                           // queue full
   uint64_t retries = 0;

@@ -87,12 +87,11 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
   if (spec.timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".timeout: must not be negative"));
   }
-  rec.deadline = now + (spec.timeout > absl::ZeroDuration() ? spec.timeout
-                                                           : options_.default_timeout);
+  rec.deadline =
+      now + (spec.timeout > absl::ZeroDuration() ? spec.timeout : options_.default_timeout);
   if (spec.max_retries > kMaxRetriesLimit) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".max_retries: ", spec.max_retries,
-                                                   " is out of range [0, ", kMaxRetriesLimit,
-                                                   "]"));
+                                                   " is out of range [0, ", kMaxRetriesLimit, "]"));
   }
   rec.max_retries = spec.max_retries < 0 ? options_.default_max_retries : spec.max_retries;
   if (spec.keep_outputs_on_device && tensors_ == nullptr) {
@@ -108,9 +107,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     for (size_t i = 0; i < spec.requested_outputs.size(); ++i) {
       const int o = FindName(sig.outputs, spec.requested_outputs[i]);
       if (o < 0 || o >= 64) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".requested_outputs[", i, "]: model '", sig.name, "' has no output named '",
-            spec.requested_outputs[i], "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".requested_outputs[", i, "]: model '", sig.name,
+                         "' has no output named '", spec.requested_outputs[i], "'"));
       }
       rec.requested_mask |= uint64_t{1} << o;
     }
@@ -171,9 +170,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
   if (spec.inputs.size() != sig.inputs.size()) {
     std::vector<absl::string_view> names;
     for (const auto& s : sig.inputs) names.push_back(s.name);
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".inputs: model '", sig.name, "' expects ", sig.inputs.size(), " input(s) (",
-        absl::StrJoin(names, ", "), "), got ", spec.inputs.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".inputs: model '", sig.name, "' expects ", sig.inputs.size(),
+                     " input(s) (", absl::StrJoin(names, ", "), "), got ", spec.inputs.size()));
   }
   std::vector<bool> seen(sig.inputs.size(), false);
   for (size_t j = 0; j < spec.inputs.size(); ++j) {
@@ -195,7 +194,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     switch (in.source) {
       case TaskInput::Source::kInline: {
         if (in.dtype == DataType::kInvalid) {
-          return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.datatype: must be set"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(in_field, ".tensor.datatype: must be set"));
         }
         if (in.shape.size() > static_cast<size_t>(options_.limits.max_dims)) {
           return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.shape: rank ",
@@ -208,9 +208,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
               in_field, ".tensor.shape: negative dimension or element count overflow"));
         }
         if (in.data.size() > static_cast<uint64_t>(options_.limits.max_tensor_bytes)) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".tensor.data: ", in.data.size(), " bytes exceed limits.max_tensor_bytes (",
-              options_.limits.max_tensor_bytes, ")"));
+          return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.data: ", in.data.size(),
+                                                         " bytes exceed limits.max_tensor_bytes (",
+                                                         options_.limits.max_tensor_bytes, ")"));
         }
         uint64_t expected = 0;
         if (in.dtype != DataType::kBytes &&
@@ -265,8 +265,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
         const int o = FindName(dep_model->signature().outputs, in.output_name);
         if (o < 0) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".task_output.output: model '", dep_model->signature().name,
-              "' of task '", in.dependency, "' has no output named '", in.output_name, "'"));
+              in_field, ".task_output.output: model '", dep_model->signature().name, "' of task '",
+              in.dependency, "' has no output named '", in.output_name, "'"));
         }
         if (o >= 64 || !(dep_mask >> o & 1)) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -287,9 +287,8 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
   if (shutting_down_.load()) return absl::UnavailableError("scheduler: shutting down");
   if (specs.empty()) return absl::InvalidArgumentError("tasks: at least one task is required");
   if (specs.size() > kMaxTasksPerCall) {
-    return absl::InvalidArgumentError(absl::StrCat("tasks: ", specs.size(),
-                                                   " tasks exceed the limit of ",
-                                                   kMaxTasksPerCall, " per call"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tasks: ", specs.size(), " tasks exceed the limit of ", kMaxTasksPerCall, " per call"));
   }
   absl::flat_hash_map<std::string, int> keys;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -305,8 +304,8 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
   absl::InlinedVector<std::vector<std::pair<int, int>>, 1> batch_deps(n);
   for (size_t i = 0; i < n; ++i) {
     absl::StatusOr<std::shared_ptr<TaskRecord>> rec =
-        BuildRecord(specs[i], static_cast<int>(i), absl::StrCat("tasks[", i, "]"), specs, keys,
-                    now, &batch_deps[i]);
+        BuildRecord(specs[i], static_cast<int>(i), absl::StrCat("tasks[", i, "]"), specs, keys, now,
+                    &batch_deps[i]);
     if (!rec.ok()) return rec.status();
     records[i] = *std::move(rec);
   }
@@ -359,9 +358,9 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
         names.push_back(absl::StrCat("'", specs[path[i]].key, "'"));
       }
       names.push_back(absl::StrCat("'", specs[at].key, "'"));
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tasks[", path[seen_at[at]], "].depends_on: dependency cycle ",
-          absl::StrJoin(names, " -> ")));
+      return absl::InvalidArgumentError(absl::StrCat("tasks[", path[seen_at[at]],
+                                                     "].depends_on: dependency cycle ",
+                                                     absl::StrJoin(names, " -> ")));
     }
   }
   for (const auto& rec : records) tasks_.Insert(rec);
@@ -504,9 +503,9 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
           absl::MutexLock lock(&dep.mu);
           const TaskOutput& out = dep.outputs[plan.dep_output];
           if (!dep.present[plan.dep_output]) {
-            st = absl::FailedPreconditionError(absl::StrCat(
-                field_of(j), ": task ", FormatTaskId(dep.id), " produced no output '",
-                dep.model->signature().outputs[plan.dep_output].name, "'"));
+            st = absl::FailedPreconditionError(
+                absl::StrCat(field_of(j), ": task ", FormatTaskId(dep.id), " produced no output '",
+                             dep.model->signature().outputs[plan.dep_output].name, "'"));
             break;
           }
           if (!out.tensor_handle.empty()) {
@@ -644,9 +643,9 @@ void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
     ResolveWaiters(std::move(waiters), rec.get());
     absl::Status dep_failure;
     if (state != TaskState::kSucceeded) {
-      dep_failure = absl::FailedPreconditionError(absl::StrCat(
-          "depends_on: task ", FormatTaskId(rec->id), " ", TaskStateName(state),
-          status.message().empty() ? "" : absl::StrCat(": ", status.message())));
+      dep_failure = absl::FailedPreconditionError(
+          absl::StrCat("depends_on: task ", FormatTaskId(rec->id), " ", TaskStateName(state),
+                       status.message().empty() ? "" : absl::StrCat(": ", status.message())));
     }
     const absl::Time now = clock_->Now();
     for (auto& child : dependents) {
@@ -780,8 +779,7 @@ void Scheduler::ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record
   }
 }
 
-std::shared_ptr<TaskWatcher> Scheduler::Watch(WatchOptions options,
-                                              std::function<void()> notify) {
+std::shared_ptr<TaskWatcher> Scheduler::Watch(WatchOptions options, std::function<void()> notify) {
   if (options.buffer_events == 0) options.buffer_events = options_.watch_buffer_events;
   auto watcher = std::make_shared<TaskWatcher>(std::move(options), std::move(notify));
   absl::MutexLock lock(&watchers_mu_);
@@ -810,9 +808,9 @@ absl::StatusOr<TaskInfo> Scheduler::CancelTask(const TaskId& id) {
   {
     absl::MutexLock lock(&rec->mu);
     if (IsTerminal(rec->state)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "task_id: task ", FormatTaskId(id), " already finished (", TaskStateName(rec->state),
-          ")"));
+      return absl::FailedPreconditionError(absl::StrCat("task_id: task ", FormatTaskId(id),
+                                                        " already finished (",
+                                                        TaskStateName(rec->state), ")"));
     }
     if (rec->job != nullptr) {
       rec->job->cancelled.store(true);

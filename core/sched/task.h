@@ -109,7 +109,7 @@ struct TaskSpec {
   Priority priority = Priority::kNormal;
   std::vector<std::string> depends_on;  // task ids or keys of the same call
   uint64_t memory_requirement_bytes = 0;
-  int device = -1;  // >= 0: run only on this device
+  int device = -1;                                // >= 0: run only on this device
   absl::Duration timeout = absl::ZeroDuration();  // <= 0: the default
   int max_retries = -1;                           // < 0: the default
   // Keep outputs on the device as tensor-store handles (needs the memory
@@ -138,8 +138,8 @@ struct TaskInfo {
   absl::Status status;  // why it failed, was cancelled or timed out
   std::vector<TaskId> depends_on;
   std::string owner;
-  int device = -1;    // where it last ran or is queued; -1 before placement
-  int attempts = 0;   // executions started
+  int device = -1;       // where it last ran or is queued; -1 before placement
+  int attempts = 0;      // executions started
   bool batched = false;  // ran merged with other requests
   absl::Time submit_time = absl::InfinitePast();
   absl::Time queued_time = absl::InfinitePast();  // last entry into QUEUED

@@ -143,8 +143,7 @@ absl::StatusOr<TaskPage> TaskTable::List(const TaskListOptions& options) const {
     if (!parsed.ok()) return parsed.status();
     after = *parsed;
   }
-  const size_t page_size =
-      options.page_size <= 0 ? 100 : std::min<size_t>(options.page_size, 1000);
+  const size_t page_size = options.page_size <= 0 ? 100 : std::min<size_t>(options.page_size, 1000);
   std::vector<std::shared_ptr<TaskRecord>> candidates;
   for (const Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);

@@ -34,17 +34,16 @@ class Scheduler;
 struct Job;
 
 // One task. Fields in the first group are constant after submit.
-class TaskRecord final : public InferResponder,
-                         public std::enable_shared_from_this<TaskRecord> {
+class TaskRecord final : public InferResponder, public std::enable_shared_from_this<TaskRecord> {
  public:
   struct InputPlan {
     std::string name;
     TaskInput::Source source = TaskInput::Source::kInline;
-    TensorDesc desc;         // inline and tensor inputs
-    std::string data;        // inline bytes
-    std::string handle;      // tensor input
-    int dep = -1;            // index into deps, for task outputs
-    int dep_output = -1;     // output index in the dependency's model
+    TensorDesc desc;      // inline and tensor inputs
+    std::string data;     // inline bytes
+    std::string handle;   // tensor input
+    int dep = -1;         // index into deps, for task outputs
+    int dep_output = -1;  // output index in the dependency's model
   };
 
   Scheduler* scheduler = nullptr;

@@ -40,9 +40,7 @@ class TimerQueue {
   struct Entry {
     absl::Time when;
     uint64_t id;
-    bool operator>(const Entry& o) const {
-      return when != o.when ? when > o.when : id > o.id;
-    }
+    bool operator>(const Entry& o) const { return when != o.when ? when > o.when : id > o.id; }
   };
 
   mutable absl::Mutex mu_;

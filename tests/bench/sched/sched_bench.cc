@@ -102,7 +102,7 @@ struct Flags {
   int threads = 2;
   int devices = 2;
   int warmup = 20000;
-  std::string only;  // "infer" or "task": run one path
+  std::string only;                 // "infer" or "task": run one path
   bool deadlock_detection = false;  // leave Abseil's default (on in Debian's build)
 };
 
@@ -142,8 +142,8 @@ struct Bench {
     options.max_queue_depth = 1 << 30;
     options.max_retained_tasks = 4096;
     options.start_timer_thread = true;
-    scheduler = *Scheduler::Create(options, ptrs, &allocator, &models, nullptr, inferd::Clock::Real(),
-                                   registry);
+    scheduler = *Scheduler::Create(options, ptrs, &allocator, &models, nullptr,
+                                   inferd::Clock::Real(), registry);
   }
 
   InferRequest Request() {
@@ -186,7 +186,8 @@ Result RunInfer(Bench& b, int threads, int tasks_per_thread) {
         b.scheduler->Submit(proto, &r);
         // Inline streams complete before Submit returns when a slot is
         // free; otherwise the task is queued and completes shortly.
-        lat[t].push_back(std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count());
+        lat[t].push_back(
+            std::chrono::duration<double, std::micro>(SteadyClock::now() - t0).count());
       }
       while (r.done.load(std::memory_order_acquire) < static_cast<uint64_t>(tasks_per_thread)) {
         std::this_thread::yield();
@@ -292,14 +293,15 @@ int Main(int argc, char** argv) {
     results.push_back(RunInfer(bench, 1, flags.tasks));
     results.push_back(RunInfer(bench, flags.threads, flags.tasks / flags.threads));
   }
-  if (flags.only.empty() || flags.only == "task") results.push_back(RunTasks(bench, flags.tasks / 2));
+  if (flags.only.empty() || flags.only == "task")
+    results.push_back(RunTasks(bench, flags.tasks / 2));
 
   std::printf(
       "scheduler overhead, no-op model, %d host device(s), inline streams, %u cores, "
       "absl deadlock detection %s\n",
       flags.devices, std::thread::hardware_concurrency(), flags.deadlock_detection ? "on" : "off");
-  std::printf("%-6s %7s %9s %9s %9s %12s %12s\n", "path", "threads", "tasks", "p50_us",
-              "p99_us", "tasks/s", "allocs/task");
+  std::printf("%-6s %7s %9s %9s %9s %12s %12s\n", "path", "threads", "tasks", "p50_us", "p99_us",
+              "tasks/s", "allocs/task");
   for (const Result& r : results) {
     std::printf("%-6s %7d %9" PRIu64 " %9.2f %9.2f %12.0f %12.2f\n", r.name.c_str(), r.threads,
                 r.tasks, r.p50_us, r.p99_us, r.tasks_per_second, r.allocations_per_task);
@@ -312,8 +314,7 @@ int Main(int argc, char** argv) {
                     ",\"tasks_per_second\":", r.tasks_per_second,
                     ",\"allocations_per_task\":", r.allocations_per_task, "}");
   }
-  absl::StrAppend(&json, "],\"deadlock_detection\":",
-                  flags.deadlock_detection ? "true" : "false");
+  absl::StrAppend(&json, "],\"deadlock_detection\":", flags.deadlock_detection ? "true" : "false");
   json += ",\"targets\":{\"p50_us\":5,\"tasks_per_second\":200000}}";
   std::printf("JSON %s\n", json.c_str());
   bench.scheduler->Shutdown();

@@ -22,8 +22,10 @@ namespace {
 
 class MemoryTensorAccessTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    devices_ = testing::MakeHostDevices(2, /*inline_when_idle=*/true, 4, 64 << 20);
+  // Streams run inline when idle, or always on worker threads (as GPU
+  // streams do, completions then arrive on those threads).
+  void Build(bool inline_streams) {
+    devices_ = testing::MakeHostDevices(2, inline_streams, 4, 64 << 20);
     for (auto& d : devices_) ptrs_.push_back(d.get());
     MemoryEngineOptions mo;
     mo.pool_size_mb = 4;
@@ -36,12 +38,15 @@ class MemoryTensorAccessTest : public ::testing::Test {
     models_.Add(model_);
     SchedulerOptions so;
     so.start_timer_thread = false;
-    auto s = Scheduler::Create(so, ptrs_, allocator_.get(), &models_, access_.get(), &clock_,
-                               registry_);
+    so.first_stream = 1;  // stream 0 is the memory engine's, as in the daemon
+    auto s =
+        Scheduler::Create(so, ptrs_, allocator_.get(), &models_, access_.get(), &clock_, registry_);
     ASSERT_TRUE(s.ok()) << s.status();
     sched_ = *std::move(s);
   }
-  void TearDown() override { sched_->Shutdown(); }
+  void TearDown() override {
+    if (sched_ != nullptr) sched_->Shutdown();
+  }
 
   TensorId Upload(int device, const std::vector<float>& v) {
     TensorRequest r;
@@ -81,7 +86,10 @@ class MemoryTensorAccessTest : public ::testing::Test {
                                  done.Notify();
                                })
                     .ok());
-    done.WaitForNotification();
+    if (!done.WaitForNotificationWithTimeout(absl::Seconds(60))) {
+      ADD_FAILURE() << "task did not finish (deadlock?)";
+      std::abort();
+    }
     return out;
   }
 
@@ -97,7 +105,15 @@ class MemoryTensorAccessTest : public ::testing::Test {
   std::unique_ptr<Scheduler> sched_;
 };
 
-TEST_F(MemoryTensorAccessTest, HandleInputsAndDeviceOutputsChainThroughTheStore) {
+class MemoryTensorAccessChainTest : public MemoryTensorAccessTest,
+                                    public ::testing::WithParamInterface<bool> {};
+
+// Verifies chaining by handle through the memory engine, also when
+// completions run on stream worker threads: the dependent's output tensor is
+// zero-filled on the memory engine's stream, which must not be the stream
+// whose callback creates it.
+TEST_P(MemoryTensorAccessChainTest, HandleInputsAndDeviceOutputsChainThroughTheStore) {
+  Build(GetParam());
   const TensorId input = Upload(1, {1, 2, 3});
   TaskSpec first;
   first.key = "first";
@@ -123,7 +139,8 @@ TEST_F(MemoryTensorAccessTest, HandleInputsAndDeviceOutputsChainThroughTheStore)
   EXPECT_EQ(a.device, 1);  // where its input lives
   EXPECT_EQ(Download(a.outputs[0].tensor_handle), (std::vector<float>{2, 4, 6}));
   EXPECT_EQ(Download(b.outputs[0].tensor_handle), (std::vector<float>{4, 8, 12}));
-  absl::StatusOr<TensorInfo> out = engine_->GetTensorInfo(*ParseTensorId(b.outputs[0].tensor_handle));
+  absl::StatusOr<TensorInfo> out =
+      engine_->GetTensorInfo(*ParseTensorId(b.outputs[0].tensor_handle));
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->owner, "carol");
   EXPECT_EQ(out->pin_count, 0);
@@ -131,7 +148,10 @@ TEST_F(MemoryTensorAccessTest, HandleInputsAndDeviceOutputsChainThroughTheStore)
   EXPECT_TRUE(engine_->FreeTensor(input).ok());
 }
 
+INSTANTIATE_TEST_SUITE_P(InlineAndWorkerStreams, MemoryTensorAccessChainTest, ::testing::Bool());
+
 TEST_F(MemoryTensorAccessTest, UnknownHandlesAreNotFound) {
+  Build(true);
   EXPECT_EQ(access_->Describe(FormatTensorId(NewTensorId())).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(access_->Pin("xyz").status().code(), absl::StatusCode::kInvalidArgument);

@@ -60,6 +60,18 @@ TEST(PlacementTest, LeastLoadedCountsQueuedPlusRunning) {
   EXPECT_EQ(Place(PlacementStrategy::kLeastLoaded, d), 2);
 }
 
+// Verifies priority-aware load: only queued work of the same or a more
+// urgent priority counts, so urgent tasks spread by urgent backlog.
+TEST(PlacementTest, LoadCountsOnlyWorkQueuedAhead) {
+  std::vector<DeviceLoad> d = {Dev(0, 50, 1), Dev(1, 3, 1)};
+  d[0].queued_ahead = 0;  // 50 queued, none as urgent as the new task
+  d[1].queued_ahead = 3;
+  EXPECT_EQ(Place(PlacementStrategy::kLeastLoaded, d), 0);
+  EXPECT_EQ(Place(PlacementStrategy::kBalanced, d), 0);
+  d[0].queued_ahead = -1;  // unknown: all queued work counts
+  EXPECT_EQ(Place(PlacementStrategy::kLeastLoaded, d), 1);
+}
+
 TEST(PlacementTest, MemoryAwarePrefersDevicesWhereTheRequirementFits) {
   std::vector<DeviceLoad> d = {Dev(0, 0, 0, 1 * kGiB), Dev(1, 5, 3, 6 * kGiB),
                                Dev(2, 0, 0, 4 * kGiB)};

@@ -69,9 +69,9 @@ TEST(AgingPriorityQueueTest, AgedBackgroundOvertakesFreshHigherPriorities) {
 
 TEST(AgingPriorityQueueTest, PartlyAgedEntryWaitsForBetterLevels) {
   AgingPriorityQueue q(AgingOptions{absl::Seconds(1), false});
-  Entry bg = Make(Priority::kBackground, absl::Seconds(0), 1);   // level 4 - 2 = 2 at t=2
-  Entry high = Make(Priority::kHigh, absl::Seconds(2), 2);       // level 1
-  Entry normal = Make(Priority::kNormal, absl::Seconds(2), 3);   // level 2, younger
+  Entry bg = Make(Priority::kBackground, absl::Seconds(0), 1);  // level 4 - 2 = 2 at t=2
+  Entry high = Make(Priority::kHigh, absl::Seconds(2), 2);      // level 1
+  Entry normal = Make(Priority::kNormal, absl::Seconds(2), 3);  // level 2, younger
   q.Push(&bg);
   q.Push(&high);
   q.Push(&normal);
@@ -110,7 +110,8 @@ TEST(AgingPriorityQueueTest, PopIfSkipsIneligibleHeads) {
   q.Push(&a);
   q.Push(&b);
   q.Push(&c);
-  QueueNode* n = q.PopIf(kT0, [](const QueueNode* x) { return static_cast<const Entry*>(x)->tag != 1; });
+  QueueNode* n =
+      q.PopIf(kT0, [](const QueueNode* x) { return static_cast<const Entry*>(x)->tag != 1; });
   ASSERT_NE(n, nullptr);
   EXPECT_EQ(static_cast<Entry*>(n)->tag, 2);
   EXPECT_EQ(q.size(), 2u);

@@ -70,8 +70,8 @@ class TestModel final : public Model {
       absl::MutexLock lock(&mu_);
       if (fail_devices_.contains(stream.device().index())) {
         ++failures_;
-        return absl::InternalError(absl::StrCat("injected fault on device ",
-                                                stream.device().index()));
+        return absl::InternalError(
+            absl::StrCat("injected fault on device ", stream.device().index()));
       }
       if (fail_always_) return absl::InvalidArgumentError("injected invalid input");
       tags_.push_back(params.factor);
@@ -290,7 +290,8 @@ class FakeTensorAccess final : public TensorAccess {
   absl::StatusOr<AccessedTensor> CreateOutput(int device, const TensorDesc& desc,
                                               absl::string_view owner,
                                               std::string* handle) override {
-    absl::StatusOr<void*> mem = devices_[device]->AllocateRaw(std::max<uint64_t>(desc.byte_size, 1));
+    absl::StatusOr<void*> mem =
+        devices_[device]->AllocateRaw(std::max<uint64_t>(desc.byte_size, 1));
     if (!mem.ok()) return mem.status();
     absl::MutexLock lock(&mu_);
     *handle = absl::StrCat("t", next_++);

@@ -107,11 +107,11 @@ class SchedulerFixture : public ::testing::Test {
   TaskInfo WaitFor(const TaskId& id) {
     absl::Notification done;
     absl::StatusOr<TaskInfo> out = absl::UnknownError("not called");
-    absl::StatusOr<uint64_t> w = sched_->WaitTask(id, absl::InfiniteFuture(),
-                                                  [&](absl::StatusOr<TaskInfo> r) {
-                                                    out = std::move(r);
-                                                    done.Notify();
-                                                  });
+    absl::StatusOr<uint64_t> w =
+        sched_->WaitTask(id, absl::InfiniteFuture(), [&](absl::StatusOr<TaskInfo> r) {
+          out = std::move(r);
+          done.Notify();
+        });
     EXPECT_TRUE(w.ok()) << w.status();
     if (!done.WaitForNotificationWithTimeout(absl::Seconds(60))) {
       ADD_FAILURE() << "task " << FormatTaskId(id) << " did not finish";
@@ -144,11 +144,14 @@ class SchedulerFixture : public ::testing::Test {
         }
         if (!match) continue;
         switch (family.type) {
-          case prometheus::MetricType::Counter: return m.counter.value;
-          case prometheus::MetricType::Gauge: return m.gauge.value;
+          case prometheus::MetricType::Counter:
+            return m.counter.value;
+          case prometheus::MetricType::Gauge:
+            return m.gauge.value;
           case prometheus::MetricType::Histogram:
             return static_cast<double>(m.histogram.sample_count);
-          default: return std::nullopt;
+          default:
+            return std::nullopt;
         }
       }
     }

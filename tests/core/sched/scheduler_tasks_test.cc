@@ -19,8 +19,7 @@ using ::testing::HasSubstr;
 class SchedulerTasksTest : public testing::SchedulerFixture {
  protected:
   static TaskSpec FromOutput(const std::string& model, const std::string& key,
-                             const std::string& dependency,
-                             const std::string& input = "INPUT0") {
+                             const std::string& dependency, const std::string& input = "INPUT0") {
     TaskSpec spec;
     spec.key = key;
     spec.model_name = model;

@@ -16,8 +16,8 @@ namespace inferd {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::Gate;
+using ::testing::HasSubstr;
 using testing::TestCall;
 
 class SchedulerTest : public testing::SchedulerFixture {};
@@ -76,8 +76,7 @@ TEST_F(SchedulerTest, StrictPriorityOrderUnderContention) {
   EXPECT_THAT(model_->tags(), ElementsAre(100, 5, 3, 6, 4, 1, 7, 2));
 }
 
-class AgingTest : public testing::SchedulerFixture,
-                  public ::testing::WithParamInterface<bool> {};
+class AgingTest : public testing::SchedulerFixture, public ::testing::WithParamInterface<bool> {};
 
 // Verifies aging: a BACKGROUND request that waited 5 aging intervals runs
 // before a NORMAL one submitted later; without aging it runs last.
@@ -469,9 +468,9 @@ TEST_F(SchedulerTest, ExportsTheDocumentedMetrics) {
   EXPECT_EQ(Metric("inferd_scheduler_tasks_completed_total",
                    {{"model", "test"}, {"priority", "high"}, {"outcome", "succeeded"}}),
             1.0);
-  EXPECT_EQ(Metric("inferd_scheduler_queue_duration_seconds",
-                   {{"model", "test"}, {"priority", "high"}}),
-            1.0);
+  EXPECT_EQ(
+      Metric("inferd_scheduler_queue_duration_seconds", {{"model", "test"}, {"priority", "high"}}),
+      1.0);
   EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds",
                    {{"model", "test"}, {"priority", "high"}}),
             1.0);
@@ -488,10 +487,9 @@ TEST_F(SchedulerTest, CreateRejectsBadOptions) {
   auto allocator = NewRawDeviceAllocator();
   HostDevice device(HostDeviceOptions{});
   SchedulerOptions o = DefaultOptions();
-  EXPECT_EQ(Scheduler::Create(o, {}, allocator.get(), &models, nullptr, &clock, registry)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Scheduler::Create(o, {}, allocator.get(), &models, nullptr, &clock, registry).status().code(),
+      absl::StatusCode::kInvalidArgument);
   o.max_queue_depth = 0;
   absl::StatusOr<std::unique_ptr<Scheduler>> bad =
       Scheduler::Create(o, {&device}, allocator.get(), &models, nullptr, &clock, registry);
