@@ -218,7 +218,6 @@ class Scheduler final : public InferSubmitter {
   TimerQueue timers_;
 
   std::atomic<bool> shutting_down_{false};
-  std::atomic<uint64_t> rotation_{0};
   std::array<std::atomic<int64_t>, kNumPriorities> admitted_{};
   std::atomic<int64_t> waiting_deps_{0};
   std::atomic<uint64_t> submitted_{0};

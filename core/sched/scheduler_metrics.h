@@ -4,8 +4,8 @@
 // labels are bounded (priority: 5 values, outcome: 4, device: the devices,
 // model: the loaded models).
 //
-//   inferd_scheduler_queue_length{priority}            gauge
-//   inferd_scheduler_running_tasks{device}              gauge
+//   inferd_scheduler_queue_length{priority}            gauge (sampled every second)
+//   inferd_scheduler_running_tasks{device}              gauge (sampled every second)
 //   inferd_scheduler_device_healthy{device}             gauge 1/0
 //   inferd_scheduler_tasks_completed_total{model,priority,outcome}
 //   inferd_scheduler_queue_duration_seconds{model,priority}      histogram

@@ -130,6 +130,10 @@ TEST_F(SchedulerTest, QueueDepthBoundRejectsWithResourceExhausted) {
   EXPECT_FALSE(high.done());
   EXPECT_EQ(sched_->GetStats().rejected, 1u);
   EXPECT_EQ(Metric("inferd_scheduler_rejected_total", {{"priority", "normal"}}), 1.0);
+  sched_->RunTimers();  // samples the gauges
+  EXPECT_EQ(Metric("inferd_scheduler_queue_length", {{"priority", "normal"}}), 2.0);
+  EXPECT_EQ(Metric("inferd_scheduler_queue_length", {{"priority", "high"}}), 1.0);
+  EXPECT_EQ(Metric("inferd_scheduler_running_tasks", {{"device", "0"}}), 1.0);
   gate->Open();
   for (TestCall* t : {&blocker, &a, &b, &high}) EXPECT_TRUE(t->Wait().ok());
 }
