@@ -275,6 +275,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   report_sources.memory = impl->memory.get();
   report_sources.scaler = impl->scaler.get();
   report_sources.comm = impl->comm.get();
+  report_sources.scheduler = impl->scheduler.get();
   impl->report_service =
       std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
   impl->kserve = std::make_unique<KServeService>(&impl->models, submitter,

@@ -7,6 +7,7 @@
 #include "server/communication_service.h"
 #include "server/memory_service.h"
 #include "server/scaling_service.h"
+#include "server/scheduler_service.h"
 
 #ifndef INFERD_VERSION
 #define INFERD_VERSION "0.0.0"
@@ -53,6 +54,9 @@ void BuildPerformanceReport(const ReportSources& sources, v1::PerformanceReport*
   }
   if (sources.memory != nullptr) MemoryStatsToProto(sources.memory->GetStats(), out->mutable_memory());
   if (scaling) ScalingStatsToProto(*scaling, out->mutable_scaling());
+  if (sources.scheduler != nullptr) {
+    SchedulerStatsToProto(sources.scheduler->GetStats(), out->mutable_scheduler());
+  }
   if (sources.comm != nullptr) CommStatsToProto(sources.comm->GetStats(), out->mutable_communication());
 }
 

@@ -10,6 +10,7 @@
 #include "core/device/device.h"
 #include "core/memory/memory_engine.h"
 #include "core/scaling/dynamic_scaler.h"
+#include "core/sched/scheduler.h"
 #include "inferd/v1/report.grpc.pb.h"
 #include "server/grpc_metrics.h"
 
@@ -21,6 +22,7 @@ struct ReportSources {
   MemoryEngine* memory = nullptr;
   DynamicScaler* scaler = nullptr;
   CommEngine* comm = nullptr;
+  Scheduler* scheduler = nullptr;
 };
 
 // Fills `out` from `sources`. Thread-safe (engines' stats calls are).

@@ -52,6 +52,8 @@ TEST(ReportIntegrationTest, ReportReflectsTrafficAndInferctlPrintsIt) {
     EXPECT_GE(m.allocated_bytes(), 4u << 20);
   }
   EXPECT_TRUE(report.scaling().enabled());
+  EXPECT_TRUE(report.has_scheduler());
+  EXPECT_TRUE(report.has_communication());
   EXPECT_EQ(report.scaling().active_devices_size(), report.devices_size());
   EXPECT_FALSE(report.version().empty());
 
