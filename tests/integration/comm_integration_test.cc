@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "inferd/v1/communication.grpc.pb.h"
 #include "inferd/v1/memory.grpc.pb.h"
+#include "clients/cpp/tensor_stream.h"
 #include "tests/integration/daemon_process.h"
 
 namespace inferd {
@@ -52,37 +53,18 @@ class CommIntegrationTest : public ::testing::Test {
 
   absl::StatusOr<v1::TensorInfo> Upload(const std::string& bytes, int device,
                                         const std::string& dtype = "UINT8") {
-    auto ctx = Ctx();
-    v1::TensorInfo info;
-    auto writer = memory_->UploadTensor(ctx.get(), &info);
-    v1::UploadTensorRequest req;
-    auto* h = req.mutable_header();
-    h->set_device(device);
-    h->set_datatype(dtype);
-    h->add_shape(static_cast<int64_t>(bytes.size() / (dtype == "FP32" ? 4 : 1)));
-    h->set_owner("comm-test");
-    writer->Write(req);
-    for (size_t off = 0; off < bytes.size(); off += 1u << 20) {
-      req.set_chunk(bytes.substr(off, 1u << 20));
-      if (!writer->Write(req)) break;
-    }
-    writer->WritesDone();
-    grpc::Status st = writer->Finish();
-    if (!st.ok()) return FromGrpcStatus(st);
-    return info;
+    v1::AllocateTensorRequest h;
+    h.set_device(device);
+    h.set_datatype(dtype);
+    h.add_shape(static_cast<int64_t>(bytes.size() / (dtype == "FP32" ? 4 : 1)));
+    h.set_owner("comm-test");
+    return UploadTensor(*client_, h, bytes, 1u << 20);
   }
 
   absl::StatusOr<std::string> Download(const std::string& id) {
-    auto ctx = Ctx();
-    v1::DownloadTensorRequest req;
-    req.set_tensor_id(id);
-    auto reader = memory_->DownloadTensor(ctx.get(), req);
-    v1::DownloadTensorResponse resp;
-    std::string out;
-    while (reader->Read(&resp)) out += resp.chunk();
-    grpc::Status st = reader->Finish();
-    if (!st.ok()) return FromGrpcStatus(st);
-    return out;
+    absl::StatusOr<DownloadedTensor> t = DownloadTensor(*client_, id);
+    if (!t.ok()) return t.status();
+    return std::move(t->data);
   }
 
   absl::StatusOr<std::string> Start(const v1::AsyncTransferRequest& req) {

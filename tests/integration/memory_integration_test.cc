@@ -9,6 +9,7 @@
 #include "clients/cpp/inferd_client.h"
 #include "gtest/gtest.h"
 #include "inferd/v1/memory.grpc.pb.h"
+#include "clients/cpp/tensor_stream.h"
 #include "tests/integration/daemon_process.h"
 
 namespace inferd {
@@ -42,40 +43,18 @@ class MemoryIntegrationTest : public ::testing::Test {
 
   absl::StatusOr<v1::TensorInfo> Upload(const std::string& bytes, int device, size_t chunk,
                                         const std::string& owner = "test") {
-    auto ctx = Ctx();
-    v1::TensorInfo info;
-    auto writer = stub_->UploadTensor(ctx.get(), &info);
-    v1::UploadTensorRequest req;
-    auto* h = req.mutable_header();
-    h->set_device(device);
-    h->set_datatype("UINT8");
-    h->add_shape(static_cast<int64_t>(bytes.size()));
-    h->set_owner(owner);
-    writer->Write(req);
-    for (size_t off = 0; off < bytes.size(); off += chunk) {
-      req.set_chunk(bytes.substr(off, chunk));
-      if (!writer->Write(req)) break;
-    }
-    writer->WritesDone();
-    grpc::Status st = writer->Finish();
-    if (!st.ok()) return FromGrpcStatus(st);
-    return info;
+    v1::AllocateTensorRequest h;
+    h.set_device(device);
+    h.set_datatype("UINT8");
+    h.add_shape(static_cast<int64_t>(bytes.size()));
+    h.set_owner(owner);
+    return UploadTensor(*client_, h, bytes, chunk);
   }
 
   absl::StatusOr<std::string> Download(const std::string& id) {
-    auto ctx = Ctx();
-    v1::DownloadTensorRequest req;
-    req.set_tensor_id(id);
-    auto reader = stub_->DownloadTensor(ctx.get(), req);
-    v1::DownloadTensorResponse resp;
-    std::string out;
-    while (reader->Read(&resp)) {
-      if (resp.offset() != out.size()) return absl::DataLossError("out-of-order chunk");
-      out += resp.chunk();
-    }
-    grpc::Status st = reader->Finish();
-    if (!st.ok()) return FromGrpcStatus(st);
-    return out;
+    absl::StatusOr<DownloadedTensor> t = DownloadTensor(*client_, id);
+    if (!t.ok()) return t.status();
+    return std::move(t->data);
   }
 
   static testing::ConfiguredDaemon* daemon_;
