@@ -70,9 +70,8 @@ struct Daemon::Impl {
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<prometheus::Exposer> exposer;
   std::shared_ptr<DeviceCollector> device_collector;
-  // The dynamic scaler (issue 6): the active device set and the replica
-  // figure. The scheduler registers its listener here and feeds it
-  // RecordSchedulerSample (see "scheduler hookup" in Start()).
+  // The dynamic scaler: the active device set and the replica figure. The
+  // scheduler listens to it (SetDeviceActive) and feeds it load samples.
   std::unique_ptr<DynamicScaler> scaler;
   std::unique_ptr<MemoryEngine> memory;
   std::unique_ptr<DeviceAllocator> allocator;  // scratch buffers from `memory`
@@ -167,9 +166,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
       DynamicScaler::Create(*std::move(scaler_options), Clock::Real(), *impl->registry);
   if (!scaler.ok()) return scaler.status();
   impl->scaler = *std::move(scaler);
-  // Scheduler hookup (core/sched): register impl->scaler->RegisterListener(...)
-  // (stop placing on a deactivated device, move its queued tasks) and feed
-  // impl->scaler->RecordSchedulerSample(...) from the scheduler.
   // The evaluation thread runs even with enable_dynamic_scaling false: the
   // scaler then keeps every healthy device active but still samples and
   // reports, and SetScalingPolicy can turn scaling on at run time.
