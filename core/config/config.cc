@@ -6,6 +6,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "core/config/yaml_util.h"
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -33,6 +35,10 @@
 namespace inferd {
 namespace {
 
+using config_internal::Got;
+using config_internal::IsPlainScalar;
+using config_internal::Quote;
+
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr int64_t kIntMax = std::numeric_limits<int>::max();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -45,21 +51,6 @@ constexpr int64_t kMaxFileBytes = int64_t{1} << 20;
 
 // Writes `s` as a YAML double-quoted scalar (bytes >= 0x80 pass through, so
 // UTF-8 stays readable).
-std::string Quote(absl::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c == 0x7f) {
-      out += absl::StrFormat("\\x%02x", c);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  out.push_back('"');
-  return out;
-}
 
 // Shortest decimal text that reads back as exactly `v`; always has a '.' or
 // an exponent so it reads as a double.
@@ -568,24 +559,7 @@ const FieldSpec* FindField(absl::string_view path) {
 // ---------------------------------------------------------------------------
 // Reading YAML nodes. Each returns "" on success, else the problem.
 
-std::string Got(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "null";
-    case YAML::NodeType::Scalar:
-      return Quote(node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
 
-// True for an unquoted, untagged scalar (so "4" in quotes stays a string).
-bool IsPlainScalar(const YAML::Node& node) { return node.IsScalar() && node.Tag() == "?"; }
 
 std::string ReadInt64(const YAML::Node& node, const std::string& range, int64_t* out) {
   std::string expected = absl::StrCat("expected an integer, got ", Got(node));
