@@ -275,7 +275,7 @@ TEST_F(KServeIntegrationTest, MetricsCountRequestsAndPassPromtool) {
   EXPECT_TRUE(absl::StrContains(
       body, "inferd_grpc_requests_total{code=\"OK\",method=\"inference.GRPCInferenceService/ModelInfer\"}"))
       << body.substr(0, 2000);
-  EXPECT_TRUE(absl::StrContains(body, "inferd_device_memory_total_bytes{device=\"1\""));
+  EXPECT_TRUE(absl::StrContains(body, "inferd_device_memory_total_bytes{device=\"0\""));
   EXPECT_TRUE(absl::StrContains(body, "inferd_build_info"));
   if (access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool not installed";
   const std::string path = testing::WriteTempFile(body, ".prom");
