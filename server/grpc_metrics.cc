@@ -4,13 +4,26 @@
 
 namespace inferd {
 
+namespace {
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+}  // namespace
+
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
                                       const absl::Status& status, absl::Time start) {
   grpc::Status gs = ToGrpcStatus(status);
   m->Record(gs.error_code(), absl::Now() - start);
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(gs);
-  return reactor;
+  return FinishWith(ctx, gs);
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, CallTimer& timer,
+                                      const absl::Status& status) {
+  grpc::Status gs = ToGrpcStatus(status);
+  timer.Finish(gs.error_code());
+  return FinishWith(ctx, gs);
 }
 
 const char* GrpcCodeName(grpc::StatusCode code) {

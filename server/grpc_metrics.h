@@ -72,6 +72,9 @@ const char* GrpcCodeName(grpc::StatusCode code);
 // the handler must return. Call DefaultReactor() nowhere else for the call.
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
                                       const absl::Status& status, absl::Time start);
+// The same, with the latency measured by `timer` (started at handler entry).
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, CallTimer& timer,
+                                      const absl::Status& status);
 
 }  // namespace inferd
 

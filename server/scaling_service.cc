@@ -310,20 +310,11 @@ ScalingService::ScalingService(DynamicScaler* scaler, GrpcMetrics* metrics)
       m_set_policy_(metrics->ForMethod(absl::StrCat(kService, "SetScalingPolicy"))),
       m_get_policy_(metrics->ForMethod(absl::StrCat(kService, "GetScalingPolicy"))) {}
 
-grpc::ServerUnaryReactor* ScalingService::Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                               const absl::Status& status) {
-  const grpc::Status wire = ToGrpcStatus(status);
-  timer.Finish(wire.error_code());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(wire);
-  return reactor;
-}
-
 grpc::ServerUnaryReactor* ScalingService::CollectWorkloadMetrics(
     grpc::CallbackServerContext* ctx, const v1::CollectWorkloadMetricsRequest* req,
     v1::CollectWorkloadMetricsResponse*) {
   CallTimer timer(m_collect_);
-  return Done(ctx, timer,
+  return FinishUnary(ctx, timer,
               scaler_->CollectWorkloadMetrics(req->queue_length(), req->processing_time(),
                                               req->throughput()));
 }
@@ -333,7 +324,7 @@ grpc::ServerUnaryReactor* ScalingService::GetScalingStats(grpc::CallbackServerCo
                                                           v1::GetScalingStatsResponse* resp) {
   CallTimer timer(m_stats_);
   ScalingStatsToProto(scaler_->GetStats(), resp);
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ScalingService::GetScalingEvents(grpc::CallbackServerContext* ctx,
@@ -343,7 +334,7 @@ grpc::ServerUnaryReactor* ScalingService::GetScalingEvents(grpc::CallbackServerC
   for (const ScalingEvent& event : scaler_->GetEvents(req->limit())) {
     EventToProto(event, resp->add_events());
   }
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ScalingService::SetScalingPolicy(grpc::CallbackServerContext* ctx,
@@ -351,15 +342,15 @@ grpc::ServerUnaryReactor* ScalingService::SetScalingPolicy(grpc::CallbackServerC
                                                            v1::SetScalingPolicyResponse* resp) {
   CallTimer timer(m_set_policy_);
   if (!req->has_policy()) {
-    return Done(ctx, timer, absl::InvalidArgumentError("policy: must be set"));
+    return FinishUnary(ctx, timer, absl::InvalidArgumentError("policy: must be set"));
   }
   absl::StatusOr<ScalingPolicy> policy = PolicyFromProto(req->policy());
-  if (!policy.ok()) return Done(ctx, timer, policy.status());
+  if (!policy.ok()) return FinishUnary(ctx, timer, policy.status());
   if (absl::Status st = scaler_->SetPolicy(*policy); !st.ok()) {
-    return Done(ctx, timer, RenamePolicyField(st, PolicyFieldName));
+    return FinishUnary(ctx, timer, RenamePolicyField(st, PolicyFieldName));
   }
   PolicyToProto(scaler_->GetPolicy(), resp->mutable_policy());
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ScalingService::GetScalingPolicy(grpc::CallbackServerContext* ctx,
@@ -367,7 +358,7 @@ grpc::ServerUnaryReactor* ScalingService::GetScalingPolicy(grpc::CallbackServerC
                                                            v1::GetScalingPolicyResponse* resp) {
   CallTimer timer(m_get_policy_);
   PolicyToProto(scaler_->GetPolicy(), resp->mutable_policy());
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 }  // namespace inferd

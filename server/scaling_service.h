@@ -40,11 +40,6 @@ class ScalingService final : public inferd::v1::Scaling::CallbackService {
                                              v1::GetScalingPolicyResponse* resp) override;
 
  private:
-  // Finishes the call with `status` (converted once, by ToGrpcStatus) and
-  // records it.
-  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                 const absl::Status& status);
-
   DynamicScaler* const scaler_;
   MethodMetrics* const m_collect_;
   MethodMetrics* const m_stats_;

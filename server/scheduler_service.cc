@@ -392,27 +392,18 @@ SchedulerService::SchedulerService(inferd::Scheduler* scheduler, GrpcMetrics* me
       m_list_(metrics->ForMethod(absl::StrCat(kService, "ListTasks"))),
       m_stats_(metrics->ForMethod(absl::StrCat(kService, "GetSchedulerStats"))) {}
 
-grpc::ServerUnaryReactor* SchedulerService::Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                                 const absl::Status& status) {
-  const grpc::Status wire = ToGrpcStatus(status);
-  timer.Finish(wire.error_code());
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(wire);
-  return reactor;
-}
-
 grpc::ServerUnaryReactor* SchedulerService::SubmitTask(grpc::CallbackServerContext* ctx,
                                                        const v1::SubmitTaskRequest* req,
                                                        v1::SubmitTaskResponse* resp) {
   CallTimer timer(m_submit_);
   TaskSpec spec;
   if (absl::Status st = TaskSpecFromProto(req->task(), "task", &spec); !st.ok()) {
-    return Done(ctx, timer, st);
+    return FinishUnary(ctx, timer, st);
   }
   absl::StatusOr<TaskId> id = scheduler_->SubmitTask(std::move(spec));
-  if (!id.ok()) return Done(ctx, timer, id.status());
+  if (!id.ok()) return FinishUnary(ctx, timer, id.status());
   resp->set_task_id(FormatTaskId(*id));
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* SchedulerService::SubmitTasks(grpc::CallbackServerContext* ctx,
@@ -424,13 +415,13 @@ grpc::ServerUnaryReactor* SchedulerService::SubmitTasks(grpc::CallbackServerCont
     if (absl::Status st =
             TaskSpecFromProto(req->tasks(i), absl::StrCat("tasks[", i, "]"), &specs[i]);
         !st.ok()) {
-      return Done(ctx, timer, st);
+      return FinishUnary(ctx, timer, st);
     }
   }
   absl::StatusOr<std::vector<TaskId>> ids = scheduler_->SubmitTasks(std::move(specs));
-  if (!ids.ok()) return Done(ctx, timer, ids.status());
+  if (!ids.ok()) return FinishUnary(ctx, timer, ids.status());
   for (const TaskId& id : *ids) resp->add_task_ids(FormatTaskId(id));
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* SchedulerService::GetTask(grpc::CallbackServerContext* ctx,
@@ -438,11 +429,11 @@ grpc::ServerUnaryReactor* SchedulerService::GetTask(grpc::CallbackServerContext*
                                                     v1::GetTaskResponse* resp) {
   CallTimer timer(m_get_);
   absl::StatusOr<TaskId> id = ParseId(req->task_id(), "task_id");
-  if (!id.ok()) return Done(ctx, timer, id.status());
+  if (!id.ok()) return FinishUnary(ctx, timer, id.status());
   absl::StatusOr<TaskInfo> info = scheduler_->GetTask(*id, !req->omit_outputs());
-  if (!info.ok()) return Done(ctx, timer, info.status());
+  if (!info.ok()) return FinishUnary(ctx, timer, info.status());
   TaskToProto(*info, resp->mutable_task());
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* SchedulerService::WaitTask(grpc::CallbackServerContext* ctx,
@@ -456,11 +447,11 @@ grpc::ServerUnaryReactor* SchedulerService::CancelTask(grpc::CallbackServerConte
                                                        v1::CancelTaskResponse* resp) {
   CallTimer timer(m_cancel_);
   absl::StatusOr<TaskId> id = ParseId(req->task_id(), "task_id");
-  if (!id.ok()) return Done(ctx, timer, id.status());
+  if (!id.ok()) return FinishUnary(ctx, timer, id.status());
   absl::StatusOr<TaskInfo> info = scheduler_->CancelTask(*id);
-  if (!info.ok()) return Done(ctx, timer, info.status());
+  if (!info.ok()) return FinishUnary(ctx, timer, info.status());
   TaskToProto(*info, resp->mutable_task());
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::WatchTasksResponse>* SchedulerService::WatchTasks(
@@ -472,7 +463,7 @@ grpc::ServerUnaryReactor* SchedulerService::ListTasks(grpc::CallbackServerContex
                                                       const v1::ListTasksRequest* req,
                                                       v1::ListTasksResponse* resp) {
   CallTimer timer(m_list_);
-  if (req->page_size() < 0) return Done(ctx, timer, Invalid("page_size", "must be >= 0"));
+  if (req->page_size() < 0) return FinishUnary(ctx, timer, Invalid("page_size", "must be >= 0"));
   TaskListOptions options;
   options.page_size = req->page_size();
   options.page_token = req->page_token();
@@ -480,16 +471,16 @@ grpc::ServerUnaryReactor* SchedulerService::ListTasks(grpc::CallbackServerContex
   options.owner = req->owner();
   if (req->state() != v1::TASK_STATE_UNSPECIFIED) {
     if (req->state() < v1::TASK_STATE_PENDING || req->state() > v1::TASK_STATE_TIMED_OUT) {
-      return Done(ctx, timer, Invalid("state", absl::StrCat("unknown state ", req->state())));
+      return FinishUnary(ctx, timer, Invalid("state", absl::StrCat("unknown state ", req->state())));
     }
     options.filter_state = true;
     options.state = static_cast<TaskState>(static_cast<int>(req->state()) - 1);
   }
   absl::StatusOr<TaskPage> page = scheduler_->ListTasks(options);
-  if (!page.ok()) return Done(ctx, timer, page.status());
+  if (!page.ok()) return FinishUnary(ctx, timer, page.status());
   for (const TaskInfo& t : page->tasks) TaskToProto(t, resp->add_tasks());
   resp->set_next_page_token(page->next_page_token);
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* SchedulerService::GetSchedulerStats(grpc::CallbackServerContext* ctx,
@@ -497,7 +488,7 @@ grpc::ServerUnaryReactor* SchedulerService::GetSchedulerStats(grpc::CallbackServ
                                                               v1::GetSchedulerStatsResponse* resp) {
   CallTimer timer(m_stats_);
   SchedulerStatsToProto(scheduler_->GetStats(), resp);
-  return Done(ctx, timer, absl::OkStatus());
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 }  // namespace inferd

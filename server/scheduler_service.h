@@ -46,9 +46,6 @@ class SchedulerService final : public inferd::v1::Scheduler::CallbackService {
                                               v1::GetSchedulerStatsResponse* resp) override;
 
  private:
-  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                 const absl::Status& status);
-
   inferd::Scheduler* const scheduler_;
   MethodMetrics* const m_submit_;
   MethodMetrics* const m_submit_many_;
