@@ -21,27 +21,16 @@ namespace {
 using testing_comm::Load;
 using testing_comm::Store;
 using testing_comm::Round;
+using testing_comm::Input;
+using testing_comm::IsFloat;
+using testing_comm::kNcclTypes;
+using testing_comm::kOps;
+using testing_comm::Reduced;
 
 using testing_comm::CommFixture;
 using testing_comm::DeviceSetup;
 
 constexpr int kDevices = 4;
-
-// Element access by dtype, with the rounding a store into the type does.
-bool IsInteger(DataType t) {
-  return t != DataType::kFp16 && t != DataType::kBf16 && t != DataType::kFp32 &&
-         t != DataType::kFp64;
-}
-bool IsSigned(DataType t) {
-  return t == DataType::kInt8 || t == DataType::kInt32 || t == DataType::kInt64 || !IsInteger(t);
-}
-
-// Rank r's input value at element i: small and exact in every type.
-double Input(DataType t, int r, size_t i) {
-  const int k = static_cast<int>((i * 7 + static_cast<size_t>(r) * 13 + 3) % 17);
-  if (!IsInteger(t)) return (k - 8) * 0.25;
-  return IsSigned(t) ? k % 9 - 4 : k % 9;
-}
 
 std::vector<uint8_t> Inputs(DataType t, int r, size_t n) {
   std::vector<uint8_t> v(n * DataTypeSize(t));
@@ -49,40 +38,6 @@ std::vector<uint8_t> Inputs(DataType t, int r, size_t n) {
   return v;
 }
 
-// The reduction of element i of the ranks' inputs, in rank order, rounded
-// after each step as the kernels do.
-double Reduced(DataType t, CollectiveReduceOp op, size_t i, int ranks) {
-  double acc = Input(t, 0, i);
-  for (int r = 1; r < ranks; ++r) {
-    const double x = Input(t, r, i);
-    switch (op) {
-      case CollectiveReduceOp::kSum:
-      case CollectiveReduceOp::kAvg:
-        acc = Round(t, acc + x);
-        break;
-      case CollectiveReduceOp::kProd:
-        acc = Round(t, acc * x);
-        break;
-      case CollectiveReduceOp::kMin:
-        acc = x < acc ? x : acc;
-        break;
-      case CollectiveReduceOp::kMax:
-        acc = acc < x ? x : acc;
-        break;
-    }
-  }
-  if (op == CollectiveReduceOp::kAvg) {
-    acc = IsInteger(t) ? std::trunc(acc / ranks) : Round(t, acc / ranks);
-  }
-  return acc;
-}
-
-constexpr DataType kNcclTypes[] = {
-    DataType::kInt8,   DataType::kUint8, DataType::kInt32, DataType::kUint32, DataType::kInt64,
-    DataType::kUint64, DataType::kFp16,  DataType::kFp32,  DataType::kFp64,   DataType::kBf16};
-constexpr CollectiveReduceOp kOps[] = {CollectiveReduceOp::kSum, CollectiveReduceOp::kProd,
-                                       CollectiveReduceOp::kMin, CollectiveReduceOp::kMax,
-                                       CollectiveReduceOp::kAvg};
 // From one element to many scratch pieces (64-byte scratch below).
 constexpr size_t kSizes[] = {1, 3, 4, 257, 1000};
 

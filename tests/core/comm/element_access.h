@@ -1,12 +1,14 @@
-// Element access for the collective tests (unit and GPU): read and write
-// one element of any NCCL dtype as a double, and round a reference value the
-// way the device stores it. Reference arithmetic lives in the tests.
+// Reference values for the collective tests (unit and GPU): read and write
+// one element of any NCCL dtype as a double, round a value the way the
+// device stores it, each rank's inputs, and the expected reductions.
 #ifndef INFERD_TESTS_CORE_COMM_ELEMENT_ACCESS_H_
 #define INFERD_TESTS_CORE_COMM_ELEMENT_ACCESS_H_
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
+#include "core/device/communicator.h"
 #include "core/tensor/dtype.h"
 
 namespace inferd::testing_comm {
@@ -81,6 +83,56 @@ inline double Round(DataType t, double v) {
   Store(t, tmp, 0, v);
   return Load(t, tmp, 0);
 }
+
+inline bool IsFloat(DataType t) {
+  return t == DataType::kFp16 || t == DataType::kBf16 || t == DataType::kFp32 ||
+         t == DataType::kFp64;
+}
+
+// Rank r's input value at element i: small and exact in every type, so that
+// sums do not depend on order.
+inline double Input(DataType t, int r, size_t i) {
+  const int k = static_cast<int>((i * 7 + static_cast<size_t>(r) * 13 + 3) % 17);
+  if (IsFloat(t)) return (k - 8) * 0.25;
+  const bool is_signed = t == DataType::kInt8 || t == DataType::kInt32 || t == DataType::kInt64;
+  return is_signed ? k % 9 - 4 : k % 9;
+}
+
+// The reduction of element i of the ranks' inputs, in rank order, rounded
+// after each step as the kernels do.
+inline double Reduced(DataType t, CollectiveReduceOp op, size_t i, int ranks) {
+  double acc = Input(t, 0, i);
+  for (int r = 1; r < ranks; ++r) {
+    const double x = Input(t, r, i);
+    switch (op) {
+      case CollectiveReduceOp::kSum:
+      case CollectiveReduceOp::kAvg:
+        acc = Round(t, acc + x);
+        break;
+      case CollectiveReduceOp::kProd:
+        acc = Round(t, acc * x);
+        break;
+      case CollectiveReduceOp::kMin:
+        acc = x < acc ? x : acc;
+        break;
+      case CollectiveReduceOp::kMax:
+        acc = acc < x ? x : acc;
+        break;
+    }
+  }
+  if (op == CollectiveReduceOp::kAvg) {
+    acc = IsFloat(t) ? Round(t, acc / ranks) : std::trunc(acc / ranks);
+  }
+  return acc;
+}
+
+// The dtypes NCCL reduces, and every reduction.
+inline constexpr DataType kNcclTypes[] = {
+    DataType::kInt8,   DataType::kUint8, DataType::kInt32, DataType::kUint32, DataType::kInt64,
+    DataType::kUint64, DataType::kFp16,  DataType::kFp32,  DataType::kFp64,   DataType::kBf16};
+inline constexpr CollectiveReduceOp kOps[] = {CollectiveReduceOp::kSum, CollectiveReduceOp::kProd,
+                                              CollectiveReduceOp::kMin, CollectiveReduceOp::kMax,
+                                              CollectiveReduceOp::kAvg};
 
 }  // namespace inferd::testing_comm
 

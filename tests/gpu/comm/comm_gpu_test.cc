@@ -22,54 +22,13 @@ namespace {
 using testing_comm::Load;
 using testing_comm::Store;
 using testing_comm::Round;
+using testing_comm::Input;
+using testing_comm::IsFloat;
+using testing_comm::kNcclTypes;
+using testing_comm::kOps;
+using testing_comm::Reduced;
 
 constexpr uint64_t kMiB = 1ull << 20;
-
-bool IsFloat(DataType t) {
-  return t == DataType::kFp16 || t == DataType::kBf16 || t == DataType::kFp32 ||
-         t == DataType::kFp64;
-}
-
-// Small values, exact in every type, so that sums do not depend on order.
-double Input(DataType t, int r, size_t i) {
-  const int k = static_cast<int>((i * 7 + static_cast<size_t>(r) * 13 + 3) % 17);
-  if (IsFloat(t)) return (k - 8) * 0.25;
-  const bool is_signed = t == DataType::kInt8 || t == DataType::kInt32 || t == DataType::kInt64;
-  return is_signed ? k % 9 - 4 : k % 9;
-}
-
-double Reduced(DataType t, CollectiveReduceOp op, size_t i, int ranks) {
-  double acc = Input(t, 0, i);
-  for (int r = 1; r < ranks; ++r) {
-    const double x = Input(t, r, i);
-    switch (op) {
-      case CollectiveReduceOp::kSum:
-      case CollectiveReduceOp::kAvg:
-        acc = Round(t, acc + x);
-        break;
-      case CollectiveReduceOp::kProd:
-        acc = Round(t, acc * x);
-        break;
-      case CollectiveReduceOp::kMin:
-        acc = std::min(acc, x);
-        break;
-      case CollectiveReduceOp::kMax:
-        acc = std::max(acc, x);
-        break;
-    }
-  }
-  if (op == CollectiveReduceOp::kAvg) {
-    acc = IsFloat(t) ? Round(t, acc / ranks) : std::trunc(acc / ranks);
-  }
-  return acc;
-}
-
-constexpr DataType kNcclTypes[] = {
-    DataType::kInt8,   DataType::kUint8, DataType::kInt32, DataType::kUint32, DataType::kInt64,
-    DataType::kUint64, DataType::kFp16,  DataType::kFp32,  DataType::kFp64,   DataType::kBf16};
-constexpr CollectiveReduceOp kOps[] = {CollectiveReduceOp::kSum, CollectiveReduceOp::kProd,
-                                       CollectiveReduceOp::kMin, CollectiveReduceOp::kMax,
-                                       CollectiveReduceOp::kAvg};
 
 class CommGpuTest : public ::testing::Test {
  protected:
