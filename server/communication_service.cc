@@ -359,73 +359,59 @@ grpc::ServerUnaryReactor* CommunicationService::RunCollective(
   return reactor;
 }
 
+namespace {
+
+// Decodes what the collective messages share: the tensors, and where the
+// message has them, the root, the reduction and the lease of new tensors.
+template <typename Request>
+absl::StatusOr<CollectiveRequest> DecodeCollective(CollectiveKind kind, const Request& req) {
+  CollectiveRequest r;
+  r.kind = kind;
+  absl::StatusOr<std::vector<TensorId>> ids = ParseIds(req.tensor_ids());
+  if (!ids.ok()) return ids.status();
+  r.tensors = *std::move(ids);
+  if constexpr (requires { req.root(); }) r.root = req.root();
+  if constexpr (requires { req.op(); }) {
+    absl::StatusOr<CollectiveReduceOp> op = FromProto(req.op());
+    if (!op.ok()) return op.status();
+    r.op = *op;
+  }
+  if constexpr (requires { req.lease_ms(); }) {
+    absl::StatusOr<absl::Duration> lease = Lease(req.lease_ms());
+    if (!lease.ok()) return lease.status();
+    r.lease = *lease;
+  }
+  return r;
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* CommunicationService::Broadcast(grpc::CallbackServerContext* ctx,
                                                           const pb::BroadcastRequest* req,
                                                           pb::CollectiveResponse* resp) {
-  auto decode = [&]() -> absl::StatusOr<CollectiveRequest> {
-    CollectiveRequest r;
-    r.kind = CollectiveKind::kBroadcast;
-    absl::StatusOr<std::vector<TensorId>> ids = ParseIds(req->tensor_ids());
-    if (!ids.ok()) return ids.status();
-    r.tensors = *std::move(ids);
-    r.root = req->root();
-    return r;
-  };
-  return RunCollective(ctx, m_broadcast_, decode(), resp);
+  return RunCollective(ctx, m_broadcast_, DecodeCollective(CollectiveKind::kBroadcast, *req),
+                       resp);
 }
 
 grpc::ServerUnaryReactor* CommunicationService::AllReduce(grpc::CallbackServerContext* ctx,
                                                           const pb::AllReduceRequest* req,
                                                           pb::CollectiveResponse* resp) {
-  auto decode = [&]() -> absl::StatusOr<CollectiveRequest> {
-    CollectiveRequest r;
-    r.kind = CollectiveKind::kAllReduce;
-    absl::StatusOr<std::vector<TensorId>> ids = ParseIds(req->tensor_ids());
-    if (!ids.ok()) return ids.status();
-    r.tensors = *std::move(ids);
-    absl::StatusOr<CollectiveReduceOp> op = FromProto(req->op());
-    if (!op.ok()) return op.status();
-    r.op = *op;
-    return r;
-  };
-  return RunCollective(ctx, m_all_reduce_, decode(), resp);
+  return RunCollective(ctx, m_all_reduce_, DecodeCollective(CollectiveKind::kAllReduce, *req),
+                       resp);
 }
 
 grpc::ServerUnaryReactor* CommunicationService::AllGather(grpc::CallbackServerContext* ctx,
                                                           const pb::AllGatherRequest* req,
                                                           pb::CollectiveResponse* resp) {
-  auto decode = [&]() -> absl::StatusOr<CollectiveRequest> {
-    CollectiveRequest r;
-    r.kind = CollectiveKind::kAllGather;
-    absl::StatusOr<std::vector<TensorId>> ids = ParseIds(req->tensor_ids());
-    if (!ids.ok()) return ids.status();
-    r.tensors = *std::move(ids);
-    absl::StatusOr<absl::Duration> lease = Lease(req->lease_ms());
-    if (!lease.ok()) return lease.status();
-    r.lease = *lease;
-    return r;
-  };
-  return RunCollective(ctx, m_all_gather_, decode(), resp);
+  return RunCollective(ctx, m_all_gather_, DecodeCollective(CollectiveKind::kAllGather, *req),
+                       resp);
 }
 
 grpc::ServerUnaryReactor* CommunicationService::ReduceScatter(grpc::CallbackServerContext* ctx,
                                                               const pb::ReduceScatterRequest* req,
                                                               pb::CollectiveResponse* resp) {
-  auto decode = [&]() -> absl::StatusOr<CollectiveRequest> {
-    CollectiveRequest r;
-    r.kind = CollectiveKind::kReduceScatter;
-    absl::StatusOr<std::vector<TensorId>> ids = ParseIds(req->tensor_ids());
-    if (!ids.ok()) return ids.status();
-    r.tensors = *std::move(ids);
-    absl::StatusOr<CollectiveReduceOp> op = FromProto(req->op());
-    if (!op.ok()) return op.status();
-    r.op = *op;
-    absl::StatusOr<absl::Duration> lease = Lease(req->lease_ms());
-    if (!lease.ok()) return lease.status();
-    r.lease = *lease;
-    return r;
-  };
-  return RunCollective(ctx, m_reduce_scatter_, decode(), resp);
+  return RunCollective(ctx, m_reduce_scatter_,
+                       DecodeCollective(CollectiveKind::kReduceScatter, *req), resp);
 }
 
 grpc::ServerUnaryReactor* CommunicationService::GetCommunicationStats(
