@@ -51,6 +51,7 @@ MemoryEngineOptions MemoryOptionsFromConfig(const Config& c) {
   o.max_lease = absl::Seconds(c.memory.max_lease_seconds);
   o.batch_safety_margin = c.memory.batch_safety_margin;
   o.zero_new_tensors = c.memory.zero_new_tensors;
+  o.release_segments_on_grow = c.memory.release_segments_on_grow;
   o.max_tensor_bytes = static_cast<uint64_t>(c.limits.max_tensor_bytes);
   return o;
 }

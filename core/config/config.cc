@@ -448,6 +448,10 @@ const std::vector<FieldSpec>& Fields() {
       Key("memory.zero_new_tensors",
           [](auto* c) { return &c->memory.zero_new_tensors; },
           AnyBool{}, "", "Zero new tensors so no client reads another's freed bytes"),
+      Key("memory.release_segments_on_grow",
+          [](auto* c) { return &c->memory.release_segments_on_grow; }, AnyBool{}, "",
+          "Before a pool grows, return its fully free segments to the driver (tighter "
+          "memory; each growth then also pays a cudaFree)"),
 
       // scaling.* (the scaler's keys beyond the seed's; docs/SCALING.md)
       Key("scaling.window_length_seconds",

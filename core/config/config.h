@@ -131,6 +131,7 @@ struct MemoryConfig {
   double compaction_idle_seconds = 5.0;   // idle time before compacting a device
   double batch_safety_margin = 0.1;       // free memory GetOptimalBatchSize keeps back
   bool zero_new_tensors = true;           // no client reads another's freed bytes
+  bool release_segments_on_grow = false;  // trade driver calls for a tighter pool
 
   bool operator==(const MemoryConfig&) const = default;
 };

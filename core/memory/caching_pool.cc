@@ -12,9 +12,7 @@ namespace inferd {
 namespace {
 
 using pool_internal::Block;
-using pool_internal::BySizeAddr;
-using pool_internal::CachedAllocator;
-using pool_internal::FreeSet;
+using FreeSet = pool_internal::FreeIndex;
 using pool_internal::Segment;
 
 // Rounds `x` up to a multiple of `m` (a power of two); false on overflow.
@@ -35,12 +33,8 @@ void* AsPtr(uintptr_t addr) {
 CachingPool::CachingPool(Device& device, const CachingPoolOptions& options)
     : device_(device), options_(options), num_streams_(std::max(1, device.num_streams())) {
   absl::MutexLock lock(&mu_);
-  for (int c = 0; c < 2; ++c) {
-    ready_.emplace_back(BySizeAddr(), CachedAllocator<Block*>(&node_cache_));
-  }
-  for (int i = 0; i < 2 * num_streams_; ++i) {
-    pending_.emplace_back(BySizeAddr(), CachedAllocator<Block*>(&node_cache_));
-  }
+  ready_ = std::vector<FreeSet>(2);
+  pending_ = std::vector<FreeSet>(2 * static_cast<size_t>(num_streams_));
   streams_.resize(static_cast<size_t>(num_streams_));
   for (int i = 0; i < num_streams_; ++i)
     streams_[static_cast<size_t>(i)].stream = &device.stream(i);
@@ -84,6 +78,7 @@ absl::StatusOr<std::unique_ptr<CachingPool>> CachingPool::Create(
     segment->first = b;
     pool->segments_.push_back(std::move(segment));
     pool->stats_.reserved_bytes += size;
+    pool->stats_.peak_reserved_bytes = size;
     pool->stats_.segment_alloc_count++;
     pool->InsertFreeLocked(b);
   }
@@ -172,26 +167,25 @@ absl::StatusOr<Block*> CachingPool::AllocateBlockLocked(uint64_t size, int strea
   b->stream = stream;
   b->segment->allocated_bytes += b->size;
   stats_.allocated_bytes += b->size;
+  stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
   stats_.active_blocks++;
   stats_.alloc_count++;
   return b;
 }
 
 Block* CachingPool::FindFitLocked(uint64_t size, int stream, bool small) {
-  const BySizeAddr::Key key{size, 0};
-  FreeSet& ready = ready_[small ? 1 : 0];
-  FreeSet& pending = pending_[PendingIndex(small, stream)];
-  auto r = ready.lower_bound(key);
-  auto p = pending.lower_bound(key);
-  Block* best = nullptr;
-  if (r != ready.end()) best = *r;
-  if (p != pending.end() && (best == nullptr || BySizeAddr()(*p, best))) best = *p;
+  Block* best = ready_[small ? 1 : 0].BestFit(size, kMinBlockSize);
+  Block* p = pending_[PendingIndex(small, stream)].BestFit(size, kMinBlockSize);
+  if (p != nullptr && (best == nullptr || p->size < best->size ||
+                       (p->size == best->size && p->addr < best->addr))) {
+    best = p;
+  }
   if (best == nullptr) return nullptr;
   return TakeLocked(best, size, small ? kMinBlockSize : kSmallSize + kMinBlockSize);
 }
 
 Block* CachingPool::TakeLocked(Block* block, uint64_t size, uint64_t min_remainder) {
-  SetForLocked(block).erase(block);
+  SetForLocked(block).Erase(block);
   if (block->pending) stats_.pending_free_bytes -= block->size;
   if (block->size - size >= min_remainder && block->size > size) {
     Block* rest = NewBlockLocked();
@@ -219,7 +213,7 @@ Block* CachingPool::TakeLocked(Block* block, uint64_t size, uint64_t min_remaind
       block->fifo_next = rest;
       stats_.pending_free_bytes += rest->size;
     }
-    SetForLocked(rest).insert(rest);
+    SetForLocked(rest).Insert(rest, kMinBlockSize);
   }
   if (block->pending) {
     StreamState& st = streams_[static_cast<size_t>(block->stream)];
@@ -276,6 +270,7 @@ absl::StatusOr<Block*> CachingPool::GrowLocked(uint64_t size, bool small) {
     segment->first = b;
     segments_.push_back(std::move(segment));
     stats_.reserved_bytes += seg;
+    stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.reserved_bytes);
     stats_.segment_alloc_count++;
     InsertFreeLocked(b);
     return b;
@@ -380,7 +375,7 @@ const FreeSet& CachingPool::SetForLocked(const Block* block) const {
 }
 
 void CachingPool::InsertFreeLocked(Block* block) {
-  SetForLocked(block).insert(block);
+  SetForLocked(block).Insert(block, kMinBlockSize);
   if (!block->pending) return;
   stats_.pending_free_bytes += block->size;
   StreamState& st = streams_[static_cast<size_t>(block->stream)];
@@ -395,7 +390,7 @@ void CachingPool::InsertFreeLocked(Block* block) {
 }
 
 void CachingPool::EraseFreeLocked(Block* block) {
-  SetForLocked(block).erase(block);
+  SetForLocked(block).Erase(block);
   if (!block->pending) return;
   stats_.pending_free_bytes -= block->size;
   StreamState& st = streams_[static_cast<size_t>(block->stream)];
@@ -580,9 +575,9 @@ absl::StatusOr<PoolCompaction> CachingPool::Compact(
       return f->addr < t->addr;
     };
     for (FreeSet* set : {&ready_[small ? 1 : 0], &pending_[PendingIndex(small, c)]}) {
-      for (auto it = set->lower_bound(BySizeAddr::Key{b->size, 0}); it != set->end(); ++it) {
-        if (better(*it, b) && (target == nullptr || preferred(*it, target))) target = *it;
-      }
+      set->ForEachAtLeast(b->size, kMinBlockSize, [&](Block* f) {
+        if (better(f, b) && (target == nullptr || preferred(f, target))) target = f;
+      });
     }
     if (target == nullptr) continue;
     Block* nb = TakeLocked(target, b->size, kMinBlockSize);
@@ -616,11 +611,10 @@ PoolStats CachingPool::GetStats() const {
   s.segments = segments_.size();
   s.free_bytes = s.reserved_bytes - s.allocated_bytes;
   uint64_t largest = 0;
-  for (const FreeSet& set : ready_) {
-    if (!set.empty()) largest = std::max(largest, (*set.rbegin())->size);
-  }
-  for (const FreeSet& set : pending_) {
-    if (!set.empty()) largest = std::max(largest, (*set.rbegin())->size);
+  for (const std::vector<FreeSet>* sets : {&ready_, &pending_}) {
+    for (const FreeSet& set : *sets) {
+      if (const Block* b = set.Largest()) largest = std::max(largest, b->size);
+    }
   }
   s.largest_free_block = largest;
   s.fragmentation = s.free_bytes == 0
@@ -653,7 +647,7 @@ absl::Status CachingPool::CheckConsistency() const {
       ++free_blocks;
       if (b->pending) pending += b->size;
       const FreeSet& set = SetForLocked(b);
-      if (set.find(const_cast<Block*>(b)) == set.end()) return fail("free block not indexed");
+      if (!set.Contains(b)) return fail("free block not indexed");
       if (prev != nullptr && !prev->allocated && prev->pending == b->pending &&
           (!b->pending || prev->stream == b->stream)) {
         return fail("uncoalesced free neighbours at ", b->addr, " (pending ", b->pending,

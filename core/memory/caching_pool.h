@@ -63,6 +63,10 @@ struct PoolStats {
   uint64_t segment_alloc_count = 0;  // AllocateRaw calls
   uint64_t segment_free_count = 0;   // FreeRaw calls
   uint64_t released_bytes = 0;       // returned to the driver, in total
+  // High-water marks since creation (what cudaMemPoolAttrReservedMemHigh
+  // and cudaMemPoolAttrUsedMemHigh report for a CUDA pool).
+  uint64_t peak_reserved_bytes = 0;
+  uint64_t peak_allocated_bytes = 0;
 };
 
 // What ReleaseCached may do.
@@ -158,7 +162,7 @@ class CachingPool {
  private:
   using Block = pool_internal::Block;
   using Segment = pool_internal::Segment;
-  using FreeSet = pool_internal::FreeSet;
+  using FreeSet = pool_internal::FreeIndex;
   using StreamState = pool_internal::StreamState;
 
   CachingPool(Device& device, const CachingPoolOptions& options);
@@ -201,8 +205,6 @@ class CachingPool {
   const int num_streams_;
 
   mutable absl::Mutex mu_;
-  // Declared before the sets that draw nodes from it.
-  pool_internal::NodeCache node_cache_ ABSL_GUARDED_BY(mu_);
   pool_internal::BlockArena arena_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   // Free blocks usable by every stream, per class ([0] large, [1] small).

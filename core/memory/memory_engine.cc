@@ -118,6 +118,7 @@ absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
     CachingPoolOptions po;
     po.initial_bytes = initial;
     po.max_reserved_bytes = cap;
+    po.release_free_segments_on_grow = options.release_segments_on_grow;
     ASSIGN_OR_RETURN(std::unique_ptr<CachingPool> pool, CachingPool::Create(*device, po));
     auto state =
         std::make_unique<DeviceState>(device, total, cap, &device->stream(options.stream_index),

@@ -37,6 +37,10 @@ struct MemoryEngineOptions {
   // Lease length when a request gives none, and the longest allowed.
   absl::Duration default_lease = absl::Minutes(10);
   absl::Duration max_lease = absl::Hours(24);
+  // Before a pool grows, return its fully free segments to the driver:
+  // reserved memory tracks the live set more closely (docs/MEMORY.md), and
+  // each growth also pays a FreeRaw (cudaFree, which synchronizes).
+  bool release_segments_on_grow = false;
   // Fraction of free memory GetOptimalBatchSize keeps back. [0, 1).
   double batch_safety_margin = 0.1;
   // Largest tensor a request may allocate; 0: no limit (limits.max_tensor_bytes).

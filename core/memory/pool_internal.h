@@ -1,17 +1,17 @@
 // Internal data structures of CachingPool: intrusive blocks and segments,
-// recycled block and tree-node storage (so that the hot path allocates
+// the binned free-block index, recycled block storage (so that the hot path allocates
 // nothing from the heap), and per-stream event bookkeeping. Not thread-safe:
 // the owning pool guards all of it with its mutex. Include only from
 // caching_pool.{h,cc}.
 #ifndef INFERD_CORE_MEMORY_POOL_INTERNAL_H_
 #define INFERD_CORE_MEMORY_POOL_INTERNAL_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <new>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -40,6 +40,10 @@ struct Block {
   Block* fifo_prev = nullptr;
   Block* fifo_next = nullptr;
   Block* next_spare = nullptr;  // BlockArena free list
+  // Free blocks: links of their FreeIndex bin.
+  Block* free_prev = nullptr;
+  Block* free_next = nullptr;
+  int bin = -1;
 };
 
 struct Segment {
@@ -52,94 +56,136 @@ struct Segment {
   int rank = 0;  // compaction order; lower is preferred
 };
 
-// Recycles tree nodes of one size. Not thread-safe.
-class NodeCache {
+// Free blocks of one class and readiness, indexed for best fit in O(1)
+// amortized: segregated bins (eight per power of two of the size, exact
+// below 4 KiB), each an intrusive doubly linked list, with a bitmap of the
+// non-empty bins. BestFit scans the request's own bin (only it can hold
+// blocks smaller than the request) and then the first non-empty bin above
+// it, returning the smallest fitting block (ties: the lowest address). A bin
+// longer than kMaxScan is scanned only that far, which keeps a pathological
+// pool of thousands of same-sized free blocks O(1) at the cost of a
+// near-best fit. Not thread-safe. Replaces a std::set ordered by (size,
+// address), whose rebalancing and node chasing took half of an alloc+free
+// pair on the mixed-size trace.
+class FreeIndex {
  public:
-  NodeCache() = default;
-  NodeCache(const NodeCache&) = delete;
-  NodeCache& operator=(const NodeCache&) = delete;
-  ~NodeCache() {
-    while (head_ != nullptr) {
-      Node* n = head_;
-      head_ = n->next;
-      ::operator delete(n);
-    }
-  }
-  void* Get(size_t size) {
-    if (node_size_ == 0 && size >= sizeof(Node)) node_size_ = size;
-    if (size == node_size_ && head_ != nullptr) {
-      Node* n = head_;
-      head_ = n->next;
-      return n;
-    }
-    return ::operator new(size);
-  }
-  void Put(void* p, size_t size) {
-    if (size != node_size_) {
-      ::operator delete(p);
-      return;
-    }
-    Node* n = static_cast<Node*>(p);
-    n->next = head_;
-    head_ = n;
+  static constexpr int kNumBins = 448;
+  static constexpr int kMaxScan = 64;
+
+  FreeIndex() = default;
+  FreeIndex(const FreeIndex&) = delete;
+  FreeIndex& operator=(const FreeIndex&) = delete;
+  FreeIndex(FreeIndex&&) = default;
+
+  // Bin of a block size (a positive multiple of `unit`, a power of two).
+  static int BinOf(uint64_t size, uint64_t unit) {
+    const uint64_t s = size / unit;
+    if (s < 8) return static_cast<int>(s);
+    const int e = 63 - __builtin_clzll(s);  // >= 3
+    return (e - 2) * 8 + static_cast<int>((s >> (e - 3)) & 7);
   }
 
- private:
-  struct Node {
-    Node* next;
-  };
-  size_t node_size_ = 0;
-  Node* head_ = nullptr;
-};
-
-// std::allocator replacement drawing single nodes from a NodeCache.
-template <class T>
-class CachedAllocator {
- public:
-  using value_type = T;
-  explicit CachedAllocator(NodeCache* cache) : cache_(cache) {}
-  template <class U>
-  CachedAllocator(const CachedAllocator<U>& other) : cache_(other.cache()) {}  // NOLINT
-  T* allocate(size_t n) {
-    if (n == 1) return static_cast<T*>(cache_->Get(sizeof(T)));
-    return static_cast<T*>(::operator new(n * sizeof(T)));
+  void Insert(Block* b, uint64_t unit) {
+    const int bin = BinOf(b->size, unit);
+    b->bin = bin;
+    b->free_prev = nullptr;
+    b->free_next = heads_[static_cast<size_t>(bin)];
+    if (b->free_next != nullptr) b->free_next->free_prev = b;
+    heads_[static_cast<size_t>(bin)] = b;
+    bits_[static_cast<size_t>(bin) / 64] |= 1ull << (bin % 64);
+    ++size_;
   }
-  void deallocate(T* p, size_t n) {
-    if (n == 1) {
-      cache_->Put(p, sizeof(T));
+
+  void Erase(Block* b) {
+    const size_t bin = static_cast<size_t>(b->bin);
+    if (b->free_prev != nullptr) {
+      b->free_prev->free_next = b->free_next;
     } else {
-      ::operator delete(p);
+      heads_[bin] = b->free_next;
+      if (b->free_next == nullptr) bits_[bin / 64] &= ~(1ull << (bin % 64));
+    }
+    if (b->free_next != nullptr) b->free_next->free_prev = b->free_prev;
+    b->free_prev = b->free_next = nullptr;
+    b->bin = -1;
+    --size_;
+  }
+
+  // The smallest block of at least `size` bytes (lowest address among
+  // equals), or null.
+  Block* BestFit(uint64_t size, uint64_t unit) const {
+    const int bin = BinOf(size, unit);
+    Block* best = Scan(heads_[static_cast<size_t>(bin)], size);
+    if (best != nullptr) return best;
+    const int next = NextNonEmpty(bin + 1);
+    return next < 0 ? nullptr : Scan(heads_[static_cast<size_t>(next)], 0);
+  }
+
+  // The largest block, or null.
+  Block* Largest() const {
+    for (int w = kWords - 1; w >= 0; --w) {
+      if (bits_[static_cast<size_t>(w)] == 0) continue;
+      const int bin = w * 64 + 63 - __builtin_clzll(bits_[static_cast<size_t>(w)]);
+      Block* largest = nullptr;
+      for (Block* b = heads_[static_cast<size_t>(bin)]; b != nullptr; b = b->free_next) {
+        if (largest == nullptr || b->size > largest->size) largest = b;
+      }
+      return largest;
+    }
+    return nullptr;
+  }
+
+  bool Contains(const Block* b) const {
+    if (b->bin < 0 || b->bin >= kNumBins) return false;
+    for (const Block* x = heads_[static_cast<size_t>(b->bin)]; x != nullptr; x = x->free_next) {
+      if (x == b) return true;
+    }
+    return false;
+  }
+
+  // Calls f(block) for every block of at least `size` bytes (any order).
+  template <class F>
+  void ForEachAtLeast(uint64_t size, uint64_t unit, F&& f) const {
+    for (int bin = NextNonEmpty(BinOf(size, unit)); bin >= 0; bin = NextNonEmpty(bin + 1)) {
+      for (Block* b = heads_[static_cast<size_t>(bin)]; b != nullptr; b = b->free_next) {
+        if (b->size >= size) f(b);
+      }
     }
   }
-  NodeCache* cache() const { return cache_; }
-  template <class U>
-  bool operator==(const CachedAllocator<U>& o) const {
-    return cache_ == o.cache();
-  }
+
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
 
  private:
-  NodeCache* cache_;
-};
+  static constexpr int kWords = kNumBins / 64;
 
-// Orders free blocks by (size, address): lower_bound gives the best fit.
-struct BySizeAddr {
-  using is_transparent = void;
-  struct Key {
-    uint64_t size;
-    uintptr_t addr;
-  };
-  bool operator()(const Block* a, const Block* b) const {
-    return a->size != b->size ? a->size < b->size : a->addr < b->addr;
+  static Block* Scan(Block* head, uint64_t size) {
+    Block* best = nullptr;
+    int n = 0;
+    for (Block* b = head; b != nullptr && n < kMaxScan; b = b->free_next, ++n) {
+      if (b->size < size) continue;
+      if (best == nullptr || b->size < best->size ||
+          (b->size == best->size && b->addr < best->addr)) {
+        best = b;
+      }
+    }
+    return best;
   }
-  bool operator()(const Block* a, const Key& k) const {
-    return a->size != k.size ? a->size < k.size : a->addr < k.addr;
-  }
-  bool operator()(const Key& k, const Block* b) const {
-    return k.size != b->size ? k.size < b->size : k.addr < b->addr;
-  }
-};
 
-using FreeSet = std::set<Block*, BySizeAddr, CachedAllocator<Block*>>;
+  int NextNonEmpty(int from) const {
+    if (from >= kNumBins) return -1;
+    int w = from / 64;
+    uint64_t word = bits_[static_cast<size_t>(w)] & (~0ull << (from % 64));
+    while (word == 0) {
+      if (++w >= kWords) return -1;
+      word = bits_[static_cast<size_t>(w)];
+    }
+    return w * 64 + __builtin_ctzll(word);
+  }
+
+  std::array<Block*, kNumBins> heads_{};
+  std::array<uint64_t, kWords> bits_{};
+  size_t size_ = 0;
+};
 
 // Recycles Block structs. Not thread-safe.
 class BlockArena {

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/device/device.h"
 
@@ -24,6 +25,9 @@ struct AllocFreePair {
   std::function<void*(size_t bytes)> allocate;
   std::function<void(void* ptr)> free;
   std::function<uint64_t()> reserved;
+  // Optional: high-water marks {bytes held from the driver, bytes handed
+  // out} over the allocator's life.
+  std::function<std::pair<uint64_t, uint64_t>()> high_water;
   // Optional: runs once after the trace (synchronize, trim, release).
   std::function<void()> finish;
 };

@@ -1,6 +1,7 @@
 // The cudaMallocAsync baseline for memory_bench (CUDA builds only): CUDA's
 // stream-ordered allocator on the default pool, release threshold at max.
 #include <memory>
+#include <utility>
 
 #include "core/device/cuda/async_allocator.h"
 #include "tests/bench/memory_bench.h"
@@ -17,6 +18,7 @@ const int kRegistered = RegisterMemoryBaseline([](Device& device) -> std::unique
   pair->allocate = [alloc](size_t bytes) { return alloc->Allocate(bytes); };
   pair->free = [alloc](void* p) { alloc->Free(p); };
   pair->reserved = [alloc] { return alloc->Reserved(); };
+  pair->high_water = [alloc] { return std::make_pair(alloc->PeakReserved(), alloc->PeakUsed()); };
   pair->finish = [alloc] { alloc->Synchronize(); };
   return pair;
 });

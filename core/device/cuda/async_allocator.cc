@@ -14,7 +14,6 @@ class Impl final : public CudaAsyncAllocator {
   Impl(int ordinal, cudaStream_t stream, cudaMemPool_t pool)
       : ordinal_(ordinal), stream_(stream), pool_(pool) {}
   void* Allocate(size_t bytes) override {
-    cudaSetDevice(ordinal_);
     void* p = nullptr;
     if (cudaMallocAsync(&p, bytes, stream_) != cudaSuccess) {
       (void)cudaGetLastError();
@@ -23,14 +22,18 @@ class Impl final : public CudaAsyncAllocator {
     return p;
   }
   void Free(void* ptr) override { cudaFreeAsync(ptr, stream_); }
-  uint64_t Reserved() override {
-    uint64_t v = 0;  // cuuint64_t is a 64-bit unsigned
-    cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &v);
-    return static_cast<uint64_t>(v);
-  }
+  uint64_t Reserved() override { return Attribute(cudaMemPoolAttrReservedMemCurrent); }
+  uint64_t PeakReserved() override { return Attribute(cudaMemPoolAttrReservedMemHigh); }
+  uint64_t PeakUsed() override { return Attribute(cudaMemPoolAttrUsedMemHigh); }
   void Synchronize() override { cudaStreamSynchronize(stream_); }
 
  private:
+  uint64_t Attribute(cudaMemPoolAttr attr) {
+    uint64_t v = 0;  // cuuint64_t is a 64-bit unsigned
+    cudaMemPoolGetAttribute(pool_, attr, &v);
+    return v;
+  }
+
   const int ordinal_;
   cudaStream_t stream_;
   cudaMemPool_t pool_;
@@ -55,6 +58,9 @@ absl::StatusOr<std::unique_ptr<CudaAsyncAllocator>> CudaAsyncAllocator::Create(D
   }
   uint64_t threshold = ~uint64_t{0};
   cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+  uint64_t zero = 0;  // resets the high-water marks
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &zero);
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
   return std::unique_ptr<CudaAsyncAllocator>(
       new Impl(cuda->ordinal(), stream->cuda_stream(), pool));
 }

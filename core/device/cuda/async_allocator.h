@@ -13,7 +13,8 @@
 
 namespace inferd {
 
-// Not thread-safe: one benchmark thread drives it.
+// Not thread-safe: the thread that created it drives it (the device stays
+// current on it).
 class CudaAsyncAllocator {
  public:
   // FAILED_PRECONDITION when `device` is not a CUDA device or has no pools.
@@ -25,6 +26,10 @@ class CudaAsyncAllocator {
   virtual void Free(void* ptr) = 0;
   // Bytes the pool holds from the driver now.
   virtual uint64_t Reserved() = 0;
+  // High-water marks since Create: bytes held from the driver and bytes
+  // handed out (cudaMemPoolAttrReservedMemHigh / UsedMemHigh).
+  virtual uint64_t PeakReserved() = 0;
+  virtual uint64_t PeakUsed() = 0;
   // Waits for the stream.
   virtual void Synchronize() = 0;
 };

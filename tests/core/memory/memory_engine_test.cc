@@ -243,6 +243,22 @@ TEST_F(MemoryEngineTest, GcAboveThresholdReleasesCachedSegments) {
   EXPECT_EQ(engine_->RunMaintenanceOnce().gc_runs, 0u);  // below the threshold now
 }
 
+TEST_F(MemoryEngineTest, ReleaseSegmentsOnGrowKeepsTheReservedSetTight) {
+  for (bool release : {false, true}) {
+    SCOPED_TRACE(release);
+    devices_.clear();
+    MemoryEngineOptions o = Defaults();
+    o.release_segments_on_grow = release;
+    Build(1, 256 * kMiB, o);
+    TensorInfo a = Alloc(40 * kMiB);
+    ASSERT_TRUE(engine_->FreeTensor(a.id).ok());
+    TensorInfo b = Alloc(60 * kMiB);  // does not fit the cached 40 MiB segment
+    EXPECT_EQ(engine_->GetDeviceStats(0)->reserved_bytes, (release ? 60 : 100) * kMiB);
+    ASSERT_TRUE(engine_->FreeTensor(b.id).ok());
+    engine_.reset();
+  }
+}
+
 TEST_F(MemoryEngineTest, CompactionPreservesContentsAndHandles) {
   Build(1, 256 * kMiB);
   std::vector<TensorInfo> tensors;
