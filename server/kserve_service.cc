@@ -218,52 +218,49 @@ KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submit
       m_repository_unload_(metrics->ForMethod(absl::StrCat(kService, "RepositoryModelUnload"))),
       m_infer_(metrics->ForMethod(absl::StrCat(kService, "ModelInfer"))) {}
 
-grpc::ServerUnaryReactor* KServeService::Done(grpc::CallbackServerContext* ctx, MethodMetrics* m,
-                                              const grpc::Status& status) {
-  m->Record(status.error_code(), absl::ZeroDuration());
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
-
 grpc::ServerUnaryReactor* KServeService::ServerLive(grpc::CallbackServerContext* ctx,
                                                     const inference::ServerLiveRequest*,
                                                     inference::ServerLiveResponse* resp) {
+  CallTimer timer(m_live_);
   resp->set_live(true);
-  return Done(ctx, m_live_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ServerReady(grpc::CallbackServerContext* ctx,
                                                      const inference::ServerReadyRequest*,
                                                      inference::ServerReadyResponse* resp) {
+  CallTimer timer(m_ready_);
   resp->set_ready(ready_.load(std::memory_order_acquire));
-  return Done(ctx, m_ready_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelReady(grpc::CallbackServerContext* ctx,
                                                     const inference::ModelReadyRequest* req,
                                                     inference::ModelReadyResponse* resp) {
+  CallTimer timer(m_model_ready_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return Done(ctx, m_model_ready_, ToGrpcStatus(model.status()));
+  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
   resp->set_ready(ready_.load(std::memory_order_acquire));
-  return Done(ctx, m_model_ready_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ServerMetadata(grpc::CallbackServerContext* ctx,
                                                         const inference::ServerMetadataRequest*,
                                                         inference::ServerMetadataResponse* resp) {
+  CallTimer timer(m_server_metadata_);
   resp->set_name("inferd");
   resp->set_version(INFERD_VERSION);
   resp->add_extensions("model_repository");
   resp->add_extensions("statistics");
-  return Done(ctx, m_server_metadata_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelMetadata(grpc::CallbackServerContext* ctx,
                                                        const inference::ModelMetadataRequest* req,
                                                        inference::ModelMetadataResponse* resp) {
+  CallTimer timer(m_model_metadata_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return Done(ctx, m_model_metadata_, ToGrpcStatus(model.status()));
+  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
   const ModelSignature& sig = (*model)->signature();
   resp->set_name(sig.name);
   resp->add_versions(sig.version);
@@ -276,14 +273,15 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(grpc::CallbackServerConte
   };
   for (const auto& s : sig.inputs) fill(s, resp->add_inputs());
   for (const auto& s : sig.outputs) fill(s, resp->add_outputs());
-  return Done(ctx, m_model_metadata_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext* ctx,
                                                      const inference::ModelConfigRequest* req,
                                                      inference::ModelConfigResponse* resp) {
+  CallTimer timer(m_model_config_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return Done(ctx, m_model_config_, ToGrpcStatus(model.status()));
+  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
   const ModelSignature& sig = (*model)->signature();
   auto* c = resp->mutable_config();
   c->set_name(sig.name);
@@ -322,12 +320,13 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
     out->set_data_type(wire_type(s.dtype));
     for (int64_t d : s.shape) out->add_dims(d);
   }
-  return Done(ctx, m_model_config_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
     grpc::CallbackServerContext* ctx, const inference::RepositoryIndexRequest* req,
     inference::RepositoryIndexResponse* resp) {
+  CallTimer timer(m_repository_index_);
   if (repository_ != nullptr) {
     for (const RepositoryIndexEntry& entry : repository_->Index()) {
       if (req->ready() && entry.state != "READY") continue;
@@ -337,7 +336,7 @@ grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
       e->set_state(entry.state);
       e->set_reason(entry.reason);
     }
-    return Done(ctx, m_repository_index_, grpc::Status::OK);
+    return FinishUnary(ctx, timer, absl::OkStatus());
   }
   for (const auto& m : models_->List()) {
     auto* e = resp->add_models();
@@ -345,7 +344,7 @@ grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
     e->set_version(m->signature().version);
     e->set_state("READY");
   }
-  return Done(ctx, m_repository_index_, grpc::Status::OK);
+  return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
 namespace {
@@ -373,17 +372,19 @@ absl::Status CheckRepositoryRequest(const Request& req, const RepositoryManager*
 grpc::ServerUnaryReactor* KServeService::RepositoryModelLoad(
     grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
     inference::RepositoryModelLoadResponse*) {
+  CallTimer timer(m_repository_load_);
   absl::Status st = CheckRepositoryRequest(*req, repository_);
   if (st.ok()) st = repository_->Load(req->model_name());
-  return Done(ctx, m_repository_load_, ToGrpcStatus(st));
+  return FinishUnary(ctx, timer, st);
 }
 
 grpc::ServerUnaryReactor* KServeService::RepositoryModelUnload(
     grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
     inference::RepositoryModelUnloadResponse*) {
+  CallTimer timer(m_repository_unload_);
   absl::Status st = CheckRepositoryRequest(*req, repository_);
   if (st.ok()) st = repository_->Unload(req->model_name());
-  return Done(ctx, m_repository_unload_, ToGrpcStatus(st));
+  return FinishUnary(ctx, timer, st);
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext* ctx,

@@ -65,9 +65,6 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
                                        inference::ModelInferResponse* resp) override;
 
  private:
-  grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx, MethodMetrics* m,
-                                 const grpc::Status& status);
-
   const ModelRegistry* const models_;
   InferSubmitter* const submitter_;
   const LimitsConfig limits_;
