@@ -34,7 +34,13 @@ for s in "${steps[@]}"; do
         [[ -x $bin/$t ]] && run "$t" "$bin/$t"; done ;;
     bench)
       [[ -x $bin/modelinfer_bench ]] && run modelinfer_bench "$bin/modelinfer_bench" --gpu
-      [[ -x $bin/memory_bench ]] && run memory_bench "$bin/memory_bench"
+      if [[ -x $bin/memory_bench ]]; then
+        run memory_bench "$bin/memory_bench"
+        # As the daemon's pools start (memory_pool_size_mb: 512), latency-first
+        # and with memory.release_segments_on_grow.
+        run memory_bench_reserved "$bin/memory_bench" --initial_mb=512
+        run memory_bench_tight "$bin/memory_bench" --initial_mb=512 --release_on_grow=1
+      fi
       [[ -x $bin/comm_bench ]] && run comm_bench "$bin/comm_bench"
       [[ -x $bin/mlp_gpu_bench ]] && run mlp_gpu_bench "$bin/mlp_gpu_bench"
       [[ -x $bin/sched_bench ]] && run sched_bench "$bin/sched_bench" ;;
