@@ -14,6 +14,7 @@
 #include "core/comm/comm_engine.h"
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
+#include "core/sched/memory_batch_size.h"
 #include "core/sched/memory_tensor_access.h"
 #include "core/sched/scheduler.h"
 #include "core/models/model_registry.h"
@@ -211,6 +212,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   auto sched_options = SchedulerOptionsFromConfig(config);
   if (!sched_options.ok()) return sched_options.status();
   sched_options->first_stream = 1;  // stream 0 is the memory engine's
+  // Batches stop at what fits the device's free memory (issues 3 and 4).
+  sched_options->optimal_batch_size = MemoryBatchSizeFn(impl->memory.get());
   DynamicScaler* scaler_ptr = impl->scaler.get();
   sched_options->on_device_health = [scaler_ptr](int device, bool healthy,
                                                  const std::string& reason) {

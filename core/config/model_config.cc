@@ -88,6 +88,14 @@ absl::Status ReadInt(const YAML::Node& node, absl::string_view path, int64_t lo,
   return absl::OkStatus();
 }
 
+absl::Status ReadBool(const YAML::Node& node, absl::string_view path, bool* out) {
+  if (IsPlainScalar(node) && (node.Scalar() == "true" || node.Scalar() == "false")) {
+    *out = node.Scalar() == "true";
+    return absl::OkStatus();
+  }
+  return KeyError(path, absl::StrCat("expected true or false, got ", Got(node)));
+}
+
 template <typename E>
 absl::Status ReadEnum(const YAML::Node& node, absl::string_view path,
                       std::initializer_list<std::pair<absl::string_view, E>> options, E* out) {
@@ -187,7 +195,7 @@ absl::Status ReadDynamicBatching(const YAML::Node& node, DynamicBatchingConfig* 
 
 absl::Status ReadMlp(const YAML::Node& node, MlpBackendConfig* out) {
   const std::string path = "mlp";
-  RETURN_IF_ERROR(CheckMap(node, path, {"weights", "dtype", "layers"}));
+  RETURN_IF_ERROR(CheckMap(node, path, {"weights", "dtype", "layers", "cuda_graphs"}));
   if (!node["weights"]) return KeyError("mlp.weights", "required");
   RETURN_IF_ERROR(ReadString(node["weights"], "mlp.weights", &out->weights));
   if (const YAML::Node dtype = node["dtype"]; dtype) {
@@ -195,6 +203,9 @@ absl::Status ReadMlp(const YAML::Node& node, MlpBackendConfig* out) {
         dtype, "mlp.dtype",
         {{"fp32", DataType::kFp32}, {"fp16", DataType::kFp16}, {"bf16", DataType::kBf16}},
         &out->dtype));
+  }
+  if (const YAML::Node graphs = node["cuda_graphs"]; graphs) {
+    RETURN_IF_ERROR(ReadBool(graphs, "mlp.cuda_graphs", &out->cuda_graphs));
   }
   const YAML::Node layers = node["layers"];
   if (!layers) return KeyError("mlp.layers", "required");

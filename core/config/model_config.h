@@ -15,6 +15,7 @@
 //   mlp:
 //     weights: model.safetensors
 //     dtype: fp32                # fp32 | fp16 | bf16
+//     cuda_graphs: true          # default true
 //     layers:
 //       - {weight: 0.weight, bias: 0.bias, activation: relu}
 //       - {weight: 2.weight, bias: 2.bias}
@@ -68,6 +69,7 @@ struct MlpBackendConfig {
   std::string weights;  // safetensors file, relative to the model folder
   DataType dtype = DataType::kFp32;  // kFp32 | kFp16 | kBf16
   std::vector<MlpLayerConfig> layers;
+  bool cuda_graphs = true;  // replay each stream's forward as a CUDA graph on GPUs
 };
 
 // plugin.*

@@ -58,14 +58,19 @@ absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> MlpCudaLibrary::Load(
       reinterpret_cast<inferd_mlp_cuda_execute_fn>(::dlsym(dl, "inferd_mlp_cuda_execute"));
   lib->destroy_ =
       reinterpret_cast<inferd_mlp_cuda_destroy_fn>(::dlsym(dl, "inferd_mlp_cuda_destroy"));
-  if (version == nullptr || lib->create_ == nullptr || lib->execute_ == nullptr ||
-      lib->destroy_ == nullptr) {
-    return absl::FailedPreconditionError("mlp CUDA library lacks an inferd_mlp_cuda_* function");
+  lib->get_stats_ =
+      reinterpret_cast<inferd_mlp_cuda_get_stats_fn>(::dlsym(dl, "inferd_mlp_cuda_get_stats"));
+  if (version == nullptr) {
+    return absl::FailedPreconditionError("mlp CUDA library lacks inferd_mlp_cuda_api_version");
   }
   if (version() != INFERD_MLP_CUDA_API_VERSION) {
     return absl::FailedPreconditionError(absl::StrCat("mlp CUDA library has API version ",
                                                       version(), "; expected ",
                                                       INFERD_MLP_CUDA_API_VERSION));
+  }
+  if (lib->create_ == nullptr || lib->execute_ == nullptr || lib->destroy_ == nullptr ||
+      lib->get_stats_ == nullptr) {
+    return absl::FailedPreconditionError("mlp CUDA library lacks an inferd_mlp_cuda_* function");
   }
   return std::shared_ptr<const MlpCudaLibrary>(std::move(lib));
 }
@@ -118,5 +123,11 @@ absl::Status MlpCudaLibrary::Execute(void* handle, int slot, void* stream, const
 }
 
 void MlpCudaLibrary::Destroy(void* handle) const { destroy_(handle); }
+
+inferd_mlp_cuda_stats MlpCudaLibrary::Stats(void* handle) const {
+  inferd_mlp_cuda_stats stats{};
+  get_stats_(handle, &stats);
+  return stats;
+}
 
 }  // namespace inferd

@@ -45,6 +45,8 @@ class MlpCudaLibrary {
   absl::Status Execute(void* handle, int slot, void* stream, const void* x, void* y,
                        int64_t batch) const;
   void Destroy(void* handle) const;
+  // Returns the instance's graph/eager counters.
+  inferd_mlp_cuda_stats Stats(void* handle) const;
 
   const std::string& path() const { return path_; }
 
@@ -56,6 +58,7 @@ class MlpCudaLibrary {
   inferd_mlp_cuda_create_fn create_ = nullptr;
   inferd_mlp_cuda_execute_fn execute_ = nullptr;
   inferd_mlp_cuda_destroy_fn destroy_ = nullptr;
+  inferd_mlp_cuda_get_stats_fn get_stats_ = nullptr;
 };
 
 }  // namespace inferd

@@ -222,7 +222,7 @@ MlpModel::~MlpModel() {
 
 absl::StatusOr<std::unique_ptr<MlpModel>> MlpModel::Create(
     ModelSignature signature, MlpNetwork network, absl::Span<Device* const> devices,
-    std::shared_ptr<const MlpCudaLibrary> cuda) {
+    std::shared_ptr<const MlpCudaLibrary> cuda, MlpOptions mlp_options) {
   auto model = std::unique_ptr<MlpModel>(
       new MlpModel(std::move(signature), std::move(network), std::move(cuda)));
   const MlpNetwork& net = model->network_;
@@ -262,6 +262,7 @@ absl::StatusOr<std::unique_ptr<MlpModel>> MlpModel::Create(
     options.layers = layers.data();
     options.max_batch = model->signature_.max_batch_size;
     options.num_slots = device->num_streams();
+    options.disable_graphs = mlp_options.cuda_graphs ? 0 : 1;
     absl::StatusOr<void*> handle = model->cuda_->Create(options);
     if (!handle.ok()) {
       return absl::Status(handle.status().code(),
@@ -271,6 +272,15 @@ absl::StatusOr<std::unique_ptr<MlpModel>> MlpModel::Create(
     model->cuda_instances_[device] = *handle;
   }
   return model;
+}
+
+absl::StatusOr<inferd_mlp_cuda_stats> MlpModel::CudaStats(const Device& device) const {
+  auto it = cuda_instances_.find(&device);
+  if (it == cuda_instances_.end()) {
+    return absl::NotFoundError(absl::StrCat("model '", signature_.name,
+                                            "' has no CUDA instance on device ", device.index()));
+  }
+  return cuda_->Stats(it->second);
 }
 
 absl::Status MlpModel::Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,

@@ -13,8 +13,12 @@
 // activation epilogues), loaded with dlopen. Create uploads the weights to
 // every CUDA device once; each device's instance also owns per-stream
 // scratch (two activation buffers of max_batch_size x widest hidden layer,
-// and an 8 MiB cuBLASLt workspace), allocated with cudaMalloc outside the
-// memory engine's pools, for the life of the model.
+// and an 8 MiB cuBLASLt workspace; with CUDA graphs, also an input and an
+// output staging buffer of max_batch_size rows), allocated with cudaMalloc
+// outside the memory engine's pools, for the life of the model. With
+// MlpOptions::cuda_graphs (mlp.cuda_graphs in config.yaml, default on)
+// each stream's forward at a batch size is captured into a CUDA graph on
+// first use and replayed after (mlp_cuda_api.h).
 //
 // Thread-safety: immutable after Create; Validate and Execute may be
 // called concurrently.
@@ -48,6 +52,11 @@ struct MlpNetwork {
   std::vector<MlpLayerWeights> layers;
 };
 
+// How the GPU path runs (host devices ignore it).
+struct MlpOptions {
+  bool cuda_graphs = true;  // replay captured CUDA graphs; false: always eager
+};
+
 // Reads the layers `spec.mlp` names from `weights` and checks them against
 // each other and against spec's input/output dims. INVALID_ARGUMENT
 // naming the key path and tensor (e.g. "mlp.layers[1].weight: tensor
@@ -67,7 +76,7 @@ class MlpModel final : public Model {
   // device is given without the library; the library's errors otherwise.
   static absl::StatusOr<std::unique_ptr<MlpModel>> Create(
       ModelSignature signature, MlpNetwork network, absl::Span<Device* const> devices,
-      std::shared_ptr<const MlpCudaLibrary> cuda);
+      std::shared_ptr<const MlpCudaLibrary> cuda, MlpOptions options = {});
   ~MlpModel() override;
 
   // inferd::Model
@@ -81,6 +90,9 @@ class MlpModel final : public Model {
                        absl::Span<const DeviceTensor> outputs) const override;
 
   const MlpNetwork& network() const { return network_; }
+  // The GPU path's graph/eager counters on `device`; NOT_FOUND when the
+  // model has no CUDA instance there.
+  absl::StatusOr<inferd_mlp_cuda_stats> CudaStats(const Device& device) const;
 
  private:
   MlpModel(ModelSignature signature, MlpNetwork network,

@@ -216,7 +216,8 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
       cuda = *std::move(lib);
     }
     ASSIGN_OR_RETURN(std::unique_ptr<MlpModel> model,
-                     MlpModel::Create(*std::move(sig), *std::move(network), devices, cuda));
+                     MlpModel::Create(*std::move(sig), *std::move(network), devices, cuda,
+                                      MlpOptions{spec.mlp.cuda_graphs}));
     return std::shared_ptr<const Model>(std::move(model));
   }
 

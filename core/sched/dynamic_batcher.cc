@@ -111,6 +111,27 @@ DynamicBatcher::~DynamicBatcher() {
   INFERD_CHECK(count_ == 0);
 }
 
+int DynamicBatcher::MaxRowsLocked() const {
+  return row_limit_ > 0 && row_limit_ < max_rows_ ? static_cast<int>(row_limit_) : max_rows_;
+}
+
+int DynamicBatcher::TargetRowsLocked() const { return std::min(target_rows_, MaxRowsLocked()); }
+
+int DynamicBatcher::max_rows() const {
+  absl::MutexLock lock(&mu_);
+  return MaxRowsLocked();
+}
+
+int DynamicBatcher::target_rows() const {
+  absl::MutexLock lock(&mu_);
+  return TargetRowsLocked();
+}
+
+void DynamicBatcher::SetRowLimit(int64_t rows) {
+  absl::MutexLock lock(&mu_);
+  row_limit_ = std::max<int64_t>(rows, 0);
+}
+
 size_t DynamicBatcher::pending() const {
   absl::MutexLock lock(&mu_);
   return count_;
@@ -129,6 +150,7 @@ std::vector<Job*> DynamicBatcher::TakeLocked() {
   head_ = tail_ = nullptr;
   count_ = 0;
   rows_ = 0;
+  parked_ = false;
   ++generation_;
   return out;
 }
@@ -136,7 +158,8 @@ std::vector<Job*> DynamicBatcher::TakeLocked() {
 DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now) {
   AddResult result;
   absl::MutexLock lock(&mu_);
-  if (head_ != nullptr && (rows_ + job->rows > max_rows_ ||
+  const int max_rows = MaxRowsLocked();
+  if (head_ != nullptr && (rows_ + job->rows > max_rows ||
                            !CanMerge(static_cast<Job*>(head_)->request, job->request))) {
     result.ready.push_back(TakeLocked());
   }
@@ -152,7 +175,7 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now) {
   tail_ = job;
   ++count_;
   rows_ += job->rows;
-  if (rows_ >= target_rows_ || job->priority == Priority::kCritical ||
+  if (rows_ >= TargetRowsLocked() || job->priority == Priority::kCritical ||
       max_delay_ == absl::ZeroDuration()) {
     result.ready.push_back(TakeLocked());
   } else if (first) {
@@ -167,6 +190,24 @@ std::vector<Job*> DynamicBatcher::FlushExpired(uint64_t generation) {
   absl::MutexLock lock(&mu_);
   if (generation != generation_ || head_ == nullptr) return {};
   return TakeLocked();
+}
+
+bool DynamicBatcher::Park(uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_ || head_ == nullptr) return false;
+  parked_ = true;
+  return true;
+}
+
+std::vector<Job*> DynamicBatcher::TakeParked() {
+  absl::MutexLock lock(&mu_);
+  if (!parked_ || head_ == nullptr) return {};
+  return TakeLocked();
+}
+
+bool DynamicBatcher::parked() const {
+  absl::MutexLock lock(&mu_);
+  return parked_;
 }
 
 bool DynamicBatcher::Remove(Job* job) {
@@ -187,7 +228,10 @@ bool DynamicBatcher::Remove(Job* job) {
     n->linked = false;
     --count_;
     rows_ -= job->rows;
-    if (head_ == nullptr) ++generation_;
+    if (head_ == nullptr) {
+      ++generation_;
+      parked_ = false;
+    }
     return true;
   }
   return false;

@@ -11,6 +11,12 @@
 // next request would pass the maximum or does not fit the batch's shape,
 // when a CRITICAL request joins (critical requests never wait), or when its
 // oldest request has waited max_queue_delay (the scheduler arms a timer).
+// When that delay passes while every device slot is busy, the scheduler
+// parks the batch instead (Park): it keeps filling up to the target and is
+// taken (TakeParked) as soon as a slot frees, so under saturating load one
+// large batch is ready when a slot frees rather than several small ones
+// queued behind each other. A row limit (SetRowLimit, the memory engine's
+// optimal batch size) may lower the maximum and target at run time.
 // The merged request's inputs are concatenated in one host staging buffer;
 // each batched output is split back by rows (output dim 0 must equal the
 // batch's rows).
@@ -80,22 +86,34 @@ class DynamicBatcher {
   // Returns the pending batch if it is still batch `generation` (the timer
   // of a batch that was flushed since is stale and returns nothing).
   std::vector<Job*> FlushExpired(uint64_t generation);
+  // Marks the pending batch, if it is still batch `generation`, as parked:
+  // past its delay, waiting for a free slot. False when it is stale.
+  bool Park(uint64_t generation);
+  // Returns the pending batch if it is parked, else nothing.
+  std::vector<Job*> TakeParked();
+  bool parked() const;
+  // Caps batches at `rows` (> 0) below the maximum the policy and model
+  // allow; 0 removes the cap. The target is lowered to fit.
+  void SetRowLimit(int64_t rows);
   // Removes a pending job (cancellation); false if it is not pending here.
   bool Remove(Job* job);
   // Returns every pending job (shutdown).
   std::vector<Job*> TakeAll();
 
-  int target_rows() const { return target_rows_; }
-  int max_rows() const { return max_rows_; }
+  // Effective limits (the row limit applied).
+  int target_rows() const;
+  int max_rows() const;
   absl::Duration max_queue_delay() const { return max_delay_; }
   size_t pending() const;
 
  private:
   std::vector<Job*> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
-  int max_rows_;
-  int target_rows_;
+  int max_rows_;     // policy and model maximum
+  int target_rows_;  // largest preferred size, at most max_rows_
   absl::Duration max_delay_;
 
   mutable absl::Mutex mu_;
@@ -104,6 +122,8 @@ class DynamicBatcher {
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t rows_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool parked_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t row_limit_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none
 };
 
 }  // namespace inferd

@@ -351,19 +351,116 @@ Scheduler::ModelBatcher* Scheduler::BatcherFor(const std::shared_ptr<const Model
     auto it = batchers_.find(model.get());
     if (it != batchers_.end()) return it->second.get();
   }
-  absl::MutexLock lock(&batchers_mu_);
-  auto& slot = batchers_[model.get()];
-  if (slot != nullptr) return slot.get();
-  slot = std::make_unique<ModelBatcher>();
-  slot->model = model;
   const ModelSignature& sig = model->signature();
-  std::optional<BatchingPolicy> policy;
-  if (options_.batching_lookup) policy = options_.batching_lookup(sig);
-  const BatchingPolicy& p = policy.has_value() ? *policy : options_.default_batching;
-  if (p.enabled && sig.max_batch_size > 0) {
-    slot->batcher = std::make_unique<DynamicBatcher>(p, sig.max_batch_size);
+  ModelBatcher* made = nullptr;
+  {
+    absl::MutexLock lock(&batchers_mu_);
+    auto& slot = batchers_[model.get()];
+    if (slot != nullptr) return slot.get();
+    slot = std::make_unique<ModelBatcher>();
+    slot->model = model;
+    std::optional<BatchingPolicy> policy;
+    if (options_.batching_lookup) policy = options_.batching_lookup(sig);
+    const BatchingPolicy& p = policy.has_value() ? *policy : options_.default_batching;
+    if (p.enabled && sig.max_batch_size > 0) {
+      slot->batcher = std::make_unique<DynamicBatcher>(p, sig.max_batch_size);
+    }
+    made = slot.get();
   }
-  return slot.get();
+  // Asked outside the lock: the memory engine may reclaim expired tensors.
+  // Requests that raced ahead of the cap merely ran a larger batch once.
+  if (made->batcher != nullptr && options_.optimal_batch_size) {
+    made->batcher->SetRowLimit(BatchRowLimit(sig));
+  }
+  return made;
+}
+
+int64_t Scheduler::BatchRowLimit(const ModelSignature& sig) const {
+  int64_t limit = 0;
+  for (const auto& lane : lanes_) {
+    if (!lane->active.load(std::memory_order_relaxed) ||
+        !lane->healthy.load(std::memory_order_relaxed)) {
+      continue;
+    }
+    absl::StatusOr<int64_t> rows = options_.optimal_batch_size(sig, lane->device->index());
+    int64_t n = 0;
+    if (rows.ok()) {
+      n = *rows;
+    } else if (rows.status().code() == absl::StatusCode::kResourceExhausted) {
+      n = 1;
+    }
+    if (n <= 0) continue;
+    n = std::max<int64_t>(1, n / options_.max_tasks_per_device);
+    limit = limit == 0 ? n : std::min(limit, n);
+  }
+  return limit;
+}
+
+void Scheduler::RefreshBatchLimits() {
+  std::vector<std::pair<std::shared_ptr<const Model>, DynamicBatcher*>> batchers;
+  {
+    absl::ReaderMutexLock lock(&batchers_mu_);
+    for (const auto& [key, mb] : batchers_) {
+      if (mb->batcher != nullptr) batchers.emplace_back(mb->model, mb->batcher.get());
+    }
+  }
+  for (const auto& [model, batcher] : batchers) {
+    batcher->SetRowLimit(BatchRowLimit(model->signature()));
+  }
+}
+
+bool Scheduler::AnySlotFree() const {
+  bool eligible = false;
+  for (const auto& lane : lanes_) {
+    if (!lane->active.load(std::memory_order_relaxed) ||
+        !lane->healthy.load(std::memory_order_relaxed)) {
+      continue;
+    }
+    eligible = true;
+    if (lane->running.load(std::memory_order_relaxed) +
+            lane->queued.load(std::memory_order_relaxed) <
+        options_.max_tasks_per_device) {
+      return true;
+    }
+  }
+  // With no eligible device, emit: placement fails the batch at once
+  // rather than leaving it parked with no slot ever freeing.
+  return !eligible;
+}
+
+void Scheduler::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
+  if (AnySlotFree()) {
+    std::vector<Job*> jobs = batcher->FlushExpired(generation);
+    if (!jobs.empty()) EmitBatch(std::move(jobs), clock_->Now());
+    return;
+  }
+  // Every slot is busy: queueing this batch now would only put it behind
+  // running work; parked, it keeps filling until a slot frees. A slot
+  // frees through OnExecuted, which stores `running` and then reads
+  // maybe_parked_; this stores maybe_parked_ and then reads `running`.
+  // With a fence on each side one of them sees the other, so a batch is
+  // never left parked next to a free slot.
+  if (!batcher->Park(generation)) return;
+  maybe_parked_.store(true);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!AnySlotFree()) return;
+  std::vector<Job*> jobs = batcher->TakeParked();
+  if (!jobs.empty()) EmitBatch(std::move(jobs), clock_->Now());
+}
+
+void Scheduler::FlushParked() {
+  std::vector<DynamicBatcher*> batchers;
+  {
+    absl::ReaderMutexLock lock(&batchers_mu_);
+    for (const auto& [key, mb] : batchers_) {
+      if (mb->batcher != nullptr) batchers.push_back(mb->batcher.get());
+    }
+  }
+  const absl::Time now = clock_->Now();
+  for (DynamicBatcher* b : batchers) {
+    std::vector<Job*> jobs = b->TakeParked();
+    if (!jobs.empty()) EmitBatch(std::move(jobs), now);
+  }
 }
 
 void Scheduler::Enqueue(Job* job, absl::Time now) {
@@ -397,10 +494,8 @@ void Scheduler::Enqueue(Job* job, absl::Time now) {
       if (added.arm_timer) {
         DynamicBatcher* batcher = mb->batcher.get();
         const uint64_t generation = added.generation;
-        ScheduleTimer(added.flush_at, [this, batcher, generation] {
-          std::vector<Job*> jobs = batcher->FlushExpired(generation);
-          if (!jobs.empty()) EmitBatch(std::move(jobs), clock_->Now());
-        });
+        ScheduleTimer(added.flush_at,
+                      [this, batcher, generation] { FlushOnDelay(batcher, generation); });
       }
       for (auto& ready : added.ready) EmitBatch(std::move(ready), now);
       return;
@@ -699,6 +794,13 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     lane.running.fetch_sub(1, std::memory_order_relaxed);
     ++lane.completing;  // Shutdown waits for this call to return
   }
+  // A slot is free: a parked batch (see FlushOnDelay) goes first, before
+  // this job's results are split and delivered, so the device is not idle
+  // meanwhile.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (maybe_parked_.load(std::memory_order_relaxed) && maybe_parked_.exchange(false)) {
+    FlushParked();
+  }
   const bool executed = job->start_time != absl::InfinitePast();
   if (executed) {
     lane.completed.fetch_add(1, std::memory_order_relaxed);
@@ -985,11 +1087,21 @@ void Scheduler::RunTimers() {
       next_sample_ = now + options_.sample_interval;
     }
   }
+  bool batch_limits = false;
+  if (options_.optimal_batch_size) {
+    absl::MutexLock lock(&sample_mu_);
+    if (now >= next_batch_limits_) {
+      // The first pass only arms the refresh: BatcherFor set each cap.
+      batch_limits = next_batch_limits_ != absl::InfinitePast();
+      next_batch_limits_ = now + options_.batch_limit_refresh;
+    }
+  }
   if (sweep) Sweep(now);
   if (sample) {
     RefreshDevices();
     Sample(now);
   }
+  if (batch_limits) RefreshBatchLimits();
 }
 
 void Scheduler::Sweep(absl::Time now) {

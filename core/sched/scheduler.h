@@ -149,6 +149,15 @@ class Scheduler final : public InferSubmitter {
   void Unadmit(Job* job);
   void Enqueue(Job* job, absl::Time now);
   void EmitBatch(std::vector<Job*> jobs, absl::Time now);
+  // A batch's delay passed: emits it, or parks it while no slot is free.
+  void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
+  // True when some eligible device has a slot its queue will not fill.
+  bool AnySlotFree() const;
+  // Emits every parked batch (a slot freed).
+  void FlushParked();
+  // The row cap for `sig` from options_.optimal_batch_size; 0: none known.
+  int64_t BatchRowLimit(const ModelSignature& sig) const;
+  void RefreshBatchLimits();
   void PlaceAndPush(Job* job, absl::Time now);
   ModelBatcher* BatcherFor(const std::shared_ptr<const Model>& model);
   int PositionOf(int device_index) const;
@@ -231,6 +240,10 @@ class Scheduler final : public InferSubmitter {
   std::atomic<int64_t> exec_ns_{0};
   std::atomic<uint64_t> exec_count_{0};
 
+  // Set (after parking) when some batcher may hold a parked batch; a freed
+  // slot clears it and takes the parked batches (see FlushOnDelay).
+  std::atomic<bool> maybe_parked_{false};
+
   mutable absl::Mutex batchers_mu_;
   absl::flat_hash_map<const Model*, std::unique_ptr<ModelBatcher>> batchers_
       ABSL_GUARDED_BY(batchers_mu_);
@@ -255,6 +268,7 @@ class Scheduler final : public InferSubmitter {
   uint64_t last_completed_ ABSL_GUARDED_BY(sample_mu_) = 0;
   int64_t last_exec_ns_ ABSL_GUARDED_BY(sample_mu_) = 0;
   uint64_t last_exec_count_ ABSL_GUARDED_BY(sample_mu_) = 0;
+  absl::Time next_batch_limits_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();
 
   absl::Mutex thread_mu_;
   bool stop_ ABSL_GUARDED_BY(thread_mu_) = false;

@@ -56,6 +56,18 @@ struct SchedulerOptions {
   // to use default_batching. May be null.
   std::function<std::optional<BatchingPolicy>(const ModelSignature&)> batching_lookup;
 
+  // Returns how many rows of `model` fit on device `device` now (the memory
+  // engine's GetOptimalBatchSize: core/sched/memory_batch_size.h). The
+  // scheduler caps each batching model's batches at the smallest answer over
+  // the eligible devices divided by max_tasks_per_device (that many batches
+  // may run on one device at once), at least 1. It asks when the model's
+  // batcher is made and again every batch_limit_refresh, never on the
+  // request path otherwise. RESOURCE_EXHAUSTED counts as 1 row; other
+  // errors are ignored. May be null (no cap).
+  std::function<absl::StatusOr<int64_t>(const ModelSignature& model, int device)>
+      optimal_batch_size;
+  absl::Duration batch_limit_refresh = absl::Seconds(10);
+
   // Slot i runs on stream (first_stream + i) % num_streams. The daemon keeps
   // stream 0 for the memory engine's own work (zeroing, compaction moves),
   // so a task's completion never waits on work queued behind itself.

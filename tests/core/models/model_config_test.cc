@@ -73,6 +73,15 @@ TEST(ModelConfigTest, ParsesMlpConfig) {
   EXPECT_EQ(spec->mlp.layers[1].activation, MlpActivation::kGeluTanh);
 }
 
+TEST(ModelConfigTest, MlpCudaGraphsDefaultOnAndCanBeTurnedOff) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->mlp.cuda_graphs);
+  spec = ParseModelConfig(Edit(kMlp, "dtype: fp32", "dtype: fp32\n  cuda_graphs: false"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->mlp.cuda_graphs);
+}
+
 TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -121,6 +130,10 @@ std::vector<ErrorCase> ErrorCases() {
       {"unknown top key", m + "extra: 1\n", "extra: unknown key"},
       {"unknown nested key", Edit(m, "dtype: fp32", "dtype: fp32\n  workers: 2"),
        "mlp.workers: unknown key"},
+      {"quoted bool", Edit(m, "dtype: fp32", "dtype: fp32\n  cuda_graphs: \"false\""),
+       "mlp.cuda_graphs: expected true or false, got \"false\""},
+      {"bool as text", Edit(m, "dtype: fp32", "dtype: fp32\n  cuda_graphs: off"),
+       "mlp.cuda_graphs: expected true or false"},
       {"bad activation", Edit(m, "gelu_tanh", "tanh"),
        "mlp.layers[1].activation: \"tanh\" is not one of none, relu, gelu, gelu_tanh"},
       {"zero dim", Edit(m, "[-1, 4]", "[-1, 0]"), "inputs[0].dims[1]: 0 is out of range"},

@@ -156,5 +156,69 @@ TEST(DynamicBatcherTest, RemoveTakesOutAPendingJob) {
   EXPECT_EQ(left[0], j2.get());
 }
 
+// Verifies parking: a batch past its delay keeps filling while parked and
+// only TakeParked (a freed slot) or reaching the target takes it.
+TEST(DynamicBatcherTest, ParkedBatchKeepsFillingUntilTaken) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  DynamicBatcher batcher(BatchingPolicy{}, 8);
+  TestCall c1(model, 1, 2, 0), c2(model, 2, 2, 0), c3(model, 1, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2), j3 = MakeJob(c3);
+  DynamicBatcher::AddResult r = batcher.Add(j1.get(), kT0);
+  EXPECT_TRUE(batcher.TakeParked().empty());     // not parked yet
+  EXPECT_FALSE(batcher.Park(r.generation + 1));  // stale generation
+  ASSERT_TRUE(batcher.Park(r.generation));
+  EXPECT_TRUE(batcher.parked());
+  DynamicBatcher::AddResult r2 = batcher.Add(j2.get(), kT0);
+  EXPECT_TRUE(r2.ready.empty());
+  EXPECT_FALSE(r2.arm_timer);  // it joined the parked batch
+  batcher.Add(j3.get(), kT0);
+  EXPECT_EQ(Rows(batcher.TakeParked()), (std::vector<int64_t>{1, 2, 1}));
+  EXPECT_FALSE(batcher.parked());
+  EXPECT_EQ(batcher.pending(), 0u);
+  EXPECT_TRUE(batcher.TakeParked().empty());
+}
+
+TEST(DynamicBatcherTest, RemovingTheLastParkedJobUnparks) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  DynamicBatcher batcher(BatchingPolicy{}, 8);
+  TestCall c1(model, 1, 2, 0), c2(model, 1, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2);
+  DynamicBatcher::AddResult r = batcher.Add(j1.get(), kT0);
+  ASSERT_TRUE(batcher.Park(r.generation));
+  EXPECT_TRUE(batcher.Remove(j1.get()));
+  EXPECT_FALSE(batcher.parked());
+  DynamicBatcher::AddResult r2 = batcher.Add(j2.get(), kT0);
+  EXPECT_TRUE(r2.arm_timer);  // a fresh batch with its own delay
+  EXPECT_TRUE(batcher.TakeParked().empty());
+  EXPECT_EQ(batcher.TakeAll().size(), 1u);
+}
+
+// Verifies the row limit (the memory engine's optimal batch size): it
+// lowers the maximum and the target, and 0 lifts it.
+TEST(DynamicBatcherTest, RowLimitCapsMaximumAndTarget) {
+  auto model = std::make_shared<TestModel>("m", 16);
+  BatchingPolicy policy;
+  policy.preferred_batch_sizes = {8};
+  DynamicBatcher batcher(policy, 16);
+  EXPECT_EQ(batcher.max_rows(), 16);
+  EXPECT_EQ(batcher.target_rows(), 8);
+  batcher.SetRowLimit(3);
+  EXPECT_EQ(batcher.max_rows(), 3);
+  EXPECT_EQ(batcher.target_rows(), 3);
+  TestCall c1(model, 2, 2, 0), c2(model, 2, 2, 0), c3(model, 1, 2, 0);
+  auto j1 = MakeJob(c1), j2 = MakeJob(c2), j3 = MakeJob(c3);
+  EXPECT_TRUE(batcher.Add(j1.get(), kT0).ready.empty());
+  DynamicBatcher::AddResult r = batcher.Add(j2.get(), kT0);  // 4 rows would pass 3
+  ASSERT_EQ(r.ready.size(), 1u);
+  EXPECT_EQ(Rows(r.ready[0]), (std::vector<int64_t>{2}));
+  DynamicBatcher::AddResult r3 = batcher.Add(j3.get(), kT0);  // 3 rows: the target
+  ASSERT_EQ(r3.ready.size(), 1u);
+  EXPECT_EQ(Rows(r3.ready[0]), (std::vector<int64_t>{2, 1}));
+  batcher.SetRowLimit(100);  // above the policy's maximum: no effect
+  EXPECT_EQ(batcher.max_rows(), 16);
+  batcher.SetRowLimit(0);
+  EXPECT_EQ(batcher.target_rows(), 8);
+}
+
 }  // namespace
 }  // namespace inferd

@@ -4,6 +4,7 @@
 // watches are in scheduler_tasks_test.cc.)
 #include "core/sched/scheduler.h"
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -425,6 +426,96 @@ TEST_F(SchedulerTest, BatchingOffRunsRequestsOneByOne) {
   EXPECT_TRUE(a.Wait().ok());
   EXPECT_TRUE(b.Wait().ok());
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 1));
+}
+
+// Verifies that a batch whose delay passes while every slot is busy is not
+// queued behind the running work: it keeps collecting requests and runs as
+// one execution as soon as the slot frees.
+TEST_F(SchedulerTest, BatchPastItsDelayWaitsForAFreeSlotAndKeepsFilling) {
+  Build(1, /*inline_streams=*/false);  // one slot
+  auto gate = NewGate();
+  model_->SetGate(gate);
+  TestCall blocker(model_, 1, 1, 0);
+  sched_->Submit(blocker.request(), &blocker);
+  model_->SetGate(nullptr);
+  TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 10), c(batch_model_, 1, 3, 20);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  Advance(absl::Milliseconds(2));  // past the 1 ms delay, the slot still busy
+  SchedulerStats stats = sched_->GetStats();
+  EXPECT_EQ(stats.devices[0].queued, 0);  // not in the device queue
+  EXPECT_EQ(stats.pending_batch, 2);
+  sched_->Submit(c.request(), &c);  // joins the parked batch
+  EXPECT_EQ(sched_->GetStats().pending_batch, 3);
+  EXPECT_FALSE(a.done());
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  for (TestCall* t : {&a, &b, &c}) {
+    ASSERT_TRUE(t->Wait().ok());
+    EXPECT_EQ(t->output(), Doubled(t->input()));
+  }
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(4));
+  EXPECT_EQ(sched_->GetStats().batches, 1u);
+}
+
+// Verifies that with a slot free a batch still runs when its delay passes.
+TEST_F(SchedulerTest, BatchPastItsDelayRunsAtOnceWhenASlotIsFree) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 2;
+  Build(1, /*inline_streams=*/false, o);
+  auto gate = NewGate();
+  model_->SetGate(gate);
+  TestCall blocker(model_, 1, 1, 0);
+  sched_->Submit(blocker.request(), &blocker);
+  model_->SetGate(nullptr);
+  TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 10);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  Advance(absl::Milliseconds(2));
+  ASSERT_TRUE(a.Wait().ok());
+  ASSERT_TRUE(b.Wait().ok());
+  EXPECT_FALSE(blocker.done());
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(3));
+  gate->Open();
+  EXPECT_TRUE(blocker.Wait().ok());
+}
+
+// Verifies the memory cap: batches stop at the smallest optimal batch size
+// over the devices divided by the slots per device, asked once per model
+// and again only at the refresh interval; RESOURCE_EXHAUSTED means 1 row.
+TEST_F(SchedulerTest, OptimalBatchSizeCapsBatchesAndIsRefreshedRarely) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 2;
+  o.batch_limit_refresh = absl::Seconds(10);
+  std::atomic<int64_t> fit{12};
+  std::atomic<int> asked{0};
+  o.optimal_batch_size = [&](const ModelSignature& sig, int device) -> absl::StatusOr<int64_t> {
+    ++asked;
+    EXPECT_EQ(sig.name, "batched");
+    if (device == 1) return int64_t{100};
+    if (fit.load() == 0) return absl::ResourceExhaustedError("device 0: full");
+    return fit.load();
+  };
+  Build(2, /*inline_streams=*/true, o);
+  auto run = [&](std::vector<int64_t> rows) {
+    std::vector<std::unique_ptr<TestCall>> calls;
+    for (int64_t r : rows) {
+      calls.push_back(std::make_unique<TestCall>(batch_model_, r, 3, 0));
+      sched_->Submit(calls.back()->request(), calls.back().get());
+    }
+    for (auto& c : calls) ASSERT_TRUE(c->Wait().ok());  // no timer: each batch hit its cap
+  };
+  run({2, 2, 2});              // 12 rows fit device 0, two slots there: 6
+  EXPECT_EQ(asked.load(), 2);  // once per device, not per request
+  fit = 4;                     // 2 rows per batch
+  Advance(absl::Seconds(1));   // arms the refresh
+  Advance(absl::Seconds(10));  // refreshes
+  EXPECT_EQ(asked.load(), 4);
+  run({1, 1});
+  fit = 0;
+  Advance(absl::Seconds(10));
+  run({1});
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(6, 2, 1));
 }
 
 TEST_F(SchedulerTest, ShutdownFailsQueuedWorkWithUnavailable) {

@@ -5,14 +5,28 @@
 // (ld = in) and op = transpose, B = x stored [in, batch] (ld = in), and the
 // bias broadcast along D's rows, which is what the BIAS epilogues do.
 // Compute is CUBLAS_COMPUTE_32F (fp32 accumulate, no TF32) for every dtype.
+//
+// CUDA graphs: a slot's forward at one batch size is captured once on the
+// slot's private capture stream (so no other work enqueued on the caller's
+// stream can slip into the capture) into a graph
+//   copy x -> stage_in  ->  [layers, reading stage_in, writing stage_out]
+//   ->  copy stage_out -> y
+// The layers always read and write the slot's fixed buffers; only the two
+// copy nodes see the caller's pointers, and cudaGraphExecMemcpyNodeSetParams1D
+// repoints them before a launch when they changed (that affects later
+// launches only, never one already enqueued). Should the driver refuse to
+// repoint them, that graph falls back to the layers alone as their own
+// graph, with the two copies enqueued around it by cudaMemcpyAsync.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -24,6 +38,7 @@ namespace {
 
 constexpr uint64_t kDefaultWorkspaceBytes = 8ull << 20;
 constexpr int32_t kMinAlignmentBytes = 16;
+constexpr int32_t kDefaultMaxGraphsPerSlot = 256;
 
 struct Error {
   int32_t code = INFERD_MLP_OK;
@@ -102,10 +117,36 @@ struct Plan {
   }
 };
 
-// Per-stream buffers.
+// One slot's forward at one batch size, captured and instantiated.
+struct Graph {
+  cudaGraph_t graph = nullptr;  // kept: the copy nodes belong to it
+  cudaGraphExec_t exec = nullptr;
+  cudaGraphNode_t copy_in = nullptr;   // x -> stage_in
+  cudaGraphNode_t copy_out = nullptr;  // stage_out -> y
+  const void* x = nullptr;             // where the copy nodes point now
+  void* y = nullptr;
+  cudaGraph_t body = nullptr;            // the layers alone
+  cudaGraphExec_t body_exec = nullptr;   // set once repointing failed
+  ~Graph() {
+    if (body_exec != nullptr) cudaGraphExecDestroy(body_exec);
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (body != nullptr) cudaGraphDestroy(body);
+  }
+};
+
+// Per-stream buffers and graphs.
 struct Slot {
   void* workspace = nullptr;
   void* activations[2] = {nullptr, nullptr};
+  // Graph path only: fixed input/output buffers and a capture-only stream.
+  void* stage_in = nullptr;
+  void* stage_out = nullptr;
+  cudaStream_t capture_stream = nullptr;
+
+  std::mutex mu;  // guards the members below
+  std::unordered_map<int64_t, std::unique_ptr<Graph>> graphs;  // by batch
+  bool graphs_broken = false;  // a capture or update failed: eager from now on
 };
 
 // One mlp on one GPU. Thread-safe after Create (see the header).
@@ -115,12 +156,29 @@ class MlpCuda {
   ~MlpCuda();
 
   Error Execute(int32_t slot, cudaStream_t stream, const void* x, void* y, int64_t batch);
+  inferd_mlp_cuda_stats Stats() const;
 
  private:
   MlpCuda() = default;
   Error Init(const inferd_mlp_cuda_options& options);
   Error GetPlan(int64_t batch, Plan** plan);
   Error BuildPlan(int64_t batch, Plan* plan);
+  // Enqueues the layers on `stream`: x -> ... -> y through s's activations.
+  Error Forward(const Slot& s, cudaStream_t stream, const void* x, void* y, int64_t batch,
+                const Plan& plan);
+  // Runs the forward as s's graph for `batch` (capturing it first when
+  // there is none and the slot has room). *ran is false when the caller
+  // must run the eager path: no room, or an error (returned).
+  Error RunGraph(Slot& s, cudaStream_t stream, const void* x, void* y, int64_t batch,
+                 const Plan& plan, bool* ran);
+  Error Capture(Slot& s, const void* x, void* y, int64_t batch, const Plan& plan,
+                std::unique_ptr<Graph>* out);
+  // Points g's copy nodes at x and y; false (nothing changed that matters)
+  // when the driver refuses, and the caller uses g's body_exec instead.
+  bool Repoint(Graph& g, const Slot& s, const void* x, void* y, int64_t batch);
+  void NoteRepointFailure(cudaError_t e);
+  size_t InputBytes(int64_t batch) const;
+  size_t OutputBytes(int64_t batch) const;
 
   // Constant after Create.
   int ordinal_ = 0;
@@ -128,10 +186,20 @@ class MlpCuda {
   int64_t max_batch_ = 0;
   uint64_t workspace_bytes_ = 0;
   cublasLtHandle_t handle_ = nullptr;
+  bool graphs_ = true;
+  size_t max_graphs_per_slot_ = kDefaultMaxGraphsPerSlot;
   std::vector<Layer> layers_;
-  std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<Slot>> slots_;
   // plans_[b]: the plan for batch b, built on first use (lock-free).
   std::unique_ptr<std::atomic<Plan*>[]> plans_;
+
+  std::atomic<uint64_t> graph_launches_{0};
+  std::atomic<uint64_t> eager_calls_{0};
+  std::atomic<uint64_t> graphs_captured_{0};
+  std::atomic<uint64_t> graph_failures_{0};
+  std::atomic<uint64_t> repoint_failures_{0};
+  std::atomic<bool> warned_{false};
+  std::atomic<bool> warned_repoint_{false};
 };
 
 Error MlpCuda::Create(const inferd_mlp_cuda_options& o, std::unique_ptr<MlpCuda>* out) {
@@ -160,6 +228,8 @@ Error MlpCuda::Init(const inferd_mlp_cuda_options& o) {
   dtype_ = o.dtype;
   max_batch_ = o.max_batch;
   workspace_bytes_ = o.workspace_bytes == 0 ? kDefaultWorkspaceBytes : o.workspace_bytes;
+  graphs_ = o.disable_graphs == 0;
+  if (o.max_graphs_per_slot > 0) max_graphs_per_slot_ = static_cast<size_t>(o.max_graphs_per_slot);
   DeviceGuard guard(ordinal_);
   MLP_RETURN_IF_ERROR(FromCuda(cudaSetDevice(ordinal_), "cudaSetDevice"));
   MLP_RETURN_IF_ERROR(FromCublas(cublasLtCreate(&handle_), "cublasLtCreate"));
@@ -223,15 +293,25 @@ Error MlpCuda::Init(const inferd_mlp_cuda_options& o) {
     }
   }
 
-  slots_.resize(o.num_slots);
   const size_t activation_bytes =
       static_cast<size_t>(max_batch_) * static_cast<size_t>(widest_hidden) * elem;
-  for (Slot& s : slots_) {
+  for (int32_t i = 0; i < o.num_slots; ++i) {
+    slots_.push_back(std::make_unique<Slot>());
+    Slot& s = *slots_.back();
     MLP_RETURN_IF_ERROR(
         FromCuda(cudaMalloc(&s.workspace, workspace_bytes_), "cudaMalloc(workspace)"));
     for (int k = 0; k < 2 && k + 1 < o.num_layers; ++k) {
       MLP_RETURN_IF_ERROR(FromCuda(cudaMalloc(&s.activations[k], activation_bytes),
                                    "cudaMalloc(activations)"));
+    }
+    if (graphs_) {
+      MLP_RETURN_IF_ERROR(
+          FromCuda(cudaMalloc(&s.stage_in, InputBytes(max_batch_)), "cudaMalloc(stage_in)"));
+      MLP_RETURN_IF_ERROR(
+          FromCuda(cudaMalloc(&s.stage_out, OutputBytes(max_batch_)), "cudaMalloc(stage_out)"));
+      MLP_RETURN_IF_ERROR(FromCuda(
+          cudaStreamCreateWithFlags(&s.capture_stream, cudaStreamNonBlocking),
+          "cudaStreamCreateWithFlags(capture)"));
     }
   }
   plans_.reset(new std::atomic<Plan*>[static_cast<size_t>(max_batch_) + 1]);
@@ -244,7 +324,12 @@ MlpCuda::~MlpCuda() {
   if (plans_ != nullptr) {
     for (int64_t b = 0; b <= max_batch_; ++b) delete plans_[b].load(std::memory_order_acquire);
   }
-  for (Slot& s : slots_) {
+  for (auto& slot : slots_) {
+    Slot& s = *slot;
+    s.graphs.clear();
+    if (s.capture_stream != nullptr) cudaStreamDestroy(s.capture_stream);
+    cudaFree(s.stage_in);
+    cudaFree(s.stage_out);
     cudaFree(s.workspace);
     cudaFree(s.activations[0]);
     cudaFree(s.activations[1]);
@@ -319,6 +404,147 @@ Error MlpCuda::GetPlan(int64_t batch, Plan** out) {
   return {};
 }
 
+size_t MlpCuda::InputBytes(int64_t batch) const {
+  return static_cast<size_t>(batch) * static_cast<size_t>(layers_.front().in) *
+         ElementSize(dtype_);
+}
+
+size_t MlpCuda::OutputBytes(int64_t batch) const {
+  return static_cast<size_t>(batch) * static_cast<size_t>(layers_.back().out) *
+         ElementSize(dtype_);
+}
+
+Error MlpCuda::Forward(const Slot& s, cudaStream_t stream, const void* x, void* y, int64_t batch,
+                       const Plan& plan) {
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  const void* in = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    void* out = i + 1 == layers_.size() ? y : s.activations[i % 2];
+    MLP_RETURN_IF_ERROR(FromCublas(
+        cublasLtMatmul(handle_, l.desc, &alpha, l.weight, plan.a[i], in, plan.b[i], &beta, out,
+                       plan.d[i], out, plan.d[i], &plan.algo[i], s.workspace, workspace_bytes_,
+                       stream),
+        "cublasLtMatmul"));
+    if (l.activation == INFERD_MLP_ACT_GELU) {
+      MLP_RETURN_IF_ERROR(FromCuda(LaunchGeluErf(dtype_, out, batch * l.out, stream), "gelu"));
+    }
+    in = out;
+  }
+  return {};
+}
+
+Error MlpCuda::Capture(Slot& s, const void* x, void* y, int64_t batch, const Plan& plan,
+                       std::unique_ptr<Graph>* out) {
+  using GraphOwner = std::unique_ptr<std::remove_pointer_t<cudaGraph_t>, cudaError_t (*)(cudaGraph_t)>;
+  MLP_RETURN_IF_ERROR(
+      FromCuda(cudaStreamBeginCapture(s.capture_stream, cudaStreamCaptureModeThreadLocal),
+               "cudaStreamBeginCapture"));
+  const Error forward = Forward(s, s.capture_stream, s.stage_in, s.stage_out, batch, plan);
+  cudaGraph_t body_raw = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(s.capture_stream, &body_raw);  // always end
+  GraphOwner body(body_raw, cudaGraphDestroy);
+  MLP_RETURN_IF_ERROR(forward);
+  MLP_RETURN_IF_ERROR(FromCuda(ended, "cudaStreamEndCapture"));
+  if (body == nullptr) return {INFERD_MLP_INTERNAL, "cudaStreamEndCapture returned no graph"};
+
+  auto g = std::make_unique<Graph>();
+  g->body = body.release();
+  MLP_RETURN_IF_ERROR(FromCuda(cudaGraphCreate(&g->graph, 0), "cudaGraphCreate"));
+  MLP_RETURN_IF_ERROR(FromCuda(cudaGraphAddMemcpyNode1D(&g->copy_in, g->graph, nullptr, 0,
+                                                        s.stage_in, x, InputBytes(batch),
+                                                        cudaMemcpyDeviceToDevice),
+                               "cudaGraphAddMemcpyNode1D(in)"));
+  cudaGraphNode_t layers = nullptr;
+  MLP_RETURN_IF_ERROR(
+      FromCuda(cudaGraphAddChildGraphNode(&layers, g->graph, &g->copy_in, 1, g->body),
+               "cudaGraphAddChildGraphNode"));
+  MLP_RETURN_IF_ERROR(FromCuda(cudaGraphAddMemcpyNode1D(&g->copy_out, g->graph, &layers, 1, y,
+                                                        s.stage_out, OutputBytes(batch),
+                                                        cudaMemcpyDeviceToDevice),
+                               "cudaGraphAddMemcpyNode1D(out)"));
+  MLP_RETURN_IF_ERROR(FromCuda(cudaGraphInstantiate(&g->exec, g->graph, 0), "cudaGraphInstantiate"));
+  g->x = x;
+  g->y = y;
+  *out = std::move(g);
+  return {};
+}
+
+Error MlpCuda::RunGraph(Slot& s, cudaStream_t stream, const void* x, void* y, int64_t batch,
+                        const Plan& plan, bool* ran) {
+  *ran = false;
+  std::unique_ptr<Graph>& g = s.graphs[batch];
+  if (g == nullptr) {
+    if (s.graphs.size() > max_graphs_per_slot_) {
+      s.graphs.erase(batch);  // no room: this batch size runs eagerly
+      return {};
+    }
+    std::unique_ptr<Graph> fresh;
+    const Error e = Capture(s, x, y, batch, plan, &fresh);
+    if (!e.ok()) {
+      s.graphs.erase(batch);
+      return e;
+    }
+    g = std::move(fresh);
+    graphs_captured_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (g->body_exec == nullptr && Repoint(*g, s, x, y, batch)) {
+    MLP_RETURN_IF_ERROR(FromCuda(cudaGraphLaunch(g->exec, stream), "cudaGraphLaunch"));
+    *ran = true;
+    return {};
+  }
+  if (g->body_exec == nullptr) {
+    MLP_RETURN_IF_ERROR(
+        FromCuda(cudaGraphInstantiate(&g->body_exec, g->body, 0), "cudaGraphInstantiate(body)"));
+  }
+  // Stream order keeps the staging buffers safe: the copy in runs after the
+  // previous call of this slot has read stage_in, and so on.
+  MLP_RETURN_IF_ERROR(FromCuda(cudaMemcpyAsync(s.stage_in, x, InputBytes(batch),
+                                               cudaMemcpyDeviceToDevice, stream),
+                               "cudaMemcpyAsync(stage_in)"));
+  MLP_RETURN_IF_ERROR(FromCuda(cudaGraphLaunch(g->body_exec, stream), "cudaGraphLaunch(body)"));
+  MLP_RETURN_IF_ERROR(FromCuda(cudaMemcpyAsync(y, s.stage_out, OutputBytes(batch),
+                                               cudaMemcpyDeviceToDevice, stream),
+                               "cudaMemcpyAsync(stage_out)"));
+  *ran = true;
+  return {};
+}
+
+bool MlpCuda::Repoint(Graph& g, const Slot& s, const void* x, void* y, int64_t batch) {
+  if (g.x != x) {
+    const cudaError_t e = cudaGraphExecMemcpyNodeSetParams1D(
+        g.exec, g.copy_in, s.stage_in, x, InputBytes(batch), cudaMemcpyDeviceToDevice);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      NoteRepointFailure(e);
+      return false;
+    }
+    g.x = x;
+  }
+  if (g.y != y) {
+    const cudaError_t e = cudaGraphExecMemcpyNodeSetParams1D(
+        g.exec, g.copy_out, y, s.stage_out, OutputBytes(batch), cudaMemcpyDeviceToDevice);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      NoteRepointFailure(e);
+      return false;
+    }
+    g.y = y;
+  }
+  return true;
+}
+
+void MlpCuda::NoteRepointFailure(cudaError_t e) {
+  repoint_failures_.fetch_add(1, std::memory_order_relaxed);
+  if (!warned_repoint_.exchange(true)) {
+    std::fprintf(stderr,
+                 "inferd mlp_cuda: cannot repoint a CUDA graph's copy nodes on device %d (%s); "
+                 "copying around the graph instead\n",
+                 ordinal_, cudaGetErrorString(e));
+  }
+}
+
 Error MlpCuda::Execute(int32_t slot, cudaStream_t stream, const void* x, void* y, int64_t batch) {
   if (slot < 0 || slot >= static_cast<int32_t>(slots_.size())) {
     return {INFERD_MLP_INVALID_ARGUMENT, "slot " + std::to_string(slot) + " out of range"};
@@ -333,24 +559,43 @@ Error MlpCuda::Execute(int32_t slot, cudaStream_t stream, const void* x, void* y
   DeviceGuard guard(ordinal_);
   Plan* plan = nullptr;
   MLP_RETURN_IF_ERROR(GetPlan(batch, &plan));
-  const Slot& s = slots_[slot];
-  const float alpha = 1.0f;
-  const float beta = 0.0f;
-  const void* in = x;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    void* out = i + 1 == layers_.size() ? y : s.activations[i % 2];
-    MLP_RETURN_IF_ERROR(FromCublas(
-        cublasLtMatmul(handle_, l.desc, &alpha, l.weight, plan->a[i], in, plan->b[i], &beta, out,
-                       plan->d[i], out, plan->d[i], &plan->algo[i], s.workspace, workspace_bytes_,
-                       stream),
-        "cublasLtMatmul"));
-    if (l.activation == INFERD_MLP_ACT_GELU) {
-      MLP_RETURN_IF_ERROR(FromCuda(LaunchGeluErf(dtype_, out, batch * l.out, stream), "gelu"));
+  Slot& s = *slots_[slot];
+  if (graphs_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.graphs_broken) {
+      bool ran = false;
+      const Error e = RunGraph(s, stream, x, y, batch, *plan, &ran);
+      if (ran) {
+        graph_launches_.fetch_add(1, std::memory_order_relaxed);
+        return {};
+      }
+      if (!e.ok()) {
+        // At most a copy into the staging buffers was enqueued; the eager path
+        // below computes this call in full.
+        s.graphs_broken = true;
+        s.graphs.clear();
+        graph_failures_.fetch_add(1, std::memory_order_relaxed);
+        if (!warned_.exchange(true)) {
+          std::fprintf(stderr,
+                       "inferd mlp_cuda: CUDA graphs off for slot %d on device %d (%s); "
+                       "running eagerly\n",
+                       slot, ordinal_, e.message.c_str());
+        }
+      }
     }
-    in = out;
   }
-  return {};
+  eager_calls_.fetch_add(1, std::memory_order_relaxed);
+  return Forward(s, stream, x, y, batch, *plan);
+}
+
+inferd_mlp_cuda_stats MlpCuda::Stats() const {
+  inferd_mlp_cuda_stats out{};
+  out.graph_launches = graph_launches_.load(std::memory_order_relaxed);
+  out.eager_calls = eager_calls_.load(std::memory_order_relaxed);
+  out.graphs_captured = graphs_captured_.load(std::memory_order_relaxed);
+  out.graph_failures = graph_failures_.load(std::memory_order_relaxed);
+  out.repoint_failures = repoint_failures_.load(std::memory_order_relaxed);
+  return out;
 }
 
 int32_t Report(const Error& e, char* error, size_t error_len) {
@@ -393,6 +638,12 @@ __attribute__((visibility("default"))) int32_t inferd_mlp_cuda_execute(
 
 __attribute__((visibility("default"))) void inferd_mlp_cuda_destroy(void* handle) {
   delete static_cast<inferd::mlp_cuda::MlpCuda*>(handle);
+}
+
+__attribute__((visibility("default"))) void inferd_mlp_cuda_get_stats(
+    void* handle, inferd_mlp_cuda_stats* stats) {
+  if (handle == nullptr || stats == nullptr) return;
+  *stats = static_cast<const inferd::mlp_cuda::MlpCuda*>(handle)->Stats();
 }
 
 }  // extern "C"
