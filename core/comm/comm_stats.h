@@ -23,6 +23,7 @@ struct LinkStats {
   uint64_t transfers = 0;
   uint64_t errors = 0;
   uint64_t queued = 0;                    // waiting or partly issued
+  uint64_t caller_issued = 0;             // transfers AsyncTransfer's caller issued
   double bandwidth_bytes_per_second = 0;  // moving average of achieved
   double peak_bytes_per_second = 0;       // calibration of its kind
   double limit_bytes_per_second = 0;      // 0: not limited

@@ -11,16 +11,28 @@ TokenBucket::TokenBucket(Clock* clock, double rate, double burst)
       tokens_(burst_),
       last_(clock->Now()) {}
 
-absl::Duration TokenBucket::Reserve(uint64_t bytes) {
-  absl::MutexLock lock(&mu_);
+void TokenBucket::RefillLocked() {
   const absl::Time now = clock_->Now();
   if (now > last_) {
     tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - last_) * rate_);
     last_ = now;
   }
+}
+
+absl::Duration TokenBucket::Reserve(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  RefillLocked();
   tokens_ -= static_cast<double>(bytes);
   if (tokens_ >= 0) return absl::ZeroDuration();
   return absl::Seconds(-tokens_ / rate_);
+}
+
+bool TokenBucket::TryTake(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  RefillLocked();
+  if (tokens_ < static_cast<double>(bytes)) return false;
+  tokens_ -= static_cast<double>(bytes);
+  return true;
 }
 
 void CondVarTokenWaiter::WaitFor(absl::Duration delay) {

@@ -30,11 +30,17 @@ class TokenBucket {
   // zero when the bucket held them, else the time the refill needs to pay
   // the debt.
   absl::Duration Reserve(uint64_t bytes);
+  // Takes `bytes` tokens and returns true when the bucket holds them now;
+  // otherwise takes none and returns false (the caller then goes the way
+  // that Reserves and waits). Never goes into debt.
+  bool TryTake(uint64_t bytes);
 
   double rate() const { return rate_; }
   double burst() const { return burst_; }
 
  private:
+  void RefillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Constant after construction.
   Clock* const clock_;
   const double rate_;

@@ -55,8 +55,12 @@ struct TransferEngine::Transfer {
   uint64_t piece_bytes = 0;
   uint32_t pieces = 0;
   bool staged = false;
+  // Issued by AsyncTransfer's caller rather than by the link's worker.
+  bool by_caller = false;
 
-  // The link's worker only (and AsyncTransfer before it is queued).
+  // The thread that issues or completes it: the link's worker; for a
+  // caller-issued transfer, AsyncTransfer's caller and then the thread that
+  // claimed it. (AsyncTransfer before it is published.)
   TensorPin src_pin;
   TensorPin dst_pin;
   const char* src_ptr = nullptr;
@@ -68,6 +72,7 @@ struct TransferEngine::Transfer {
   bool started = false;
   bool issuing_done = false;  // all pieces issued, or given up
   absl::Status error;
+  std::unique_ptr<Event> caller_event;  // a caller-issued copy's completion
   std::atomic<uint32_t> done_pieces{0};
 
   // Guarded by the engine's mu_.
@@ -82,6 +87,8 @@ struct TransferEngine::Transfer {
   bool source_freed = false;
   std::string source_free_error;
   std::vector<uint64_t> waiters;
+  // Caller-issued, its copy enqueued, and no thread completes it yet.
+  bool claimable = false;
 };
 
 // One ordered pair of endpoints, with its queue and worker.
@@ -106,7 +113,14 @@ struct TransferEngine::Link {
   // Guarded by the engine's mu_.
   std::vector<Transfer*> queue;  // transfers with pieces left to issue
   bool stopping = false;
-  uint64_t bytes = 0, transfers = 0, errors = 0;
+  // The worker holds a transfer or has pieces in flight.
+  bool worker_busy = false;
+  // Caller-issued transfers: not finished; in flight with nobody completing
+  // them (oldest first); spare completion events.
+  int caller_active = 0;
+  std::vector<Transfer*> unclaimed;
+  std::vector<std::unique_ptr<Event>> spare_events;
+  uint64_t bytes = 0, transfers = 0, errors = 0, caller_issued = 0;
   double bandwidth = 0;
 
   // The worker only.
@@ -237,7 +251,11 @@ LinkKind TransferEngine::KindOf(int src, int dst) const {
 
 uint64_t TransferEngine::PieceBytes(const Link& link, bool staged, uint64_t bytes) const {
   if (bytes < options_.overlap_threshold_bytes) return bytes;
-  if (staged) return options_.chunk_bytes;
+  if (staged || options_.direct_piece_time == absl::ZeroDuration()) return options_.chunk_bytes;
+  // A device copy of unknown speed has no limiter (no peak to cap) and
+  // nothing to overlap: one launch.
+  const bool device_copy = link.kind == LinkKind::kLocal || link.kind == LinkKind::kPeer;
+  if (link.peak <= 0 && device_copy) return std::max<uint64_t>(bytes, 1);
   const double direct = link.peak * absl::ToDoubleSeconds(options_.direct_piece_time);
   return std::max<uint64_t>(options_.chunk_bytes, static_cast<uint64_t>(direct));
 }
@@ -288,8 +306,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   if (dst != kHostEndpoint) RETURN_IF_ERROR(FindDevice(dst, "dst_device").status());
   int src = kHostEndpoint;
   DataType dtype = request.dtype;
-  std::vector<int64_t> shape = request.shape;
-  std::string owner = request.owner;
+  std::vector<int64_t> shape = std::move(request.shape);
+  std::string owner = std::move(request.owner);
   absl::Duration lease = request.lease;
   if (request.source_tensor.valid()) {
     ASSIGN_OR_RETURN(t->src_pin, memory_->Pin(request.source_tensor));
@@ -298,8 +316,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
     src = t->src_pin.device();
     t->bytes = t->src_pin.byte_size();
     dtype = info.dtype;
-    shape = info.shape;
-    if (owner.empty()) owner = info.owner;
+    shape = std::move(info.shape);
+    if (owner.empty()) owner = std::move(info.owner);
     if (lease <= absl::ZeroDuration()) lease = info.lease;
     if (request.move && dst == src) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -327,7 +345,7 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
                                                        " tensor of that shape has ", expected));
       }
     }
-    t->host_src = request.host_source;
+    t->host_src = std::move(request.host_source);
   }
   if (dst == kHostEndpoint && request.host_destination.data != nullptr &&
       request.host_destination.size != t->bytes) {
@@ -335,24 +353,26 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
                                                    request.host_destination.size,
                                                    " bytes; the tensor has ", t->bytes));
   }
-  t->host_dst = request.host_destination;
+  t->host_dst = std::move(request.host_destination);
   if (dst != kHostEndpoint) {
     TensorRequest alloc;
     alloc.device = dst;
     alloc.dtype = dtype;
-    alloc.shape = shape;
+    alloc.shape = std::move(shape);
     alloc.byte_size = dtype == DataType::kBytes ? t->bytes : 0;
-    alloc.owner = owner;
+    alloc.owner = std::move(owner);
     alloc.lease = lease;
     ASSIGN_OR_RETURN(TensorInfo out, memory_->AllocateTensor(alloc));
     t->dst_tensor = out.id;
   }
   t->id = NewTensorId();
   const TransferId id = t->id;
+  Transfer* const raw = t.get();
+  Link* link = nullptr;
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      Link* link = GetLinkLocked(src, dst);
+      link = GetLinkLocked(src, dst);
       t->link = link;
       switch (link->kind) {
         case LinkKind::kStaged:
@@ -373,15 +393,82 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
                       : static_cast<uint32_t>((t->bytes + t->piece_bytes - 1) / t->piece_bytes);
       t->seq = next_seq_++;
       t->enqueued = clock_->Now();
-      link->queue.push_back(t.get());
-      SetQueueDepthLocked(t->priority, +1);
       ++active_;
+      if (MayIssueFromCallerLocked(link, *t)) {
+        t->by_caller = true;
+        t->state = TransferState::kRunning;
+        t->started_at = t->enqueued;
+        t->started = true;
+        ++link->caller_active;
+        ++link->caller_issued;
+        if (!link->spare_events.empty()) {
+          t->caller_event = std::move(link->spare_events.back());
+          link->spare_events.pop_back();
+        }
+      } else {
+        link->queue.push_back(raw);
+        SetQueueDepthLocked(t->priority, +1);
+      }
       transfers_.emplace(id, std::move(t));
-      return id;
     }
   }
-  if (t->dst_tensor.valid()) memory_->FreeTensor(t->dst_tensor).IgnoreError();
-  return absl::UnavailableError("the transfer engine is shutting down");
+  if (link == nullptr) {  // refused: `t` still owns the transfer
+    if (raw->dst_tensor.valid()) memory_->FreeTensor(raw->dst_tensor).IgnoreError();
+    return absl::UnavailableError("the transfer engine is shutting down");
+  }
+  if (!raw->by_caller) return id;
+  if (absl::Status st = IssueFromCaller(link, raw); !st.ok()) {
+    raw->error = std::move(st);
+    Finish(link, raw);
+    return id;
+  }
+  absl::MutexLock lock(&mu_);
+  raw->claimable = true;
+  link->unclaimed.push_back(raw);
+  return id;
+}
+
+bool TransferEngine::MayIssueFromCallerLocked(Link* link, const Transfer& t) {
+  if (t.staged || t.pieces != 1) return false;
+  if (!link->queue.empty() || link->worker_busy || link->caller_active > 0) return false;
+  // Last: taking the tokens commits to the fast path.
+  return link->bucket == nullptr || link->bucket->TryTake(t.bytes);
+}
+
+absl::Status TransferEngine::IssueFromCaller(Link* link, Transfer* t) {
+  RETURN_IF_ERROR(PinEndpoints(t));
+  Stream* ds = link->dst_streams.empty() ? nullptr : link->dst_streams[0];
+  Stream* ss = link->src_streams.empty() ? nullptr : link->src_streams[0];
+  if (t->caller_event == nullptr) {
+    t->caller_event = (link->dst_dev != nullptr ? link->dst_dev : link->src_dev)->CreateEvent();
+  }
+  absl::Status st = EnqueueDirect(link, ds, ss, t->dst_ptr, t->src_ptr, t->bytes, *t->caller_event);
+  if (!st.ok()) {
+    // Part of it may be enqueued: let it land before the pins go.
+    if (ss != nullptr) ss->Synchronize().IgnoreError();
+    if (ds != nullptr) ds->Synchronize().IgnoreError();
+    return st;
+  }
+  t->offset = t->bytes;
+  t->issued = 1;
+  t->issuing_done = true;
+  return absl::OkStatus();
+}
+
+TransferEngine::Transfer* TransferEngine::ClaimLocked(Link* link) {
+  if (link->unclaimed.empty()) return nullptr;
+  Transfer* t = link->unclaimed.front();
+  link->unclaimed.erase(link->unclaimed.begin());
+  t->claimable = false;
+  return t;
+}
+
+void TransferEngine::CompleteClaimed(Link* link, Transfer* t, TransferInfo* info,
+                                     bool release_host_data) {
+  absl::Status st = t->caller_event->Synchronize();
+  if (!st.ok() && t->error.ok()) t->error = std::move(st);
+  t->done_pieces.fetch_add(1, std::memory_order_relaxed);
+  Finish(link, t, info, release_host_data);
 }
 
 void TransferEngine::SetQueueDepthLocked(TransferPriority p, int delta) {
@@ -402,7 +489,9 @@ TransferEngine::Transfer* TransferEngine::PickLocked(Link* link) {
 }
 
 void TransferEngine::LinkLoop(Link* link) {
-  auto has_work = [link]() { return link->stopping || !link->queue.empty(); };
+  auto has_work = [link]() {
+    return link->stopping || !link->queue.empty() || !link->unclaimed.empty();
+  };
   auto remove = [this, link](Transfer* t) {
     absl::MutexLock lock(&mu_);
     auto& q = link->queue;
@@ -416,14 +505,25 @@ void TransferEngine::LinkLoop(Link* link) {
   };
   while (true) {
     Transfer* t = nullptr;
+    Transfer* claimed = nullptr;
     bool stopping = false;
     {
       absl::MutexLock lock(&mu_);
-      if (link->in_flight.empty()) mu_.Await(absl::Condition(&has_work));
+      if (link->in_flight.empty()) {
+        link->worker_busy = false;
+        mu_.Await(absl::Condition(&has_work));
+      }
       stopping = link->stopping;
       if (!stopping) {
         t = PickLocked(link);
-        if (t != nullptr && t->state == TransferState::kQueued) {
+        if (t != nullptr) link->worker_busy = true;
+        // Where the worker would wait for a piece, it completes a
+        // caller-issued transfer first: those were issued on an idle link,
+        // so before any piece in flight.
+        const bool would_wait =
+            t == nullptr || static_cast<int>(link->in_flight.size()) >= options_.window;
+        if (would_wait) claimed = ClaimLocked(link);
+        if (claimed == nullptr && t != nullptr && t->state == TransferState::kQueued) {
           t->state = TransferState::kRunning;
           t->started_at = clock_->Now();
           SetQueueDepthLocked(t->priority, -1);
@@ -431,6 +531,10 @@ void TransferEngine::LinkLoop(Link* link) {
       }
     }
     if (stopping) break;
+    if (claimed != nullptr) {
+      CompleteClaimed(link, claimed, nullptr, false);
+      continue;
+    }
     if (t == nullptr) {
       CompleteOldest(link);
       continue;
@@ -463,8 +567,22 @@ void TransferEngine::LinkLoop(Link* link) {
       remove(t);
     }
   }
-  // Shutting down: let the pieces in flight land, then cancel the rest.
+  // Shutting down: let the pieces in flight land, and the caller-issued
+  // copies (completing those nobody else does), then cancel the rest.
   while (!link->in_flight.empty()) CompleteOldest(link);
+  auto claimable_or_none = [link]() {
+    return !link->unclaimed.empty() || link->caller_active == 0;
+  };
+  while (true) {
+    Transfer* claimed = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&claimable_or_none));
+      claimed = ClaimLocked(link);
+    }
+    if (claimed == nullptr) break;
+    CompleteClaimed(link, claimed, nullptr, false);
+  }
   std::vector<Transfer*> left;
   {
     absl::MutexLock lock(&mu_);
@@ -480,13 +598,14 @@ void TransferEngine::LinkLoop(Link* link) {
   }
 }
 
-absl::Status TransferEngine::Start(Link* link, Transfer* t) {
+absl::Status TransferEngine::PinEndpoints(Transfer* t) {
   if (t->src_pin.valid()) {
     t->src_ptr = static_cast<const char*>(t->src_pin.device_ptr());
   } else {
     t->src_ptr = static_cast<const char*>(t->host_src.data);
   }
   if (t->dst_tensor.valid()) {
+    // Waits for the new tensor's initialization (zeroing), if any.
     ASSIGN_OR_RETURN(t->dst_pin, memory_->Pin(t->dst_tensor));
     t->dst_ptr = static_cast<char*>(t->dst_pin.device_ptr());
   } else if (t->host_dst.data != nullptr) {
@@ -496,6 +615,11 @@ absl::Status TransferEngine::Start(Link* link, Transfer* t) {
     t->host_result->resize(t->bytes);
     t->dst_ptr = t->host_result->data();
   }
+  return absl::OkStatus();
+}
+
+absl::Status TransferEngine::Start(Link* link, Transfer* t) {
+  RETURN_IF_ERROR(PinEndpoints(t));
   Device* event_device = link->dst_dev != nullptr ? link->dst_dev : link->src_dev;
   if (link->done_events.empty()) {
     for (int i = 0; i < options_.window; ++i) {
@@ -530,40 +654,22 @@ absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
   void* buf = link->slots.empty() ? nullptr : link->slots[slot];
   char* copy_out = nullptr;
   absl::Status st;
-  switch (link->kind) {
-    case LinkKind::kLocal:
-      st = ds->CopyDeviceToDevice(dst, src, n);
-      if (st.ok()) st = ds->RecordEvent(done);
-      break;
-    case LinkKind::kPeer:
-      st = ds->CopyFromPeer(dst, *link->src_dev, src, n);
-      if (st.ok()) st = ds->RecordEvent(done);
-      break;
-    case LinkKind::kStaged:
-      st = ss->CopyDeviceToHost(buf, src, n);
-      if (st.ok()) st = ss->RecordEvent(*link->staged_events[slot]);
-      if (st.ok()) st = ds->WaitEvent(*link->staged_events[slot]);
-      if (st.ok()) st = ds->CopyHostToDevice(dst, buf, n);
-      if (st.ok()) st = ds->RecordEvent(done);
-      break;
-    case LinkKind::kHostToDevice:
-      if (t->staged) {
-        std::memcpy(buf, src, n);
-        st = ds->CopyHostToDevice(dst, buf, n);
-      } else {
-        st = ds->CopyHostToDevice(dst, src, n);
-      }
-      if (st.ok()) st = ds->RecordEvent(done);
-      break;
-    case LinkKind::kDeviceToHost:
-      if (t->staged) {
-        st = ss->CopyDeviceToHost(buf, src, n);
-        copy_out = dst;
-      } else {
-        st = ss->CopyDeviceToHost(dst, src, n);
-      }
-      if (st.ok()) st = ss->RecordEvent(done);
-      break;
+  if (!t->staged) {
+    st = EnqueueDirect(link, ds, ss, dst, src, n, done);
+  } else if (link->kind == LinkKind::kStaged) {
+    st = ss->CopyDeviceToHost(buf, src, n);
+    if (st.ok()) st = ss->RecordEvent(*link->staged_events[slot]);
+    if (st.ok()) st = ds->WaitEvent(*link->staged_events[slot]);
+    if (st.ok()) st = ds->CopyHostToDevice(dst, buf, n);
+    if (st.ok()) st = ds->RecordEvent(done);
+  } else if (link->kind == LinkKind::kHostToDevice) {
+    std::memcpy(buf, src, n);
+    st = ds->CopyHostToDevice(dst, buf, n);
+    if (st.ok()) st = ds->RecordEvent(done);
+  } else {  // device to host through a slot
+    st = ss->CopyDeviceToHost(buf, src, n);
+    copy_out = dst;
+    if (st.ok()) st = ss->RecordEvent(done);
   }
   if (!st.ok()) {
     // Part of the piece may be enqueued: let it land before the buffers go.
@@ -576,6 +682,32 @@ absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
   ++t->issued;
   ++t->in_flight;
   return absl::OkStatus();
+}
+
+absl::Status TransferEngine::EnqueueDirect(Link* link, Stream* ds, Stream* ss, char* dst,
+                                           const char* src, uint64_t n, Event& done) {
+  absl::Status st;
+  switch (link->kind) {
+    case LinkKind::kLocal:
+      st = ds->CopyDeviceToDevice(dst, src, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      return st;
+    case LinkKind::kPeer:
+      st = ds->CopyFromPeer(dst, *link->src_dev, src, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      return st;
+    case LinkKind::kHostToDevice:
+      st = ds->CopyHostToDevice(dst, src, n);
+      if (st.ok()) st = ds->RecordEvent(done);
+      return st;
+    case LinkKind::kDeviceToHost:
+      st = ss->CopyDeviceToHost(dst, src, n);
+      if (st.ok()) st = ss->RecordEvent(done);
+      return st;
+    case LinkKind::kStaged:
+      break;
+  }
+  return absl::InternalError(absl::StrCat("link ", link->name, " has no direct path"));
 }
 
 void TransferEngine::CompleteOldest(Link* link) {
@@ -592,7 +724,7 @@ void TransferEngine::CompleteOldest(Link* link) {
   if (t->issuing_done && t->in_flight == 0) Finish(link, t);
 }
 
-void TransferEngine::Finish(Link* link, Transfer* t) {
+void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool release_host_data) {
   const bool ok = t->error.ok();
   t->dst_pin.Reset();
   t->src_pin.Reset();
@@ -628,6 +760,14 @@ void TransferEngine::Finish(Link* link, Transfer* t) {
     if (ok && t->host_result != nullptr) t->host_data = std::move(t->host_result);
     t->host_result.reset();
     --active_;
+    if (t->by_caller) {
+      --link->caller_active;
+      if (t->caller_event != nullptr) link->spare_events.push_back(std::move(t->caller_event));
+    } else if (link->in_flight.empty() && link->queue.empty()) {
+      // On the worker's thread: idle from here on, so that a transfer the
+      // waiters of this one start may take the fast path.
+      link->worker_busy = false;
+    }
     if (ok) {
       link->bytes += t->bytes;
       ++link->transfers;
@@ -666,6 +806,7 @@ void TransferEngine::Finish(Link* link, Transfer* t) {
       waiters_.erase(it);
     }
     t->waiters.clear();
+    if (info != nullptr) *info = InfoLocked(t, release_host_data);
     const TransferId id = t->id;
     if (finished_order_.size() < options_.max_finished_transfers) {
       finished_order_.push_back(id);
@@ -720,6 +861,26 @@ absl::StatusOr<TransferInfo> TransferEngine::GetTransfer(const TransferId& id,
 
 absl::StatusOr<TransferInfo> TransferEngine::WaitTransfer(const TransferId& id, absl::Time deadline,
                                                           bool release_host_data) {
+  if (deadline == absl::InfiniteFuture()) {
+    // Complete a caller-issued transfer here if no thread does yet: the
+    // copy's event wakes this thread directly, with no hand-off.
+    Transfer* claimed = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = transfers_.find(id);
+      if (it != transfers_.end() && it->second->claimable) {
+        claimed = it->second.get();
+        auto& u = claimed->link->unclaimed;
+        u.erase(std::find(u.begin(), u.end(), claimed));
+        claimed->claimable = false;
+      }
+    }
+    if (claimed != nullptr) {
+      TransferInfo info;
+      CompleteClaimed(claimed->link, claimed, &info, release_host_data);
+      return info;
+    }
+  }
   absl::MutexLock lock(&mu_);
   auto done = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = transfers_.find(id);
@@ -805,6 +966,7 @@ void TransferEngine::FillStats(CommStats* stats) {
     s.transfers = l->transfers;
     s.errors = l->errors;
     s.queued = l->queue.size();
+    s.caller_issued = l->caller_issued;
     s.bandwidth_bytes_per_second = l->bandwidth;
     s.peak_bytes_per_second = l->peak;
     s.limit_bytes_per_second = l->bucket != nullptr ? l->bucket->rate() : 0;

@@ -12,6 +12,13 @@
 // Transfers below overlap_threshold_bytes go whole. A token bucket per link
 // caps it at bandwidth_limit x its kind's peak (calibrated at start).
 //
+// Fast path: a direct copy (same device, peer, pinned host memory) that is
+// one piece, on a link with nothing queued or in flight and (when limited)
+// with the tokens at hand, is issued by AsyncTransfer's caller itself, with
+// no hand-off to the worker. WaitTransfer without a deadline then completes
+// it on the waiting thread from the copy's event; otherwise the link's
+// worker does, as for any other transfer.
+//
 // Tensors: the source is pinned from AsyncTransfer until the copy is done,
 // so it cannot be freed (FreeTensor answers FAILED_PRECONDITION) nor moved
 // mid-flight; a source already freed is refused up front (NOT_FOUND). The
@@ -73,7 +80,10 @@ class TransferEngine {
   // NOT_FOUND for unknown (or long-forgotten) ids.
   absl::StatusOr<TransferInfo> GetTransfer(const TransferId& id, bool release_host_data = false);
   // Blocks until the transfer ends or `deadline` (real time) passes, then
-  // returns its state (still queued or running on timeout). NOT_FOUND.
+  // returns its state (still queued or running on timeout). NOT_FOUND. With
+  // no deadline (InfiniteFuture) a transfer its caller issued that no
+  // thread completes yet is completed on this thread, by waiting for its
+  // copy's event.
   absl::StatusOr<TransferInfo> WaitTransfer(const TransferId& id, absl::Time deadline,
                                             bool release_host_data = false);
   // Calls `done` (on an engine thread, or at once) when the transfer ends
@@ -99,14 +109,36 @@ class TransferEngine {
   Link* GetLinkLocked(int src, int dst) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t PieceBytes(const Link& link, bool staged, uint64_t bytes) const;
 
+  // Whether AsyncTransfer may issue `t` itself: a direct one-piece copy on
+  // an idle link, with the limiter's tokens taken when limited.
+  bool MayIssueFromCallerLocked(Link* link, const Transfer& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Enqueues the copy of a caller-issued transfer and records its event.
+  absl::Status IssueFromCaller(Link* link, Transfer* t);
+  // Takes the oldest caller-issued transfer that no thread completes yet;
+  // null if none.
+  Transfer* ClaimLocked(Link* link) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits for a claimed caller-issued transfer's event, then finishes it.
+  void CompleteClaimed(Link* link, Transfer* t, TransferInfo* info, bool release_host_data);
+
   // Worker of one link.
   void LinkLoop(Link* link);
   Transfer* PickLocked(Link* link) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pins the destination tensor (or allocates the client's bytes) and sets
+  // the transfer's source and destination addresses.
+  absl::Status PinEndpoints(Transfer* t);
   absl::Status Start(Link* link, Transfer* t);
   absl::Status IssuePiece(Link* link, Transfer* t);
+  // Enqueues one copy of a path without staging on `ds` (into a device) or
+  // `ss` (out of one) and records `done` after it.
+  absl::Status EnqueueDirect(Link* link, Stream* ds, Stream* ss, char* dst, const char* src,
+                             uint64_t n, Event& done);
   // Waits for the oldest piece in flight and accounts for it.
   void CompleteOldest(Link* link);
-  void Finish(Link* link, Transfer* t);
+  // Releases pins and buffers, records the outcome and answers waiters.
+  // `info` (may be null) receives the final state, taken in the same
+  // critical section, for a thread that completed the transfer itself.
+  void Finish(Link* link, Transfer* t, TransferInfo* info = nullptr,
+              bool release_host_data = false);
   TransferInfo InfoLocked(Transfer* t, bool release_host_data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop();
   void SetQueueDepthLocked(TransferPriority p, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,9 +1,18 @@
-// comm_bench: H2D, D2H and D2D transfers through the comm engine (AsyncTransfer
-// + WaitTransfer, destination tensors from the memory engine's pool) against
-// plain copies measured in the same run: cudaMemcpyAsync on pinned memory on
-// GPUs (core/device/cuda/cuda_memcpy_baseline.h), memcpy on host devices.
-// Prints one row per size and direction with both figures and their ratio
-// (target: >= 0.9 at >= 64 MiB).
+// comm_bench: H2D, D2H, D2D and peer transfers through the comm engine
+// against plain copies measured in the same run: cudaMemcpyAsync on pinned
+// memory on GPUs (core/device/cuda/cuda_memcpy_baseline.h), memcpy on host
+// devices. Prints one row per size and direction with both figures and
+// their ratio (target: >= 0.9 at >= 64 MiB).
+//
+// What is timed, the same way on both sides (start of the request to the
+// calling thread knowing the bytes landed, median of --iters):
+//  - engine: AsyncTransfer (validate, pin, allocate the destination tensor
+//    from the pool, issue) + WaitTransfer with no deadline; freeing the
+//    result afterwards is outside the timed part;
+//  - baseline: cudaMemcpyAsync + cudaStreamSynchronize between buffers
+//    allocated beforehand; peer in the engine's direction (0->1, issued on
+//    the destination's stream).
+// Both wait with CUDA's default (spinning) synchronization.
 //
 //   comm_bench [--max_mib=1024] [--iters=10] [--limit=1.0] [--host_devices=N]
 #include <algorithm>
@@ -77,6 +86,16 @@ double Time(int iters, Fn fn) {
   return Median(t);
 }
 
+// Median of `iters` values of `fn` (which returns the seconds it timed
+// itself) after one warm-up run.
+template <typename Fn>
+double MedianOfTimed(int iters, Fn fn) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) t.push_back(fn());
+  return Median(t);
+}
+
 void Die(const absl::Status& st, const char* what) {
   std::fprintf(stderr, "comm_bench: %s: %s\n", what, st.ToString().c_str());
   std::exit(1);
@@ -140,13 +159,18 @@ int Run(const Flags& flags) {
   std::printf("%-10s %-13s %14s %14s %8s\n", "size_MiB", "direction", "baseline_GB/s",
               "engine_GB/s", "ratio");
 
-  auto transfer = [&](TransferRequest r) {
+  // Seconds from AsyncTransfer to WaitTransfer's return; frees the result
+  // after the clock stopped.
+  auto transfer = [&](TransferRequest r) -> double {
+    const absl::Time start = absl::Now();
     TransferId id = Check(engine.AsyncTransfer(std::move(r)), "AsyncTransfer");
     TransferInfo info = Check(engine.WaitTransfer(id, absl::InfiniteFuture()), "WaitTransfer");
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
     if (info.state != TransferState::kSucceeded) Die(info.status, "transfer");
     if (info.result.has_value()) {
       if (absl::Status st = memory->FreeTensor(info.result->id); !st.ok()) Die(st, "free");
     }
+    return seconds;
   };
   auto row = [&](uint64_t bytes, const char* dir, double base_s, double engine_s) {
     const double base = static_cast<double>(bytes) / base_s / 1e9;
@@ -180,7 +204,8 @@ int Run(const Flags& flags) {
       d2d_base = Check(MeasureCudaMemcpy(MemcpyKind::kDeviceToDevice, o0, o0, bytes, flags.iters),
                        "baseline d2d");
       if (devices.size() > 1) {
-        peer_base = Check(MeasureCudaMemcpy(MemcpyKind::kPeer, o0, o1, bytes, flags.iters),
+        // From device 0 to device 1 on device 1's stream, as the engine's 0->1.
+        peer_base = Check(MeasureCudaMemcpy(MemcpyKind::kPeer, o1, o0, bytes, flags.iters),
                           "baseline peer");
       }
     } else
@@ -190,45 +215,45 @@ int Run(const Flags& flags) {
     }
 
     // Through the engine.
-    const double h2d = Time(flags.iters, [&] {
+    const double h2d = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.host_source = HostSource{pinned, bytes, /*pinned=*/true, nullptr};
       r.dtype = DataType::kUint8;
       r.shape = {static_cast<int64_t>(bytes)};
       r.dst_device = 0;
-      transfer(std::move(r));
+      return transfer(std::move(r));
     });
     row(bytes, "h2d", h2d_base, h2d);
-    const double h2d_pageable = Time(flags.iters, [&] {
+    const double h2d_pageable = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.host_source = HostSource{pageable.data(), bytes, /*pinned=*/false, nullptr};
       r.dtype = DataType::kUint8;
       r.shape = {static_cast<int64_t>(bytes)};
       r.dst_device = 0;
-      transfer(std::move(r));
+      return transfer(std::move(r));
     });
     row(bytes, "h2d-pageable", h2d_base, h2d_pageable);
-    const double d2h = Time(flags.iters, [&] {
+    const double d2h = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.source_tensor = src.id;
       r.dst_device = kHostEndpoint;
       r.host_destination = HostDestination{pinned, bytes, /*pinned=*/true, nullptr};
-      transfer(std::move(r));
+      return transfer(std::move(r));
     });
     row(bytes, "d2h", d2h_base, d2h);
-    const double d2d = Time(flags.iters, [&] {
+    const double d2d = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.source_tensor = src.id;
       r.dst_device = 0;
-      transfer(std::move(r));
+      return transfer(std::move(r));
     });
     row(bytes, "d2d", d2d_base, d2d);
     if (devices.size() > 1) {
-      const double peer = Time(flags.iters, [&] {
+      const double peer = MedianOfTimed(flags.iters, [&] {
         TransferRequest r;
         r.source_tensor = src.id;
         r.dst_device = 1;
-        transfer(std::move(r));
+        return transfer(std::move(r));
       });
       row(bytes, "peer 0->1", peer_base, peer);
     }

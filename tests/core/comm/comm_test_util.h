@@ -1,6 +1,7 @@
 // Shared set-up of the comm engine tests: N host devices (optionally behind
-// a wrapper that denies peer access or fails copies on demand), a memory
-// engine over them, and tensor helpers.
+// a wrapper that denies peer access, fails copies on demand and counts the
+// threads waiting for its events), a memory engine over them, tensor
+// helpers, and a blocker that holds a stream at a known point.
 #ifndef INFERD_TESTS_CORE_COMM_COMM_TEST_UTIL_H_
 #define INFERD_TESTS_CORE_COMM_COMM_TEST_UTIL_H_
 
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/device/host_device.h"
 #include "core/memory/memory_engine.h"
 #include "gtest/gtest.h"
@@ -20,6 +22,28 @@
 namespace inferd::testing_comm {
 
 class WrappedDevice;
+
+// An event of a WrappedDevice: forwards to the inner device's event and
+// tells the device while a thread waits in Synchronize. Thread-safe.
+class WrappedEvent final : public Event {
+ public:
+  WrappedEvent(WrappedDevice* device, std::unique_ptr<Event> inner)
+      : device_(device), inner_(std::move(inner)) {}
+
+  Event& inner() { return *inner_; }
+  // The inner event of a WrappedEvent; other events as they are.
+  static Event& Unwrap(Event& e) {
+    auto* w = dynamic_cast<WrappedEvent*>(&e);
+    return w != nullptr ? w->inner() : e;
+  }
+
+  bool IsComplete() override { return inner_->IsComplete(); }
+  absl::Status Synchronize() override;
+
+ private:
+  WrappedDevice* const device_;
+  std::unique_ptr<Event> inner_;
+};
 
 // Forwards to a HostStream but reports the wrapper as its device; fails
 // copies while the device's fault switch is on. Thread-safe.
@@ -51,8 +75,12 @@ class WrappedStream final : public Stream {
   absl::Status ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) override {
     return inner_->ThenCallback(std::move(fn));
   }
-  absl::Status RecordEvent(Event& event) override { return inner_->RecordEvent(event); }
-  absl::Status WaitEvent(Event& event) override { return inner_->WaitEvent(event); }
+  absl::Status RecordEvent(Event& event) override {
+    return inner_->RecordEvent(WrappedEvent::Unwrap(event));
+  }
+  absl::Status WaitEvent(Event& event) override {
+    return inner_->WaitEvent(WrappedEvent::Unwrap(event));
+  }
   absl::Status Synchronize() override { return inner_->Synchronize(); }
   void* native_handle() override { return nullptr; }
 
@@ -86,15 +114,59 @@ class WrappedDevice final : public Device {
   void FreePinnedHost(void* ptr) override { inner_->FreePinnedHost(ptr); }
   int num_streams() const override { return static_cast<int>(streams_.size()); }
   Stream& stream(int i) override { return *streams_[static_cast<size_t>(i) % streams_.size()]; }
-  std::unique_ptr<Event> CreateEvent() override { return inner_->CreateEvent(); }
+  std::unique_ptr<Event> CreateEvent() override {
+    return std::make_unique<WrappedEvent>(this, inner_->CreateEvent());
+  }
   Kernels& kernels() override { return inner_->kernels(); }
   bool CanAccessPeer(const Device& other) const override { return &other == this || peer_access_; }
   absl::Status Synchronize() override { return inner_->Synchronize(); }
+
+  // Returns once `n` threads wait in Synchronize of this device's events.
+  void AwaitEventWaiters(int n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return event_waiters_ >= n; };
+    mu_.Await(absl::Condition(&reached));
+  }
+  void AddEventWaiter(int delta) {
+    absl::MutexLock lock(&mu_);
+    event_waiters_ += delta;
+  }
 
  private:
   std::unique_ptr<HostDevice> inner_;
   const bool peer_access_;
   std::vector<std::unique_ptr<WrappedStream>> streams_;
+  absl::Mutex mu_;
+  int event_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+inline absl::Status WrappedEvent::Synchronize() {
+  device_->AddEventWaiter(+1);
+  absl::Status st = inner_->Synchronize();
+  device_->AddEventWaiter(-1);
+  return st;
+}
+
+// Holds `stream` (of a device with asynchronous streams: inline_when_idle
+// off) from construction until Release or destruction: work enqueued
+// meanwhile waits behind it. Used from the test's thread.
+class StreamBlocker {
+ public:
+  explicit StreamBlocker(Stream& stream) : release_(std::make_shared<absl::Notification>()) {
+    absl::Status st =
+        stream.ThenCallback([release = release_](absl::Status) { release->WaitForNotification(); });
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  ~StreamBlocker() { Release(); }
+  StreamBlocker(const StreamBlocker&) = delete;
+  StreamBlocker& operator=(const StreamBlocker&) = delete;
+
+  void Release() {
+    if (!release_->HasBeenNotified()) release_->Notify();
+  }
+
+ private:
+  std::shared_ptr<absl::Notification> release_;
 };
 
 inline Device& WrappedStream::device() { return *device_; }

@@ -28,6 +28,22 @@ TEST(TokenBucketTest, DebtAccumulatesAcrossCallers) {
   EXPECT_EQ(bucket.Reserve(0), absl::ZeroDuration());
 }
 
+// Verifies that TryTake only takes tokens the bucket holds, never debt, so
+// a caller that falls back to Reserve on failure is still paced.
+TEST(TokenBucketTest, TryTakeTakesOnlyTokensTheBucketHolds) {
+  FakeClock clock;
+  TokenBucket bucket(&clock, 1000, 500);
+  EXPECT_TRUE(bucket.TryTake(400));
+  EXPECT_FALSE(bucket.TryTake(200));  // 100 left: takes nothing
+  EXPECT_TRUE(bucket.TryTake(100));
+  EXPECT_FALSE(bucket.TryTake(1));
+  EXPECT_EQ(bucket.Reserve(100), absl::Milliseconds(100));
+  clock.Advance(absl::Milliseconds(300));  // pays the debt, refills 200
+  EXPECT_FALSE(bucket.TryTake(300));
+  EXPECT_TRUE(bucket.TryTake(200));
+  EXPECT_FALSE(bucket.TryTake(501));  // more than a burst never fits
+}
+
 TEST(TokenBucketTest, RefillNeverExceedsBurst) {
   FakeClock clock;
   TokenBucket bucket(&clock, 1000, 100);

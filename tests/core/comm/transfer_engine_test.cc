@@ -1,6 +1,7 @@
 #include "core/comm/transfer_engine.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace {
 
 using testing_comm::CommFixture;
 using testing_comm::DeviceSetup;
+using testing_comm::StreamBlocker;
 using testing_comm::WrappedDevice;
 
 constexpr uint64_t kChunk = 4096;
@@ -109,6 +111,16 @@ class TransferEngineTest : public CommFixture {
     auto id = engine_->AsyncTransfer(r);
     EXPECT_TRUE(id.ok()) << id.status();
     return id.ok() ? Wait(*id) : TransferInfo();
+  }
+
+  // Transfers that AsyncTransfer's caller issued on link `name`.
+  uint64_t CallerIssued(const std::string& name) {
+    CommStats stats;
+    engine_->FillStats(&stats);
+    for (const LinkStats& l : stats.links) {
+      if (l.link == name) return l.caller_issued;
+    }
+    return 0;
   }
 
   static uint32_t ExpectedChunks(uint64_t bytes) {
@@ -281,6 +293,199 @@ TEST_F(TransferEngineTest, SourceCannotBeFreedMidFlight) {
   waiter_->Open();
   EXPECT_EQ(Wait(*id).state, TransferState::kSucceeded);
   EXPECT_TRUE(memory_->FreeTensor(src).ok());
+}
+
+// Verifies the fast path: on an idle link a one-piece direct copy (local,
+// peer, pinned host memory) is issued by AsyncTransfer's caller and arrives
+// intact however it is waited for — without a deadline (the waiting thread
+// completes it), with one or through NotifyWhenDone (the link's worker
+// does); copies of more than one piece go through the worker.
+TEST_F(TransferEngineTest, IdleLinkOnePieceCopiesAreIssuedByTheCaller) {
+  DeviceSetup setup;
+  setup.inline_when_idle = false;  // asynchronous streams, as on a GPU
+  Build(Options(), setup);
+  enum class WaitBy { kNoDeadline, kDeadline, kNotify };
+  auto wait = [&](const TransferId& id, WaitBy how) -> TransferInfo {
+    if (how == WaitBy::kNoDeadline) return Wait(id);
+    if (how == WaitBy::kDeadline) {
+      auto info = engine_->WaitTransfer(id, absl::Now() + absl::Hours(1));
+      EXPECT_TRUE(info.ok()) << info.status();
+      return info.ok() ? *info : TransferInfo();
+    }
+    absl::Notification done;
+    TransferInfo out;
+    engine_->NotifyWhenDone(id, absl::InfiniteFuture(), false,
+                            [&](absl::StatusOr<TransferInfo> info) {
+                              EXPECT_TRUE(info.ok()) << info.status();
+                              if (info.ok()) out = *std::move(info);
+                              done.Notify();
+                            });
+    done.WaitForNotification();
+    return out;
+  };
+  uint64_t caller_issued[2] = {0, 0};
+  for (int dst : {0, 1}) {
+    for (uint64_t bytes : {uint64_t{1}, kThreshold - 1, kChunk, kChunk + 1}) {
+      for (WaitBy how : {WaitBy::kNoDeadline, WaitBy::kDeadline, WaitBy::kNotify}) {
+        SCOPED_TRACE(
+            absl::StrCat(bytes, " bytes to device ", dst, ", wait ", static_cast<int>(how)));
+        const std::vector<uint8_t> data = Pattern(bytes, static_cast<uint32_t>(bytes + dst));
+        TensorId src = MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, data);
+        TransferRequest r;
+        r.source_tensor = src;
+        r.dst_device = dst;
+        auto id = engine_->AsyncTransfer(r);
+        ASSERT_TRUE(id.ok()) << id.status();
+        if (bytes <= kChunk) ++caller_issued[dst];
+        EXPECT_EQ(CallerIssued(dst == 0 ? "0->0" : "0->1"), caller_issued[dst]);
+        TransferInfo info = wait(*id, how);
+        ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+        EXPECT_EQ(info.chunks, ExpectedChunks(bytes));
+        EXPECT_EQ(info.chunks_done, info.chunks);
+        ASSERT_TRUE(info.result.has_value());
+        EXPECT_EQ(ReadTensor(info.result->id), data);
+        EXPECT_TRUE(memory_->FreeTensor(src).ok());
+        EXPECT_TRUE(memory_->FreeTensor(info.result->id).ok());
+      }
+    }
+  }
+  // Pinned host memory in and out: direct too.
+  const std::vector<uint8_t> data = Pattern(kChunk, 5);
+  TransferRequest up;
+  up.host_source = HostSource{data.data(), kChunk, /*pinned=*/true, nullptr};
+  up.dtype = DataType::kUint8;
+  up.shape = {static_cast<int64_t>(kChunk)};
+  up.dst_device = 2;
+  auto up_id = engine_->AsyncTransfer(up);
+  ASSERT_TRUE(up_id.ok()) << up_id.status();
+  TransferInfo in = Wait(*up_id);
+  ASSERT_EQ(in.state, TransferState::kSucceeded) << in.status;
+  EXPECT_EQ(ReadTensor(in.result->id), data);
+  std::vector<uint8_t> back(kChunk);
+  TransferRequest down;
+  down.source_tensor = in.result->id;
+  down.host_destination = HostDestination{back.data(), kChunk, /*pinned=*/true, nullptr};
+  auto down_id = engine_->AsyncTransfer(down);
+  ASSERT_TRUE(down_id.ok()) << down_id.status();
+  ASSERT_EQ(Wait(*down_id).state, TransferState::kSucceeded);
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(CallerIssued("host->2"), 1u);
+  EXPECT_EQ(CallerIssued("2->host"), 1u);
+  CommStats stats;
+  engine_->FillStats(&stats);
+  EXPECT_EQ(stats.active_transfers, 0u);
+}
+
+// Verifies pin protection on the fast path: while a caller-issued copy is
+// held on its stream, its source cannot be freed and the transfer reports
+// running; once the stream moves on it completes intact.
+TEST_F(TransferEngineTest, CallerIssuedCopyKeepsItsSourcePinnedUntilDone) {
+  DeviceSetup setup;
+  setup.inline_when_idle = false;
+  Build(Options(), setup);
+  const std::vector<uint8_t> data = Pattern(kChunk, 12);
+  TensorId src = MakeTensor(0, DataType::kUint8, {kChunk}, data);
+  StreamBlocker blocker(raw_[1]->stream(1));  // the link's first stream
+  TransferRequest r;
+  r.source_tensor = src;
+  r.dst_device = 1;
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(CallerIssued("0->1"), 1u);
+  absl::Status st = memory_->FreeTensor(src);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  auto now = engine_->WaitTransfer(*id, absl::InfinitePast());
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(now->state, TransferState::kRunning);
+  blocker.Release();
+  TransferInfo info = Wait(*id);
+  ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+  EXPECT_EQ(ReadTensor(info.result->id), data);
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+}
+
+// Verifies that the fast path keeps the limiter honest: a caller-issued
+// copy takes its tokens up front; without tokens at hand a transfer goes
+// through the worker, which waits for them. On the fake clock (advanced
+// only by those waits) back-to-back copies hold the cap.
+TEST_F(TransferEngineTest, CallerIssuedCopiesStayWithinTheBandwidthLimit) {
+  TransferEngineOptions o = Options();
+  o.bandwidth_limit = 0.4;  // of the injected 100 MB/s peak: 40 MB/s, burst one piece
+  Build(o);
+  const std::vector<uint8_t> data = Pattern(kChunk, 3);
+  TensorId src = MakeTensor(0, DataType::kUint8, {kChunk}, data);
+  constexpr int kCopies = 16;
+  const absl::Time start = clock_.Now();
+  for (int i = 0; i < kCopies; ++i) {
+    TransferInfo info = CopyTo(src, 1);
+    ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+    EXPECT_EQ(ReadTensor(info.result->id), data);
+    EXPECT_TRUE(memory_->FreeTensor(info.result->id).ok());
+  }
+  // Only the first found the (full) bucket's tokens; every later one paid
+  // one piece's worth of refill.
+  EXPECT_EQ(CallerIssued("0->1"), 1u);
+  const double seconds = absl::ToDoubleSeconds(clock_.Now() - start);
+  EXPECT_GE(seconds, (kCopies - 1) * static_cast<double>(kChunk) / 40e6 * 0.999);
+  EXPECT_LE(static_cast<double>(kCopies - 1) * kChunk / seconds, 40e6 * 1.001);
+  // Once the bucket has refilled, the caller issues again.
+  clock_.Advance(absl::Seconds(2 * static_cast<double>(kChunk) / 40e6));
+  ASSERT_EQ(CopyTo(src, 1).state, TransferState::kSucceeded);
+  EXPECT_EQ(CallerIssued("0->1"), 2u);
+}
+
+// Verifies that a caller-issued copy makes its link busy: transfers that
+// arrive meanwhile queue and, once it is done, run strictly by priority,
+// FIFO within a priority — as behind the worker's own pieces.
+TEST_F(TransferEngineTest, LinkBusyWithCallerIssuedCopyServesQueuedTransfersByPriority) {
+  DeviceSetup setup;
+  setup.wrapped = true;
+  setup.inline_when_idle = false;
+  Build(Options(), setup);
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  int submitted = 0;
+  auto submit = [&](TransferPriority p, uint64_t bytes, const std::string& name) {
+    TransferRequest r;
+    r.source_tensor =
+        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 9));
+    r.dst_device = 1;
+    r.priority = p;
+    auto id = engine_->AsyncTransfer(r);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ++submitted;
+    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
+                            [&, name](absl::StatusOr<TransferInfo> info) {
+                              EXPECT_TRUE(info.ok() && info->state == TransferState::kSucceeded);
+                              absl::MutexLock lock(&mu);
+                              order.push_back(name);
+                            });
+  };
+  StreamBlocker blocker(raw_[1]->stream(1));
+  submit(TransferPriority::kBackground, kChunk, "caller");
+  ASSERT_EQ(CallerIssued("0->1"), 1u);
+  // The link's worker now waits for the held copy; nothing it could issue.
+  static_cast<WrappedDevice*>(raw_[1])->AwaitEventWaiters(1);
+  submit(TransferPriority::kBackground, 2 * kChunk, "first");
+  submit(TransferPriority::kLow, kChunk, "low");
+  submit(TransferPriority::kNormal, kChunk, "normal");
+  submit(TransferPriority::kBackground, kChunk, "background");
+  submit(TransferPriority::kCritical, kChunk, "critical-1");
+  submit(TransferPriority::kHigh, kChunk, "high");
+  submit(TransferPriority::kCritical, kChunk, "critical-2");
+  EXPECT_EQ(CallerIssued("0->1"), 1u);
+  CommStats stats;
+  engine_->FillStats(&stats);
+  EXPECT_EQ(stats.links[0].queued, 7u);
+  EXPECT_EQ(stats.active_transfers, 8u);
+  blocker.Release();
+  absl::MutexLock lock(&mu);
+  auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return static_cast<int>(order.size()) == submitted;
+  };
+  mu.Await(absl::Condition(&all_done));
+  EXPECT_EQ(order, (std::vector<std::string>{"caller", "critical-1", "critical-2", "high", "normal",
+                                             "low", "first", "background"}));
 }
 
 TEST_F(TransferEngineTest, FreedSourceIsRefusedUpFront) {
@@ -467,21 +672,35 @@ TEST_F(TransferEngineTest, CopyFaultFailsTheTransferAndFreesTheDestination) {
   DeviceSetup setup;
   setup.wrapped = true;
   Build(Options(), setup);
-  TensorId src = MakeTensor(0, DataType::kUint8, {3 * kChunk}, Pattern(3 * kChunk, 6));
-  const uint64_t before = memory_->GetStats()[1].active_tensors;
-  static_cast<WrappedDevice*>(raw_[1])->fail_copies = true;
-  TransferInfo info = CopyTo(src, 1);
-  static_cast<WrappedDevice*>(raw_[1])->fail_copies = false;
-  EXPECT_EQ(info.state, TransferState::kFailed);
-  EXPECT_EQ(info.status.code(), absl::StatusCode::kInternal);
-  EXPECT_TRUE(absl::StrContains(info.status.message(), "injected copy fault"));
-  EXPECT_FALSE(info.result.has_value());
-  EXPECT_EQ(memory_->GetStats()[1].active_tensors, before);
-  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  // Three pieces through the worker, then one the caller issues.
+  for (uint64_t bytes : {3 * kChunk, kChunk}) {
+    SCOPED_TRACE(absl::StrCat(bytes, " bytes"));
+    TensorId src =
+        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 6));
+    const uint64_t before = memory_->GetStats()[1].active_tensors;
+    static_cast<WrappedDevice*>(raw_[1])->fail_copies = true;
+    TransferInfo info = CopyTo(src, 1);
+    static_cast<WrappedDevice*>(raw_[1])->fail_copies = false;
+    EXPECT_EQ(info.state, TransferState::kFailed);
+    EXPECT_EQ(info.status.code(), absl::StatusCode::kInternal);
+    EXPECT_TRUE(absl::StrContains(info.status.message(), "injected copy fault"));
+    EXPECT_FALSE(info.result.has_value());
+    EXPECT_EQ(memory_->GetStats()[1].active_tensors, before);
+    EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  }
+  EXPECT_EQ(CallerIssued("0->1"), 1u);
   CommStats stats;
   engine_->FillStats(&stats);
-  EXPECT_EQ(stats.ops[static_cast<int>(CommOp::kTransfer)].errors, 1u);
-  EXPECT_NE(Scrape().find("inferd_comm_errors_total{op=\"transfer\"} 1"), std::string::npos);
+  EXPECT_EQ(stats.ops[static_cast<int>(CommOp::kTransfer)].errors, 2u);
+  EXPECT_EQ(stats.active_transfers, 0u);
+  EXPECT_NE(Scrape().find("inferd_comm_errors_total{op=\"transfer\"} 2"), std::string::npos);
+  // The link is idle again: the next copy takes the fast path and succeeds.
+  const std::vector<uint8_t> data = Pattern(kChunk, 8);
+  TensorId src = MakeTensor(0, DataType::kUint8, {kChunk}, data);
+  TransferInfo info = CopyTo(src, 1);
+  ASSERT_EQ(info.state, TransferState::kSucceeded) << info.status;
+  EXPECT_EQ(ReadTensor(info.result->id), data);
+  EXPECT_EQ(CallerIssued("0->1"), 2u);
 }
 
 TEST_F(TransferEngineTest, StatsAndMetricsCountBytesByLink) {
@@ -535,6 +754,34 @@ TEST_F(TransferEngineTest, ShutdownCancelsQueuedTransfers) {
   EXPECT_EQ(codes[2], absl::StatusCode::kCancelled);
   EXPECT_TRUE(memory_->FreeTensor(src).ok());
   EXPECT_EQ(memory_->GetStats()[1].active_tensors, 1u);  // the first copy only
+}
+
+// Verifies shutdown with a caller-issued copy nobody waits for: the engine
+// completes it before it goes, answers its waiter and releases its pins.
+TEST_F(TransferEngineTest, ShutdownCompletesCallerIssuedCopies) {
+  DeviceSetup setup;
+  setup.inline_when_idle = false;
+  Build(Options(), setup);
+  const std::vector<uint8_t> data = Pattern(kChunk, 10);
+  TensorId src = MakeTensor(0, DataType::kUint8, {kChunk}, data);
+  TransferRequest r;
+  r.source_tensor = src;
+  r.dst_device = 1;
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_EQ(CallerIssued("0->1"), 1u);
+  std::optional<TransferInfo> done;
+  engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
+                          [&done](absl::StatusOr<TransferInfo> info) {
+                            ASSERT_TRUE(info.ok()) << info.status();
+                            done = *std::move(info);
+                          });
+  engine_.reset();
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->state, TransferState::kSucceeded) << done->status;
+  EXPECT_EQ(ReadTensor(done->result->id), data);
+  EXPECT_TRUE(memory_->FreeTensor(src).ok());
+  EXPECT_TRUE(memory_->FreeTensor(done->result->id).ok());
 }
 
 }  // namespace

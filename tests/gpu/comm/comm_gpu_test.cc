@@ -4,7 +4,9 @@
 // transfers over every link kind present. Skips without a GPU.
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -235,6 +237,51 @@ TEST_F(CommGpuTest, TransfersOverEveryLinkKindAreBitIdentical) {
     }
     ASSERT_TRUE(memory_->FreeTensor(in->result->id).ok());
   }
+  comm_.reset();
+}
+
+// Verifies the fast path on real streams: one-piece local and peer copies
+// on an idle link are issued by AsyncTransfer's caller and land intact,
+// whether WaitTransfer completes them itself (no deadline) or the link's
+// worker does (a deadline). Local copies are one piece up to ~1 ms of HBM
+// bandwidth; peer ones as their link's speed allows.
+TEST_F(CommGpuTest, CallerIssuedDeviceCopiesAreBitIdentical) {
+  BuildComm(true);
+  const int last = static_cast<int>(raw_.size()) - 1;
+  auto& te = comm_->transfers();
+  std::map<std::string, uint64_t> one_piece;  // by link
+  for (uint64_t bytes : {uint64_t{1}, 16 * kMiB + 3, 64 * kMiB}) {
+    std::vector<uint8_t> data(bytes);
+    for (uint64_t i = 0; i < bytes; ++i) data[i] = static_cast<uint8_t>(i * 37 + (i >> 10));
+    TensorId src = Make(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, data);
+    for (int dst : {0, last}) {
+      for (bool deadline : {false, true}) {
+        SCOPED_TRACE(absl::StrCat(bytes, " bytes to device ", dst, deadline ? ", deadline" : ""));
+        TransferRequest r;
+        r.source_tensor = src;
+        r.dst_device = dst;
+        auto id = te.AsyncTransfer(r);
+        ASSERT_TRUE(id.ok()) << id.status();
+        auto out = te.WaitTransfer(
+            *id, deadline ? absl::Now() + absl::Minutes(1) : absl::InfiniteFuture());
+        ASSERT_TRUE(out.ok() && out->state == TransferState::kSucceeded) << out->status;
+        if (dst == 0) {
+          EXPECT_EQ(out->chunks, 1u);
+        }
+        if (out->chunks == 1 && out->kind != LinkKind::kStaged) ++one_piece[out->link];
+        EXPECT_EQ(Read(out->result->id), data) << out->link;
+        ASSERT_TRUE(memory_->FreeTensor(out->result->id).ok());
+      }
+    }
+    ASSERT_TRUE(memory_->FreeTensor(src).ok());
+  }
+  CommStats stats;
+  te.FillStats(&stats);
+  for (const LinkStats& l : stats.links) {
+    if (l.src != 0) continue;
+    EXPECT_EQ(l.caller_issued, one_piece[l.link]) << l.link;
+  }
+  EXPECT_GT(one_piece["0->0"], 0u);
   comm_.reset();
 }
 
