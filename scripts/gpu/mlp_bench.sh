@@ -12,9 +12,18 @@
 #   MLP_CLIENTS=1      inferctl processes sharing CONCURRENCY (both models alike)
 #   MLP_SAT_CONC=512   concurrency of the saturating batched run (0: skip)
 #   MLP_SAT_CLIENTS=4  inferctl processes of the saturating run
+#   MLP_SAT_ROWS=8     rows per request in the saturating run (samples = rows)
+#   MLP_SAT_SLOTS=8    max_tasks_per_device of the saturating run's daemon
+#   MLP_PAIR=1         run the batched vs batch-1 pair (0: only the saturating run)
+#   MLP_TORCH=1        run the PyTorch baseline (0: skip)
+#   MLP_CONFIG=FILE    daemon config (--config) for every run
 set -uo pipefail
 work=$1; dtype=${2:-fp16}; conc=${3:-64}; secs=${4:-6}
 clients=${MLP_CLIENTS:-1}; sat_conc=${MLP_SAT_CONC:-512}; sat_clients=${MLP_SAT_CLIENTS:-4}
+sat_rows=${MLP_SAT_ROWS:-8}; sat_slots=${MLP_SAT_SLOTS:-8}
+mkdir -p "$work"
+"$bin/inferd" --print-config ${MLP_CONFIG:+--config="$MLP_CONFIG"} |
+  sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $sat_slots/" >"$work/sat_config.yaml"
 bin=${GPU_BUNDLE:?}/bin
 # One GPU, the one nvidia-smi -i 0 samples (PCI order in both).
 export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0
@@ -26,9 +35,9 @@ DT=$(echo "$dtype" | tr a-z A-Z)
 # The batch-1 baseline: the same weights (same seed), max batch size 1.
 "$bin/gen_demo_mlp" --out "$repo/mlp_b1" --name mlp_b1 --sizes "$MLP_SIZES" \
   --activation relu --dtype "$dtype" --max-batch-size 1 >/dev/null
-run() {  # label, model, concurrency, clients
-  local label=$1 model=$2 c=$3 n=$4
-  "$bin/inferd" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
+run() {  # label, model, concurrency, clients, [rows per request, config]
+  local label=$1 model=$2 c=$3 n=$4 rows=${5:-1} config=${6:-${MLP_CONFIG:-}}
+  "$bin/inferd" ${config:+--config="$config"} --grpc-listen=127.0.0.1:50181 --metrics-listen= \
     --model-repository="$repo" 2>"$work/$label.log" &
   local pid=$!
   for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
@@ -36,25 +45,28 @@ run() {  # label, model, concurrency, clients
   local smi=$!
   local per=$(( (c + n - 1) / n )) pids=() i
   for i in $(seq "$n"); do
-    "$bin/inferctl" --target=127.0.0.1:50181 bench "$model" --input=INPUT0:$DT:1x${MLP_SIZES%%,*} \
+    "$bin/inferctl" --target=127.0.0.1:50181 bench "$model" --input=INPUT0:$DT:${rows}x${MLP_SIZES%%,*} \
       --concurrency="$per" --warmup=2 --duration="$secs" --json >"$work/$label.$i.json" &
     pids+=($!)
   done
   wait "${pids[@]}"
   kill $smi; kill -TERM $pid; wait $pid
   cat "$work/$label".*.json
-  # Requests (= samples: one row each) per second over all clients, and the
-  # busy fraction over the measured window (the warm-up samples skipped).
+  # Samples (requests x rows) per second over all clients, and the busy
+  # fraction over the measured window (the warm-up samples skipped).
   local qps
   qps=$(cat "$work/$label".*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
-  awk -v s=20 -v q="$qps" -v c="$c" -v n="$n" 'NR>s {t+=$1; k++} END {if (k) printf "{\"label\":\"%s\",\"concurrency\":%d,\"clients\":%d,\"samples_per_s\":%s,\"gpu_util_mean\":%.3f,\"samples\":%d}\n", L, c, n, q, t/k/100, k}' L="$label" "$work/$label.util" | tee "$work/$label.summary"
+  awk -v s=20 -v q="$qps" -v r="$rows" -v c="$c" -v n="$n" 'NR>s {t+=$1; k++} END {if (k) printf "{\"label\":\"%s\",\"concurrency\":%d,\"clients\":%d,\"rows_per_request\":%d,\"samples_per_s\":%.1f,\"gpu_util_mean\":%.3f,\"samples\":%d}\n", L, c, n, r, q*r, t/k/100, k}' L="$label" "$work/$label.util" | tee "$work/$label.summary"
   rm -f "$work/$label".*.json
 }
-run batched mlp "$conc" "$clients"
-run batch1 mlp_b1 "$conc" "$clients"
-[[ $sat_conc -gt 0 ]] && run batched_saturated mlp "$sat_conc" "$sat_clients"
+if [[ ${MLP_PAIR:-1} != 0 ]]; then
+  run batched mlp "$conc" "$clients"
+  run batch1 mlp_b1 "$conc" "$clients"
+fi
+[[ $sat_conc -gt 0 ]] && run batched_saturated mlp "$sat_conc" "$sat_clients" "$sat_rows" "$work/sat_config.yaml"
 # GPU time of one call, eager vs CUDA graphs (issue 4: batch 1 <= 30 us).
 [[ -x $bin/mlp_gpu_bench ]] && "$bin/mlp_gpu_bench" 200 "$MLP_SIZES" "$dtype" 1,64,256
+[[ ${MLP_TORCH:-1} == 0 ]] && exit 0
 python3 - "$dtype" "$work" <<'PY'
 import json, os, sys, time, torch
 from torch import nn
