@@ -89,6 +89,9 @@ struct TransferEngine::Transfer {
   std::vector<uint64_t> waiters;
   // Caller-issued, its copy enqueued, and no thread completes it yet.
   bool claimable = false;
+  // Caller-issued: until then (real time) the link's worker leaves it to a
+  // waiter, who completes it without a hand-off (see LinkLoop).
+  absl::Time claim_after = absl::InfinitePast();
 };
 
 // One ordered pair of endpoints, with its queue and worker.
@@ -422,8 +425,14 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
     Finish(link, raw);
     return id;
   }
+  // The waiter's head start: the copy's expected time at the link's peak,
+  // half again, plus the wake-up of a waiting thread.
+  const double expected_s = link->peak > 0 ? static_cast<double>(raw->bytes) / link->peak : 0;
+  const absl::Duration grace =
+      std::min(absl::Seconds(1.5 * expected_s) + absl::Microseconds(50), absl::Milliseconds(5));
   absl::MutexLock lock(&mu_);
   raw->claimable = true;
+  raw->claim_after = absl::Now() + grace;
   link->unclaimed.push_back(raw);
   return id;
 }
@@ -512,6 +521,21 @@ void TransferEngine::LinkLoop(Link* link) {
       if (link->in_flight.empty()) {
         link->worker_busy = false;
         mu_.Await(absl::Condition(&has_work));
+        // A caller-issued copy is the waiter's to complete (its thread
+        // wakes on the copy's event, the cheapest way): the worker takes
+        // it only once the copy should long be over and nobody came — a
+        // client polling GetTransfer, or one waiting with a deadline.
+        while (link->queue.empty() && !link->stopping && !link->unclaimed.empty()) {
+          const Transfer* front = link->unclaimed.front();
+          const absl::Time due = front->claim_after;
+          if (absl::Now() >= due) break;
+          auto changed = [link, front]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return link->stopping || !link->queue.empty() || link->unclaimed.empty() ||
+                   link->unclaimed.front() != front;
+          };
+          mu_.AwaitWithDeadline(absl::Condition(&changed), due);
+        }
+        if (!has_work()) continue;
       }
       stopping = link->stopping;
       if (!stopping) {
