@@ -200,7 +200,8 @@ TEST_P(MlpGpuCaseTest, MatchesHostReference) {
   const Case& c = GetParam();
   auto model = Make(RandomNetwork(c.dtype, {64, 256, 256, 16}, c.act, c.bias, 7), 64);
   ASSERT_NE(model, nullptr);
-  for (int64_t batch : {1, 7, 64}) {
+  // 1 and 4: the GEMV path's smallest and largest batch; 7, 64: cuBLASLt.
+  for (int64_t batch : {1, 4, 7, 64}) {
     const std::vector<float> x = RandomInput(batch * 64, 100 + batch);
     const std::vector<float> in = Decode(c.dtype, Encode(c.dtype, x));  // as the model sees it
     ExpectClose(RunOnGpu(*model, in, batch), RunOnHost(model->network(), in, batch), c.tolerance,

@@ -422,6 +422,13 @@ Error MlpCuda::Forward(const Slot& s, cudaStream_t stream, const void* x, void* 
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     void* out = i + 1 == layers_.size() ? y : s.activations[i % 2];
+    if (GemvApplies(dtype_, batch, l.in, l.weight, in)) {
+      MLP_RETURN_IF_ERROR(FromCuda(
+          LaunchGemv(dtype_, l.weight, l.bias, in, out, batch, l.in, l.out, l.activation, stream),
+          "gemv"));
+      in = out;
+      continue;
+    }
     MLP_RETURN_IF_ERROR(FromCublas(
         cublasLtMatmul(handle_, l.desc, &alpha, l.weight, plan.a[i], in, plan.b[i], &beta, out,
                        plan.d[i], out, plan.d[i], &plan.algo[i], s.workspace, workspace_bytes_,
