@@ -114,6 +114,41 @@ class TransferEngineTest : public CommFixture {
   }
 
   // Transfers that AsyncTransfer's caller issued on link `name`.
+  // Queues a transfer 0 -> 1 of `bytes` at priority `p`; `name` joins the
+  // completion order when it succeeds. Returns its id (invalid on failure,
+  // which the test reports).
+  TransferId SubmitNamed(TransferPriority p, uint64_t bytes, const std::string& name) {
+    TransferRequest r;
+    r.source_tensor =
+        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 9));
+    r.dst_device = 1;
+    r.priority = p;
+    auto id = engine_->AsyncTransfer(r);
+    EXPECT_TRUE(id.ok()) << id.status();
+    if (!id.ok()) return TransferId();
+    {
+      absl::MutexLock lock(&order_mu_);
+      ++named_;
+    }
+    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
+                            [this, name](absl::StatusOr<TransferInfo> info) {
+                              EXPECT_TRUE(info.ok() && info->state == TransferState::kSucceeded);
+                              absl::MutexLock lock(&order_mu_);
+                              order_.push_back(name);
+                            });
+    return *id;
+  }
+  // Waits until every SubmitNamed transfer has finished; returns the names
+  // in completion order.
+  std::vector<std::string> AwaitCompletionOrder() {
+    absl::MutexLock lock(&order_mu_);
+    auto all_done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(order_mu_) {
+      return static_cast<int>(order_.size()) == named_;
+    };
+    order_mu_.Await(absl::Condition(&all_done));
+    return order_;
+  }
+
   uint64_t CallerIssued(const std::string& name) {
     CommStats stats;
     engine_->FillStats(&stats);
@@ -132,6 +167,9 @@ class TransferEngineTest : public CommFixture {
   std::unique_ptr<CommMetrics> metrics_;
   std::unique_ptr<GateWaiter> waiter_;
   std::unique_ptr<TransferEngine> engine_;
+  absl::Mutex order_mu_;
+  std::vector<std::string> order_ ABSL_GUARDED_BY(order_mu_);
+  int named_ ABSL_GUARDED_BY(order_mu_) = 0;
 };
 
 constexpr uint64_t kSizes[] = {0,      1,          kThreshold - 1, kThreshold,     kChunk - 1,
@@ -442,49 +480,25 @@ TEST_F(TransferEngineTest, LinkBusyWithCallerIssuedCopyServesQueuedTransfersByPr
   setup.wrapped = true;
   setup.inline_when_idle = false;
   Build(Options(), setup);
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  int submitted = 0;
-  auto submit = [&](TransferPriority p, uint64_t bytes, const std::string& name) {
-    TransferRequest r;
-    r.source_tensor =
-        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 9));
-    r.dst_device = 1;
-    r.priority = p;
-    auto id = engine_->AsyncTransfer(r);
-    ASSERT_TRUE(id.ok()) << id.status();
-    ++submitted;
-    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
-                            [&, name](absl::StatusOr<TransferInfo> info) {
-                              EXPECT_TRUE(info.ok() && info->state == TransferState::kSucceeded);
-                              absl::MutexLock lock(&mu);
-                              order.push_back(name);
-                            });
-  };
   StreamBlocker blocker(raw_[1]->stream(1));
-  submit(TransferPriority::kBackground, kChunk, "caller");
+  SubmitNamed(TransferPriority::kBackground, kChunk, "caller");
   ASSERT_EQ(CallerIssued("0->1"), 1u);
   // The link's worker now waits for the held copy; nothing it could issue.
   static_cast<WrappedDevice*>(raw_[1])->AwaitEventWaiters(1);
-  submit(TransferPriority::kBackground, 2 * kChunk, "first");
-  submit(TransferPriority::kLow, kChunk, "low");
-  submit(TransferPriority::kNormal, kChunk, "normal");
-  submit(TransferPriority::kBackground, kChunk, "background");
-  submit(TransferPriority::kCritical, kChunk, "critical-1");
-  submit(TransferPriority::kHigh, kChunk, "high");
-  submit(TransferPriority::kCritical, kChunk, "critical-2");
+  SubmitNamed(TransferPriority::kBackground, 2 * kChunk, "first");
+  SubmitNamed(TransferPriority::kLow, kChunk, "low");
+  SubmitNamed(TransferPriority::kNormal, kChunk, "normal");
+  SubmitNamed(TransferPriority::kBackground, kChunk, "background");
+  SubmitNamed(TransferPriority::kCritical, kChunk, "critical-1");
+  SubmitNamed(TransferPriority::kHigh, kChunk, "high");
+  SubmitNamed(TransferPriority::kCritical, kChunk, "critical-2");
   EXPECT_EQ(CallerIssued("0->1"), 1u);
   CommStats stats;
   engine_->FillStats(&stats);
   EXPECT_EQ(stats.links[0].queued, 7u);
   EXPECT_EQ(stats.active_transfers, 8u);
   blocker.Release();
-  absl::MutexLock lock(&mu);
-  auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    return static_cast<int>(order.size()) == submitted;
-  };
-  mu.Await(absl::Condition(&all_done));
-  EXPECT_EQ(order, (std::vector<std::string>{"caller", "critical-1", "critical-2", "high", "normal",
+  EXPECT_EQ(AwaitCompletionOrder(), (std::vector<std::string>{"caller", "critical-1", "critical-2", "high", "normal",
                                              "low", "first", "background"}));
 }
 
@@ -505,44 +519,22 @@ TEST_F(TransferEngineTest, BusyLinkServesQueuedTransfersByPriority) {
   TransferEngineOptions o = Options();
   o.bandwidth_limit = 0.5;
   Build(o);
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  std::vector<TransferId> ids;
-  auto submit = [&](TransferPriority p, uint64_t bytes, const std::string& name) {
-    TransferRequest r;
-    r.source_tensor =
-        MakeTensor(0, DataType::kUint8, {static_cast<int64_t>(bytes)}, Pattern(bytes, 9));
-    r.dst_device = 1;
-    r.priority = p;
-    auto id = engine_->AsyncTransfer(r);
-    ASSERT_TRUE(id.ok()) << id.status();
-    ids.push_back(*id);
-    engine_->NotifyWhenDone(*id, absl::InfiniteFuture(), false,
-                            [&, name](absl::StatusOr<TransferInfo> info) {
-                              EXPECT_TRUE(info.ok() && info->state == TransferState::kSucceeded);
-                              absl::MutexLock lock(&mu);
-                              order.push_back(name);
-                            });
-  };
   waiter_->Close();
-  submit(TransferPriority::kBackground, 2 * kChunk, "first");  // held at its 2nd piece
+  SubmitNamed(TransferPriority::kBackground, 2 * kChunk, "first");  // held at its 2nd piece
   waiter_->AwaitBlocked();
-  submit(TransferPriority::kLow, kChunk, "low");
-  submit(TransferPriority::kNormal, kChunk, "normal");
-  submit(TransferPriority::kBackground, kChunk, "background");
-  submit(TransferPriority::kCritical, kChunk, "critical-1");
-  submit(TransferPriority::kHigh, kChunk, "high");
-  submit(TransferPriority::kCritical, kChunk, "critical-2");
+  SubmitNamed(TransferPriority::kLow, kChunk, "low");
+  SubmitNamed(TransferPriority::kNormal, kChunk, "normal");
+  SubmitNamed(TransferPriority::kBackground, kChunk, "background");
+  SubmitNamed(TransferPriority::kCritical, kChunk, "critical-1");
+  SubmitNamed(TransferPriority::kHigh, kChunk, "high");
+  SubmitNamed(TransferPriority::kCritical, kChunk, "critical-2");
   CommStats stats;
   engine_->FillStats(&stats);
   EXPECT_EQ(stats.queue_depth[static_cast<int>(TransferPriority::kCritical)], 2u);
   EXPECT_EQ(stats.active_transfers, 7u);
   EXPECT_NE(Scrape().find("inferd_comm_queue_depth{priority=\"critical\"} 2"), std::string::npos);
   waiter_->Open();
-  absl::MutexLock lock(&mu);
-  auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return order.size() == ids.size(); };
-  mu.Await(absl::Condition(&all_done));
-  EXPECT_EQ(order, (std::vector<std::string>{"first", "critical-1", "critical-2", "high", "normal",
+  EXPECT_EQ(AwaitCompletionOrder(), (std::vector<std::string>{"first", "critical-1", "critical-2", "high", "normal",
                                              "low", "background"}));
 }
 
