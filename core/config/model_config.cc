@@ -193,6 +193,16 @@ absl::Status ReadDynamicBatching(const YAML::Node& node, DynamicBatchingConfig* 
   return absl::OkStatus();
 }
 
+absl::Status ReadScheduling(const YAML::Node& node, SchedulingConfig* out) {
+  const std::string path = "scheduling";
+  if (node.IsNull()) return absl::OkStatus();  // "scheduling:" keeps the defaults
+  RETURN_IF_ERROR(CheckMap(node, path, {"preemptible"}));
+  if (const YAML::Node preemptible = node["preemptible"]; preemptible) {
+    RETURN_IF_ERROR(ReadBool(preemptible, Child(path, "preemptible"), &out->preemptible));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadMlp(const YAML::Node& node, MlpBackendConfig* out) {
   const std::string path = "mlp";
   RETURN_IF_ERROR(CheckMap(node, path, {"weights", "dtype", "layers", "cuda_graphs"}));
@@ -304,7 +314,7 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   const YAML::Node root = documents[0];
   RETURN_IF_ERROR(CheckMap(root, "",
                            {"name", "version", "backend", "max_batch_size", "dynamic_batching",
-                            "inputs", "outputs", "mlp", "plugin"}));
+                            "scheduling", "inputs", "outputs", "mlp", "plugin"}));
   ModelConfigSpec spec;
   if (const YAML::Node name = root["name"]; name) {
     RETURN_IF_ERROR(ReadString(name, "name", &spec.name));
@@ -348,6 +358,9 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
                         "sizes must be strictly increasing");
       }
     }
+  }
+  if (const YAML::Node scheduling = root["scheduling"]; scheduling) {
+    RETURN_IF_ERROR(ReadScheduling(scheduling, &spec.scheduling));
   }
   RETURN_IF_ERROR(ReadTensors(root["inputs"], "inputs", &spec.inputs));
   RETURN_IF_ERROR(ReadTensors(root["outputs"], "outputs", &spec.outputs));

@@ -10,6 +10,7 @@
 //   backend: mlp                # mlp | plugin
 //   max_batch_size: 64
 //   dynamic_batching: {preferred_batch_sizes: [8, 32], max_queue_delay_us: 500}
+//   scheduling: {preemptible: true}   # default false
 //   inputs:  [{name: INPUT0,  datatype: FP32, dims: [-1, 64]}]
 //   outputs: [{name: OUTPUT0, datatype: FP32, dims: [-1, 16]}]
 //   mlp:
@@ -57,6 +58,14 @@ struct DynamicBatchingConfig {
   int64_t max_queue_delay_us = 0;
 };
 
+// scheduling.* (used by the scheduler).
+struct SchedulingConfig {
+  // With enable_task_preemption, a running BACKGROUND execution of this
+  // model may be cancelled and requeued to make room for a CRITICAL task
+  // (its device work finishes and its result is discarded).
+  bool preemptible = false;
+};
+
 // mlp.layers[i]: y = act(x W^T + b), as torch.nn.Linear stores W [out, in].
 struct MlpLayerConfig {
   std::string weight;  // tensor name in the weights file
@@ -85,6 +94,7 @@ struct ModelConfigSpec {
   int max_batch_size = 0;  // 0: the model does not batch along dim 0
   bool has_dynamic_batching = false;
   DynamicBatchingConfig dynamic_batching;
+  SchedulingConfig scheduling;
   std::vector<ModelTensorConfig> inputs;
   std::vector<ModelTensorConfig> outputs;
   MlpBackendConfig mlp;        // set when backend == kMlp

@@ -27,6 +27,7 @@ absl::StatusOr<ModelSignature> DeclaredSignature(const ModelConfigSpec& spec,
   sig.version = spec.version;
   sig.platform = std::string(platform);
   sig.max_batch_size = spec.max_batch_size;
+  sig.preemptible = spec.scheduling.preemptible;
   for (const ModelTensorConfig& t : spec.inputs) sig.inputs.push_back({t.name, t.dtype, t.dims});
   for (size_t i = 0; i < spec.outputs.size(); ++i) {
     const ModelTensorConfig& t = spec.outputs[i];

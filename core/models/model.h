@@ -37,6 +37,9 @@ struct ModelSignature {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   int max_batch_size = 0;  // 0: the model does not batch along dim 0
+  // config.yaml scheduling.preemptible: with enable_task_preemption, a
+  // running BACKGROUND execution may be requeued for a CRITICAL task.
+  bool preemptible = false;
 };
 
 // A concrete tensor description for one request.

@@ -73,6 +73,11 @@ struct Job final : public QueueNode, public InferResponder {
   bool admitted = false;  // counted against its priority's queue depth
   std::atomic<bool> timed_out{false};
   std::atomic<bool> cancelled{false};
+  // Set (under the running lane's lock) when a CRITICAL job took this
+  // job's slot: its execution's result is dropped and it is queued again.
+  std::atomic<bool> preempted{false};
+  int preemptions = 0;               // at most 1: a job is never preempted twice
+  bool preemptible_counted = false;  // counted in its lane's preemptible (lane lock)
   std::vector<AccessedTensor> pins;  // tensor inputs pinned for this attempt
 
   // Host output pointers from the sink, kept across retries so a retry

@@ -59,6 +59,8 @@ class AgingPriorityQueue {
   QueueNode* PopIf(absl::Time now, bool (*eligible)(const QueueNode*));
   // Unlinks `node`, which must be in this queue.
   void Remove(QueueNode* node);
+  // Returns the oldest entry of `p` (the next of its list to run), or null.
+  QueueNode* Front(Priority p) const { return lists_[static_cast<int>(p)].head; }
   // Unlinks every entry for which `fn` returns true and passes it to `out`
   // (in queue order per level). For timeout sweeps and drains.
   void RemoveIf(absl::FunctionRef<bool(const QueueNode*)> fn,

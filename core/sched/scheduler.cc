@@ -59,14 +59,119 @@ thread_local bool tls_dispatching = false;
 thread_local uint64_t tls_rotation = 0;
 thread_local absl::InlinedVector<void*, 4> tls_deferred;
 
+// Whether a running job may be preempted at all (its lane still checks
+// cancellation, timeouts and dependencies): a BACKGROUND execution of a
+// preemptible model, every member BACKGROUND for a batch, never preempted
+// before.
+bool IsPreemptible(const Job& job) {
+  if (job.preemptions > 0 || !job.request.model->signature().preemptible) return false;
+  if (job.batch != nullptr) {
+    for (const Job* m : job.batch->members) {
+      if (m->priority != Priority::kBackground) return false;
+    }
+    return true;
+  }
+  return job.priority == Priority::kBackground;
+}
+
+// True when `job`'s task (or one of its batch members' tasks) is a
+// dependency of `task`.
+bool FeedsTask(const Job& job, const TaskRecord* task) {
+  if (task == nullptr) return false;
+  auto feeds = [task](const Job& j) {
+    if (j.task == nullptr) return false;
+    for (const auto& dep : task->deps) {
+      if (dep.get() == j.task.get()) return true;
+    }
+    return false;
+  };
+  if (job.batch == nullptr) return feeds(job);
+  for (const Job* m : job.batch->members) {
+    if (feeds(*m)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 // One device: its run queue, its running slots (one stream each) and the
 // counters placement reads without the lock.
 struct Scheduler::Lane {
-  Lane(Scheduler* owner, int position, Device* device, int slots, const AgingOptions& aging)
-      : owner(owner), position(position), device(device), queue(aging) {
+  Lane(Scheduler* owner, int position, Device* device, int slots, const AgingOptions& aging,
+       bool can_preempt)
+      : owner(owner),
+        position(position),
+        device(device),
+        can_preempt(can_preempt),
+        queue(aging),
+        spare_slot(slots) {
     for (int s = slots - 1; s >= 0; --s) free_slots.push_back(s);
+  }
+
+  // Marks `job` as running in `slot`, counting it when it may be preempted.
+  void StartRunningLocked(Job* job, int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    job->slot = slot;
+    job->where.store(Job::Where::kRunning);
+    LinkRunning(job);
+    running.fetch_add(1, std::memory_order_relaxed);
+    if (can_preempt && IsPreemptible(*job)) {
+      job->preemptible_counted = true;
+      preemptible.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void UncountPreemptibleLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!job->preemptible_counted) return;
+    job->preemptible_counted = false;
+    preemptible.fetch_sub(1, std::memory_order_relaxed);
+  }
+  // Returns `job`'s slot: to the spare while it is lent (the device ran one
+  // execution over its limit), else to the free slots.
+  void ReturnSlotLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (spare_out) {
+      spare_slot = job->slot;
+      spare_out = false;
+      borrowed.store(0, std::memory_order_relaxed);
+    } else {
+      free_slots.push_back(job->slot);
+    }
+    job->slot = -1;
+  }
+  // The queued CRITICAL job that may take a running job's slot now, or
+  // null: preemption possible here, the spare not lent, no slot free.
+  Job* PreemptorLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!can_preempt || spare_out || !free_slots.empty() ||
+        preemptible.load(std::memory_order_relaxed) == 0) {
+      return nullptr;
+    }
+    auto* job = static_cast<Job*>(queue.Front(Priority::kCritical));
+    if (job == nullptr || job->deadline <= now) return nullptr;
+    return job;
+  }
+  // The running job `preemptor` may take the slot of (the most recently
+  // started candidate), or null. Never a job already preempted, cancelled
+  // or timed out, nor one producing an input of `preemptor`'s task.
+  Job* VictimLocked(const Job& preemptor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (Job* j = running_head; j != nullptr; j = static_cast<Job*>(j->next)) {
+      if (!j->preemptible_counted || j->preempted.load() || j->cancelled.load() ||
+          j->timed_out.load() || FeedsTask(*j, preemptor.task.get())) {
+        continue;
+      }
+      return j;
+    }
+    return nullptr;
+  }
+  // Hands `victim`'s place to `job` (taken out of the queue): `job` runs
+  // in the spare slot until the next execution here ends.
+  void PreemptLocked(Job* job, Job* victim) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    RemoveLocked(job);
+    victim->preempted.store(true);
+    ++victim->preemptions;
+    UncountPreemptibleLocked(victim);
+    spare_out = true;
+    borrowed.store(1, std::memory_order_relaxed);
+    const int slot = spare_slot;
+    spare_slot = -1;
+    StartRunningLocked(job, slot);
   }
 
   void LinkRunning(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -132,6 +237,8 @@ struct Scheduler::Lane {
   Scheduler* const owner;
   const int position;
   Device* const device;
+  // enable_task_preemption and a stream beyond the slots' for the spare.
+  const bool can_preempt;
 
   absl::Mutex mu;
   AgingPriorityQueue queue ABSL_GUARDED_BY(mu);
@@ -139,11 +246,19 @@ struct Scheduler::Lane {
   Job* running_head ABSL_GUARDED_BY(mu) = nullptr;
   bool probing ABSL_GUARDED_BY(mu) = false;
   int completing ABSL_GUARDED_BY(mu) = 0;  // OnExecuted calls in progress
+  // Preemption: one slot beyond max_tasks_per_device (its own stream), lent
+  // to a CRITICAL job that takes a running job's place; the next execution
+  // to end here gives a slot back to it. A device so runs at most
+  // max_tasks_per_device + 1 executions, and one preemption at a time.
+  int spare_slot ABSL_GUARDED_BY(mu);
+  bool spare_out ABSL_GUARDED_BY(mu) = false;
 
   // Read without the lock by placement and stats.
   std::atomic<int> queued{0};
   std::array<std::atomic<int>, kNumPriorities> queued_by_priority{};
   std::atomic<int> running{0};
+  std::atomic<int> borrowed{0};     // 1 while the spare slot is lent
+  std::atomic<int> preemptible{0};  // running jobs a CRITICAL job may preempt
   std::atomic<bool> active{true};
   std::atomic<bool> healthy{true};
   std::atomic<int> consecutive_failures{0};
@@ -266,8 +381,18 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
       tasks_(options_.max_retained_tasks) {
   const AgingOptions aging{options_.aging_interval, options_.enable_preemption};
   for (size_t i = 0; i < devices.size(); ++i) {
+    // The spare slot needs a stream of its own, past the slots' streams.
+    const bool spare_stream =
+        options_.first_stream + options_.max_tasks_per_device < devices[i]->num_streams();
+    if (options_.enable_preemption && !spare_stream) {
+      INFERD_LOG(kWarning, "scheduler: device ", devices[i]->index(), " has ",
+                 devices[i]->num_streams(), " streams, none past its ",
+                 options_.max_tasks_per_device,
+                 " slots'; running work is not preempted there (queued work still is)");
+    }
     lanes_.push_back(std::make_unique<Lane>(this, static_cast<int>(i), devices[i],
-                                            options_.max_tasks_per_device, aging));
+                                            options_.max_tasks_per_device, aging,
+                                            options_.enable_preemption && spare_stream));
   }
   RefreshDevices();
   {
@@ -428,6 +553,51 @@ bool Scheduler::AnySlotFree() const {
   return !eligible;
 }
 
+bool Scheduler::SlotFreeElsewhere(const Lane& lane) const {
+  for (const auto& l : lanes_) {
+    if (l.get() == &lane || !l->active.load(std::memory_order_relaxed) ||
+        !l->healthy.load(std::memory_order_relaxed)) {
+      continue;
+    }
+    if (l->running.load(std::memory_order_relaxed) - l->borrowed.load(std::memory_order_relaxed) <
+        options_.max_tasks_per_device) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int Scheduler::PreemptionTarget(const Job& job) const {
+  int best = -1;
+  int best_critical = 0;
+  for (const auto& l : lanes_) {
+    if (!l->active.load(std::memory_order_relaxed) ||
+        !l->healthy.load(std::memory_order_relaxed) || (job.failed_mask >> l->position & 1)) {
+      continue;
+    }
+    const int borrowed = l->borrowed.load(std::memory_order_relaxed);
+    if (l->running.load(std::memory_order_relaxed) - borrowed < options_.max_tasks_per_device) {
+      return -1;  // a free slot: ordinary placement
+    }
+    if (!l->can_preempt || borrowed > 0 || l->preemptible.load(std::memory_order_relaxed) == 0) {
+      continue;
+    }
+    if (job.memory_requirement > 0 &&
+        l->free_memory.load(std::memory_order_relaxed) <
+            l->reserved.load(std::memory_order_relaxed) + job.memory_requirement) {
+      continue;
+    }
+    // CRITICAL work already queued there takes the candidates first.
+    const int critical =
+        l->queued_by_priority[static_cast<int>(Priority::kCritical)].load(std::memory_order_relaxed);
+    if (best < 0 || critical < best_critical) {
+      best = l->position;
+      best_critical = critical;
+    }
+  }
+  return best;
+}
+
 void Scheduler::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   if (AnySlotFree()) {
     std::vector<Job*> jobs = batcher->FlushExpired(generation);
@@ -566,6 +736,14 @@ void Scheduler::PlaceAndPush(Job* job, absl::Time now) {
     fail(absl::UnavailableError("scheduler: shutting down"));
     return;
   }
+  // A retried or preempted job leaves its old device's reservation.
+  if (job->reserved_memory) {
+    lanes_[job->lane.load()]->reserved.fetch_sub(job->memory_requirement,
+                                                 std::memory_order_relaxed);
+    job->reserved_memory = false;
+  }
+  const bool may_preempt = options_.enable_preemption && job->priority == Priority::kCritical &&
+                           job->device_constraint < 0;
   PlacementRequest request;
   request.memory_requirement_bytes = job->memory_requirement;
   request.device = job->device_constraint;
@@ -573,8 +751,9 @@ void Scheduler::PlaceAndPush(Job* job, absl::Time now) {
   request.preferred = job->preferred_device;
   const int n = static_cast<int>(lanes_.size());
   for (int tries = 0; tries <= n; ++tries) {
-    absl::InlinedVector<DeviceLoad, 8> loads(n);
-    for (int i = 0; i < n; ++i) {
+    int chosen = may_preempt ? PreemptionTarget(*job) : -1;
+    absl::InlinedVector<DeviceLoad, 8> loads(chosen < 0 ? n : 0);
+    for (int i = 0; i < n && chosen < 0; ++i) {
       const Lane& l = *lanes_[i];
       DeviceLoad& d = loads[i];
       d.index = l.device->index();
@@ -589,14 +768,17 @@ void Scheduler::PlaceAndPush(Job* job, absl::Time now) {
       d.reserved_bytes = l.reserved.load(std::memory_order_relaxed);
       d.utilization = l.utilization_permille.load(std::memory_order_relaxed) / 1000.0;
     }
-    request.rotation = tls_rotation++;
-    absl::StatusOr<int> pos =
-        PlaceTask(options_.strategy, loads, request, options_.balanced_weights);
-    if (!pos.ok()) {
-      fail(pos.status());
-      return;
+    if (chosen < 0) {
+      request.rotation = tls_rotation++;
+      absl::StatusOr<int> pos =
+          PlaceTask(options_.strategy, loads, request, options_.balanced_weights);
+      if (!pos.ok()) {
+        fail(pos.status());
+        return;
+      }
+      chosen = *pos;
     }
-    Lane& lane = *lanes_[*pos];
+    Lane& lane = *lanes_[chosen];
     bool pushed = false;
     bool cancelled = false;
     auto push = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
@@ -666,25 +848,43 @@ void Scheduler::DispatchLoop(Lane& lane) {
     absl::Time now;  // read only when there is something to start
     Job* job = nullptr;
     bool try_steal = false;
+    bool preempted = false;
     auto take_slot = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
-      job->slot = lane.free_slots.back();
+      const int slot = lane.free_slots.back();
       lane.free_slots.pop_back();
-      job->where.store(Job::Where::kRunning);
-      lane.LinkRunning(job);
-      lane.running.fetch_add(1, std::memory_order_relaxed);
+      lane.StartRunningLocked(job, slot);
     };
     {
       absl::MutexLock lock(&lane.mu);
-      if (lane.free_slots.empty()) return;
-      if (!lane.queue.empty()) {
+      if (lane.free_slots.empty()) {
+        // No slot: a queued CRITICAL job may take a running BACKGROUND
+        // job's (docs/SCHEDULER.md, Preemption), unless another device
+        // it may run on has a free slot.
+        if (lane.preemptible.load(std::memory_order_relaxed) == 0) return;
         now = clock_->Now();
-        job = lane.PopLocked(now);
-      }
-      if (job != nullptr) {
-        take_slot();
+        job = lane.PreemptorLocked(now);
+        if (job == nullptr || (job->device_constraint < 0 && SlotFreeElsewhere(lane))) return;
+        Job* victim = lane.VictimLocked(*job);
+        if (victim == nullptr) return;
+        lane.PreemptLocked(job, victim);
+        preempted = true;
       } else {
-        try_steal = options_.enable_migration && lane.active.load() && lane.healthy.load();
+        if (!lane.queue.empty()) {
+          now = clock_->Now();
+          job = lane.PopLocked(now);
+        }
+        if (job != nullptr) {
+          take_slot();
+        } else {
+          try_steal = options_.enable_migration && lane.active.load() && lane.healthy.load();
+        }
       }
+    }
+    if (preempted) {
+      preemptions_.fetch_add(1, std::memory_order_relaxed);
+      metrics_.preemptions().Increment();
+      INFERD_LOG(kDebug, "device ", lane.device->index(),
+                 ": a CRITICAL job took a running BACKGROUND job's slot");
     }
     if (job == nullptr) {
       if (!try_steal) return;
@@ -786,20 +986,26 @@ void Scheduler::StartJob(Lane& lane, Job* job, absl::Time now) {
 void Scheduler::OnExecuted(Job* job, absl::Status status) {
   Lane& lane = *lanes_[job->lane.load(std::memory_order_relaxed)];
   const absl::Time now = clock_->Now();
+  bool slot_freed = false;
+  bool preempted = false;
   {
     absl::MutexLock lock(&lane.mu);
     lane.UnlinkRunning(job);
-    lane.free_slots.push_back(job->slot);
-    job->slot = -1;
+    lane.UncountPreemptibleLocked(job);
+    slot_freed = !lane.spare_out;
+    lane.ReturnSlotLocked(job);
     lane.running.fetch_sub(1, std::memory_order_relaxed);
+    preempted = job->preempted.exchange(false);
     ++lane.completing;  // Shutdown waits for this call to return
   }
   // A slot is free: a parked batch (see FlushOnDelay) goes first, before
   // this job's results are split and delivered, so the device is not idle
-  // meanwhile.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (maybe_parked_.load(std::memory_order_relaxed) && maybe_parked_.exchange(false)) {
-    FlushParked();
+  // meanwhile. (A slot given back to the spare frees none.)
+  if (slot_freed) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (maybe_parked_.load(std::memory_order_relaxed) && maybe_parked_.exchange(false)) {
+      FlushParked();
+    }
   }
   const bool executed = job->start_time != absl::InfinitePast();
   if (executed) {
@@ -829,12 +1035,18 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     status = absl::DeadlineExceededError(
         absl::StrCat("timeout: the deadline passed while running (", status.message(), ")"));
   }
+  // Preemptions start executions that are no retries.
+  const int attempts = job->attempts - job->preemptions;
   const absl::Duration backoff =
-      std::min(options_.retry_backoff * (int64_t{1} << std::min(job->attempts - 1, 20)),
+      std::min(options_.retry_backoff * (int64_t{1} << std::clamp(attempts - 1, 0, 20)),
                options_.max_retry_backoff);
-  if (executed && IsRetryable(status) && !shutting_down_.load() && !job->cancelled.load() &&
-      !job->timed_out.load() && job->attempts <= job->max_retries &&
-      now + backoff < job->deadline) {
+  if (preempted && executed && !shutting_down_.load() && !job->cancelled.load() &&
+      !job->timed_out.load() && now < job->deadline) {
+    // The result is dropped whatever it was; the work runs again.
+    RequeuePreempted(job, now);
+  } else if (executed && IsRetryable(status) && !shutting_down_.load() &&
+             !job->cancelled.load() && !job->timed_out.load() && attempts <= job->max_retries &&
+             now + backoff < job->deadline) {
     job->failed_mask |= uint64_t{1} << lane.position;
     retries_.fetch_add(1, std::memory_order_relaxed);
     metrics_.retries().Increment();
@@ -850,6 +1062,47 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
   Dispatch(lane);
   absl::MutexLock lock(&lane.mu);
   --lane.completing;
+}
+
+void Scheduler::RequeuePreempted(Job* job, absl::Time now) {
+  // Drops what the discarded execution wrote to a task: inline bytes,
+  // tensors kept on the device. A task's next execution asks its record
+  // for output memory again; a ModelInfer responder is never asked twice.
+  auto reset = [&](Job* j) {
+    if (j->task == nullptr) return;
+    TaskRecord& rec = *j->task;
+    std::vector<std::string> frees;
+    {
+      absl::MutexLock lock(&rec.mu);
+      if (IsTerminal(rec.state)) return;
+      for (size_t i = 0; i < rec.outputs.size(); ++i) {
+        TaskOutput& out = rec.outputs[i];
+        if (!out.tensor_handle.empty()) frees.push_back(std::move(out.tensor_handle));
+        out.tensor_handle.clear();
+        std::string().swap(out.data);
+        rec.present[i] = false;
+      }
+      SetStateLocked(rec, TaskState::kQueued, now);
+    }
+    j->host_outputs.clear();
+    j->host_output_asked.clear();
+    if (tensors_ != nullptr) {
+      for (const std::string& handle : frees) tensors_->Free(handle);
+    }
+  };
+  if (job->batch != nullptr) {
+    BatchData& b = *job->batch;
+    for (Job* m : b.members) reset(m);
+    for (size_t o = 0; o < b.outputs.size(); ++o) {
+      std::string().swap(b.outputs[o]);
+      b.output_present[o] = false;
+    }
+  } else {
+    reset(job);
+  }
+  INFERD_LOG(kDebug, "requeueing a preempted execution (attempt ", job->attempts, ")");
+  job->where.store(Job::Where::kNew);
+  PlaceAndPush(job, now);
 }
 
 void Scheduler::FinishBatch(Job* batch, absl::Status status) {
@@ -1314,6 +1567,7 @@ SchedulerStats Scheduler::GetStats() const {
   for (int o = 0; o < kNumOutcomes; ++o) s.completed[o] = completed_[o].load();
   s.rejected = rejected_.load();
   s.retries = retries_.load();
+  s.preemptions = preemptions_.load();
   s.batches = batches_.load();
   s.batched_requests = batched_requests_.load();
   s.tasks_retained = tasks_.size();

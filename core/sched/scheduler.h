@@ -155,6 +155,12 @@ class Scheduler final : public InferSubmitter {
   bool AnySlotFree() const;
   // Emits every parked batch (a slot freed).
   void FlushParked();
+  // True when an eligible device other than `lane` has a free slot.
+  bool SlotFreeElsewhere(const Lane& lane) const;
+  // For a CRITICAL job with enable_task_preemption: when no eligible
+  // device has a free slot, the position of one where it can take a
+  // running job's slot; -1 for ordinary placement.
+  int PreemptionTarget(const Job& job) const;
   // The row cap for `sig` from options_.optimal_batch_size; 0: none known.
   int64_t BatchRowLimit(const ModelSignature& sig) const;
   void RefreshBatchLimits();
@@ -171,6 +177,9 @@ class Scheduler final : public InferSubmitter {
   void StartJob(Lane& lane, Job* job, absl::Time now);
   bool BeginMember(Lane& lane, Job* job, absl::Time now);
   void OnExecuted(Job* job, absl::Status status);
+  // A preempted job's execution ended: drops its results and queues it
+  // again (tasks back to QUEUED; not a retry).
+  void RequeuePreempted(Job* job, absl::Time now);
   void FinishBatch(Job* batch, absl::Status status);
   void FinishJob(Job* job, absl::Status status);
   void NoteDeviceResult(Lane& lane, const absl::Status& status);
@@ -233,6 +242,7 @@ class Scheduler final : public InferSubmitter {
   std::array<std::atomic<uint64_t>, kNumOutcomes> completed_{};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> preemptions_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> batched_requests_{0};
   std::atomic<int64_t> queue_ns_{0};

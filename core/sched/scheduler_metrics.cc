@@ -66,7 +66,13 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry, const std::ve
                    .Name("inferd_scheduler_retries_total")
                    .Help("Executions retried after a device failure.")
                    .Register(registry)
-                   .Add({})) {
+                   .Add({})),
+      preemptions_(prometheus::BuildCounter()
+                       .Name("inferd_scheduler_preemptions_total")
+                       .Help("Running BACKGROUND executions whose slot a CRITICAL task took "
+                             "(their result dropped, the work queued again).")
+                       .Register(registry)
+                       .Add({})) {
   for (int p = 0; p < kNumPriorities; ++p) {
     const std::string label = Label(PriorityLabel(static_cast<Priority>(p)));
     queue_length_[p] = &queue_length_family_.Add({{"priority", label}});

@@ -12,6 +12,7 @@
 //   inferd_scheduler_execution_duration_seconds{model,priority}  histogram
 //   inferd_scheduler_batch_size{model}                  histogram (requests)
 //   inferd_scheduler_retries_total                      counter
+//   inferd_scheduler_preemptions_total                  counter (running work requeued)
 //   inferd_scheduler_rejected_total{priority}           counter (queue full)
 #ifndef INFERD_CORE_SCHED_SCHEDULER_METRICS_H_
 #define INFERD_CORE_SCHED_SCHEDULER_METRICS_H_
@@ -58,6 +59,7 @@ class SchedulerMetrics {
   prometheus::Gauge& running(int position) { return *running_[position]; }
   prometheus::Gauge& device_healthy(int position) { return *healthy_[position]; }
   prometheus::Counter& retries() { return retries_; }
+  prometheus::Counter& preemptions() { return preemptions_; }
 
  private:
   prometheus::Family<prometheus::Gauge>& queue_length_family_;
@@ -69,6 +71,7 @@ class SchedulerMetrics {
   prometheus::Family<prometheus::Histogram>& batch_size_family_;
   prometheus::Family<prometheus::Counter>& rejected_family_;
   prometheus::Counter& retries_;
+  prometheus::Counter& preemptions_;
   std::array<prometheus::Gauge*, kNumPriorities> queue_length_{};
   std::array<prometheus::Counter*, kNumPriorities> rejected_{};
   std::vector<prometheus::Gauge*> running_;

@@ -116,6 +116,7 @@ struct SchedulerStats {
   std::array<uint64_t, kNumOutcomes> completed{};  // by Outcome
   uint64_t rejected = 0;                           // queue full
   uint64_t retries = 0;
+  uint64_t preemptions = 0;       // running BACKGROUND executions requeued for CRITICAL work
   uint64_t batches = 0;           // merged executions
   uint64_t batched_requests = 0;  // requests that ran in them
   uint64_t tasks_retained = 0;

@@ -82,6 +82,18 @@ TEST(ModelConfigTest, MlpCudaGraphsDefaultOnAndCanBeTurnedOff) {
   EXPECT_FALSE(spec->mlp.cuda_graphs);
 }
 
+TEST(ModelConfigTest, SchedulingPreemptibleDefaultsOffAndCanBeTurnedOn) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->scheduling.preemptible);
+  spec = ParseModelConfig(Edit(kMlp, "inputs:\n", "scheduling:\n  preemptible: true\ninputs:\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->scheduling.preemptible);
+  spec = ParseModelConfig(Edit(kMlp, "inputs:\n", "scheduling:\ninputs:\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->scheduling.preemptible);
+}
+
 TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -161,6 +173,12 @@ std::vector<ErrorCase> ErrorCases() {
       {"batching without batch", Edit(kPlugin, "backend: plugin", "backend: plugin\n"
                                                                   "dynamic_batching: {}"),
        "dynamic_batching: needs max_batch_size >= 1"},
+      {"preemptible not bool", Edit(m, "inputs:\n", "scheduling: {preemptible: yes}\ninputs:\n"),
+       "scheduling.preemptible: expected true or false, got \"yes\""},
+      {"scheduling unknown key", Edit(m, "inputs:\n", "scheduling: {priority: 1}\ninputs:\n"),
+       "scheduling.priority: unknown key"},
+      {"scheduling not map", Edit(m, "inputs:\n", "scheduling: [true]\ninputs:\n"),
+       "scheduling: expected a map, got a list"},
       {"duplicate key", Edit(m, "version: \"2\"", "version: \"2\"\nversion: \"3\""),
        "version: duplicate key"},
       {"duplicate tensor", Edit(kPlugin, "{name: B,", "{name: A,"),

@@ -42,15 +42,18 @@ class Gate {
 // OUTPUT0 = 2 * INPUT0 (FP32, any shape; batches along dim 0 when
 // max_batch_size > 0). Records each execution's tag (params.factor) and
 // dim-0 rows. Optional: a gate the stream waits on before the work, and
-// devices on which Execute fails with INTERNAL. Thread-safe.
+// devices on which Execute fails with INTERNAL. `preemptible` is the
+// signature's (scheduling.preemptible). Thread-safe.
 class TestModel final : public Model {
  public:
-  explicit TestModel(std::string name = "test", int max_batch_size = 0) {
+  explicit TestModel(std::string name = "test", int max_batch_size = 0,
+                     bool preemptible = false) {
     sig_.name = std::move(name);
     sig_.platform = "test";
     sig_.inputs.push_back(TensorSpec{"INPUT0", DataType::kFp32, {-1}});
     sig_.outputs.push_back(TensorSpec{"OUTPUT0", DataType::kFp32, {-1}});
     sig_.max_batch_size = max_batch_size;
+    sig_.preemptible = preemptible;
   }
 
   const ModelSignature& signature() const override { return sig_; }
