@@ -136,8 +136,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   dopts.host_devices = config.device.host_devices;
   dopts.host_capacity_bytes = static_cast<uint64_t>(config.device.host_memory_mb) << 20;
   dopts.cuda_ordinals = config.device.cuda_devices;
-  // One stream per scheduler slot, plus stream 0 for the memory engine.
-  dopts.streams_per_device = config.device.performance.max_tasks_per_device + 1;
+  // One stream per scheduler slot, plus stream 0 for the memory engine and,
+  // with preemption on, one for the slot a CRITICAL task borrows while the
+  // BACKGROUND job it preempted finishes (docs/SCHEDULER.md).
+  dopts.streams_per_device = config.device.performance.max_tasks_per_device + 1 +
+                             (config.device.performance.enable_task_preemption ? 1 : 0);
   dopts.host_inline_when_idle = config.device.host_inline_when_idle;
   auto devices = DiscoverDevices(dopts);
   if (!devices.ok()) return devices.status();

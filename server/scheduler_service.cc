@@ -362,6 +362,7 @@ void SchedulerStatsToProto(const SchedulerStats& s, v1::GetSchedulerStatsRespons
   out->set_timed_out(s.completed[static_cast<int>(Outcome::kTimedOut)]);
   out->set_rejected(s.rejected);
   out->set_retries(s.retries);
+  out->set_preemptions(s.preemptions);
   out->set_batches(s.batches);
   out->set_batched_requests(s.batched_requests);
   out->set_tasks_retained(s.tasks_retained);

@@ -41,9 +41,9 @@ void PrintScheduler(const v1::GetSchedulerStatsResponse& s) {
               static_cast<long>(s.waiting_deps()), static_cast<long>(s.pending_batch()));
   std::printf(
       "submitted %lu  succeeded %lu  failed %lu  cancelled %lu  timed out %lu  rejected %lu"
-      "  retries %lu\n",
+      "  retries %lu  preemptions %lu\n",
       U(s.submitted()), U(s.succeeded()), U(s.failed()), U(s.cancelled()), U(s.timed_out()),
-      U(s.rejected()), U(s.retries()));
+      U(s.rejected()), U(s.retries()), U(s.preemptions()));
   std::printf("batches %lu (%lu requests)  retained %lu  mean queue %.6f s  mean exec %.6f s\n",
               U(s.batches()), U(s.batched_requests()), U(s.tasks_retained()),
               s.mean_queue_seconds(), s.mean_execution_seconds());
