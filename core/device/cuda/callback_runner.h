@@ -1,6 +1,6 @@
 // CallbackRunner: one thread that runs posted closures in post order. Each
-// CudaStream owns one, so that ThenCallback closures run outside CUDA's own
-// host-function thread and may enqueue more device work.
+// CudaStream owns one: a ThenCallback closure waits there for its event and
+// then runs, outside CUDA's own threads, so it may enqueue more device work.
 #ifndef INFERD_CORE_DEVICE_CUDA_CALLBACK_RUNNER_H_
 #define INFERD_CORE_DEVICE_CUDA_CALLBACK_RUNNER_H_
 

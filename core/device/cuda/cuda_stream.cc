@@ -1,6 +1,5 @@
 #include "core/device/cuda/cuda_stream.h"
 
-#include <atomic>
 #include <utility>
 #include <vector>
 
@@ -67,15 +66,6 @@ absl::Status CudaEvent::Synchronize() {
 
 // CudaStream
 
-// One ThenCallback closure. `claimed` makes sure it runs once, whether its
-// host function runs or a sticky error flushes it.
-struct CudaStream::PendingCallback {
-  CudaStream* stream = nullptr;
-  uint64_t id = 0;
-  absl::AnyInvocable<void(absl::Status) &&> fn;
-  std::atomic<bool> claimed{false};
-};
-
 absl::StatusOr<std::unique_ptr<CudaStream>> CudaStream::Create(CudaDevice* device, int id) {
   const int ordinal = device->ordinal();
   ScopedCudaDevice guard(ordinal);
@@ -97,6 +87,10 @@ CudaStream::CudaStream(CudaDevice* device, int id, cudaStream_t stream)
 CudaStream::~CudaStream() {
   callbacks_.reset();
   ScopedCudaDevice guard(ordinal_);
+  absl::MutexLock lock(&mu_);
+  for (cudaEvent_t e : idle_events_) {
+    if (cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
+  }
   if (cudaStreamDestroy(stream_) != cudaSuccess) (void)cudaGetLastError();
 }
 
@@ -171,76 +165,70 @@ absl::Status CudaStream::Memset(void* dst, uint8_t value, size_t bytes) {
   return CheckEnqueue(cudaMemsetAsync(dst, value, bytes, stream_), "cudaMemsetAsync");
 }
 
-void CudaStream::Post(std::shared_ptr<PendingCallback> callback, absl::Status status) {
-  if (callback->claimed.exchange(true)) return;
-  callbacks_->Post([callback = std::move(callback), status = std::move(status)]() mutable {
-    std::move(callback->fn)(std::move(status));
-  });
-}
-
-// Runs on CUDA's host-function thread: makes no CUDA call.
-void CUDART_CB CudaStream::RunHostFunction(void* arg) {
-  std::unique_ptr<std::shared_ptr<PendingCallback>> holder(
-      static_cast<std::shared_ptr<PendingCallback>*>(arg));
-  (*holder)->stream->Deliver(*holder);
-}
-
-void CudaStream::Deliver(const std::shared_ptr<PendingCallback>& callback) {
-  absl::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    pending_.erase(callback->id);
-    status = error_;
-  }
-  Post(callback, std::move(status));
-}
-
 absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) {
   ScopedCudaDevice guard(ordinal_);
   RETURN_IF_ERROR(guard.status(device_index_));
-  auto callback = std::make_shared<PendingCallback>();
-  callback->stream = this;
-  callback->fn = std::move(fn);
+  cudaEvent_t event = nullptr;
   {
     absl::MutexLock lock(&mu_);
     if (poisoned_) {
-      // CUDA would never run the host function.
-      Post(std::move(callback), error_);
+      // The work before it can never complete normally.
+      callbacks_->Post([fn = std::move(fn), status = error_]() mutable {
+        std::move(fn)(std::move(status));
+      });
       return absl::OkStatus();
     }
-    callback->id = next_callback_id_++;
-    pending_.emplace(callback->id, callback);
+    if (!idle_events_.empty()) {
+      event = idle_events_.back();
+      idle_events_.pop_back();
+    }
   }
-  auto* arg = new std::shared_ptr<PendingCallback>(callback);
-  const cudaError_t err = cudaLaunchHostFunc(stream_, &CudaStream::RunHostFunction, arg);
-  if (err != cudaSuccess) {
-    delete arg;
+  if (event == nullptr) {
+    RETURN_IF_ERROR(CudaStatus(
+        cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync),
+        "cudaEventCreateWithFlags", device_index_));
+  }
+  if (cudaError_t err = cudaEventRecord(event, stream_); err != cudaSuccess) {
+    ReturnEvent(event);
+    return CheckEnqueue(err, "cudaEventRecord (callback)");
+  }
+  // The runner thread waits for the event (sleeping: a blocking-sync event)
+  // and then runs `fn`. Unlike a CUDA host function this never stalls the
+  // stream and takes one thread hop instead of two.
+  callbacks_->Post([this, event, fn = std::move(fn)]() mutable {
+    absl::Status status;
+    {
+      ScopedCudaDevice guard(ordinal_);
+      const cudaError_t err = cudaEventSynchronize(event);
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        status = CudaStatus(err, "cudaEventSynchronize (callback)", device_index_);
+        if (IsStickyCudaError(err)) {
+          device_->OnStickyError(status);
+        } else {
+          OnAsyncError(status, /*sticky=*/false);
+        }
+      }
+    }
+    ReturnEvent(event);
     {
       absl::MutexLock lock(&mu_);
-      pending_.erase(callback->id);
+      if (!error_.ok()) status = error_;
     }
-    // Unless a sticky error already flushed it, the caller learns of the
-    // failure from the returned status instead of through `fn`.
-    callback->claimed.store(true);
-    return CheckEnqueue(err, "cudaLaunchHostFunc");
-  }
+    std::move(fn)(std::move(status));
+  });
   return absl::OkStatus();
 }
 
+void CudaStream::ReturnEvent(cudaEvent_t event) {
+  absl::MutexLock lock(&mu_);
+  idle_events_.push_back(event);
+}
+
 void CudaStream::OnAsyncError(const absl::Status& error, bool sticky) {
-  std::map<uint64_t, std::shared_ptr<PendingCallback>> flushed;
-  absl::Status status;
-  {
-    absl::MutexLock lock(&mu_);
-    if (error_.ok()) error_ = error;
-    if (!sticky) return;
-    poisoned_ = true;
-    status = error_;
-    flushed.swap(pending_);
-  }
-  // The host functions of `flushed` leak their small argument if CUDA never
-  // runs them; `claimed` stops a late one from running `fn` twice.
-  for (auto& [id, callback] : flushed) Post(callback, status);
+  absl::MutexLock lock(&mu_);
+  if (error_.ok()) error_ = error;
+  if (sticky) poisoned_ = true;
 }
 
 absl::Status CudaStream::RecordEvent(Event& event) {
