@@ -67,6 +67,16 @@ class SchedulerFixture : public ::testing::Test {
     return gates_.back();
   }
 
+  // Holds one slot: submits `blocker` (a call of the test model) so that it
+  // waits on the returned gate, which the test opens to let it finish.
+  std::shared_ptr<Gate> HoldSlot(TestCall* blocker) {
+    auto gate = NewGate();
+    model_->SetGate(gate);
+    sched_->Submit(blocker->request(), blocker);
+    model_->SetGate(nullptr);
+    return gate;
+  }
+
   void Advance(absl::Duration d) {
     clock_.Advance(d);
     sched_->RunTimers();

@@ -112,11 +112,8 @@ TEST_F(SchedulerTest, QueueDepthBoundRejectsWithResourceExhausted) {
   SchedulerOptions o = DefaultOptions();
   o.max_queue_depth = 2;
   Build(1, /*inline_streams=*/false, o);
-  auto gate = NewGate();
-  model_->SetGate(gate);
   TestCall blocker(model_, 1, 1, 0);
-  sched_->Submit(blocker.request(), &blocker);
-  model_->SetGate(nullptr);
+  auto gate = HoldSlot(&blocker);
   TestCall a(model_, 1, 1, 0), b(model_, 1, 1, 0), c(model_, 1, 1, 0);
   TestCall high(model_, 1, 1, 0, Priority::kHigh);
   sched_->Submit(a.request(), &a);
@@ -363,11 +360,8 @@ TEST_F(SchedulerTest, ModelInferRequestsTimeOutWithDeadlineExceeded) {
   SchedulerOptions o = DefaultOptions();
   o.default_timeout = absl::Seconds(1);
   Build(1, /*inline_streams=*/false, o);
-  auto gate = NewGate();
-  model_->SetGate(gate);
   TestCall blocker(model_, 1, 1, 0);
-  sched_->Submit(blocker.request(), &blocker);
-  model_->SetGate(nullptr);
+  auto gate = HoldSlot(&blocker);
   TestCall queued(model_, 1, 1, 0);
   sched_->Submit(queued.request(), &queued);
   Advance(absl::Seconds(2));
@@ -433,11 +427,8 @@ TEST_F(SchedulerTest, BatchingOffRunsRequestsOneByOne) {
 // one execution as soon as the slot frees.
 TEST_F(SchedulerTest, BatchPastItsDelayWaitsForAFreeSlotAndKeepsFilling) {
   Build(1, /*inline_streams=*/false);  // one slot
-  auto gate = NewGate();
-  model_->SetGate(gate);
   TestCall blocker(model_, 1, 1, 0);
-  sched_->Submit(blocker.request(), &blocker);
-  model_->SetGate(nullptr);
+  auto gate = HoldSlot(&blocker);
   TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 10), c(batch_model_, 1, 3, 20);
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);
@@ -463,11 +454,8 @@ TEST_F(SchedulerTest, BatchPastItsDelayRunsAtOnceWhenASlotIsFree) {
   SchedulerOptions o = DefaultOptions();
   o.max_tasks_per_device = 2;
   Build(1, /*inline_streams=*/false, o);
-  auto gate = NewGate();
-  model_->SetGate(gate);
   TestCall blocker(model_, 1, 1, 0);
-  sched_->Submit(blocker.request(), &blocker);
-  model_->SetGate(nullptr);
+  auto gate = HoldSlot(&blocker);
   TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 10);
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);
@@ -520,11 +508,8 @@ TEST_F(SchedulerTest, OptimalBatchSizeCapsBatchesAndIsRefreshedRarely) {
 
 TEST_F(SchedulerTest, ShutdownFailsQueuedWorkWithUnavailable) {
   Build(1, /*inline_streams=*/false);
-  auto gate = NewGate();
-  model_->SetGate(gate);
   TestCall blocker(model_, 1, 1, 0);
-  sched_->Submit(blocker.request(), &blocker);
-  model_->SetGate(nullptr);
+  auto gate = HoldSlot(&blocker);
   TestCall queued(model_, 1, 1, 0);
   sched_->Submit(queued.request(), &queued);
   std::thread shutdown([&] { sched_->Shutdown(); });
