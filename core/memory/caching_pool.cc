@@ -12,7 +12,7 @@ namespace inferd {
 namespace {
 
 using pool_internal::Block;
-using FreeSet = pool_internal::FreeIndex;
+using pool_internal::FreeIndex;
 using pool_internal::Segment;
 
 // Rounds `x` up to a multiple of `m` (a power of two); false on overflow.
@@ -33,8 +33,8 @@ void* AsPtr(uintptr_t addr) {
 CachingPool::CachingPool(Device& device, const CachingPoolOptions& options)
     : device_(device), options_(options), num_streams_(std::max(1, device.num_streams())) {
   absl::MutexLock lock(&mu_);
-  ready_ = std::vector<FreeSet>(2);
-  pending_ = std::vector<FreeSet>(2 * static_cast<size_t>(num_streams_));
+  for (int c = 0; c < 2; ++c) ready_.emplace_back(kMinBlockSize);
+  for (int i = 0; i < 2 * num_streams_; ++i) pending_.emplace_back(kMinBlockSize);
   streams_.resize(static_cast<size_t>(num_streams_));
   for (int i = 0; i < num_streams_; ++i)
     streams_[static_cast<size_t>(i)].stream = &device.stream(i);
@@ -174,12 +174,9 @@ absl::StatusOr<Block*> CachingPool::AllocateBlockLocked(uint64_t size, int strea
 }
 
 Block* CachingPool::FindFitLocked(uint64_t size, int stream, bool small) {
-  Block* best = ready_[small ? 1 : 0].BestFit(size, kMinBlockSize);
-  Block* p = pending_[PendingIndex(small, stream)].BestFit(size, kMinBlockSize);
-  if (p != nullptr && (best == nullptr || p->size < best->size ||
-                       (p->size == best->size && p->addr < best->addr))) {
-    best = p;
-  }
+  Block* best = ready_[small ? 1 : 0].BestFit(size);
+  Block* p = pending_[PendingIndex(small, stream)].BestFit(size);
+  if (p != nullptr && (best == nullptr || FreeIndex::Better(p, best))) best = p;
   if (best == nullptr) return nullptr;
   return TakeLocked(best, size, small ? kMinBlockSize : kSmallSize + kMinBlockSize);
 }
@@ -213,7 +210,7 @@ Block* CachingPool::TakeLocked(Block* block, uint64_t size, uint64_t min_remaind
       block->fifo_next = rest;
       stats_.pending_free_bytes += rest->size;
     }
-    SetForLocked(rest).Insert(rest, kMinBlockSize);
+    SetForLocked(rest).Insert(rest);
   }
   if (block->pending) {
     StreamState& st = streams_[static_cast<size_t>(block->stream)];
@@ -366,16 +363,16 @@ size_t CachingPool::SetIndex(const Block* block) const {
   return PendingIndex(small, block->stream);
 }
 
-FreeSet& CachingPool::SetForLocked(const Block* block) {
+FreeIndex& CachingPool::SetForLocked(const Block* block) {
   return block->pending ? pending_[SetIndex(block)] : ready_[SetIndex(block)];
 }
 
-const FreeSet& CachingPool::SetForLocked(const Block* block) const {
+const FreeIndex& CachingPool::SetForLocked(const Block* block) const {
   return block->pending ? pending_[SetIndex(block)] : ready_[SetIndex(block)];
 }
 
 void CachingPool::InsertFreeLocked(Block* block) {
-  SetForLocked(block).Insert(block, kMinBlockSize);
+  SetForLocked(block).Insert(block);
   if (!block->pending) return;
   stats_.pending_free_bytes += block->size;
   StreamState& st = streams_[static_cast<size_t>(block->stream)];
@@ -459,7 +456,7 @@ std::vector<Event*> CachingPool::PendingEventsLocked(bool small, int except_stre
   std::vector<Event*> waits;
   for (int t = 0; t < num_streams_; ++t) {
     if (t == except_stream) continue;
-    const FreeSet& set = pending_[PendingIndex(small, t)];
+    const FreeIndex& set = pending_[PendingIndex(small, t)];
     if (set.empty()) continue;
     // Any pending block may coalesce into a fit once ready, so wait for all.
     CoverPendingLocked(t);
@@ -574,8 +571,8 @@ absl::StatusOr<PoolCompaction> CachingPool::Compact(
       if (f->size != t->size) return f->size < t->size;
       return f->addr < t->addr;
     };
-    for (FreeSet* set : {&ready_[small ? 1 : 0], &pending_[PendingIndex(small, c)]}) {
-      set->ForEachAtLeast(b->size, kMinBlockSize, [&](Block* f) {
+    for (FreeIndex* set : {&ready_[small ? 1 : 0], &pending_[PendingIndex(small, c)]}) {
+      set->ForEachAtLeast(b->size, [&](Block* f) {
         if (better(f, b) && (target == nullptr || preferred(f, target))) target = f;
       });
     }
@@ -611,8 +608,8 @@ PoolStats CachingPool::GetStats() const {
   s.segments = segments_.size();
   s.free_bytes = s.reserved_bytes - s.allocated_bytes;
   uint64_t largest = 0;
-  for (const std::vector<FreeSet>* sets : {&ready_, &pending_}) {
-    for (const FreeSet& set : *sets) {
+  for (const std::vector<FreeIndex>* sets : {&ready_, &pending_}) {
+    for (const FreeIndex& set : *sets) {
       if (const Block* b = set.Largest()) largest = std::max(largest, b->size);
     }
   }
@@ -646,7 +643,7 @@ absl::Status CachingPool::CheckConsistency() const {
       }
       ++free_blocks;
       if (b->pending) pending += b->size;
-      const FreeSet& set = SetForLocked(b);
+      const FreeIndex& set = SetForLocked(b);
       if (!set.Contains(b)) return fail("free block not indexed");
       if (prev != nullptr && !prev->allocated && prev->pending == b->pending &&
           (!b->pending || prev->stream == b->stream)) {
@@ -659,8 +656,8 @@ absl::Status CachingPool::CheckConsistency() const {
     allocated += seg_alloc;
   }
   size_t indexed = 0;
-  for (const FreeSet& set : ready_) indexed += set.size();
-  for (const FreeSet& set : pending_) indexed += set.size();
+  for (const FreeIndex& set : ready_) indexed += set.size();
+  for (const FreeIndex& set : pending_) indexed += set.size();
   if (indexed != free_blocks)
     return fail("free sets hold ", indexed, " blocks, segments ", free_blocks);
   for (size_t t = 0; t < streams_.size(); ++t) {

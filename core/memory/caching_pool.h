@@ -162,7 +162,7 @@ class CachingPool {
  private:
   using Block = pool_internal::Block;
   using Segment = pool_internal::Segment;
-  using FreeSet = pool_internal::FreeIndex;
+  using FreeIndex = pool_internal::FreeIndex;
   using StreamState = pool_internal::StreamState;
 
   CachingPool(Device& device, const CachingPoolOptions& options);
@@ -178,8 +178,8 @@ class CachingPool {
   Block* MergeLocked(Block* into, Block* other) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertFreeLocked(Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseFreeLocked(Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  FreeSet& SetForLocked(const Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  const FreeSet& SetForLocked(const Block* block) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  FreeIndex& SetForLocked(const Block* block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const FreeIndex& SetForLocked(const Block* block) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t SetIndex(const Block* block) const;
   size_t PendingIndex(bool small, int stream) const;
   // Records an event on `stream` covering every block freed on it so far.
@@ -208,10 +208,10 @@ class CachingPool {
   pool_internal::BlockArena arena_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Segment>> segments_ ABSL_GUARDED_BY(mu_);
   // Free blocks usable by every stream, per class ([0] large, [1] small).
-  std::vector<FreeSet> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<FreeIndex> ready_ ABSL_GUARDED_BY(mu_);
   // Free blocks usable only by their stream until an event covers them:
   // pending_[small * num_streams_ + stream].
-  std::vector<FreeSet> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<FreeIndex> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<StreamState> streams_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Event>> events_ ABSL_GUARDED_BY(mu_);  // all created
   std::vector<Event*> idle_events_ ABSL_GUARDED_BY(mu_);

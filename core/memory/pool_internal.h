@@ -72,21 +72,28 @@ class FreeIndex {
   static constexpr int kNumBins = 448;
   static constexpr int kMaxScan = 64;
 
-  FreeIndex() = default;
+  // Block sizes are positive multiples of `unit`, a power of two.
+  explicit FreeIndex(uint64_t unit) : unit_(unit) {}
   FreeIndex(const FreeIndex&) = delete;
   FreeIndex& operator=(const FreeIndex&) = delete;
   FreeIndex(FreeIndex&&) = default;
 
-  // Bin of a block size (a positive multiple of `unit`, a power of two).
-  static int BinOf(uint64_t size, uint64_t unit) {
-    const uint64_t s = size / unit;
+  // Whether free block `a` is a better fit than `b` for a request both
+  // hold: smaller, then lower address.
+  static bool Better(const Block* a, const Block* b) {
+    return a->size != b->size ? a->size < b->size : a->addr < b->addr;
+  }
+
+  // Bin of a block size.
+  int BinOf(uint64_t size) const {
+    const uint64_t s = size / unit_;
     if (s < 8) return static_cast<int>(s);
     const int e = 63 - __builtin_clzll(s);  // >= 3
     return (e - 2) * 8 + static_cast<int>((s >> (e - 3)) & 7);
   }
 
-  void Insert(Block* b, uint64_t unit) {
-    const int bin = BinOf(b->size, unit);
+  void Insert(Block* b) {
+    const int bin = BinOf(b->size);
     b->bin = bin;
     b->free_prev = nullptr;
     b->free_next = heads_[static_cast<size_t>(bin)];
@@ -112,8 +119,8 @@ class FreeIndex {
 
   // The smallest block of at least `size` bytes (lowest address among
   // equals), or null.
-  Block* BestFit(uint64_t size, uint64_t unit) const {
-    const int bin = BinOf(size, unit);
+  Block* BestFit(uint64_t size) const {
+    const int bin = BinOf(size);
     Block* best = Scan(heads_[static_cast<size_t>(bin)], size);
     if (best != nullptr) return best;
     const int next = NextNonEmpty(bin + 1);
@@ -144,8 +151,8 @@ class FreeIndex {
 
   // Calls f(block) for every block of at least `size` bytes (any order).
   template <class F>
-  void ForEachAtLeast(uint64_t size, uint64_t unit, F&& f) const {
-    for (int bin = NextNonEmpty(BinOf(size, unit)); bin >= 0; bin = NextNonEmpty(bin + 1)) {
+  void ForEachAtLeast(uint64_t size, F&& f) const {
+    for (int bin = NextNonEmpty(BinOf(size)); bin >= 0; bin = NextNonEmpty(bin + 1)) {
       for (Block* b = heads_[static_cast<size_t>(bin)]; b != nullptr; b = b->free_next) {
         if (b->size >= size) f(b);
       }
@@ -163,10 +170,7 @@ class FreeIndex {
     int n = 0;
     for (Block* b = head; b != nullptr && n < kMaxScan; b = b->free_next, ++n) {
       if (b->size < size) continue;
-      if (best == nullptr || b->size < best->size ||
-          (b->size == best->size && b->addr < best->addr)) {
-        best = b;
-      }
+      if (best == nullptr || Better(b, best)) best = b;
     }
     return best;
   }
@@ -182,6 +186,7 @@ class FreeIndex {
     return w * 64 + __builtin_ctzll(word);
   }
 
+  uint64_t unit_;
   std::array<Block*, kNumBins> heads_{};
   std::array<uint64_t, kWords> bits_{};
   size_t size_ = 0;
