@@ -11,8 +11,7 @@ namespace {
 
 class Impl final : public CudaAsyncAllocator {
  public:
-  Impl(int ordinal, cudaStream_t stream, cudaMemPool_t pool)
-      : ordinal_(ordinal), stream_(stream), pool_(pool) {}
+  Impl(cudaStream_t stream, cudaMemPool_t pool) : stream_(stream), pool_(pool) {}
   void* Allocate(size_t bytes) override {
     void* p = nullptr;
     if (cudaMallocAsync(&p, bytes, stream_) != cudaSuccess) {
@@ -34,7 +33,6 @@ class Impl final : public CudaAsyncAllocator {
     return v;
   }
 
-  const int ordinal_;
   cudaStream_t stream_;
   cudaMemPool_t pool_;
 };
@@ -62,7 +60,7 @@ absl::StatusOr<std::unique_ptr<CudaAsyncAllocator>> CudaAsyncAllocator::Create(D
   cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReservedMemHigh, &zero);
   cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
   return std::unique_ptr<CudaAsyncAllocator>(
-      new Impl(cuda->ordinal(), stream->cuda_stream(), pool));
+      new Impl(stream->cuda_stream(), pool));
 }
 
 }  // namespace inferd

@@ -96,6 +96,18 @@ CudaStream::~CudaStream() {
 
 Device& CudaStream::device() { return *device_; }
 
+absl::Status CudaStream::CheckWait(cudaError_t err, absl::string_view op) {
+  if (err == cudaSuccess) return absl::OkStatus();
+  (void)cudaGetLastError();
+  absl::Status st = CudaStatus(err, op, device_index_);
+  if (IsStickyCudaError(err)) {
+    device_->OnStickyError(st);
+  } else {
+    OnAsyncError(st, /*sticky=*/false);
+  }
+  return st;
+}
+
 absl::Status CudaStream::CheckEnqueue(cudaError_t err, absl::string_view op) {
   if (err == cudaSuccess) return absl::OkStatus();
   (void)cudaGetLastError();
@@ -199,16 +211,7 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     absl::Status status;
     {
       ScopedCudaDevice guard(ordinal_);
-      const cudaError_t err = cudaEventSynchronize(event);
-      if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        status = CudaStatus(err, "cudaEventSynchronize (callback)", device_index_);
-        if (IsStickyCudaError(err)) {
-          device_->OnStickyError(status);
-        } else {
-          OnAsyncError(status, /*sticky=*/false);
-        }
-      }
+      status = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
     }
     ReturnEvent(event);
     {
@@ -261,16 +264,7 @@ absl::Status CudaStream::Synchronize() {
   {
     ScopedCudaDevice guard(ordinal_);
     RETURN_IF_ERROR(guard.status(device_index_));
-    const cudaError_t err = cudaStreamSynchronize(stream_);
-    if (err != cudaSuccess) {
-      (void)cudaGetLastError();
-      absl::Status st = CudaStatus(err, "cudaStreamSynchronize", device_index_);
-      if (IsStickyCudaError(err)) {
-        device_->OnStickyError(st);
-      } else {
-        OnAsyncError(st, /*sticky=*/false);
-      }
-    }
+    (void)CheckWait(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   callbacks_->WaitIdle();
   absl::MutexLock lock(&mu_);

@@ -111,8 +111,12 @@ class CudaStream final : public Stream {
   void OnAsyncError(const absl::Status& error, bool sticky);
 
  private:
-
   CudaStream(CudaDevice* device, int id, cudaStream_t stream);
+
+  // Converts the result of waiting for work of this stream: an error is
+  // recorded as the stream's asynchronous error, or reported to the device
+  // when sticky.
+  absl::Status CheckWait(cudaError_t err, absl::string_view op);
 
   void ReturnEvent(cudaEvent_t event);
   absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
