@@ -437,6 +437,19 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   return id;
 }
 
+// The device whose events mark a link's copies done: the destination's, or
+// the source's for copies to the host.
+Device* TransferEngine::EventDevice(const Link& link) {
+  return link.dst_dev != nullptr ? link.dst_dev : link.src_dev;
+}
+
+// After a failed enqueue part of a copy may still be queued on the link's
+// streams: waits for it, so buffers and pins may be released.
+void TransferEngine::LetEnqueuedLand(Stream* ss, Stream* ds) {
+  if (ss != nullptr) ss->Synchronize().IgnoreError();
+  if (ds != nullptr) ds->Synchronize().IgnoreError();
+}
+
 bool TransferEngine::MayIssueFromCallerLocked(Link* link, const Transfer& t) {
   if (t.staged || t.pieces != 1) return false;
   if (!link->queue.empty() || link->worker_busy || link->caller_active > 0) return false;
@@ -449,13 +462,11 @@ absl::Status TransferEngine::IssueFromCaller(Link* link, Transfer* t) {
   Stream* ds = link->dst_streams.empty() ? nullptr : link->dst_streams[0];
   Stream* ss = link->src_streams.empty() ? nullptr : link->src_streams[0];
   if (t->caller_event == nullptr) {
-    t->caller_event = (link->dst_dev != nullptr ? link->dst_dev : link->src_dev)->CreateEvent();
+    t->caller_event = EventDevice(*link)->CreateEvent();
   }
   absl::Status st = EnqueueDirect(link, ds, ss, t->dst_ptr, t->src_ptr, t->bytes, *t->caller_event);
   if (!st.ok()) {
-    // Part of it may be enqueued: let it land before the pins go.
-    if (ss != nullptr) ss->Synchronize().IgnoreError();
-    if (ds != nullptr) ds->Synchronize().IgnoreError();
+    LetEnqueuedLand(ss, ds);  // before the pins go
     return st;
   }
   t->offset = t->bytes;
@@ -644,7 +655,7 @@ absl::Status TransferEngine::PinEndpoints(Transfer* t) {
 
 absl::Status TransferEngine::Start(Link* link, Transfer* t) {
   RETURN_IF_ERROR(PinEndpoints(t));
-  Device* event_device = link->dst_dev != nullptr ? link->dst_dev : link->src_dev;
+  Device* event_device = EventDevice(*link);
   if (link->done_events.empty()) {
     for (int i = 0; i < options_.window; ++i) {
       link->done_events.push_back(event_device->CreateEvent());
@@ -696,9 +707,7 @@ absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
     if (st.ok()) st = ss->RecordEvent(done);
   }
   if (!st.ok()) {
-    // Part of the piece may be enqueued: let it land before the buffers go.
-    if (ss != nullptr) ss->Synchronize().IgnoreError();
-    if (ds != nullptr) ds->Synchronize().IgnoreError();
+    LetEnqueuedLand(ss, ds);  // before the buffers go
     return st;
   }
   link->in_flight.push_back(Link::Piece{t, slot, copy_out, n});

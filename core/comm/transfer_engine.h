@@ -109,6 +109,8 @@ class TransferEngine {
   Link* GetLinkLocked(int src, int dst) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t PieceBytes(const Link& link, bool staged, uint64_t bytes) const;
 
+  static Device* EventDevice(const Link& link);
+  static void LetEnqueuedLand(Stream* ss, Stream* ds);
   // Whether AsyncTransfer may issue `t` itself: a direct one-piece copy on
   // an idle link, with the limiter's tokens taken when limited.
   bool MayIssueFromCallerLocked(Link* link, const Transfer& t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
