@@ -174,6 +174,16 @@ struct Scheduler::Lane {
     StartRunningLocked(job, slot);
   }
 
+  // Placement may use the device: active (the scaler's set) and healthy.
+  bool Eligible() const {
+    return active.load(std::memory_order_relaxed) && healthy.load(std::memory_order_relaxed);
+  }
+  // One of its max_tasks_per_device slots is free (the spare not counted).
+  bool OwnSlotFree(int max_tasks) const {
+    return running.load(std::memory_order_relaxed) - borrowed.load(std::memory_order_relaxed) <
+           max_tasks;
+  }
+
   void LinkRunning(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     job->prev = nullptr;
     job->next = running_head;
@@ -503,10 +513,7 @@ Scheduler::ModelBatcher* Scheduler::BatcherFor(const std::shared_ptr<const Model
 int64_t Scheduler::BatchRowLimit(const ModelSignature& sig) const {
   int64_t limit = 0;
   for (const auto& lane : lanes_) {
-    if (!lane->active.load(std::memory_order_relaxed) ||
-        !lane->healthy.load(std::memory_order_relaxed)) {
-      continue;
-    }
+    if (!lane->Eligible()) continue;
     absl::StatusOr<int64_t> rows = options_.optimal_batch_size(sig, lane->device->index());
     int64_t n = 0;
     if (rows.ok()) {
@@ -521,26 +528,25 @@ int64_t Scheduler::BatchRowLimit(const ModelSignature& sig) const {
   return limit;
 }
 
-void Scheduler::RefreshBatchLimits() {
-  std::vector<std::pair<std::shared_ptr<const Model>, DynamicBatcher*>> batchers;
-  {
-    absl::ReaderMutexLock lock(&batchers_mu_);
-    for (const auto& [key, mb] : batchers_) {
-      if (mb->batcher != nullptr) batchers.emplace_back(mb->model, mb->batcher.get());
-    }
+std::vector<Scheduler::ModelBatcher*> Scheduler::ActiveBatchers() const {
+  std::vector<ModelBatcher*> out;
+  absl::ReaderMutexLock lock(&batchers_mu_);
+  for (const auto& [key, mb] : batchers_) {
+    if (mb->batcher != nullptr) out.push_back(mb.get());
   }
-  for (const auto& [model, batcher] : batchers) {
-    batcher->SetRowLimit(BatchRowLimit(model->signature()));
+  return out;
+}
+
+void Scheduler::RefreshBatchLimits() {
+  for (ModelBatcher* mb : ActiveBatchers()) {
+    mb->batcher->SetRowLimit(BatchRowLimit(mb->model->signature()));
   }
 }
 
 bool Scheduler::AnySlotFree() const {
   bool eligible = false;
   for (const auto& lane : lanes_) {
-    if (!lane->active.load(std::memory_order_relaxed) ||
-        !lane->healthy.load(std::memory_order_relaxed)) {
-      continue;
-    }
+    if (!lane->Eligible()) continue;
     eligible = true;
     if (lane->running.load(std::memory_order_relaxed) +
             lane->queued.load(std::memory_order_relaxed) <
@@ -555,12 +561,7 @@ bool Scheduler::AnySlotFree() const {
 
 bool Scheduler::SlotFreeElsewhere(const Lane& lane) const {
   for (const auto& l : lanes_) {
-    if (l.get() == &lane || !l->active.load(std::memory_order_relaxed) ||
-        !l->healthy.load(std::memory_order_relaxed)) {
-      continue;
-    }
-    if (l->running.load(std::memory_order_relaxed) - l->borrowed.load(std::memory_order_relaxed) <
-        options_.max_tasks_per_device) {
+    if (l.get() != &lane && l->Eligible() && l->OwnSlotFree(options_.max_tasks_per_device)) {
       return true;
     }
   }
@@ -571,15 +572,10 @@ int Scheduler::PreemptionTarget(const Job& job) const {
   int best = -1;
   int best_critical = 0;
   for (const auto& l : lanes_) {
-    if (!l->active.load(std::memory_order_relaxed) ||
-        !l->healthy.load(std::memory_order_relaxed) || (job.failed_mask >> l->position & 1)) {
-      continue;
-    }
-    const int borrowed = l->borrowed.load(std::memory_order_relaxed);
-    if (l->running.load(std::memory_order_relaxed) - borrowed < options_.max_tasks_per_device) {
-      return -1;  // a free slot: ordinary placement
-    }
-    if (!l->can_preempt || borrowed > 0 || l->preemptible.load(std::memory_order_relaxed) == 0) {
+    if (!l->Eligible() || (job.failed_mask >> l->position & 1)) continue;
+    if (l->OwnSlotFree(options_.max_tasks_per_device)) return -1;  // ordinary placement
+    if (!l->can_preempt || l->borrowed.load(std::memory_order_relaxed) > 0 ||
+        l->preemptible.load(std::memory_order_relaxed) == 0) {
       continue;
     }
     if (job.memory_requirement > 0 &&
@@ -619,16 +615,9 @@ void Scheduler::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
 }
 
 void Scheduler::FlushParked() {
-  std::vector<DynamicBatcher*> batchers;
-  {
-    absl::ReaderMutexLock lock(&batchers_mu_);
-    for (const auto& [key, mb] : batchers_) {
-      if (mb->batcher != nullptr) batchers.push_back(mb->batcher.get());
-    }
-  }
   const absl::Time now = clock_->Now();
-  for (DynamicBatcher* b : batchers) {
-    std::vector<Job*> jobs = b->TakeParked();
+  for (ModelBatcher* mb : ActiveBatchers()) {
+    std::vector<Job*> jobs = mb->batcher->TakeParked();
     if (!jobs.empty()) EmitBatch(std::move(jobs), now);
   }
 }

@@ -164,6 +164,9 @@ class Scheduler final : public InferSubmitter {
   // The row cap for `sig` from options_.optimal_batch_size; 0: none known.
   int64_t BatchRowLimit(const ModelSignature& sig) const;
   void RefreshBatchLimits();
+  // The batchers of models that batch. Entries of batchers_ are never
+  // removed, so the pointers stay valid for the scheduler's life.
+  std::vector<ModelBatcher*> ActiveBatchers() const;
   void PlaceAndPush(Job* job, absl::Time now);
   ModelBatcher* BatcherFor(const std::shared_ptr<const Model>& model);
   int PositionOf(int device_index) const;
