@@ -84,6 +84,8 @@ class Stream {
 
   // Runs `fn` on a host thread after all work enqueued before it. `fn`
   // receives the first asynchronous error seen on the stream (OK if none).
+  // A CUDA fault is sticky (every later callback sees it); a host stream
+  // reports an op's error once, to the next callback or Synchronize.
   // `fn` must not block for long nor call back into device APIs that wait
   // on this stream. Takes ownership of `fn`.
   virtual absl::Status ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) = 0;

@@ -80,12 +80,13 @@ class HostStream final : public Stream {
     return absl::OkStatus();
   }
 
+  // The callback takes the error of the ops before it (see error_).
   absl::Status ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) override {
     Enqueue([this, fn = std::move(fn)]() mutable -> absl::Status {
       absl::Status st;
       {
         absl::MutexLock lock(&mu_);
-        st = error_;
+        st = std::exchange(error_, absl::OkStatus());
       }
       std::move(fn)(std::move(st));
       return absl::OkStatus();
@@ -99,7 +100,7 @@ class HostStream final : public Stream {
   absl::Status Synchronize() override {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &HostStream::IdleLocked));
-    return error_;
+    return std::exchange(error_, absl::OkStatus());
   }
 
   void* native_handle() override { return nullptr; }
@@ -156,6 +157,10 @@ class HostStream final : public Stream {
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool running_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // The first error of an op since the last ThenCallback or Synchronize,
+  // which takes it: a failed op (a model's exception, say) fails the work
+  // it belongs to, not every later user of the stream. A host device has
+  // no context to lose, unlike a CUDA device's sticky faults.
   absl::Status error_ ABSL_GUARDED_BY(mu_);
 
   std::thread worker_;

@@ -85,6 +85,15 @@ class Model {
 // Returns the builtin models that need no files: identity, add, scale.
 std::vector<std::shared_ptr<const Model>> BuiltinModels();
 
+// Marks `status` (not OK) as raised by the model's own code: an exception
+// inside a torch model, a plugin's refusal. Such an error is the request's,
+// not the device's: the scheduler neither retries it elsewhere nor counts
+// it against the device's health. The code and message are kept.
+absl::Status ModelError(absl::Status status);
+
+// True when `status` was marked by ModelError.
+bool IsModelError(const absl::Status& status);
+
 }  // namespace inferd
 
 #endif  // INFERD_CORE_MODELS_MODEL_H_

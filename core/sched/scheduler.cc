@@ -19,8 +19,10 @@ namespace {
 constexpr int kMaxDevices = 64;
 constexpr int kMaxRetriesLimit = 16;
 
-// Errors another device (or a later attempt) may not repeat.
+// Errors another device (or a later attempt) may not repeat. A model's own
+// error (an exception in its code) would repeat anywhere.
 bool IsRetryable(const absl::Status& s) {
+  if (IsModelError(s)) return false;
   switch (s.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnavailable:
@@ -34,8 +36,10 @@ bool IsRetryable(const absl::Status& s) {
   }
 }
 
-// Errors that count against the device's health (memory pressure does not).
+// Errors that count against the device's health (memory pressure and a
+// model's own errors do not).
 bool IsDeviceFault(const absl::Status& s) {
+  if (IsModelError(s)) return false;
   switch (s.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnavailable:

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "core/device/host_kernels.h"
 #include "gtest/gtest.h"
 
 namespace inferd {
@@ -55,6 +56,29 @@ TEST_P(HostDeviceTest, CopiesRunInOrderAndCallbackSeesThem) {
   done.WaitForNotification();
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(dst[i], 2 * i);
   dev.FreeRaw(*buf);
+}
+
+// Verifies that a failed op fails the callback after it and no later one:
+// a model's exception must not poison the stream for every later request.
+TEST_P(HostDeviceTest, OpErrorReachesTheNextCallbackOnly) {
+  HostDevice dev(Options(GetParam()));
+  Stream& s = dev.stream(0);
+  ASSERT_TRUE(EnqueueOnHostStream(s, [] { return absl::InternalError("model raised"); }).ok());
+  absl::Status first;
+  absl::Status second;
+  absl::Notification done;
+  ASSERT_TRUE(s.ThenCallback([&](absl::Status st) { first = std::move(st); }).ok());
+  ASSERT_TRUE(s.ThenCallback([&](absl::Status st) {
+                 second = std::move(st);
+                 done.Notify();
+               }).ok());
+  done.WaitForNotification();
+  EXPECT_EQ(first.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(first.message(), "model raised");
+  EXPECT_TRUE(second.ok()) << second;
+  ASSERT_TRUE(EnqueueOnHostStream(s, [] { return absl::DataLossError("bad"); }).ok());
+  EXPECT_EQ(s.Synchronize().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(s.Synchronize().ok());
 }
 
 // Verifies that a stream waiting on an event runs nothing until the work
