@@ -1,14 +1,6 @@
 #include "core/models/mlp_cuda_library.h"
 
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <climits>
-#include <cstdlib>
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 
 namespace inferd {
 namespace {
@@ -30,36 +22,20 @@ absl::Status FromCode(int32_t code, const char* message) {
   }
 }
 
-std::string ExeDir() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "";
-  buf[n] = '\0';
-  return std::filesystem::path(buf).parent_path().string();
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> MlpCudaLibrary::Load(
     const std::string& path) {
-  void* dl = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (dl == nullptr) {
-    const char* why = ::dlerror();
-    return absl::FailedPreconditionError(
-        absl::StrCat("mlp CUDA library cannot be loaded: ", why != nullptr ? why : "dlopen failed"));
-  }
+  absl::StatusOr<std::unique_ptr<DynamicLibrary>> dl =
+      DynamicLibrary::Open(path, "mlp CUDA library");
+  if (!dl.ok()) return dl.status();
   std::shared_ptr<MlpCudaLibrary> lib(new MlpCudaLibrary());
-  lib->path_ = path;
-  lib->dl_ = dl;
-  auto version = reinterpret_cast<inferd_mlp_cuda_api_version_fn>(
-      ::dlsym(dl, "inferd_mlp_cuda_api_version"));
-  lib->create_ = reinterpret_cast<inferd_mlp_cuda_create_fn>(::dlsym(dl, "inferd_mlp_cuda_create"));
-  lib->execute_ =
-      reinterpret_cast<inferd_mlp_cuda_execute_fn>(::dlsym(dl, "inferd_mlp_cuda_execute"));
-  lib->destroy_ =
-      reinterpret_cast<inferd_mlp_cuda_destroy_fn>(::dlsym(dl, "inferd_mlp_cuda_destroy"));
-  lib->get_stats_ =
-      reinterpret_cast<inferd_mlp_cuda_get_stats_fn>(::dlsym(dl, "inferd_mlp_cuda_get_stats"));
+  lib->dl_ = *std::move(dl);
+  auto version = lib->dl_->Find<inferd_mlp_cuda_api_version_fn>("inferd_mlp_cuda_api_version");
+  lib->create_ = lib->dl_->Find<inferd_mlp_cuda_create_fn>("inferd_mlp_cuda_create");
+  lib->execute_ = lib->dl_->Find<inferd_mlp_cuda_execute_fn>("inferd_mlp_cuda_execute");
+  lib->destroy_ = lib->dl_->Find<inferd_mlp_cuda_destroy_fn>("inferd_mlp_cuda_destroy");
+  lib->get_stats_ = lib->dl_->Find<inferd_mlp_cuda_get_stats_fn>("inferd_mlp_cuda_get_stats");
   if (version == nullptr) {
     return absl::FailedPreconditionError("mlp CUDA library lacks inferd_mlp_cuda_api_version");
   }
@@ -75,36 +51,12 @@ absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> MlpCudaLibrary::Load(
   return std::shared_ptr<const MlpCudaLibrary>(std::move(lib));
 }
 
-std::vector<std::string> MlpCudaLibrary::SearchPath() {
-  if (const char* env = std::getenv("INFERD_MLP_CUDA_LIB"); env != nullptr && *env != '\0') {
-    return {env};
-  }
-  std::vector<std::string> paths;
-  const std::string exe_dir = ExeDir();
-  if (!exe_dir.empty()) {
-    paths.push_back(absl::StrCat(exe_dir, "/../lib/", kLibraryName));
-    paths.push_back(absl::StrCat(exe_dir, "/", kLibraryName));
-  }
-#ifdef INFERD_MLP_CUDA_BUILD_LIB_DIR
-  paths.push_back(absl::StrCat(INFERD_MLP_CUDA_BUILD_LIB_DIR, "/", kLibraryName));
-#endif
-  return paths;
-}
-
 absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> MlpCudaLibrary::LoadDefault() {
-  const std::vector<std::string> paths = SearchPath();
-  for (const std::string& path : paths) {
-    std::error_code ec;
-    if (std::filesystem::exists(path, ec)) return Load(path);
-  }
-  return absl::FailedPreconditionError(
-      absl::StrCat("mlp on CUDA needs ", kLibraryName,
-                   " (set INFERD_MLP_CUDA_LIB, or install it in <bin>/../lib); tried ",
-                   absl::StrJoin(paths, ", ")));
-}
-
-MlpCudaLibrary::~MlpCudaLibrary() {
-  if (dl_ != nullptr) ::dlclose(dl_);
+  absl::StatusOr<std::string> path =
+      FindBackendLibrary(kLibraryName, "INFERD_MLP_CUDA_LIB", "", "mlp on CUDA",
+                         "set INFERD_MLP_CUDA_LIB, or install it in <bin>/../lib");
+  if (!path.ok()) return path.status();
+  return Load(*path);
 }
 
 absl::StatusOr<void*> MlpCudaLibrary::Create(const inferd_mlp_cuda_options& options) const {

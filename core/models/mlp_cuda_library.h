@@ -10,11 +10,11 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/device/cuda/mlp/mlp_cuda_api.h"
+#include "core/models/dynamic_library.h"
 
 namespace inferd {
 
@@ -24,16 +24,11 @@ class MlpCudaLibrary {
   // opened, lacks a function or has another API version.
   static absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> Load(const std::string& path);
 
-  // Returns the places searched for the library, in order: $INFERD_MLP_CUDA_LIB
-  // when set (then only it), else <exe_dir>/../lib/, <exe_dir>/ and the
-  // build tree's lib/ folder.
-  static std::vector<std::string> SearchPath();
-
-  // Loads the first library of SearchPath() that exists.
-  // FAILED_PRECONDITION listing what was tried when none does.
+  // Loads the first library that exists of BackendLibrarySearchPath
+  // (dynamic_library.h) with $INFERD_MLP_CUDA_LIB. FAILED_PRECONDITION when
+  // none does.
   static absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> LoadDefault();
 
-  ~MlpCudaLibrary();
   MlpCudaLibrary(const MlpCudaLibrary&) = delete;
   MlpCudaLibrary& operator=(const MlpCudaLibrary&) = delete;
 
@@ -48,13 +43,12 @@ class MlpCudaLibrary {
   // Returns the instance's graph/eager counters.
   inferd_mlp_cuda_stats Stats(void* handle) const;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return dl_->path(); }
 
  private:
   MlpCudaLibrary() = default;
 
-  std::string path_;
-  void* dl_ = nullptr;
+  std::unique_ptr<DynamicLibrary> dl_;
   inferd_mlp_cuda_create_fn create_ = nullptr;
   inferd_mlp_cuda_execute_fn execute_ = nullptr;
   inferd_mlp_cuda_destroy_fn destroy_ = nullptr;

@@ -1,12 +1,11 @@
 #include "core/models/plugin_model.h"
 
-#include <dlfcn.h>
-
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/device/host_kernels.h"
 #include "core/models/declared_signature.h"
+#include "core/models/dynamic_library.h"
 #include "inferd/plugin_api.h"
 
 namespace inferd {
@@ -24,22 +23,15 @@ static_assert(INFERD_DTYPE_BYTES == static_cast<int>(DataType::kBytes));
 class PluginLibrary {
  public:
   static absl::StatusOr<std::shared_ptr<const PluginLibrary>> Load(const std::string& path) {
-    void* dl = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (dl == nullptr) {
-      const char* why = ::dlerror();
-      return absl::FailedPreconditionError(absl::StrCat(
-          "plugin.library cannot be loaded: ", why != nullptr ? why : "dlopen failed"));
-    }
-    std::shared_ptr<PluginLibrary> lib(new PluginLibrary(dl));
-    auto version =
-        reinterpret_cast<inferd_plugin_api_version_fn>(::dlsym(dl, "inferd_plugin_api_version"));
-    lib->create = reinterpret_cast<inferd_plugin_create_fn>(::dlsym(dl, "inferd_plugin_create"));
-    lib->execute =
-        reinterpret_cast<inferd_plugin_execute_fn>(::dlsym(dl, "inferd_plugin_execute"));
-    lib->destroy =
-        reinterpret_cast<inferd_plugin_destroy_fn>(::dlsym(dl, "inferd_plugin_destroy"));
-    lib->last_error =
-        reinterpret_cast<inferd_plugin_last_error_fn>(::dlsym(dl, "inferd_plugin_last_error"));
+    absl::StatusOr<std::unique_ptr<DynamicLibrary>> dl =
+        DynamicLibrary::Open(path, "plugin.library");
+    if (!dl.ok()) return dl.status();
+    std::shared_ptr<PluginLibrary> lib(new PluginLibrary(*std::move(dl)));
+    auto version = lib->dl_->Find<inferd_plugin_api_version_fn>("inferd_plugin_api_version");
+    lib->create = lib->dl_->Find<inferd_plugin_create_fn>("inferd_plugin_create");
+    lib->execute = lib->dl_->Find<inferd_plugin_execute_fn>("inferd_plugin_execute");
+    lib->destroy = lib->dl_->Find<inferd_plugin_destroy_fn>("inferd_plugin_destroy");
+    lib->last_error = lib->dl_->Find<inferd_plugin_last_error_fn>("inferd_plugin_last_error");
     if (version == nullptr || lib->create == nullptr || lib->execute == nullptr ||
         lib->destroy == nullptr || lib->last_error == nullptr) {
       return absl::FailedPreconditionError(
@@ -55,7 +47,6 @@ class PluginLibrary {
     return std::shared_ptr<const PluginLibrary>(std::move(lib));
   }
 
-  ~PluginLibrary() { ::dlclose(dl_); }
   PluginLibrary(const PluginLibrary&) = delete;
   PluginLibrary& operator=(const PluginLibrary&) = delete;
 
@@ -83,8 +74,8 @@ class PluginLibrary {
   inferd_plugin_last_error_fn last_error = nullptr;
 
  private:
-  explicit PluginLibrary(void* dl) : dl_(dl) {}
-  void* const dl_;
+  explicit PluginLibrary(std::unique_ptr<DynamicLibrary> dl) : dl_(std::move(dl)) {}
+  const std::unique_ptr<DynamicLibrary> dl_;
 };
 
 namespace {
