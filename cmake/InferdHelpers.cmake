@@ -1,7 +1,8 @@
 # Small helpers that give one target per component with explicit deps.
 #
 #   inferd_cc_library(NAME core_config SRCS a.cc HDRS a.h DEPS absl::status)
-#   inferd_cc_test(NAME config_test SRCS config_test.cc DEPS core_config [LABELS gpu])
+#   inferd_cc_test(NAME config_test SRCS config_test.cc DEPS core_config [LABELS gpu]
+#                  [PROPERTIES ctest properties of every test, e.g. FIXTURES_REQUIRED x])
 #   inferd_cc_binary(NAME inferd SRCS main.cc DEPS ...)
 
 set(INFERD_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter)
@@ -33,15 +34,19 @@ function(inferd_cc_binary)
 endfunction()
 
 function(inferd_cc_test)
-  cmake_parse_arguments(A "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(A "" "NAME" "SRCS;DEPS;LABELS;PROPERTIES" ${ARGN})
   add_executable(${A_NAME} ${A_SRCS})
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_options(${A_NAME} PRIVATE ${INFERD_WARNINGS})
   target_compile_definitions(${A_NAME} PRIVATE
     INFERD_BINARY_DIR="${PROJECT_BINARY_DIR}" INFERD_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   set_target_properties(${A_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests)
+  set(_props ${A_PROPERTIES})
   if(A_LABELS)
-    gtest_discover_tests(${A_NAME} PROPERTIES LABELS "${A_LABELS}" DISCOVERY_TIMEOUT 60)
+    list(APPEND _props LABELS "${A_LABELS}")
+  endif()
+  if(_props)
+    gtest_discover_tests(${A_NAME} PROPERTIES ${_props} DISCOVERY_TIMEOUT 60)
   else()
     gtest_discover_tests(${A_NAME} DISCOVERY_TIMEOUT 60)
   endif()

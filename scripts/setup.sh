@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   prometheus
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-pytest
+  libtorch-dev python3-torch
   yamllint clang-14
 )
 

@@ -199,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   if (!config.models.repository.empty()) {
     ModelRepositoryOptions repository_options;
     repository_options.devices = impl->device_ptrs;
+    repository_options.torch_backend_library = config.models.torch_backend_library;
     auto repository = ModelRepository::Open(config.models.repository, repository_options);
     if (!repository.ok()) return repository.status();
     impl->repository = *std::move(repository);

@@ -522,6 +522,11 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->models.repository; },
           AnyString{}, "path",
           "Folder of <model>/config.yaml plus weights; \"\" serves builtin models only"),
+      Key("models.torch_backend_library",
+          [](auto* c) { return &c->models.torch_backend_library; },
+          AnyString{}, "path",
+          "The torch backend (libinferd_torch.so) for backend: torch models; \"\" looks in "
+          "<bin>/../lib, then beside the daemon"),
 
       // limits.*
       Key("limits.max_tensor_bytes",

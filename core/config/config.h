@@ -110,6 +110,7 @@ struct ScalingConfig {
 // models.*
 struct ModelsConfig {
   std::string repository;  // folder of <model>/config.yaml; "" = builtins only
+  std::string torch_backend_library;  // libinferd_torch.so; "" = beside the daemon
   bool operator==(const ModelsConfig&) const = default;
 };
 

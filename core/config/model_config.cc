@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "core/util/status_macros.h"
 
@@ -27,8 +28,18 @@ using config_internal::Got;
 using config_internal::IsPlainScalar;
 using config_internal::Quote;
 
-
-
+// The config section that holds a backend's settings.
+absl::string_view BackendSection(ModelBackend backend) {
+  switch (backend) {
+    case ModelBackend::kMlp:
+      return "mlp";
+    case ModelBackend::kPlugin:
+      return "plugin";
+    case ModelBackend::kTorch:
+      return "torch";
+  }
+  return "mlp";
+}
 
 absl::Status KeyError(absl::string_view path, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", problem));
@@ -274,6 +285,83 @@ absl::Status ReadPlugin(const YAML::Node& node, PluginBackendConfig* out) {
   return absl::OkStatus();
 }
 
+absl::Status ReadTorch(const YAML::Node& node, TorchBackendConfig* out, bool* has_warmup) {
+  RETURN_IF_ERROR(CheckMap(node, "torch", {"file", "format", "instances_per_device", "warmup"}));
+  if (!node["file"]) return KeyError("torch.file", "required");
+  RETURN_IF_ERROR(ReadString(node["file"], "torch.file", &out->file));
+  if (const YAML::Node format = node["format"]; format) {
+    RETURN_IF_ERROR(ReadEnum<TorchFormat>(
+        format, "torch.format",
+        {{"aoti", TorchFormat::kAoti}, {"torchscript", TorchFormat::kTorchScript}}, &out->format));
+  } else {
+    const absl::string_view file = out->file;
+    if (absl::EndsWith(file, ".pt2")) {
+      out->format = TorchFormat::kAoti;
+    } else if (absl::EndsWith(file, ".pt") || absl::EndsWith(file, ".pth") ||
+               absl::EndsWith(file, ".ts") || absl::EndsWith(file, ".torchscript")) {
+      out->format = TorchFormat::kTorchScript;
+    } else {
+      return KeyError("torch.format",
+                      absl::StrCat("required: ", Quote(out->file),
+                                   " ends in neither .pt2 (aoti) nor .pt, .pth, .ts (torchscript)"));
+    }
+  }
+  if (const YAML::Node n = node["instances_per_device"]; n) {
+    int64_t v = 0;
+    RETURN_IF_ERROR(ReadInt(n, "torch.instances_per_device", 1, kMaxTorchInstances, &v));
+    out->instances_per_device = static_cast<int>(v);
+  }
+  if (const YAML::Node warmup = node["warmup"]; warmup) {
+    *has_warmup = true;
+    if (!warmup.IsSequence()) {
+      return KeyError("torch.warmup", absl::StrCat("expected a list, got ", Got(warmup)));
+    }
+    if (warmup.size() > static_cast<size_t>(kMaxTorchWarmupSizes)) {
+      return KeyError("torch.warmup", absl::StrCat("has ", warmup.size(),
+                                                   " sizes; expected at most ",
+                                                   kMaxTorchWarmupSizes));
+    }
+    for (size_t i = 0; i < warmup.size(); ++i) {
+      int64_t v = 0;
+      RETURN_IF_ERROR(ReadInt(warmup[i], Item("torch.warmup", i), 1, kMaxModelBatchSize, &v));
+      out->warmup.push_back(static_cast<int>(v));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Cross-field rules for the torch backend.
+absl::Status CheckTorchSignature(ModelConfigSpec& spec, bool has_warmup) {
+  for (const auto* list : {&spec.inputs, &spec.outputs}) {
+    const char* name = list == &spec.inputs ? "inputs" : "outputs";
+    for (size_t i = 0; i < list->size(); ++i) {
+      const DataType dtype = (*list)[i].dtype;
+      if (dtype == DataType::kBytes || dtype == DataType::kUint16 ||
+          dtype == DataType::kUint32 || dtype == DataType::kUint64) {
+        return KeyError(Child(Item(name, i), "datatype"),
+                        absl::StrCat(DataTypeName(dtype),
+                                     " has no torch tensor type; backend torch takes BOOL, UINT8, "
+                                     "INT8..INT64, FP16, BF16, FP32, FP64"));
+      }
+    }
+  }
+  const int batch_cap = spec.max_batch_size > 0 ? spec.max_batch_size : 1;
+  if (!has_warmup) {
+    spec.torch.warmup = {1};
+    if (batch_cap > 1) spec.torch.warmup.push_back(batch_cap);
+  }
+  for (size_t i = 0; i < spec.torch.warmup.size(); ++i) {
+    if (spec.torch.warmup[i] > batch_cap) {
+      return KeyError(Item("torch.warmup", i),
+                      absl::StrCat(spec.torch.warmup[i], " is larger than ",
+                                   spec.max_batch_size > 0
+                                       ? absl::StrCat("max_batch_size (", spec.max_batch_size, ")")
+                                       : std::string("1 (the model does not batch)")));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Cross-field rules for the mlp backend that need no weights.
 absl::Status CheckMlpSignature(const ModelConfigSpec& spec) {
   if (spec.max_batch_size < 1) {
@@ -314,7 +402,7 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   const YAML::Node root = documents[0];
   RETURN_IF_ERROR(CheckMap(root, "",
                            {"name", "version", "backend", "max_batch_size", "dynamic_batching",
-                            "scheduling", "inputs", "outputs", "mlp", "plugin"}));
+                            "scheduling", "inputs", "outputs", "mlp", "plugin", "torch"}));
   ModelConfigSpec spec;
   if (const YAML::Node name = root["name"]; name) {
     RETURN_IF_ERROR(ReadString(name, "name", &spec.name));
@@ -331,10 +419,12 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
                                               " is not a valid version ([A-Za-z0-9_.-])"));
     }
   }
-  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin)");
-  RETURN_IF_ERROR(ReadEnum<ModelBackend>(
-      root["backend"], "backend", {{"mlp", ModelBackend::kMlp}, {"plugin", ModelBackend::kPlugin}},
-      &spec.backend));
+  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin | torch)");
+  RETURN_IF_ERROR(ReadEnum<ModelBackend>(root["backend"], "backend",
+                                         {{"mlp", ModelBackend::kMlp},
+                                          {"plugin", ModelBackend::kPlugin},
+                                          {"torch", ModelBackend::kTorch}},
+                                         &spec.backend));
   if (const YAML::Node mbs = root["max_batch_size"]; mbs) {
     int64_t v = 0;
     RETURN_IF_ERROR(ReadInt(mbs, "max_batch_size", 0, kMaxModelBatchSize, &v));
@@ -365,17 +455,30 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   RETURN_IF_ERROR(ReadTensors(root["inputs"], "inputs", &spec.inputs));
   RETURN_IF_ERROR(ReadTensors(root["outputs"], "outputs", &spec.outputs));
 
-  const bool has_mlp = static_cast<bool>(root["mlp"]);
-  const bool has_plugin = static_cast<bool>(root["plugin"]);
-  if (spec.backend == ModelBackend::kMlp) {
-    if (has_plugin) return KeyError("plugin", "only allowed with backend: plugin");
-    if (!has_mlp) return KeyError("mlp", "required with backend: mlp");
-    RETURN_IF_ERROR(ReadMlp(root["mlp"], &spec.mlp));
-    RETURN_IF_ERROR(CheckMlpSignature(spec));
-  } else {
-    if (has_mlp) return KeyError("mlp", "only allowed with backend: mlp");
-    if (!has_plugin) return KeyError("plugin", "required with backend: plugin");
-    RETURN_IF_ERROR(ReadPlugin(root["plugin"], &spec.plugin));
+  // Each backend has its own section, which the others must not carry.
+  const absl::string_view section = BackendSection(spec.backend);
+  for (absl::string_view other : {"mlp", "plugin", "torch"}) {
+    if (other == section) continue;
+    if (root[std::string(other)]) {
+      return KeyError(other, absl::StrCat("only allowed with backend: ", other));
+    }
+  }
+  const YAML::Node body = root[std::string(section)];
+  if (!body) return KeyError(section, absl::StrCat("required with backend: ", section));
+  switch (spec.backend) {
+    case ModelBackend::kMlp:
+      RETURN_IF_ERROR(ReadMlp(body, &spec.mlp));
+      RETURN_IF_ERROR(CheckMlpSignature(spec));
+      break;
+    case ModelBackend::kPlugin:
+      RETURN_IF_ERROR(ReadPlugin(body, &spec.plugin));
+      break;
+    case ModelBackend::kTorch: {
+      bool has_warmup = false;
+      RETURN_IF_ERROR(ReadTorch(body, &spec.torch, &has_warmup));
+      RETURN_IF_ERROR(CheckTorchSignature(spec, has_warmup));
+      break;
+    }
   }
   return spec;
 }
@@ -394,6 +497,10 @@ absl::string_view MlpActivationName(MlpActivation activation) {
       return "gelu_tanh";
   }
   return "none";
+}
+
+absl::string_view TorchFormatName(TorchFormat format) {
+  return format == TorchFormat::kAoti ? "aoti" : "torchscript";
 }
 
 bool IsValidModelName(absl::string_view name) {

@@ -7,7 +7,7 @@
 //
 //   name: demo_mlp              # optional; must equal the folder name
 //   version: "1"
-//   backend: mlp                # mlp | plugin
+//   backend: mlp                # mlp | plugin | torch
 //   max_batch_size: 64
 //   dynamic_batching: {preferred_batch_sizes: [8, 32], max_queue_delay_us: 500}
 //   scheduling: {preemptible: true}   # default false
@@ -20,6 +20,14 @@
 //     layers:
 //       - {weight: 0.weight, bias: 0.bias, activation: relu}
 //       - {weight: 2.weight, bias: 2.bias}
+//
+// or, for a PyTorch model (backend: torch):
+//
+//   torch:
+//     file: model.pt2            # AOTInductor package or TorchScript archive
+//     format: aoti               # aoti | torchscript; default from the file name
+//     instances_per_device: 1    # copies of the model per device
+//     warmup: [1, 8]             # batch sizes run at load
 //
 // Thread-safety: the functions here are pure and safe to call concurrently.
 #ifndef INFERD_CORE_CONFIG_MODEL_CONFIG_H_
@@ -36,7 +44,7 @@
 
 namespace inferd {
 
-enum class ModelBackend { kMlp, kPlugin };
+enum class ModelBackend { kMlp, kPlugin, kTorch };
 
 // Activation after a dense layer. kGelu is the exact (erf) GELU of
 // torch.nn.GELU(); kGeluTanh is nn.GELU(approximate="tanh").
@@ -87,6 +95,26 @@ struct PluginBackendConfig {
   std::vector<std::pair<std::string, std::string>> parameters;  // sorted by key
 };
 
+// torch.format: how torch.file was made.
+enum class TorchFormat {
+  kAoti,         // torch.export + aoti_compile_and_package (.pt2)
+  kTorchScript,  // torch.jit.script / trace + torch.jit.save (.pt)
+};
+
+// "aoti" | "torchscript".
+absl::string_view TorchFormatName(TorchFormat format);
+
+// torch.*
+struct TorchBackendConfig {
+  std::string file;  // relative to the model folder
+  TorchFormat format = TorchFormat::kTorchScript;  // from the file name unless set
+  int instances_per_device = 1;
+  // Batch sizes run once per instance at load (each input filled with
+  // zeros), which also checks the model against inputs/outputs. Unset:
+  // 1 and max_batch_size; [] runs none.
+  std::vector<int> warmup;
+};
+
 struct ModelConfigSpec {
   std::string name;  // "" when the file does not set it
   std::string version = "1";
@@ -99,6 +127,7 @@ struct ModelConfigSpec {
   std::vector<ModelTensorConfig> outputs;
   MlpBackendConfig mlp;        // set when backend == kMlp
   PluginBackendConfig plugin;  // set when backend == kPlugin
+  TorchBackendConfig torch;    // set when backend == kTorch
 };
 
 // Limits on what a config may declare.
@@ -106,6 +135,8 @@ inline constexpr int kMaxModelBatchSize = 1 << 20;
 inline constexpr int kMaxModelTensors = 64;
 inline constexpr int kMaxModelDims = 16;
 inline constexpr int kMaxMlpLayers = 256;
+inline constexpr int kMaxTorchInstances = 16;
+inline constexpr int kMaxTorchWarmupSizes = 16;
 inline constexpr int64_t kMaxModelConfigBytes = 1 << 20;
 
 // Returns true for a name made of [A-Za-z0-9_.-], 1..255 characters, not
@@ -117,12 +148,13 @@ bool IsValidModelName(absl::string_view name);
 // message starts with the key path, e.g. "mlp.layers[1].activation:
 // \"tanh\" is not one of none, relu, gelu, gelu_tanh" or
 // "inputs[0].dims[1]: 0 is out of range; expected -1 or >= 1".
-// Structural rules checked here: backend section present and the other
-// absent; at least one input and output with unique names; mlp needs
+// Structural rules checked here: the backend's section present and the
+// others absent; at least one input and output with unique names; mlp needs
 // max_batch_size >= 1, one input and one output of the mlp dtype, each of
 // rank 2 with dims [-1, features]; dynamic_batching needs
-// max_batch_size >= 1. Checks that need the weights (feature counts,
-// tensor names) are made by the loader.
+// max_batch_size >= 1; torch needs numeric datatypes torch has (no BYTES,
+// UINT16/32/64) and warmup sizes in [1, max_batch_size]. Checks that need
+// the weights or the model file are made by the loader.
 absl::StatusOr<ModelConfigSpec> ParseModelConfig(absl::string_view yaml_text);
 
 }  // namespace inferd

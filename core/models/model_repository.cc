@@ -18,6 +18,7 @@
 #include "core/models/mlp_model.h"
 #include "core/models/plugin_model.h"
 #include "core/models/safetensors.h"
+#include "core/models/torch_model.h"
 #include "core/util/status_macros.h"
 
 namespace inferd {
@@ -192,6 +193,14 @@ absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> ModelRepository::MlpCuda()
   return mlp_cuda_;
 }
 
+absl::StatusOr<std::shared_ptr<const TorchLibrary>> ModelRepository::Torch() const {
+  absl::MutexLock lock(&mu_);
+  if (torch_ == nullptr) {
+    ASSIGN_OR_RETURN(torch_, TorchLibrary::LoadDefault(options_.torch_backend_library));
+  }
+  return torch_;
+}
+
 absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_view name) const {
   ASSIGN_OR_RETURN(ModelConfigSpec spec, ReadConfig(name));
   ASSIGN_OR_RETURN(const std::string dir, ModelDir(name));
@@ -218,6 +227,24 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
     ASSIGN_OR_RETURN(std::unique_ptr<MlpModel> model,
                      MlpModel::Create(*std::move(sig), *std::move(network), devices, cuda,
                                       MlpOptions{spec.mlp.cuda_graphs}));
+    return std::shared_ptr<const Model>(std::move(model));
+  }
+
+  if (spec.backend == ModelBackend::kTorch) {
+    absl::StatusOr<std::string> file = ResolveInside(dir, spec.torch.file, "torch.file");
+    if (!file.ok()) return WithPrefix(file.status(), prefix);
+    absl::StatusOr<ModelSignature> sig =
+        DeclaredSignature(spec, name, TorchPlatform(spec.torch.format));
+    if (!sig.ok()) return WithPrefix(sig.status(), prefix);
+    absl::StatusOr<std::shared_ptr<const TorchLibrary>> lib = Torch();
+    if (!lib.ok()) return WithPrefix(lib.status(), prefix);
+    TorchModelOptions torch;
+    torch.file = *std::move(file);
+    torch.format = spec.torch.format;
+    torch.instances_per_device = spec.torch.instances_per_device;
+    torch.warmup = spec.torch.warmup;
+    ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model,
+                     TorchModel::Create(*std::move(sig), torch, devices, *std::move(lib)));
     return std::shared_ptr<const Model>(std::move(model));
   }
 

@@ -28,6 +28,7 @@
 #include "core/device/device.h"
 #include "core/models/mlp_cuda_library.h"
 #include "core/models/model.h"
+#include "core/models/torch_library.h"
 
 namespace inferd {
 
@@ -35,8 +36,11 @@ struct ModelRepositoryOptions {
   // Where loaded models run (borrowed; must outlive every loaded model).
   std::vector<Device*> devices;
   // libinferd_mlp_cuda.so for mlp models on GPUs; "" searches
-  // MlpCudaLibrary::SearchPath() on first need.
+  // BackendLibrarySearchPath (dynamic_library.h) on first need.
   std::string mlp_cuda_library;
+  // libinferd_torch.so for torch models (models.torch_backend_library); ""
+  // searches beside the daemon on first need.
+  std::string torch_backend_library;
   // Largest weights file read into memory.
   uint64_t max_weights_bytes = 64ull << 30;
 };
@@ -73,6 +77,7 @@ class ModelRepository {
   // Returns the realpath of model `name`'s folder (checks as Load).
   absl::StatusOr<std::string> ModelDir(absl::string_view name) const;
   absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> MlpCuda() const;
+  absl::StatusOr<std::shared_ptr<const TorchLibrary>> Torch() const;
 
   // Constant after construction.
   const std::string root_;  // realpath
@@ -81,6 +86,7 @@ class ModelRepository {
 
   mutable absl::Mutex mu_;
   mutable std::shared_ptr<const MlpCudaLibrary> mlp_cuda_ ABSL_GUARDED_BY(mu_);
+  mutable std::shared_ptr<const TorchLibrary> torch_ ABSL_GUARDED_BY(mu_);
 };
 
 // Resolves `relative` (a path from a config, under key `key`) inside the

@@ -44,6 +44,17 @@ plugin:
   parameters: {zeta: last, alpha: 1, mid: "x y"}
 )";
 
+constexpr char kTorch[] = R"(
+backend: torch
+max_batch_size: 16
+inputs:
+  - {name: image, datatype: FP16, dims: [-1, 3, 224, 224]}
+outputs:
+  - {name: logits, datatype: FP16, dims: [-1, 1000]}
+torch:
+  file: resnet50.pt2
+)";
+
 std::string Edit(const std::string& base, const std::string& from, const std::string& to) {
   std::string out = absl::StrReplaceAll(base, {{from, to}});
   EXPECT_NE(out, base) << "edit did not apply: " << from;
@@ -106,6 +117,35 @@ TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   EXPECT_EQ(spec->plugin.parameters,
             (std::vector<P>{{"alpha", "1"}, {"mid", "x y"}, {"zeta", "last"}}));
   EXPECT_EQ(spec->inputs[1].dtype, DataType::kBytes);
+}
+
+TEST(ModelConfigTest, ParsesTorchConfigWithDefaults) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kTorch);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->backend, ModelBackend::kTorch);
+  EXPECT_EQ(spec->torch.file, "resnet50.pt2");
+  EXPECT_EQ(spec->torch.format, TorchFormat::kAoti);
+  EXPECT_EQ(spec->torch.instances_per_device, 1);
+  EXPECT_EQ(spec->torch.warmup, (std::vector<int>{1, 16}));
+}
+
+// Verifies that the format follows the file name unless set, and that the
+// warmup list is taken as written ([] runs none).
+TEST(ModelConfigTest, TorchFormatAndWarmupAsWritten) {
+  const std::string ts = Edit(kTorch, "file: resnet50.pt2", "file: model.pt");
+  EXPECT_EQ(ParseModelConfig(ts)->torch.format, TorchFormat::kTorchScript);
+  const std::string forced = Edit(kTorch, "file: resnet50.pt2",
+                                  "file: weird.bin\n  format: torchscript\n  warmup: []\n"
+                                  "  instances_per_device: 3");
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(forced);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->torch.format, TorchFormat::kTorchScript);
+  EXPECT_TRUE(spec->torch.warmup.empty());
+  EXPECT_EQ(spec->torch.instances_per_device, 3);
+  const std::string unbatched = Edit(kTorch, "max_batch_size: 16\n", "");
+  EXPECT_EQ(ParseModelConfig(Edit(unbatched, "[-1, 3, 224, 224]", "[1, 3, 224, 224]"))
+                ->torch.warmup,
+            (std::vector<int>{1}));
 }
 
 TEST(ModelConfigTest, MlpDefaultsToFp32AndNoActivation) {
@@ -210,6 +250,26 @@ std::vector<ErrorCase> ErrorCases() {
        "inputs: expected a list, got a map"},
       {"syntax error", "name: [unclosed\n", "YAML syntax error at line"},
       {"two documents", m + "---\nname: other\n", "config.yaml holds 2 YAML documents"},
+      {"torch without file", Edit(kTorch, "file: resnet50.pt2", "format: aoti"),
+       "torch.file: required"},
+      {"torch unknown extension", Edit(kTorch, "resnet50.pt2", "resnet50.onnx"),
+       "torch.format: required: \"resnet50.onnx\" ends in neither"},
+      {"torch bad format", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  format: onnx"),
+       "torch.format: \"onnx\" is not one of aoti, torchscript"},
+      {"torch instances", Edit(kTorch, "file: resnet50.pt2",
+                               "file: a.pt2\n  instances_per_device: 0"),
+       "torch.instances_per_device: 0 is out of range [1, 16]"},
+      {"torch warmup above max", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  warmup: [1, 32]"),
+       "torch.warmup[1]: 32 is larger than max_batch_size (16)"},
+      {"torch warmup not list", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  warmup: 8"),
+       "torch.warmup: expected a list"},
+      {"torch bytes input", Edit(kTorch, "datatype: FP16, dims: [-1, 3", "datatype: BYTES, dims: [-1, 3"),
+       "inputs[0].datatype: BYTES has no torch tensor type"},
+      {"torch uint32 output", Edit(kTorch, "{name: logits, datatype: FP16", "{name: logits, datatype: UINT32"),
+       "outputs[0].datatype: UINT32 has no torch tensor type"},
+      {"torch section with mlp", m + "torch: {file: a.pt}\n", "torch: only allowed with backend: torch"},
+      {"torch unknown key", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  threads: 4"),
+       "torch.threads: unknown key"},
   };
 }
 

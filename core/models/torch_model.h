@@ -1,0 +1,91 @@
+// TorchModel: the `torch` backend. Serves a PyTorch model exported as an
+// AOTInductor package (.pt2: torch.export + aoti_compile_and_package) or a
+// TorchScript archive (.pt: torch.jit.script/trace + torch.jit.save),
+// through libinferd_torch.so (TorchLibrary). The signature comes from
+// config.yaml (declared_signature.h rules); each device gets
+// `instances_per_device` TorchScript copies, an execution using copy
+// (stream id mod copies), or one AOTInductor loader with a runner per
+// device stream (at least instances_per_device), so that no execution
+// waits for another's runner.
+//
+// On CUDA devices Execute calls the library on the calling thread with the
+// slot's cudaStream_t: inputs are the execution's device buffers, wrapped
+// without a copy; the model's kernels and the copies of its outputs into
+// the output buffers are enqueued on that stream. On host devices the call
+// runs on the host stream's worker, in stream order.
+//
+// Errors: an exception inside the model is INTERNAL marked as ModelError
+// (model.h): the request fails, the device stays healthy, nothing retries.
+// Out of memory is RESOURCE_EXHAUSTED (retried per the scheduler's rules).
+//
+// Thread-safety: immutable after Create; Validate and Execute may be
+// called concurrently.
+#ifndef INFERD_CORE_MODELS_TORCH_MODEL_H_
+#define INFERD_CORE_MODELS_TORCH_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/config/model_config.h"
+#include "core/models/model.h"
+#include "core/models/torch_library.h"
+
+namespace inferd {
+
+struct TorchModelOptions {
+  std::string file;  // resolved, absolute
+  TorchFormat format = TorchFormat::kTorchScript;
+  int instances_per_device = 1;
+  std::vector<int> warmup;  // batch sizes run once per copy at load
+};
+
+// "pytorch_libtorch" (TorchScript, Triton's name) or "pytorch_aoti".
+absl::string_view TorchPlatform(TorchFormat format);
+
+class TorchModel final : public Model {
+ public:
+  // Loads the model on each of `devices` (borrowed; must outlive the model)
+  // and runs the warmup batches, which also check the model against its
+  // config. Errors name the model and the config key (torch.file,
+  // torch.warmup, inputs, outputs), never a server path: the library's
+  // load errors (TorchLibrary::LoadModel), and INVALID_ARGUMENT when a
+  // warmup batch fails.
+  static absl::StatusOr<std::unique_ptr<TorchModel>> Create(
+      ModelSignature signature, const TorchModelOptions& options,
+      absl::Span<Device* const> devices, std::shared_ptr<const TorchLibrary> library);
+  ~TorchModel() override;
+
+  // inferd::Model
+  const ModelSignature& signature() const override { return signature_; }
+  absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams& params,
+                        absl::Span<TensorDesc> outputs) const override;
+  absl::Status Execute(Stream& stream, absl::Span<const DeviceTensor> inputs,
+                       const ModelParams& params,
+                       absl::Span<const DeviceTensor> outputs) const override;
+
+ private:
+  TorchModel(ModelSignature signature, std::shared_ptr<const TorchLibrary> library,
+             int instances);
+
+  // Enqueues copy `instance`'s run on `stream`; errors start with the
+  // model's name when `name_model`.
+  absl::Status Run(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
+                   absl::Span<const DeviceTensor> outputs, bool name_model) const;
+  // Runs each of `sizes` once per copy on `device` and waits for it.
+  absl::Status Warmup(Device& device, absl::Span<const int> sizes) const;
+
+  // Constant after construction.
+  const ModelSignature signature_;
+  const std::shared_ptr<const TorchLibrary> library_;
+  const int instances_;
+  const std::string error_prefix_;  // "model '<name>': "
+  absl::flat_hash_map<const Device*, void*> handles_;  // filled by Create only
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_MODELS_TORCH_MODEL_H_

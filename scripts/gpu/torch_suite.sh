@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The torch backend on a GPU machine with PyTorch: builds libinferd_torch.so
+# against that PyTorch, checks that AOTInductor packages load, runs the
+# backend's tests on the GPU, exports the acceptance models (.pt and .pt2),
+# checks them served through ModelInfer against Python, and benchmarks.
+#
+#   bash scripts/gpu/torch_suite.sh STEP...
+#
+# Steps: info build probe tests export[=SET,SET] check[=pt|pt2] bench=MODEL[,MODEL]
+# (SETs and MODELs as in torch_export.py and torch_bench.py). The daemon,
+# inferctl and the test binaries come from $INFERD_BIN_DIR (a relocatable
+# package made on a build host; docs/DEVELOPMENT.md). Work files go to
+# $TORCH_WORK (default /tmp/inferd-torch), logs and JSON to $OUT.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${OUT:-$root/gpu-out}
+work=${TORCH_WORK:-/tmp/inferd-torch}
+bin=${INFERD_BIN_DIR:-${GPU_BUNDLE:?set INFERD_BIN_DIR}/bin}
+mkdir -p "$out" "$work"
+export GPU_BUNDLE=${GPU_BUNDLE:-$(dirname "$bin")}
+export INFERD_TORCH_LIB=$work/build-torch/lib/libinferd_torch.so
+export INFERD_TORCH_PYTHON=$(command -v python3)
+export INFERD_TORCH_FIXTURES_SCRIPT=$root/tests/backends/torch/make_torch_fixtures.py
+export INFERD_TORCH_FIXTURES_DIR=$work/fixtures
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+rc=0
+
+step() {  # name, command...: runs it, logs to $out/<name>.log, keeps going
+  local name=$1; shift
+  local start=$SECONDS
+  echo "=== $name" | tee -a "$out/summary.txt"
+  if "$@" >"$out/$name.log" 2>&1; then
+    echo "--- $name: ok ($((SECONDS - start)) s)" | tee -a "$out/summary.txt"
+  else
+    local r=$?; rc=1
+    echo "--- $name: FAILED rc=$r ($((SECONDS - start)) s)" | tee -a "$out/summary.txt"
+    tail -25 "$out/$name.log"
+  fi
+  grep -hE '^\[  (PASSED|FAILED) |^\{' "$out/$name.log" | tail -40 >>"$out/summary.txt"
+}
+
+build() {
+  local prefix
+  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  if cmake -S "$root/backends/torch" -B "$work/build-torch" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$prefix" && cmake --build "$work/build-torch"; then
+    ls -l "$INFERD_TORCH_LIB"
+    return
+  fi
+  # Where the wheel's CMake config cannot be used, the compiler line that
+  # torch.utils.cpp_extension would give.
+  echo "cmake failed; building with the compiler directly"
+  local flags
+  flags=$(python3 - <<'PY'
+import torch, torch.utils.cpp_extension as c
+try:
+    inc, lib = c.include_paths(device_type="cuda"), c.library_paths(device_type="cuda")
+except TypeError:
+    inc, lib = c.include_paths(cuda=True), c.library_paths(cuda=True)
+abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
+print(" ".join(["-I" + p for p in inc] + ["-L" + p for p in lib] +
+               ["-Wl,-rpath," + p for p in lib] + ["-D_GLIBCXX_USE_CXX11_ABI=%d" % abi]))
+PY
+)
+  mkdir -p "$(dirname "$INFERD_TORCH_LIB")"
+  # shellcheck disable=SC2086
+  g++ -O2 -std=c++17 -shared -fPIC -fvisibility=hidden -DINFERD_TORCH_WITH_CUDA=1 -I"$root" \
+    -I/usr/local/cuda/include $flags "$root/backends/torch/torch_backend.cc" \
+    -lc10 -lc10_cuda -ltorch -ltorch_cpu -ltorch_cuda -o "$INFERD_TORCH_LIB"
+}
+
+# A repository of the exported models of one format that exported fully.
+repo_of() {  # format
+  local repo=$work/repo_$1
+  rm -rf "$repo"; mkdir -p "$repo"
+  for d in "$work"/export/repo/*_"$1"; do
+    [[ -f $d/config.yaml ]] && cp -r "$d" "$repo/"
+  done
+  echo "$repo"
+}
+
+check() {  # format
+  local repo port=50173
+  repo=$(repo_of "$1")
+  ls "$repo"
+  "$bin/inferd" --grpc-listen=127.0.0.1:$port --metrics-listen= --model-repository="$repo" \
+    2>"$out/check_$1_inferd.log" &
+  local pid=$!
+  for _ in $(seq 900); do
+    "$bin/inferd" healthcheck --grpc-target=127.0.0.1:$port >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || { echo "inferd exited:"; tail -20 "$out/check_$1_inferd.log"; return 1; }
+    sleep 0.2
+  done
+  local r=0
+  "$bin/torch_serve_check" --target=127.0.0.1:$port --cases="$work/export/cases" \
+    $(ls "$repo") || r=1
+  kill -TERM $pid; wait $pid || r=1
+  return $r
+}
+
+for s in "$@"; do
+  case $s in
+    info) step info bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.version.cuda)"; g++ --version | head -1; nproc' ;;
+    build) step build build ;;
+    probe) step probe python3 "$root/scripts/gpu/torch_aoti_probe.py" "$work/probe" ;;
+    tests)
+      step torch_model_test "$bin/torch_model_test"
+      step torch_integration_test env INFERD_TEST_USE_GPU=1 INFERD_BIN_DIR="$bin" \
+        "$bin/torch_integration_test" ;;
+    export|export=*)
+      sets=${s#export}; sets=${sets#=}
+      step export python3 "$root/scripts/gpu/torch_export.py" "$work/export" ${sets//,/ } ;;
+    check=*) step "check_${s#check=}" check "${s#check=}" ;;
+    bench=*)
+      IFS=, read -ra models <<<"${s#bench=}"
+      for m in "${models[@]}"; do
+        step "bench_$m" env OUT="$out" python3 "$root/scripts/gpu/torch_bench.py" "$work/export" "$m"
+      done ;;
+    *) echo "unknown step $s"; rc=2 ;;
+  esac
+done
+exit $rc
