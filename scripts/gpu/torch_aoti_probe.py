@@ -10,6 +10,7 @@ torch.export + aoti_compile_and_package, then loads and runs each package
 in a child process (a crash must not end the probe) under each variant:
   default     plain python3
   preload     LD_PRELOAD of the libstdc++ that g++ links against
+  package_env the library path of a shell that sourced inferd's package
 Prints one JSON object per check and a summary at the end.
 """
 import json
@@ -84,6 +85,8 @@ print("ok", tuple(y.shape))
 print("maps", sorted({l.split()[-1] for l in open("/proc/self/maps") if "libstdc++" in l}))
 '''
 variants = {"default": {}}
+if os.environ.get("INFERD_LD_LIBRARY_PATH"):  # as a shell with inferd's package set up
+    variants["package_env"] = {"LD_LIBRARY_PATH": os.environ["INFERD_LD_LIBRARY_PATH"]}
 preload = facts["gxx_libstdcxx"]
 if os.path.isabs(preload) and os.path.exists(preload):
     variants["preload"] = {"LD_PRELOAD": os.path.realpath(preload)}

@@ -27,6 +27,9 @@ levels = [int(c) for c in (sys.argv[3] if len(sys.argv) > 3 else "1,8,32,128,256
 secs = float(os.environ.get("BENCH_SECONDS", "6"))
 clients = int(os.environ.get("BENCH_CLIENTS", "4"))
 bin_dir = os.path.join(os.environ["GPU_BUNDLE"], "bin")
+# inferd and inferctl run with the package's libraries (INFERD_LD_LIBRARY_PATH).
+tool_env = dict(os.environ, LD_LIBRARY_PATH=os.environ.get("INFERD_LD_LIBRARY_PATH",
+                                                           os.environ.get("LD_LIBRARY_PATH", "")))
 port = int(os.environ.get("BENCH_PORT", "50191"))
 fmt = model.rsplit("_", 1)[1]
 base = model.rsplit("_", 1)[0]
@@ -118,14 +121,16 @@ torch.cuda.empty_cache()
 # The daemon, serving only this model.
 repo = tempfile.mkdtemp()
 shutil.copytree(os.path.join(export_dir, "repo", model), os.path.join(repo, model))
-log = open(os.path.join(os.environ.get("OUT", "/tmp"), "bench_%s_inferd.log" % model), "w")
+log = open(os.path.join(os.environ.get("BENCH_LOG_DIR", "/tmp"), "bench_%s_inferd.log" % model),
+           "w")
 daemon = subprocess.Popen([os.path.join(bin_dir, "inferd"), "--grpc-listen=127.0.0.1:%d" % port,
                            "--metrics-listen=127.0.0.1:%d" % (port + 1),
-                           "--model-repository=" + repo], stderr=log)
+                           "--model-repository=" + repo], stderr=log, env=tool_env)
 try:
     for _ in range(600):
         if subprocess.run([os.path.join(bin_dir, "inferd"), "healthcheck",
-                           "--grpc-target=127.0.0.1:%d" % port], capture_output=True).returncode == 0:
+                           "--grpc-target=127.0.0.1:%d" % port], capture_output=True,
+                          env=tool_env).returncode == 0:
             break
         if daemon.poll() is not None:
             raise SystemExit("inferd exited; see its log")
@@ -142,7 +147,8 @@ try:
                                    "--target=127.0.0.1:%d" % port, "bench", model] + spec_args +
                                   ["--concurrency=%d" % ((c + n - 1) // n), "--warmup=2",
                                    "--duration=%g" % secs, "--json"],
-                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+                                  stdout=subprocess.PIPE, text=True, env=tool_env)
+                 for _ in range(n)]
         results = [json.loads(p.communicate()[0].strip().splitlines()[-1])["result"] for p in procs]
         smi.terminate()
         util = [float(v) for v in smi.communicate()[0].split() if v.strip()]

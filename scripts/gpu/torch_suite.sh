@@ -6,23 +6,34 @@
 #
 #   bash scripts/gpu/torch_suite.sh STEP...
 #
-# Steps: info build probe tests export[=SET,SET] check[=pt|pt2] bench=MODEL[,MODEL]
+# Steps: info build probe tests export[=SET,SET] export_bg=SET,SET export_wait
+#        check=pt|pt2 bench=MODEL[,MODEL]
 # (SETs and MODELs as in torch_export.py and torch_bench.py). The daemon,
 # inferctl and the test binaries come from $INFERD_BIN_DIR (a relocatable
 # package made on a build host; docs/DEVELOPMENT.md). Work files go to
-# $TORCH_WORK (default /tmp/inferd-torch), logs and JSON to $OUT.
+# $TORCH_WORK (default /tmp/inferd-torch), logs and JSON to $TORCH_WORK/out;
+# when $OUT is set, summary.txt and a tarball of the logs are refreshed
+# there after every step (a run cut short still leaves them).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out=${OUT:-$root/gpu-out}
 work=${TORCH_WORK:-/tmp/inferd-torch}
+out=$work/out
 bin=${INFERD_BIN_DIR:-${GPU_BUNDLE:?set INFERD_BIN_DIR}/bin}
 mkdir -p "$out" "$work"
 export GPU_BUNDLE=${GPU_BUNDLE:-$(dirname "$bin")}
-export INFERD_TORCH_LIB=$work/build-torch/lib/libinferd_torch.so
+export INFERD_TORCH_LIB=${INFERD_TORCH_LIB:-$work/build-torch/lib/libinferd_torch.so}
 export INFERD_TORCH_PYTHON=$(command -v python3)
 export INFERD_TORCH_FIXTURES_SCRIPT=$root/tests/backends/torch/make_torch_fixtures.py
 export INFERD_TORCH_FIXTURES_DIR=$work/fixtures
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# The package's libraries serve inferd and its tools; Python (and the
+# compilers it runs) get the library path as it was before, so that a
+# library of the package never stands in for one of PyTorch's.
+export INFERD_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
+py_ld=${LD_LIBRARY_PATH:-}
+py_ld=${py_ld#"$GPU_BUNDLE/lib:"}
+py_ld=${py_ld#"/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu:"}
+py() { env LD_LIBRARY_PATH="$py_ld" python3 "$@"; }
 rc=0
 
 step() {  # name, command...: runs it, logs to $out/<name>.log, keeps going
@@ -37,11 +48,18 @@ step() {  # name, command...: runs it, logs to $out/<name>.log, keeps going
     tail -25 "$out/$name.log"
   fi
   grep -hE '^\[  (PASSED|FAILED) |^\{' "$out/$name.log" | tail -40 >>"$out/summary.txt"
+  publish
+}
+
+publish() {
+  [[ -n ${OUT:-} ]] || return 0
+  cp "$out/summary.txt" "$OUT/summary.txt"
+  tar czf "$OUT/torch_suite_logs.tgz" -C "$out" . 2>/dev/null
 }
 
 build() {
   local prefix
-  prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  prefix=$(py -c 'import torch; print(torch.utils.cmake_prefix_path)')
   if cmake -S "$root/backends/torch" -B "$work/build-torch" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" && cmake --build "$work/build-torch"; then
     ls -l "$INFERD_TORCH_LIB"
@@ -51,7 +69,7 @@ build() {
   # torch.utils.cpp_extension would give.
   echo "cmake failed; building with the compiler directly"
   local flags
-  flags=$(python3 - <<'PY'
+  flags=$(py - <<'PY'
 import torch, torch.utils.cpp_extension as c
 try:
     inc, lib = c.include_paths(device_type="cuda"), c.library_paths(device_type="cuda")
@@ -100,21 +118,38 @@ check() {  # format
 
 for s in "$@"; do
   case $s in
-    info) step info bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.version.cuda)"; g++ --version | head -1; nproc' ;;
+    info) step info bash -c 'nvidia-smi -L; env LD_LIBRARY_PATH="'"$py_ld"'" python3 -c "import torch; print(torch.__version__, torch.version.cuda)"; g++ --version | head -1; nproc; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"' ;;
     build) step build build ;;
-    probe) step probe python3 "$root/scripts/gpu/torch_aoti_probe.py" "$work/probe" ;;
+    probe) step probe py "$root/scripts/gpu/torch_aoti_probe.py" "$work/probe" ;;
     tests)
+      step fixtures py "$INFERD_TORCH_FIXTURES_SCRIPT" "$INFERD_TORCH_FIXTURES_DIR"
       step torch_model_test "$bin/torch_model_test"
       step torch_integration_test env INFERD_TEST_USE_GPU=1 INFERD_BIN_DIR="$bin" \
         "$bin/torch_integration_test" ;;
     export|export=*)
       sets=${s#export}; sets=${sets#=}
-      step export python3 "$root/scripts/gpu/torch_export.py" "$work/export" ${sets//,/ } ;;
+      step export py "$root/scripts/gpu/torch_export.py" "$work/export" ${sets//,/ } ;;
+    # A long export in the background (its own session: it outlives this
+    # command while the machine stays up), and waiting for it.
+    export_bg=*)
+      sets=${s#export_bg=}
+      setsid nohup env LD_LIBRARY_PATH="$py_ld" python3 "$root/scripts/gpu/torch_export.py" \
+        "$work/export" ${sets//,/ } >"$work/export_bg.log" 2>&1 </dev/null &
+      echo $! >"$work/export_bg.pid"
+      echo "=== export_bg started: $sets" | tee -a "$out/summary.txt"
+      publish ;;
+    export_wait)
+      pid=$(cat "$work/export_bg.pid" 2>/dev/null)
+      while [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; do sleep 2; done
+      cp "$work/export_bg.log" "$out/export_bg.log" 2>/dev/null
+      grep -h '^{' "$work/export_bg.log" | tee -a "$out/summary.txt"
+      publish ;;
     check=*) step "check_${s#check=}" check "${s#check=}" ;;
     bench=*)
       IFS=, read -ra models <<<"${s#bench=}"
       for m in "${models[@]}"; do
-        step "bench_$m" env OUT="$out" python3 "$root/scripts/gpu/torch_bench.py" "$work/export" "$m"
+        step "bench_$m" env BENCH_LOG_DIR="$out" LD_LIBRARY_PATH="$py_ld" python3 "$root/scripts/gpu/torch_bench.py" \
+          "$work/export" "$m"
       done ;;
     *) echo "unknown step $s"; rc=2 ;;
   esac
