@@ -12,6 +12,7 @@ EXPORT_DIR is torch_export.py's output; MODEL a repository folder name
 inferctl}, and INFERD_TORCH_LIB naming the backend library. Prints JSON
 lines; the last one sums up the ratios.
 """
+import ctypes
 import json
 import os
 import shutil
@@ -20,7 +21,13 @@ import sys
 import tempfile
 import time
 
-import torch
+# An AOTInductor package's wrapper library carries its own static copy of
+# the C++ runtime; unless the process's shared libstdc++ is in the global
+# symbol scope first, the two copies meet in std::locale and the load
+# crashes (docs/MODELS.md, "AOTInductor packages in Python").
+ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+
+import torch  # noqa: E402
 
 export_dir, model = sys.argv[1], sys.argv[2]
 levels = [int(c) for c in (sys.argv[3] if len(sys.argv) > 3 else "1,8,32,128,256").split(",")]

@@ -16,12 +16,19 @@ OUT_DIR/repo/<set model>_<pt|pt2>/{config.yaml,model.pt|model.pt2}
 OUT_DIR/cases/<same name>/manifest.txt + .raw files (the fixtures format)
 OUT_DIR/export.json   one line per export: seconds, bytes, or the error
 """
+import ctypes
 import json
 import os
 import sys
 import time
 
-import torch
+# An AOTInductor package's wrapper library carries its own static copy of
+# the C++ runtime; unless the process's shared libstdc++ is in the global
+# symbol scope first, the two copies meet in std::locale and the load
+# crashes (docs/MODELS.md, "AOTInductor packages in Python").
+ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+
+import torch  # noqa: E402
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,14 +96,22 @@ def export(spec, out, formats, log):
                     shapes = {n: {0: batch} for n, _ in spec.inputs}
                     ep = torch.export.export(spec.module, (), kwargs=dict(spec.inputs),
                                              dynamic_shapes=shapes)
-                    program = ep.module()
                     torch._inductor.aoti_compile_and_package(ep, package_path=path)
+                    # The reference is the package itself, run from Python;
+                    # how far it is from the eager program is recorded too.
+                    program = torch._inductor.aoti_load_package(path)
+                    eager = flat(ep.module()(**dict(spec.inputs)))
                 outputs = flat(program(*args) if fmt == "pt" else program(**dict(spec.inputs)))
+                vs_eager = None
+                if fmt == "pt2":
+                    vs_eager = max(float((o.float() - e.float()).abs().max() /
+                                         e.float().abs().max().clamp_min(1e-30))
+                                   for o, e in zip(outputs, eager) if o.is_floating_point())
             with open(os.path.join(d, "config.yaml"), "w") as f:
                 f.write(config(spec, fmt, outputs))
             fx.write_case(out, name, spec.inputs, list(zip(spec.outputs, outputs)))
             record(log, model=name, seconds=round(time.time() - start, 1),
-                   bytes=os.path.getsize(path))
+                   bytes=os.path.getsize(path), package_vs_eager_rel_err=vs_eager)
         except Exception as e:  # noqa: BLE001
             record(log, model=name, seconds=round(time.time() - start, 1), error=repr(e)[:3000])
 
@@ -156,14 +171,14 @@ def specs(which):
                 m(torch.randn(32, 3, 224, 224, device=DEV))
         m = Wrap(m.eval().to(dt))
         yield Spec(which, m, [("x", torch.randn(2, 3, 224, 224, device=DEV, dtype=dt))],
-                   ["logits"], 128, 256)
+                   ["logits"], 128, 256, delay_us=100)
     elif which == "bert_fp16":
         from transformers import BertConfig, BertModel
         m = BertModel(BertConfig()).to(DEV).eval().half()
         ids = torch.randint(0, 30522, (2, 128), device=DEV)
         mask = torch.ones(2, 128, dtype=torch.int64, device=DEV)
         yield Spec(which, Bert(m), [("input_ids", ids), ("attention_mask", mask)],
-                   ["last_hidden_state", "pooler_output"], 64, 256)
+                   ["last_hidden_state", "pooler_output"], 64, 256, delay_us=100)
     else:
         raise SystemExit("unknown set " + which)
 

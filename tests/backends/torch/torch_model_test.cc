@@ -2,6 +2,7 @@
 // fixtures script, loaded through the model repository and run through
 // ExecuteOnDevice, match what torch computed; every load and run error
 // is a clear status that names the model and never a server path.
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -188,6 +189,10 @@ TEST_F(TorchModelTest, AotiPackageNeedsABackendThatLoadsThem) {
 }
 
 TEST_F(TorchModelTest, MissingBackendLibraryIsFailedPrecondition) {
+  // $INFERD_TORCH_LIB (set where the test runs against another build of
+  // the backend) would take precedence over the configured path.
+  const std::string saved = torch_testing::EnvOr("INFERD_TORCH_LIB", "");
+  ::unsetenv("INFERD_TORCH_LIB");
   std::unique_ptr<ModelRepository> repo =
       Open(FixturesDir() + "/repo", "/nonexistent/lib/libinferd_torch.so");
   absl::StatusOr<std::shared_ptr<const Model>> model = repo->Load("torch_mlp");
@@ -195,6 +200,7 @@ TEST_F(TorchModelTest, MissingBackendLibraryIsFailedPrecondition) {
   EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition) << model.status();
   EXPECT_THAT(model.status().message(), HasSubstr("backend: torch needs libinferd_torch.so"));
   EXPECT_THAT(model.status().message(), Not(HasSubstr("/nonexistent")));
+  if (!saved.empty()) ::setenv("INFERD_TORCH_LIB", saved.c_str(), 1);
 }
 
 }  // namespace
