@@ -116,7 +116,13 @@ absl::Status ReadEnum(const YAML::Node& node, absl::string_view path,
 }
 
 absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTensorConfig* out) {
-  RETURN_IF_ERROR(CheckMap(node, path, {"name", "datatype", "dims"}));
+  RETURN_IF_ERROR(CheckMap(node, path, {"name", "datatype", "dims", "label_filename"}));
+  if (const YAML::Node labels = node["label_filename"]; labels) {
+    if (path.rfind("outputs", 0) != 0) {
+      return KeyError(Child(path, "label_filename"), "only outputs have labels");
+    }
+    RETURN_IF_ERROR(ReadString(labels, Child(path, "label_filename"), &out->label_filename));
+  }
   for (absl::string_view required : {"name", "datatype", "dims"}) {
     if (!node[std::string(required)]) return KeyError(Child(path, required), "required");
   }
@@ -249,6 +255,17 @@ absl::Status ReadMlp(const YAML::Node& node, MlpBackendConfig* out) {
   return absl::OkStatus();
 }
 
+absl::Status ReadBuiltin(const YAML::Node& node, BuiltinBackendConfig* out) {
+  RETURN_IF_ERROR(CheckMap(node, "builtin", {"op"}));
+  if (!node["op"]) return KeyError("builtin.op", "required");
+  return ReadEnum<BuiltinOp>(node["op"], "builtin.op",
+                             {{"add_sub", BuiltinOp::kAddSub},
+                              {"string_add_sub", BuiltinOp::kStringAddSub},
+                              {"identity", BuiltinOp::kIdentity},
+                              {"repeat", BuiltinOp::kRepeat}},
+                             &out->op);
+}
+
 absl::Status ReadPlugin(const YAML::Node& node, PluginBackendConfig* out) {
   RETURN_IF_ERROR(CheckMap(node, "plugin", {"library", "parameters"}));
   if (!node["library"]) return KeyError("plugin.library", "required");
@@ -313,8 +330,9 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   }
   const YAML::Node root = documents[0];
   RETURN_IF_ERROR(CheckMap(root, "",
-                           {"name", "version", "backend", "max_batch_size", "dynamic_batching",
-                            "scheduling", "inputs", "outputs", "mlp", "plugin"}));
+                           {"name", "version", "backend", "decoupled", "max_batch_size",
+                            "dynamic_batching", "scheduling", "inputs", "outputs", "mlp",
+                            "plugin", "builtin"}));
   ModelConfigSpec spec;
   if (const YAML::Node name = root["name"]; name) {
     RETURN_IF_ERROR(ReadString(name, "name", &spec.name));
@@ -331,10 +349,15 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
                                               " is not a valid version ([A-Za-z0-9_.-])"));
     }
   }
-  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin)");
-  RETURN_IF_ERROR(ReadEnum<ModelBackend>(
-      root["backend"], "backend", {{"mlp", ModelBackend::kMlp}, {"plugin", ModelBackend::kPlugin}},
-      &spec.backend));
+  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin | builtin)");
+  RETURN_IF_ERROR(ReadEnum<ModelBackend>(root["backend"], "backend",
+                                         {{"mlp", ModelBackend::kMlp},
+                                          {"plugin", ModelBackend::kPlugin},
+                                          {"builtin", ModelBackend::kBuiltin}},
+                                         &spec.backend));
+  if (const YAML::Node decoupled = root["decoupled"]; decoupled) {
+    RETURN_IF_ERROR(ReadBool(decoupled, "decoupled", &spec.decoupled));
+  }
   if (const YAML::Node mbs = root["max_batch_size"]; mbs) {
     int64_t v = 0;
     RETURN_IF_ERROR(ReadInt(mbs, "max_batch_size", 0, kMaxModelBatchSize, &v));
@@ -365,17 +388,38 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   RETURN_IF_ERROR(ReadTensors(root["inputs"], "inputs", &spec.inputs));
   RETURN_IF_ERROR(ReadTensors(root["outputs"], "outputs", &spec.outputs));
 
-  const bool has_mlp = static_cast<bool>(root["mlp"]);
-  const bool has_plugin = static_cast<bool>(root["plugin"]);
-  if (spec.backend == ModelBackend::kMlp) {
-    if (has_plugin) return KeyError("plugin", "only allowed with backend: plugin");
-    if (!has_mlp) return KeyError("mlp", "required with backend: mlp");
-    RETURN_IF_ERROR(ReadMlp(root["mlp"], &spec.mlp));
-    RETURN_IF_ERROR(CheckMlpSignature(spec));
-  } else {
-    if (has_mlp) return KeyError("mlp", "only allowed with backend: mlp");
-    if (!has_plugin) return KeyError("plugin", "required with backend: plugin");
-    RETURN_IF_ERROR(ReadPlugin(root["plugin"], &spec.plugin));
+  // Exactly the backend's own section.
+  static constexpr std::pair<ModelBackend, const char*> kSections[] = {
+      {ModelBackend::kMlp, "mlp"}, {ModelBackend::kPlugin, "plugin"},
+      {ModelBackend::kBuiltin, "builtin"}};
+  for (const auto& [backend, section] : kSections) {
+    const bool present = static_cast<bool>(root[section]);
+    if (backend == spec.backend && !present) {
+      return KeyError(section, absl::StrCat("required with backend: ", section));
+    }
+    if (backend != spec.backend && present) {
+      return KeyError(section, absl::StrCat("only allowed with backend: ", section));
+    }
+  }
+  switch (spec.backend) {
+    case ModelBackend::kMlp:
+      RETURN_IF_ERROR(ReadMlp(root["mlp"], &spec.mlp));
+      RETURN_IF_ERROR(CheckMlpSignature(spec));
+      break;
+    case ModelBackend::kPlugin:
+      RETURN_IF_ERROR(ReadPlugin(root["plugin"], &spec.plugin));
+      break;
+    case ModelBackend::kBuiltin:
+      RETURN_IF_ERROR(ReadBuiltin(root["builtin"], &spec.builtin));
+      break;
+  }
+  if (spec.decoupled != (spec.backend == ModelBackend::kBuiltin &&
+                         spec.builtin.op == BuiltinOp::kRepeat)) {
+    return KeyError("decoupled", spec.decoupled ? "only builtin op repeat is decoupled"
+                                                : "builtin op repeat needs decoupled: true");
+  }
+  if (spec.decoupled && spec.has_dynamic_batching) {
+    return KeyError("dynamic_batching", "a decoupled model is not batched");
   }
   return spec;
 }

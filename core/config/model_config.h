@@ -7,7 +7,8 @@
 //
 //   name: demo_mlp              # optional; must equal the folder name
 //   version: "1"
-//   backend: mlp                # mlp | plugin
+//   backend: mlp                # mlp | plugin | builtin
+//   decoupled: false            # true: 0..N responses per request (builtin repeat)
 //   max_batch_size: 64
 //   dynamic_batching: {preferred_batch_sizes: [8, 32], max_queue_delay_us: 500}
 //   scheduling: {preemptible: true}   # default false
@@ -36,7 +37,14 @@
 
 namespace inferd {
 
-enum class ModelBackend { kMlp, kPlugin };
+enum class ModelBackend { kMlp, kPlugin, kBuiltin };
+
+// builtin.op: a computation inferd carries itself (Triton's quick-start
+// models): add_sub (OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1,
+// numeric), string_add_sub (the same on BYTES decimal strings), identity
+// (OUTPUT0 = INPUT0, any type), repeat (decoupled: one response per
+// element of IN, Triton's repeat_int32).
+enum class BuiltinOp { kAddSub, kStringAddSub, kIdentity, kRepeat };
 
 // Activation after a dense layer. kGelu is the exact (erf) GELU of
 // torch.nn.GELU(); kGeluTanh is nn.GELU(approximate="tanh").
@@ -50,6 +58,9 @@ struct ModelTensorConfig {
   std::string name;
   DataType dtype = DataType::kInvalid;
   std::vector<int64_t> dims;
+  // outputs only: class labels, one per line, relative to the model folder
+  // (classification answers "value:index:label").
+  std::string label_filename;
 };
 
 // dynamic_batching.* (used by the scheduler; present means enabled).
@@ -81,6 +92,11 @@ struct MlpBackendConfig {
   bool cuda_graphs = true;  // replay each stream's forward as a CUDA graph on GPUs
 };
 
+// builtin.*
+struct BuiltinBackendConfig {
+  BuiltinOp op = BuiltinOp::kAddSub;
+};
+
 // plugin.*
 struct PluginBackendConfig {
   std::string library;  // shared library, relative to the model folder
@@ -91,6 +107,7 @@ struct ModelConfigSpec {
   std::string name;  // "" when the file does not set it
   std::string version = "1";
   ModelBackend backend = ModelBackend::kMlp;
+  bool decoupled = false;  // 0..N responses per request (builtin repeat only)
   int max_batch_size = 0;  // 0: the model does not batch along dim 0
   bool has_dynamic_batching = false;
   DynamicBatchingConfig dynamic_batching;
@@ -99,6 +116,7 @@ struct ModelConfigSpec {
   std::vector<ModelTensorConfig> outputs;
   MlpBackendConfig mlp;        // set when backend == kMlp
   PluginBackendConfig plugin;  // set when backend == kPlugin
+  BuiltinBackendConfig builtin;  // set when backend == kBuiltin
 };
 
 // Limits on what a config may declare.
