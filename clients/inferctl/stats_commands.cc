@@ -109,14 +109,12 @@ std::string MeanUs(const inference::StatisticDuration& d) {
 }
 
 void PrintModels(const inference::ModelStatisticsResponse& r) {
-  std::printf("%-20s %-4s %9s %9s %7s %10s %10s %9s %9s %9s %9s  %s
-", "model", "ver",
+  std::printf("%-20s %-4s %9s %9s %7s %10s %10s %9s %9s %9s %9s  %s\n", "model", "ver",
               "success", "fail", "infers", "executions", "queue us", "input us", "infer us",
               "output us", "total us", "last inference");
   for (const auto& m : r.model_stats()) {
     const auto& s = m.inference_stats();
-    std::printf("%-20s %-4s %9lu %9lu %7lu %10lu %10s %9s %9s %9s %9s  %s
-", m.name().c_str(),
+    std::printf("%-20s %-4s %9lu %9lu %7lu %10lu %10s %9s %9s %9s %9s  %s\n", m.name().c_str(),
                 m.version().c_str(), U(s.success().count()), U(s.fail().count()),
                 U(m.inference_count()), U(m.execution_count()), MeanUs(s.queue()).c_str(),
                 MeanUs(s.compute_input()).c_str(), MeanUs(s.compute_infer()).c_str(),
@@ -125,8 +123,7 @@ void PrintModels(const inference::ModelStatisticsResponse& r) {
                                         : FormatTimeMs(static_cast<int64_t>(m.last_inference()))
                                               .c_str());
     for (const auto& b : m.batch_stats()) {
-      std::printf("  batch %-6lu executions %9lu  input %s us  infer %s us  output %s us
-",
+      std::printf("  batch %-6lu executions %9lu  input %s us  infer %s us  output %s us\n",
                   U(b.batch_size()), U(b.compute_infer().count()),
                   MeanUs(b.compute_input()).c_str(), MeanUs(b.compute_infer()).c_str(),
                   MeanUs(b.compute_output()).c_str());
