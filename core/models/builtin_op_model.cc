@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/models/declared_signature.h"
+#include "core/util/checked_math.h"
 
 namespace inferd {
 namespace {
@@ -39,56 +40,70 @@ absl::Status SameShape(const ModelSignature& sig, absl::Span<const TensorDesc> i
                                                  "'s shape"));
 }
 
-uint64_t Elements(const TensorDesc& d) {
-  uint64_t n = 1;
-  for (int64_t v : d.shape) n *= static_cast<uint64_t>(v);
-  return n;
-}
-
-// add_sub on the device: OUTPUT1 = INPUT1 * -1, then both sums.
-class AddSubModel final : public Model {
+// What every op model shares: the declared signature, its checks (then the
+// op's own, Check), and no device execution unless the op has one.
+class OpModel : public Model {
  public:
-  explicit AddSubModel(ModelSignature sig) : sig_(std::move(sig)) {}
+  explicit OpModel(ModelSignature sig) : sig_(std::move(sig)) {}
   const ModelSignature& signature() const override { return sig_; }
   absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
                         absl::Span<TensorDesc> outputs) const override {
     if (absl::Status st = ValidateDeclared(sig_, inputs, outputs); !st.ok()) return st;
-    outputs[0] = outputs[1] = inputs[0];
-    return SameShape(sig_, inputs);
+    return Check(inputs, outputs);
   }
+  absl::Status Execute(Stream&, absl::Span<const DeviceTensor>, const ModelParams&,
+                       absl::Span<const DeviceTensor>) const override {
+    return absl::InternalError(
+        absl::StrCat("model '", sig_.name, "' does not run on a device stream"));
+  }
+
+ protected:
+  // The op's checks after the declared ones; may refine `outputs`.
+  virtual absl::Status Check(absl::Span<const TensorDesc> inputs,
+                             absl::Span<TensorDesc> outputs) const = 0;
+
+  const ModelSignature sig_;
+};
+
+// add_sub on the device: OUTPUT1 = INPUT1 * -1, then both sums.
+class AddSubModel final : public OpModel {
+ public:
+  using OpModel::OpModel;
   absl::Status Execute(Stream& stream, absl::Span<const DeviceTensor> inputs, const ModelParams&,
                        absl::Span<const DeviceTensor> outputs) const override {
     Kernels& k = stream.device().kernels();
     const DataType dtype = inputs[0].desc->dtype;
-    const size_t n = Elements(*inputs[0].desc);
+    uint64_t n = 0;
+    (void)ShapeElementCount(inputs[0].desc->shape, &n);  // checked by Validate
     absl::Status st = k.Add(stream, dtype, inputs[0].data, inputs[1].data, outputs[0].data, n);
     if (st.ok()) st = k.Scale(stream, dtype, inputs[1].data, -1.0, outputs[1].data, n);
     if (st.ok()) st = k.Add(stream, dtype, inputs[0].data, outputs[1].data, outputs[1].data, n);
     return st;
   }
 
- private:
-  const ModelSignature sig_;
+ protected:
+  absl::Status Check(absl::Span<const TensorDesc> inputs,
+                     absl::Span<TensorDesc> outputs) const override {
+    outputs[0] = outputs[1] = inputs[0];
+    return SameShape(sig_, inputs);
+  }
 };
 
 // identity on the device (any type; BYTES keep their serialized layout).
-class IdentityOpModel final : public Model {
+class IdentityOpModel final : public OpModel {
  public:
-  explicit IdentityOpModel(ModelSignature sig) : sig_(std::move(sig)) {}
-  const ModelSignature& signature() const override { return sig_; }
-  absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
-                        absl::Span<TensorDesc> outputs) const override {
-    if (absl::Status st = ValidateDeclared(sig_, inputs, outputs); !st.ok()) return st;
-    outputs[0] = inputs[0];
-    return absl::OkStatus();
-  }
+  using OpModel::OpModel;
   absl::Status Execute(Stream& stream, absl::Span<const DeviceTensor> inputs, const ModelParams&,
                        absl::Span<const DeviceTensor> outputs) const override {
     return stream.CopyDeviceToDevice(outputs[0].data, inputs[0].data, inputs[0].desc->byte_size);
   }
 
- private:
-  const ModelSignature sig_;
+ protected:
+  absl::Status Check(absl::Span<const TensorDesc> inputs,
+                     absl::Span<TensorDesc> outputs) const override {
+    outputs[0] = inputs[0];
+    return absl::OkStatus();
+  }
 };
 
 // Splits serialized BYTES (4-byte little-endian length, then the bytes).
@@ -108,19 +123,9 @@ std::vector<std::string_view> SplitBytes(const HostTensor& t) {
 }
 
 // string_add_sub on the host: decimal integer strings in, strings out.
-class StringAddSubModel final : public Model {
+class StringAddSubModel final : public OpModel {
  public:
-  explicit StringAddSubModel(ModelSignature sig) : sig_(std::move(sig)) {}
-  const ModelSignature& signature() const override { return sig_; }
-  absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
-                        absl::Span<TensorDesc> outputs) const override {
-    if (absl::Status st = ValidateDeclared(sig_, inputs, outputs); !st.ok()) return st;
-    return SameShape(sig_, inputs);
-  }
-  absl::Status Execute(Stream&, absl::Span<const DeviceTensor>, const ModelParams&,
-                       absl::Span<const DeviceTensor>) const override {
-    return absl::InternalError("string_add_sub runs on the host");
-  }
+  using OpModel::OpModel;
   absl::Status ExecuteHost(absl::Span<const HostTensor> inputs, const ModelParams&,
                            HostOutputs& outputs) const override {
     const std::vector<std::string_view> a = SplitBytes(inputs[0]);
@@ -150,21 +155,24 @@ class StringAddSubModel final : public Model {
   }
 
  private:
+  absl::Status Check(absl::Span<const TensorDesc> inputs,
+                     absl::Span<TensorDesc>) const override {
+    return SameShape(sig_, inputs);
+  }
   static void Append(std::string* out, const std::string& s) {
     const uint32_t len = static_cast<uint32_t>(s.size());
     for (int b = 0; b < 4; ++b) out->push_back(static_cast<char>(len >> (8 * b)));
     out->append(s);
   }
-  const ModelSignature sig_;
 };
 
 // repeat (decoupled): one worker thread answers requests in arrival order.
 // Its state is shared with the thread, which may outlive the model: the
 // last reference to the model can go on the worker (a request it ended).
-class RepeatModel final : public Model {
+class RepeatModel final : public OpModel {
  public:
   explicit RepeatModel(ModelSignature sig)
-      : sig_(std::move(sig)), state_(std::make_shared<State>()) {
+      : OpModel(std::move(sig)), state_(std::make_shared<State>()) {
     worker_ = std::thread([state = state_] { Work(*state); });
   }
   ~RepeatModel() override {
@@ -177,16 +185,6 @@ class RepeatModel final : public Model {
     } else {
       worker_.join();
     }
-  }
-  const ModelSignature& signature() const override { return sig_; }
-  absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
-                        absl::Span<TensorDesc> outputs) const override {
-    if (absl::Status st = ValidateDeclared(sig_, inputs, outputs); !st.ok()) return st;
-    return SameShape(sig_, inputs);
-  }
-  absl::Status Execute(Stream&, absl::Span<const DeviceTensor>, const ModelParams&,
-                       absl::Span<const DeviceTensor>) const override {
-    return absl::InternalError("repeat is decoupled");
   }
   void ExecuteDecoupled(absl::Span<const HostTensor> inputs, const ModelParams&,
                         ResponseWriter* writer) const override {
@@ -211,6 +209,11 @@ class RepeatModel final : public Model {
     std::vector<uint32_t> delays_ms;
     uint32_t wait_ms = 0;
   };
+  absl::Status Check(absl::Span<const TensorDesc> inputs,
+                     absl::Span<TensorDesc>) const override {
+    return SameShape(sig_, inputs);
+  }
+
   struct State {
     absl::Mutex mu;
     std::deque<Request> queue ABSL_GUARDED_BY(mu);
@@ -243,7 +246,7 @@ class RepeatModel final : public Model {
 
   static absl::Status Answer(State& state, const Request& r) {
     for (size_t i = 0; i < r.values.size(); ++i) {
-      if (!Pause(state, r.delays_ms[i])) return absl::UnavailableError("the model was unloaded");
+      if (!Pause(state, r.delays_ms[i])) return absl::CancelledError("the model was unloaded");
       const int32_t out = r.values[i];
       const uint32_t idx = static_cast<uint32_t>(i);
       const TensorDesc out_desc{DataType::kInt32, {1}, sizeof(out)};
@@ -252,12 +255,11 @@ class RepeatModel final : public Model {
       if (absl::Status st = r.writer->Send(tensors); !st.ok()) return st;
     }
     if (r.wait_ms > 0 && !Pause(state, r.wait_ms)) {
-      return absl::UnavailableError("the model was unloaded");
+      return absl::CancelledError("the model was unloaded");
     }
     return absl::OkStatus();
   }
 
-  const ModelSignature sig_;
   const std::shared_ptr<State> state_;
   std::thread worker_;
 };

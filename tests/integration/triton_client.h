@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,6 +26,8 @@ namespace inferd::testing {
 
 // tritonclient's InferInput: raw bytes or a shared-memory range.
 struct InferInput {
+  InferInput(std::string n, std::vector<int64_t> s, std::string dt, std::string data = "")
+      : name(std::move(n)), shape(std::move(s)), datatype(std::move(dt)), raw(std::move(data)) {}
   std::string name;
   std::vector<int64_t> shape;
   std::string datatype;
@@ -36,6 +39,13 @@ struct InferInput {
 
 // tritonclient's InferRequestedOutput.
 struct RequestedOutput {
+  RequestedOutput(std::string n, int64_t classes = 0, std::string region = "",
+                  uint64_t byte_size = 0, uint64_t offset = 0)
+      : name(std::move(n)),
+        class_count(classes),
+        shm_region(std::move(region)),
+        shm_byte_size(byte_size),
+        shm_offset(offset) {}
   std::string name;
   int64_t class_count = 0;
   std::string shm_region;
