@@ -103,20 +103,22 @@ absl::Status ParseParams(const inference::ModelInferRequest& wire, InferRequest*
   return absl::OkStatus();
 }
 
-// The shared_memory_* parameters of one tensor; nullopt when it has none.
+// The shared_memory_* parameters of one tensor (`tensor`: "inputs[0]");
+// nullopt when it has none. Field names are built only for errors.
 absl::StatusOr<std::optional<SharedMemoryView>> ParseShm(const ParamMap& params,
-                                                        const std::string& field,
+                                                        absl::string_view tensor,
                                                         const SharedMemoryRegistry* shm) {
   auto region = params.find("shared_memory_region");
   if (region == params.end()) {
     for (const char* k : {"shared_memory_byte_size", "shared_memory_offset"}) {
       if (params.contains(k)) {
         return absl::InvalidArgumentError(
-            absl::StrCat(field, ".", k, ": set without shared_memory_region"));
+            absl::StrCat(tensor, ".parameters.", k, ": set without shared_memory_region"));
       }
     }
     return std::optional<SharedMemoryView>();
   }
+  const std::string field = absl::StrCat(tensor, ".parameters");
   if (region->second.parameter_choice_case() != inference::InferParameter::kStringParam) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".shared_memory_region: expected a string"));
@@ -169,8 +171,7 @@ absl::Status DecodeOutputs(const inference::ModelInferRequest& wire,
           absl::StrCat(field, ".name: output '", out.name(), "' requested twice"));
     }
     route.wanted = true;
-    absl::StatusOr<std::optional<SharedMemoryView>> view =
-        ParseShm(out.parameters(), absl::StrCat(field, ".parameters"), shm);
+    absl::StatusOr<std::optional<SharedMemoryView>> view = ParseShm(out.parameters(), field, shm);
     if (!view.ok()) return view.status();
     route.shm = *std::move(view);
     if (auto it = out.parameters().find("classification"); it != out.parameters().end()) {
@@ -242,8 +243,7 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
       return absl::InvalidArgumentError(
           absl::StrCat(field, ".shape: negative dimension or element count overflow"));
     }
-    absl::StatusOr<std::optional<SharedMemoryView>> view =
-        ParseShm(in.parameters(), field + ".parameters", shm);
+    absl::StatusOr<std::optional<SharedMemoryView>> view = ParseShm(in.parameters(), field, shm);
     if (!view.ok()) return view.status();
     if (view->has_value()) {
       if (in.has_contents()) {
@@ -399,7 +399,7 @@ absl::Status Classify(const ModelSignature& sig, int index, const TensorDesc& de
   const uint64_t per_entry = batch == 0 ? 0 : elements / batch;
   const uint64_t top = std::min<uint64_t>(static_cast<uint64_t>(k), per_entry);
   const std::vector<std::string>* labels =
-      static_cast<size_t>(index) < sig.labels.size() ? &sig.labels[index] : nullptr;
+      static_cast<size_t>(index) < sig.labels.size() ? &sig.labels[index].labels : nullptr;
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
   raw->clear();
   std::vector<uint64_t> order(per_entry);

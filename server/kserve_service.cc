@@ -205,7 +205,7 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
     out->set_name(s.name);
     out->set_data_type(WireType(s.dtype));
     FillDims(s, sig.max_batch_size, out);
-    if (i < sig.labels.size() && !sig.labels[i].empty()) out->set_label_filename("labels.txt");
+    if (i < sig.labels.size()) out->set_label_filename(sig.labels[i].file);
   }
   auto* group = c->add_instance_group();
   group->set_name(sig.name);

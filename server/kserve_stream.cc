@@ -120,7 +120,6 @@ void StreamInferReactor::OnReadDone(bool ok) {
   std::unique_ptr<inference::ModelInferRequest> got;
   {
     absl::MutexLock lock(&mu_);
-    read_outstanding_ = false;
     if (ok && !cancelled()) {
       got = std::move(reading_);
       ++running_;
@@ -128,11 +127,14 @@ void StreamInferReactor::OnReadDone(bool ok) {
       reads_done_ = true;
     }
   }
-  // May complete (and deliver) before it returns.
+  // May complete (and deliver) before it returns. The read stays
+  // outstanding until then, so the call cannot finish (and this reactor go)
+  // under it.
   if (got != nullptr) Submit(std::move(got));
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
+    read_outstanding_ = false;
     actions = NextLocked();
   }
   Apply(actions);
@@ -217,6 +219,7 @@ StreamInferReactor::Actions StreamInferReactor::NextLocked() {
   if (!writing_ && !queue_.empty() && !stopping) {
     writing_ = true;
     a.write = queue_.front().get();
+    a.more = queue_.size() > 1;
   }
   if ((reads_done_ || stopping) && !read_outstanding_ && running_ == 0 && !writing_ &&
       (queue_.empty() || stopping)) {
@@ -228,7 +231,13 @@ StreamInferReactor::Actions StreamInferReactor::NextLocked() {
 
 void StreamInferReactor::Apply(const Actions& actions) {
   if (actions.read != nullptr) StartRead(actions.read);
-  if (actions.write != nullptr) StartWrite(actions.write);
+  if (actions.write != nullptr) {
+    // With responses waiting behind it, gRPC may hold this one to send
+    // them together; the last one of a run goes out at once.
+    grpc::WriteOptions options;
+    if (actions.more) options.set_buffer_hint();
+    StartWrite(actions.write, options);
+  }
   if (actions.finish) {
     Finish(cancelled() ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
                        : grpc::Status::OK);

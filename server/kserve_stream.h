@@ -75,6 +75,7 @@ class StreamInferReactor final
   struct Actions {
     inference::ModelInferRequest* read = nullptr;
     Response* write = nullptr;
+    bool more = false;  // more responses wait behind `write`
     bool finish = false;
   };
   void Apply(const Actions& actions);

@@ -115,13 +115,16 @@ absl::Status ReadEnum(const YAML::Node& node, absl::string_view path,
                                      absl::StrJoin(names, ", ")));
 }
 
-absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTensorConfig* out) {
+// Reads one tensor; `labels` (outputs only; null for inputs) takes its
+// label_filename.
+absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTensorConfig* out,
+                        std::string* labels) {
   RETURN_IF_ERROR(CheckMap(node, path, {"name", "datatype", "dims", "label_filename"}));
-  if (const YAML::Node labels = node["label_filename"]; labels) {
-    if (path.rfind("outputs", 0) != 0) {
+  if (const YAML::Node file = node["label_filename"]; file) {
+    if (labels == nullptr) {
       return KeyError(Child(path, "label_filename"), "only outputs have labels");
     }
-    RETURN_IF_ERROR(ReadString(labels, Child(path, "label_filename"), &out->label_filename));
+    RETURN_IF_ERROR(ReadString(file, Child(path, "label_filename"), labels));
   }
   for (absl::string_view required : {"name", "datatype", "dims"}) {
     if (!node[std::string(required)]) return KeyError(Child(path, required), "required");
@@ -156,8 +159,11 @@ absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTe
   return absl::OkStatus();
 }
 
+// Reads inputs or outputs; `labels` (outputs only) gets one label file per
+// tensor.
 absl::Status ReadTensors(const YAML::Node& node, const std::string& path,
-                         std::vector<ModelTensorConfig>* out) {
+                         std::vector<ModelTensorConfig>* out,
+                         std::vector<std::string>* labels = nullptr) {
   if (!node) return KeyError(path, "required");
   if (!node.IsSequence()) return KeyError(path, absl::StrCat("expected a list, got ", Got(node)));
   if (node.size() == 0 || node.size() > static_cast<size_t>(kMaxModelTensors)) {
@@ -167,7 +173,10 @@ absl::Status ReadTensors(const YAML::Node& node, const std::string& path,
   std::set<std::string> names;
   for (size_t i = 0; i < node.size(); ++i) {
     ModelTensorConfig tensor;
-    RETURN_IF_ERROR(ReadTensor(node[i], Item(path, i), &tensor));
+    std::string label_file;
+    RETURN_IF_ERROR(
+        ReadTensor(node[i], Item(path, i), &tensor, labels != nullptr ? &label_file : nullptr));
+    if (labels != nullptr) labels->push_back(std::move(label_file));
     if (!names.insert(tensor.name).second) {
       return KeyError(Child(Item(path, i), "name"),
                       absl::StrCat(Quote(tensor.name), " is used twice"));
@@ -386,7 +395,8 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
     RETURN_IF_ERROR(ReadScheduling(scheduling, &spec.scheduling));
   }
   RETURN_IF_ERROR(ReadTensors(root["inputs"], "inputs", &spec.inputs));
-  RETURN_IF_ERROR(ReadTensors(root["outputs"], "outputs", &spec.outputs));
+  RETURN_IF_ERROR(
+      ReadTensors(root["outputs"], "outputs", &spec.outputs, &spec.output_label_files));
 
   // Exactly the backend's own section.
   static constexpr std::pair<ModelBackend, const char*> kSections[] = {

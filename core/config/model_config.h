@@ -58,9 +58,6 @@ struct ModelTensorConfig {
   std::string name;
   DataType dtype = DataType::kInvalid;
   std::vector<int64_t> dims;
-  // outputs only: class labels, one per line, relative to the model folder
-  // (classification answers "value:index:label").
-  std::string label_filename;
 };
 
 // dynamic_batching.* (used by the scheduler; present means enabled).
@@ -114,6 +111,10 @@ struct ModelConfigSpec {
   SchedulingConfig scheduling;
   std::vector<ModelTensorConfig> inputs;
   std::vector<ModelTensorConfig> outputs;
+  // outputs[i].label_filename: output i's class labels, one per line,
+  // relative to the model folder ("" = none); classification answers
+  // "value:index:label". One entry per output.
+  std::vector<std::string> output_label_files;
   MlpBackendConfig mlp;        // set when backend == kMlp
   PluginBackendConfig plugin;  // set when backend == kPlugin
   BuiltinBackendConfig builtin;  // set when backend == kBuiltin

@@ -50,9 +50,13 @@ struct ModelSignature {
   bool host_execution = false;
   // Instances per device (ModelConfig's instance_group count).
   int instance_count = 1;
-  // Outputs whose classes have labels (ModelConfig's label_filename):
-  // labels[i] holds output i's labels, empty when it has none.
-  std::vector<std::vector<std::string>> labels;
+  // Class labels of output i (classification), read from the file its
+  // config names (ModelConfig's label_filename); empty when it has none.
+  struct OutputLabels {
+    std::string file;
+    std::vector<std::string> labels;
+  };
+  std::vector<OutputLabels> labels;
 };
 
 // A concrete tensor description for one request.

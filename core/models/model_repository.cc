@@ -220,18 +220,20 @@ namespace {
 absl::Status ReadLabels(const std::string& dir, const ModelConfigSpec& spec,
                         ModelSignature* sig) {
   sig->labels.assign(spec.outputs.size(), {});
-  for (size_t i = 0; i < spec.outputs.size(); ++i) {
-    const std::string& file = spec.outputs[i].label_filename;
+  for (size_t i = 0; i < spec.output_label_files.size() && i < spec.outputs.size(); ++i) {
+    const std::string& file = spec.output_label_files[i];
     if (file.empty()) continue;
     const std::string key = absl::StrCat("outputs[", i, "].label_filename");
     ASSIGN_OR_RETURN(const std::string path, ResolveInside(dir, file, key));
     absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxLabelsBytes);
     if (!text.ok()) return WithPrefix(text.status(), absl::StrCat(key, ": "));
+    std::vector<std::string>& labels = sig->labels[i].labels;
     for (absl::string_view line : absl::StrSplit(*text, '\n')) {
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      sig->labels[i].emplace_back(line);
+      labels.emplace_back(line);
     }
-    while (!sig->labels[i].empty() && sig->labels[i].back().empty()) sig->labels[i].pop_back();
+    while (!labels.empty() && labels.back().empty()) labels.pop_back();
+    sig->labels[i].file = file;
   }
   return absl::OkStatus();
 }

@@ -197,6 +197,18 @@ TEST_F(KServeProtocolTest, StatisticsCountTrafficPerModel) {
   EXPECT_EQ(client_->GetInferenceStatistics("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Verifies that requests through the inferd.v1.Scheduler service (tasks)
+// count in the model's statistics like ModelInfer requests.
+TEST_F(KServeProtocolTest, SchedulerTasksCountInModelStatistics) {
+  const uint64_t before = Successes("scale");
+  testing::CommandResult r = testing::RunCommand(
+      {testing::InferctlBinary(), "--target=" + daemon_->process().target(), "tasks", "submit",
+       "scale", "--input=INPUT0:FP32:3:1,2,3", "--wait"},
+      absl::Seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Successes("scale"), before + 1);
+}
+
 TEST_F(KServeProtocolTest, UnaryInferOfADecoupledModelIsRefused) {
   auto r = client_->Infer("repeat_int32", {{"IN", {1}, "INT32", testing::Raw<int32_t>({1})},
                                            {"DELAY", {1}, "UINT32", testing::Raw<uint32_t>({0})},

@@ -151,7 +151,7 @@ TEST_F(ModelControlTest, ClassificationUsesTheLabelFile) {
             (std::vector<std::string>{"4.000000:1:dog", "3.000000:3:fish"}));
   auto config = c.GetModelConfig("labeled");
   ASSERT_TRUE(config.ok());
-  EXPECT_FALSE(config->config().output(0).label_filename().empty());
+  EXPECT_EQ(config->config().output(0).label_filename(), "labels.txt");
   EXPECT_EQ(daemon.Stop(), 0);
 }
 

@@ -238,7 +238,7 @@ TEST(ModelConfigTest, ParsesBuiltinDecoupledConfigWithLabels) {
   EXPECT_EQ(spec->backend, ModelBackend::kBuiltin);
   EXPECT_EQ(spec->builtin.op, BuiltinOp::kRepeat);
   EXPECT_TRUE(spec->decoupled);
-  EXPECT_EQ(spec->outputs[0].label_filename, "labels.txt");
+  EXPECT_EQ(spec->output_label_files, std::vector<std::string>{"labels.txt"});
 }
 
 TEST(ModelConfigTest, BuiltinConfigErrorsNameTheKey) {
