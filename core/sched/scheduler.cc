@@ -971,9 +971,16 @@ bool Scheduler::BeginMember(Lane& lane, Job* job, absl::Time now) {
 
 void Scheduler::StartJob(Lane& lane, Job* job, absl::Time now) {
   if (job->batch != nullptr) {
-    for (Job* m : job->batch->members) BeginMember(lane, m, now);
+    bool any_live = false;
+    for (Job* m : job->batch->members) any_live |= BeginMember(lane, m, now);
     job->start_time = now;
     ++job->attempts;
+    if (!any_live) {
+      // Every member was cancelled while queued: nothing to run.
+      job->start_time = absl::InfinitePast();
+      job->Complete(absl::CancelledError("every request of the batch was cancelled"));
+      return;
+    }
   } else if (!BeginMember(lane, job, now)) {
     job->start_time = absl::InfinitePast();
     job->Complete(absl::CancelledError("task cancelled"));

@@ -275,7 +275,7 @@ TEST_F(InferctlTest, StatsModelsShowsPerModelStatisticsAfterTraffic) {
   EXPECT_THAT(r.output, HasSubstr("batch 1"));
   r = Run({"stats", "models", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("\"inferenceStats\""));
+  EXPECT_THAT(r.output, HasSubstr("\"inference_stats\""));
   r = Run({"stats", "models", "--model=nope"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
 }

@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "inferd/v1/scheduler.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
 #include "tests/integration/shm_test_util.h"
 #include "tests/integration/triton_client.h"
@@ -25,6 +26,16 @@ using testing::InferInput;
 using testing::RequestedOutput;
 
 std::string Repository() { return std::string(INFERD_BINARY_DIR) + "/triton_models"; }
+
+// Polls `done` every 20 ms for up to 60 s.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 3000; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return done();
+}
 
 // The "simple" request of Triton's simple_grpc_infer_client: [1, 16] INT32.
 std::vector<InferInput> SimpleInputs(int32_t scale = 1) {
@@ -300,7 +311,7 @@ TEST_F(KServeProtocolTest, DecoupledModelStreamsEachResponseThenTheFinalFlag) {
 // Verifies that cancelling a stream drops its queued requests unrun: a
 // decoupled request holds the only slot while 1,000 more queue behind it.
 TEST_F(KServeProtocolTest, CancelledStreamDropsItsThousandQueuedRequests) {
-  const uint64_t before = Successes("simple_int8");
+  const uint64_t before = Successes("simple_identity");
   Collected got;
   client_->StartStream([&](const auto& r) { got.Add(r); });
   auto slow = client_->MakeRequest("repeat_int32",
@@ -310,25 +321,30 @@ TEST_F(KServeProtocolTest, CancelledStreamDropsItsThousandQueuedRequests) {
                                    {}, "slow");
   ASSERT_TRUE(client_->AsyncStreamInfer(slow));
   got.WaitFor(1);  // it runs: the slot is taken
-  std::vector<int8_t> a(16, 1);
+  // BYTES requests are not batched: each waits in the queue on its own.
   for (int i = 0; i < 1000; ++i) {
     ASSERT_TRUE(client_->AsyncStreamInfer(client_->MakeRequest(
-        "simple_int8",
-        {{"INPUT0", {1, 16}, "INT8", testing::Raw(a)}, {"INPUT1", {1, 16}, "INT8", testing::Raw(a)}},
-        {}, absl::StrCat("q", i))));
+        "simple_identity", {{"INPUT0", {1, 1}, "BYTES", testing::RawStrings({"x"})}}, {},
+        absl::StrCat("q", i))));
   }
+  // A write returns once the transport has the message: wait until the
+  // daemon has queued all 1,000 before cancelling.
+  auto scheduler = v1::Scheduler::NewStub(client_->channel());
+  ASSERT_TRUE(Eventually([&] {
+    v1::GetSchedulerStatsResponse stats;
+    grpc::ClientContext ctx;
+    return scheduler->GetSchedulerStats(&ctx, {}, &stats).ok() && stats.queued() >= 1000;
+  }));
   grpc::Status st = client_->StopStream(/*cancel=*/true);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED);
   // Every queued request ends (failed, as cancelled) and none ran.
-  for (int tries = 0; tries < 600; ++tries) {
-    auto stats = client_->GetInferenceStatistics("simple_int8");
-    ASSERT_TRUE(stats.ok());
-    if (stats->model_stats(0).inference_stats().fail().count() >= 1000) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  auto stats = client_->GetInferenceStatistics("simple_int8");
+  EXPECT_TRUE(Eventually([&] {
+    auto stats = client_->GetInferenceStatistics("simple_identity");
+    return stats.ok() && stats->model_stats(0).inference_stats().fail().count() >= 1000;
+  }));
+  auto stats = client_->GetInferenceStatistics("simple_identity");
   ASSERT_TRUE(stats.ok());
-  EXPECT_GE(stats->model_stats(0).inference_stats().fail().count(), 1000u);
+  EXPECT_EQ(stats->model_stats(0).inference_stats().fail().count(), 1000u);
   EXPECT_EQ(stats->model_stats(0).inference_stats().success().count(), before);
   EXPECT_TRUE(client_->Infer("simple", SimpleInputs()).ok());  // still serving
 }
@@ -401,10 +417,18 @@ TEST_F(KServeProtocolTest, RegionUnregisteredDuringARequestServesItToTheEnd) {
   client_->StartStream([&](const auto& r) { got.Add(r); });
   auto req = client_->MakeRequest("repeat_int32",
                                   {{"IN", {2}, "INT32", testing::Raw<int32_t>({41, 42})},
-                                   {"DELAY", {2}, "UINT32", testing::Raw<uint32_t>({300, 300})},
+                                   {"DELAY", {2}, "UINT32", testing::Raw<uint32_t>({0, 300})},
                                    {"WAIT", {1}, "UINT32", testing::Raw<uint32_t>({0})}},
                                   {{"OUT", 0, "live", 4, 0}, {"IDX", 0, "live", 4, 4}}, "live");
   ASSERT_TRUE(client_->AsyncStreamInfer(req));
+  got.WaitFor(1);  // the request runs and has written its first response
+  {
+    absl::MutexLock lock(&got.mu);
+    ASSERT_EQ(got.by_id["live"].size(), 1u);
+    ASSERT_TRUE(got.by_id["live"][0].error_message().empty())
+        << got.by_id["live"][0].error_message();
+  }
+  EXPECT_EQ(reinterpret_cast<const int32_t*>(out.data())[0], 41);
   ASSERT_TRUE(client_->UnregisterSystemSharedMemory("live").ok());
   got.WaitFor(2);
   EXPECT_TRUE(client_->StopStream().ok());

@@ -114,6 +114,7 @@ class TritonClient {
   grpc::Status StopStream(bool cancel = false);
 
   inference::GRPCInferenceService::Stub& stub() { return *stub_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext() const;
