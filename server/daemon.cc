@@ -299,6 +299,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   KServeOptions kserve_options;
   kserve_options.limits = config.limits;
   kserve_options.max_stream_held_responses = config.server.max_stream_held_responses;
+  kserve_options.instances_per_device = config.device.performance.max_tasks_per_device;
   kserve_options.repository = impl->repository_manager.get();
   kserve_options.shared_memory = impl->shared_memory.get();
   kserve_options.shared_memory_allowed =

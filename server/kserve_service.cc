@@ -209,7 +209,7 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
   }
   auto* group = c->add_instance_group();
   group->set_name(sig.name);
-  group->set_count(sig.instance_count);
+  group->set_count(options_.instances_per_device);
   group->set_kind(options_.has_cuda_device ? inference::ModelInstanceGroup::KIND_GPU
                                            : inference::ModelInstanceGroup::KIND_CPU);
   std::optional<BatchingPolicy> batching;

@@ -39,6 +39,9 @@ struct KServeOptions {
   bool shared_memory_allowed = true;
   // The daemon drives a CUDA device (ServerMetadata's cuda_shared_memory).
   bool has_cuda_device = false;
+  // Executions one device runs at once (max_tasks_per_device): what
+  // ModelConfig reports as instances per device.
+  int instances_per_device = 1;
   // The dynamic batching a model gets (ModelConfig's dynamic_batching);
   // null or nullopt: none.
   std::function<std::optional<BatchingPolicy>(const ModelSignature&)> batching;

@@ -118,26 +118,23 @@ StreamInferReactor::StreamInferReactor(const StreamInferContext& context)
 
 void StreamInferReactor::OnReadDone(bool ok) {
   std::unique_ptr<inference::ModelInferRequest> got;
-  {
-    absl::MutexLock lock(&mu_);
-    if (ok && !cancelled()) {
-      got = std::move(reading_);
-      ++running_;
-    } else {
-      reads_done_ = true;
-    }
-  }
-  // May complete (and deliver) before it returns. The read stays
-  // outstanding until then, so the call cannot finish (and this reactor go)
-  // under it.
-  if (got != nullptr) Submit(std::move(got));
   Actions actions;
   {
     absl::MutexLock lock(&mu_);
     read_outstanding_ = false;
+    if (ok && !cancelled()) {
+      got = std::move(reading_);
+      ++running_;  // holds the call open until the request delivers
+    } else {
+      reads_done_ = true;
+    }
     actions = NextLocked();
   }
+  // The next read starts before this request runs, so requests of one
+  // stream overlap on gRPC's threads.
   Apply(actions);
+  // Last: the request may complete inside, and the call then end.
+  if (got != nullptr) Submit(std::move(got));
 }
 
 void StreamInferReactor::Submit(std::unique_ptr<inference::ModelInferRequest> wire) {

@@ -48,8 +48,6 @@ struct ModelSignature {
   // The model computes on the host from host tensors (ExecuteHost), e.g.
   // because its output sizes depend on the data (BYTES results).
   bool host_execution = false;
-  // Instances per device (ModelConfig's instance_group count).
-  int instance_count = 1;
   // Class labels of output i (classification), read from the file its
   // config names (ModelConfig's label_filename); empty when it has none.
   struct OutputLabels {
