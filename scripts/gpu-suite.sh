@@ -34,6 +34,10 @@ for s in "${steps[@]}"; do
         [[ -x $bin/$t ]] && run "$t" "$bin/$t"; done ;;
     bench)
       [[ -x $bin/modelinfer_bench ]] && run modelinfer_bench "$bin/modelinfer_bench" --gpu
+      if [[ -x $bin/protocol_bench ]]; then
+        run protocol_bench "$bin/protocol_bench" --gpu
+        run protocol_bench_cudashm "$bin/protocol_bench" --only=cudashm
+      fi
       if [[ -x $bin/memory_bench ]]; then
         run memory_bench "$bin/memory_bench"
         # As the daemon's pools start (memory_pool_size_mb: 512), latency-first

@@ -20,6 +20,7 @@
 #include "core/models/model_registry.h"
 #include "core/models/model_repository.h"
 #include "core/models/repository_manager.h"
+#include "core/shm/shared_memory_registry.h"
 #include "core/util/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -85,6 +86,7 @@ struct Daemon::Impl {
   std::unique_ptr<Scheduler> scheduler;  // ModelInfer and tasks (core/sched)
   int scheduler_listener = 0;            // its scaler listener
   std::unique_ptr<InferSubmitter> submitter;  // only with enable_advanced_scheduling false
+  std::unique_ptr<SharedMemoryRegistry> shared_memory;  // regions clients register
   std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::unique_ptr<HealthService> health;
   std::unique_ptr<KServeService> kserve;
@@ -110,6 +112,7 @@ struct Daemon::Impl {
     communication_service.reset();
     scheduler_service.reset();
     health.reset();
+    if (repository_manager) repository_manager->StopPolling();
     submitter.reset();
     if (scaler && scheduler_listener != 0) scaler->UnregisterListener(scheduler_listener);
     scheduler.reset();
@@ -195,7 +198,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                                                    config.models.repository,
                                                    "' is not a directory"));
   }
-  for (auto& m : BuiltinModels()) impl->models.Add(std::move(m));
+  std::vector<std::string> builtin_names;
+  for (auto& m : BuiltinModels()) {
+    builtin_names.push_back(m->signature().name);
+    impl->models.Add(std::move(m));
+  }
+  ModelControlMode control_mode = ModelControlMode::kExplicit;
+  (void)ParseModelControlMode(config.models.control_mode, &control_mode);  // validated
   if (!config.models.repository.empty()) {
     ModelRepositoryOptions repository_options;
     repository_options.devices = impl->device_ptrs;
@@ -203,11 +212,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     auto repository = ModelRepository::Open(config.models.repository, repository_options);
     if (!repository.ok()) return repository.status();
     impl->repository = *std::move(repository);
-    impl->repository_manager =
-        std::make_unique<RepositoryManager>(impl->repository.get(), &impl->models);
+    impl->repository_manager = std::make_unique<RepositoryManager>(
+        impl->repository.get(), &impl->models, control_mode, std::move(builtin_names));
     if (absl::Status st = impl->repository_manager->LoadAll(); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat("models.repository: ", st.message()));
     }
+    impl->repository_manager->StartPolling(
+        absl::Seconds(config.models.poll_interval_seconds));
   }
   // Scheduler (core/sched, docs/SCHEDULER.md): serves ModelInfer and tasks;
   // tensor handles through the memory engine; device health and load go to
@@ -258,8 +269,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   InferSubmitter* submitter = sched_ptr;
   if (!config.device.performance.enable_advanced_scheduling) {
     // ModelInfer runs at once, round robin; tasks still go through the scheduler.
-    impl->submitter =
-        std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get());
+    impl->submitter = std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get(),
+                                                         Clock::Real());
     submitter = impl->submitter.get();
   }
 
@@ -282,9 +293,29 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   report_sources.scheduler = impl->scheduler.get();
   impl->report_service =
       std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
+  SharedMemoryOptions shm_options;
+  shm_options.max_regions = config.shared_memory.max_regions;
+  shm_options.devices = impl->device_ptrs;
+  impl->shared_memory = std::make_unique<SharedMemoryRegistry>(std::move(shm_options));
+  KServeOptions kserve_options;
+  kserve_options.limits = config.limits;
+  kserve_options.max_stream_held_responses = config.server.max_stream_held_responses;
+  kserve_options.instances_per_device = config.device.performance.max_tasks_per_device;
+  kserve_options.repository = impl->repository_manager.get();
+  kserve_options.shared_memory = impl->shared_memory.get();
+  kserve_options.shared_memory_allowed =
+      IsLoopback(config.server.grpc_listen) || config.shared_memory.allow_non_loopback;
+  for (Device* d : impl->device_ptrs) {
+    kserve_options.has_cuda_device |= d->info().kind == DeviceKind::kCuda;
+  }
+  if (config.device.performance.enable_advanced_scheduling) {
+    kserve_options.batching = [sched_ptr](const ModelSignature& sig) {
+      return sched_ptr->BatchingFor(sig);
+    };
+  }
   impl->kserve = std::make_unique<KServeService>(&impl->models, submitter,
-                                                 config.limits, impl->grpc_metrics.get(),
-                                                 impl->repository_manager.get());
+                                                 std::move(kserve_options),
+                                                 impl->grpc_metrics.get());
 
   const std::string& reflection = config.server.reflection;
   const bool want_reflection =

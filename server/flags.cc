@@ -15,6 +15,7 @@ const char kUsage[] =
     "  --metrics-listen=HOST:PORT  Prometheus /metrics address (default 127.0.0.1:9464; \"\" off)\n"
     "  --host-devices=N         use N host devices instead of GPUs\n"
     "  --model-repository=DIR   folder of <model>/config.yaml\n"
+    "  --model-control-mode=MODE  none | explicit | poll (models.control_mode)\n"
     "  --log-level=LEVEL        debug | info | warning | error\n"
     "  --print-config           print the effective config as YAML and exit\n"
     "  --version                print the version and exit\n";
@@ -61,6 +62,10 @@ absl::StatusOr<Flags> ParseFlags(int argc, const char* const* argv) {
       auto v = take();
       if (!v.ok()) return v.status();
       f.model_repository = *v;
+    } else if (name == "model-control-mode") {
+      auto v = take();
+      if (!v.ok()) return v.status();
+      f.model_control_mode = *v;
     } else if (name == "log-level") {
       auto v = take();
       if (!v.ok()) return v.status();
@@ -86,6 +91,7 @@ void ApplyFlags(const Flags& flags, Config* config) {
   if (flags.metrics_listen) config->server.metrics_listen = *flags.metrics_listen;
   if (flags.host_devices) config->device.host_devices = *flags.host_devices;
   if (flags.model_repository) config->models.repository = *flags.model_repository;
+  if (flags.model_control_mode) config->models.control_mode = *flags.model_control_mode;
   if (flags.log_level) config->server.log_level = *flags.log_level;
 }
 

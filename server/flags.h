@@ -15,7 +15,8 @@ struct Flags {
   std::optional<std::string> grpc_listen;       // --grpc-listen
   std::optional<std::string> metrics_listen;    // --metrics-listen
   std::optional<int> host_devices;              // --host-devices
-  std::optional<std::string> model_repository;  // --model-repository
+  std::optional<std::string> model_repository;
+  std::optional<std::string> model_control_mode;  // --model-repository
   std::optional<std::string> log_level;         // --log-level
   bool print_config = false;                    // --print-config
   bool help = false;                            // --help

@@ -2,11 +2,10 @@
 
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "core/util/checked_math.h"
+#include "server/infer_call.h"
+#include "server/kserve_stream.h"
 #include "server/status_util.h"
-#include "server/tensor_codec.h"
 
 #ifndef INFERD_VERSION
 #define INFERD_VERSION "0.0.0"
@@ -17,79 +16,25 @@ namespace {
 
 constexpr char kService[] = "inference.GRPCInferenceService/";
 
-absl::Status ParsePriority(const inference::InferParameter& p, Priority* out) {
-  static constexpr const char* kNames[] = {"CRITICAL", "HIGH", "NORMAL", "LOW", "BACKGROUND"};
-  if (p.parameter_choice_case() == inference::InferParameter::kStringParam) {
-    const std::string upper = absl::AsciiStrToUpper(p.string_param());
-    for (int i = 0; i < kNumPriorities; ++i) {
-      if (upper == kNames[i]) {
-        *out = static_cast<Priority>(i);
-        return absl::OkStatus();
-      }
-    }
-  } else if (p.parameter_choice_case() == inference::InferParameter::kInt64Param ||
-             p.parameter_choice_case() == inference::InferParameter::kUint64Param) {
-    // Triton's convention: 1 is the highest level, 0 the default.
-    const int64_t v = p.parameter_choice_case() == inference::InferParameter::kInt64Param
-                          ? p.int64_param()
-                          : static_cast<int64_t>(p.uint64_param());
-    if (v == 0) {
-      *out = Priority::kNormal;
-      return absl::OkStatus();
-    }
-    if (v >= 1 && v <= kNumPriorities) {
-      *out = static_cast<Priority>(v - 1);
-      return absl::OkStatus();
-    }
-  }
-  return absl::InvalidArgumentError(
-      "parameters.priority: expected CRITICAL|HIGH|NORMAL|LOW|BACKGROUND or an integer 0..5");
-}
-
-absl::Status ParseParams(const inference::ModelInferRequest& wire, InferRequest* request) {
-  for (const auto& [key, value] : wire.parameters()) {
-    if (key == "priority") {
-      if (absl::Status st = ParsePriority(value, &request->priority); !st.ok()) return st;
-    } else if (key == "factor") {
-      switch (value.parameter_choice_case()) {
-        case inference::InferParameter::kDoubleParam:
-          request->params.factor = value.double_param();
-          break;
-        case inference::InferParameter::kInt64Param:
-          request->params.factor = static_cast<double>(value.int64_param());
-          break;
-        default:
-          return absl::InvalidArgumentError("parameters.factor: expected a double or int64");
-      }
-      request->params.has_factor = true;
-    }
-    // Other parameters (sequence ids, timeouts of other servers) are ignored,
-    // as the protocol allows.
-  }
-  return absl::OkStatus();
-}
-
 // Completes one ModelInfer call: fills the response as outputs arrive.
 class InferCall final : public InferResponder {
  public:
   InferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response,
             MethodMetrics* metrics)
-      : reactor_(reactor), response_(response), timer_(metrics) {}
+      : reactor_(reactor), response_(response), filler_(response, &decoded), timer_(metrics) {}
 
   void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
-    if (index >= 64 || !(mask_ >> index & 1)) return nullptr;
-    auto* out = response_->add_outputs();
-    out->set_name(spec.name);
-    const absl::string_view dt = DataTypeName(desc.dtype);
-    out->set_datatype(dt.data(), dt.size());
-    for (int64_t d : desc.shape) out->add_shape(d);
-    std::string* raw = response_->add_raw_output_contents();
-    raw->resize(desc.byte_size);
-    return raw->data();
+    return filler_.AllocateOutput(index, spec, desc);
+  }
+  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
+                             Device& device) override {
+    return filler_.AllocateDeviceOutput(index, spec, desc, device);
   }
 
   void Complete(absl::Status status) override {
-    if (!status.ok()) {
+    if (model != nullptr) {
+      status = filler_.Finish(model->signature(), std::move(status));
+    } else {
       response_->clear_outputs();
       response_->clear_raw_output_contents();
     }
@@ -99,113 +44,52 @@ class InferCall final : public InferResponder {
     delete this;
   }
 
-  std::vector<std::string> storage;
-  uint64_t mask_ = ~uint64_t{0};
+  DecodedCall decoded;
+  std::shared_ptr<const Model> model;  // set once decoded
 
  private:
   grpc::ServerUnaryReactor* const reactor_;
   inference::ModelInferResponse* const response_;
+  ResponseFiller filler_;
   CallTimer timer_;
 };
 
-}  // namespace
-
-absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
-                                const ModelRegistry& models, const LimitsConfig& limits,
-                                InferRequest* request, std::vector<std::string>* storage,
-                                uint64_t* requested_outputs_mask) {
-  if (wire.model_name().empty()) return absl::InvalidArgumentError("model_name: must be set");
-  absl::StatusOr<std::shared_ptr<const Model>> model =
-      models.Find(wire.model_name(), wire.model_version());
-  if (!model.ok()) return model.status();
-  request->model = *std::move(model);
-  if (absl::Status st = ParseParams(wire, request); !st.ok()) return st;
-
-  const int n = wire.inputs_size();
-  if (n > limits.max_inputs) {
-    return absl::InvalidArgumentError(absl::StrCat("inputs: ", n, " inputs exceed limits.max_inputs (",
-                                                   limits.max_inputs, ")"));
+inference::DataType WireType(DataType t) {
+  // inference.DataType numbers follow the protocol's TYPE_* order.
+  switch (t) {
+    case DataType::kBool: return inference::TYPE_BOOL;
+    case DataType::kUint8: return inference::TYPE_UINT8;
+    case DataType::kUint16: return inference::TYPE_UINT16;
+    case DataType::kUint32: return inference::TYPE_UINT32;
+    case DataType::kUint64: return inference::TYPE_UINT64;
+    case DataType::kInt8: return inference::TYPE_INT8;
+    case DataType::kInt16: return inference::TYPE_INT16;
+    case DataType::kInt32: return inference::TYPE_INT32;
+    case DataType::kInt64: return inference::TYPE_INT64;
+    case DataType::kFp16: return inference::TYPE_FP16;
+    case DataType::kBf16: return inference::TYPE_BF16;
+    case DataType::kFp32: return inference::TYPE_FP32;
+    case DataType::kFp64: return inference::TYPE_FP64;
+    case DataType::kBytes: return inference::TYPE_STRING;
+    default: return inference::TYPE_INVALID;
   }
-  const bool raw = wire.raw_input_contents_size() > 0;
-  if (raw && wire.raw_input_contents_size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "raw_input_contents: ", wire.raw_input_contents_size(), " entries for ", n,
-        " inputs (one per input, in input order)"));
-  }
-  request->inputs.clear();
-  // Inputs point into `storage`: no reallocation may move it (small strings
-  // live inside the vector's elements).
-  if (!raw) storage->reserve(storage->size() + static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    const auto& in = wire.inputs(i);
-    const std::string field = absl::StrCat("inputs[", i, "]");
-    std::optional<DataType> dtype = ParseDataType(in.datatype());
-    if (!dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".datatype: unsupported datatype '",
-                                                     in.datatype(), "'"));
-    }
-    InferInput input;
-    input.name = in.name();
-    input.desc.dtype = *dtype;
-    if (in.shape_size() > limits.max_dims) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".shape: rank ", in.shape_size(),
-                                                     " exceeds limits.max_dims (", limits.max_dims,
-                                                     ")"));
-    }
-    input.desc.shape.assign(in.shape().begin(), in.shape().end());
-    uint64_t elements = 0;
-    if (!ShapeElementCount(input.desc.shape, &elements)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".shape: negative dimension or element count overflow"));
-    }
-    if (raw) {
-      if (in.has_contents()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ".contents: must be empty when raw_input_contents is used"));
-      }
-      const std::string& bytes = wire.raw_input_contents(i);
-      input.data = bytes.data();
-      input.desc.byte_size = bytes.size();
-    } else {
-      storage->emplace_back();
-      if (absl::Status st = DecodeTypedContents(in.contents(), *dtype, elements,
-                                                field + ".contents", &storage->back());
-          !st.ok()) {
-        return st;
-      }
-      input.data = storage->back().data();
-      input.desc.byte_size = storage->back().size();
-    }
-    request->inputs.push_back(input);
-  }
-  if (absl::Status st = BindInputs(limits, request); !st.ok()) return st;
-
-  const ModelSignature& sig = request->model->signature();
-  if (wire.outputs_size() > 0) {
-    uint64_t mask = 0;
-    for (int i = 0; i < wire.outputs_size(); ++i) {
-      const std::string& name = wire.outputs(i).name();
-      size_t j = 0;
-      while (j < sig.outputs.size() && sig.outputs[j].name != name) ++j;
-      if (j == sig.outputs.size() || j >= 64) {
-        return absl::InvalidArgumentError(absl::StrCat("outputs[", i, "].name: model '", sig.name,
-                                                       "' has no output named '", name, "'"));
-      }
-      mask |= uint64_t{1} << j;
-    }
-    *requested_outputs_mask = mask;
-  } else {
-    *requested_outputs_mask = ~uint64_t{0};
-  }
-  return absl::OkStatus();
 }
 
+// A tensor's dims in Triton's convention: a batching model's config leaves
+// the batch dimension out.
+template <typename Tensor>
+void FillDims(const TensorSpec& spec, int max_batch_size, Tensor* out) {
+  const size_t skip = max_batch_size > 0 && !spec.shape.empty() ? 1 : 0;
+  for (size_t i = skip; i < spec.shape.size(); ++i) out->add_dims(spec.shape[i]);
+}
+
+}  // namespace
+
 KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submitter,
-                             const LimitsConfig& limits, GrpcMetrics* metrics,
-                             RepositoryManager* repository)
+                             KServeOptions options, GrpcMetrics* metrics)
     : models_(models),
       submitter_(submitter),
-      limits_(limits),
+      options_(std::move(options)),
       m_live_(metrics->ForMethod(absl::StrCat(kService, "ServerLive"))),
       m_ready_(metrics->ForMethod(absl::StrCat(kService, "ServerReady"))),
       m_model_ready_(metrics->ForMethod(absl::StrCat(kService, "ModelReady"))),
@@ -213,10 +97,22 @@ KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submit
       m_model_metadata_(metrics->ForMethod(absl::StrCat(kService, "ModelMetadata"))),
       m_model_config_(metrics->ForMethod(absl::StrCat(kService, "ModelConfig"))),
       m_repository_index_(metrics->ForMethod(absl::StrCat(kService, "RepositoryIndex"))),
-      repository_(repository),
       m_repository_load_(metrics->ForMethod(absl::StrCat(kService, "RepositoryModelLoad"))),
       m_repository_unload_(metrics->ForMethod(absl::StrCat(kService, "RepositoryModelUnload"))),
-      m_infer_(metrics->ForMethod(absl::StrCat(kService, "ModelInfer"))) {}
+      m_infer_(metrics->ForMethod(absl::StrCat(kService, "ModelInfer"))),
+      m_stream_infer_(metrics->ForMethod(absl::StrCat(kService, "ModelStreamInfer"))),
+      m_statistics_(metrics->ForMethod(absl::StrCat(kService, "ModelStatistics"))),
+      m_shm_status_(metrics->ForMethod(absl::StrCat(kService, "SystemSharedMemoryStatus"))),
+      m_shm_register_(metrics->ForMethod(absl::StrCat(kService, "SystemSharedMemoryRegister"))),
+      m_shm_unregister_(
+          metrics->ForMethod(absl::StrCat(kService, "SystemSharedMemoryUnregister"))),
+      m_cuda_shm_status_(metrics->ForMethod(absl::StrCat(kService, "CudaSharedMemoryStatus"))),
+      m_cuda_shm_register_(
+          metrics->ForMethod(absl::StrCat(kService, "CudaSharedMemoryRegister"))),
+      m_cuda_shm_unregister_(
+          metrics->ForMethod(absl::StrCat(kService, "CudaSharedMemoryUnregister"))),
+      m_trace_(metrics->ForMethod(absl::StrCat(kService, "TraceSetting"))),
+      m_log_(metrics->ForMethod(absl::StrCat(kService, "LogSettings"))) {}
 
 grpc::ServerUnaryReactor* KServeService::ServerLive(grpc::CallbackServerContext* ctx,
                                                     const inference::ServerLiveRequest*,
@@ -250,8 +146,17 @@ grpc::ServerUnaryReactor* KServeService::ServerMetadata(grpc::CallbackServerCont
   CallTimer timer(m_server_metadata_);
   resp->set_name("inferd");
   resp->set_version(INFERD_VERSION);
+  // Only what works: no sequence batching, trace or log settings.
+  resp->add_extensions("classification");
   resp->add_extensions("model_repository");
+  resp->add_extensions("model_repository(unload_dependents)");
+  resp->add_extensions("model_configuration");
+  resp->add_extensions("parameters");
   resp->add_extensions("statistics");
+  if (shm_ != nullptr) {
+    resp->add_extensions("system_shared_memory");
+    if (options_.has_cuda_device) resp->add_extensions("cuda_shared_memory");
+  }
   return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
@@ -288,38 +193,36 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
   c->set_platform(sig.platform);
   c->set_backend(sig.platform);
   c->set_max_batch_size(sig.max_batch_size);
-  auto wire_type = [](DataType t) {
-    // inference.DataType numbers follow the protocol's TYPE_* order.
-    switch (t) {
-      case DataType::kBool: return inference::TYPE_BOOL;
-      case DataType::kUint8: return inference::TYPE_UINT8;
-      case DataType::kUint16: return inference::TYPE_UINT16;
-      case DataType::kUint32: return inference::TYPE_UINT32;
-      case DataType::kUint64: return inference::TYPE_UINT64;
-      case DataType::kInt8: return inference::TYPE_INT8;
-      case DataType::kInt16: return inference::TYPE_INT16;
-      case DataType::kInt32: return inference::TYPE_INT32;
-      case DataType::kInt64: return inference::TYPE_INT64;
-      case DataType::kFp16: return inference::TYPE_FP16;
-      case DataType::kBf16: return inference::TYPE_BF16;
-      case DataType::kFp32: return inference::TYPE_FP32;
-      case DataType::kFp64: return inference::TYPE_FP64;
-      case DataType::kBytes: return inference::TYPE_STRING;
-      default: return inference::TYPE_INVALID;
-    }
-  };
   for (const auto& s : sig.inputs) {
     auto* in = c->add_input();
     in->set_name(s.name);
-    in->set_data_type(wire_type(s.dtype));
-    for (int64_t d : s.shape) in->add_dims(d);
+    in->set_data_type(WireType(s.dtype));
+    FillDims(s, sig.max_batch_size, in);
   }
-  for (const auto& s : sig.outputs) {
+  for (size_t i = 0; i < sig.outputs.size(); ++i) {
+    const TensorSpec& s = sig.outputs[i];
     auto* out = c->add_output();
     out->set_name(s.name);
-    out->set_data_type(wire_type(s.dtype));
-    for (int64_t d : s.shape) out->add_dims(d);
+    out->set_data_type(WireType(s.dtype));
+    FillDims(s, sig.max_batch_size, out);
+    if (i < sig.labels.size()) out->set_label_filename(sig.labels[i].file);
   }
+  auto* group = c->add_instance_group();
+  group->set_name(sig.name);
+  group->set_count(options_.instances_per_device);
+  group->set_kind(options_.has_cuda_device ? inference::ModelInstanceGroup::KIND_GPU
+                                           : inference::ModelInstanceGroup::KIND_CPU);
+  std::optional<BatchingPolicy> batching;
+  if (options_.batching && sig.max_batch_size > 0 && !sig.decoupled) {
+    batching = options_.batching(sig);
+  }
+  if (batching.has_value() && batching->enabled) {
+    auto* db = c->mutable_dynamic_batching();
+    for (int size : batching->preferred_batch_sizes) db->add_preferred_batch_size(size);
+    db->set_max_queue_delay_microseconds(
+        static_cast<uint64_t>(absl::ToInt64Microseconds(batching->max_queue_delay)));
+  }
+  c->mutable_model_transaction_policy()->set_decoupled(sig.decoupled);
   return FinishUnary(ctx, timer, absl::OkStatus());
 }
 
@@ -360,9 +263,17 @@ absl::Status CheckRepositoryRequest(const Request& req, const RepositoryManager*
     return absl::InvalidArgumentError(
         "repository_name: only the default repository (\"\") exists");
   }
-  if (!req.parameters().empty()) {
-    return absl::InvalidArgumentError(
-        "parameters: not supported (models load from the repository by name only)");
+  for (const auto& [key, value] : req.parameters()) {
+    // tritonclient's unload always sends unload_dependents; inferd has no
+    // ensembles, so a model never has dependents to unload with it.
+    if (key == "unload_dependents" &&
+        value.parameter_choice_case() == inference::ModelRepositoryParameter::kBoolParam) {
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "parameters.", key.substr(0, 64),
+        ": not supported (models load from the repository by name; no config or file travels "
+        "over RPC)"));
   }
   return absl::OkStatus();
 }
@@ -396,15 +307,55 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext*
   resp->set_model_name(req->model_name());
   resp->set_id(req->id());
   InferRequest request;
-  absl::Status st =
-      DecodeInferRequest(*req, *models_, limits_, &request, &call->storage, &call->mask_);
+  absl::Status st = DecodeInferRequest(*req, *models_, limits_, shm_, &request, &call->decoded);
+  if (st.ok() && request.model->signature().decoupled) {
+    st = absl::InvalidArgumentError(absl::StrCat(
+        "model_name: model '", request.model->signature().name,
+        "' is decoupled (0..N responses per request): use ModelStreamInfer"));
+  }
   if (!st.ok()) {
+    if (request.model != nullptr) {
+      request.model->statistics().RecordFailure(absl::ZeroDuration(), absl::Now());
+    }
     call->Complete(std::move(st));
     return reactor;
   }
+  call->model = request.model;
   resp->set_model_version(request.model->signature().version);
   submitter_->Submit(std::move(request), call);
   return reactor;
+}
+
+grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+KServeService::ModelStreamInfer(grpc::CallbackServerContext*) {
+  StreamInferContext context;
+  context.models = models_;
+  context.submitter = submitter_;
+  context.limits = &limits_;
+  context.shm = shm_;
+  context.max_held = options_.max_stream_held_responses;
+  context.metrics = m_stream_infer_;
+  return new StreamInferReactor(context);
+}
+
+grpc::ServerUnaryReactor* KServeService::TraceSetting(grpc::CallbackServerContext* ctx,
+                                                      const inference::TraceSettingRequest*,
+                                                      inference::TraceSettingResponse*) {
+  CallTimer timer(m_trace_);
+  return FinishUnary(ctx, timer,
+                     absl::UnimplementedError(
+                         "TraceSetting: inferd has no request tracing; per-model timings are in "
+                         "ModelStatistics and the inferd_* Prometheus metrics"));
+}
+
+grpc::ServerUnaryReactor* KServeService::LogSettings(grpc::CallbackServerContext* ctx,
+                                                     const inference::LogSettingsRequest*,
+                                                     inference::LogSettingsResponse*) {
+  CallTimer timer(m_log_);
+  return FinishUnary(ctx, timer,
+                     absl::UnimplementedError(
+                         "LogSettings: the log level is set at start (server.log_level, "
+                         "--log-level) and is not changed over RPC"));
 }
 
 }  // namespace inferd

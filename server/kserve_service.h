@@ -1,30 +1,57 @@
 // KServeService: inference.GRPCInferenceService (KServe v2 / Open Inference
 // Protocol) over the callback API. Converts wire messages to core requests
-// and back; holds no policy. RPCs not overridden answer UNIMPLEMENTED.
+// and back; holds no policy. ModelStreamInfer lives in kserve_stream.cc,
+// ModelStatistics in kserve_statistics.cc, the shared-memory RPCs in
+// kserve_shared_memory.cc. Every RPC is overridden; those inferd does not
+// support (TraceSetting, LogSettings) answer UNIMPLEMENTED saying why.
 #ifndef INFERD_SERVER_KSERVE_SERVICE_H_
 #define INFERD_SERVER_KSERVE_SERVICE_H_
 
 #include <atomic>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "core/config/config.h"
 #include "core/infer/infer_request.h"
 #include "core/models/model_registry.h"
 #include "core/models/repository_manager.h"
+#include "core/sched/dynamic_batcher.h"
+#include "core/shm/shared_memory_registry.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/grpc_metrics.h"
 
 namespace inferd {
 
+// What KServeService serves from, beyond the models and the submitter.
+struct KServeOptions {
+  LimitsConfig limits;
+  // ModelStreamInfer's cap on requests running plus responses unwritten.
+  int max_stream_held_responses = 128;
+  // Serves RepositoryModelLoad/Unload and the UNAVAILABLE entries of
+  // RepositoryIndex; null: those RPCs answer FAILED_PRECONDITION.
+  RepositoryManager* repository = nullptr;
+  // Shared-memory regions; null: the shared-memory RPCs and parameters
+  // answer FAILED_PRECONDITION.
+  SharedMemoryRegistry* shared_memory = nullptr;
+  // Registration is refused (PERMISSION_DENIED) unless true: the daemon
+  // listens on loopback only, or shared_memory.allow_non_loopback is set.
+  bool shared_memory_allowed = true;
+  // The daemon drives a CUDA device (ServerMetadata's cuda_shared_memory).
+  bool has_cuda_device = false;
+  // Executions one device runs at once (max_tasks_per_device): what
+  // ModelConfig reports as instances per device.
+  int instances_per_device = 1;
+  // The dynamic batching a model gets (ModelConfig's dynamic_batching);
+  // null or nullopt: none.
+  std::function<std::optional<BatchingPolicy>(const ModelSignature&)> batching;
+};
+
 // Thread-safe. Borrows everything it is given.
 class KServeService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  // `repository` (may be null) serves RepositoryModelLoad/Unload and the
-  // UNAVAILABLE entries of RepositoryIndex; without it those RPCs answer
-  // FAILED_PRECONDITION.
-  KServeService(const ModelRegistry* models, InferSubmitter* submitter,
-                const LimitsConfig& limits, GrpcMetrics* metrics,
-                RepositoryManager* repository = nullptr);
+  KServeService(const ModelRegistry* models, InferSubmitter* submitter, KServeOptions options,
+                GrpcMetrics* metrics);
 
   // Readiness as ServerReady reports it (also gates ModelReady).
   void SetReady(bool ready) { ready_.store(ready, std::memory_order_release); }
@@ -63,11 +90,45 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* req,
                                        inference::ModelInferResponse* resp) override;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx,
+                                            const inference::ModelStatisticsRequest* req,
+                                            inference::ModelStatisticsResponse* resp) override;
+  grpc::ServerUnaryReactor* SystemSharedMemoryStatus(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryStatusRequest* req,
+      inference::SystemSharedMemoryStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* SystemSharedMemoryRegister(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryRegisterRequest* req,
+      inference::SystemSharedMemoryRegisterResponse* resp) override;
+  grpc::ServerUnaryReactor* SystemSharedMemoryUnregister(
+      grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryUnregisterRequest* req,
+      inference::SystemSharedMemoryUnregisterResponse* resp) override;
+  grpc::ServerUnaryReactor* CudaSharedMemoryStatus(
+      grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryStatusRequest* req,
+      inference::CudaSharedMemoryStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* CudaSharedMemoryRegister(
+      grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryRegisterRequest* req,
+      inference::CudaSharedMemoryRegisterResponse* resp) override;
+  grpc::ServerUnaryReactor* CudaSharedMemoryUnregister(
+      grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryUnregisterRequest* req,
+      inference::CudaSharedMemoryUnregisterResponse* resp) override;
+  grpc::ServerUnaryReactor* TraceSetting(grpc::CallbackServerContext* ctx,
+                                         const inference::TraceSettingRequest* req,
+                                         inference::TraceSettingResponse* resp) override;
+  grpc::ServerUnaryReactor* LogSettings(grpc::CallbackServerContext* ctx,
+                                        const inference::LogSettingsRequest* req,
+                                        inference::LogSettingsResponse* resp) override;
 
  private:
+  // Checks a shared-memory RPC may run (registry present; registration
+  // allowed when `registering`).
+  absl::Status CheckSharedMemory(bool registering) const;
+
   const ModelRegistry* const models_;
   InferSubmitter* const submitter_;
-  const LimitsConfig limits_;
+  const KServeOptions options_;
+  const LimitsConfig& limits_ = options_.limits;
   std::atomic<bool> ready_{false};
   MethodMetrics* const m_live_;
   MethodMetrics* const m_ready_;
@@ -76,19 +137,22 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
   MethodMetrics* const m_model_metadata_;
   MethodMetrics* const m_model_config_;
   MethodMetrics* const m_repository_index_;
-  RepositoryManager* const repository_;
+  RepositoryManager* const repository_ = options_.repository;
+  SharedMemoryRegistry* const shm_ = options_.shared_memory;
   MethodMetrics* const m_repository_load_;
   MethodMetrics* const m_repository_unload_;
   MethodMetrics* const m_infer_;
+  MethodMetrics* const m_stream_infer_;
+  MethodMetrics* const m_statistics_;
+  MethodMetrics* const m_shm_status_;
+  MethodMetrics* const m_shm_register_;
+  MethodMetrics* const m_shm_unregister_;
+  MethodMetrics* const m_cuda_shm_status_;
+  MethodMetrics* const m_cuda_shm_register_;
+  MethodMetrics* const m_cuda_shm_unregister_;
+  MethodMetrics* const m_trace_;
+  MethodMetrics* const m_log_;
 };
-
-// Parses a ModelInferRequest into `request` (model looked up, inputs bound
-// and validated). `storage` keeps bytes decoded from typed contents and must
-// outlive the request. Exposed for tests.
-absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
-                                const ModelRegistry& models, const LimitsConfig& limits,
-                                InferRequest* request, std::vector<std::string>* storage,
-                                uint64_t* requested_outputs_mask);
 
 }  // namespace inferd
 

@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "  transfer TENSOR_ID --to=N|host [--priority=P] [--move] | get|wait TRANSFER_ID\n"
     "  collective allreduce|broadcast|allgather|reducescatter TENSOR_ID ... [--op=sum]\n"
     "  stats memory|scheduler|comm|scaling [--json]   one engine's statistics\n"
+    "  stats models [--model=NAME] [--json]          per-model inference statistics\n"
     "  report [--json]             devices, memory, scaling (and more) in one view\n"
     "Run a command without arguments for its own usage.\n";
 

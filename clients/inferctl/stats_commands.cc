@@ -1,5 +1,6 @@
-// stats: each engine's statistics — memory, scheduler, comm, scaling — as
-// a table or as JSON (--json).
+// stats: each engine's statistics — memory, scheduler, comm, scaling — and
+// the per-model inference statistics (KServe ModelStatistics), as a table or
+// as JSON (--json).
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "clients/cpp/proto_text.h"
 #include "clients/inferctl/commands.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "inferd/v1/communication.grpc.pb.h"
 #include "inferd/v1/memory.grpc.pb.h"
 #include "inferd/v1/scaling.grpc.pb.h"
@@ -19,6 +21,7 @@ namespace {
 
 constexpr char kStatsUsage[] =
     "stats memory|scheduler|comm|scaling [--json]\n"
+    "stats models [--model=NAME] [--json]   per-model inference statistics\n"
     "stats scaling --events[=N] [--json]   the newest scaling decisions";
 
 unsigned long U(uint64_t v) { return static_cast<unsigned long>(v); }
@@ -99,6 +102,35 @@ void PrintComm(const v1::CommunicationStats& s) {
   std::printf("\nqueue depth: %s\n", absl::StrJoin(depths, ", ").c_str());
 }
 
+// Mean of a StatisticDuration in microseconds ("-" when it never occurred).
+std::string MeanUs(const inference::StatisticDuration& d) {
+  if (d.count() == 0) return "-";
+  return absl::StrFormat("%.1f", static_cast<double>(d.ns()) / static_cast<double>(d.count()) / 1e3);
+}
+
+void PrintModels(const inference::ModelStatisticsResponse& r) {
+  std::printf("%-20s %-4s %9s %9s %7s %10s %10s %9s %9s %9s %9s  %s\n", "model", "ver",
+              "success", "fail", "infers", "executions", "queue us", "input us", "infer us",
+              "output us", "total us", "last inference");
+  for (const auto& m : r.model_stats()) {
+    const auto& s = m.inference_stats();
+    std::printf("%-20s %-4s %9lu %9lu %7lu %10lu %10s %9s %9s %9s %9s  %s\n", m.name().c_str(),
+                m.version().c_str(), U(s.success().count()), U(s.fail().count()),
+                U(m.inference_count()), U(m.execution_count()), MeanUs(s.queue()).c_str(),
+                MeanUs(s.compute_input()).c_str(), MeanUs(s.compute_infer()).c_str(),
+                MeanUs(s.compute_output()).c_str(), MeanUs(s.success()).c_str(),
+                m.last_inference() == 0 ? "never"
+                                        : FormatTimeMs(static_cast<int64_t>(m.last_inference()))
+                                              .c_str());
+    for (const auto& b : m.batch_stats()) {
+      std::printf("  batch %-6lu executions %9lu  input %s us  infer %s us  output %s us\n",
+                  U(b.batch_size()), U(b.compute_infer().count()),
+                  MeanUs(b.compute_input()).c_str(), MeanUs(b.compute_infer()).c_str(),
+                  MeanUs(b.compute_output()).c_str());
+    }
+  }
+}
+
 void PrintScalingEvent(const v1::ScalingEvent& e) {
   std::printf("%6lu  %s  %-18s %s\n", U(e.sequence()), FormatTimeMs(e.time_unix_ms()).c_str(),
               ShortEnumName(v1::ScalingAction_descriptor(), e.action()).c_str(),
@@ -173,8 +205,10 @@ int StatsCommand(InferdClient& client, const std::vector<std::string>& args) {
   const std::string command = absl::StrCat("stats ", engine);
   bool json = false;
   std::optional<int64_t> events;
+  std::string model;
   std::vector<Flag> flags = {{"json", &json}};
   if (engine == "scaling") flags.push_back({"events", &events});
+  if (engine == "models") flags.push_back({"model", &model});
   std::vector<std::string> pos;
   std::vector<std::string> rest(args.begin() + 1, args.end());
   for (auto& a : rest) {
@@ -183,6 +217,16 @@ int StatsCommand(InferdClient& client, const std::vector<std::string>& args) {
   if (!ParseFlags(command, rest, flags, &pos)) return 2;
   if (!pos.empty()) return UsageError(command, absl::StrCat("unknown argument '", pos[0], "'"));
   auto channel = client.channel();
+  if (engine == "models") {
+    inference::ModelStatisticsRequest req;
+    req.set_name(model);
+    return Run<inference::ModelStatisticsResponse>(
+        client, json,
+        [&](grpc::ClientContext* ctx, inference::ModelStatisticsResponse* r) {
+          return client.kserve().ModelStatistics(ctx, req, r);
+        },
+        PrintModels);
+  }
   if (engine == "memory") {
     auto stub = v1::Memory::NewStub(channel);
     return Run<v1::MemoryStats>(

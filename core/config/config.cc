@@ -337,6 +337,11 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->server.reflection; },
           OneOf{{"auto", "on", "off"}}, "",
           "gRPC server reflection; auto = on when bound to loopback"),
+      Key("server.max_stream_held_responses",
+          [](auto* c) { return &c->server.max_stream_held_responses; },
+          IntRange{1, 65536}, "responses",
+          "Requests running plus responses unwritten on one ModelStreamInfer stream before "
+          "it stops reading"),
       Key("server.log_level",
           [](auto* c) { return &c->server.log_level; },
           OneOf{{"debug", "info", "warning", "error"}}, "", "Least severe log level written"),
@@ -527,6 +532,25 @@ const std::vector<FieldSpec>& Fields() {
           AnyString{}, "path",
           "The torch backend (libinferd_torch.so) for backend: torch models; \"\" looks in "
           "<bin>/../lib, then beside the daemon"),
+      Key("models.control_mode",
+          [](auto* c) { return &c->models.control_mode; },
+          OneOf{{"none", "explicit", "poll"}}, "",
+          "none: load at start only; explicit: RepositoryModelLoad/Unload too; poll: also "
+          "reload changed folders"),
+      Key("models.poll_interval_seconds",
+          [](auto* c) { return &c->models.poll_interval_seconds; },
+          DoubleRange{0.0, 86400.0, /*lo_open=*/true}, "seconds",
+          "How often poll mode re-scans the repository"),
+
+      // shared_memory.* (system and CUDA shared-memory regions; docs/SHARED_MEMORY.md)
+      Key("shared_memory.allow_non_loopback",
+          [](auto* c) { return &c->shared_memory.allow_non_loopback; },
+          AnyBool{}, "",
+          "Allow region registration when gRPC listens beyond loopback (regions are "
+          "same-host memory)"),
+      Key("shared_memory.max_regions",
+          [](auto* c) { return &c->shared_memory.max_regions; },
+          IntRange{1, 4096}, "regions", "Most registered regions, system and CUDA together"),
 
       // limits.*
       Key("limits.max_tensor_bytes",

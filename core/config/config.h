@@ -40,6 +40,9 @@ struct ServerConfig {
   double shutdown_grace_seconds = 20.0;  // drain in-flight calls up to this
   std::string reflection = "auto";       // auto (on when loopback) | on | off
   std::string log_level = "info";        // debug | info | warning | error
+  // Responses one ModelStreamInfer stream may hold (requests running plus
+  // responses not yet written) before the daemon stops reading it.
+  int max_stream_held_responses = 128;
 
   bool operator==(const ServerConfig&) const = default;
 };
@@ -111,7 +114,21 @@ struct ScalingConfig {
 struct ModelsConfig {
   std::string repository;  // folder of <model>/config.yaml; "" = builtins only
   std::string torch_backend_library;  // libinferd_torch.so; "" = beside the daemon
+  // none: the repository loads at start and RepositoryModelLoad/Unload are
+  // refused; explicit: they load and unload by name; poll: the repository
+  // is also re-scanned every poll_interval_seconds.
+  std::string control_mode = "explicit";
+  double poll_interval_seconds = 15.0;
   bool operator==(const ModelsConfig&) const = default;
+};
+
+// shared_memory.* — system and CUDA shared-memory regions (same host only).
+struct SharedMemoryConfig {
+  // Registration is refused unless the daemon listens on loopback only,
+  // since a region is memory of this machine; true allows it anyway.
+  bool allow_non_loopback = false;
+  int max_regions = 64;  // registered regions, system and CUDA together
+  bool operator==(const SharedMemoryConfig&) const = default;
 };
 
 // limits.* — admission limits on request data.
@@ -163,6 +180,7 @@ struct Config {
   ScalingConfig scaling;
   SchedulerConfig scheduler;
   ModelsConfig models;
+  SharedMemoryConfig shared_memory;
   LimitsConfig limits;
 
   bool operator==(const Config&) const = default;

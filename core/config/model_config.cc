@@ -28,19 +28,6 @@ using config_internal::Got;
 using config_internal::IsPlainScalar;
 using config_internal::Quote;
 
-// The config section that holds a backend's settings.
-absl::string_view BackendSection(ModelBackend backend) {
-  switch (backend) {
-    case ModelBackend::kMlp:
-      return "mlp";
-    case ModelBackend::kPlugin:
-      return "plugin";
-    case ModelBackend::kTorch:
-      return "torch";
-  }
-  return "mlp";
-}
-
 absl::Status KeyError(absl::string_view path, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", problem));
 }
@@ -126,8 +113,17 @@ absl::Status ReadEnum(const YAML::Node& node, absl::string_view path,
                                      absl::StrJoin(names, ", ")));
 }
 
-absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTensorConfig* out) {
-  RETURN_IF_ERROR(CheckMap(node, path, {"name", "datatype", "dims"}));
+// Reads one tensor; `labels` (outputs only; null for inputs) takes its
+// label_filename.
+absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTensorConfig* out,
+                        std::string* labels) {
+  RETURN_IF_ERROR(CheckMap(node, path, {"name", "datatype", "dims", "label_filename"}));
+  if (const YAML::Node file = node["label_filename"]; file) {
+    if (labels == nullptr) {
+      return KeyError(Child(path, "label_filename"), "only outputs have labels");
+    }
+    RETURN_IF_ERROR(ReadString(file, Child(path, "label_filename"), labels));
+  }
   for (absl::string_view required : {"name", "datatype", "dims"}) {
     if (!node[std::string(required)]) return KeyError(Child(path, required), "required");
   }
@@ -161,8 +157,11 @@ absl::Status ReadTensor(const YAML::Node& node, const std::string& path, ModelTe
   return absl::OkStatus();
 }
 
+// Reads inputs or outputs; `labels` (outputs only) gets one label file per
+// tensor.
 absl::Status ReadTensors(const YAML::Node& node, const std::string& path,
-                         std::vector<ModelTensorConfig>* out) {
+                         std::vector<ModelTensorConfig>* out,
+                         std::vector<std::string>* labels = nullptr) {
   if (!node) return KeyError(path, "required");
   if (!node.IsSequence()) return KeyError(path, absl::StrCat("expected a list, got ", Got(node)));
   if (node.size() == 0 || node.size() > static_cast<size_t>(kMaxModelTensors)) {
@@ -172,7 +171,10 @@ absl::Status ReadTensors(const YAML::Node& node, const std::string& path,
   std::set<std::string> names;
   for (size_t i = 0; i < node.size(); ++i) {
     ModelTensorConfig tensor;
-    RETURN_IF_ERROR(ReadTensor(node[i], Item(path, i), &tensor));
+    std::string label_file;
+    RETURN_IF_ERROR(
+        ReadTensor(node[i], Item(path, i), &tensor, labels != nullptr ? &label_file : nullptr));
+    if (labels != nullptr) labels->push_back(std::move(label_file));
     if (!names.insert(tensor.name).second) {
       return KeyError(Child(Item(path, i), "name"),
                       absl::StrCat(Quote(tensor.name), " is used twice"));
@@ -258,6 +260,17 @@ absl::Status ReadMlp(const YAML::Node& node, MlpBackendConfig* out) {
     out->layers.push_back(std::move(config));
   }
   return absl::OkStatus();
+}
+
+absl::Status ReadBuiltin(const YAML::Node& node, BuiltinBackendConfig* out) {
+  RETURN_IF_ERROR(CheckMap(node, "builtin", {"op"}));
+  if (!node["op"]) return KeyError("builtin.op", "required");
+  return ReadEnum<BuiltinOp>(node["op"], "builtin.op",
+                             {{"add_sub", BuiltinOp::kAddSub},
+                              {"string_add_sub", BuiltinOp::kStringAddSub},
+                              {"identity", BuiltinOp::kIdentity},
+                              {"repeat", BuiltinOp::kRepeat}},
+                             &out->op);
 }
 
 absl::Status ReadPlugin(const YAML::Node& node, PluginBackendConfig* out) {
@@ -401,8 +414,9 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
   }
   const YAML::Node root = documents[0];
   RETURN_IF_ERROR(CheckMap(root, "",
-                           {"name", "version", "backend", "max_batch_size", "dynamic_batching",
-                            "scheduling", "inputs", "outputs", "mlp", "plugin", "torch"}));
+                           {"name", "version", "backend", "decoupled", "max_batch_size",
+                            "dynamic_batching", "scheduling", "inputs", "outputs", "mlp",
+                            "plugin", "builtin", "torch"}));
   ModelConfigSpec spec;
   if (const YAML::Node name = root["name"]; name) {
     RETURN_IF_ERROR(ReadString(name, "name", &spec.name));
@@ -419,12 +433,16 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
                                               " is not a valid version ([A-Za-z0-9_.-])"));
     }
   }
-  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin | torch)");
+  if (!root["backend"]) return KeyError("backend", "required (mlp | plugin | builtin | torch)");
   RETURN_IF_ERROR(ReadEnum<ModelBackend>(root["backend"], "backend",
                                          {{"mlp", ModelBackend::kMlp},
                                           {"plugin", ModelBackend::kPlugin},
+                                          {"builtin", ModelBackend::kBuiltin},
                                           {"torch", ModelBackend::kTorch}},
                                          &spec.backend));
+  if (const YAML::Node decoupled = root["decoupled"]; decoupled) {
+    RETURN_IF_ERROR(ReadBool(decoupled, "decoupled", &spec.decoupled));
+  }
   if (const YAML::Node mbs = root["max_batch_size"]; mbs) {
     int64_t v = 0;
     RETURN_IF_ERROR(ReadInt(mbs, "max_batch_size", 0, kMaxModelBatchSize, &v));
@@ -453,32 +471,47 @@ absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
     RETURN_IF_ERROR(ReadScheduling(scheduling, &spec.scheduling));
   }
   RETURN_IF_ERROR(ReadTensors(root["inputs"], "inputs", &spec.inputs));
-  RETURN_IF_ERROR(ReadTensors(root["outputs"], "outputs", &spec.outputs));
+  RETURN_IF_ERROR(
+      ReadTensors(root["outputs"], "outputs", &spec.outputs, &spec.output_label_files));
 
-  // Each backend has its own section, which the others must not carry.
-  const absl::string_view section = BackendSection(spec.backend);
-  for (absl::string_view other : {"mlp", "plugin", "torch"}) {
-    if (other == section) continue;
-    if (root[std::string(other)]) {
-      return KeyError(other, absl::StrCat("only allowed with backend: ", other));
+  // Exactly the backend's own section.
+  static constexpr std::pair<ModelBackend, const char*> kSections[] = {
+      {ModelBackend::kMlp, "mlp"}, {ModelBackend::kPlugin, "plugin"},
+      {ModelBackend::kBuiltin, "builtin"}, {ModelBackend::kTorch, "torch"}};
+  for (const auto& [backend, section] : kSections) {
+    const bool present = static_cast<bool>(root[section]);
+    if (backend == spec.backend && !present) {
+      return KeyError(section, absl::StrCat("required with backend: ", section));
+    }
+    if (backend != spec.backend && present) {
+      return KeyError(section, absl::StrCat("only allowed with backend: ", section));
     }
   }
-  const YAML::Node body = root[std::string(section)];
-  if (!body) return KeyError(section, absl::StrCat("required with backend: ", section));
   switch (spec.backend) {
     case ModelBackend::kMlp:
-      RETURN_IF_ERROR(ReadMlp(body, &spec.mlp));
+      RETURN_IF_ERROR(ReadMlp(root["mlp"], &spec.mlp));
       RETURN_IF_ERROR(CheckMlpSignature(spec));
       break;
     case ModelBackend::kPlugin:
-      RETURN_IF_ERROR(ReadPlugin(body, &spec.plugin));
+      RETURN_IF_ERROR(ReadPlugin(root["plugin"], &spec.plugin));
+      break;
+    case ModelBackend::kBuiltin:
+      RETURN_IF_ERROR(ReadBuiltin(root["builtin"], &spec.builtin));
       break;
     case ModelBackend::kTorch: {
       bool has_warmup = false;
-      RETURN_IF_ERROR(ReadTorch(body, &spec.torch, &has_warmup));
+      RETURN_IF_ERROR(ReadTorch(root["torch"], &spec.torch, &has_warmup));
       RETURN_IF_ERROR(CheckTorchSignature(spec, has_warmup));
       break;
     }
+  }
+  if (spec.decoupled != (spec.backend == ModelBackend::kBuiltin &&
+                         spec.builtin.op == BuiltinOp::kRepeat)) {
+    return KeyError("decoupled", spec.decoupled ? "only builtin op repeat is decoupled"
+                                                : "builtin op repeat needs decoupled: true");
+  }
+  if (spec.decoupled && spec.has_dynamic_batching) {
+    return KeyError("dynamic_batching", "a decoupled model is not batched");
   }
   return spec;
 }

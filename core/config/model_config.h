@@ -7,7 +7,8 @@
 //
 //   name: demo_mlp              # optional; must equal the folder name
 //   version: "1"
-//   backend: mlp                # mlp | plugin | torch
+//   backend: mlp                # mlp | plugin | builtin | torch
+//   decoupled: false            # true: 0..N responses per request (builtin repeat)
 //   max_batch_size: 64
 //   dynamic_batching: {preferred_batch_sizes: [8, 32], max_queue_delay_us: 500}
 //   scheduling: {preemptible: true}   # default false
@@ -44,7 +45,14 @@
 
 namespace inferd {
 
-enum class ModelBackend { kMlp, kPlugin, kTorch };
+enum class ModelBackend { kMlp, kPlugin, kBuiltin, kTorch };
+
+// builtin.op: a computation inferd carries itself (Triton's quick-start
+// models): add_sub (OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1,
+// numeric), string_add_sub (the same on BYTES decimal strings), identity
+// (OUTPUT0 = INPUT0, any type), repeat (decoupled: one response per
+// element of IN, Triton's repeat_int32).
+enum class BuiltinOp { kAddSub, kStringAddSub, kIdentity, kRepeat };
 
 // Activation after a dense layer. kGelu is the exact (erf) GELU of
 // torch.nn.GELU(); kGeluTanh is nn.GELU(approximate="tanh").
@@ -89,6 +97,11 @@ struct MlpBackendConfig {
   bool cuda_graphs = true;  // replay each stream's forward as a CUDA graph on GPUs
 };
 
+// builtin.*
+struct BuiltinBackendConfig {
+  BuiltinOp op = BuiltinOp::kAddSub;
+};
+
 // plugin.*
 struct PluginBackendConfig {
   std::string library;  // shared library, relative to the model folder
@@ -119,15 +132,21 @@ struct ModelConfigSpec {
   std::string name;  // "" when the file does not set it
   std::string version = "1";
   ModelBackend backend = ModelBackend::kMlp;
+  bool decoupled = false;  // 0..N responses per request (builtin repeat only)
   int max_batch_size = 0;  // 0: the model does not batch along dim 0
   bool has_dynamic_batching = false;
   DynamicBatchingConfig dynamic_batching;
   SchedulingConfig scheduling;
   std::vector<ModelTensorConfig> inputs;
   std::vector<ModelTensorConfig> outputs;
+  // outputs[i].label_filename: output i's class labels, one per line,
+  // relative to the model folder ("" = none); classification answers
+  // "value:index:label". One entry per output.
+  std::vector<std::string> output_label_files;
   MlpBackendConfig mlp;        // set when backend == kMlp
   PluginBackendConfig plugin;  // set when backend == kPlugin
   TorchBackendConfig torch;    // set when backend == kTorch
+  BuiltinBackendConfig builtin;  // set when backend == kBuiltin
 };
 
 // Limits on what a config may declare.

@@ -19,6 +19,8 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "core/tensor/dtype.h"
 
 namespace inferd {
@@ -99,6 +101,16 @@ class Stream {
   // Blocks until all enqueued work has run; returns the first async error.
   virtual absl::Status Synchronize() = 0;
 
+  // Stores into `*ns` the absl::GetCurrentTimeNanos() time at which the
+  // stream reaches this point, readable once a later ThenCallback has run
+  // (execution statistics). `ns` must stay valid until then. The default
+  // stores the time of the call, which on an asynchronous device is when
+  // the work was enqueued, not when it ran.
+  virtual absl::Status MarkTime(int64_t* ns) {
+    *ns = absl::GetCurrentTimeNanos();
+    return absl::OkStatus();
+  }
+
   // The implementation's native handle (cudaStream_t on CUDA, null on host),
   // for backends that launch their own kernels.
   virtual void* native_handle() = 0;
@@ -124,6 +136,15 @@ class Kernels {
   // inout[i] /= divisor (for average reductions). Numeric dtypes.
   virtual absl::Status DivideBy(Stream& stream, DataType dtype, void* inout, uint64_t divisor,
                                 size_t n) = 0;
+};
+
+// Device memory another process exported (CUDA IPC), mapped for this
+// device. Closed when destroyed; the exporting process still owns it.
+class ImportedMemory {
+ public:
+  virtual ~ImportedMemory() = default;
+  // A device pointer of the importing device.
+  virtual void* data() const = 0;
 };
 
 // A GPU or a stand-in for one. Thread-safe unless a method says otherwise.
@@ -164,6 +185,19 @@ class Device {
 
   // Blocks until all streams of the device are idle.
   virtual absl::Status Synchronize() = 0;
+
+  // Size of the opaque handle OpenIpcMemory takes (a cudaIpcMemHandle_t).
+  static constexpr size_t kIpcHandleBytes = 64;
+  // Maps `byte_size` bytes of memory another process exported with an IPC
+  // handle (`handle`, kIpcHandleBytes bytes). On CUDA devices the handle is
+  // a cudaIpcMemHandle_t of this GPU; host devices take a stand-in handle
+  // naming a POSIX shared-memory object (docs/SHARED_MEMORY.md), so the
+  // path is testable without a GPU. INVALID_ARGUMENT for a malformed
+  // handle; the driver's error otherwise; UNIMPLEMENTED where unsupported.
+  virtual absl::StatusOr<std::unique_ptr<ImportedMemory>> OpenIpcMemory(absl::string_view handle,
+                                                                      uint64_t byte_size) {
+    return absl::UnimplementedError("this device cannot import IPC memory");
+  }
 };
 
 }  // namespace inferd

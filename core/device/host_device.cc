@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/device/host_kernels.h"
+#include "core/device/posix_shm.h"
 
 namespace inferd {
 
@@ -96,6 +97,14 @@ class HostStream final : public Stream {
 
   absl::Status RecordEvent(Event& event) override;
   absl::Status WaitEvent(Event& event) override;
+
+  absl::Status MarkTime(int64_t* ns) override {
+    Enqueue([ns]() mutable {
+      *ns = absl::GetCurrentTimeNanos();
+      return absl::OkStatus();
+    });
+    return absl::OkStatus();
+  }
 
   absl::Status Synchronize() override {
     absl::MutexLock lock(&mu_);
@@ -231,6 +240,36 @@ absl::Status HostStream::WaitEvent(Event& event) {
       },
       /*may_block=*/true);
   return absl::OkStatus();
+}
+
+namespace {
+
+class HostImportedMemory final : public ImportedMemory {
+ public:
+  explicit HostImportedMemory(std::unique_ptr<PosixShmMapping> mapping)
+      : mapping_(std::move(mapping)) {}
+  void* data() const override { return mapping_->data(); }
+
+ private:
+  const std::unique_ptr<PosixShmMapping> mapping_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImportedMemory>> HostDevice::OpenIpcMemory(
+    absl::string_view handle, uint64_t byte_size) {
+  const absl::string_view prefix(kHostIpcHandlePrefix);
+  if (handle.size() != kIpcHandleBytes || handle.substr(0, prefix.size()) != prefix) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_handle: not an IPC handle of host device ", info_.index,
+        " (host devices take the stand-in handle described in docs/SHARED_MEMORY.md)"));
+  }
+  absl::string_view key = handle.substr(prefix.size());
+  key = key.substr(0, key.find('\0'));
+  absl::StatusOr<std::unique_ptr<PosixShmMapping>> mapping =
+      PosixShmMapping::Map(key, 0, byte_size, "raw_handle");
+  if (!mapping.ok()) return mapping.status();
+  return std::unique_ptr<ImportedMemory>(new HostImportedMemory(*std::move(mapping)));
 }
 
 HostDevice::HostDevice(const HostDeviceOptions& options)

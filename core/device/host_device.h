@@ -28,6 +28,9 @@ struct HostDeviceOptions {
 
 class HostStream;
 
+// How a host device's stand-in IPC handle starts (see OpenIpcMemory).
+inline constexpr char kHostIpcHandlePrefix[] = "inferd-host-shm:";
+
 // Thread-safe.
 class HostDevice final : public Device {
  public:
@@ -48,6 +51,10 @@ class HostDevice final : public Device {
   Kernels& kernels() override;
   bool CanAccessPeer(const Device& other) const override;
   absl::Status Synchronize() override;
+  // The stand-in handle: the bytes of kHostIpcHandlePrefix, then a POSIX
+  // shared-memory key, NUL-padded to kIpcHandleBytes.
+  absl::StatusOr<std::unique_ptr<ImportedMemory>> OpenIpcMemory(absl::string_view handle,
+                                                              uint64_t byte_size) override;
 
   // Adds `ns` of busy time (streams report the work they ran).
   void AddBusyNanos(int64_t ns) { busy_ns_.fetch_add(ns, std::memory_order_relaxed); }

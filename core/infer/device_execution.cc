@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
 #include "core/util/checked_math.h"
 
 namespace inferd {
@@ -19,7 +20,93 @@ struct Execution {
   absl::InlinedVector<DeviceTensor, 4> device_inputs;
   absl::InlinedVector<DeviceTensor, 2> device_outputs;
   void* buffer = nullptr;
+  // Stream times (Stream::MarkTime) at the start, after the input copies,
+  // after the model and after the output copies.
+  int64_t marks[4] = {0, 0, 0, 0};
 };
+
+// Forwards a decoupled model's responses to the request's responder.
+class DecoupledWriter final : public ResponseWriter {
+ public:
+  DecoupledWriter(InferRequest request, InferResponder* responder)
+      : request_(std::move(request)), responder_(responder) {}
+
+  absl::Status Send(absl::Span<const HostTensor> outputs) override {
+    return responder_->SendResponse(outputs);
+  }
+  void Finish(absl::Status status) override {
+    InferResponder* responder = responder_;
+    delete this;
+    responder->Complete(std::move(status));
+  }
+
+  const InferRequest& request() const { return request_; }
+
+ private:
+  InferRequest request_;  // keeps the model and the input bytes' owner alive
+  InferResponder* const responder_;
+};
+
+// Runs a decoupled model: host inputs only, responses through the responder.
+void ExecuteDecoupled(InferRequest request, InferResponder* responder) {
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const Device* device = request.inputs[i].device;
+    if (device != nullptr && device->info().kind != DeviceKind::kHost) {
+      responder->Complete(absl::InvalidArgumentError(absl::StrCat(
+          "inputs[", i, "] (", request.inputs[i].name, "): model '",
+          request.model->signature().name,
+          "' is decoupled and takes no GPU-resident inputs")));
+      return;
+    }
+  }
+  auto* writer = new DecoupledWriter(std::move(request), responder);
+  absl::InlinedVector<HostTensor, 4> inputs;
+  for (const InferInput& in : writer->request().inputs) {
+    inputs.push_back(HostTensor{&in.desc, in.data});
+  }
+  const Model& model = *writer->request().model;
+  model.ExecuteDecoupled(inputs, writer->request().params, writer);
+}
+
+// Host memory for a host-executed model's outputs, from the responder.
+class ResponderOutputs final : public HostOutputs {
+ public:
+  ResponderOutputs(const ModelSignature& sig, InferResponder* responder)
+      : sig_(sig), responder_(responder) {}
+  void* Allocate(int index, const TensorDesc& desc) override {
+    if (index < 0 || static_cast<size_t>(index) >= sig_.outputs.size()) return nullptr;
+    return responder_->AllocateOutput(index, sig_.outputs[index], desc);
+  }
+
+ private:
+  const ModelSignature& sig_;
+  InferResponder* const responder_;
+};
+
+// Runs a host-executed model on this thread: host inputs only.
+void ExecuteHost(const InferRequest& request, InferResponder* responder) {
+  const Model& model = *request.model;
+  absl::InlinedVector<HostTensor, 4> inputs;
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const InferInput& in = request.inputs[i];
+    if (in.device != nullptr && in.device->info().kind != DeviceKind::kHost) {
+      responder->Complete(absl::InvalidArgumentError(absl::StrCat(
+          "inputs[", i, "] (", in.name, "): model '", model.signature().name,
+          "' computes on the host and takes no GPU-resident inputs")));
+      return;
+    }
+    inputs.push_back(HostTensor{&in.desc, in.data});
+  }
+  ResponderOutputs outputs(model.signature(), responder);
+  const int64_t start = absl::GetCurrentTimeNanos();
+  absl::Status st = model.ExecuteHost(inputs, request.params, outputs);
+  if (st.ok()) {
+    const ExecutionTiming timing{0, absl::GetCurrentTimeNanos() - start, 0};
+    model.statistics().RecordExecution(InferenceCount(request), timing);
+    responder->ReportTiming(timing);
+  }
+  responder->Complete(std::move(st));
+}
 
 }  // namespace
 
@@ -37,6 +124,14 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
                                        absl::MakeSpan(exec->output_descs));
       !st.ok()) {
     responder->Complete(std::move(st));
+    return;
+  }
+  if (sig.decoupled) {
+    ExecuteDecoupled(std::move(exec->request), responder);
+    return;
+  }
+  if (sig.host_execution) {
+    ExecuteHost(exec->request, responder);
     return;
   }
 
@@ -70,8 +165,10 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   }
   exec->buffer = *buffer;
   auto* cursor = static_cast<uint8_t*>(exec->buffer);
+  // From here the stream may write into `exec` (marks): it is freed only
+  // in stream order.
+  absl::Status st = stream.MarkTime(&exec->marks[0]);
 
-  absl::Status st;
   for (size_t i = 0; i < exec->request.inputs.size() && st.ok(); ++i) {
     const InferInput& in = exec->request.inputs[i];
     if (in.device == &device) {
@@ -97,9 +194,11 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     exec->device_outputs.push_back(DeviceTensor{&d, cursor});
     cursor += AlignUp(d.byte_size);
   }
+  if (st.ok()) st = stream.MarkTime(&exec->marks[1]);
   if (st.ok()) {
     st = model.Execute(stream, exec->device_inputs, exec->request.params, exec->device_outputs);
   }
+  if (st.ok()) st = stream.MarkTime(&exec->marks[2]);
   for (size_t i = 0; i < exec->output_descs.size() && st.ok(); ++i) {
     if (direct_outputs[i] != nullptr) continue;
     const TensorDesc& d = exec->output_descs[i];
@@ -109,18 +208,31 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     }
   }
   if (!st.ok()) {
-    // Work already enqueued may still read the buffer: free it in stream order.
-    void* buf = exec->buffer;
-    (void)stream.ThenCallback([&allocator, &stream, buf](absl::Status) {
-      allocator.Free(stream.device(), stream, buf);
+    // Work already enqueued may still read the buffer or write the marks:
+    // free both in stream order.
+    // (A stream that refuses the callback is broken; the execution then
+    // leaks rather than risk freeing memory its work may still touch.)
+    Execution* raw = exec.release();
+    (void)stream.ThenCallback([&allocator, &stream, raw](absl::Status) {
+      std::unique_ptr<Execution> owned(raw);
+      allocator.Free(stream.device(), stream, owned->buffer);
     });
     responder->Complete(std::move(st));
     return;
+  }
+  if (absl::Status mark = stream.MarkTime(&exec->marks[3]); !mark.ok()) {
+    exec->marks[3] = exec->marks[2];
   }
   Execution* raw = exec.release();
   absl::Status enq = stream.ThenCallback([raw, &allocator, &stream, responder](absl::Status s) {
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
+    if (s.ok()) {
+      const int64_t* m = owned->marks;
+      const ExecutionTiming timing{m[1] - m[0], m[2] - m[1], m[3] - m[2]};
+      owned->request.model->statistics().RecordExecution(InferenceCount(owned->request), timing);
+      responder->ReportTiming(timing);
+    }
     responder->Complete(std::move(s));
   });
   if (!enq.ok()) {

@@ -11,15 +11,18 @@
 #include "core/device/device.h"
 #include "core/device/device_allocator.h"
 #include "core/infer/infer_request.h"
+#include "core/util/clock.h"
 
 namespace inferd {
 
 // Thread-safe; lock-free on the submit path.
 class DirectDispatcher final : public InferSubmitter {
  public:
-  // Borrows `devices` (non-empty) and `allocator`.
-  DirectDispatcher(std::vector<Device*> devices, DeviceAllocator* allocator)
-      : devices_(std::move(devices)), allocator_(allocator) {}
+  // Borrows `devices` (non-empty), `allocator` and `clock` (which times
+  // requests for the model statistics).
+  DirectDispatcher(std::vector<Device*> devices, DeviceAllocator* allocator,
+                   Clock* clock = Clock::Real())
+      : devices_(std::move(devices)), allocator_(allocator), clock_(clock) {}
 
   // Runs `request` (already bound) on the next device; completes
   // `responder` exactly once.
@@ -28,6 +31,7 @@ class DirectDispatcher final : public InferSubmitter {
  private:
   const std::vector<Device*> devices_;
   DeviceAllocator* const allocator_;
+  Clock* const clock_;
   std::atomic<uint64_t> next_{0};
 };
 

@@ -8,6 +8,14 @@
 
 namespace inferd {
 
+int64_t InferenceCount(const InferRequest& request) {
+  if (request.model->signature().max_batch_size <= 0 || request.inputs.empty() ||
+      request.inputs[0].desc.shape.empty() || request.inputs[0].desc.shape[0] < 1) {
+    return 1;
+  }
+  return request.inputs[0].desc.shape[0];
+}
+
 absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request) {
   const ModelSignature& sig = request->model->signature();
   auto& inputs = request->inputs;

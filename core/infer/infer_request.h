@@ -47,6 +47,20 @@ class InferResponder {
   }
   // Called exactly once, from any thread, with the request's outcome.
   virtual void Complete(absl::Status status) = 0;
+  // Called once before Complete when the request ran on a device, with how
+  // long the execution's phases took (a batch's members share its timing).
+  virtual void ReportTiming(const ExecutionTiming& timing) {}
+  // True once the client no longer wants the result: a queued request is
+  // then dropped (CANCELLED) instead of run. Polled from any thread.
+  virtual bool IsCancelled() const { return false; }
+  // Decoupled models: delivers one of the request's 0..N responses, before
+  // Complete (which ends the request). `outputs` as ResponseWriter::Send.
+  // May block for flow control; CANCELLED when the client has gone. The
+  // default refuses: only ModelStreamInfer takes several responses.
+  virtual absl::Status SendResponse(absl::Span<const HostTensor> outputs) {
+    return absl::FailedPreconditionError(
+        "the model is decoupled (0..N responses per request): use ModelStreamInfer");
+  }
 };
 
 struct InferRequest {
@@ -64,6 +78,10 @@ class InferSubmitter {
   // Runs `request` (already bound) and completes `responder` exactly once.
   virtual void Submit(InferRequest request, InferResponder* responder) = 0;
 };
+
+// The inferences one request holds (the statistics' inference_count): dim 0
+// of its first input for a model that batches (max_batch_size > 0), else 1.
+int64_t InferenceCount(const InferRequest& request);
 
 // Orders `request->inputs` by the model's signature and checks names,
 // counts, ranks, byte sizes (with checked arithmetic) and `limits`.

@@ -21,17 +21,19 @@ std::string ShapeText(absl::Span<const int64_t> shape) {
 
 absl::StatusOr<ModelSignature> DeclaredSignature(const ModelConfigSpec& spec,
                                                  absl::string_view name,
-                                                 absl::string_view platform) {
+                                                 absl::string_view platform,
+                                                 bool bytes_outputs) {
   ModelSignature sig;
   sig.name = std::string(name);
   sig.version = spec.version;
   sig.platform = std::string(platform);
   sig.max_batch_size = spec.max_batch_size;
   sig.preemptible = spec.scheduling.preemptible;
+  sig.decoupled = spec.decoupled;
   for (const ModelTensorConfig& t : spec.inputs) sig.inputs.push_back({t.name, t.dtype, t.dims});
   for (size_t i = 0; i < spec.outputs.size(); ++i) {
     const ModelTensorConfig& t = spec.outputs[i];
-    if (t.dtype == DataType::kBytes) {
+    if (t.dtype == DataType::kBytes && !bytes_outputs) {
       return absl::InvalidArgumentError(
           absl::StrCat("outputs[", i, "].datatype: BYTES outputs are not supported"));
     }

@@ -20,12 +20,13 @@
 namespace inferd {
 
 // Builds the signature of `spec` (name = `name`) for `platform`
-// ("inferd_mlp", "inferd_plugin"). INVALID_ARGUMENT naming the output
-// when an output's -1 dim cannot be derived from the first input or its
-// datatype is BYTES.
+// ("inferd_mlp", "inferd_plugin", "inferd_builtin"). INVALID_ARGUMENT
+// naming the output when an output's -1 dim cannot be derived from the
+// first input, or its datatype is BYTES and `bytes_outputs` is false.
 absl::StatusOr<ModelSignature> DeclaredSignature(const ModelConfigSpec& spec,
                                                  absl::string_view name,
-                                                 absl::string_view platform);
+                                                 absl::string_view platform,
+                                                 bool bytes_outputs = false);
 
 // Checks `inputs` against `sig` and fills `outputs` (one per signature
 // output). INVALID_ARGUMENT naming the tensor and field.

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/device/device.h"
+#include "core/models/model_statistics.h"
 #include "core/tensor/dtype.h"
 
 namespace inferd {
@@ -40,6 +41,20 @@ struct ModelSignature {
   // config.yaml scheduling.preemptible: with enable_task_preemption, a
   // running BACKGROUND execution may be requeued for a CRITICAL task.
   bool preemptible = false;
+  // The model answers one request with 0..N responses (Triton's decoupled
+  // transaction policy): it implements ExecuteDecoupled instead of Execute
+  // and is served on ModelStreamInfer only.
+  bool decoupled = false;
+  // The model computes on the host from host tensors (ExecuteHost), e.g.
+  // because its output sizes depend on the data (BYTES results).
+  bool host_execution = false;
+  // Class labels of output i (classification), read from the file its
+  // config names (ModelConfig's label_filename); empty when it has none.
+  struct OutputLabels {
+    std::string file;
+    std::vector<std::string> labels;
+  };
+  std::vector<OutputLabels> labels;
 };
 
 // A concrete tensor description for one request.
@@ -61,11 +76,44 @@ struct DeviceTensor {
   void* data = nullptr;
 };
 
+// A host tensor a decoupled model reads (inputs) or sends (outputs).
+struct HostTensor {
+  const TensorDesc* desc = nullptr;
+  const void* data = nullptr;  // desc->byte_size bytes; null: output omitted
+};
+
+// Receives the responses of one request to a decoupled model. Implemented by
+// the execution path; thread-safe.
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  // Sends one response; `outputs` has one entry per signature output (data
+  // null for an output this response leaves out) and is copied. May block
+  // while the client reads slowly (flow control). CANCELLED when the client
+  // has gone: the model should stop and Finish.
+  virtual absl::Status Send(absl::Span<const HostTensor> outputs) = 0;
+  // Ends the request; called exactly once, after the last Send.
+  virtual void Finish(absl::Status status) = 0;
+};
+
+// Hands out host memory for a host-executed model's outputs.
+class HostOutputs {
+ public:
+  virtual ~HostOutputs() = default;
+  // Returns `desc.byte_size` bytes for output `index`, or null when the
+  // client did not ask for it.
+  virtual void* Allocate(int index, const TensorDesc& desc) = 0;
+};
+
 // Thread-safe: Validate and Execute are called concurrently from many
 // threads for different requests.
 class Model {
  public:
   virtual ~Model() = default;
+
+  // The cumulative statistics of this loaded model (ModelStatistics RPC);
+  // they start at zero when the model loads.
+  ModelStatistics& statistics() const { return *statistics_; }
 
   virtual const ModelSignature& signature() const = 0;
 
@@ -80,6 +128,28 @@ class Model {
   virtual absl::Status Execute(Stream& stream, absl::Span<const DeviceTensor> inputs,
                                const ModelParams& params,
                                absl::Span<const DeviceTensor> outputs) const = 0;
+
+  // Host-executed models (signature().host_execution) only: computes from
+  // `inputs` (host tensors, signature order, passed Validate) on the
+  // calling thread, allocating each output once its size is known.
+  virtual absl::Status ExecuteHost(absl::Span<const HostTensor> inputs, const ModelParams& params,
+                                   HostOutputs& outputs) const {
+    return absl::UnimplementedError("model '" + signature().name + "' has no host execution");
+  }
+
+  // Decoupled models (signature().decoupled) only: starts answering one
+  // request whose `inputs` (host tensors, signature order, valid until
+  // writer->Finish) passed Validate. Calls writer->Send per response and
+  // writer->Finish once, from the model's own threads; may return before.
+  // The default finishes with UNIMPLEMENTED.
+  virtual void ExecuteDecoupled(absl::Span<const HostTensor> inputs, const ModelParams& params,
+                                ResponseWriter* writer) const {
+    writer->Finish(absl::UnimplementedError(
+        "model '" + signature().name + "' has no decoupled execution"));
+  }
+
+ private:
+  const std::unique_ptr<ModelStatistics> statistics_ = std::make_unique<ModelStatistics>();
 };
 
 // Returns the builtin models that need no files: identity, add, scale.

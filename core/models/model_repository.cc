@@ -13,7 +13,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/models/builtin_op_model.h"
 #include "core/models/declared_signature.h"
 #include "core/models/mlp_model.h"
 #include "core/models/plugin_model.h"
@@ -25,6 +27,7 @@ namespace inferd {
 namespace {
 
 constexpr char kConfigFile[] = "config.yaml";
+constexpr int64_t kMaxLabelsBytes = 16 << 20;
 
 // realpath(3); errno is kept for the caller when it fails.
 bool RealPath(const std::string& path, std::string* out) {
@@ -183,6 +186,25 @@ absl::StatusOr<ModelConfigSpec> ModelRepository::ReadConfig(absl::string_view na
   return spec;
 }
 
+absl::StatusOr<std::string> ModelRepository::Fingerprint(absl::string_view name) const {
+  ASSIGN_OR_RETURN(const std::string dir, ModelDir(name));
+  std::vector<std::string> entries;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("model '", name, "': cannot be listed"));
+  for (; it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return absl::UnavailableError(absl::StrCat("model '", name, "': cannot be listed"));
+    if (static_cast<int>(entries.size()) >= kMaxFingerprintFiles) break;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0) continue;
+    entries.push_back(absl::StrCat(it->path().lexically_relative(dir).string(), "|", st.st_size,
+                                   "|", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, "|",
+                                   st.st_mode));
+  }
+  std::sort(entries.begin(), entries.end());
+  return absl::StrJoin(entries, "\n");
+}
+
 absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> ModelRepository::MlpCuda() const {
   absl::MutexLock lock(&mu_);
   if (mlp_cuda_ == nullptr) {
@@ -201,11 +223,53 @@ absl::StatusOr<std::shared_ptr<const TorchLibrary>> ModelRepository::Torch() con
   return torch_;
 }
 
+namespace {
+
+// Reads each output's label_filename (one label per line) into sig->labels.
+absl::Status ReadLabels(const std::string& dir, const ModelConfigSpec& spec,
+                        ModelSignature* sig) {
+  sig->labels.assign(spec.outputs.size(), {});
+  for (size_t i = 0; i < spec.output_label_files.size() && i < spec.outputs.size(); ++i) {
+    const std::string& file = spec.output_label_files[i];
+    if (file.empty()) continue;
+    const std::string key = absl::StrCat("outputs[", i, "].label_filename");
+    ASSIGN_OR_RETURN(const std::string path, ResolveInside(dir, file, key));
+    absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxLabelsBytes);
+    if (!text.ok()) return WithPrefix(text.status(), absl::StrCat(key, ": "));
+    std::vector<std::string>& labels = sig->labels[i].labels;
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      labels.emplace_back(line);
+    }
+    while (!labels.empty() && labels.back().empty()) labels.pop_back();
+    sig->labels[i].file = file;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_view name) const {
   ASSIGN_OR_RETURN(ModelConfigSpec spec, ReadConfig(name));
   ASSIGN_OR_RETURN(const std::string dir, ModelDir(name));
   const std::string prefix = absl::StrCat("model '", name, "': ");
   const absl::Span<Device* const> devices(options_.devices);
+  // The signature the config declares, with the outputs' labels.
+  auto declared = [&](absl::string_view platform) -> absl::StatusOr<ModelSignature> {
+    absl::StatusOr<ModelSignature> sig = DeclaredSignature(
+        spec, name, platform, /*bytes_outputs=*/spec.backend == ModelBackend::kBuiltin);
+    if (!sig.ok()) return WithPrefix(sig.status(), prefix);
+    if (absl::Status st = ReadLabels(dir, spec, &*sig); !st.ok()) return WithPrefix(st, prefix);
+    return sig;
+  };
+
+  if (spec.backend == ModelBackend::kBuiltin) {
+    ASSIGN_OR_RETURN(ModelSignature sig, declared("inferd_builtin"));
+    absl::StatusOr<std::shared_ptr<const Model>> model =
+        CreateBuiltinOpModel(spec.builtin.op, std::move(sig));
+    if (!model.ok()) return WithPrefix(model.status(), prefix);
+    return model;
+  }
 
   if (spec.backend == ModelBackend::kMlp) {
     absl::StatusOr<std::string> weights_path = ResolveInside(dir, spec.mlp.weights, "mlp.weights");
@@ -216,8 +280,8 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
     absl::StatusOr<MlpNetwork> network = BuildMlpNetwork(spec, **file);
     if (!network.ok()) return WithPrefix(network.status(), prefix);
     file->reset();  // the network holds its own copy of the weights
-    absl::StatusOr<ModelSignature> sig = DeclaredSignature(spec, name, "inferd_mlp");
-    if (!sig.ok()) return WithPrefix(sig.status(), prefix);
+    absl::StatusOr<ModelSignature> sig = declared("inferd_mlp");
+    if (!sig.ok()) return sig.status();
     std::shared_ptr<const MlpCudaLibrary> cuda;
     if (has_cuda_device_) {
       absl::StatusOr<std::shared_ptr<const MlpCudaLibrary>> lib = MlpCuda();
@@ -233,9 +297,8 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
   if (spec.backend == ModelBackend::kTorch) {
     absl::StatusOr<std::string> file = ResolveInside(dir, spec.torch.file, "torch.file");
     if (!file.ok()) return WithPrefix(file.status(), prefix);
-    absl::StatusOr<ModelSignature> sig =
-        DeclaredSignature(spec, name, TorchPlatform(spec.torch.format));
-    if (!sig.ok()) return WithPrefix(sig.status(), prefix);
+    absl::StatusOr<ModelSignature> sig = declared(TorchPlatform(spec.torch.format));
+    if (!sig.ok()) return sig.status();
     absl::StatusOr<std::shared_ptr<const TorchLibrary>> lib = Torch();
     if (!lib.ok()) return WithPrefix(lib.status(), prefix);
     TorchModelOptions torch;
@@ -250,8 +313,8 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
 
   absl::StatusOr<std::string> library = ResolveInside(dir, spec.plugin.library, "plugin.library");
   if (!library.ok()) return WithPrefix(library.status(), prefix);
-  absl::StatusOr<ModelSignature> sig = DeclaredSignature(spec, name, "inferd_plugin");
-  if (!sig.ok()) return WithPrefix(sig.status(), prefix);
+  absl::StatusOr<ModelSignature> sig = declared("inferd_plugin");
+  if (!sig.ok()) return sig.status();
   PluginModelOptions plugin;
   plugin.library_path = *library;
   plugin.model_dir = dir;

@@ -71,6 +71,13 @@ class ModelRepository {
   // reading weights or building the model).
   absl::StatusOr<ModelConfigSpec> ReadConfig(absl::string_view name) const;
 
+  // Returns a digest of model `name`'s folder (each file's relative path,
+  // size and modification time, up to kMaxFingerprintFiles files) that
+  // changes when any file is added, removed or rewritten. Poll mode
+  // compares it between scans. Errors as ReadConfig's for the folder.
+  static constexpr int kMaxFingerprintFiles = 4096;
+  absl::StatusOr<std::string> Fingerprint(absl::string_view name) const;
+
  private:
   ModelRepository(std::string root, ModelRepositoryOptions options);
 

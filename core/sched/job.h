@@ -84,12 +84,16 @@ struct Job final : public QueueNode, public InferResponder {
   // never asks the sink twice for the same output.
   absl::InlinedVector<void*, 2> host_outputs;
   absl::InlinedVector<bool, 2> host_output_asked;
+  // The timing of the execution that produced the result (statistics).
+  ExecutionTiming timing;
 
   // inferd::InferResponder (called by ExecuteOnDevice)
   void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override;
   void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
                              Device& device) override;
   void Complete(absl::Status status) override;
+  void ReportTiming(const ExecutionTiming& t) override { timing = t; }
+  absl::Status SendResponse(absl::Span<const HostTensor> outputs) override;
 };
 
 }  // namespace inferd

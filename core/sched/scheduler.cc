@@ -320,6 +320,11 @@ void* Job::AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorD
 
 void Job::Complete(absl::Status status) { scheduler->OnExecuted(this, std::move(status)); }
 
+absl::Status Job::SendResponse(absl::Span<const HostTensor> outputs) {
+  if (batch != nullptr || sink == nullptr) return InferResponder::SendResponse(outputs);
+  return sink->SendResponse(outputs);
+}
+
 // ---------------------------------------------------------------------------
 // Construction.
 
@@ -498,11 +503,8 @@ Scheduler::ModelBatcher* Scheduler::BatcherFor(const std::shared_ptr<const Model
     if (slot != nullptr) return slot.get();
     slot = std::make_unique<ModelBatcher>();
     slot->model = model;
-    std::optional<BatchingPolicy> policy;
-    if (options_.batching_lookup) policy = options_.batching_lookup(sig);
-    const BatchingPolicy& p = policy.has_value() ? *policy : options_.default_batching;
-    if (p.enabled && sig.max_batch_size > 0) {
-      slot->batcher = std::make_unique<DynamicBatcher>(p, sig.max_batch_size);
+    if (std::optional<BatchingPolicy> p = BatchingFor(sig); p.has_value()) {
+      slot->batcher = std::make_unique<DynamicBatcher>(*p, sig.max_batch_size);
     }
     made = slot.get();
   }
@@ -512,6 +514,15 @@ Scheduler::ModelBatcher* Scheduler::BatcherFor(const std::shared_ptr<const Model
     made->batcher->SetRowLimit(BatchRowLimit(sig));
   }
   return made;
+}
+
+std::optional<BatchingPolicy> Scheduler::BatchingFor(const ModelSignature& sig) const {
+  if (sig.max_batch_size <= 0 || sig.decoupled) return std::nullopt;
+  std::optional<BatchingPolicy> policy;
+  if (options_.batching_lookup) policy = options_.batching_lookup(sig);
+  if (!policy.has_value()) policy = options_.default_batching;
+  if (!policy->enabled) return std::nullopt;
+  return policy;
 }
 
 int64_t Scheduler::BatchRowLimit(const ModelSignature& sig) const {
@@ -939,7 +950,15 @@ bool Scheduler::BeginMember(Lane& lane, Job* job, absl::Time now) {
   Unadmit(job);
   job->start_time = now;
   ++job->attempts;
-  if (job->task == nullptr) return true;
+  if (job->task == nullptr) {
+    // A ModelInfer request whose client has gone (a cancelled stream) is
+    // dropped instead of run.
+    if (job->sink != nullptr && job->sink->IsCancelled()) {
+      job->cancelled.store(true);
+      return false;
+    }
+    return true;
+  }
   TaskRecord& rec = *job->task;
   absl::MutexLock lock(&rec.mu);
   if (IsTerminal(rec.state)) {
@@ -956,9 +975,16 @@ bool Scheduler::BeginMember(Lane& lane, Job* job, absl::Time now) {
 
 void Scheduler::StartJob(Lane& lane, Job* job, absl::Time now) {
   if (job->batch != nullptr) {
-    for (Job* m : job->batch->members) BeginMember(lane, m, now);
+    bool any_live = false;
+    for (Job* m : job->batch->members) any_live |= BeginMember(lane, m, now);
     job->start_time = now;
     ++job->attempts;
+    if (!any_live) {
+      // Every member was cancelled while queued: nothing to run.
+      job->start_time = absl::InfinitePast();
+      job->Complete(absl::CancelledError("every request of the batch was cancelled"));
+      return;
+    }
   } else if (!BeginMember(lane, job, now)) {
     job->start_time = absl::InfinitePast();
     job->Complete(absl::CancelledError("task cancelled"));
@@ -1129,6 +1155,7 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
     if (batch->start_time != absl::InfinitePast() && m->start_time == absl::InfinitePast()) {
       m->start_time = batch->start_time;
     }
+    m->timing = batch->timing;
     FinishJob(m, std::move(st));
   }
   if (batch->reserved_memory) {
@@ -1153,6 +1180,7 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   } else if (job->timed_out.load() && status.ok()) {
     status = absl::DeadlineExceededError("timeout: the deadline passed while running");
   }
+  RecordStatistics(*job, status);
   const Outcome outcome = OutcomeOf(status);
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
   SeriesOf(job)->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]->Increment();
@@ -1166,6 +1194,19 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   InferResponder* sink = job->sink;
   delete job;
   sink->Complete(std::move(status));
+}
+
+void Scheduler::RecordStatistics(const Job& job, const absl::Status& status) {
+  const absl::Time now = clock_->Now();
+  ModelStatistics& stats = job.request.model->statistics();
+  if (!status.ok()) {
+    stats.RecordFailure(now - job.submit_time, now);
+    return;
+  }
+  const absl::Duration queued = job.start_time == absl::InfinitePast()
+                                    ? absl::ZeroDuration()
+                                    : job.start_time - job.submit_time;
+  stats.RecordSuccess(InferenceCount(job.request), now - job.submit_time, queued, job.timing, now);
 }
 
 void Scheduler::NoteDeviceResult(Lane& lane, const absl::Status& status) {

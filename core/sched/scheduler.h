@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -122,6 +123,10 @@ class Scheduler final : public InferSubmitter {
 
   SchedulerStats GetStats() const;
 
+  // The dynamic batching `sig`'s requests get (its config's, else the
+  // default); nullopt when they are not batched.
+  std::optional<BatchingPolicy> BatchingFor(const ModelSignature& sig) const;
+
   // Runs what is due by the clock: timers (batch flushes, retries, waits,
   // probes), the timeout sweep and the load sample. The timer thread calls
   // it; tests call it after advancing a FakeClock.
@@ -185,6 +190,8 @@ class Scheduler final : public InferSubmitter {
   void RequeuePreempted(Job* job, absl::Time now);
   void FinishBatch(Job* batch, absl::Status status);
   void FinishJob(Job* job, absl::Status status);
+  // Adds a finished request to its model's statistics.
+  void RecordStatistics(const Job& job, const absl::Status& status);
   void NoteDeviceResult(Lane& lane, const absl::Status& status);
   void MoveQueuedOff(Lane& lane, absl::string_view why);
 

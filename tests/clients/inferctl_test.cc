@@ -266,6 +266,20 @@ TEST_F(InferctlTest, StatsForEveryEngineAsTableAndJson) {
   EXPECT_THAT(r.output, HasSubstr("\"events\""));
 }
 
+TEST_F(InferctlTest, StatsModelsShowsPerModelStatisticsAfterTraffic) {
+  ASSERT_EQ(Run({"infer", "scale", "--input=INPUT0:FP32:2:1,2"}).exit_code, 0);
+  testing::CommandResult r = Run({"stats", "models", "--model=scale"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("executions"));
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("scale +1 +[1-9]"));
+  EXPECT_THAT(r.output, HasSubstr("batch 1"));
+  r = Run({"stats", "models", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("\"inference_stats\""));
+  r = Run({"stats", "models", "--model=nope"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+}
+
 TEST_F(InferctlTest, BadArgumentsExitTwoNamingTheFlag) {
   struct Case {
     std::vector<std::string> args;

@@ -1,6 +1,7 @@
 #include "core/device/cuda/cuda_device.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -180,6 +181,52 @@ absl::Status CudaDevice::Synchronize() {
     if (!st.ok() && first.ok()) first = st;
   }
   return first;
+}
+
+namespace {
+
+class CudaImportedMemory final : public ImportedMemory {
+ public:
+  CudaImportedMemory(void* ptr, int ordinal) : ptr_(ptr), ordinal_(ordinal) {}
+  ~CudaImportedMemory() override {
+    ScopedCudaDevice guard(ordinal_);
+    cudaError_t err = cudaIpcCloseMemHandle(ptr_);
+    if (err != cudaSuccess) {
+      INFERD_LOG(kWarning, CudaStatus(err, "cudaIpcCloseMemHandle", ordinal_).ToString());
+    }
+  }
+  void* data() const override { return ptr_; }
+
+ private:
+  void* const ptr_;
+  const int ordinal_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ImportedMemory>> CudaDevice::OpenIpcMemory(
+    absl::string_view handle, uint64_t byte_size) {
+  static_assert(sizeof(cudaIpcMemHandle_t) == kIpcHandleBytes);
+  if (handle.size() != sizeof(cudaIpcMemHandle_t)) {
+    return absl::InvalidArgumentError(absl::StrCat("raw_handle: ", handle.size(),
+                                                   " bytes; a cudaIpcMemHandle_t has ",
+                                                   sizeof(cudaIpcMemHandle_t)));
+  }
+  cudaIpcMemHandle_t ipc{};
+  std::memcpy(&ipc, handle.data(), sizeof(ipc));
+  ScopedCudaDevice guard(info_.ordinal);
+  void* ptr = nullptr;
+  cudaError_t err = cudaIpcOpenMemHandle(&ptr, ipc, cudaIpcMemLazyEnablePeerAccess);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: clear it
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_handle: cannot be opened on cuda:", info_.ordinal, " (", cudaGetErrorName(err),
+        "); it must come from cudaIpcGetMemHandle in another process on this GPU"));
+  }
+  // The exporter's allocation may be smaller than byte_size: CUDA does not
+  // say, so the region's size is the client's word, as with Triton.
+  (void)byte_size;
+  return std::unique_ptr<ImportedMemory>(new CudaImportedMemory(ptr, info_.ordinal));
 }
 
 void CudaDevice::OnStickyError(const absl::Status& error) {

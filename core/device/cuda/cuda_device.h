@@ -61,6 +61,10 @@ class CudaDevice final : public Device {
   // True for this device itself and for GPUs with peer access enabled.
   bool CanAccessPeer(const Device& other) const override;
   absl::Status Synchronize() override;
+  // cudaIpcOpenMemHandle (lazy peer access); closed with
+  // cudaIpcCloseMemHandle when the ImportedMemory is destroyed.
+  absl::StatusOr<std::unique_ptr<ImportedMemory>> OpenIpcMemory(absl::string_view handle,
+                                                              uint64_t byte_size) override;
 
   int ordinal() const { return info_.ordinal; }
   const std::string& pci_bus_id() const { return pci_bus_id_; }

@@ -282,6 +282,45 @@ INSTANTIATE_TEST_SUITE_P(Cases, ModelConfigErrorTest, ::testing::ValuesIn(ErrorC
                            return name;
                          });
 
+constexpr char kRepeat[] = R"(
+backend: builtin
+builtin: {op: repeat}
+decoupled: true
+inputs:
+  - {name: IN, datatype: INT32, dims: [-1]}
+outputs:
+  - {name: OUT, datatype: INT32, dims: [1], label_filename: labels.txt}
+)";
+
+TEST(ModelConfigTest, ParsesBuiltinDecoupledConfigWithLabels) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kRepeat);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->backend, ModelBackend::kBuiltin);
+  EXPECT_EQ(spec->builtin.op, BuiltinOp::kRepeat);
+  EXPECT_TRUE(spec->decoupled);
+  EXPECT_EQ(spec->output_label_files, std::vector<std::string>{"labels.txt"});
+}
+
+TEST(ModelConfigTest, BuiltinConfigErrorsNameTheKey) {
+  const std::string r = kRepeat;
+  const std::pair<std::string, std::string> cases[] = {
+      {Edit(r, "decoupled: true\n", ""), "decoupled: builtin op repeat needs decoupled: true"},
+      {Edit(r, "op: repeat", "op: add_sub"), "decoupled: only builtin op repeat is decoupled"},
+      {Edit(r, "op: repeat", "op: onnx"), "builtin.op: \"onnx\" is not one of"},
+      {Edit(r, "builtin: {op: repeat}\n", ""), "builtin: required with backend: builtin"},
+      {Edit(r, "{name: IN, datatype: INT32, dims: [-1]}",
+            "{name: IN, datatype: INT32, dims: [-1], label_filename: x}"),
+       "inputs[0].label_filename: only outputs have labels"},
+      {Edit(r, "decoupled: true", "decoupled: true\nmax_batch_size: 2\ndynamic_batching: {}"),
+       "dynamic_batching: a decoupled model is not batched"},
+  };
+  for (const auto& [text, want] : cases) {
+    absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(text);
+    ASSERT_FALSE(spec.ok()) << want;
+    EXPECT_THAT(std::string(spec.status().message()), StartsWith(want));
+  }
+}
+
 TEST(ModelConfigTest, RejectsOversizedText) {
   std::string yaml(kMaxModelConfigBytes + 1, ' ');
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(yaml);
