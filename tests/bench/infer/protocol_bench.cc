@@ -202,13 +202,20 @@ int CudaShmClient(int port, const Options& o) {
   const uint64_t bytes = static_cast<uint64_t>(o.mib) << 20;
   void* in = nullptr;
   void* out = nullptr;
-  if (cudaMalloc(&in, bytes) != cudaSuccess || cudaMalloc(&out, bytes) != cudaSuccess) return 1;
+  auto failed = [](const char* what, cudaError_t e) {
+    std::fprintf(stderr, "cudashm client: %s: %s\n", what, cudaGetErrorString(e));
+    return 1;
+  };
+  if (cudaError_t e = cudaMalloc(&in, bytes); e != cudaSuccess) return failed("cudaMalloc", e);
+  if (cudaError_t e = cudaMalloc(&out, bytes); e != cudaSuccess) return failed("cudaMalloc", e);
   cudaMemset(in, 1, bytes);
   cudaDeviceSynchronize();
   auto stub = inference::GRPCInferenceService::NewStub(Channel(port));
   for (const auto& [name, ptr] : {std::pair<std::string, void*>("cuda_in", in), {"cuda_out", out}}) {
     cudaIpcMemHandle_t h;
-    if (cudaIpcGetMemHandle(&h, ptr) != cudaSuccess) return 1;
+    if (cudaError_t e = cudaIpcGetMemHandle(&h, ptr); e != cudaSuccess) {
+      return failed("cudaIpcGetMemHandle", e);
+    }
     inference::CudaSharedMemoryRegisterRequest r;
     r.set_name(name);
     r.set_raw_handle(std::string(reinterpret_cast<const char*>(&h), sizeof(h)));
@@ -224,6 +231,7 @@ int CudaShmClient(int port, const Options& o) {
   }
   const double raw = Latency(*stub, bytes, o.reps, "", "");
   const double shm = Latency(*stub, bytes, o.reps, "cuda_in", "cuda_out");
+  if (raw <= 0 || shm <= 0) std::fprintf(stderr, "cudashm client: raw %f ms, shm %f ms\n", raw, shm);
   std::printf("%d MiB identity on GPU, median of %d: raw_input_contents %.2f ms, CUDA shm %.2f ms, "
               "ratio %.1fx\n",
               o.mib, o.reps, raw, shm, raw / shm);
@@ -265,7 +273,9 @@ int Main(int argc, char** argv) {
       ::close(pipe_fds[1]);
       int port = 0;
       if (::read(pipe_fds[0], &port, sizeof(port)) != sizeof(port)) _exit(1);
-      _exit(CudaShmClient(port, o));
+      const int client_rc = CudaShmClient(port, o);
+      std::fflush(nullptr);  // _exit skips stdio: a piped stdout is still buffered
+      _exit(client_rc);
     }
     ::close(pipe_fds[0]);
 #else
@@ -293,6 +303,7 @@ int Main(int argc, char** argv) {
     int status = 0;
     ::waitpid(child, &status, 0);
     rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    if (WIFSIGNALED(status)) std::fprintf(stderr, "cudashm client: signal %d\n", WTERMSIG(status));
   }
   if (o.only.empty() || o.only == "stream") {
     const double unary1 = Unary(port, o, 1);
