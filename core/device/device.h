@@ -48,7 +48,10 @@ struct MemoryInfo {
   uint64_t free_bytes = 0;  // as the driver (or host capacity) sees it
 };
 
-// A completion marker recorded on a stream. Thread-safe.
+// A completion marker recorded on a stream. Thread-safe. The owner may
+// destroy an event while records of it, or waits for it, are still queued on
+// streams (as cudaEventDestroy allows): implementations keep what that work
+// needs alive until it has run.
 class Event {
  public:
   virtual ~Event() = default;

@@ -108,24 +108,21 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
       st = stream.CopyDeviceToHost(host, exec->device_outputs[i].data, d.byte_size);
     }
   }
-  if (!st.ok()) {
-    // Work already enqueued may still read the buffer: free it in stream order.
-    void* buf = exec->buffer;
-    (void)stream.ThenCallback([&allocator, &stream, buf](absl::Status) {
-      allocator.Free(stream.device(), stream, buf);
-    });
-    responder->Complete(std::move(st));
-    return;
-  }
+  // Finish in stream order, also after a failure: work already enqueued may
+  // still read the buffer or write the responder's host outputs.
   Execution* raw = exec.release();
-  absl::Status enq = stream.ThenCallback([raw, &allocator, &stream, responder](absl::Status s) {
+  absl::Status enq =
+      stream.ThenCallback([raw, &allocator, &stream, responder, st](absl::Status s) mutable {
+        std::unique_ptr<Execution> owned(raw);
+        allocator.Free(stream.device(), stream, owned->buffer);
+        responder->Complete(st.ok() ? std::move(s) : std::move(st));
+      });
+  if (!enq.ok()) {
+    // No callback will run: wait for the stream here instead.
+    stream.Synchronize().IgnoreError();
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
-    responder->Complete(std::move(s));
-  });
-  if (!enq.ok()) {
-    std::unique_ptr<Execution> owned(raw);
-    responder->Complete(std::move(enq));
+    responder->Complete(st.ok() ? std::move(enq) : std::move(st));
   }
 }
 

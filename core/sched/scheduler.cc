@@ -1295,6 +1295,9 @@ void Scheduler::Probe(int position) {
     lane.probing = false;
   });
   if (!st.ok()) {
+    // No callback will run: free once the memset is done.
+    stream.Synchronize().IgnoreError();
+    allocator_->Free(*lane.device, stream, ptr);
     {
       absl::MutexLock lock(&lane.mu);
       lane.probing = false;

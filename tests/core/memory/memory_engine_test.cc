@@ -3,8 +3,10 @@
 #include <cstring>
 #include <numeric>
 #include <sstream>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/device/host_device.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -292,6 +294,35 @@ TEST_F(MemoryEngineTest, CompactionPreservesContentsAndHandles) {
     EXPECT_EQ(now->byte_size, info.byte_size);
     EXPECT_EQ(Read(info.id, data.size()), data) << FormatTensorId(info.id);
   }
+}
+
+// Verifies that Compact may return while its stream is still busy: the
+// event it records stays valid until the stream reaches it (the queued
+// record used to write to the event Compact had already freed; concurrent
+// Compact calls during allocation traffic aborted the daemon).
+TEST_F(MemoryEngineTest, CompactReturnsWhileItsStreamIsBusy) {
+  Build(1, 64 * kMiB);
+  Stream& stream = devices_[0]->stream(0);
+  absl::Notification entered;
+  absl::Notification release;
+  std::thread holder([&] {
+    ASSERT_TRUE(stream
+                    .ThenCallback([&](absl::Status) {
+                      entered.Notify();
+                      release.WaitForNotification();
+                    })
+                    .ok());
+  });
+  entered.WaitForNotification();
+  for (int i = 0; i < 3; ++i) {
+    auto result = engine_->Compact(0);
+    EXPECT_TRUE(result.ok()) << result.status();
+  }
+  release.Notify();
+  holder.join();
+  EXPECT_TRUE(stream.Synchronize().ok());
+  TensorInfo t = Alloc(kMiB);
+  EXPECT_TRUE(engine_->FreeTensor(t.id).ok());
 }
 
 TEST_F(MemoryEngineTest, CompactionNeverMovesAPinnedTensor) {
