@@ -80,8 +80,8 @@ bool FeedsTask(const Job& job, const TaskRecord* task) {
   if (task == nullptr) return false;
   auto feeds = [task](const Job& j) {
     if (j.task == nullptr) return false;
-    for (const auto& dep : task->deps) {
-      if (dep.get() == j.task.get()) return true;
+    for (const TaskId& dep : task->dep_ids) {
+      if (dep == j.task->id) return true;
     }
     return false;
   };
@@ -1563,6 +1563,7 @@ SchedulerStats Scheduler::GetStats() const {
   s.batches = batches_.load();
   s.batched_requests = batched_requests_.load();
   s.tasks_retained = tasks_.size();
+  s.task_records = static_cast<uint64_t>(tasks_.live_records());
   const uint64_t qn = queue_count_.load();
   const uint64_t en = exec_count_.load();
   if (qn > 0) s.mean_queue_seconds = static_cast<double>(queue_ns_.load()) / 1e9 / qn;

@@ -120,6 +120,9 @@ struct SchedulerStats {
   uint64_t batches = 0;           // merged executions
   uint64_t batched_requests = 0;  // requests that ran in them
   uint64_t tasks_retained = 0;
+  // Task records in memory: the retained ones and any a live job, waiter
+  // or waiting dependent still holds.
+  uint64_t task_records = 0;
   double mean_queue_seconds = 0.0;      // since start
   double mean_execution_seconds = 0.0;  // since start
   std::vector<DeviceSchedulerStats> devices;

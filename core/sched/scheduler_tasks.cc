@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "core/sched/scheduler.h"
 #include "core/util/checked_math.h"
+#include "core/util/echo.h"
 #include "core/util/logging.h"
 
 namespace inferd {
@@ -67,6 +68,7 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
 
   auto record = std::make_shared<TaskRecord>();
   TaskRecord& rec = *record;
+  tasks_.Track(rec);
   rec.scheduler = this;
   rec.tensors = tensors_;
   rec.id = NewTaskId();
@@ -120,7 +122,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     rec.present.assign(sig.outputs.size(), false);
   }
 
-  // Dependencies: one slot per distinct task, from depends_on and inputs.
+  // Dependencies: one slot per distinct task, from depends_on and inputs
+  // (slots of tasks in this call stay null until SubmitSpecs wires them).
+  std::vector<std::shared_ptr<TaskRecord>> deps;
   absl::flat_hash_map<std::string, int> slot_of;  // "#k" (this call) or task id text
   auto add_dep = [&](const std::string& ref, const std::string& ref_field) -> absl::StatusOr<int> {
     auto key = keys.find(ref);
@@ -132,8 +136,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
       const std::string slot_key = absl::StrCat("#", key->second);
       auto it = slot_of.find(slot_key);
       if (it != slot_of.end()) return it->second;
-      const int slot = static_cast<int>(rec.deps.size());
-      rec.deps.push_back(nullptr);
+      const int slot = static_cast<int>(deps.size());
+      deps.push_back(nullptr);
       rec.dep_ids.push_back(TaskId{});
       batch_deps->emplace_back(slot, key->second);
       slot_of[slot_key] = slot;
@@ -153,8 +157,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
           absl::StrCat(ref_field, ": unknown task ", slot_key,
                        " (never submitted, or finished and no longer retained)"));
     }
-    const int slot = static_cast<int>(rec.deps.size());
-    rec.deps.push_back(std::move(dep));
+    const int slot = static_cast<int>(deps.size());
+    deps.push_back(std::move(dep));
     rec.dep_ids.push_back(*id);
     slot_of[slot_key] = slot;
     return slot;
@@ -245,9 +249,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
         // The dependency's model and returned outputs.
         std::shared_ptr<const Model> dep_model;
         uint64_t dep_mask = ~uint64_t{0};
-        if (rec.deps[*slot] != nullptr) {
-          dep_model = rec.deps[*slot]->model;
-          dep_mask = rec.deps[*slot]->requested_mask;
+        if (deps[*slot] != nullptr) {
+          dep_model = deps[*slot]->model;
+          dep_mask = deps[*slot]->requested_mask;
         } else {
           const TaskSpec& dep_spec = all[keys.at(in.dependency)];
           absl::StatusOr<std::shared_ptr<const Model>> m =
@@ -279,6 +283,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     }
     rec.inputs.push_back(std::move(plan));
   }
+  absl::MutexLock lock(&rec.mu);
+  rec.deps = std::move(deps);
   return record;
 }
 
@@ -310,57 +316,31 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
     records[i] = *std::move(rec);
   }
 
-  // Kahn's algorithm over dependencies within this call: parents first.
-  absl::InlinedVector<int, 1> order;
-  bool any_batch_deps = false;
-  for (const auto& deps : batch_deps) any_batch_deps |= !deps.empty();
-  if (!any_batch_deps) {
-    order.resize(n);
-    for (size_t i = 0; i < n; ++i) order[i] = static_cast<int>(i);
-  } else {
-    std::vector<int> pending(n, 0);
-    std::vector<std::vector<int>> children(n);
-    for (size_t i = 0; i < n; ++i) {
-      for (const auto& [slot, k] : batch_deps[i]) {
-        records[i]->deps[slot] = records[k];
-        records[i]->dep_ids[slot] = records[k]->id;
-        ++pending[i];
-        children[k].push_back(static_cast<int>(i));
-      }
+  // Order and cycle check first: a rejected call must leave no edge behind.
+  std::vector<int> cycle;
+  const std::vector<int> order = OrderWithinCall(batch_deps, &cycle);
+  if (!cycle.empty()) {
+    // Names at most kCycleNames keys of a long cycle.
+    constexpr size_t kCycleNames = 8;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < cycle.size() && i < kCycleNames; ++i) {
+      names.push_back(Echo(specs[cycle[i]].key));
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (pending[i] == 0) order.push_back(static_cast<int>(i));
+    if (cycle.size() > kCycleNames) {
+      names.push_back(absl::StrCat("... ", Echo(specs[cycle.back()].key), " (",
+                                   cycle.size() - 1, " tasks)"));
     }
-    for (size_t head = 0; head < order.size(); ++head) {
-      for (int c : children[order[head]]) {
-        if (--pending[c] == 0) order.push_back(c);
-      }
-    }
-    if (order.size() != n) {
-      // Walk unfinished nodes along their unfinished dependencies until one
-      // repeats: that is a cycle.
-      int at = 0;
-      while (pending[at] == 0) ++at;
-      std::vector<int> path;
-      std::vector<int> seen_at(n, -1);
-      while (seen_at[at] < 0) {
-        seen_at[at] = static_cast<int>(path.size());
-        path.push_back(at);
-        for (const auto& [slot, k] : batch_deps[at]) {
-          if (pending[k] > 0) {
-            at = k;
-            break;
-          }
-        }
-      }
-      std::vector<std::string> names;
-      for (size_t i = seen_at[at]; i < path.size(); ++i) {
-        names.push_back(absl::StrCat("'", specs[path[i]].key, "'"));
-      }
-      names.push_back(absl::StrCat("'", specs[at].key, "'"));
-      return absl::InvalidArgumentError(absl::StrCat("tasks[", path[seen_at[at]],
-                                                     "].depends_on: dependency cycle ",
-                                                     absl::StrJoin(names, " -> ")));
+    return absl::InvalidArgumentError(absl::StrCat("tasks[", cycle[0],
+                                                   "].depends_on: dependency cycle ",
+                                                   absl::StrJoin(names, " -> ")));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (batch_deps[i].empty()) continue;
+    TaskRecord& rec = *records[i];
+    absl::MutexLock lock(&rec.mu);  // not shared yet; keeps the analysis simple
+    for (const auto& [slot, k] : batch_deps[i]) {
+      rec.deps[slot] = records[k];
+      rec.dep_ids[slot] = records[k]->id;
     }
   }
   for (const auto& rec : records) tasks_.Insert(rec);
@@ -379,13 +359,15 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
 
 void Scheduler::WireAndRelease(const std::shared_ptr<TaskRecord>& record) {
   TaskRecord& rec = *record;
+  std::vector<std::shared_ptr<TaskRecord>> deps;
   {
     absl::MutexLock lock(&rec.mu);
-    rec.pending_deps = static_cast<int>(rec.deps.size()) + 1;  // +1 guards the wiring
+    deps = rec.deps;
+    rec.pending_deps = static_cast<int>(deps.size()) + 1;  // +1 guards the wiring
   }
   int done = 0;
   absl::Status failure;
-  for (const auto& dep : rec.deps) {
+  for (const auto& dep : deps) {
     absl::MutexLock lock(&dep->mu);
     if (!IsTerminal(dep->state)) {
       dep->dependents.push_back(record);
@@ -442,6 +424,14 @@ void Scheduler::WireAndRelease(const std::shared_ptr<TaskRecord>& record) {
 void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
   TaskRecord& rec = *record;
   auto job = std::make_unique<Job>();
+  {
+    // From here the job, not the record, keeps the dependencies whose
+    // outputs its request reads (across retries, and after a cancel).
+    absl::MutexLock lock(&rec.mu);
+    if (IsTerminal(rec.state)) return;  // cancelled meanwhile: nothing to run
+    job->sources = std::move(rec.deps);
+    rec.deps.clear();
+  }
   job->scheduler = this;
   job->task = record;
   job->sink = &rec;
@@ -496,7 +486,7 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
         break;
       case TaskInput::Source::kTaskOutput: {
         // The dependency succeeded, so its outputs no longer change.
-        const TaskRecord& dep = *rec.deps[plan.dep];
+        const TaskRecord& dep = *job->sources[plan.dep];
         std::string handle;
         InferInput in;
         {
@@ -625,12 +615,14 @@ void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
       work.pop_back();
     }
     std::vector<std::shared_ptr<TaskRecord>> dependents;
+    std::vector<std::shared_ptr<TaskRecord>> deps;  // released unlocked
     std::vector<uint64_t> waiters;
     TaskState state;
     absl::Status status;
     {
       absl::MutexLock lock(&rec->mu);
       dependents.swap(rec->dependents);
+      deps.swap(rec->deps);
       waiters.swap(rec->waiters);
       state = rec->state;
       status = rec->status;

@@ -380,6 +380,64 @@ TEST_F(SchedulerTasksTest, RetentionEvictsTheOldestFinishedTasks) {
   EXPECT_GE(evicted, 200 - 16);
 }
 
+// Verifies that a finished dependency chain keeps no history alive: once
+// its tasks are evicted, only the retained records stay in memory (the
+// chain used to hold every link through its dependency edges).
+TEST_F(SchedulerTasksTest, EvictedChainKeepsOnlyRetainedRecords) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_retained_tasks = 16;
+  Build(1, /*inline_streams=*/true, o);
+  TaskId prev = WaitFor(Submit(Spec("test", 1, 1, 0))).id;
+  for (int i = 0; i < 300; ++i) {
+    TaskSpec next = Spec("test", 1, 1, 0);
+    next.depends_on = {FormatTaskId(prev)};
+    TaskInfo info = WaitFor(Submit(next));
+    ASSERT_EQ(info.state, TaskState::kSucceeded) << info.status;
+    prev = info.id;
+  }
+  for (int i = 0; i < 100; ++i) WaitFor(Submit(Spec("test", 1, 1, 0)));
+  const SchedulerStats stats = sched_->GetStats();
+  EXPECT_LE(stats.tasks_retained, 16u);
+  EXPECT_EQ(stats.task_records, stats.tasks_retained);
+}
+
+// Verifies that a rejected cycle leaves nothing behind: the records it
+// built are gone when the call returns (they used to keep each other
+// alive, with their inline data).
+TEST_F(SchedulerTasksTest, RejectedCycleLeavesNoRecords) {
+  Build(1, /*inline_streams=*/true);
+  TaskSpec a = Spec("test", 256, 1024, 0);
+  a.key = "a";
+  a.depends_on = {"b"};
+  TaskSpec b = Spec("test", 256, 1024, 0);
+  b.key = "b";
+  b.depends_on = {"a"};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sched_->SubmitTasks({a, b}).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(sched_->GetStats().task_records, 0u);
+}
+
+// Verifies that the message for a long cycle of long keys stays short and
+// still names where the cycle starts.
+TEST_F(SchedulerTasksTest, LongCycleMessageIsBounded) {
+  Build(1, /*inline_streams=*/true);
+  constexpr int kTasks = 1000;
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < kTasks; ++i) {
+    TaskSpec t = Spec("test", 1, 1, 0);
+    t.key = absl::StrCat(std::string(200, 'k'), i);
+    t.depends_on = {absl::StrCat(std::string(200, 'k'), (i + 1) % kTasks)};
+    specs.push_back(std::move(t));
+  }
+  absl::Status st = sched_->SubmitTasks(std::move(specs)).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("tasks[0].depends_on: dependency cycle"));
+  EXPECT_THAT(st.message(), HasSubstr("(1000 tasks)"));
+  EXPECT_LT(st.message().size(), 2048u);
+  EXPECT_EQ(sched_->GetStats().task_records, 0u);
+}
+
 // Verifies device-resident chaining: outputs kept on the device come back
 // as handles and feed a dependent by handle; tensor pins are released.
 TEST_F(SchedulerTasksTest, OutputsKeptOnDeviceFeedDependentsByHandle) {
