@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/checked_math.h"
+#include "core/util/echo.h"
 #include "server/status_util.h"
 #include "server/tensor_codec.h"
 
@@ -141,8 +142,8 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
     const std::string field = absl::StrCat("inputs[", i, "]");
     std::optional<DataType> dtype = ParseDataType(in.datatype());
     if (!dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".datatype: unsupported datatype '",
-                                                     in.datatype(), "'"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".datatype: unsupported datatype ",
+                                                     Echo(in.datatype())));
     }
     InferInput input;
     input.name = in.name();
@@ -189,7 +190,7 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
       while (j < sig.outputs.size() && sig.outputs[j].name != name) ++j;
       if (j == sig.outputs.size() || j >= 64) {
         return absl::InvalidArgumentError(absl::StrCat("outputs[", i, "].name: model '", sig.name,
-                                                       "' has no output named '", name, "'"));
+                                                       "' has no output named ", Echo(name)));
       }
       mask |= uint64_t{1} << j;
     }

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "core/comm/link_calibration.h"
 #include "core/comm/transfer_engine_internal.h"
+#include "core/tensor/bytes_framing.h"
 #include "core/util/checked_math.h"
 #include "core/util/logging.h"
 #include "core/util/status_macros.h"
@@ -208,7 +209,18 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
       return absl::InvalidArgumentError("host_source.data is null");
     }
     t->bytes = request.host_source.size;
-    if (dtype != DataType::kBytes) {
+    if (dtype == DataType::kBytes) {
+      uint64_t elements = 0;
+      if (!ShapeElementCount(shape, &elements)) {
+        return absl::InvalidArgumentError("shape has a negative dimension or its size overflows");
+      }
+      if (absl::Status st = CheckBytesFraming(
+              absl::MakeConstSpan(static_cast<const uint8_t*>(request.host_source.data), t->bytes),
+              elements);
+          !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("data: ", st.message()));
+      }
+    } else {
       uint64_t elements, expected;
       if (!ShapeElementCount(shape, &elements) ||
           !CheckedMul(elements, DataTypeSize(dtype), &expected)) {
@@ -229,6 +241,14 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
                                                    " bytes; the tensor has ", t->bytes));
   }
   t->host_dst = std::move(request.host_destination);
+  const bool host_result = dst == kHostEndpoint && t->host_dst.data == nullptr;
+  if (host_result && options_.max_host_result_bytes > 0 &&
+      t->bytes > options_.max_host_result_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dst_device: a result of ", t->bytes, " bytes for the host exceeds the limit of ",
+        options_.max_host_result_bytes,
+        " bytes a reply may carry (server.max_send_message_bytes); download it in chunks"));
+  }
   if (dst != kHostEndpoint) {
     TensorRequest alloc;
     alloc.device = dst;
@@ -237,6 +257,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
     alloc.byte_size = dtype == DataType::kBytes ? t->bytes : 0;
     alloc.owner = std::move(owner);
     alloc.lease = lease;
+    // The copy of a pinned (so usable) tensor or of host bytes checked above.
+    alloc.layout_checked = true;
     ASSIGN_OR_RETURN(TensorInfo out, memory_->AllocateTensor(alloc));
     t->dst_tensor = out.id;
   }
@@ -244,9 +266,11 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   const TransferId id = t->id;
   Transfer* const raw = t.get();
   Link* link = nullptr;
+  bool no_room = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
+    if (host_result && !stopping_) no_room = !HoldHostBytesLocked(raw);
+    if (!stopping_ && !no_room) {
       link = GetLinkLocked(src, dst);
       t->link = link;
       switch (link->kind) {
@@ -289,6 +313,11 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   }
   if (link == nullptr) {  // refused: `t` still owns the transfer
     if (raw->dst_tensor.valid()) memory_->FreeTensor(raw->dst_tensor).IgnoreError();
+    if (no_room) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "limits.max_host_transfer_bytes: results in flight to the host fill the ",
+          options_.max_held_host_bytes, " bytes held for clients; retry once they are fetched"));
+    }
     return absl::UnavailableError("the transfer engine is shutting down");
   }
   if (!raw->by_caller) return id;
@@ -307,6 +336,33 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   raw->claim_after = absl::Now() + grace;
   link->unclaimed.push_back(raw);
   return id;
+}
+
+bool TransferEngine::HoldHostBytesLocked(Transfer* t) {
+  const uint64_t limit = options_.max_held_host_bytes;
+  if (limit > 0 && t->bytes > limit) return false;
+  // Oldest finished first; each unfetched result dropped frees its bytes.
+  for (size_t i = 0; limit > 0 && held_host_bytes_ > limit - t->bytes &&
+                     i < finished_order_.size();
+       ++i) {
+    auto it = transfers_.find(finished_order_[(finished_head_ + i) % finished_order_.size()]);
+    if (it == transfers_.end() || it->second->held_host_bytes == 0) continue;
+    Transfer* old = it->second.get();
+    INFERD_LOG(kDebug, "transfer ", FormatTensorId(old->id), ": unfetched host result of ",
+               old->bytes, " bytes dropped (limits.max_host_transfer_bytes)");
+    old->host_data.reset();
+    old->host_data_released = true;
+    ReleaseHostBytesLocked(old);
+  }
+  if (limit > 0 && held_host_bytes_ > limit - t->bytes) return false;
+  t->held_host_bytes = t->bytes;
+  held_host_bytes_ += t->bytes;
+  return true;
+}
+
+void TransferEngine::ReleaseHostBytesLocked(Transfer* t) {
+  held_host_bytes_ -= t->held_host_bytes;
+  t->held_host_bytes = 0;
 }
 
 // The device whose events mark a link's copies done: the destination's, or
@@ -664,6 +720,7 @@ void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool re
     t->source_free_error = std::move(source_free_error);
     if (ok && t->host_result != nullptr) t->host_data = std::move(t->host_result);
     t->host_result.reset();
+    if (t->host_data == nullptr) ReleaseHostBytesLocked(t);
     --active_;
     if (t->by_caller) {
       --link->caller_active;
@@ -716,7 +773,11 @@ void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool re
     if (finished_order_.size() < options_.max_finished_transfers) {
       finished_order_.push_back(id);
     } else {
-      transfers_.erase(finished_order_[finished_head_]);
+      auto forgotten = transfers_.find(finished_order_[finished_head_]);
+      if (forgotten != transfers_.end()) {
+        ReleaseHostBytesLocked(forgotten->second.get());
+        transfers_.erase(forgotten);
+      }
       finished_order_[finished_head_] = id;
       finished_head_ = (finished_head_ + 1) % finished_order_.size();
     }

@@ -63,6 +63,7 @@ struct TransferEngine::Transfer {
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();
   std::optional<TensorInfo> result;
+  uint64_t held_host_bytes = 0;  // counted in the engine's held_host_bytes_
   std::shared_ptr<const std::string> host_data;
   bool host_data_released = false;
   bool source_freed = false;

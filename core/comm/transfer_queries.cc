@@ -41,6 +41,7 @@ TransferInfo TransferEngine::InfoLocked(Transfer* t, bool release_host_data) {
   info.host_data_released = t->host_data_released;
   if (release_host_data && Terminal(t->state) && t->host_data != nullptr) {
     t->host_data.reset();
+    ReleaseHostBytesLocked(t);
     t->host_data_released = true;
   }
   info.bytes = t->bytes;

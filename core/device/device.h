@@ -63,6 +63,25 @@ class Event {
   virtual absl::Status Synchronize() = 0;
 };
 
+// While one lives on a thread, streams never run work on that thread: work
+// an idle HostDevice stream would run inline goes to the stream's own
+// thread instead, as on a GPU (CUDA streams never run work inline). For
+// threads that must return at once, such as a request thread submitting
+// tasks. Nests. Not copyable.
+class AsyncOnlyScope {
+ public:
+  AsyncOnlyScope();
+  ~AsyncOnlyScope();
+  AsyncOnlyScope(const AsyncOnlyScope&) = delete;
+  AsyncOnlyScope& operator=(const AsyncOnlyScope&) = delete;
+
+  // True while a scope lives on the calling thread.
+  static bool Active();
+
+ private:
+  const bool previous_;
+};
+
 // An in-order queue of asynchronous work on one device. Thread-safe: any
 // thread may enqueue; work runs in enqueue order. Enqueue calls return at
 // once; their status reports only a synchronous failure (bad arguments, a

@@ -36,7 +36,8 @@ class HostStream final : public Stream {
   // go to the worker so that the caller is never blocked by them.
   void Enqueue(Op op, bool may_block = false) {
     mu_.Lock();
-    if (inline_when_idle_ && !may_block && !running_ && queue_.empty()) {
+    if (inline_when_idle_ && !may_block && !running_ && queue_.empty() &&
+        !AsyncOnlyScope::Active()) {
       running_ = true;
       mu_.Unlock();
       absl::Status st = Run(std::move(op));

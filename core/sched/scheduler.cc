@@ -388,7 +388,8 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
       tensors_(tensors),
       clock_(clock),
       metrics_(registry, DeviceIndexes(devices)),
-      tasks_(options_.max_retained_tasks) {
+      tasks_(options_.max_retained_tasks),
+      watchers_(static_cast<size_t>(options_.limits.max_watch_streams)) {
   const AgingOptions aging{options_.aging_interval, options_.enable_preemption};
   for (size_t i = 0; i < devices.size(); ++i) {
     // The spare slot needs a stream of its own, past the slots' streams.
@@ -1465,6 +1466,7 @@ void Scheduler::TimerLoop() {
 
 void Scheduler::Shutdown() {
   if (shutting_down_.exchange(true)) return;
+  watchers_.CloseAll();
   {
     absl::MutexLock lock(&thread_mu_);
     stop_ = true;

@@ -98,6 +98,9 @@ class TaskRecord final : public InferResponder, public std::enable_shared_from_t
   // Device outputs made for the current attempt, pinned until it ends.
   std::vector<AccessedTensor> output_pins ABSL_GUARDED_BY(mu);
   int pending_deps ABSL_GUARDED_BY(mu) = 0;
+  // Counted against its priority's queue depth from submission until its
+  // job takes the count over (MakeReady) or it ends without one.
+  bool holds_admission ABSL_GUARDED_BY(mu) = false;
   std::vector<std::shared_ptr<TaskRecord>> dependents ABSL_GUARDED_BY(mu);
   Job* job ABSL_GUARDED_BY(mu) = nullptr;  // while queued or running
   std::vector<uint64_t> waiters ABSL_GUARDED_BY(mu);
