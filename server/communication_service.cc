@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/util/echo.h"
 #include "server/status_util.h"
 #include "server/tensor_proto.h"
 
@@ -132,8 +133,7 @@ absl::StatusOr<absl::Duration> Lease(int64_t lease_ms) {
   return absl::Milliseconds(lease_ms);
 }
 
-absl::StatusOr<TransferRequest> DecodeTransfer(const pb::AsyncTransferRequest& wire,
-                                               MemoryEngine& memory, uint64_t max_response) {
+absl::StatusOr<TransferRequest> DecodeTransfer(const pb::AsyncTransferRequest& wire) {
   TransferRequest r;
   switch (wire.source_case()) {
     case pb::AsyncTransferRequest::kTensorId: {
@@ -147,7 +147,7 @@ absl::StatusOr<TransferRequest> DecodeTransfer(const pb::AsyncTransferRequest& w
       std::optional<DataType> dtype = ParseDataType(t.datatype());
       if (!dtype) {
         return absl::InvalidArgumentError(
-            absl::StrCat("inline_tensor.datatype: unsupported '", t.datatype(), "'"));
+            absl::StrCat("inline_tensor.datatype: unsupported ", Echo(t.datatype())));
       }
       r.dtype = *dtype;
       r.shape.assign(t.shape().begin(), t.shape().end());
@@ -159,15 +159,6 @@ absl::StatusOr<TransferRequest> DecodeTransfer(const pb::AsyncTransferRequest& w
       return absl::InvalidArgumentError("source: set tensor_id or inline_tensor");
   }
   r.dst_device = wire.to_host() ? kHostEndpoint : wire.dst_device();
-  if (wire.to_host() && r.source_tensor.valid()) {
-    absl::StatusOr<TensorInfo> info = memory.GetTensorInfo(r.source_tensor);
-    if (!info.ok()) return info.status();
-    if (info->byte_size > max_response) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "to_host: the tensor's ", info->byte_size, " bytes exceed the response limit of ",
-          max_response, " bytes (server.max_send_message_bytes); use Memory.DownloadTensor"));
-    }
-  }
   absl::StatusOr<TransferPriority> priority = FromProto(wire.priority());
   if (!priority.ok()) return priority.status();
   r.priority = *priority;
@@ -262,11 +253,8 @@ void CommStatsToProto(const CommStats& s, v1::CommunicationStats* out) {
   out->set_communicator_rebuilds(s.communicator_rebuilds);
 }
 
-CommunicationService::CommunicationService(CommEngine* engine, MemoryEngine* memory,
-                                           uint64_t max_response_bytes, GrpcMetrics* metrics)
+CommunicationService::CommunicationService(CommEngine* engine, GrpcMetrics* metrics)
     : engine_(engine),
-      memory_(memory),
-      max_response_bytes_(max_response_bytes),
       m_async_transfer_(metrics->ForMethod(absl::StrCat(kService, "AsyncTransfer"))),
       m_get_transfer_(metrics->ForMethod(absl::StrCat(kService, "GetTransfer"))),
       m_wait_transfer_(metrics->ForMethod(absl::StrCat(kService, "WaitTransfer"))),
@@ -290,7 +278,7 @@ grpc::ServerUnaryReactor* CommunicationService::AsyncTransfer(grpc::CallbackServ
                                                               const pb::AsyncTransferRequest* req,
                                                               pb::AsyncTransferResponse* resp) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<TransferRequest> request = DecodeTransfer(*req, *memory_, max_response_bytes_);
+  absl::StatusOr<TransferRequest> request = DecodeTransfer(*req);
   if (!request.ok()) return Finish(ctx, m_async_transfer_, start, request.status());
   absl::StatusOr<TransferId> id = engine_->transfers().AsyncTransfer(*std::move(request));
   if (id.ok()) resp->set_transfer_id(FormatTensorId(*id));

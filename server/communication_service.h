@@ -20,10 +20,9 @@ void CommStatsToProto(const CommStats& stats, v1::CommunicationStats* out);
 // Thread-safe. Borrows everything it is given.
 class CommunicationService final : public inferd::v1::Communication::CallbackService {
  public:
-  // `max_response_bytes`: the server's send limit; transfers to the client
-  // larger than that are refused up front (INVALID_ARGUMENT).
-  CommunicationService(CommEngine* engine, MemoryEngine* memory, uint64_t max_response_bytes,
-                       GrpcMetrics* metrics);
+  // Results for the client are bounded by the engine's options
+  // (TransferEngineOptions::max_host_result_bytes, max_held_host_bytes).
+  CommunicationService(CommEngine* engine, GrpcMetrics* metrics);
 
   // inferd::v1::Communication::CallbackService
   grpc::ServerUnaryReactor* AsyncTransfer(grpc::CallbackServerContext* ctx,
@@ -59,8 +58,6 @@ class CommunicationService final : public inferd::v1::Communication::CallbackSer
                                           inferd::v1::CollectiveResponse* resp);
 
   CommEngine* const engine_;
-  MemoryEngine* const memory_;
-  const uint64_t max_response_bytes_;
   MethodMetrics* const m_async_transfer_;
   MethodMetrics* const m_get_transfer_;
   MethodMetrics* const m_wait_transfer_;

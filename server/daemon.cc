@@ -1,5 +1,6 @@
 #include "server/daemon.h"
 
+#include <cmath>
 #include <filesystem>
 #include <utility>
 
@@ -26,9 +27,11 @@
 #include "grpcpp/grpcpp.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "server/call_tracker.h"
 #include "server/device_collector.h"
 #include "server/grpc_metrics.h"
 #include "server/health_service.h"
+#include "server/protobuf_log.h"
 #include "server/kserve_service.h"
 #include "server/scaling_service.h"
 #include "server/scheduler_service.h"
@@ -55,8 +58,19 @@ MemoryEngineOptions MemoryOptionsFromConfig(const Config& c) {
   o.zero_new_tensors = c.memory.zero_new_tensors;
   o.release_segments_on_grow = c.memory.release_segments_on_grow;
   o.max_tensor_bytes = static_cast<uint64_t>(c.limits.max_tensor_bytes);
+  o.max_dims = c.limits.max_dims;
   return o;
 }
+
+// Drain (Daemon::Shutdown): it ends when no call has been in flight, and
+// none has started, for this long (or at the grace period's end).
+constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
+// Protobuf's own log lines (one per request with invalid UTF-8): at most
+// one per this interval.
+constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);
+
+// What a Transfer reply carries besides a result's bytes, with room to spare.
+constexpr uint64_t kTransferReplyOverhead = 64 << 10;
 
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
@@ -95,6 +109,7 @@ struct Daemon::Impl {
   std::unique_ptr<ReportService> report_service;
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
+  CallTracker* calls = nullptr;  // owned by `server`
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -134,6 +149,7 @@ int Daemon::metrics_port() const { return impl_->metrics_port; }
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  InstallProtobufLogThrottle(Clock::Real(), kProtobufLogInterval);
 
   DiscoveryOptions dopts;
   dopts.host_devices = config.device.host_devices;
@@ -153,7 +169,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
   if (!config.server.metrics_listen.empty()) {
     try {
-      impl->exposer = std::make_unique<prometheus::Exposer>(config.server.metrics_listen);
+      // Each connection holds one of metrics_threads workers; the timeout
+      // frees a worker from a client that sends or reads slowly (or
+      // announces a body it never sends).
+      const auto timeout_ms = static_cast<int64_t>(
+          std::ceil(config.server.metrics_request_timeout_seconds * 1000.0));
+      impl->exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+          "listening_ports", config.server.metrics_listen,
+          "num_threads", absl::StrCat(config.server.metrics_threads),
+          "request_timeout_ms", absl::StrCat(timeout_ms),
+          "enable_keep_alive", "no"});
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("server.metrics_listen: cannot listen on ",
                                                  config.server.metrics_listen, ": ", e.what()));
@@ -186,8 +211,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->allocator = impl->memory->NewScratchAllocator();
 
   // Communication engine (docs/COMM.md): calibrates each link kind once.
-  auto comm = CommEngine::Create(CommEngineOptionsFromConfig(config.device.performance),
-                                 impl->device_ptrs, impl->memory.get(), Clock::Real(),
+  CommEngineOptions comm_options = CommEngineOptionsFromConfig(config.device.performance);
+  const auto max_send = static_cast<uint64_t>(config.server.max_send_message_bytes);
+  comm_options.transfer.max_host_result_bytes =
+      max_send > 2 * kTransferReplyOverhead ? max_send - kTransferReplyOverhead : max_send / 2;
+  comm_options.transfer.max_held_host_bytes =
+      static_cast<uint64_t>(config.limits.max_host_transfer_bytes);
+  auto comm = CommEngine::Create(comm_options, impl->device_ptrs, impl->memory.get(), Clock::Real(),
                                  *impl->registry);
   if (!comm.ok()) return comm.status();
   impl->comm = *std::move(comm);
@@ -275,14 +305,21 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   }
 
   impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
-  impl->health = std::make_unique<HealthService>(impl->grpc_metrics.get());
+  impl->health = std::make_unique<HealthService>(
+      impl->grpc_metrics.get(),
+      std::vector<std::string>{inference::GRPCInferenceService::service_full_name(),
+                               v1::Memory::service_full_name(),
+                               v1::Communication::service_full_name(),
+                               v1::Scaling::service_full_name(),
+                               v1::Scheduler::service_full_name(),
+                               v1::Report::service_full_name()},
+      config.limits.max_watch_streams);
   impl->scaling_service =
       std::make_unique<ScalingService>(impl->scaler.get(), impl->grpc_metrics.get());
   impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
                                                          impl->grpc_metrics.get());
-  impl->communication_service = std::make_unique<CommunicationService>(
-      impl->comm.get(), impl->memory.get(),
-      static_cast<uint64_t>(config.server.max_send_message_bytes), impl->grpc_metrics.get());
+  impl->communication_service =
+      std::make_unique<CommunicationService>(impl->comm.get(), impl->grpc_metrics.get());
   impl->scheduler_service =
       std::make_unique<SchedulerService>(impl->scheduler.get(), impl->grpc_metrics.get());
   ReportSources report_sources;
@@ -329,6 +366,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_send_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              config.server.max_concurrent_streams);
+  // gRPC sets SO_REUSEPORT by default: a second daemon on the same address
+  // would start and split the connections (and tensors) with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  {
+    auto calls = std::make_unique<CallTracker>(Clock::Real());
+    impl->calls = calls.get();
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::move(calls));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.RegisterService(impl->health.get());
   builder.RegisterService(impl->kserve.get());
   builder.RegisterService(impl->scaling_service.get());
@@ -362,13 +409,24 @@ void Daemon::Shutdown(absl::Duration grace) {
              absl::FormatDuration(grace));
   impl_->kserve->SetReady(false);
   impl_->health->Shutdown();
+  impl_->scheduler->CloseWatchers();  // WatchTasks streams end with UNAVAILABLE
   const absl::Duration delay = absl::Seconds(impl_->config.server.shutdown_delay_seconds);
   if (delay > absl::ZeroDuration()) {
     // Keep serving while probes see NOT_SERVING and traffic moves away.
     INFERD_LOG(kInfo, "NOT_SERVING for ", absl::FormatDuration(delay), " before draining");
     absl::SleepFor(delay);
   }
-  impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // Drain before gRPC's shutdown, which cancels every call it has not yet
+  // handed to the daemon (one whose request is still arriving): until the
+  // server is quiet, every call is served, so calls sent before the signal
+  // finish normally, however long their bytes take to arrive. Clients that
+  // keep sending past NOT_SERVING hold the drain to the grace period's end.
+  const absl::Time deadline = absl::Now() + grace;
+  if (!impl_->calls->Drain(kDrainQuiet, deadline)) {
+    INFERD_LOG(kWarning, "drain: ", impl_->calls->in_flight(),
+               " call(s) still in flight at the deadline; cancelling them");
+  }
+  impl_->server->Shutdown(absl::ToChronoTime(deadline));
   impl_->server->Wait();
   impl_->scheduler->Shutdown();
   impl_->scaler->Stop();

@@ -1,6 +1,12 @@
 #include "server/health_service.h"
 
+#include <string>
+#include <utility>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/echo.h"
+#include "server/status_util.h"
 
 namespace inferd {
 
@@ -41,6 +47,12 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
     delete this;
   }
 
+  // Ends the stream at once with `status` (never registered).
+  void Refuse(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(status);
+  }
+
  private:
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_) return;
@@ -73,8 +85,24 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
   const std::string& name() const { return name_; }
 };
 
-HealthService::HealthService(GrpcMetrics* metrics)
-    : check_metrics_(metrics->ForMethod("grpc.health.v1.Health/Check")),
+namespace {
+
+absl::flat_hash_set<std::string> KnownNames(std::vector<std::string> services) {
+  absl::flat_hash_set<std::string> known(std::make_move_iterator(services.begin()),
+                                         std::make_move_iterator(services.end()));
+  known.insert("");
+  known.insert("inferd");
+  known.insert(grpc::health::v1::Health::service_full_name());
+  return known;
+}
+
+}  // namespace
+
+HealthService::HealthService(GrpcMetrics* metrics, std::vector<std::string> services,
+                             int max_watches)
+    : known_(KnownNames(std::move(services))),
+      max_watches_(max_watches),
+      check_metrics_(metrics->ForMethod("grpc.health.v1.Health/Check")),
       watch_metrics_(metrics->ForMethod("grpc.health.v1.Health/Watch")) {}
 
 HealthService::~HealthService() = default;
@@ -125,9 +153,9 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* cont
   auto* reactor = context->DefaultReactor();
   if (!Known(request->service())) {
     timer.Finish(grpc::StatusCode::NOT_FOUND);
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 "service: unknown service '" + request->service() +
-                                     "' (known: \"\", \"inferd\")"));
+    reactor->Finish(ToGrpcStatus(absl::NotFoundError(
+        absl::StrCat("service: unknown service ", Echo(request->service()),
+                     " (known: \"\", \"inferd\" and each served service's full name)"))));
     return reactor;
   }
   response->set_status(StatusFor(request->service()));
@@ -141,6 +169,12 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
   CallTimer timer(watch_metrics_);
   auto* reactor = new HealthWatchReactor(this, request->service());
   absl::MutexLock lock(&mu_);
+  if (static_cast<int>(watchers_.size()) >= max_watches_) {
+    reactor->Refuse(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        "limits.max_watch_streams: ", max_watches_, " health Watch streams are open"))));
+    timer.Finish(grpc::StatusCode::RESOURCE_EXHAUSTED);
+    return reactor;
+  }
   watchers_.insert(reactor);
   const bool known = Known(request->service());
   reactor->Push(!known      ? HealthCheckResponse::SERVICE_UNKNOWN

@@ -1,13 +1,18 @@
-// HealthService: grpc.health.v1.Health (Check and Watch) for the services
-// "" (the whole server) and "inferd". Both report NOT_SERVING until the
-// daemon has its devices and models up, and again from the start of
-// shutdown. Compiled from Debian's grpc-proto so reflection describes it.
+// HealthService: grpc.health.v1.Health (Check and Watch) for "" (the whole
+// server), "inferd" and the full name of every service the daemon serves
+// ("inference.GRPCInferenceService", "inferd.v1.Memory", ...). All report
+// NOT_SERVING until the daemon has its devices and models up, and again
+// from the start of shutdown. Watch streams are bounded in number.
+// Compiled from Debian's grpc-proto so reflection describes it.
 #ifndef INFERD_SERVER_HEALTH_SERVICE_H_
 #define INFERD_SERVER_HEALTH_SERVICE_H_
 
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/grpc_metrics.h"
@@ -19,7 +24,9 @@ class HealthWatchReactor;
 // Thread-safe.
 class HealthService final : public grpc::health::v1::Health::CallbackService {
  public:
-  explicit HealthService(GrpcMetrics* metrics);
+  // `services`: the served service names answered besides "" and "inferd".
+  // At most `max_watches` Watch streams at a time (RESOURCE_EXHAUSTED beyond).
+  HealthService(GrpcMetrics* metrics, std::vector<std::string> services, int max_watches);
   ~HealthService() override;
 
   // Sets the status of every served name and tells watchers.
@@ -38,10 +45,12 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
  private:
   friend class HealthWatchReactor;
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
-  static bool Known(const std::string& service) { return service.empty() || service == "inferd"; }
+  bool Known(const std::string& service) const { return known_.contains(service); }
   ServingStatus StatusFor(const std::string& service) const;
   void Unregister(HealthWatchReactor* r);
 
+  const absl::flat_hash_set<std::string> known_;
+  const int max_watches_;
   MethodMetrics* const check_metrics_;
   MethodMetrics* const watch_metrics_;
   mutable absl::Mutex mu_;

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/checked_math.h"
+#include "core/util/echo.h"
 #include "server/tensor_codec.h"
 
 namespace inferd {
@@ -163,7 +164,7 @@ absl::Status DecodeOutputs(const inference::ModelInferRequest& wire,
     while (j < sig.outputs.size() && sig.outputs[j].name != out.name()) ++j;
     if (j == sig.outputs.size()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ".name: model '", sig.name,
-                                                     "' has no output named '", out.name(), "'"));
+                                                     "' has no output named ", Echo(out.name())));
     }
     OutputRoute& route = call->outputs[j];
     if (route.wanted) {
@@ -226,8 +227,8 @@ absl::Status DecodeInferRequest(const inference::ModelInferRequest& wire,
     const std::string field = absl::StrCat("inputs[", i, "]");
     std::optional<DataType> dtype = ParseDataType(in.datatype());
     if (!dtype) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".datatype: unsupported datatype '",
-                                                     in.datatype(), "'"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".datatype: unsupported datatype ",
+                                                     Echo(in.datatype())));
     }
     InferInput input;
     input.name = in.name();

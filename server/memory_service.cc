@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/util/echo.h"
 #include "server/status_util.h"
 #include "server/tensor_proto.h"
 
@@ -172,7 +173,7 @@ absl::StatusOr<TensorRequest> TensorRequestFromProto(const v1::AllocateTensorReq
   std::optional<DataType> dtype = ParseDataType(req.datatype());
   if (!dtype) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".datatype: unsupported datatype '", req.datatype(), "'"));
+        absl::StrCat(field, ".datatype: unsupported datatype ", Echo(req.datatype())));
   }
   tr.dtype = *dtype;
   tr.shape.assign(req.shape().begin(), req.shape().end());
@@ -321,7 +322,7 @@ grpc::ServerUnaryReactor* MemoryService::GetOptimalBatchSize(
   if (!dtype) {
     return FinishUnary(ctx, m_batch_,
                        absl::InvalidArgumentError(absl::StrCat(
-                           "datatype: unsupported datatype '", req->datatype(), "'")),
+                           "datatype: unsupported datatype ", Echo(req->datatype()))),
                        start);
   }
   b.dtype = *dtype;

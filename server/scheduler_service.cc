@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/util/echo.h"
 #include "server/status_util.h"
 
 namespace inferd {
@@ -130,12 +131,26 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// One WatchTasks stream: the scheduler's watcher notifies; the reactor
-// writes one event at a time from the watcher's bounded buffer.
+// One WatchTasks stream. The scheduler's watcher notifies (cheaply, on the
+// publishing thread) by posting a pump to the service's WatchWriter; the
+// pump and OnWriteDone write one event at a time from the watcher's bounded
+// buffer. `shared_` outlives the reactor so a late pump finds it gone.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchTasksResponse> {
  public:
-  WatchReactor(inferd::Scheduler* scheduler, const v1::WatchTasksRequest* req, MethodMetrics* m)
-      : scheduler_(scheduler), timer_(m) {
+  WatchReactor(inferd::Scheduler* scheduler, WatchWriter* writer, const v1::WatchTasksRequest* req,
+               MethodMetrics* m)
+      : scheduler_(scheduler), shared_(std::make_shared<Shared>()), timer_(m) {
+    {
+      absl::MutexLock lock(&shared_->mu);
+      shared_->reactor = this;
+    }
+    if (static_cast<size_t>(req->task_ids_size()) > kMaxWatchTaskIds) {
+      absl::MutexLock lock(&mu_);
+      FinishLocked(absl::InvalidArgumentError(
+          absl::StrCat("task_ids: ", req->task_ids_size(), " ids exceed the limit of ",
+                       kMaxWatchTaskIds, " per watch")));
+      return;
+    }
     WatchOptions options;
     for (int i = 0; i < req->task_ids_size(); ++i) {
       absl::StatusOr<TaskId> id = ParseId(req->task_ids(i), absl::StrCat("task_ids[", i, "]"));
@@ -147,8 +162,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchTasksRespons
       options.task_ids.insert(*id);
     }
     options.model_name = req->model_name();
-    auto watcher = scheduler_->Watch(std::move(options), [this] { OnEvent(); });
+    auto watcher = scheduler_->Watch(std::move(options), [writer, shared = shared_] {
+      writer->Post([shared] { Pump(shared); });
+    });
     absl::MutexLock lock(&mu_);
+    if (watcher == nullptr) {
+      FinishLocked(absl::ResourceExhaustedError(
+          absl::StrCat("limits.max_watch_streams: ", scheduler_->options().limits.max_watch_streams,
+                       " WatchTasks streams are open; close one or filter by task_ids")));
+      return;
+    }
     watcher_ = std::move(watcher);
     if (!writing_ && !finished_) NextLocked();
   }
@@ -169,21 +192,33 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchTasksRespons
   }
 
   void OnDone() override {
+    {
+      // From here a pump finds no reactor.
+      absl::MutexLock lock(&shared_->mu);
+      shared_->reactor = nullptr;
+    }
     std::shared_ptr<TaskWatcher> watcher;
     {
       absl::MutexLock lock(&mu_);
       watcher = watcher_;
     }
-    // After Unwatch returns, OnEvent is neither running nor called again.
     if (watcher != nullptr) scheduler_->Unwatch(watcher);
     delete this;
   }
 
  private:
-  // Called by the scheduler (must not block).
-  void OnEvent() {
-    absl::MutexLock lock(&mu_);
-    if (watcher_ != nullptr && !writing_) NextLocked();
+  struct Shared {
+    absl::Mutex mu;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
+  // On the writer thread.
+  static void Pump(const std::shared_ptr<Shared>& shared) {
+    absl::MutexLock shared_lock(&shared->mu);
+    WatchReactor* r = shared->reactor;
+    if (r == nullptr) return;
+    absl::MutexLock lock(&r->mu_);
+    if (r->watcher_ != nullptr && !r->writing_) r->NextLocked();
   }
 
   void NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -199,6 +234,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchTasksRespons
           "watch fell more than ", watcher_->capacity(),
           " events behind (scheduler.watch_buffer_events); resubscribe and re-read tasks "
           "with ListTasks")));
+    } else if (watcher_->closed()) {
+      FinishLocked(absl::UnavailableError("inferd is shutting down"));
     }
   }
 
@@ -211,6 +248,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchTasksRespons
   }
 
   inferd::Scheduler* const scheduler_;
+  const std::shared_ptr<Shared> shared_;
   CallTimer timer_;
   absl::Mutex mu_;
   std::shared_ptr<TaskWatcher> watcher_ ABSL_GUARDED_BY(mu_);
@@ -235,7 +273,7 @@ absl::Status TaskSpecFromProto(const v1::TaskSpec& wire, const std::string& fiel
         std::optional<DataType> dtype = ParseDataType(w.tensor().datatype());
         if (!dtype) {
           return Invalid(in_field + ".tensor.datatype",
-                         absl::StrCat("unsupported datatype '", w.tensor().datatype(), "'"));
+                         absl::StrCat("unsupported datatype ", Echo(w.tensor().datatype())));
         }
         in.source = TaskInput::Source::kInline;
         in.dtype = *dtype;
@@ -281,7 +319,7 @@ absl::Status TaskSpecFromProto(const v1::TaskSpec& wire, const std::string& fiel
   for (const auto& [key, value] : wire.parameters()) {
     if (key != "factor") {
       return Invalid(absl::StrCat(field, ".parameters"),
-                     absl::StrCat("unknown parameter '", key, "' (known: factor)"));
+                     absl::StrCat("unknown parameter ", Echo(key), " (known: factor)"));
     }
     if (!std::isfinite(value)) return Invalid(field + ".parameters", "factor must be finite");
     out->params.has_factor = true;
@@ -457,7 +495,7 @@ grpc::ServerUnaryReactor* SchedulerService::CancelTask(grpc::CallbackServerConte
 
 grpc::ServerWriteReactor<v1::WatchTasksResponse>* SchedulerService::WatchTasks(
     grpc::CallbackServerContext*, const v1::WatchTasksRequest* req) {
-  return new WatchReactor(scheduler_, req, m_watch_);
+  return new WatchReactor(scheduler_, &watch_writer_, req, m_watch_);
 }
 
 grpc::ServerUnaryReactor* SchedulerService::ListTasks(grpc::CallbackServerContext* ctx,

@@ -2,7 +2,7 @@
 // messages to the Scheduler's plain structs and back; holds no policy.
 // WaitTask and WatchTasks hold no thread while they wait: the scheduler
 // calls back (wait completion, watcher notification) and the reactors
-// finish or write from there.
+// finish, or post their writes to one WatchWriter thread.
 #ifndef INFERD_SERVER_SCHEDULER_SERVICE_H_
 #define INFERD_SERVER_SCHEDULER_SERVICE_H_
 
@@ -12,6 +12,7 @@
 #include "core/sched/scheduler.h"
 #include "inferd/v1/scheduler.grpc.pb.h"
 #include "server/grpc_metrics.h"
+#include "server/watch_writer.h"
 
 namespace inferd {
 
@@ -47,6 +48,7 @@ class SchedulerService final : public inferd::v1::Scheduler::CallbackService {
 
  private:
   inferd::Scheduler* const scheduler_;
+  WatchWriter watch_writer_;
   MethodMetrics* const m_submit_;
   MethodMetrics* const m_submit_many_;
   MethodMetrics* const m_get_;

@@ -40,6 +40,15 @@ struct TransferEngineOptions {
   std::vector<int> stream_indices = {1, 2};
   // Finished transfers kept for GetTransfer; older ones are forgotten.
   size_t max_finished_transfers = 1024;
+  // Largest result a transfer may return to the host (the reply carrying
+  // it must fit the server's send limit); 0: no limit.
+  uint64_t max_host_result_bytes = 0;
+  // Bytes of host results held at once, in flight or finished and not yet
+  // fetched (limits.max_host_transfer_bytes). A new host transfer that does
+  // not fit drops the oldest unfetched results (they report
+  // host_data_released); if the results in flight alone leave no room, it
+  // is refused. 0: no limit.
+  uint64_t max_held_host_bytes = 0;
   // Per-kind peaks. Unset: measured at start (calibration_bytes per copy).
   std::optional<LinkPeaks> link_peaks;
   uint64_t calibration_bytes = 32ull << 20;

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/comm/link_calibration.h"
+#include "core/comm/transfer_engine_internal.h"
+#include "core/tensor/bytes_framing.h"
 #include "core/util/checked_math.h"
 #include "core/util/logging.h"
 #include "core/util/status_macros.h"
@@ -19,136 +21,7 @@ namespace {
 // Weight of the newest transfer in a link's bandwidth moving average.
 constexpr double kBandwidthAlpha = 0.3;
 
-bool Terminal(TransferState s) {
-  return s == TransferState::kSucceeded || s == TransferState::kFailed;
-}
-
 }  // namespace
-
-const char* TransferStateName(TransferState s) {
-  switch (s) {
-    case TransferState::kQueued:
-      return "queued";
-    case TransferState::kRunning:
-      return "running";
-    case TransferState::kSucceeded:
-      return "succeeded";
-    case TransferState::kFailed:
-      return "failed";
-  }
-  return "queued";
-}
-
-// One transfer. Fields are grouped by who may touch them.
-struct TransferEngine::Transfer {
-  // Constant after AsyncTransfer.
-  TransferId id;
-  uint64_t seq = 0;
-  TransferPriority priority = TransferPriority::kNormal;
-  bool move = false;
-  Link* link = nullptr;
-  TensorId source_tensor;
-  HostSource host_src;
-  TensorId dst_tensor;  // invalid for host destinations
-  HostDestination host_dst;
-  uint64_t bytes = 0;
-  uint64_t piece_bytes = 0;
-  uint32_t pieces = 0;
-  bool staged = false;
-  // Issued by AsyncTransfer's caller rather than by the link's worker.
-  bool by_caller = false;
-
-  // The thread that issues or completes it: the link's worker; for a
-  // caller-issued transfer, AsyncTransfer's caller and then the thread that
-  // claimed it. (AsyncTransfer before it is published.)
-  TensorPin src_pin;
-  TensorPin dst_pin;
-  const char* src_ptr = nullptr;
-  char* dst_ptr = nullptr;
-  std::shared_ptr<std::string> host_result;
-  uint64_t offset = 0;
-  uint32_t issued = 0;
-  uint32_t in_flight = 0;
-  bool started = false;
-  bool issuing_done = false;  // all pieces issued, or given up
-  absl::Status error;
-  std::unique_ptr<Event> caller_event;  // a caller-issued copy's completion
-  std::atomic<uint32_t> done_pieces{0};
-
-  // Guarded by the engine's mu_.
-  TransferState state = TransferState::kQueued;
-  absl::Status status;
-  absl::Time enqueued;
-  absl::Time started_at = absl::InfinitePast();
-  absl::Time finished_at = absl::InfinitePast();
-  std::optional<TensorInfo> result;
-  std::shared_ptr<const std::string> host_data;
-  bool host_data_released = false;
-  bool source_freed = false;
-  std::string source_free_error;
-  std::vector<uint64_t> waiters;
-  // Caller-issued, its copy enqueued, and no thread completes it yet.
-  bool claimable = false;
-  // Caller-issued: until then (real time) the link's worker leaves it to a
-  // waiter, who completes it without a hand-off (see LinkLoop).
-  absl::Time claim_after = absl::InfinitePast();
-};
-
-// One ordered pair of endpoints, with its queue and worker.
-struct TransferEngine::Link {
-  explicit Link(CommMetrics::LinkOp m) : metrics(m) {}
-
-  // Constant after creation.
-  int src = kHostEndpoint;
-  int dst = kHostEndpoint;
-  std::string name;
-  LinkKind kind = LinkKind::kLocal;
-  Device* src_dev = nullptr;  // null for the host
-  Device* dst_dev = nullptr;
-  std::vector<Stream*> src_streams;
-  std::vector<Stream*> dst_streams;
-  double peak = 0;
-  std::unique_ptr<TokenBucket> bucket;  // null: not limited
-  CommMetrics::LinkOp metrics;
-  prometheus::Gauge* bandwidth_gauge = nullptr;
-  uint64_t slot_bytes = 0;
-
-  // Guarded by the engine's mu_.
-  std::vector<Transfer*> queue;  // transfers with pieces left to issue
-  bool stopping = false;
-  // The worker holds a transfer or has pieces in flight.
-  bool worker_busy = false;
-  // Caller-issued transfers: not finished; in flight with nobody completing
-  // them (oldest first); spare completion events.
-  int caller_active = 0;
-  std::vector<Transfer*> unclaimed;
-  std::vector<std::unique_ptr<Event>> spare_events;
-  uint64_t bytes = 0, transfers = 0, errors = 0, caller_issued = 0;
-  double bandwidth = 0;
-
-  // The worker only.
-  struct Piece {
-    Transfer* t;
-    int slot;
-    char* copy_out;  // staged D2H: the piece's final host address
-    uint64_t n;
-  };
-  std::deque<Piece> in_flight;
-  std::vector<std::unique_ptr<Event>> done_events;    // per slot
-  std::vector<std::unique_ptr<Event>> staged_events;  // per slot
-  std::vector<void*> slots;                           // pinned staging ring
-  Device* slot_device = nullptr;
-  uint64_t next_slot = 0;
-
-  std::thread worker;
-};
-
-struct TransferEngine::Waiter {
-  TransferId transfer;
-  absl::Time deadline;
-  bool release_host_data = false;
-  WaitCallback done;
-};
 
 TransferEngine::TransferEngine(const TransferEngineOptions& options, std::vector<Device*> devices,
                                MemoryEngine* memory, Clock* clock, CommMetrics* metrics,
@@ -336,7 +209,18 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
       return absl::InvalidArgumentError("host_source.data is null");
     }
     t->bytes = request.host_source.size;
-    if (dtype != DataType::kBytes) {
+    if (dtype == DataType::kBytes) {
+      uint64_t elements = 0;
+      if (!ShapeElementCount(shape, &elements)) {
+        return absl::InvalidArgumentError("shape has a negative dimension or its size overflows");
+      }
+      if (absl::Status st = CheckBytesFraming(
+              absl::MakeConstSpan(static_cast<const uint8_t*>(request.host_source.data), t->bytes),
+              elements);
+          !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("data: ", st.message()));
+      }
+    } else {
       uint64_t elements, expected;
       if (!ShapeElementCount(shape, &elements) ||
           !CheckedMul(elements, DataTypeSize(dtype), &expected)) {
@@ -357,6 +241,14 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
                                                    " bytes; the tensor has ", t->bytes));
   }
   t->host_dst = std::move(request.host_destination);
+  const bool host_result = dst == kHostEndpoint && t->host_dst.data == nullptr;
+  if (host_result && options_.max_host_result_bytes > 0 &&
+      t->bytes > options_.max_host_result_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dst_device: a result of ", t->bytes, " bytes for the host exceeds the limit of ",
+        options_.max_host_result_bytes,
+        " bytes a reply may carry (server.max_send_message_bytes); download it in chunks"));
+  }
   if (dst != kHostEndpoint) {
     TensorRequest alloc;
     alloc.device = dst;
@@ -365,6 +257,8 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
     alloc.byte_size = dtype == DataType::kBytes ? t->bytes : 0;
     alloc.owner = std::move(owner);
     alloc.lease = lease;
+    // The copy of a pinned (so usable) tensor or of host bytes checked above.
+    alloc.layout_checked = true;
     ASSIGN_OR_RETURN(TensorInfo out, memory_->AllocateTensor(alloc));
     t->dst_tensor = out.id;
   }
@@ -372,9 +266,11 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   const TransferId id = t->id;
   Transfer* const raw = t.get();
   Link* link = nullptr;
+  bool no_room = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_) {
+    if (host_result && !stopping_) no_room = !HoldHostBytesLocked(raw);
+    if (!stopping_ && !no_room) {
       link = GetLinkLocked(src, dst);
       t->link = link;
       switch (link->kind) {
@@ -417,6 +313,11 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   }
   if (link == nullptr) {  // refused: `t` still owns the transfer
     if (raw->dst_tensor.valid()) memory_->FreeTensor(raw->dst_tensor).IgnoreError();
+    if (no_room) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "limits.max_host_transfer_bytes: results in flight to the host fill the ",
+          options_.max_held_host_bytes, " bytes held for clients; retry once they are fetched"));
+    }
     return absl::UnavailableError("the transfer engine is shutting down");
   }
   if (!raw->by_caller) return id;
@@ -435,6 +336,33 @@ absl::StatusOr<TransferId> TransferEngine::AsyncTransfer(TransferRequest request
   raw->claim_after = absl::Now() + grace;
   link->unclaimed.push_back(raw);
   return id;
+}
+
+bool TransferEngine::HoldHostBytesLocked(Transfer* t) {
+  const uint64_t limit = options_.max_held_host_bytes;
+  if (limit > 0 && t->bytes > limit) return false;
+  // Oldest finished first; each unfetched result dropped frees its bytes.
+  for (size_t i = 0; limit > 0 && held_host_bytes_ > limit - t->bytes &&
+                     i < finished_order_.size();
+       ++i) {
+    auto it = transfers_.find(finished_order_[(finished_head_ + i) % finished_order_.size()]);
+    if (it == transfers_.end() || it->second->held_host_bytes == 0) continue;
+    Transfer* old = it->second.get();
+    INFERD_LOG(kDebug, "transfer ", FormatTensorId(old->id), ": unfetched host result of ",
+               old->bytes, " bytes dropped (limits.max_host_transfer_bytes)");
+    old->host_data.reset();
+    old->host_data_released = true;
+    ReleaseHostBytesLocked(old);
+  }
+  if (limit > 0 && held_host_bytes_ > limit - t->bytes) return false;
+  t->held_host_bytes = t->bytes;
+  held_host_bytes_ += t->bytes;
+  return true;
+}
+
+void TransferEngine::ReleaseHostBytesLocked(Transfer* t) {
+  held_host_bytes_ -= t->held_host_bytes;
+  t->held_host_bytes = 0;
 }
 
 // The device whose events mark a link's copies done: the destination's, or
@@ -792,6 +720,7 @@ void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool re
     t->source_free_error = std::move(source_free_error);
     if (ok && t->host_result != nullptr) t->host_data = std::move(t->host_result);
     t->host_result.reset();
+    if (t->host_data == nullptr) ReleaseHostBytesLocked(t);
     --active_;
     if (t->by_caller) {
       --link->caller_active;
@@ -844,7 +773,11 @@ void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool re
     if (finished_order_.size() < options_.max_finished_transfers) {
       finished_order_.push_back(id);
     } else {
-      transfers_.erase(finished_order_[finished_head_]);
+      auto forgotten = transfers_.find(finished_order_[finished_head_]);
+      if (forgotten != transfers_.end()) {
+        ReleaseHostBytesLocked(forgotten->second.get());
+        transfers_.erase(forgotten);
+      }
       finished_order_[finished_head_] = id;
       finished_head_ = (finished_head_ + 1) % finished_order_.size();
     }
@@ -852,169 +785,5 @@ void TransferEngine::Finish(Link* link, Transfer* t, TransferInfo* info, bool re
   for (auto& [done, info] : calls) std::move(done)(std::move(info));
 }
 
-TransferInfo TransferEngine::InfoLocked(Transfer* t, bool release_host_data) {
-  TransferInfo info;
-  info.id = t->id;
-  info.state = t->state;
-  info.status = t->status;
-  info.src = t->link->src;
-  info.dst = t->link->dst;
-  info.link = t->link->name;
-  info.kind = t->link->kind;
-  info.priority = t->priority;
-  info.move = t->move;
-  info.source_tensor = t->source_tensor;
-  info.result = t->result;
-  info.host_data = t->host_data;
-  info.host_data_released = t->host_data_released;
-  if (release_host_data && Terminal(t->state) && t->host_data != nullptr) {
-    t->host_data.reset();
-    t->host_data_released = true;
-  }
-  info.bytes = t->bytes;
-  info.chunks = t->pieces;
-  info.chunks_done = t->done_pieces.load(std::memory_order_relaxed);
-  info.source_freed = t->source_freed;
-  info.source_free_error = t->source_free_error;
-  info.enqueued = t->enqueued;
-  info.started = t->started_at;
-  info.finished = t->finished_at;
-  return info;
-}
-
-absl::StatusOr<TransferInfo> TransferEngine::GetTransfer(const TransferId& id,
-                                                         bool release_host_data) {
-  absl::MutexLock lock(&mu_);
-  auto it = transfers_.find(id);
-  if (it == transfers_.end()) {
-    return absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
-  }
-  return InfoLocked(it->second.get(), release_host_data);
-}
-
-absl::StatusOr<TransferInfo> TransferEngine::WaitTransfer(const TransferId& id, absl::Time deadline,
-                                                          bool release_host_data) {
-  if (deadline == absl::InfiniteFuture()) {
-    // Complete a caller-issued transfer here if no thread does yet: the
-    // copy's event wakes this thread directly, with no hand-off.
-    Transfer* claimed = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = transfers_.find(id);
-      if (it != transfers_.end() && it->second->claimable) {
-        claimed = it->second.get();
-        auto& u = claimed->link->unclaimed;
-        u.erase(std::find(u.begin(), u.end(), claimed));
-        claimed->claimable = false;
-      }
-    }
-    if (claimed != nullptr) {
-      TransferInfo info;
-      CompleteClaimed(claimed->link, claimed, &info, release_host_data);
-      return info;
-    }
-  }
-  absl::MutexLock lock(&mu_);
-  auto done = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    auto it = transfers_.find(id);
-    return it == transfers_.end() || Terminal(it->second->state);
-  };
-  mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
-  auto it = transfers_.find(id);
-  if (it == transfers_.end()) {
-    return absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
-  }
-  return InfoLocked(it->second.get(), release_host_data);
-}
-
-void TransferEngine::NotifyWhenDone(const TransferId& id, absl::Time deadline,
-                                    bool release_host_data, WaitCallback done) {
-  absl::StatusOr<TransferInfo> now;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = transfers_.find(id);
-    if (it == transfers_.end()) {
-      now = absl::NotFoundError(absl::StrCat("transfer ", FormatTensorId(id), " not found"));
-    } else if (Terminal(it->second->state) || deadline <= absl::Now() || timer_stop_) {
-      now = InfoLocked(it->second.get(), release_host_data);
-    } else {
-      const uint64_t w = next_waiter_++;
-      if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
-      deadlines_.emplace(deadline, w);
-      it->second->waiters.push_back(w);
-      waiters_.emplace(
-          w, std::make_unique<Waiter>(Waiter{id, deadline, release_host_data, std::move(done)}));
-      return;
-    }
-  }
-  std::move(done)(std::move(now));
-}
-
-void TransferEngine::TimerLoop() {
-  absl::MutexLock lock(&mu_);
-  while (true) {
-    const absl::Time next = deadlines_.empty() ? absl::InfiniteFuture() : deadlines_.begin()->first;
-    mu_.AwaitWithDeadline(absl::Condition(&timer_kick_), next);
-    timer_kick_ = false;
-    // On stop every transfer has finished (and answered its waiters); any
-    // waiter left is answered now.
-    const bool stop = timer_stop_;
-    std::vector<std::pair<WaitCallback, absl::StatusOr<TransferInfo>>> calls;
-    const absl::Time now = absl::Now();
-    while (!deadlines_.empty() && (stop || deadlines_.begin()->first <= now)) {
-      const uint64_t w = deadlines_.begin()->second;
-      deadlines_.erase(deadlines_.begin());
-      auto it = waiters_.find(w);
-      if (it == waiters_.end()) continue;
-      Waiter& waiter = *it->second;
-      auto t = transfers_.find(waiter.transfer);
-      if (t == transfers_.end()) {
-        calls.emplace_back(std::move(waiter.done), absl::NotFoundError("transfer not found"));
-      } else {
-        auto& ws = t->second->waiters;
-        ws.erase(std::remove(ws.begin(), ws.end(), w), ws.end());
-        calls.emplace_back(std::move(waiter.done),
-                           InfoLocked(t->second.get(), waiter.release_host_data));
-      }
-      waiters_.erase(it);
-    }
-    if (!calls.empty()) {
-      mu_.Unlock();
-      for (auto& [done, info] : calls) std::move(done)(std::move(info));
-      mu_.Lock();
-    }
-    if (stop) return;
-  }
-}
-
-void TransferEngine::FillStats(CommStats* stats) {
-  absl::MutexLock lock(&mu_);
-  for (auto& [key, l] : links_) {
-    LinkStats s;
-    s.link = l->name;
-    s.src = l->src;
-    s.dst = l->dst;
-    s.kind = l->kind;
-    s.bytes = l->bytes;
-    s.transfers = l->transfers;
-    s.errors = l->errors;
-    s.queued = l->queue.size();
-    s.caller_issued = l->caller_issued;
-    s.bandwidth_bytes_per_second = l->bandwidth;
-    s.peak_bytes_per_second = l->peak;
-    s.limit_bytes_per_second = l->bucket != nullptr ? l->bucket->rate() : 0;
-    stats->links.push_back(std::move(s));
-  }
-  std::sort(stats->links.begin(), stats->links.end(), [](const LinkStats& a, const LinkStats& b) {
-    return std::pair(a.src, a.dst) < std::pair(b.src, b.dst);
-  });
-  stats->ops[static_cast<int>(CommOp::kTransfer)] = totals_;
-  stats->queue_depth = queued_;
-  stats->active_transfers = active_;
-  stats->peaks = peaks_;
-  stats->chunk_bytes = options_.chunk_bytes;
-  stats->overlap_threshold_bytes = options_.overlap_threshold_bytes;
-  stats->bandwidth_limit = options_.bandwidth_limit;
-}
 
 }  // namespace inferd

@@ -72,7 +72,9 @@ class TransferEngine {
   // the transfer; returns its id at once. INVALID_ARGUMENT (bad device,
   // dtype, shape or sizes; move of host bytes or onto the same device; host
   // to host), NOT_FOUND (source tensor), RESOURCE_EXHAUSTED (destination),
-  // UNAVAILABLE while shutting down.
+  // UNAVAILABLE while shutting down. Results for the host: INVALID_ARGUMENT
+  // above options.max_host_result_bytes, RESOURCE_EXHAUSTED when results
+  // in flight fill options.max_held_host_bytes.
   absl::StatusOr<TransferId> AsyncTransfer(TransferRequest request);
 
   // Returns the transfer's state. With `release_host_data`, a finished
@@ -144,6 +146,11 @@ class TransferEngine {
   TransferInfo InfoLocked(Transfer* t, bool release_host_data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TimerLoop();
   void SetQueueDepthLocked(TransferPriority p, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `t`'s host result in held_host_bytes_, first dropping the oldest
+  // unfetched results as needed; false when results in flight leave no room.
+  bool HoldHostBytesLocked(Transfer* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops counting `t`'s host result (fetched, failed, dropped, forgotten).
+  void ReleaseHostBytesLocked(Transfer* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const TransferEngineOptions options_;
@@ -165,6 +172,7 @@ class TransferEngine {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::array<uint64_t, kNumTransferPriorities> queued_ ABSL_GUARDED_BY(mu_){};
   uint64_t active_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t held_host_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   OpStats totals_ ABSL_GUARDED_BY(mu_);
   // Async waiters, by id, and their deadlines.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Waiter>> waiters_ ABSL_GUARDED_BY(mu_);

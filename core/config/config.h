@@ -33,6 +33,8 @@ namespace inferd {
 struct ServerConfig {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // "" disables the exposer
+  int metrics_threads = 4;                        // connections served at once
+  double metrics_request_timeout_seconds = 10.0;  // per connection, request to reply
   int64_t max_receive_message_bytes = 64ll << 20;
   int64_t max_send_message_bytes = 64ll << 20;
   int max_concurrent_streams = 256;
@@ -136,6 +138,8 @@ struct LimitsConfig {
   int64_t max_tensor_bytes = 1ll << 30;
   int max_inputs = 64;
   int max_dims = 16;
+  int max_watch_streams = 64;                         // per kind: WatchTasks, health Watch
+  int64_t max_host_transfer_bytes = 256ll << 20;      // results held for clients to fetch
 
   bool operator==(const LimitsConfig&) const = default;
 };

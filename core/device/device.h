@@ -50,7 +50,10 @@ struct MemoryInfo {
   uint64_t free_bytes = 0;  // as the driver (or host capacity) sees it
 };
 
-// A completion marker recorded on a stream. Thread-safe.
+// A completion marker recorded on a stream. Thread-safe. The owner may
+// destroy an event while records of it, or waits for it, are still queued on
+// streams (as cudaEventDestroy allows): implementations keep what that work
+// needs alive until it has run.
 class Event {
  public:
   virtual ~Event() = default;
@@ -60,6 +63,25 @@ class Event {
   // Blocks the calling thread until complete; returns the error of the
   // work it waited for, if any.
   virtual absl::Status Synchronize() = 0;
+};
+
+// While one lives on a thread, streams never run work on that thread: work
+// an idle HostDevice stream would run inline goes to the stream's own
+// thread instead, as on a GPU (CUDA streams never run work inline). For
+// threads that must return at once, such as a request thread submitting
+// tasks. Nests. Not copyable.
+class AsyncOnlyScope {
+ public:
+  AsyncOnlyScope();
+  ~AsyncOnlyScope();
+  AsyncOnlyScope(const AsyncOnlyScope&) = delete;
+  AsyncOnlyScope& operator=(const AsyncOnlyScope&) = delete;
+
+  // True while a scope lives on the calling thread.
+  static bool Active();
+
+ private:
+  const bool previous_;
 };
 
 // An in-order queue of asynchronous work on one device. Thread-safe: any

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <thread>
 #include <utility>
 
@@ -36,7 +37,8 @@ class HostStream final : public Stream {
   // go to the worker so that the caller is never blocked by them.
   void Enqueue(Op op, bool may_block = false) {
     mu_.Lock();
-    if (inline_when_idle_ && !may_block && !running_ && queue_.empty()) {
+    if (inline_when_idle_ && !may_block && !running_ && queue_.empty() &&
+        !AsyncOnlyScope::Active()) {
       running_ = true;
       mu_.Unlock();
       absl::Status st = Run(std::move(op));
@@ -177,8 +179,11 @@ class HostStream final : public Stream {
 
 namespace {
 
-// Completion counter shared by all records of one event. Thread-safe.
-class HostEvent final : public Event {
+// Completion counter shared by all records of one event. Thread-safe. Held
+// through a shared_ptr by the event and by every queued record or wait, so
+// that, as with a CUDA event, destroying the event while its work is still
+// queued is safe: the queued closures keep the counter alive.
+class HostEventState {
  public:
   // Returns the sequence number the next completion must reach.
   uint64_t NextRecord() {
@@ -193,20 +198,14 @@ class HostEvent final : public Event {
     absl::MutexLock lock(&mu_);
     return recorded_;
   }
+  bool IsComplete() {
+    absl::MutexLock lock(&mu_);
+    return completed_ >= recorded_;
+  }
   void WaitFor(uint64_t seq) {
     absl::MutexLock lock(&mu_);
     auto reached = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return completed_ >= seq; };
     mu_.Await(absl::Condition(&reached));
-  }
-
-  // inferd::Event
-  bool IsComplete() override {
-    absl::MutexLock lock(&mu_);
-    return completed_ >= recorded_;
-  }
-  absl::Status Synchronize() override {
-    WaitFor(recorded());
-    return absl::OkStatus();
   }
 
  private:
@@ -215,14 +214,31 @@ class HostEvent final : public Event {
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The Event of a HostDevice. Thread-safe.
+class HostEvent final : public Event {
+ public:
+  const std::shared_ptr<HostEventState>& state() const { return state_; }
+
+  // inferd::Event
+  bool IsComplete() override { return state_->IsComplete(); }
+  absl::Status Synchronize() override {
+    state_->WaitFor(state_->recorded());
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::shared_ptr<HostEventState> state_ = std::make_shared<HostEventState>();
+};
+
 }  // namespace
 
 absl::Status HostStream::RecordEvent(Event& event) {
   auto* host_event = dynamic_cast<HostEvent*>(&event);
   if (host_event == nullptr) return absl::InvalidArgumentError("event is not a host event");
-  const uint64_t seq = host_event->NextRecord();
-  Enqueue([host_event, seq]() mutable {
-    host_event->Complete(seq);
+  std::shared_ptr<HostEventState> state = host_event->state();
+  const uint64_t seq = state->NextRecord();
+  Enqueue([state = std::move(state), seq]() mutable {
+    state->Complete(seq);
     return absl::OkStatus();
   });
   return absl::OkStatus();
@@ -231,11 +247,12 @@ absl::Status HostStream::RecordEvent(Event& event) {
 absl::Status HostStream::WaitEvent(Event& event) {
   auto* host_event = dynamic_cast<HostEvent*>(&event);
   if (host_event == nullptr) return absl::InvalidArgumentError("event is not a host event");
-  const uint64_t seq = host_event->recorded();
-  if (host_event->IsComplete()) return absl::OkStatus();
+  std::shared_ptr<HostEventState> state = host_event->state();
+  const uint64_t seq = state->recorded();
+  if (state->IsComplete()) return absl::OkStatus();
   Enqueue(
-      [host_event, seq]() mutable {
-        host_event->WaitFor(seq);
+      [state = std::move(state), seq]() mutable {
+        state->WaitFor(seq);
         return absl::OkStatus();
       },
       /*may_block=*/true);

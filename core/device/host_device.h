@@ -21,8 +21,9 @@ struct HostDeviceOptions {
   uint64_t capacity_bytes = 1ull << 30;
   int num_streams = 4;
   // When a stream is idle, run newly enqueued work on the caller's thread
-  // instead of waking the worker (same ordering, no thread hop). Off gives
-  // fully asynchronous streams, as a GPU has.
+  // instead of waking the worker (same ordering, no thread hop), unless the
+  // caller holds an AsyncOnlyScope. Off gives fully asynchronous streams,
+  // as a GPU has.
   bool inline_when_idle = true;
 };
 

@@ -207,37 +207,37 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
       st = stream.CopyDeviceToHost(host, exec->device_outputs[i].data, d.byte_size);
     }
   }
-  if (!st.ok()) {
-    // Work already enqueued may still read the buffer or write the marks:
-    // free both in stream order.
-    // (A stream that refuses the callback is broken; the execution then
-    // leaks rather than risk freeing memory its work may still touch.)
-    Execution* raw = exec.release();
-    (void)stream.ThenCallback([&allocator, &stream, raw](absl::Status) {
-      std::unique_ptr<Execution> owned(raw);
-      allocator.Free(stream.device(), stream, owned->buffer);
-    });
-    responder->Complete(std::move(st));
-    return;
+  if (st.ok()) {
+    if (absl::Status mark = stream.MarkTime(&exec->marks[3]); !mark.ok()) {
+      exec->marks[3] = exec->marks[2];
+    }
   }
-  if (absl::Status mark = stream.MarkTime(&exec->marks[3]); !mark.ok()) {
-    exec->marks[3] = exec->marks[2];
-  }
+  // Finish in stream order, also after a failure: work already enqueued may
+  // still read the buffer, write the marks or the responder's host outputs.
   Execution* raw = exec.release();
-  absl::Status enq = stream.ThenCallback([raw, &allocator, &stream, responder](absl::Status s) {
+  absl::Status enq =
+      stream.ThenCallback([raw, &allocator, &stream, responder, st](absl::Status s) mutable {
+        std::unique_ptr<Execution> owned(raw);
+        allocator.Free(stream.device(), stream, owned->buffer);
+        if (!st.ok()) {
+          responder->Complete(std::move(st));
+          return;
+        }
+        if (s.ok()) {
+          const int64_t* m = owned->marks;
+          const ExecutionTiming timing{m[1] - m[0], m[2] - m[1], m[3] - m[2]};
+          owned->request.model->statistics().RecordExecution(InferenceCount(owned->request),
+                                                             timing);
+          responder->ReportTiming(timing);
+        }
+        responder->Complete(std::move(s));
+      });
+  if (!enq.ok()) {
+    // No callback will run: wait for the stream here instead.
+    stream.Synchronize().IgnoreError();
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
-    if (s.ok()) {
-      const int64_t* m = owned->marks;
-      const ExecutionTiming timing{m[1] - m[0], m[2] - m[1], m[3] - m[2]};
-      owned->request.model->statistics().RecordExecution(InferenceCount(owned->request), timing);
-      responder->ReportTiming(timing);
-    }
-    responder->Complete(std::move(s));
-  });
-  if (!enq.ok()) {
-    std::unique_ptr<Execution> owned(raw);
-    responder->Complete(std::move(enq));
+    responder->Complete(st.ok() ? std::move(enq) : std::move(st));
   }
 }
 

@@ -4,7 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/tensor/bytes_framing.h"
 #include "core/util/checked_math.h"
+#include "core/util/echo.h"
 
 namespace inferd {
 
@@ -34,12 +36,12 @@ absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request) {
     while (j < sig.inputs.size() && sig.inputs[j].name != inputs[i].name) ++j;
     if (j == sig.inputs.size()) {
       return absl::InvalidArgumentError(absl::StrCat("inputs[", i, "].name: model '", sig.name,
-                                                     "' has no input named '", inputs[i].name,
-                                                     "'"));
+                                                     "' has no input named ",
+                                                     Echo(inputs[i].name)));
     }
     if (seen[j]) {
       return absl::InvalidArgumentError(
-          absl::StrCat("inputs[", i, "].name: input '", inputs[i].name, "' given twice"));
+          absl::StrCat("inputs[", i, "].name: input ", Echo(inputs[i].name), " given twice"));
     }
     seen[j] = true;
     ordered[j] = inputs[i];
@@ -62,25 +64,15 @@ absl::Status BindInputs(const LimitsConfig& limits, InferRequest* request) {
           " bytes exceed limits.max_tensor_bytes (", limits.max_tensor_bytes, ")"));
     }
     if (in.desc.dtype == DataType::kBytes && in.device == nullptr) {
-      // Serialized as a 4-byte little-endian length then the bytes, per element.
-      const auto* p = static_cast<const uint8_t*>(in.data);
-      uint64_t off = 0, count = 0;
-      while (off < in.desc.byte_size) {
-        if (in.desc.byte_size - off < 4) break;
-        const uint64_t len = uint64_t{p[off]} | uint64_t{p[off + 1]} << 8 |
-                             uint64_t{p[off + 2]} << 16 | uint64_t{p[off + 3]} << 24;
-        off += 4;
-        if (len > in.desc.byte_size - off) break;
-        off += len;
-        ++count;
-      }
-      if (off != in.desc.byte_size || count != elements) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "inputs[", j, "] (", in.name, "): BYTES data does not hold ", elements,
-            " length-prefixed elements as the shape requires"));
+      const absl::Status layout = CheckBytesFraming(
+          absl::MakeConstSpan(static_cast<const uint8_t*>(in.data), in.desc.byte_size), elements);
+      if (!layout.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("inputs[", j, "] (", in.name, "): ", layout.message()));
       }
     } else if (in.desc.dtype != DataType::kBytes) {
-      // (BYTES on a device: its layout was checked when it was stored.)
+      // (BYTES on a device: the memory engine pins only BYTES tensors
+      // whose layout was checked when they were stored.)
       uint64_t expected = 0;
       if (!CheckedMul(elements, DataTypeSize(in.desc.dtype), &expected) ||
           expected != in.desc.byte_size) {

@@ -145,6 +145,7 @@ MemoryEngine::~MemoryEngine() {
   if (monitor_.joinable()) monitor_.join();
   if (store_ != nullptr) {
     for (RemovedTensor& t : store_->RemoveAll()) {
+      bytes_layouts_.Forget(t.info.id);
       if (auto d = Find(t.info.device); d.ok()) ReleaseTensorMemory(**d, t.device_ptr);
     }
   }
@@ -184,6 +185,7 @@ uint64_t MemoryEngine::ReclaimExpired(DeviceState& d, uint64_t* count) {
   uint64_t bytes = 0;
   std::vector<RemovedTensor> expired = store_->RemoveExpired(d.index);
   for (RemovedTensor& t : expired) {
+    bytes_layouts_.Forget(t.info.id);
     bytes += t.info.byte_size;
     ReleaseTensorMemory(d, t.device_ptr);
     INFERD_LOG(kDebug, "device ", d.index, ": lease of tensor ", FormatTensorId(t.info.id),
@@ -227,11 +229,18 @@ absl::StatusOr<TensorInfo> MemoryEngine::AllocateTensor(const TensorRequest& req
   if (request.dtype == DataType::kInvalid) {
     return absl::InvalidArgumentError("dtype must be set");
   }
+  if (options_.max_dims > 0 && request.shape.size() > static_cast<size_t>(options_.max_dims)) {
+    return absl::InvalidArgumentError(absl::StrCat("shape: rank ", request.shape.size(),
+                                                   " exceeds limits.max_dims (",
+                                                   options_.max_dims, ")"));
+  }
   uint64_t bytes = request.byte_size;
+  uint64_t elements = 0;
+  if (!ShapeElementCount(request.shape, &elements)) {
+    return absl::InvalidArgumentError("shape has a negative dimension or its size overflows");
+  }
   if (request.dtype != DataType::kBytes) {
-    uint64_t elements;
-    if (!ShapeElementCount(request.shape, &elements) ||
-        !CheckedMul(elements, DataTypeSize(request.dtype), &bytes)) {
+    if (!CheckedMul(elements, DataTypeSize(request.dtype), &bytes)) {
       return absl::InvalidArgumentError(
           "shape has a negative dimension or its byte size overflows");
     }
@@ -291,8 +300,17 @@ absl::StatusOr<TensorInfo> MemoryEngine::AllocateTensor(const TensorRequest& req
       return st;
     }
   }
+  const bool zeroed = options_.zero_new_tensors;
   absl::StatusOr<TensorInfo> info = store_->Create(std::move(t));
-  if (!info.ok()) ReleaseTensorMemory(*d, ptr);
+  if (!info.ok()) {
+    ReleaseTensorMemory(*d, ptr);
+    return info;
+  }
+  // Zeroed bytes of exactly 4 per element are a valid layout (empty strings).
+  if (request.dtype == DataType::kBytes && !request.layout_checked &&
+      !(zeroed && elements <= bytes / 4 && bytes == 4 * elements)) {
+    bytes_layouts_.Track(info->id, bytes, elements);
+  }
   return info;
 }
 
@@ -306,6 +324,7 @@ absl::Status MemoryEngine::WriteTensor(const TensorId& id, uint64_t offset,
                                               pin.byte_size(), " bytes)"));
   }
   if (data.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const bool seals, bytes_layouts_.CheckWrite(id, offset, data));
   ASSIGN_OR_RETURN(DeviceState * d, Find(pin.device()));
   RETURN_IF_ERROR(d->stream->CopyHostToDevice(static_cast<char*>(pin.device_ptr()) + offset,
                                               data.data(), data.size()));
@@ -314,7 +333,9 @@ absl::Status MemoryEngine::WriteTensor(const TensorId& id, uint64_t offset,
     d->stream->Synchronize().IgnoreError();  // `data` must outlive the copy
     return st;
   }
-  return done->Synchronize();
+  RETURN_IF_ERROR(done->Synchronize());
+  if (seals) bytes_layouts_.Seal(id);
+  return absl::OkStatus();
 }
 
 absl::Status MemoryEngine::ReadTensor(const TensorId& id, uint64_t offset,
@@ -340,6 +361,7 @@ absl::Status MemoryEngine::ReadTensor(const TensorId& id, uint64_t offset,
 
 absl::Status MemoryEngine::FreeTensor(const TensorId& id) {
   ASSIGN_OR_RETURN(RemovedTensor t, store_->Remove(id));
+  bytes_layouts_.Forget(id);
   ASSIGN_OR_RETURN(DeviceState * d, Find(t.info.device));
   ReleaseTensorMemory(*d, t.device_ptr);
   return absl::OkStatus();
@@ -361,7 +383,10 @@ absl::StatusOr<TensorInfo> MemoryEngine::GetTensorInfo(const TensorId& id) const
   return store_->Lookup(id);
 }
 
-absl::StatusOr<TensorPin> MemoryEngine::Pin(const TensorId& id) { return store_->Pin(id); }
+absl::StatusOr<TensorPin> MemoryEngine::Pin(const TensorId& id) {
+  RETURN_IF_ERROR(bytes_layouts_.CheckUsable(id));
+  return store_->Pin(id);
+}
 
 absl::StatusOr<void*> MemoryEngine::AllocateScratch(int device, uint64_t bytes, Stream& stream) {
   ASSIGN_OR_RETURN(DeviceState * d, Find(device));

@@ -27,6 +27,7 @@
 #include "absl/types/span.h"
 #include "core/device/device.h"
 #include "core/device/device_allocator.h"
+#include "core/memory/bytes_layout_guard.h"
 #include "core/memory/caching_pool.h"
 #include "core/memory/memory_metrics.h"
 #include "core/memory/memory_types.h"
@@ -55,13 +56,18 @@ class MemoryEngine {
 
   // Allocates a tensor (zeroed unless disabled) and registers it. The seed's
   // optimize_memory_allocation(device_id, tensor_size). INVALID_ARGUMENT for
-  // a bad device, dtype, shape, size or lease; RESOURCE_EXHAUSTED naming the
-  // device, requested and free bytes when even GC leaves no room.
+  // a bad device, dtype, shape (rank above max_dims), size or lease;
+  // RESOURCE_EXHAUSTED naming the device, requested and free bytes when even
+  // GC leaves no room. A BYTES tensor is unusable (Pin refuses it) until
+  // written in full, in order, with a valid layout, unless
+  // request.layout_checked or its zeroed bytes already are one.
   absl::StatusOr<TensorInfo> AllocateTensor(const TensorRequest& request);
 
   // Copy `data` into the tensor at byte `offset` / the tensor's bytes at
   // `offset` into `out`; return when the copy is done. Renew the lease.
-  // NOT_FOUND; OUT_OF_RANGE when offset + size passes the tensor's end.
+  // NOT_FOUND; OUT_OF_RANGE when offset + size passes the tensor's end;
+  // INVALID_ARGUMENT for an unusable BYTES tensor's write out of order or
+  // with bytes that cannot be its layout.
   absl::Status WriteTensor(const TensorId& id, uint64_t offset, absl::Span<const uint8_t> data);
   absl::Status ReadTensor(const TensorId& id, uint64_t offset, absl::Span<uint8_t> out);
 
@@ -72,7 +78,12 @@ class MemoryEngine {
   // INVALID_ARGUMENT for an unknown device filter or a bad page token.
   absl::StatusOr<TensorPage> ListTensors(const TensorListOptions& options) const;
   absl::StatusOr<TensorInfo> GetTensorInfo(const TensorId& id) const;
+  // Pins a tensor for work that reads or writes it. NOT_FOUND;
+  // FAILED_PRECONDITION for a BYTES tensor not yet usable.
   absl::StatusOr<TensorPin> Pin(const TensorId& id);
+  // FAILED_PRECONDITION, saying what is missing, for a BYTES tensor not yet
+  // usable; OK otherwise (also for unknown ids).
+  absl::Status CheckUsable(const TensorId& id) const { return bytes_layouts_.CheckUsable(id); }
 
   // Returns a buffer of `bytes` on `device` for work on `stream` (a stream
   // of that device), reclaiming as AllocateTensor does. FreeScratch returns
@@ -131,6 +142,7 @@ class MemoryEngine {
   MemoryMetrics metrics_;
   std::vector<std::unique_ptr<DeviceState>> devices_;
   std::unique_ptr<TensorStore> store_;
+  BytesLayoutGuard bytes_layouts_;
 
   absl::Mutex metrics_mu_;  // serializes metric refreshes (delta export)
 

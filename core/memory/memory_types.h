@@ -45,6 +45,8 @@ struct MemoryEngineOptions {
   double batch_safety_margin = 0.1;
   // Largest tensor a request may allocate; 0: no limit (limits.max_tensor_bytes).
   uint64_t max_tensor_bytes = 0;
+  // Most dimensions a tensor's shape may have; 0: no limit (limits.max_dims).
+  int max_dims = 0;
   // Zero new tensors so that no client reads another's freed data.
   bool zero_new_tensors = true;
   // Device stream used for tensor reads, writes, zeroing and compaction.
@@ -61,6 +63,11 @@ struct TensorRequest {
   uint64_t byte_size = 0;
   std::string owner;
   absl::Duration lease = absl::ZeroDuration();  // <= 0: the default lease
+  // BYTES: the caller writes a layout it has already checked (a copy of a
+  // usable tensor, a model's output), so the tensor is usable at once.
+  // Otherwise it is usable only once written in full with a valid layout
+  // (see BytesLayoutGuard). Requests from clients never set it.
+  bool layout_checked = false;
 };
 
 // GetOptimalBatchSize input: per-sample costs of one model on one device.

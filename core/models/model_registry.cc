@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/echo.h"
 
 namespace inferd {
 
@@ -16,7 +17,7 @@ absl::Status ModelRegistry::Remove(absl::string_view name) {
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end()) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' is not loaded"));
+    return absl::NotFoundError(absl::StrCat("model ", Echo(name), " is not loaded"));
   }
   models_.erase(it);
   return absl::OkStatus();
@@ -31,11 +32,11 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRegistry::Find(
     if (it != models_.end()) model = it->second;
   }
   if (model == nullptr) {
-    return absl::NotFoundError(absl::StrCat("model_name: model '", name, "' not found"));
+    return absl::NotFoundError(absl::StrCat("model_name: model ", Echo(name), " not found"));
   }
   if (!version.empty() && version != model->signature().version) {
-    return absl::NotFoundError(absl::StrCat("model_version: model '", name, "' has no version '",
-                                            version, "' (loaded: ", model->signature().version,
+    return absl::NotFoundError(absl::StrCat("model_version: model ", Echo(name), " has no version ",
+                                            Echo(version), " (loaded: ", model->signature().version,
                                             ")"));
   }
   return model;

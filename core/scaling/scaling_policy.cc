@@ -124,6 +124,11 @@ absl::Status ValidatePolicy(const ScalingPolicy& policy) {
     return Invalid("evaluation_interval", absl::StrCat(Seconds(policy.evaluation_interval),
                                                        " must be positive and finite"));
   }
+  if (policy.evaluation_interval < kMinEvaluationInterval) {
+    return Invalid("evaluation_interval",
+                   absl::StrCat(Seconds(policy.evaluation_interval), " is below the minimum of ",
+                                Seconds(kMinEvaluationInterval)));
+  }
   if (!(policy.stability_threshold > 0) || std::isinf(policy.stability_threshold)) {
     return Invalid("stability_threshold",
                    absl::StrCat(policy.stability_threshold, " must be a positive finite number"));

@@ -64,6 +64,9 @@ std::vector<ScalingRule> DefaultScalingRules();
 
 // Most rules a policy may have (each is evaluated every interval).
 inline constexpr size_t kMaxScalingRules = 64;
+// Shortest evaluation interval: evaluations cost a window aggregation each,
+// so a client must not be able to ask for thousands a second.
+inline constexpr absl::Duration kMinEvaluationInterval = absl::Milliseconds(100);
 
 // Defaults equal configs/inferd.yaml (the seed's performance_optimization
 // block) plus DefaultScalingRules().
@@ -76,7 +79,7 @@ struct ScalingPolicy {
   // candidate action's direction picks which one applies.
   absl::Duration scale_up_cooldown = absl::Seconds(30);
   absl::Duration scale_down_cooldown = absl::Seconds(60);
-  absl::Duration evaluation_interval = absl::Seconds(10);  // > 0
+  absl::Duration evaluation_interval = absl::Seconds(10);  // >= kMinEvaluationInterval
   double stability_threshold = 0.1;                        // max CV of the deciding metric, > 0
   int min_active_devices = 1;                              // >= 1
   int max_active_devices = 0;                              // 0: all healthy devices

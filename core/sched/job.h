@@ -48,6 +48,8 @@ struct Job final : public QueueNode, public InferResponder {
   InferRequest request;
   InferResponder* sink = nullptr;    // client responder or task record; null for a batch
   std::shared_ptr<TaskRecord> task;  // set for tasks
+  // A task's dependencies (slot order): `request` may read their outputs.
+  std::vector<std::shared_ptr<TaskRecord>> sources;
   std::unique_ptr<BatchData> batch;  // set for merged batches
   Job* parent = nullptr;             // the batch this job rides in
 

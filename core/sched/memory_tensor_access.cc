@@ -22,6 +22,7 @@ absl::StatusOr<StoredTensor> MemoryTensorAccess::Describe(absl::string_view hand
   if (!id.ok()) return id.status();
   absl::StatusOr<TensorInfo> info = engine_->GetTensorInfo(*id);
   if (!info.ok()) return info.status();
+  if (absl::Status usable = engine_->CheckUsable(*id); !usable.ok()) return usable;
   return StoredTensor{info->device, DescOf(*info)};
 }
 
@@ -55,6 +56,7 @@ absl::StatusOr<AccessedTensor> MemoryTensorAccess::CreateOutput(int device, cons
   request.shape.assign(desc.shape.begin(), desc.shape.end());
   request.byte_size = desc.byte_size;
   request.owner = std::string(owner);
+  request.layout_checked = true;  // a model's output
   absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(request);
   if (!info.ok()) return info.status();
   absl::StatusOr<AccessedTensor> pinned = PinId(info->id);

@@ -84,8 +84,8 @@ bool FeedsTask(const Job& job, const TaskRecord* task) {
   if (task == nullptr) return false;
   auto feeds = [task](const Job& j) {
     if (j.task == nullptr) return false;
-    for (const auto& dep : task->deps) {
-      if (dep.get() == j.task.get()) return true;
+    for (const TaskId& dep : task->dep_ids) {
+      if (dep == j.task->id) return true;
     }
     return false;
   };
@@ -397,7 +397,8 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
       tensors_(tensors),
       clock_(clock),
       metrics_(registry, DeviceIndexes(devices)),
-      tasks_(options_.max_retained_tasks) {
+      tasks_(options_.max_retained_tasks),
+      watchers_(static_cast<size_t>(options_.limits.max_watch_streams)) {
   const AgingOptions aging{options_.aging_interval, options_.enable_preemption};
   for (size_t i = 0; i < devices.size(); ++i) {
     // The spare slot needs a stream of its own, past the slots' streams.
@@ -1340,6 +1341,9 @@ void Scheduler::Probe(int position) {
     lane.probing = false;
   });
   if (!st.ok()) {
+    // No callback will run: free once the memset is done.
+    stream.Synchronize().IgnoreError();
+    allocator_->Free(*lane.device, stream, ptr);
     {
       absl::MutexLock lock(&lane.mu);
       lane.probing = false;
@@ -1507,6 +1511,7 @@ void Scheduler::TimerLoop() {
 
 void Scheduler::Shutdown() {
   if (shutting_down_.exchange(true)) return;
+  watchers_.CloseAll();
   {
     absl::MutexLock lock(&thread_mu_);
     stop_ = true;
@@ -1605,6 +1610,7 @@ SchedulerStats Scheduler::GetStats() const {
   s.batches = batches_.load();
   s.batched_requests = batched_requests_.load();
   s.tasks_retained = tasks_.size();
+  s.task_records = static_cast<uint64_t>(tasks_.live_records());
   const uint64_t qn = queue_count_.load();
   const uint64_t en = exec_count_.load();
   if (qn > 0) s.mean_queue_seconds = static_cast<double>(queue_ns_.load()) / 1e9 / qn;

@@ -79,12 +79,16 @@ class Scheduler final : public InferSubmitter {
   // --- tasks ---
   // Validates and submits one task (see SubmitTasks).
   absl::StatusOr<TaskId> SubmitTask(TaskSpec spec);
-  // Submits tasks that may depend on each other by key (all or none).
-  // INVALID_ARGUMENT naming the field (tasks[i].depends_on[j], ...) for an
-  // unknown model input or output, a malformed or unknown task id, a
-  // dependency cycle (including on itself), bad shapes or sizes; NOT_FOUND
-  // for an unknown model; RESOURCE_EXHAUSTED when a queue is full;
-  // FAILED_PRECONDITION for tensor handles without a tensor store.
+  // Submits tasks that may depend on each other by key (all or none) and
+  // returns their ids at once: the tasks count against their priority's
+  // queue depth from here (waiting for dependencies too), and no device
+  // work runs on the calling thread. INVALID_ARGUMENT naming the field
+  // (tasks[i].depends_on[j], ...) for an unknown model input or output, a
+  // malformed or unknown task id, a dependency cycle (including on
+  // itself), bad shapes or sizes; NOT_FOUND for an unknown model;
+  // RESOURCE_EXHAUSTED naming scheduler.max_queue_depth when the call does
+  // not fit a queue; FAILED_PRECONDITION for tensor handles without a
+  // tensor store.
   absl::StatusOr<std::vector<TaskId>> SubmitTasks(std::vector<TaskSpec> specs);
   // NOT_FOUND for unknown (or evicted) ids.
   absl::StatusOr<TaskInfo> GetTask(const TaskId& id, bool with_outputs = true) const;
@@ -106,11 +110,15 @@ class Scheduler final : public InferSubmitter {
   // Pages through retained tasks in id order.
   absl::StatusOr<TaskPage> ListTasks(const TaskListOptions& options) const;
 
-  // Subscribes to state changes (see TaskWatcher). Unwatch before the
-  // notify target goes away; after Unwatch returns, notify is not running
-  // and will not run again.
+  // Subscribes to state changes (see TaskWatcher); null when
+  // limits.max_watch_streams watchers exist. Unwatch before the notify
+  // target goes away; after Unwatch returns, notify is not running and will
+  // not run again.
   std::shared_ptr<TaskWatcher> Watch(WatchOptions options, std::function<void()> notify);
   void Unwatch(const std::shared_ptr<TaskWatcher>& watcher);
+  // Closes every watcher, now and to come (the daemon's drain; Shutdown
+  // does it too): their readers end their streams.
+  void CloseWatchers();
 
   // --- devices ---
   // Scaler hook: an inactive device gets no new work and its queued work
@@ -152,6 +160,9 @@ class Scheduler final : public InferSubmitter {
   // Admission and queueing.
   absl::Status Admit(Job* job);
   void Unadmit(Job* job);
+  // Counts `n[p]` tasks against each priority's queue depth, all or none;
+  // RESOURCE_EXHAUSTED naming scheduler.max_queue_depth.
+  absl::Status AdmitTasks(const std::array<int64_t, kNumPriorities>& n);
   void Enqueue(Job* job, absl::Time now);
   void EmitBatch(std::vector<Job*> jobs, absl::Time now);
   // A batch's delay passed: emits it, or parks it while no slot is free.
@@ -216,7 +227,6 @@ class Scheduler final : public InferSubmitter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(record.mu);
   // Work after a task became terminal: dependents, waiters, retention.
   void AfterTerminal(const std::shared_ptr<TaskRecord>& record);
-  void Publish(const TaskEvent& event);
   void ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record);
   void FailTask(const std::shared_ptr<TaskRecord>& record, const absl::Status& status);
   // Takes `job` out of its device queue or batcher if it is still there
@@ -277,9 +287,7 @@ class Scheduler final : public InferSubmitter {
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
   uint64_t next_wait_id_ ABSL_GUARDED_BY(waiters_mu_) = 1;
 
-  absl::Mutex watchers_mu_;
-  std::vector<std::shared_ptr<TaskWatcher>> watchers_ ABSL_GUARDED_BY(watchers_mu_);
-  std::atomic<int> num_watchers_{0};
+  WatcherSet watchers_;  // at most limits.max_watch_streams
 
   absl::Mutex sample_mu_;  // serializes RunTimers' periodic work
   absl::Time next_sweep_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();

@@ -25,6 +25,7 @@ absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config
   o.default_batching.max_queue_delay = absl::Microseconds(sched.batch_max_queue_delay_us);
   o.default_batching.preferred_batch_sizes = sched.preferred_batch_sizes;
   o.limits = config.limits;
+  o.submit_tasks_async = true;
   return o;
 }
 

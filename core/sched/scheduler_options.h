@@ -79,6 +79,11 @@ struct SchedulerOptions {
   // Run RunTimers() on a background thread (real time). Tests with a
   // FakeClock leave it off and call RunTimers() themselves.
   bool start_timer_thread = true;
+  // SubmitTasks runs no device work on the caller's thread (AsyncOnlyScope):
+  // the daemon's request threads get the ids at once. Off, an idle inline
+  // host device runs ready tasks before SubmitTasks returns, which tests
+  // that step through a task's life use.
+  bool submit_tasks_async = false;
 
   // Told (on the timer thread, or whoever calls RunTimers; no scheduler
   // lock held) when a device is marked unhealthy or healthy again. May call
@@ -120,6 +125,9 @@ struct SchedulerStats {
   uint64_t batches = 0;           // merged executions
   uint64_t batched_requests = 0;  // requests that ran in them
   uint64_t tasks_retained = 0;
+  // Task records in memory: the retained ones and any a live job, waiter
+  // or waiting dependent still holds.
+  uint64_t task_records = 0;
   double mean_queue_seconds = 0.0;      // since start
   double mean_execution_seconds = 0.0;  // since start
   std::vector<DeviceSchedulerStats> devices;

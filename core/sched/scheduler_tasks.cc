@@ -2,6 +2,8 @@
 // DAG, readiness, terminal states and their propagation, waits, watches and
 // cancellation. (Queues, placement and execution are in scheduler.cc.)
 #include <algorithm>
+#include <array>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -9,8 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/sched/scheduler.h"
+#include "core/tensor/bytes_framing.h"
 #include "core/util/checked_math.h"
+#include "core/util/echo.h"
 #include "core/util/logging.h"
+#include "core/util/status_macros.h"
 
 namespace inferd {
 namespace {
@@ -67,6 +72,7 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
 
   auto record = std::make_shared<TaskRecord>();
   TaskRecord& rec = *record;
+  tasks_.Track(rec);
   rec.scheduler = this;
   rec.tensors = tensors_;
   rec.id = NewTaskId();
@@ -109,7 +115,7 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
       if (o < 0 || o >= 64) {
         return absl::InvalidArgumentError(
             absl::StrCat(field, ".requested_outputs[", i, "]: model '", sig.name,
-                         "' has no output named '", spec.requested_outputs[i], "'"));
+                         "' has no output named ", Echo(spec.requested_outputs[i])));
       }
       rec.requested_mask |= uint64_t{1} << o;
     }
@@ -120,20 +126,22 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     rec.present.assign(sig.outputs.size(), false);
   }
 
-  // Dependencies: one slot per distinct task, from depends_on and inputs.
+  // Dependencies: one slot per distinct task, from depends_on and inputs
+  // (slots of tasks in this call stay null until SubmitSpecs wires them).
+  std::vector<std::shared_ptr<TaskRecord>> deps;
   absl::flat_hash_map<std::string, int> slot_of;  // "#k" (this call) or task id text
   auto add_dep = [&](const std::string& ref, const std::string& ref_field) -> absl::StatusOr<int> {
     auto key = keys.find(ref);
     if (key != keys.end()) {
       if (key->second == index) {
         return absl::InvalidArgumentError(
-            absl::StrCat(ref_field, ": task '", ref, "' cannot depend on itself"));
+            absl::StrCat(ref_field, ": task ", Echo(ref), " cannot depend on itself"));
       }
       const std::string slot_key = absl::StrCat("#", key->second);
       auto it = slot_of.find(slot_key);
       if (it != slot_of.end()) return it->second;
-      const int slot = static_cast<int>(rec.deps.size());
-      rec.deps.push_back(nullptr);
+      const int slot = static_cast<int>(deps.size());
+      deps.push_back(nullptr);
       rec.dep_ids.push_back(TaskId{});
       batch_deps->emplace_back(slot, key->second);
       slot_of[slot_key] = slot;
@@ -142,7 +150,7 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     absl::StatusOr<TaskId> id = ParseTaskId(ref, ref_field);
     if (!id.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          ref_field, ": '", ref, "' is neither a task id nor the key of a task in this call"));
+          ref_field, ": ", Echo(ref), " is neither a task id nor the key of a task in this call"));
     }
     const std::string slot_key = FormatTaskId(*id);
     auto it = slot_of.find(slot_key);
@@ -153,8 +161,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
           absl::StrCat(ref_field, ": unknown task ", slot_key,
                        " (never submitted, or finished and no longer retained)"));
     }
-    const int slot = static_cast<int>(rec.deps.size());
-    rec.deps.push_back(std::move(dep));
+    const int slot = static_cast<int>(deps.size());
+    deps.push_back(std::move(dep));
     rec.dep_ids.push_back(*id);
     slot_of[slot_key] = slot;
     return slot;
@@ -181,11 +189,11 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     const int pos = FindName(sig.inputs, in.name);
     if (pos < 0) {
       return absl::InvalidArgumentError(absl::StrCat(in_field, ".name: model '", sig.name,
-                                                     "' has no input named '", in.name, "'"));
+                                                     "' has no input named ", Echo(in.name)));
     }
     if (seen[pos]) {
       return absl::InvalidArgumentError(
-          absl::StrCat(in_field, ".name: input '", in.name, "' given twice"));
+          absl::StrCat(in_field, ".name: input ", Echo(in.name), " given twice"));
     }
     seen[pos] = true;
     TaskRecord::InputPlan plan;
@@ -211,6 +219,16 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
           return absl::InvalidArgumentError(absl::StrCat(in_field, ".tensor.data: ", in.data.size(),
                                                          " bytes exceed limits.max_tensor_bytes (",
                                                          options_.limits.max_tensor_bytes, ")"));
+        }
+        if (in.dtype == DataType::kBytes) {
+          const absl::Status layout = CheckBytesFraming(
+              absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(in.data.data()),
+                                  in.data.size()),
+              elements);
+          if (!layout.ok()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(in_field, ".tensor.data: ", layout.message()));
+          }
         }
         uint64_t expected = 0;
         if (in.dtype != DataType::kBytes &&
@@ -245,9 +263,9 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
         // The dependency's model and returned outputs.
         std::shared_ptr<const Model> dep_model;
         uint64_t dep_mask = ~uint64_t{0};
-        if (rec.deps[*slot] != nullptr) {
-          dep_model = rec.deps[*slot]->model;
-          dep_mask = rec.deps[*slot]->requested_mask;
+        if (deps[*slot] != nullptr) {
+          dep_model = deps[*slot]->model;
+          dep_mask = deps[*slot]->requested_mask;
         } else {
           const TaskSpec& dep_spec = all[keys.at(in.dependency)];
           absl::StatusOr<std::shared_ptr<const Model>> m =
@@ -265,13 +283,13 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
         const int o = FindName(dep_model->signature().outputs, in.output_name);
         if (o < 0) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".task_output.output: model '", dep_model->signature().name, "' of task '",
-              in.dependency, "' has no output named '", in.output_name, "'"));
+              in_field, ".task_output.output: model '", dep_model->signature().name, "' of task ",
+              Echo(in.dependency), " has no output named ", Echo(in.output_name)));
         }
         if (o >= 64 || !(dep_mask >> o & 1)) {
           return absl::InvalidArgumentError(absl::StrCat(
-              in_field, ".task_output.output: task '", in.dependency, "' does not return output '",
-              in.output_name, "' (not in its requested_outputs)"));
+              in_field, ".task_output.output: task ", Echo(in.dependency), " does not return output ",
+              Echo(in.output_name), " (not in its requested_outputs)"));
         }
         plan.dep_output = o;
         break;
@@ -279,6 +297,8 @@ absl::StatusOr<std::shared_ptr<TaskRecord>> Scheduler::BuildRecord(
     }
     rec.inputs.push_back(std::move(plan));
   }
+  absl::MutexLock lock(&rec.mu);
+  rec.deps = std::move(deps);
   return record;
 }
 
@@ -295,7 +315,7 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
     if (specs[i].key.empty()) continue;
     if (!keys.emplace(specs[i].key, static_cast<int>(i)).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("tasks[", i, "].key: '", specs[i].key, "' is used twice"));
+          absl::StrCat("tasks[", i, "].key: ", Echo(specs[i].key), " is used twice"));
     }
   }
   const absl::Time now = clock_->Now();
@@ -310,82 +330,87 @@ absl::Status Scheduler::SubmitSpecs(absl::Span<TaskSpec> specs,
     records[i] = *std::move(rec);
   }
 
-  // Kahn's algorithm over dependencies within this call: parents first.
-  absl::InlinedVector<int, 1> order;
-  bool any_batch_deps = false;
-  for (const auto& deps : batch_deps) any_batch_deps |= !deps.empty();
-  if (!any_batch_deps) {
-    order.resize(n);
-    for (size_t i = 0; i < n; ++i) order[i] = static_cast<int>(i);
-  } else {
-    std::vector<int> pending(n, 0);
-    std::vector<std::vector<int>> children(n);
-    for (size_t i = 0; i < n; ++i) {
-      for (const auto& [slot, k] : batch_deps[i]) {
-        records[i]->deps[slot] = records[k];
-        records[i]->dep_ids[slot] = records[k]->id;
-        ++pending[i];
-        children[k].push_back(static_cast<int>(i));
-      }
+  // Order and cycle check first: a rejected call must leave no edge behind.
+  std::vector<int> cycle;
+  const std::vector<int> order = OrderWithinCall(batch_deps, &cycle);
+  if (!cycle.empty()) {
+    // Names at most kCycleNames keys of a long cycle.
+    constexpr size_t kCycleNames = 8;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < cycle.size() && i < kCycleNames; ++i) {
+      names.push_back(Echo(specs[cycle[i]].key));
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (pending[i] == 0) order.push_back(static_cast<int>(i));
+    if (cycle.size() > kCycleNames) {
+      names.push_back(absl::StrCat("... ", Echo(specs[cycle.back()].key), " (",
+                                   cycle.size() - 1, " tasks)"));
     }
-    for (size_t head = 0; head < order.size(); ++head) {
-      for (int c : children[order[head]]) {
-        if (--pending[c] == 0) order.push_back(c);
-      }
+    return absl::InvalidArgumentError(absl::StrCat("tasks[", cycle[0],
+                                                   "].depends_on: dependency cycle ",
+                                                   absl::StrJoin(names, " -> ")));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (batch_deps[i].empty()) continue;
+    TaskRecord& rec = *records[i];
+    absl::MutexLock lock(&rec.mu);  // not shared yet; keeps the analysis simple
+    for (const auto& [slot, k] : batch_deps[i]) {
+      rec.deps[slot] = records[k];
+      rec.dep_ids[slot] = records[k]->id;
     }
-    if (order.size() != n) {
-      // Walk unfinished nodes along their unfinished dependencies until one
-      // repeats: that is a cycle.
-      int at = 0;
-      while (pending[at] == 0) ++at;
-      std::vector<int> path;
-      std::vector<int> seen_at(n, -1);
-      while (seen_at[at] < 0) {
-        seen_at[at] = static_cast<int>(path.size());
-        path.push_back(at);
-        for (const auto& [slot, k] : batch_deps[at]) {
-          if (pending[k] > 0) {
-            at = k;
-            break;
-          }
-        }
-      }
-      std::vector<std::string> names;
-      for (size_t i = seen_at[at]; i < path.size(); ++i) {
-        names.push_back(absl::StrCat("'", specs[path[i]].key, "'"));
-      }
-      names.push_back(absl::StrCat("'", specs[at].key, "'"));
-      return absl::InvalidArgumentError(absl::StrCat("tasks[", path[seen_at[at]],
-                                                     "].depends_on: dependency cycle ",
-                                                     absl::StrJoin(names, " -> ")));
-    }
+  }
+  std::array<int64_t, kNumPriorities> per_priority{};
+  for (const auto& rec : records) ++per_priority[static_cast<int>(rec->priority)];
+  RETURN_IF_ERROR(AdmitTasks(per_priority));
+  for (const auto& rec : records) {
+    absl::MutexLock lock(&rec->mu);
+    rec->holds_admission = true;
   }
   for (const auto& rec : records) tasks_.Insert(rec);
   submitted_.fetch_add(n, std::memory_order_relaxed);
   for (const auto& rec : records) ids->push_back(rec->id);
-  if (num_watchers_.load(std::memory_order_acquire) > 0) {
+  if (!watchers_.empty()) {
     // Events for PENDING, in submission order.
     for (const auto& rec : records) {
       absl::MutexLock lock(&rec->mu);
-      Publish(rec->EventLocked(now));
+      watchers_.Publish(rec->EventLocked(now));
     }
   }
+  // Device work that becomes ready here goes to the streams' threads: the
+  // caller gets the ids at once, however much work the call holds.
+  std::optional<AsyncOnlyScope> async_only;
+  if (options_.submit_tasks_async) async_only.emplace();
   for (int i : order) WireAndRelease(records[i]);
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::AdmitTasks(const std::array<int64_t, kNumPriorities>& n) {
+  for (int p = 0; p < kNumPriorities; ++p) {
+    if (n[p] == 0) continue;
+    if (admitted_[p].fetch_add(n[p], std::memory_order_relaxed) + n[p] <= options_.max_queue_depth) {
+      continue;
+    }
+    for (int q = 0; q <= p; ++q) admitted_[q].fetch_sub(n[q], std::memory_order_relaxed);
+    int64_t total = 0;
+    for (int64_t c : n) total += c;
+    rejected_.fetch_add(static_cast<uint64_t>(total), std::memory_order_relaxed);
+    metrics_.rejected(static_cast<Priority>(p)).Increment(static_cast<double>(n[p]));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "scheduler.max_queue_depth: the ", PriorityName(static_cast<Priority>(p)),
+        " queue cannot take ", n[p], " more task(s) (", options_.max_queue_depth, " queued)"));
+  }
   return absl::OkStatus();
 }
 
 void Scheduler::WireAndRelease(const std::shared_ptr<TaskRecord>& record) {
   TaskRecord& rec = *record;
+  std::vector<std::shared_ptr<TaskRecord>> deps;
   {
     absl::MutexLock lock(&rec.mu);
-    rec.pending_deps = static_cast<int>(rec.deps.size()) + 1;  // +1 guards the wiring
+    deps = rec.deps;
+    rec.pending_deps = static_cast<int>(deps.size()) + 1;  // +1 guards the wiring
   }
   int done = 0;
   absl::Status failure;
-  for (const auto& dep : rec.deps) {
+  for (const auto& dep : deps) {
     absl::MutexLock lock(&dep->mu);
     if (!IsTerminal(dep->state)) {
       dep->dependents.push_back(record);
@@ -442,6 +467,14 @@ void Scheduler::WireAndRelease(const std::shared_ptr<TaskRecord>& record) {
 void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
   TaskRecord& rec = *record;
   auto job = std::make_unique<Job>();
+  {
+    // From here the job, not the record, keeps the dependencies whose
+    // outputs its request reads (across retries, and after a cancel).
+    absl::MutexLock lock(&rec.mu);
+    if (IsTerminal(rec.state)) return;  // cancelled meanwhile: nothing to run
+    job->sources = std::move(rec.deps);
+    rec.deps.clear();
+  }
   job->scheduler = this;
   job->task = record;
   job->sink = &rec;
@@ -496,7 +529,7 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
         break;
       case TaskInput::Source::kTaskOutput: {
         // The dependency succeeded, so its outputs no longer change.
-        const TaskRecord& dep = *rec.deps[plan.dep];
+        const TaskRecord& dep = *job->sources[plan.dep];
         std::string handle;
         InferInput in;
         {
@@ -533,7 +566,17 @@ void Scheduler::MakeReady(const std::shared_ptr<TaskRecord>& record) {
     if (!rec.keep_outputs_on_device && rec.device_constraint < 0) {
       job->rows = BatchRows(job->request);
     }
-    st = Admit(job.get());
+    bool counted = false;
+    {
+      absl::MutexLock lock(&rec.mu);
+      counted = rec.holds_admission;
+      rec.holds_admission = false;
+    }
+    if (counted) {
+      job->admitted = true;  // the job takes over the task's count
+    } else {
+      st = Admit(job.get());
+    }
   }
   if (!st.ok()) {
     if (tensors_ != nullptr) {
@@ -565,7 +608,7 @@ void Scheduler::SetStateLocked(TaskRecord& rec, TaskState state, absl::Time now)
   if (rec.state == TaskState::kWaitingDeps) waiting_deps_.fetch_sub(1);
   if (state == TaskState::kWaitingDeps) waiting_deps_.fetch_add(1);
   rec.state = state;
-  if (num_watchers_.load(std::memory_order_acquire) > 0) Publish(rec.EventLocked(now));
+  if (!watchers_.empty()) watchers_.Publish(rec.EventLocked(now));
 }
 
 bool Scheduler::SetTerminalLocked(TaskRecord& rec, const absl::Status& status, absl::Time now) {
@@ -625,12 +668,18 @@ void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
       work.pop_back();
     }
     std::vector<std::shared_ptr<TaskRecord>> dependents;
+    std::vector<std::shared_ptr<TaskRecord>> deps;  // released unlocked
     std::vector<uint64_t> waiters;
     TaskState state;
     absl::Status status;
     {
       absl::MutexLock lock(&rec->mu);
       dependents.swap(rec->dependents);
+      deps.swap(rec->deps);
+      if (rec->holds_admission) {  // ended without a job
+        rec->holds_admission = false;
+        admitted_[static_cast<int>(rec->priority)].fetch_sub(1, std::memory_order_relaxed);
+      }
       waiters.swap(rec->waiters);
       state = rec->state;
       status = rec->status;
@@ -670,12 +719,6 @@ void Scheduler::AfterTerminal(const std::shared_ptr<TaskRecord>& record) {
       if (ready) MakeReady(child);
     }
   }
-}
-
-void Scheduler::Publish(const TaskEvent& event) {
-  if (num_watchers_.load(std::memory_order_acquire) == 0) return;
-  absl::ReaderMutexLock lock(&watchers_mu_);
-  for (const auto& w : watchers_) w->Offer(event);
 }
 
 // ---------------------------------------------------------------------------
@@ -781,20 +824,12 @@ void Scheduler::ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record
 
 std::shared_ptr<TaskWatcher> Scheduler::Watch(WatchOptions options, std::function<void()> notify) {
   if (options.buffer_events == 0) options.buffer_events = options_.watch_buffer_events;
-  auto watcher = std::make_shared<TaskWatcher>(std::move(options), std::move(notify));
-  absl::MutexLock lock(&watchers_mu_);
-  watchers_.push_back(watcher);
-  num_watchers_.fetch_add(1, std::memory_order_release);
-  return watcher;
+  return watchers_.Add(std::move(options), std::move(notify));
 }
 
-void Scheduler::Unwatch(const std::shared_ptr<TaskWatcher>& watcher) {
-  absl::MutexLock lock(&watchers_mu_);
-  auto it = std::find(watchers_.begin(), watchers_.end(), watcher);
-  if (it == watchers_.end()) return;
-  watchers_.erase(it);
-  num_watchers_.fetch_sub(1, std::memory_order_release);
-}
+void Scheduler::Unwatch(const std::shared_ptr<TaskWatcher>& watcher) { watchers_.Remove(watcher); }
+
+void Scheduler::CloseWatchers() { watchers_.CloseAll(); }
 
 absl::StatusOr<TaskInfo> Scheduler::CancelTask(const TaskId& id) {
   std::shared_ptr<TaskRecord> rec = tasks_.Find(id);

@@ -8,6 +8,31 @@
 
 namespace inferd {
 
+TaskRecord::~TaskRecord() {
+  // The outermost destructor on a thread releases the edges of every record
+  // that dies with it, one at a time; nested ones only hand theirs over.
+  thread_local std::vector<std::shared_ptr<TaskRecord>>* releasing = nullptr;
+  std::vector<std::shared_ptr<TaskRecord>> edges;
+  {
+    absl::MutexLock lock(&mu);
+    edges = std::move(deps);
+    for (auto& d : dependents) edges.push_back(std::move(d));
+    dependents.clear();
+  }
+  if (live_count != nullptr) live_count->fetch_sub(1, std::memory_order_relaxed);
+  if (releasing != nullptr) {
+    for (auto& e : edges) releasing->push_back(std::move(e));
+    return;
+  }
+  releasing = &edges;
+  while (!edges.empty()) {
+    std::shared_ptr<TaskRecord> next = std::move(edges.back());
+    edges.pop_back();
+    next.reset();  // a record dying here appends its edges to `edges`
+  }
+  releasing = nullptr;
+}
+
 TaskInfo TaskRecord::Snapshot(bool with_outputs) const {
   absl::MutexLock lock(&mu);
   return SnapshotLocked(with_outputs);
@@ -107,6 +132,55 @@ void TaskRecord::Complete(absl::Status status) { scheduler->FinishTask(this, std
 
 TaskTable::TaskTable(size_t max_retained)
     : per_shard_limit_(std::max<size_t>(1, (max_retained + kShards - 1) / kShards)) {}
+
+std::vector<int> OrderWithinCall(absl::Span<const std::vector<std::pair<int, int>>> within,
+                                 std::vector<int>* cycle) {
+  const size_t n = within.size();
+  std::vector<int> order;
+  order.reserve(n);
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<int>> children(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& [slot, k] : within[i]) {
+      ++pending[i];
+      children[k].push_back(static_cast<int>(i));
+    }
+  }
+  // Kahn's algorithm: parents first.
+  for (size_t i = 0; i < n; ++i) {
+    if (pending[i] == 0) order.push_back(static_cast<int>(i));
+  }
+  for (size_t head = 0; head < order.size(); ++head) {
+    for (int c : children[order[head]]) {
+      if (--pending[c] == 0) order.push_back(c);
+    }
+  }
+  if (order.size() == n) return order;
+  // Walk unfinished tasks along their unfinished dependencies until one
+  // repeats: that is a cycle.
+  int at = 0;
+  while (pending[at] == 0) ++at;
+  std::vector<int> path;
+  std::vector<int> seen_at(n, -1);
+  while (seen_at[at] < 0) {
+    seen_at[at] = static_cast<int>(path.size());
+    path.push_back(at);
+    for (const auto& [slot, k] : within[at]) {
+      if (pending[k] > 0) {
+        at = k;
+        break;
+      }
+    }
+  }
+  cycle->assign(path.begin() + seen_at[at], path.end());
+  cycle->push_back(at);
+  return {};
+}
+
+void TaskTable::Track(TaskRecord& record) {
+  live_->fetch_add(1, std::memory_order_relaxed);
+  record.live_count = live_;
+}
 
 void TaskTable::Insert(std::shared_ptr<TaskRecord> record) {
   Shard& shard = ShardOf(record->id);

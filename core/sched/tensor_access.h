@@ -36,7 +36,8 @@ class TensorAccess {
   virtual ~TensorAccess() = default;
 
   // Describes the tensor. NOT_FOUND naming the handle; INVALID_ARGUMENT for
-  // a malformed handle.
+  // a malformed handle; FAILED_PRECONDITION for one not usable yet (a BYTES
+  // tensor whose data is incomplete or malformed).
   virtual absl::StatusOr<StoredTensor> Describe(absl::string_view handle) = 0;
   // Pins the tensor for an execution. Errors as Describe.
   virtual absl::StatusOr<AccessedTensor> Pin(absl::string_view handle) = 0;

@@ -776,5 +776,85 @@ TEST_F(TransferEngineTest, ShutdownCompletesCallerIssuedCopies) {
   EXPECT_TRUE(memory_->FreeTensor(done->result->id).ok());
 }
 
+// Verifies that a result for the host above the reply limit is refused up
+// front on every path to the host (dst_device -1 used to skip the check and
+// fail only when the reply could not be sent, losing the data).
+TEST_F(TransferEngineTest, HostResultAboveTheReplyLimitIsRefused) {
+  TransferEngineOptions o = Options();
+  o.max_host_result_bytes = 4 * kChunk;
+  Build(o);
+  TensorId big = MakeTensor(0, DataType::kUint8, {8 * kChunk}, Pattern(8 * kChunk, 1));
+  TransferRequest r;
+  r.source_tensor = big;
+  r.dst_device = kHostEndpoint;
+  absl::Status st = engine_->AsyncTransfer(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(st.message(), "server.max_send_message_bytes")) << st;
+  TensorId small = MakeTensor(0, DataType::kUint8, {4 * kChunk}, Pattern(4 * kChunk, 2));
+  r.source_tensor = small;
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(Wait(*id).state, TransferState::kSucceeded);
+}
+
+// Verifies that unfetched host results are bounded: beyond
+// max_held_host_bytes the oldest are dropped (they used to stay, up to
+// 1,024 transfers of any size).
+TEST_F(TransferEngineTest, UnfetchedHostResultsAreBoundedOldestFirst) {
+  TransferEngineOptions o = Options();
+  o.max_held_host_bytes = 3 * kChunk;
+  Build(o);
+  TensorId src = MakeTensor(0, DataType::kUint8, {kChunk}, Pattern(kChunk, 3));
+  std::vector<TransferId> ids;
+  for (int i = 0; i < 5; ++i) {
+    TransferRequest r;
+    r.source_tensor = src;
+    r.dst_device = kHostEndpoint;
+    auto id = engine_->AsyncTransfer(r);
+    ASSERT_TRUE(id.ok()) << id.status();
+    ASSERT_EQ(Wait(*id).state, TransferState::kSucceeded);
+    ids.push_back(*id);
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto info = engine_->GetTransfer(ids[static_cast<size_t>(i)]);
+    ASSERT_TRUE(info.ok()) << info.status();
+    if (i < 2) {
+      EXPECT_EQ(info->host_data, nullptr) << i;
+      EXPECT_TRUE(info->host_data_released) << i;
+    } else {
+      ASSERT_NE(info->host_data, nullptr) << i;
+      EXPECT_EQ(info->host_data->size(), kChunk);
+    }
+  }
+  // A result larger than the whole budget cannot be held at all.
+  TensorId big = MakeTensor(0, DataType::kUint8, {4 * kChunk}, Pattern(4 * kChunk, 4));
+  TransferRequest r;
+  r.source_tensor = big;
+  r.dst_device = kHostEndpoint;
+  EXPECT_EQ(engine_->AsyncTransfer(r).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+// Verifies that host BYTES are checked before they are stored (ff ff ff ff
+// used to become a tensor whose one element claimed 4 GiB).
+TEST_F(TransferEngineTest, HostBytesWithABadLayoutAreRefused) {
+  Build();
+  auto bad = std::make_shared<std::string>("\xff\xff\xff\xff");
+  TransferRequest r;
+  r.host_source = HostSource{bad->data(), bad->size(), false, bad};
+  r.dtype = DataType::kBytes;
+  r.shape = {1};
+  r.dst_device = 0;
+  absl::Status st = engine_->AsyncTransfer(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(st.message(), "data: BYTES element 0")) << st;
+  auto good = std::make_shared<std::string>(std::string("\x02\x00\x00\x00hi", 6));
+  r.host_source = HostSource{good->data(), good->size(), false, good};
+  auto id = engine_->AsyncTransfer(r);
+  ASSERT_TRUE(id.ok()) << id.status();
+  TransferInfo done = Wait(*id);
+  ASSERT_EQ(done.state, TransferState::kSucceeded) << done.status;
+  EXPECT_TRUE(memory_->Pin(done.result->id).ok());  // usable at once
+}
+
 }  // namespace
 }  // namespace inferd

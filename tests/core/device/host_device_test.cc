@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -115,6 +117,38 @@ TEST_P(HostDeviceTest, EventOrdersWorkAcrossStreams) {
   ASSERT_TRUE(ev->Synchronize().ok());
   EXPECT_TRUE(ev->IsComplete());
   EXPECT_EQ(seen.load(), 1);
+}
+
+// Verifies that an event may be destroyed while its record and a wait for
+// it are still queued behind other work (the memory engine's compaction
+// drops its event so; AddressSanitizer reported the queued record writing
+// to the freed event).
+TEST_P(HostDeviceTest, EventDestroyedWhileRecordAndWaitAreQueued) {
+  HostDevice dev(Options(GetParam()));
+  Stream& s0 = dev.stream(0);
+  Stream& s1 = dev.stream(1);
+  absl::Notification entered;
+  absl::Notification release;
+  std::thread holder([&] {
+    ASSERT_TRUE(s0.ThenCallback([&](absl::Status) {
+                   entered.Notify();
+                   release.WaitForNotification();
+                 }).ok());
+  });
+  entered.WaitForNotification();
+  {
+    std::unique_ptr<Event> ev = dev.CreateEvent();
+    ASSERT_TRUE(s0.RecordEvent(*ev).ok());
+    ASSERT_TRUE(s1.WaitEvent(*ev).ok());
+    EXPECT_FALSE(ev->IsComplete());
+  }
+  bool s1_ran = false;
+  ASSERT_TRUE(s1.ThenCallback([&](absl::Status) { s1_ran = true; }).ok());
+  release.Notify();
+  holder.join();
+  EXPECT_TRUE(s0.Synchronize().ok());
+  EXPECT_TRUE(s1.Synchronize().ok());
+  EXPECT_TRUE(s1_ran);
 }
 
 TEST_P(HostDeviceTest, KernelsRejectBytes) {

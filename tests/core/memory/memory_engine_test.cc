@@ -3,8 +3,10 @@
 #include <cstring>
 #include <numeric>
 #include <sstream>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/device/host_device.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -294,6 +296,35 @@ TEST_F(MemoryEngineTest, CompactionPreservesContentsAndHandles) {
   }
 }
 
+// Verifies that Compact may return while its stream is still busy: the
+// event it records stays valid until the stream reaches it (the queued
+// record used to write to the event Compact had already freed; concurrent
+// Compact calls during allocation traffic aborted the daemon).
+TEST_F(MemoryEngineTest, CompactReturnsWhileItsStreamIsBusy) {
+  Build(1, 64 * kMiB);
+  Stream& stream = devices_[0]->stream(0);
+  absl::Notification entered;
+  absl::Notification release;
+  std::thread holder([&] {
+    ASSERT_TRUE(stream
+                    .ThenCallback([&](absl::Status) {
+                      entered.Notify();
+                      release.WaitForNotification();
+                    })
+                    .ok());
+  });
+  entered.WaitForNotification();
+  for (int i = 0; i < 3; ++i) {
+    auto result = engine_->Compact(0);
+    EXPECT_TRUE(result.ok()) << result.status();
+  }
+  release.Notify();
+  holder.join();
+  EXPECT_TRUE(stream.Synchronize().ok());
+  TensorInfo t = Alloc(kMiB);
+  EXPECT_TRUE(engine_->FreeTensor(t.id).ok());
+}
+
 TEST_F(MemoryEngineTest, CompactionNeverMovesAPinnedTensor) {
   Build(1, 256 * kMiB);
   std::vector<TensorInfo> t;
@@ -372,6 +403,90 @@ TEST_F(MemoryEngineTest, OptimalBatchSizeFollowsFreeMemory) {
   r.activation_bytes_per_sample = 0;
   r.dtype = DataType::kFp32;
   EXPECT_EQ(*engine_->GetOptimalBatchSize(r), (1023 * kMiB * 9 / 10) / 4);
+}
+
+// A BYTES tensor as the wire lays it out: per element a 4-byte
+// little-endian length and the bytes.
+std::vector<uint8_t> BytesElements(const std::vector<std::string>& elements) {
+  std::vector<uint8_t> out;
+  for (const std::string& e : elements) {
+    const uint32_t n = static_cast<uint32_t>(e.size());
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
+    out.insert(out.end(), e.begin(), e.end());
+  }
+  return out;
+}
+
+TensorRequest BytesRequest(int64_t elements, uint64_t byte_size) {
+  TensorRequest r;
+  r.device = 0;
+  r.dtype = DataType::kBytes;
+  r.shape = {elements};
+  r.byte_size = byte_size;
+  return r;
+}
+
+// Verifies that a BYTES tensor is usable only once written in full, in
+// order, with a valid layout (it used to be stored unchecked, and a task
+// reading it trusted lengths that pointed past its end).
+TEST_F(MemoryEngineTest, BytesTensorIsUsableOnlyOnceWrittenInFullWithAValidLayout) {
+  Build(1, 64 * kMiB);
+  const std::vector<uint8_t> data = BytesElements({"ab", ""});
+  auto info = engine_->AllocateTensor(BytesRequest(2, data.size()));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(engine_->Pin(info->id).status().code(), absl::StatusCode::kFailedPrecondition);
+  const auto part = absl::MakeConstSpan(data);
+  ASSERT_TRUE(engine_->WriteTensor(info->id, 0, part.subspan(0, 5)).ok());
+  absl::Status early = engine_->Pin(info->id).status();
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(early.message().find("5 of 10 bytes"), std::string::npos) << early;
+  EXPECT_EQ(engine_->WriteTensor(info->id, 7, part.subspan(7)).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(engine_->WriteTensor(info->id, 5, part.subspan(5)).ok());
+  EXPECT_TRUE(engine_->Pin(info->id).ok());
+  EXPECT_TRUE(engine_->CheckUsable(info->id).ok());
+}
+
+TEST_F(MemoryEngineTest, BytesLengthPastTheEndIsRefusedAndTheTensorStaysUnusable) {
+  Build(1, 64 * kMiB);
+  auto info = engine_->AllocateTensor(BytesRequest(1, 8));
+  ASSERT_TRUE(info.ok()) << info.status();
+  // One element whose length says 64,000,000 bytes.
+  const std::vector<uint8_t> bad = {0x00, 0x90, 0xd0, 0x03, 'a', 'b', 'c', 'd'};
+  absl::Status st = engine_->WriteTensor(info->id, 0, bad);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("64000000"), std::string::npos) << st;
+  EXPECT_EQ(engine_->Pin(info->id).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(engine_->FreeTensor(info->id).ok());
+}
+
+TEST_F(MemoryEngineTest, ZeroedBytesOfEmptyElementsAreUsableAtOnce) {
+  Build(1, 64 * kMiB);
+  auto empty = engine_->AllocateTensor(BytesRequest(3, 12));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(engine_->Pin(empty->id).ok());
+  TensorRequest checked = BytesRequest(1, 9);
+  checked.layout_checked = true;
+  auto copy = engine_->AllocateTensor(checked);
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_TRUE(engine_->Pin(copy->id).ok());
+}
+
+// Verifies that limits.max_dims holds for allocations too (only ModelInfer
+// enforced it; AllocateTensor took 65 dimensions).
+TEST_F(MemoryEngineTest, RejectsShapesAboveMaxDims) {
+  MemoryEngineOptions o = Defaults();
+  o.max_dims = 16;
+  Build(1, 64 * kMiB, o);
+  TensorRequest r;
+  r.device = 0;
+  r.dtype = DataType::kUint8;
+  r.shape.assign(17, 1);
+  absl::Status st = engine_->AllocateTensor(r).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("limits.max_dims"), std::string::npos) << st;
+  r.shape.assign(16, 1);
+  EXPECT_TRUE(engine_->AllocateTensor(r).ok());
 }
 
 TEST_F(MemoryEngineTest, ListsTensorsByOwnerAndDevice) {

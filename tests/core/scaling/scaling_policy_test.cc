@@ -89,6 +89,17 @@ TEST(ScalingPolicyTest, TopLevelErrorsNameTheField) {
   EXPECT_EQ(ErrorOf(policy), "window_length: 5 must be finite and >= evaluation_interval (10)");
 }
 
+// Verifies that a client cannot ask for thousands of evaluations a second
+// (SetScalingPolicy accepted 1e-9 s).
+TEST(ScalingPolicyTest, RejectsAnEvaluationIntervalBelowTheMinimum) {
+  ScalingPolicy policy;
+  policy.evaluation_interval = absl::Nanoseconds(1);
+  policy.window_length = absl::Seconds(300);
+  EXPECT_EQ(ErrorOf(policy), "evaluation_interval: 1e-09 is below the minimum of 0.1");
+  policy.evaluation_interval = kMinEvaluationInterval;
+  EXPECT_TRUE(ValidatePolicy(policy).ok());
+}
+
 TEST(ScalingPolicyTest, EmptyRulesAreValid) {
   ScalingPolicy policy;
   policy.rules.clear();

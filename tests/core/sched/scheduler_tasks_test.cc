@@ -2,6 +2,7 @@
 // validation and cycle rejection, cancellation in every state, waits,
 // watches, listing, retention, tensor-handle inputs and device outputs.
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -378,6 +379,147 @@ TEST_F(SchedulerTasksTest, RetentionEvictsTheOldestFinishedTasks) {
   int evicted = 0;
   for (const TaskId& id : ids) evicted += !sched_->GetTask(id).ok();
   EXPECT_GE(evicted, 200 - 16);
+}
+
+// Verifies that a finished dependency chain keeps no history alive: once
+// its tasks are evicted, only the retained records stay in memory (the
+// chain used to hold every link through its dependency edges).
+TEST_F(SchedulerTasksTest, EvictedChainKeepsOnlyRetainedRecords) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_retained_tasks = 16;
+  Build(1, /*inline_streams=*/true, o);
+  TaskId prev = WaitFor(Submit(Spec("test", 1, 1, 0))).id;
+  for (int i = 0; i < 300; ++i) {
+    TaskSpec next = Spec("test", 1, 1, 0);
+    next.depends_on = {FormatTaskId(prev)};
+    TaskInfo info = WaitFor(Submit(next));
+    ASSERT_EQ(info.state, TaskState::kSucceeded) << info.status;
+    prev = info.id;
+  }
+  for (int i = 0; i < 100; ++i) WaitFor(Submit(Spec("test", 1, 1, 0)));
+  const SchedulerStats stats = sched_->GetStats();
+  EXPECT_LE(stats.tasks_retained, 16u);
+  EXPECT_EQ(stats.task_records, stats.tasks_retained);
+}
+
+// Verifies that a rejected cycle leaves nothing behind: the records it
+// built are gone when the call returns (they used to keep each other
+// alive, with their inline data).
+TEST_F(SchedulerTasksTest, RejectedCycleLeavesNoRecords) {
+  Build(1, /*inline_streams=*/true);
+  TaskSpec a = Spec("test", 256, 1024, 0);
+  a.key = "a";
+  a.depends_on = {"b"};
+  TaskSpec b = Spec("test", 256, 1024, 0);
+  b.key = "b";
+  b.depends_on = {"a"};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sched_->SubmitTasks({a, b}).status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(sched_->GetStats().task_records, 0u);
+}
+
+// Verifies that the message for a long cycle of long keys stays short and
+// still names where the cycle starts.
+TEST_F(SchedulerTasksTest, LongCycleMessageIsBounded) {
+  Build(1, /*inline_streams=*/true);
+  constexpr int kTasks = 1000;
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < kTasks; ++i) {
+    TaskSpec t = Spec("test", 1, 1, 0);
+    t.key = absl::StrCat(std::string(200, 'k'), i);
+    t.depends_on = {absl::StrCat(std::string(200, 'k'), (i + 1) % kTasks)};
+    specs.push_back(std::move(t));
+  }
+  absl::Status st = sched_->SubmitTasks(std::move(specs)).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("tasks[0].depends_on: dependency cycle"));
+  EXPECT_THAT(st.message(), HasSubstr("(1000 tasks)"));
+  EXPECT_LT(st.message().size(), 2048u);
+  EXPECT_EQ(sched_->GetStats().task_records, 0u);
+}
+
+// Verifies that SubmitTasks hands back ids without running the work on the
+// caller's thread, even on an idle inline host device (it used to run
+// every task before returning: 300 large adds blocked the call for 48 s).
+TEST_F(SchedulerTasksTest, SubmitTasksReturnsBeforeItsWorkRuns) {
+  SchedulerOptions o = DefaultOptions();
+  o.submit_tasks_async = true;
+  Build(1, /*inline_streams=*/true, o);
+  auto gate = NewGate();
+  model_->SetGate(gate);
+  absl::Notification returned;
+  absl::StatusOr<std::vector<TaskId>> ids;
+  std::thread submitter([&] {
+    ids = sched_->SubmitTasks({Spec("test", 1, 1, 0), Spec("test", 1, 1, 0)});
+    returned.Notify();
+  });
+  const bool in_time = returned.WaitForNotificationWithTimeout(absl::Seconds(60));
+  EXPECT_TRUE(in_time) << "SubmitTasks ran the gated work on the caller's thread";
+  gate->Open();
+  submitter.join();
+  model_->SetGate(nullptr);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  for (const TaskId& id : *ids) EXPECT_EQ(WaitFor(id).state, TaskState::kSucceeded);
+}
+
+// Verifies that tasks count against their queue's depth from submission
+// until they start, waiting ones too, so a call that does not fit is
+// refused whole.
+TEST_F(SchedulerTasksTest, QueueBoundRefusesACallThatDoesNotFit) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_queue_depth = 3;
+  o.submit_tasks_async = true;
+  Build(1, /*inline_streams=*/false, o);
+  auto gate = NewGate();
+  model_->SetGate(gate);
+  TaskSpec a = Spec("test", 1, 1, 0);
+  a.key = "a";
+  TaskSpec b = Spec("test", 1, 1, 0);
+  b.depends_on = {"a"};
+  absl::StatusOr<std::vector<TaskId>> first = sched_->SubmitTasks({a, b, b});  // a runs
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::Status full =
+      sched_->SubmitTasks({Spec("test", 1, 1, 0), Spec("test", 1, 1, 0)}).status();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.message(), HasSubstr("scheduler.max_queue_depth"));
+  EXPECT_EQ(sched_->GetStats().rejected, 2u);
+  absl::StatusOr<TaskId> fits = sched_->SubmitTask(Spec("test", 1, 1, 0));
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  gate->Open();
+  model_->SetGate(nullptr);
+  for (const TaskId& id : *first) EXPECT_EQ(WaitFor(id).state, TaskState::kSucceeded);
+  EXPECT_EQ(WaitFor(*fits).state, TaskState::kSucceeded);
+  // Counts go back as tasks end: the queue takes three again.
+  EXPECT_TRUE(sched_->SubmitTasks({Spec("test", 1, 1, 0), Spec("test", 1, 1, 0),
+                                   Spec("test", 1, 1, 0)})
+                  .ok());
+}
+
+// Verifies the total watcher limit: past it Watch answers null.
+TEST_F(SchedulerTasksTest, WatchersAreLimited) {
+  SchedulerOptions o = DefaultOptions();
+  o.limits.max_watch_streams = 2;
+  Build(1, /*inline_streams=*/true, o);
+  auto w1 = sched_->Watch({}, nullptr);
+  WatchOptions by_model;
+  by_model.model_name = "identity";
+  auto w2 = sched_->Watch(by_model, nullptr);
+  ASSERT_NE(w1, nullptr);
+  ASSERT_NE(w2, nullptr);
+  EXPECT_EQ(sched_->Watch({}, nullptr), nullptr);
+  sched_->Unwatch(w1);
+  auto w3 = sched_->Watch({}, nullptr);
+  EXPECT_NE(w3, nullptr);
+  // The model-filtered watcher sees nothing of other models.
+  WaitFor(Submit(Spec("test", 1, 1, 0)));
+  TaskEvent e;
+  EXPECT_FALSE(w2->Next(&e));
+  EXPECT_TRUE(w3->Next(&e));
+  sched_->CloseWatchers();
+  EXPECT_TRUE(w3->closed());
+  sched_->Unwatch(w2);
+  sched_->Unwatch(w3);
 }
 
 // Verifies device-resident chaining: outputs kept on the device come back
