@@ -22,6 +22,15 @@ class DeviceAllocator {
   // Returns `ptr`; reuse is ordered after the work already enqueued on
   // `stream`. Makes no driver call, so it may run in a stream callback.
   virtual void Free(Device& device, Stream& stream, void* ptr) = 0;
+
+  // Returns pinned host memory of at least `bytes` through which copies
+  // between pageable host memory and `device` are staged, or null when
+  // this allocator does not stage for `device` or has none to spare (the
+  // caller then copies directly). FreeStaging takes the block back, with
+  // the same `bytes`, once the copies using it have run; it makes no driver
+  // call.
+  virtual void* AllocateStaging(Device& device, size_t bytes) { return nullptr; }
+  virtual void FreeStaging(Device& device, void* ptr, size_t bytes) {}
 };
 
 // Allocates with Device::AllocateRaw; frees are deferred to the next

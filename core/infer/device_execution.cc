@@ -1,5 +1,6 @@
 #include "core/infer/device_execution.h"
 
+#include <cstring>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -20,10 +21,27 @@ struct Execution {
   absl::InlinedVector<DeviceTensor, 4> device_inputs;
   absl::InlinedVector<DeviceTensor, 2> device_outputs;
   void* buffer = nullptr;
+  // Pinned block that host inputs and outputs are staged through (null:
+  // they are copied directly), and the outputs to copy out of it once the
+  // stream has run: to host, from staged, bytes.
+  void* staging = nullptr;
+  uint64_t staging_bytes = 0;
+  struct StagedOutput {
+    void* host;
+    const void* staged;
+    uint64_t bytes;
+  };
+  absl::InlinedVector<StagedOutput, 2> staged_outputs;
   // Stream times (Stream::MarkTime) at the start, after the input copies,
   // after the model and after the output copies.
   int64_t marks[4] = {0, 0, 0, 0};
 };
+
+void ReleaseStaging(Execution& exec, DeviceAllocator& allocator, Device& device) {
+  if (exec.staging == nullptr) return;
+  allocator.FreeStaging(device, exec.staging, exec.staging_bytes);
+  exec.staging = nullptr;
+}
 
 // Forwards a decoupled model's responses to the request's responder.
 class DecoupledWriter final : public ResponseWriter {
@@ -145,13 +163,19 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
                                                         exec->output_descs[i], device);
   }
   uint64_t total = 0;
+  uint64_t host_total = 0;  // host inputs and outputs, for the staging block
   bool overflow = false;
   for (const InferInput& in : exec->request.inputs) {
-    if (in.device != &device) overflow |= !CheckedAdd(total, AlignUp(in.desc.byte_size), &total);
+    if (in.device == &device) continue;
+    overflow |= !CheckedAdd(total, AlignUp(in.desc.byte_size), &total);
+    if (in.device == nullptr) {
+      overflow |= !CheckedAdd(host_total, AlignUp(in.desc.byte_size), &host_total);
+    }
   }
   for (size_t i = 0; i < exec->output_descs.size(); ++i) {
     if (direct_outputs[i] == nullptr) {
       overflow |= !CheckedAdd(total, AlignUp(exec->output_descs[i].byte_size), &total);
+      overflow |= !CheckedAdd(host_total, AlignUp(exec->output_descs[i].byte_size), &host_total);
     }
   }
   if (overflow) {
@@ -165,6 +189,11 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   }
   exec->buffer = *buffer;
   auto* cursor = static_cast<uint8_t*>(exec->buffer);
+  if (host_total > 0) {
+    exec->staging = allocator.AllocateStaging(device, host_total);
+    if (exec->staging != nullptr) exec->staging_bytes = host_total;
+  }
+  auto* staged = static_cast<uint8_t*>(exec->staging);
   // From here the stream may write into `exec` (marks): it is freed only
   // in stream order.
   absl::Status st = stream.MarkTime(&exec->marks[0]);
@@ -180,6 +209,12 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
       if (in.desc.byte_size > 0) {
         st = stream.CopyFromPeer(cursor, *in.device, in.data, in.desc.byte_size);
       }
+    } else if (staged != nullptr) {
+      if (in.desc.byte_size > 0) {
+        std::memcpy(staged, in.data, in.desc.byte_size);
+        st = stream.CopyHostToDevice(cursor, staged, in.desc.byte_size);
+      }
+      staged += AlignUp(in.desc.byte_size);
     } else {
       st = stream.CopyHostToDevice(cursor, in.data, in.desc.byte_size);
     }
@@ -203,7 +238,12 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     if (direct_outputs[i] != nullptr) continue;
     const TensorDesc& d = exec->output_descs[i];
     void* host = responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
-    if (host != nullptr && d.byte_size > 0) {
+    if (host == nullptr || d.byte_size == 0) continue;
+    if (staged != nullptr) {
+      st = stream.CopyDeviceToHost(staged, exec->device_outputs[i].data, d.byte_size);
+      exec->staged_outputs.push_back({host, staged, d.byte_size});
+      staged += AlignUp(d.byte_size);
+    } else {
       st = stream.CopyDeviceToHost(host, exec->device_outputs[i].data, d.byte_size);
     }
   }
@@ -219,6 +259,12 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
       stream.ThenCallback([raw, &allocator, &stream, responder, st](absl::Status s) mutable {
         std::unique_ptr<Execution> owned(raw);
         allocator.Free(stream.device(), stream, owned->buffer);
+        if (st.ok() && s.ok()) {
+          for (const Execution::StagedOutput& o : owned->staged_outputs) {
+            std::memcpy(o.host, o.staged, o.bytes);
+          }
+        }
+        ReleaseStaging(*owned, allocator, stream.device());
         if (!st.ok()) {
           responder->Complete(std::move(st));
           return;
@@ -237,6 +283,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     stream.Synchronize().IgnoreError();
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
+    ReleaseStaging(*owned, allocator, stream.device());
     responder->Complete(st.ok() ? std::move(enq) : std::move(st));
   }
 }

@@ -17,7 +17,11 @@ namespace inferd {
 // must stay valid until Complete. Inputs with a `device` are read in place
 // when it is the stream's device and copied from that peer otherwise;
 // outputs for which the responder's AllocateDeviceOutput returns memory are
-// written there and not copied to the host.
+// written there and not copied to the host. Host inputs and outputs are
+// staged through pinned memory when `allocator` gives a staging block
+// (inputs copied into it before their upload is enqueued, outputs copied
+// out of it on the callback thread before Complete), so no copy into
+// pageable memory holds the calling thread until the stream has run.
 void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
                      InferResponder* responder);
 

@@ -38,6 +38,8 @@ struct MemoryEngine::DeviceState {
   Stream* const stream;
   const std::unique_ptr<CachingPool> pool;
   const MemoryMetrics::Device metrics;
+  // Null for host devices and when staging is off.
+  std::unique_ptr<StagingPool> staging;
 
   std::atomic<uint64_t> gc_runs{0};
   std::atomic<uint64_t> gc_reclaimed_bytes{0};
@@ -91,6 +93,9 @@ absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
     return invalid("pool_size_mb ", options.pool_size_mb, " or max_pool_mb ", options.max_pool_mb,
                    " is too large");
   }
+  if (options.staging_mb > (~0ull >> 20)) {
+    return invalid("staging_mb ", options.staging_mb, " is too large");
+  }
   if (clock == nullptr) return invalid("clock must not be null");
   std::unique_ptr<MemoryEngine> engine(new MemoryEngine(options, clock, registry));
   for (Device* device : devices) {
@@ -124,6 +129,12 @@ absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
         std::make_unique<DeviceState>(device, total, cap, &device->stream(options.stream_index),
                                       std::move(pool), engine->metrics_.ForDevice(device->index()));
     state->metrics.total_bytes.Set(static_cast<double>(total));
+    if (options.staging_mb > 0 && device->info().kind != DeviceKind::kHost) {
+      StagingPoolOptions so;
+      so.max_total_bytes = options.staging_mb * kMiB;
+      so.max_block_bytes = std::min(so.max_block_bytes, so.max_total_bytes);
+      state->staging = std::make_unique<StagingPool>(*device, so);
+    }
     engine->devices_.push_back(std::move(state));
   }
   TensorStoreOptions so;
@@ -413,12 +424,26 @@ class ScratchAllocator final : public DeviceAllocator {
     absl::Status st = engine_->FreeScratch(device.index(), ptr, stream);
     if (!st.ok()) INFERD_LOG(kError, "scratch free: ", st.message());
   }
+  void* AllocateStaging(Device& device, size_t bytes) override {
+    StagingPool* pool = engine_->Staging(device.index());
+    return pool == nullptr ? nullptr : pool->Allocate(bytes);
+  }
+  void FreeStaging(Device& device, void* ptr, size_t bytes) override {
+    if (StagingPool* pool = engine_->Staging(device.index()); pool != nullptr) {
+      pool->Free(ptr, bytes);
+    }
+  }
 
  private:
   MemoryEngine* const engine_;
 };
 
 }  // namespace
+
+StagingPool* MemoryEngine::Staging(int device) const {
+  absl::StatusOr<DeviceState*> d = Find(device);
+  return d.ok() ? (*d)->staging.get() : nullptr;
+}
 
 std::unique_ptr<DeviceAllocator> MemoryEngine::NewScratchAllocator() {
   return std::make_unique<ScratchAllocator>(this);

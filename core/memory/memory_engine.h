@@ -31,6 +31,7 @@
 #include "core/memory/caching_pool.h"
 #include "core/memory/memory_metrics.h"
 #include "core/memory/memory_types.h"
+#include "core/memory/staging_pool.h"
 #include "core/memory/tensor_store.h"
 #include "core/util/clock.h"
 #include "prometheus/registry.h"
@@ -95,6 +96,9 @@ class MemoryEngine {
   // The same, as the DeviceAllocator the inference path takes (for example
   // in place of NewRawDeviceAllocator). Must not outlive the engine.
   std::unique_ptr<DeviceAllocator> NewScratchAllocator();
+  // The pinned staging pool of `device`, or null (a host device, staging
+  // off, an unknown device).
+  StagingPool* Staging(int device) const;
 
   // Moves unpinned tensors of `device` so free space coalesces, then
   // releases emptied segments. Handles stay valid and contents identical.

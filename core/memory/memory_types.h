@@ -51,6 +51,9 @@ struct MemoryEngineOptions {
   bool zero_new_tensors = true;
   // Device stream used for tensor reads, writes, zeroing and compaction.
   int stream_index = 0;
+  // Pinned host memory per GPU for staging inference inputs and outputs
+  // (StagingPool); 0 turns staging off. Host devices never stage.
+  uint64_t staging_mb = 512;
 };
 
 struct TensorRequest {
