@@ -35,6 +35,11 @@ struct TransferEngineOptions {
   absl::Duration direct_piece_time = absl::Milliseconds(1);
   // Pieces in flight per link, and staging buffers per staged link. >= 2.
   int window = 4;
+  // Threads (the link's worker included) that copy a piece between pageable
+  // host memory and its pinned staging buffer: one thread's memcpy is well
+  // below the host's memory bandwidth and would cap the staged pipeline.
+  // [1, 64].
+  int copy_threads = 4;
   // Device streams transfers use (taken modulo each device's stream count);
   // pieces alternate between them. Stream 0 is the memory engine's.
   std::vector<int> stream_indices = {1, 2};

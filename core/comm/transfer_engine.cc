@@ -31,7 +31,8 @@ TransferEngine::TransferEngine(const TransferEngineOptions& options, std::vector
       memory_(memory),
       clock_(clock),
       metrics_(metrics),
-      waiter_(waiter) {
+      waiter_(waiter),
+      copier_(options.copy_threads) {
   if (waiter_ == nullptr) {
     own_waiter_ = std::make_unique<CondVarTokenWaiter>();
     waiter_ = own_waiter_.get();
@@ -48,6 +49,9 @@ absl::StatusOr<std::unique_ptr<TransferEngine>> TransferEngine::Create(
     return invalid("bandwidth_limit ", options.bandwidth_limit, " is not in (0, 1]");
   }
   if (options.window < 2) return invalid("window ", options.window, " must be at least 2");
+  if (options.copy_threads < 1 || options.copy_threads > 64) {
+    return invalid("copy_threads ", options.copy_threads, " must be in [1, 64]");
+  }
   if (options.stream_indices.empty()) return invalid("stream_indices must not be empty");
   for (int s : options.stream_indices) {
     if (s < 0) return invalid("stream_indices holds the negative index ", s);
@@ -626,7 +630,7 @@ absl::Status TransferEngine::IssuePiece(Link* link, Transfer* t) {
     if (st.ok()) st = ds->CopyHostToDevice(dst, buf, n);
     if (st.ok()) st = ds->RecordEvent(done);
   } else if (link->kind == LinkKind::kHostToDevice) {
-    std::memcpy(buf, src, n);
+    copier_.Copy(buf, src, n);
     st = ds->CopyHostToDevice(dst, buf, n);
     if (st.ok()) st = ds->RecordEvent(done);
   } else {  // device to host through a slot
@@ -676,7 +680,7 @@ void TransferEngine::CompleteOldest(Link* link) {
   link->in_flight.pop_front();
   absl::Status st = link->done_events[piece.slot]->Synchronize();
   if (st.ok() && piece.copy_out != nullptr) {
-    std::memcpy(piece.copy_out, link->slots[piece.slot], piece.n);
+    copier_.Copy(piece.copy_out, link->slots[piece.slot], piece.n);
   }
   Transfer* t = piece.t;
   --t->in_flight;

@@ -41,6 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/comm/comm_metrics.h"
 #include "core/comm/comm_stats.h"
+#include "core/comm/parallel_copy.h"
 #include "core/comm/token_bucket.h"
 #include "core/comm/transfer.h"
 #include "core/device/device.h"
@@ -161,6 +162,8 @@ class TransferEngine {
   std::unique_ptr<CondVarTokenWaiter> own_waiter_;
   TokenWaiter* waiter_;
   LinkPeaks peaks_;
+  // Copies between pageable host memory and the staging buffers.
+  ParallelCopy copier_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

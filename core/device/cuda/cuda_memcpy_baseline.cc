@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -17,12 +19,13 @@ struct Buffers {
   int ordinal = 0;
   int peer = 0;
   void* host = nullptr;
+  bool host_pageable = false;
   void* a = nullptr;  // on `ordinal`
   void* b = nullptr;  // on `ordinal`, or on `peer` for kPeer
   cudaStream_t stream = nullptr;
   ~Buffers() {
     if (stream != nullptr) cudaStreamDestroy(stream);
-    if (host != nullptr) cudaFreeHost(host);
+    if (host != nullptr) host_pageable ? std::free(host) : (void)cudaFreeHost(host);
     if (a != nullptr) cudaFree(a);
     if (b != nullptr) cudaFree(b);
   }
@@ -46,6 +49,13 @@ absl::StatusOr<double> MeasureCudaMemcpy(MemcpyKind kind, int ordinal, int peer_
       RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(&buf.host, bytes, cudaHostAllocPortable),
                                  "cudaHostAlloc", ordinal));
       break;
+    case MemcpyKind::kHostToDevicePageable:
+    case MemcpyKind::kDeviceToHostPageable:
+      buf.host = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+      if (buf.host == nullptr) return absl::ResourceExhaustedError("pageable host buffer");
+      buf.host_pageable = true;
+      std::memset(buf.host, 1, bytes);  // touched: no page faults in the copies
+      break;
     case MemcpyKind::kDeviceToDevice:
       RETURN_IF_ERROR(CudaStatus(cudaMalloc(&buf.b, bytes), "cudaMalloc", ordinal));
       break;
@@ -60,9 +70,11 @@ absl::StatusOr<double> MeasureCudaMemcpy(MemcpyKind kind, int ordinal, int peer_
     cudaError_t err = cudaSuccess;
     switch (kind) {
       case MemcpyKind::kHostToDevice:
+      case MemcpyKind::kHostToDevicePageable:
         err = cudaMemcpyAsync(buf.a, buf.host, bytes, cudaMemcpyHostToDevice, buf.stream);
         break;
       case MemcpyKind::kDeviceToHost:
+      case MemcpyKind::kDeviceToHostPageable:
         err = cudaMemcpyAsync(buf.host, buf.a, bytes, cudaMemcpyDeviceToHost, buf.stream);
         break;
       case MemcpyKind::kDeviceToDevice:

@@ -1,5 +1,5 @@
 // The plain-CUDA baseline that benchmarks compare the comm engine with:
-// cudaMemcpyAsync (or cudaMemcpyPeerAsync) on pinned host memory and raw
+// cudaMemcpyAsync (or cudaMemcpyPeerAsync) on pinned (or pageable) host memory and raw
 // device buffers, one stream, no engine in between.
 #ifndef INFERD_CORE_DEVICE_CUDA_CUDA_MEMCPY_BASELINE_H_
 #define INFERD_CORE_DEVICE_CUDA_CUDA_MEMCPY_BASELINE_H_
@@ -10,7 +10,16 @@
 
 namespace inferd {
 
-enum class MemcpyKind { kHostToDevice, kDeviceToHost, kDeviceToDevice, kPeer };
+// The *Pageable kinds copy from/to ordinary (malloc'd, touched) host
+// memory, which the CUDA driver stages itself.
+enum class MemcpyKind {
+  kHostToDevice,
+  kDeviceToHost,
+  kDeviceToDevice,
+  kPeer,
+  kHostToDevicePageable,
+  kDeviceToHostPageable,
+};
 
 // Returns the median wall time, in seconds, of `iters` copies of `bytes`
 // (each enqueued with cudaMemcpyAsync and waited for with

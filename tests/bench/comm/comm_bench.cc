@@ -44,6 +44,7 @@ struct Flags {
   int iters = 10;
   double limit = 1.0;
   int host_devices = 0;  // > 0: host devices even where GPUs exist
+  int copy_threads = 4;  // TransferEngineOptions::copy_threads
 };
 
 bool ParseFlags(int argc, char** argv, Flags* f) {
@@ -59,6 +60,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
       if (!absl::SimpleAtoi(v, &f->iters)) return false;
     } else if (const char* v = value("limit")) {
       if (!absl::SimpleAtod(v, &f->limit)) return false;
+    } else if (const char* v = value("copy_threads")) {
+      if (!absl::SimpleAtoi(v, &f->copy_threads)) return false;
     } else if (const char* v = value("host_devices")) {
       if (!absl::SimpleAtoi(v, &f->host_devices)) return false;
     } else {
@@ -140,6 +143,7 @@ int Run(const Flags& flags) {
   auto memory = Check(MemoryEngine::Create(mo, raw, Clock::Real(), registry), "memory engine");
   CommEngineOptions co;
   co.transfer.bandwidth_limit = flags.limit;
+  co.transfer.copy_threads = flags.copy_threads;
   co.transfer.calibration_bytes = 64 * kMiB;
   auto comm =
       Check(CommEngine::Create(co, raw, memory.get(), Clock::Real(), registry), "comm engine");
@@ -193,6 +197,7 @@ int Run(const Flags& flags) {
 
     // Baselines.
     double h2d_base, d2h_base, d2d_base, peer_base = 0;
+    double h2d_pageable_base, d2h_pageable_base;
 #if INFERD_BENCH_WITH_CUDA
     if (cuda) {
       const int o0 = devices[0]->info().ordinal;
@@ -201,6 +206,12 @@ int Run(const Flags& flags) {
                        "baseline h2d");
       d2h_base = Check(MeasureCudaMemcpy(MemcpyKind::kDeviceToHost, o0, o0, bytes, flags.iters),
                        "baseline d2h");
+      h2d_pageable_base = Check(
+          MeasureCudaMemcpy(MemcpyKind::kHostToDevicePageable, o0, o0, bytes, flags.iters),
+          "baseline h2d pageable");
+      d2h_pageable_base = Check(
+          MeasureCudaMemcpy(MemcpyKind::kDeviceToHostPageable, o0, o0, bytes, flags.iters),
+          "baseline d2h pageable");
       d2d_base = Check(MeasureCudaMemcpy(MemcpyKind::kDeviceToDevice, o0, o0, bytes, flags.iters),
                        "baseline d2d");
       if (devices.size() > 1) {
@@ -212,6 +223,7 @@ int Run(const Flags& flags) {
 #endif
     {
       h2d_base = d2h_base = d2d_base = peer_base = HostMemcpySeconds(bytes, flags.iters);
+      h2d_pageable_base = d2h_pageable_base = h2d_base;
     }
 
     // Through the engine.
@@ -232,7 +244,7 @@ int Run(const Flags& flags) {
       r.dst_device = 0;
       return transfer(std::move(r));
     });
-    row(bytes, "h2d-pageable", h2d_base, h2d_pageable);
+    row(bytes, "h2d-pageable", h2d_pageable_base, h2d_pageable);
     const double d2h = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.source_tensor = src.id;
@@ -241,6 +253,14 @@ int Run(const Flags& flags) {
       return transfer(std::move(r));
     });
     row(bytes, "d2h", d2h_base, d2h);
+    const double d2h_pageable = MedianOfTimed(flags.iters, [&] {
+      TransferRequest r;
+      r.source_tensor = src.id;
+      r.dst_device = kHostEndpoint;
+      r.host_destination = HostDestination{pageable.data(), bytes, /*pinned=*/false, nullptr};
+      return transfer(std::move(r));
+    });
+    row(bytes, "d2h-pageable", d2h_pageable_base, d2h_pageable);
     const double d2d = MedianOfTimed(flags.iters, [&] {
       TransferRequest r;
       r.source_tensor = src.id;
@@ -271,7 +291,7 @@ int main(int argc, char** argv) {
   if (!inferd::ParseFlags(argc, argv, &flags)) {
     std::fprintf(stderr,
                  "usage: comm_bench [--max_mib=N] [--iters=N] [--limit=(0,1]] "
-                 "[--host_devices=N]\n");
+                 "[--host_devices=N] [--copy_threads=N]\n");
     return 2;
   }
   return inferd::Run(flags);
