@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -44,6 +45,29 @@
 #include "server/daemon.h"
 
 extern char** environ;
+
+// Every malloc/calloc/realloc of the process (the server child's count is
+// what matters): this executable's definitions take precedence over glibc's.
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+}
+namespace {
+std::atomic<uint64_t> g_mallocs{0};
+}  // namespace
+extern "C" void* malloc(size_t n) {
+  g_mallocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
+extern "C" void* calloc(size_t n, size_t m) {
+  g_mallocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(n, m);
+}
+extern "C" void* realloc(void* p, size_t n) {
+  g_mallocs.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
 
 namespace inferd {
 namespace {
@@ -68,7 +92,8 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
   }
 };
 
-// Child: serves until its stdin closes; prints "PORT <n>" first.
+// Child: serves until its stdin closes; prints "PORT <n>" first, then
+// "MALLOCS <n>" (allocations so far) for each byte read from stdin.
 int Serve(const std::string& what, bool gpu, const std::string& repository) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   int port = 0;
@@ -97,8 +122,11 @@ int Serve(const std::string& what, bool gpu, const std::string& repository) {
   }
   std::printf("PORT %d\n", port);
   std::fflush(stdout);
-  char buf[64];
-  while (read(STDIN_FILENO, buf, sizeof buf) > 0) {
+  char c;
+  while (read(STDIN_FILENO, &c, 1) > 0) {
+    std::printf("MALLOCS %llu\n",
+                static_cast<unsigned long long>(g_mallocs.load(std::memory_order_relaxed)));
+    std::fflush(stdout);
   }
   if (daemon) daemon->Shutdown(absl::Seconds(5));
   if (echo_server) echo_server->Shutdown();
@@ -108,6 +136,7 @@ int Serve(const std::string& what, bool gpu, const std::string& repository) {
 struct Child {
   pid_t pid = -1;
   int to_child = -1;  // closing it stops the child
+  FILE* from_child = nullptr;
   int port = 0;
 };
 
@@ -135,12 +164,46 @@ absl::StatusOr<Child> Spawn(const std::vector<std::string>& args) {
   if (f == nullptr || std::fscanf(f, "PORT %d", &c.port) != 1) {
     return absl::InternalError("child did not report its port");
   }
-  std::fclose(f);
+  c.from_child = f;
   return c;
+}
+
+// The child's allocation count so far.
+uint64_t Mallocs(const Child& c) {
+  unsigned long long n = 0;
+  if (write(c.to_child, "c", 1) != 1 || std::fscanf(c.from_child, " MALLOCS %llu", &n) != 1) {
+    return 0;
+  }
+  return n;
+}
+
+// Voluntary context switches of all the process's threads (each is a
+// thread going to sleep: a hand-off or a wait).
+uint64_t ContextSwitches(pid_t pid) {
+  uint64_t total = 0;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task/";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  while (const dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(dir + e->d_name + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      absl::string_view v = line;
+      uint64_t n = 0;
+      if (absl::ConsumePrefix(&v, "voluntary_ctxt_switches:") &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(v), &n)) {
+        total += n;
+      }
+    }
+  }
+  closedir(d);
+  return total;
 }
 
 void Stop(Child& c) {
   close(c.to_child);
+  if (c.from_child != nullptr) std::fclose(c.from_child);
   int st = 0;
   waitpid(c.pid, &st, 0);
 }
@@ -185,6 +248,8 @@ std::map<int, std::pair<std::string, double>> ThreadCpu(pid_t pid) {
 struct Measured {
   LoadResult load;
   double cpu_us_per_request = 0;
+  double mallocs_per_request = 0;
+  double switches_per_request = 0;  // voluntary context switches
   struct Threads {
     std::string name;
     int count = 0;
@@ -204,6 +269,8 @@ Measured Measure(const Child& server, LoadOptions options, int connections, bool
   const std::string stat = "/proc/" + std::to_string(server.pid) + "/stat";
   auto before_threads = threads ? ThreadCpu(server.pid) : decltype(ThreadCpu(0)){};
   const double before = CpuSeconds(stat);
+  const uint64_t mallocs_before = Mallocs(server);
+  const uint64_t switches_before = ContextSwitches(server.pid);
   std::vector<LoadResult> results(static_cast<size_t>(connections));
   std::vector<std::thread> clients;
   for (int i = 0; i < connections; ++i) {
@@ -211,6 +278,8 @@ Measured Measure(const Child& server, LoadOptions options, int connections, bool
   }
   for (auto& t : clients) t.join();
   const double cpu = CpuSeconds(stat) - before;
+  const double mallocs = static_cast<double>(Mallocs(server) - mallocs_before);
+  const double switches = static_cast<double>(ContextSwitches(server.pid) - switches_before);
   Measured m;
   // Percentiles of the merged load: the connections' medians and tails are
   // alike (same load each), so their mean stands for the whole.
@@ -221,7 +290,12 @@ Measured Measure(const Child& server, LoadOptions options, int connections, bool
     m.load.p50_us += r.p50_us / connections;
     m.load.p99_us += r.p99_us / connections;
   }
-  m.cpu_us_per_request = m.load.ok > 0 ? cpu * 1e6 / static_cast<double>(m.load.ok) : 0;
+  if (m.load.ok > 0) {
+    const double ok = static_cast<double>(m.load.ok);
+    m.cpu_us_per_request = cpu * 1e6 / ok;
+    m.mallocs_per_request = mallocs / ok;
+    m.switches_per_request = switches / ok;
+  }
   if (threads) {
     std::map<std::string, Measured::Threads> by_name;
     const double secs = absl::ToDoubleSeconds(options.duration);
@@ -288,8 +362,10 @@ int Main(int argc, char** argv) {
                           {"256 in flight, 8 conns", 32, 8}};
   std::printf("ModelInfer identity, %d B, %.1f s per level, %s devices, %u cores\n", bytes,
               seconds, gpu ? "GPU" : "host", std::thread::hardware_concurrency());
-  std::printf("%-24s %10s %10s %8s %8s %8s %8s %10s %10s %7s\n", "load", "echo QPS", "inferd QPS",
-              "echo p50", "inferd", "echo p99", "inferd", "echo CPU", "inferd CPU", "ratio");
+  std::printf("(server CPU us, heap allocations and voluntary context switches per request)\n");
+  std::printf("%-24s %10s %10s %8s %8s %8s %8s %9s %9s %6s %7s %7s %7s %7s\n", "load",
+              "echo QPS", "inferd QPS", "echo p50", "inferd", "echo p99", "inferd", "echo CPU",
+              "inferd", "ratio", "mallocs", "inferd", "switch", "inferd");
   std::string json = "{\"bench\":\"request_path\",\"levels\":[";
   Measured heaviest;
   uint64_t errors = 0;
@@ -301,18 +377,22 @@ int Main(int argc, char** argv) {
     Measured n = Measure(*daemon, o, l.connections, last);
     errors += e.load.errors + n.load.errors;
     const double ratio = e.cpu_us_per_request > 0 ? n.cpu_us_per_request / e.cpu_us_per_request : 0;
-    std::printf("%-24s %10.0f %10.0f %8.0f %8.0f %8.0f %8.0f %10.1f %10.1f %7.2f\n", l.name,
-                e.load.qps, n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us,
-                n.load.p99_us, e.cpu_us_per_request, n.cpu_us_per_request, ratio);
-    char buf[512];
+    std::printf(
+        "%-24s %10.0f %10.0f %8.0f %8.0f %8.0f %8.0f %9.1f %9.1f %6.2f %7.1f %7.1f %7.2f %7.2f\n",
+        l.name, e.load.qps, n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us,
+        n.load.p99_us, e.cpu_us_per_request, n.cpu_us_per_request, ratio, e.mallocs_per_request,
+        n.mallocs_per_request, e.switches_per_request, n.switches_per_request);
+    char buf[768];
     std::snprintf(buf, sizeof buf,
                   "%s{\"load\":\"%s\",\"in_flight\":%d,\"echo_qps\":%.0f,\"inferd_qps\":%.0f,"
                   "\"echo_p50_us\":%.1f,\"inferd_p50_us\":%.1f,\"echo_p99_us\":%.1f,"
                   "\"inferd_p99_us\":%.1f,\"echo_cpu_us\":%.1f,\"inferd_cpu_us\":%.1f,"
-                  "\"cpu_ratio\":%.3f}",
+                  "\"cpu_ratio\":%.3f,\"echo_mallocs\":%.2f,\"inferd_mallocs\":%.2f,"
+                  "\"echo_switches\":%.3f,\"inferd_switches\":%.3f}",
                   &l == levels ? "" : ",", l.name, l.per_connection * l.connections, e.load.qps,
                   n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us, n.load.p99_us,
-                  e.cpu_us_per_request, n.cpu_us_per_request, ratio);
+                  e.cpu_us_per_request, n.cpu_us_per_request, ratio, e.mallocs_per_request,
+                  n.mallocs_per_request, e.switches_per_request, n.switches_per_request);
     json += buf;
     if (last) heaviest = n;
   }
