@@ -23,6 +23,9 @@ class Run {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(o.max_message_bytes);
     args.SetMaxSendMessageSize(o.max_message_bytes);
+    // Its own connection: concurrent runs against one target (several
+    // clients in one process) do not share a subchannel.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     channel_ = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
     latencies_us_.reserve(1 << 20);
