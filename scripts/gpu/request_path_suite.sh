@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The request-path figures on a GPU machine, from a package of the daemon,
+# inferctl and the benchmarks (bin/ and lib/ under $GPU_BUNDLE):
+#  1. request_path_bench (and request_path_bench_before, an earlier build,
+#     when packaged): server CPU per identity request against a bare
+#     echo at 1/32/256 in flight, per-thread CPU, and a batch-1 fp16 mlp
+#     (1024->4096->4096->1024, batching on, 200 us delay) at 1 in flight;
+#  2. comm_bench: pageable H2D/D2H through the engine against cudaMemcpy
+#     from/to pageable memory (copy_threads 1 and 4);
+#  3. a compute-heavy mlp (4096->16384->16384->4096 fp32) served from
+#     batch-1 requests at 128 and 512 in flight (GPU busy sampled by
+#     nvidia-smi) against PyTorch at batch 1024 on the same GPU.
+#   bash request_path_suite.sh WORKDIR [STEP...]   (steps: path comm heavy)
+set -uo pipefail
+work=$1; shift
+steps=("$@"); [[ ${#steps[@]} -gt 0 ]] || steps=(path comm heavy)
+bin=${GPU_BUNDLE:?source env.sh first}/bin
+export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
+mkdir -p "$work"
+for s in "${steps[@]}"; do
+  case $s in
+    path)
+      "$bin/gen_demo_mlp" --out "$work/repo/mlp" --name mlp --sizes 1024,4096,4096,1024 \
+        --activation relu --dtype fp16 --max-batch-size 256 >/dev/null
+      # A build of an earlier commit beside this one, when packaged as
+      # request_path_bench_before, gives before/after figures from one run.
+      for b in request_path_bench_before request_path_bench; do
+        [[ -x $bin/$b ]] || continue
+        echo "== $b"
+        "$bin/$b" --gpu --seconds="${SECONDS_PER_LEVEL:-3}" \
+          --model-repository="$work/repo" --model=mlp --model-input=INPUT0:FP16:1x1024
+      done ;;
+    comm)
+      for t in 1 4; do echo "copy_threads=$t"; "$bin/comm_bench" --max_mib=1024 --iters=5 --copy_threads=$t; done ;;
+    heavy)
+      repo=$work/heavy; sizes=4096,16384,16384,4096
+      "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
+        --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
+      "$bin/inferd" --grpc-listen=127.0.0.1:50181 --metrics-listen= --model-repository="$repo" \
+        2>"$work/heavy.log" &
+      pid=$!
+      for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
+      for conc in 128 512; do
+        nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
+        smi=$!
+        pids=()
+        for i in 1 2 3 4; do
+          "$bin/inferctl" --target=127.0.0.1:50181 bench mlp_heavy --input=INPUT0:FP32:1x4096 \
+            --concurrency=$((conc / 4)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
+          pids+=($!)
+        done
+        wait "${pids[@]}"; kill $smi
+        qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
+        awk -v q="$qps" -v c="$conc" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", c, q, t/k/100}' "$work/util.$conc"
+      done
+      "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | head -40
+      kill -TERM $pid; wait $pid
+      python3 - <<'PY'
+import json, time, torch
+from torch import nn
+sz = [4096, 16384, 16384, 4096]
+m = nn.Sequential(nn.Linear(sz[0], sz[1]), nn.ReLU(), nn.Linear(sz[1], sz[2]), nn.ReLU(),
+                  nn.Linear(sz[2], sz[3])).cuda().eval()
+with torch.no_grad():
+    for b in (1024, 512, 128):
+        x = torch.randn(b, sz[0], device="cuda")
+        for _ in range(10): m(x)
+        torch.cuda.synchronize(); n = 50; t = time.perf_counter()
+        for _ in range(n): m(x)
+        torch.cuda.synchronize()
+        print(json.dumps({"label": "pytorch_batch", "batch": b, "samples_per_s": round(n * b / (time.perf_counter() - t), 1)}))
+PY
+      ;;
+    *) echo "unknown step $s" >&2 ;;
+  esac
+done
