@@ -1,6 +1,5 @@
 #include "core/device/cuda/cuda_stream.h"
 
-#include <chrono>
 #include <utility>
 #include <vector>
 
@@ -205,14 +204,14 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     ReturnEvent(event);
     return CheckEnqueue(err, "cudaEventRecord (callback)");
   }
-  // The runner thread waits for the event and then runs `fn`. Unlike a CUDA
-  // host function this never stalls the stream and takes one thread hop
-  // instead of two.
+  // The runner thread waits for the event (sleeping: a blocking-sync event)
+  // and then runs `fn`. Unlike a CUDA host function this never stalls the
+  // stream and takes one thread hop instead of two.
   callbacks_->Post([this, event, fn = std::move(fn)]() mutable {
     absl::Status status;
     {
       ScopedCudaDevice guard(ordinal_);
-      status = CheckWait(WaitForCallbackEvent(event), "cudaEventSynchronize (callback)");
+      status = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
     }
     ReturnEvent(event);
     {
@@ -222,24 +221,6 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     std::move(fn)(std::move(status));
   });
   return absl::OkStatus();
-}
-
-// Under load the event has usually completed by the time the runner gets to
-// it (the callbacks before it took that long): one query, no sleep. Small
-// work (a request of a few KiB) completes within tens of microseconds of
-// being enqueued: a short bounded spin on the query then costs less CPU and
-// far less latency than sleeping in the driver and being woken by its
-// interrupt. Longer work sleeps (a blocking-sync event).
-cudaError_t CudaStream::WaitForCallbackEvent(cudaEvent_t event) {
-  constexpr auto kSpin = std::chrono::microseconds(30);
-  cudaError_t err = cudaEventQuery(event);
-  if (err != cudaErrorNotReady) return err;
-  const auto until = std::chrono::steady_clock::now() + kSpin;
-  do {
-    err = cudaEventQuery(event);
-  } while (err == cudaErrorNotReady && std::chrono::steady_clock::now() < until);
-  if (err != cudaErrorNotReady) return err;
-  return cudaEventSynchronize(event);
 }
 
 void CudaStream::ReturnEvent(cudaEvent_t event) {

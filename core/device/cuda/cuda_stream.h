@@ -119,8 +119,6 @@ class CudaStream final : public Stream {
   absl::Status CheckWait(cudaError_t err, absl::string_view op);
 
   void ReturnEvent(cudaEvent_t event);
-  // Waits for a ThenCallback event: a query, a short spin, then a sleep.
-  static cudaError_t WaitForCallbackEvent(cudaEvent_t event);
   absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                     absl::string_view op);
 
