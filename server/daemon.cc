@@ -15,6 +15,7 @@
 #include "core/comm/comm_engine.h"
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
+#include "core/sched/batching_stage.h"
 #include "core/sched/memory_batch_size.h"
 #include "core/sched/memory_tensor_access.h"
 #include "core/sched/scheduler.h"
@@ -277,12 +278,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
         [repository, defaults = sched_options->default_batching](
             const ModelSignature& sig) -> std::optional<BatchingPolicy> {
       absl::StatusOr<ModelConfigSpec> spec = repository->ReadConfig(sig.name);
-      if (!spec.ok() || !spec->has_dynamic_batching) return std::nullopt;
-      BatchingPolicy policy = defaults;
-      policy.enabled = true;
-      policy.preferred_batch_sizes = spec->dynamic_batching.preferred_batch_sizes;
-      policy.max_queue_delay = absl::Microseconds(spec->dynamic_batching.max_queue_delay_us);
-      return policy;
+      if (!spec.ok()) return std::nullopt;
+      return ModelBatchingPolicy(*spec, defaults);
     };
   }
   auto scheduler = Scheduler::Create(*std::move(sched_options), impl->device_ptrs,
