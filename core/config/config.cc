@@ -524,6 +524,11 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->scheduler.batch_max_queue_delay_us; },
           IntRange{0, 10000000}, "microseconds",
           "Longest a request waits for its batch to fill (a model's config overrides it)"),
+      Key("scheduler.batch_dispatch_when_idle",
+          [](auto* c) { return &c->scheduler.batch_dispatch_when_idle; },
+          AnyBool{}, "",
+          "A request that finds nothing pending for its model while a device slot is free "
+          "runs at once instead of waiting batch_max_queue_delay_us"),
       Key("scheduler.preferred_batch_sizes",
           [](auto* c) { return &c->scheduler.preferred_batch_sizes; },
           BatchSizes{}, "",

@@ -114,10 +114,13 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerOptions op
   if (allocator == nullptr || models == nullptr || clock == nullptr) {
     return absl::InvalidArgumentError("scheduler: allocator, models and clock are required");
   }
+  // Invariants the engine needs to run; the config key table
+  // (core/config/config_keys.cc) holds each key's operator range.
   if (options.max_tasks_per_device < 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("device.multi_gpu.performance_optimization.max_tasks_per_device: ",
-                     options.max_tasks_per_device, " is out of range [1, 4096]"));
+        absl::StrCat("device.multi_gpu.performance_optimization.max_tasks_per_device: must be "
+                     "at least 1, got ",
+                     options.max_tasks_per_device));
   }
   if (options.default_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
@@ -125,17 +128,17 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(SchedulerOptions op
   }
   if (options.max_queue_depth < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "scheduler.max_queue_depth: ", options.max_queue_depth, " is out of range [1, inf)"));
+        "scheduler.max_queue_depth: must be at least 1, got ", options.max_queue_depth));
   }
   if (options.unhealthy_threshold < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scheduler.unhealthy_threshold: ", options.unhealthy_threshold,
-                     " is out of range [1, inf)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "scheduler.unhealthy_threshold: must be at least 1, got ", options.unhealthy_threshold));
   }
   if (options.default_max_retries < 0 || options.default_max_retries > kMaxRetriesLimit) {
     return absl::InvalidArgumentError(
-        absl::StrCat("scheduler.default_max_retries: ", options.default_max_retries,
-                     " is out of range [0, ", kMaxRetriesLimit, "]"));
+        absl::StrCat("scheduler.default_max_retries: must be within [0, ", kMaxRetriesLimit,
+                     "] (a retry count fits a job's bookkeeping), got ",
+                     options.default_max_retries));
   }
   if (options.first_stream < 0) {
     return absl::InvalidArgumentError(

@@ -112,9 +112,8 @@ struct SchedulerOptions {
   std::function<void(const SchedulerLoadSample&)> on_load_sample;
 };
 
-// Maps the config's scheduler keys onto options. INVALID_ARGUMENT naming
-// the key for an unknown strategy.
-absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config);
+// SchedulerOptionsFromConfig (core/config/engine_options.h) maps the
+// config's keys onto these.
 
 struct DeviceSchedulerStats {
   int device = 0;
