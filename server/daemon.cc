@@ -10,11 +10,12 @@
 #include "core/device/discovery.h"
 #include "core/scaling/device_sampler.h"
 #include "core/scaling/dynamic_scaler.h"
-#include "core/scaling/policy_from_config.h"
 #include "core/memory/memory_engine.h"
 #include "core/comm/comm_engine.h"
+#include "core/config/engine_options.h"
 #include "core/util/clock.h"
 #include "core/infer/direct_dispatcher.h"
+#include "core/sched/batching_stage.h"
 #include "core/sched/memory_batch_size.h"
 #include "core/sched/memory_tensor_access.h"
 #include "core/sched/scheduler.h"
@@ -42,35 +43,12 @@
 namespace inferd {
 namespace {
 
-MemoryEngineOptions MemoryOptionsFromConfig(const Config& c) {
-  const PerformanceConfig& p = c.device.performance;
-  MemoryEngineOptions o;
-  o.pool_size_mb = static_cast<uint64_t>(p.memory_pool_size_mb);
-  o.gc_threshold = p.memory_gc_threshold;
-  o.defrag_threshold = p.memory_defrag_threshold;
-  o.enable_monitoring = p.enable_memory_monitoring;
-  o.max_pool_fraction = c.memory.max_pool_fraction;
-  o.monitor_interval = absl::Seconds(c.memory.monitor_interval_seconds);
-  o.compaction_idle_time = absl::Seconds(c.memory.compaction_idle_seconds);
-  o.default_lease = absl::Seconds(c.memory.default_lease_seconds);
-  o.max_lease = absl::Seconds(c.memory.max_lease_seconds);
-  o.batch_safety_margin = c.memory.batch_safety_margin;
-  o.zero_new_tensors = c.memory.zero_new_tensors;
-  o.release_segments_on_grow = c.memory.release_segments_on_grow;
-  o.max_tensor_bytes = static_cast<uint64_t>(c.limits.max_tensor_bytes);
-  o.max_dims = c.limits.max_dims;
-  return o;
-}
-
 // Drain (Daemon::Shutdown): it ends when no call has been in flight, and
 // none has started, for this long (or at the grace period's end).
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
 // Protobuf's own log lines (one per request with invalid UTF-8): at most
 // one per this interval.
 constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);
-
-// What a Transfer reply carries besides a result's bytes, with room to spare.
-constexpr uint64_t kTransferReplyOverhead = 64 << 10;
 
 bool IsLoopback(const std::string& address) {
   return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
@@ -151,17 +129,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->config = config;
   InstallProtobufLogThrottle(Clock::Real(), kProtobufLogInterval);
 
-  DiscoveryOptions dopts;
-  dopts.host_devices = config.device.host_devices;
-  dopts.host_capacity_bytes = static_cast<uint64_t>(config.device.host_memory_mb) << 20;
-  dopts.cuda_ordinals = config.device.cuda_devices;
-  // One stream per scheduler slot, plus stream 0 for the memory engine and,
-  // with preemption on, one for the slot a CRITICAL task borrows while the
-  // BACKGROUND job it preempted finishes (docs/SCHEDULER.md).
-  dopts.streams_per_device = config.device.performance.max_tasks_per_device + 1 +
-                             (config.device.performance.enable_task_preemption ? 1 : 0);
-  dopts.host_inline_when_idle = config.device.host_inline_when_idle;
-  auto devices = DiscoverDevices(dopts);
+  auto devices = DiscoverDevices(DiscoveryOptionsFromConfig(config));
   if (!devices.ok()) return devices.status();
   impl->devices = *std::move(devices);
   for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
@@ -211,13 +179,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   impl->allocator = impl->memory->NewScratchAllocator();
 
   // Communication engine (docs/COMM.md): calibrates each link kind once.
-  CommEngineOptions comm_options = CommEngineOptionsFromConfig(config.device.performance);
-  const auto max_send = static_cast<uint64_t>(config.server.max_send_message_bytes);
-  comm_options.transfer.max_host_result_bytes =
-      max_send > 2 * kTransferReplyOverhead ? max_send - kTransferReplyOverhead : max_send / 2;
-  comm_options.transfer.max_held_host_bytes =
-      static_cast<uint64_t>(config.limits.max_host_transfer_bytes);
-  auto comm = CommEngine::Create(comm_options, impl->device_ptrs, impl->memory.get(), Clock::Real(),
+  auto comm = CommEngine::Create(CommOptionsFromConfig(config), impl->device_ptrs, impl->memory.get(), Clock::Real(),
                                  *impl->registry);
   if (!comm.ok()) return comm.status();
   impl->comm = *std::move(comm);
@@ -257,7 +219,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   auto sched_options = SchedulerOptionsFromConfig(config);
   if (!sched_options.ok()) return sched_options.status();
   sched_options->first_stream = 1;  // stream 0 is the memory engine's
-  // Batches stop at what fits the device's free memory (issues 3 and 4).
+  // Batches stop at what fits the device's free memory.
   sched_options->optimal_batch_size = MemoryBatchSizeFn(impl->memory.get());
   DynamicScaler* scaler_ptr = impl->scaler.get();
   sched_options->on_device_health = [scaler_ptr](int device, bool healthy,
@@ -277,12 +239,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
         [repository, defaults = sched_options->default_batching](
             const ModelSignature& sig) -> std::optional<BatchingPolicy> {
       absl::StatusOr<ModelConfigSpec> spec = repository->ReadConfig(sig.name);
-      if (!spec.ok() || !spec->has_dynamic_batching) return std::nullopt;
-      BatchingPolicy policy = defaults;
-      policy.enabled = true;
-      policy.preferred_batch_sizes = spec->dynamic_batching.preferred_batch_sizes;
-      policy.max_queue_delay = absl::Microseconds(spec->dynamic_batching.max_queue_delay_us);
-      return policy;
+      if (!spec.ok()) return std::nullopt;
+      return ModelBatchingPolicy(*spec, defaults);
     };
   }
   auto scheduler = Scheduler::Create(*std::move(sched_options), impl->device_ptrs,

@@ -4,10 +4,7 @@
 
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
-
-#ifndef INFERD_VERSION
-#define INFERD_VERSION "0.0.0"
-#endif
+#include "core/util/version.h"
 
 namespace inferd {
 namespace {
@@ -37,7 +34,7 @@ std::vector<prometheus::MetricFamily> DeviceCollector::Collect() const {
   auto build = Gauge("inferd_build_info", "Always 1; labels give the inferd version and build.");
   prometheus::ClientMetric b;
   b.label.push_back({"cuda", built_with_cuda_ ? "true" : "false"});
-  b.label.push_back({"version", INFERD_VERSION});
+  b.label.push_back({"version", kVersion});
   b.gauge.value = 1;
   build.metric.push_back(b);
 

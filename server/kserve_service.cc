@@ -6,10 +6,7 @@
 #include "server/infer_call.h"
 #include "server/kserve_stream.h"
 #include "server/status_util.h"
-
-#ifndef INFERD_VERSION
-#define INFERD_VERSION "0.0.0"
-#endif
+#include "core/util/version.h"
 
 namespace inferd {
 namespace {
@@ -145,7 +142,7 @@ grpc::ServerUnaryReactor* KServeService::ServerMetadata(grpc::CallbackServerCont
                                                         inference::ServerMetadataResponse* resp) {
   CallTimer timer(m_server_metadata_);
   resp->set_name("inferd");
-  resp->set_version(INFERD_VERSION);
+  resp->set_version(kVersion);
   // Only what works: no sequence batching, trace or log settings.
   resp->add_extensions("classification");
   resp->add_extensions("model_repository");

@@ -16,7 +16,7 @@
 #include "core/infer/infer_request.h"
 #include "core/models/model_registry.h"
 #include "core/models/repository_manager.h"
-#include "core/sched/dynamic_batcher.h"
+#include "core/sched/scheduler_options.h"
 #include "core/shm/shared_memory_registry.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/grpc_metrics.h"

@@ -16,10 +16,7 @@
 #include "server/daemon.h"
 #include "server/flags.h"
 #include "server/healthcheck.h"
-
-#ifndef INFERD_VERSION
-#define INFERD_VERSION "0.0.0"
-#endif
+#include "core/util/version.h"
 
 namespace {
 
@@ -43,7 +40,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (flags->version) {
-    std::printf("inferd %s\n", INFERD_VERSION);
+    std::printf("inferd %s\n", inferd::kVersion);
     return 0;
   }
   inferd::Config config;

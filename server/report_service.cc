@@ -8,16 +8,13 @@
 #include "server/memory_service.h"
 #include "server/scaling_service.h"
 #include "server/scheduler_service.h"
-
-#ifndef INFERD_VERSION
-#define INFERD_VERSION "0.0.0"
-#endif
+#include "core/util/version.h"
 
 namespace inferd {
 
 void BuildPerformanceReport(const ReportSources& sources, v1::PerformanceReport* out) {
   out->set_generated_unix_ms(absl::ToUnixMillis(absl::Now()));
-  out->set_version(INFERD_VERSION);
+  out->set_version(kVersion);
   std::optional<ScalingStats> scaling;
   std::vector<ScalingEvent> events;
   if (sources.scaler != nullptr) {

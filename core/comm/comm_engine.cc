@@ -6,16 +6,6 @@
 
 namespace inferd {
 
-CommEngineOptions CommEngineOptionsFromConfig(const PerformanceConfig& config) {
-  CommEngineOptions o;
-  o.transfer.chunk_bytes = static_cast<uint64_t>(config.comm_chunk_size_mb) << 20;
-  o.transfer.overlap_threshold_bytes = static_cast<uint64_t>(config.comm_overlap_threshold_mb)
-                                       << 20;
-  o.transfer.bandwidth_limit = config.comm_bandwidth_limit;
-  o.collective.enable_nccl = config.enable_nccl;
-  return o;
-}
-
 absl::StatusOr<std::unique_ptr<CommEngine>> CommEngine::Create(const CommEngineOptions& options,
                                                                std::vector<Device*> devices,
                                                                MemoryEngine* memory, Clock* clock,

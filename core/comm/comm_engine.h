@@ -24,9 +24,8 @@ struct CommEngineOptions {
   CollectiveEngineOptions collective;
 };
 
-// Maps the seed's keys (enable_nccl, comm_chunk_size_mb,
-// comm_overlap_threshold_mb, comm_bandwidth_limit) onto the options.
-CommEngineOptions CommEngineOptionsFromConfig(const PerformanceConfig& config);
+// CommOptionsFromConfig (core/config/engine_options.h) maps the config's
+// keys onto these.
 
 // Thread-safe. Devices, memory engine, clock and registry are borrowed and
 // must outlive the engine.

@@ -172,6 +172,7 @@ struct SchedulerConfig {
   int watch_buffer_events = 1024;          // per WatchTasks stream
   bool enable_dynamic_batching = true;
   int64_t batch_max_queue_delay_us = 500;  // default per model
+  bool batch_dispatch_when_idle = true;    // a lone request on an idle device runs at once
   std::vector<int> preferred_batch_sizes;  // default per model; [] = max batch
 
   bool operator==(const SchedulerConfig&) const = default;

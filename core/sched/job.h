@@ -89,6 +89,12 @@ struct Job final : public QueueNode, public InferResponder {
   // The timing of the execution that produced the result (statistics).
   ExecutionTiming timing;
 
+  // The model's metric series, looked up on first use.
+  SchedulerMetrics::Model* Series(SchedulerMetrics& metrics) {
+    if (series == nullptr) series = metrics.ForModel(request.model->signature().name);
+    return series;
+  }
+
   // inferd::InferResponder (called by ExecuteOnDevice)
   void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override;
   void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,

@@ -1,11 +1,21 @@
-// Scheduler: the scheduling engine (the seed's AdvancedScheduler). Runs
-// ModelInfer requests and tasks on devices: priority queues with aging and
-// bounded depth, placement strategies, per-device concurrency limits (one
-// stream per running slot), dynamic batching per model, task dependencies
-// (a DAG whose outputs feed dependents without a client round trip),
-// timeouts, retries with backoff on another device, unhealthy-device
-// detection with probes, work stealing, and drain hooks for the scaler.
-// docs/SCHEDULER.md describes the policies.
+// Scheduler: the scheduling engine. Runs ModelInfer requests and tasks on
+// devices: priority queues with aging and bounded depth, placement
+// strategies, per-device concurrency limits (one stream per running slot),
+// dynamic batching per model, task dependencies (a DAG whose outputs feed
+// dependents without a client round trip), timeouts, retries with backoff
+// on another device, unhealthy-device detection with probes, work
+// stealing, preemption, and drain hooks for the scaler. docs/SCHEDULER.md
+// describes the policies.
+//
+// Its parts, each with its own contract:
+//   device_lane.h     the devices: queues, slots, eligibility
+//   batching_stage.h  where a batch forms: per-model batchers, their
+//                     timers, parking, merging and splitting
+//   task_graph.h      tasks: validation, dependencies, waiters, watchers
+//   scheduler.cc      admission, placement, dispatch, retries, preemption
+//   scheduler_tasks.cc  a ready task becomes a job; the task API
+//   scheduler_upkeep.cc health and probes, timers, the timeout sweep, load
+//                     samples, stats, shutdown
 //
 // Submit path: placement reads per-device atomic counters and then locks
 // only the chosen device's queue, so submitters on different devices do
@@ -19,6 +29,7 @@
 #ifndef INFERD_CORE_SCHED_SCHEDULER_H_
 #define INFERD_CORE_SCHED_SCHEDULER_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -28,11 +39,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
-#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -40,19 +50,26 @@
 #include "core/device/device_allocator.h"
 #include "core/infer/infer_request.h"
 #include "core/models/model_registry.h"
-#include "core/sched/dynamic_batcher.h"
-#include "core/sched/job.h"
-#include "core/sched/scheduler_metrics.h"
 #include "core/sched/scheduler_options.h"
 #include "core/sched/task.h"
-#include "core/sched/task_table.h"
 #include "core/sched/task_watcher.h"
 #include "core/sched/tensor_access.h"
 #include "core/sched/timer_queue.h"
 #include "core/util/clock.h"
-#include "prometheus/registry.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
 
 namespace inferd {
+
+struct Job;
+struct DeviceLane;
+class DeviceLanes;
+class BatchingStage;
+class TaskGraph;
+class TaskRecord;
+class SchedulerMetrics;
 
 class Scheduler final : public InferSubmitter {
  public:
@@ -97,7 +114,7 @@ class Scheduler final : public InferSubmitter {
   // terminal state, or as it stands at `deadline`, or CANCELLED after
   // CancelWait. Returns the wait's id; NOT_FOUND for an unknown task (then
   // `done` is not called). `done` may run before this returns.
-  using WaitCallback = absl::AnyInvocable<void(absl::StatusOr<TaskInfo>) &&>;
+  using WaitCallback = TaskWaitCallback;
   absl::StatusOr<uint64_t> WaitTask(const TaskId& id, absl::Time deadline, WaitCallback done);
   void CancelWait(uint64_t wait_id);
 
@@ -145,103 +162,60 @@ class Scheduler final : public InferSubmitter {
   void Shutdown();
 
   const SchedulerOptions& options() const { return options_; }
-  int num_devices() const { return static_cast<int>(lanes_.size()); }
+  int num_devices() const;
 
  private:
-  friend struct Job;
-  friend class TaskRecord;
-  struct Lane;
-  struct ModelBatcher;
+  friend struct Job;  // Job::Complete -> OnExecuted
 
   Scheduler(SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
             const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
             prometheus::Registry& registry);
 
-  // Admission and queueing.
+  // Admission: counts against each priority's queue depth
+  // (scheduler.max_queue_depth); RESOURCE_EXHAUSTED naming the key.
   absl::Status Admit(Job* job);
   void Unadmit(Job* job);
-  // Counts `n[p]` tasks against each priority's queue depth, all or none;
-  // RESOURCE_EXHAUSTED naming scheduler.max_queue_depth.
+  // Counts `n[p]` tasks against each priority's queue depth, all or none.
   absl::Status AdmitTasks(const std::array<int64_t, kNumPriorities>& n);
+
+  // Queueing and placement: a job goes to its model's batcher, or placed
+  // on a device queue.
   void Enqueue(Job* job, absl::Time now);
-  void EmitBatch(std::vector<Job*> jobs, absl::Time now);
-  // A batch's delay passed: emits it, or parks it while no slot is free.
-  void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
-  // True when some eligible device has a slot its queue will not fill.
-  bool AnySlotFree() const;
-  // Emits every parked batch (a slot freed).
-  void FlushParked();
-  // True when an eligible device other than `lane` has a free slot.
-  bool SlotFreeElsewhere(const Lane& lane) const;
-  // For a CRITICAL job with enable_task_preemption: when no eligible
-  // device has a free slot, the position of one where it can take a
-  // running job's slot; -1 for ordinary placement.
-  int PreemptionTarget(const Job& job) const;
-  // The row cap for `sig` from options_.optimal_batch_size; 0: none known.
-  int64_t BatchRowLimit(const ModelSignature& sig) const;
-  void RefreshBatchLimits();
-  // The batchers of models that batch. Entries of batchers_ are never
-  // removed, so the pointers stay valid for the scheduler's life.
-  std::vector<ModelBatcher*> ActiveBatchers() const;
   void PlaceAndPush(Job* job, absl::Time now);
-  ModelBatcher* BatcherFor(const std::shared_ptr<const Model>& model);
-  int PositionOf(int device_index) const;
-  SchedulerMetrics::Model* SeriesOf(Job* job);
-  Device* DeviceAt(int position) const;
 
   // Execution.
-  void Dispatch(Lane& lane);
-  void DispatchLoop(Lane& lane);
-  Job* Steal(Lane& thief, absl::Time now);
-  void StartJob(Lane& lane, Job* job, absl::Time now);
-  bool BeginMember(Lane& lane, Job* job, absl::Time now);
+  void Dispatch(DeviceLane& lane);
+  void DispatchLoop(DeviceLane& lane);
+  Job* Steal(DeviceLane& thief, absl::Time now);
+  void StartJob(DeviceLane& lane, Job* job, absl::Time now);
+  bool BeginMember(DeviceLane& lane, Job* job, absl::Time now);
   void OnExecuted(Job* job, absl::Status status);
   // A preempted job's execution ended: drops its results and queues it
   // again (tasks back to QUEUED; not a retry).
   void RequeuePreempted(Job* job, absl::Time now);
+  // Ends a job: a batch is split among its members, each finished.
+  void Finish(Job* job, absl::Status status);
   void FinishBatch(Job* batch, absl::Status status);
   void FinishJob(Job* job, absl::Status status);
   // Adds a finished request to its model's statistics.
   void RecordStatistics(const Job& job, const absl::Status& status);
-  void NoteDeviceResult(Lane& lane, const absl::Status& status);
-  void MoveQueuedOff(Lane& lane, absl::string_view why);
+  void NoteDeviceResult(DeviceLane& lane, const absl::Status& status);
+  void MoveQueuedOff(DeviceLane& lane, absl::string_view why);
 
-  // Tasks.
+  // Tasks (scheduler_tasks.cc).
   absl::Status SubmitSpecs(absl::Span<TaskSpec> specs, absl::InlinedVector<TaskId, 1>* ids);
-  // Validates spec `index` of `all` (field names start with `field`) and
-  // builds its record; dependencies on tasks of the same call are returned
-  // as (dependency slot, index in `all`) in *batch_deps.
-  absl::StatusOr<std::shared_ptr<TaskRecord>> BuildRecord(
-      TaskSpec& spec, int index, const std::string& field, absl::Span<const TaskSpec> all,
-      const absl::flat_hash_map<std::string, int>& keys, absl::Time now,
-      std::vector<std::pair<int, int>>* batch_deps);
-  // Registers the record with its dependencies; queues it when none is
-  // outstanding.
-  void WireAndRelease(const std::shared_ptr<TaskRecord>& record);
-  void MakeReady(const std::shared_ptr<TaskRecord>& record);
-  void FinishTask(TaskRecord* record, absl::Status status);
-  // Sets a terminal state; returns false if it already was terminal.
-  bool SetTerminalLocked(TaskRecord& record, const absl::Status& status, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(record.mu);
-  void SetStateLocked(TaskRecord& record, TaskState state, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(record.mu);
-  // Work after a task became terminal: dependents, waiters, retention.
-  void AfterTerminal(const std::shared_ptr<TaskRecord>& record);
-  void ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record);
-  void FailTask(const std::shared_ptr<TaskRecord>& record, const absl::Status& status);
+  // A task whose dependencies succeeded: builds its job and queues it.
+  void RunReadyTask(const std::shared_ptr<TaskRecord>& record);
   // Takes `job` out of its device queue or batcher if it is still there
   // (the caller then owns it). Requires the job's task lock.
   bool TryUnqueue(Job* job);
 
-  // Health.
-  void SetHealthy(Lane& lane, bool healthy, const std::string& reason);
+  // Upkeep (scheduler_upkeep.cc).
+  void SetHealthy(DeviceLane& lane, bool healthy, const std::string& reason);
   void Probe(int position);
-
-  // Timers.
   uint64_t ScheduleTimer(absl::Time when, TimerQueue::Callback fn);
   void Sweep(absl::Time now);
   void Sample(absl::Time now);
-  void RefreshDevices();
   void TimerLoop();
 
   // Constant after construction.
@@ -250,44 +224,23 @@ class Scheduler final : public InferSubmitter {
   const ModelRegistry* const models_;
   TensorAccess* const tensors_;
   Clock* const clock_;
-  std::vector<std::unique_ptr<Lane>> lanes_;
-  SchedulerMetrics metrics_;
-  TaskTable tasks_;
+  std::unique_ptr<SchedulerMetrics> metrics_;
+  std::unique_ptr<DeviceLanes> lanes_;
+  std::unique_ptr<BatchingStage> batching_;
+  std::unique_ptr<TaskGraph> graph_;
   TimerQueue timers_;
 
   std::atomic<bool> shutting_down_{false};
   std::array<std::atomic<int64_t>, kNumPriorities> admitted_{};
-  std::atomic<int64_t> waiting_deps_{0};
   std::atomic<uint64_t> submitted_{0};
   std::array<std::atomic<uint64_t>, kNumOutcomes> completed_{};
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> preemptions_{0};
-  std::atomic<uint64_t> batches_{0};
-  std::atomic<uint64_t> batched_requests_{0};
   std::atomic<int64_t> queue_ns_{0};
   std::atomic<uint64_t> queue_count_{0};
   std::atomic<int64_t> exec_ns_{0};
   std::atomic<uint64_t> exec_count_{0};
-
-  // Set (after parking) when some batcher may hold a parked batch; a freed
-  // slot clears it and takes the parked batches (see FlushOnDelay).
-  std::atomic<bool> maybe_parked_{false};
-
-  mutable absl::Mutex batchers_mu_;
-  absl::flat_hash_map<const Model*, std::unique_ptr<ModelBatcher>> batchers_
-      ABSL_GUARDED_BY(batchers_mu_);
-
-  struct Waiter {
-    std::shared_ptr<TaskRecord> record;
-    WaitCallback done;
-    uint64_t timer = 0;
-  };
-  absl::Mutex waiters_mu_;
-  absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
-  uint64_t next_wait_id_ ABSL_GUARDED_BY(waiters_mu_) = 1;
-
-  WatcherSet watchers_;  // at most limits.max_watch_streams
 
   absl::Mutex sample_mu_;  // serializes RunTimers' periodic work
   absl::Time next_sweep_ ABSL_GUARDED_BY(sample_mu_) = absl::InfinitePast();

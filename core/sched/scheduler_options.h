@@ -16,7 +16,6 @@
 #include "core/config/config.h"
 #include "core/infer/infer_request.h"
 #include "core/models/model.h"
-#include "core/sched/dynamic_batcher.h"
 #include "core/sched/placement.h"
 #include "core/sched/task.h"
 
@@ -28,6 +27,25 @@ struct SchedulerLoadSample {
   double queue_length = 0.0;             // requests + tasks queued now
   double processing_time_seconds = 0.0;  // mean execution time of those finished
   double throughput_tasks_per_second = 0.0;
+};
+
+// The most retries a request or task may ask for (scheduler.default_max_retries,
+// TaskSpec::max_retries).
+inline constexpr int kMaxRetriesLimit = 16;
+
+// Per-model batching settings (defaults from the scheduler config; a model's
+// config.yaml dynamic_batching block overrides them). How they are applied:
+// core/sched/batching_stage.h.
+struct BatchingPolicy {
+  bool enabled = true;
+  int max_batch_size = 0;                  // 0: the model's max_batch_size; never above it
+  std::vector<int> preferred_batch_sizes;  // flush at the largest; empty: max
+  absl::Duration max_queue_delay = absl::Microseconds(500);
+  // A request that finds nothing pending for its model while a device slot
+  // is free runs at once instead of waiting max_queue_delay. Off here (a
+  // plain struct batches by the delay alone); scheduler.batch_dispatch_when_idle
+  // turns it on for the daemon.
+  bool dispatch_when_idle = false;
 };
 
 struct SchedulerOptions {
@@ -94,9 +112,8 @@ struct SchedulerOptions {
   std::function<void(const SchedulerLoadSample&)> on_load_sample;
 };
 
-// Maps the config's scheduler keys onto options. INVALID_ARGUMENT naming
-// the key for an unknown strategy.
-absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config);
+// SchedulerOptionsFromConfig (core/config/engine_options.h) maps the
+// config's keys onto these.
 
 struct DeviceSchedulerStats {
   int device = 0;

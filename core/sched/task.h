@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -159,6 +160,9 @@ struct TaskEvent {
   Priority priority = Priority::kNormal;
   absl::Status status;  // terminal states other than SUCCEEDED
 };
+
+// Called exactly once with a task's snapshot (or why there is none).
+using TaskWaitCallback = absl::AnyInvocable<void(absl::StatusOr<TaskInfo>) &&>;
 
 struct TaskListOptions {
   bool filter_state = false;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/sched/scheduler.h"
+#include "core/sched/task_graph.h"
 #include "core/util/logging.h"
 
 namespace inferd {
@@ -128,7 +128,7 @@ void* TaskRecord::AllocateDeviceOutput(int index, const TensorSpec& spec, const 
   return created->data;
 }
 
-void TaskRecord::Complete(absl::Status status) { scheduler->FinishTask(this, std::move(status)); }
+void TaskRecord::Complete(absl::Status status) { graph->Finish(this, std::move(status)); }
 
 TaskTable::TaskTable(size_t max_retained)
     : per_shard_limit_(std::max<size_t>(1, (max_retained + kShards - 1) / kShards)) {}

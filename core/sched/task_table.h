@@ -33,7 +33,7 @@
 
 namespace inferd {
 
-class Scheduler;
+class TaskGraph;
 struct Job;
 
 // One task. Fields in the first group are constant after submit.
@@ -60,7 +60,7 @@ class TaskRecord final : public InferResponder, public std::enable_shared_from_t
     int dep_output = -1;  // output index in the dependency's model
   };
 
-  Scheduler* scheduler = nullptr;
+  TaskGraph* graph = nullptr;  // told when the task's job completes
   TensorAccess* tensors = nullptr;
   TaskId id;
   std::shared_ptr<const Model> model;

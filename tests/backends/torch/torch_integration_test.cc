@@ -36,9 +36,13 @@ std::string MakeRepository() {
   return dir;
 }
 
+// Batches form by the delay alone (batch_dispatch_when_idle off): the
+// batching test sends requests together to a host device that is never
+// busy long enough to make them wait for a slot.
 std::string Config(const std::string& repository) {
   return absl::StrCat("models:\n  repository: \"", repository,
-                      "\"\n  torch_backend_library: \"", INFERD_TORCH_BACKEND_LIB, "\"\n");
+                      "\"\n  torch_backend_library: \"", INFERD_TORCH_BACKEND_LIB, "\"\n",
+                      "scheduler:\n  batch_dispatch_when_idle: false\n");
 }
 
 inference::ModelInferRequest Request(const std::string& model,

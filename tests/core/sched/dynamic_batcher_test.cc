@@ -1,4 +1,4 @@
-#include "core/sched/dynamic_batcher.h"
+#include "core/sched/batching_stage.h"
 
 #include <cstring>
 #include <memory>

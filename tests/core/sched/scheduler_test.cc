@@ -422,6 +422,32 @@ TEST_F(SchedulerTest, BatchingOffRunsRequestsOneByOne) {
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 1));
 }
 
+// Verifies dispatch when idle end to end: on an idle device a lone
+// batchable request runs with no clock advance; while the slot is busy the
+// next requests wait and run as one batch when it frees.
+TEST_F(SchedulerTest, DispatchWhenIdleRunsALoneRequestAtOnceAndBatchesUnderLoad) {
+  SchedulerOptions o = DefaultOptions();
+  o.default_batching.dispatch_when_idle = true;
+  Build(1, /*inline_streams=*/false, o);
+  TestCall alone(batch_model_, 1, 3, 0);
+  sched_->Submit(alone.request(), &alone);
+  EXPECT_EQ(sched_->GetStats().pending_batch, 0);  // not waiting for the delay
+  if (sched_->GetStats().pending_batch != 0) Advance(absl::Milliseconds(2));  // no hang
+  ASSERT_TRUE(alone.Wait().ok());
+  TestCall blocker(model_, 1, 1, 0);
+  auto gate = HoldSlot(&blocker);
+  TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 10);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  EXPECT_EQ(sched_->GetStats().pending_batch, 2);
+  Advance(absl::Milliseconds(2));  // parked: the slot is still busy
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  ASSERT_TRUE(a.Wait().ok());
+  ASSERT_TRUE(b.Wait().ok());
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 3));
+}
+
 // Verifies that a batch whose delay passes while every slot is busy is not
 // queued behind the running work: it keeps collecting requests and runs as
 // one execution as soon as the slot frees.

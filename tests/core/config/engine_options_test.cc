@@ -1,4 +1,4 @@
-#include "core/scaling/policy_from_config.h"
+#include "core/config/engine_options.h"
 
 #include <string>
 #include <vector>

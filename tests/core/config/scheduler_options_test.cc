@@ -1,4 +1,4 @@
-#include "core/sched/scheduler_options.h"
+#include "core/config/engine_options.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -58,6 +58,16 @@ TEST(SchedulerOptionsTest, DefaultsMatchTheEngineDefaults) {
   EXPECT_EQ(o->unhealthy_threshold, engine.unhealthy_threshold);
   EXPECT_EQ(o->unhealthy_probe_interval, engine.unhealthy_probe_interval);
   EXPECT_EQ(o->default_batching.max_queue_delay, engine.default_batching.max_queue_delay);
+}
+
+// The daemon runs a lone request on an idle device at once; the plain
+// struct (tests, embedders) batches by the delay alone.
+TEST(SchedulerOptionsTest, DispatchWhenIdleIsOnInTheConfigAndCanBeTurnedOff) {
+  Config c;
+  EXPECT_TRUE(SchedulerOptionsFromConfig(c)->default_batching.dispatch_when_idle);
+  EXPECT_FALSE(SchedulerOptions{}.default_batching.dispatch_when_idle);
+  c.scheduler.batch_dispatch_when_idle = false;
+  EXPECT_FALSE(SchedulerOptionsFromConfig(c)->default_batching.dispatch_when_idle);
 }
 
 TEST(SchedulerOptionsTest, UnknownStrategyNamesTheKey) {

@@ -1,0 +1,497 @@
+#include "core/sched/batching_stage.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/check.h"
+#include "core/util/checked_math.h"
+#include "core/util/logging.h"
+
+namespace inferd {
+
+int64_t BatchRows(const InferRequest& request) {
+  if (request.model == nullptr || request.model->signature().max_batch_size <= 0) return -1;
+  if (request.inputs.empty()) return -1;
+  int64_t rows = -1;
+  for (const InferInput& in : request.inputs) {
+    if (in.device != nullptr || in.desc.dtype == DataType::kBytes || in.desc.shape.empty()) {
+      return -1;
+    }
+    if (rows < 0) rows = in.desc.shape[0];
+    if (in.desc.shape[0] != rows) return -1;
+  }
+  return rows > 0 && rows <= request.model->signature().max_batch_size ? rows : -1;
+}
+
+bool CanMerge(const InferRequest& a, const InferRequest& b) {
+  if (a.model != b.model || a.inputs.size() != b.inputs.size()) return false;
+  if (a.params.has_factor != b.params.has_factor ||
+      (a.params.has_factor && a.params.factor != b.params.factor)) {
+    return false;
+  }
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    const TensorDesc& x = a.inputs[i].desc;
+    const TensorDesc& y = b.inputs[i].desc;
+    if (x.dtype != y.dtype || x.shape.size() != y.shape.size()) return false;
+    if (!std::equal(x.shape.begin() + 1, x.shape.end(), y.shape.begin() + 1)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests,
+                                           std::unique_ptr<uint8_t[]>* staging) {
+  if (requests.empty()) return absl::InvalidArgumentError("batch: no requests");
+  const InferRequest& first = *requests[0];
+  uint64_t total_bytes = 0;
+  int64_t total_rows = 0;
+  for (const InferRequest* r : requests) {
+    if (r != requests[0] && !CanMerge(first, *r)) {
+      return absl::InvalidArgumentError("batch: requests differ in model, params or shape");
+    }
+    const int64_t rows = BatchRows(*r);
+    if (rows <= 0) return absl::InvalidArgumentError("batch: request is not batchable");
+    total_rows += rows;
+    for (const InferInput& in : r->inputs) {
+      if (!CheckedAdd(total_bytes, in.desc.byte_size, &total_bytes)) {
+        return absl::InvalidArgumentError("batch: input bytes overflow");
+      }
+    }
+  }
+  staging->reset(new uint8_t[std::max<uint64_t>(total_bytes, 1)]);
+  InferRequest merged;
+  merged.model = first.model;
+  merged.params = first.params;
+  merged.priority = first.priority;
+  uint8_t* cursor = staging->get();
+  for (size_t i = 0; i < first.inputs.size(); ++i) {
+    InferInput in = first.inputs[i];
+    in.data = cursor;
+    in.desc.shape[0] = total_rows;
+    in.desc.byte_size = 0;
+    for (const InferRequest* r : requests) {
+      const InferInput& part = r->inputs[i];
+      if (part.desc.byte_size > 0) std::memcpy(cursor, part.data, part.desc.byte_size);
+      cursor += part.desc.byte_size;
+      in.desc.byte_size += part.desc.byte_size;
+    }
+    merged.inputs.push_back(std::move(in));
+  }
+  return merged;
+}
+
+absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows) {
+  if (batched.shape.empty() || batched.shape[0] != total_rows || total_rows <= 0 ||
+      batched.dtype == DataType::kBytes || batched.byte_size % static_cast<uint64_t>(total_rows)) {
+    return absl::InternalError(absl::StrCat(
+        "batched output does not have dim 0 equal to the batch's ", total_rows, " rows"));
+  }
+  TensorDesc slice = batched;
+  slice.shape[0] = rows;
+  slice.byte_size =
+      batched.byte_size / static_cast<uint64_t>(total_rows) * static_cast<uint64_t>(rows);
+  return slice;
+}
+
+DynamicBatcher::DynamicBatcher(const BatchingPolicy& policy, int model_max_batch_size) {
+  INFERD_CHECK(model_max_batch_size > 0);
+  max_rows_ = policy.max_batch_size > 0 ? std::min(policy.max_batch_size, model_max_batch_size)
+                                        : model_max_batch_size;
+  target_rows_ = max_rows_;
+  if (!policy.preferred_batch_sizes.empty()) {
+    const int largest =
+        *std::max_element(policy.preferred_batch_sizes.begin(), policy.preferred_batch_sizes.end());
+    target_rows_ = std::clamp(largest, 1, max_rows_);
+  }
+  max_delay_ = std::max(policy.max_queue_delay, absl::ZeroDuration());
+  dispatch_when_idle_ = policy.dispatch_when_idle;
+}
+
+DynamicBatcher::~DynamicBatcher() {
+  absl::MutexLock lock(&mu_);
+  INFERD_CHECK(count_ == 0);
+}
+
+int DynamicBatcher::MaxRowsLocked() const {
+  return row_limit_ > 0 && row_limit_ < max_rows_ ? static_cast<int>(row_limit_) : max_rows_;
+}
+
+int DynamicBatcher::TargetRowsLocked() const { return std::min(target_rows_, MaxRowsLocked()); }
+
+int DynamicBatcher::max_rows() const {
+  absl::MutexLock lock(&mu_);
+  return MaxRowsLocked();
+}
+
+int DynamicBatcher::target_rows() const {
+  absl::MutexLock lock(&mu_);
+  return TargetRowsLocked();
+}
+
+void DynamicBatcher::SetRowLimit(int64_t rows) {
+  absl::MutexLock lock(&mu_);
+  row_limit_ = std::max<int64_t>(rows, 0);
+}
+
+size_t DynamicBatcher::pending() const {
+  absl::MutexLock lock(&mu_);
+  return count_;
+}
+
+std::vector<Job*> DynamicBatcher::TakeLocked() {
+  std::vector<Job*> out;
+  out.reserve(count_);
+  for (QueueNode* n = head_; n != nullptr;) {
+    QueueNode* next = n->next;
+    n->prev = n->next = nullptr;
+    n->linked = false;
+    out.push_back(static_cast<Job*>(n));
+    n = next;
+  }
+  head_ = tail_ = nullptr;
+  count_ = 0;
+  rows_ = 0;
+  parked_ = false;
+  ++generation_;
+  return out;
+}
+
+DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slot_free) {
+  AddResult result;
+  absl::MutexLock lock(&mu_);
+  if (head_ == nullptr && slot_free && dispatch_when_idle_) {
+    // Rule 1: nothing to wait for, a slot to run on.
+    result.ready.push_back({job});
+    return result;
+  }
+  const int max_rows = MaxRowsLocked();
+  if (head_ != nullptr && (rows_ + job->rows > max_rows ||
+                           !CanMerge(static_cast<Job*>(head_)->request, job->request))) {
+    result.ready.push_back(TakeLocked());
+  }
+  const bool first = head_ == nullptr;
+  job->prev = tail_;
+  job->next = nullptr;
+  job->linked = true;
+  if (tail_ != nullptr) {
+    tail_->next = job;
+  } else {
+    head_ = job;
+  }
+  tail_ = job;
+  ++count_;
+  rows_ += job->rows;
+  if (rows_ >= TargetRowsLocked() || job->priority == Priority::kCritical ||
+      max_delay_ == absl::ZeroDuration()) {
+    result.ready.push_back(TakeLocked());
+  } else if (first) {
+    result.arm_timer = true;
+    result.generation = generation_;
+    result.flush_at = now + max_delay_;
+  }
+  return result;
+}
+
+std::vector<Job*> DynamicBatcher::FlushExpired(uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_ || head_ == nullptr) return {};
+  return TakeLocked();
+}
+
+bool DynamicBatcher::Park(uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  if (generation != generation_ || head_ == nullptr) return false;
+  parked_ = true;
+  return true;
+}
+
+std::vector<Job*> DynamicBatcher::TakeParked() {
+  absl::MutexLock lock(&mu_);
+  if (!parked_ || head_ == nullptr) return {};
+  return TakeLocked();
+}
+
+bool DynamicBatcher::parked() const {
+  absl::MutexLock lock(&mu_);
+  return parked_;
+}
+
+bool DynamicBatcher::Remove(Job* job) {
+  absl::MutexLock lock(&mu_);
+  for (QueueNode* n = head_; n != nullptr; n = n->next) {
+    if (n != job) continue;
+    if (n->prev != nullptr) {
+      n->prev->next = n->next;
+    } else {
+      head_ = n->next;
+    }
+    if (n->next != nullptr) {
+      n->next->prev = n->prev;
+    } else {
+      tail_ = n->prev;
+    }
+    n->prev = n->next = nullptr;
+    n->linked = false;
+    --count_;
+    rows_ -= job->rows;
+    if (head_ == nullptr) {
+      ++generation_;
+      parked_ = false;
+    }
+    return true;
+  }
+  return false;
+}
+
+std::vector<Job*> DynamicBatcher::TakeAll() {
+  absl::MutexLock lock(&mu_);
+  return TakeLocked();
+}
+
+// ---------------------------------------------------------------------------
+// BatchingStage
+
+std::optional<BatchingPolicy> ModelBatchingPolicy(const ModelConfigSpec& spec,
+                                                  const BatchingPolicy& defaults) {
+  if (!spec.has_dynamic_batching) return std::nullopt;
+  BatchingPolicy policy = defaults;
+  policy.enabled = true;
+  policy.preferred_batch_sizes = spec.dynamic_batching.preferred_batch_sizes;
+  policy.max_queue_delay = absl::Microseconds(spec.dynamic_batching.max_queue_delay_us);
+  return policy;
+}
+
+BatchingStage::BatchingStage(const SchedulerOptions& options, const DeviceLanes& lanes,
+                             SchedulerMetrics& metrics, Clock* clock, BatchingHooks hooks)
+    : options_(options), lanes_(lanes), metrics_(metrics), clock_(clock), hooks_(std::move(hooks)) {}
+
+BatchingStage::~BatchingStage() = default;
+
+std::optional<BatchingPolicy> BatchingStage::PolicyFor(const ModelSignature& sig) const {
+  if (sig.max_batch_size <= 0 || sig.decoupled) return std::nullopt;
+  std::optional<BatchingPolicy> policy;
+  if (options_.batching_lookup) policy = options_.batching_lookup(sig);
+  if (!policy.has_value()) policy = options_.default_batching;
+  if (!policy->enabled) return std::nullopt;
+  return policy;
+}
+
+BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Model>& model) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = batchers_.find(model.get());
+    if (it != batchers_.end()) return it->second.get();
+  }
+  const ModelSignature& sig = model->signature();
+  ModelBatcher* made = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& slot = batchers_[model.get()];
+    if (slot != nullptr) return slot.get();
+    slot = std::make_unique<ModelBatcher>();
+    slot->model = model;
+    if (std::optional<BatchingPolicy> p = PolicyFor(sig); p.has_value()) {
+      slot->batcher = std::make_unique<DynamicBatcher>(*p, sig.max_batch_size);
+    }
+    made = slot.get();
+  }
+  // Asked outside the lock: the memory engine may reclaim expired tensors.
+  // Requests that raced ahead of the cap merely ran a larger batch once.
+  if (made->batcher != nullptr && options_.optimal_batch_size) {
+    made->batcher->SetRowLimit(RowLimit(sig));
+  }
+  return made;
+}
+
+DynamicBatcher* BatchingStage::BatcherFor(const Job& job) {
+  if (job.rows <= 0 || job.device_constraint >= 0) return nullptr;
+  return For(job.request.model)->batcher.get();
+}
+
+DynamicBatcher::AddResult BatchingStage::Add(DynamicBatcher& batcher, Job* job, absl::Time now) {
+  const bool slot_free = batcher.dispatch_when_idle() && lanes_.AnySlotFree();
+  job->where.store(Job::Where::kBatcher);
+  return batcher.Add(job, now, slot_free);
+}
+
+void BatchingStage::Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult added,
+                           absl::Time now) {
+  if (added.arm_timer) {
+    DynamicBatcher* b = &batcher;
+    const uint64_t generation = added.generation;
+    hooks_.schedule(added.flush_at, [this, b, generation] { FlushOnDelay(b, generation); });
+  }
+  for (auto& ready : added.ready) Emit(std::move(ready), now);
+}
+
+int64_t BatchingStage::RowLimit(const ModelSignature& sig) const {
+  int64_t limit = 0;
+  for (const auto& lane : lanes_) {
+    if (!lane->Eligible()) continue;
+    absl::StatusOr<int64_t> rows = options_.optimal_batch_size(sig, lane->device->index());
+    int64_t n = 0;
+    if (rows.ok()) {
+      n = *rows;
+    } else if (rows.status().code() == absl::StatusCode::kResourceExhausted) {
+      n = 1;
+    }
+    if (n <= 0) continue;
+    n = std::max<int64_t>(1, n / options_.max_tasks_per_device);
+    limit = limit == 0 ? n : std::min(limit, n);
+  }
+  return limit;
+}
+
+std::vector<BatchingStage::ModelBatcher*> BatchingStage::Active() const {
+  std::vector<ModelBatcher*> out;
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& [key, mb] : batchers_) {
+    if (mb->batcher != nullptr) out.push_back(mb.get());
+  }
+  return out;
+}
+
+void BatchingStage::RefreshRowLimits() {
+  if (!options_.optimal_batch_size) return;
+  for (ModelBatcher* mb : Active()) mb->batcher->SetRowLimit(RowLimit(mb->model->signature()));
+}
+
+void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
+  if (lanes_.AnySlotFree()) {
+    std::vector<Job*> jobs = batcher->FlushExpired(generation);
+    if (!jobs.empty()) Emit(std::move(jobs), clock_->Now());
+    return;
+  }
+  // Every slot is busy: queueing this batch now would only put it behind
+  // running work; parked, it keeps filling until a slot frees. A slot
+  // frees through the scheduler's OnExecuted, which stores `running` and
+  // then reads maybe_parked_ (OnSlotFreed); this stores maybe_parked_ and
+  // then reads `running`. With a fence on each side one of them sees the
+  // other, so a batch is never left parked next to a free slot.
+  if (!batcher->Park(generation)) return;
+  maybe_parked_.store(true);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!lanes_.AnySlotFree()) return;
+  EmitParked(*batcher);
+}
+
+void BatchingStage::EmitParked(DynamicBatcher& batcher) {
+  std::vector<Job*> jobs = batcher.TakeParked();
+  if (!jobs.empty()) Emit(std::move(jobs), clock_->Now());
+}
+
+void BatchingStage::OnSlotFreed() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!maybe_parked_.load(std::memory_order_relaxed) || !maybe_parked_.exchange(false)) return;
+  for (ModelBatcher* mb : Active()) EmitParked(*mb->batcher);
+}
+
+void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
+  jobs[0]->Series(metrics_)->batch_size->Observe(static_cast<double>(jobs.size()));
+  if (jobs.size() == 1) {
+    jobs[0]->where.store(Job::Where::kNew);
+    hooks_.place(jobs[0], now);
+    return;
+  }
+  absl::InlinedVector<const InferRequest*, 16> requests;
+  for (Job* j : jobs) requests.push_back(&j->request);
+  auto merged_batch = std::make_unique<BatchData>();
+  absl::StatusOr<InferRequest> merged = MergeRequests(requests, &merged_batch->staging);
+  if (!merged.ok()) {
+    INFERD_LOG(kWarning, "batch of ", jobs.size(), " not merged: ", merged.status().ToString());
+    for (Job* j : jobs) {
+      j->where.store(Job::Where::kNew);
+      hooks_.place(j, now);
+    }
+    return;
+  }
+  auto* batch = new Job;
+  batch->scheduler = jobs[0]->scheduler;
+  batch->request = *std::move(merged);
+  batch->priority = jobs[0]->priority;
+  batch->submit_time = jobs[0]->submit_time;
+  batch->queued_time = jobs[0]->queued_time;
+  batch->deadline = jobs[0]->deadline;
+  batch->max_retries = jobs[0]->max_retries;
+  const size_t num_outputs = batch->request.model->signature().outputs.size();
+  merged_batch->outputs.resize(num_outputs);
+  merged_batch->output_descs.resize(num_outputs);
+  merged_batch->output_present.assign(num_outputs, false);
+  for (Job* j : jobs) {
+    batch->priority = std::min(batch->priority, j->priority);
+    batch->submit_time = std::min(batch->submit_time, j->submit_time);
+    batch->queued_time = std::min(batch->queued_time, j->queued_time);
+    batch->deadline = std::min(batch->deadline, j->deadline);
+    batch->max_retries = std::min(batch->max_retries, j->max_retries);
+    batch->memory_requirement += j->memory_requirement;
+    merged_batch->rows.push_back(j->rows);
+    merged_batch->total_rows += j->rows;
+    j->parent = batch;
+    j->where.store(Job::Where::kInBatch);
+  }
+  merged_batch->members = std::move(jobs);
+  batch->batch = std::move(merged_batch);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  batched_requests_.fetch_add(batch->batch->members.size(), std::memory_order_relaxed);
+  hooks_.place(batch, now);
+}
+
+void BatchingStage::Split(Job* batch, const absl::Status& status,
+                          absl::FunctionRef<void(Job*, absl::Status)> finish) {
+  BatchData& b = *batch->batch;
+  const ModelSignature& sig = batch->request.model->signature();
+  const bool timed_out = batch->timed_out.load();
+  int64_t row_offset = 0;
+  for (size_t i = 0; i < b.members.size(); ++i) {
+    Job* m = b.members[i];
+    absl::Status st = status;
+    if (st.ok() && timed_out) {
+      st = absl::DeadlineExceededError("timeout: the deadline passed while running");
+    }
+    for (size_t o = 0; o < b.outputs.size() && st.ok(); ++o) {
+      if (!b.output_present[o]) continue;
+      absl::StatusOr<TensorDesc> slice = SliceDesc(b.output_descs[o], b.total_rows, b.rows[i]);
+      if (!slice.ok()) {
+        st = slice.status();
+        break;
+      }
+      void* dst = m->AllocateOutput(static_cast<int>(o), sig.outputs[o], *slice);
+      if (dst != nullptr && slice->byte_size > 0) {
+        const uint64_t row_bytes =
+            b.output_descs[o].byte_size / static_cast<uint64_t>(b.total_rows);
+        std::memcpy(dst, b.outputs[o].data() + row_bytes * static_cast<uint64_t>(row_offset),
+                    slice->byte_size);
+      }
+    }
+    row_offset += b.rows[i];
+    m->parent = nullptr;
+    if (batch->start_time != absl::InfinitePast() && m->start_time == absl::InfinitePast()) {
+      m->start_time = batch->start_time;
+    }
+    m->timing = batch->timing;
+    finish(m, std::move(st));
+  }
+}
+
+bool BatchingStage::Remove(Job* job) {
+  DynamicBatcher* batcher = For(job->request.model)->batcher.get();
+  return batcher != nullptr && batcher->Remove(job);
+}
+
+std::vector<Job*> BatchingStage::TakeAll() {
+  std::vector<Job*> pending;
+  for (ModelBatcher* mb : Active()) {
+    std::vector<Job*> jobs = mb->batcher->TakeAll();
+    pending.insert(pending.end(), jobs.begin(), jobs.end());
+  }
+  return pending;
+}
+
+int64_t BatchingStage::pending() const {
+  int64_t n = 0;
+  for (ModelBatcher* mb : Active()) n += static_cast<int64_t>(mb->batcher->pending());
+  return n;
+}
+
+}  // namespace inferd

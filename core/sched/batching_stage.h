@@ -1,0 +1,247 @@
+// The batching stage: where a batch forms. One place to read to understand
+// dynamic batching (as Triton's dynamic batcher does it): which requests
+// batch, when a batch is emitted, how it is merged and split again.
+//
+// Contract.
+// - Which requests batch: the model has max_batch_size > 0 and is not
+//   decoupled, its batching policy is enabled (PolicyFor: the model's own
+//   config.yaml dynamic_batching block, else scheduler.batch_* defaults),
+//   every input has rank >= 1 with the same dim 0 (its rows), no input is
+//   BYTES or already on a device, and the work has no device constraint and
+//   returns outputs to the host. Requests merge when they have the same
+//   model, params, input dtypes and trailing dims.
+// - When a batch is emitted (one DynamicBatcher per model holds the
+//   pending batch; the stage owns the batchers, their timers and parking):
+//   1. Dispatch when idle (policy.dispatch_when_idle): a request that finds
+//      its model's batcher empty while a device slot is free (an eligible
+//      device whose running plus queued work leaves a slot) is emitted at
+//      once, alone: waiting would only add max_queue_delay to an idle
+//      device's latency.
+//   2. Otherwise it joins the pending batch, which is emitted when its rows
+//      reach the target (the largest preferred batch size, else the
+//      maximum), when the next request would pass the maximum or does not
+//      fit the batch's shape, when a CRITICAL request joins (critical
+//      requests never wait), or when its oldest request has waited
+//      max_queue_delay (a timer the stage arms).
+//   3. When that delay passes while every device slot is busy, the batch is
+//      parked instead: it keeps filling up to the target and is emitted as
+//      soon as a slot frees (OnSlotFreed), so under saturating load one
+//      large batch is ready when a slot frees rather than several small
+//      ones queued behind each other.
+//   So under load (slots busy) batches form exactly as in 2 and 3, bounded
+//   by the preferred sizes and the delay; an idle device serves a lone
+//   request without delay.
+// - A row limit (the memory engine's optimal batch size over the eligible
+//   devices divided by max_tasks_per_device) may lower the maximum and the
+//   target at run time (RefreshRowLimits).
+// - Merging: the emitted requests' inputs are concatenated in one host
+//   staging buffer into a batch Job the scheduler places like any job.
+//   Splitting: each batched output is cut back by rows (output dim 0 must
+//   equal the batch's rows) and handed to each member (Split).
+//
+// Thread-safe: one mutex per model's batcher, a reader lock over the map of
+// batchers; nothing is held while the scheduler's hooks run.
+#ifndef INFERD_CORE_SCHED_BATCHING_STAGE_H_
+#define INFERD_CORE_SCHED_BATCHING_STAGE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/config/model_config.h"
+#include "core/infer/infer_request.h"
+#include "core/sched/device_lane.h"
+#include "core/sched/job.h"
+#include "core/sched/scheduler_metrics.h"
+#include "core/sched/scheduler_options.h"
+#include "core/sched/timer_queue.h"
+#include "core/util/clock.h"
+
+namespace inferd {
+
+// Returns the rows (dim 0) of `request` when it can be batched, else -1.
+int64_t BatchRows(const InferRequest& request);
+// True when `a` and `b` (both batchable) may share a batch.
+bool CanMerge(const InferRequest& a, const InferRequest& b);
+
+// Concatenates the inputs of `requests` (mergeable, in order) along dim 0
+// into one request whose inputs point into `*staging`, which this fills.
+// INVALID_ARGUMENT when they do not merge or sizes overflow.
+absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests,
+                                           std::unique_ptr<uint8_t[]>* staging);
+
+// Returns the part of a batched output of `total_rows` rows that belongs to
+// a member of `rows` rows; INTERNAL when the output's dim 0 is not
+// `total_rows` (the model broke the batching contract).
+absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows);
+
+// The pending batch of one model (see the file comment for when it is
+// emitted). Internal to the stage; tested on its own.
+class DynamicBatcher {
+ public:
+  // `model_max_batch_size` > 0.
+  DynamicBatcher(const BatchingPolicy& policy, int model_max_batch_size);
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  struct AddResult {
+    // Batches to run now (each in arrival order; a batch may hold one job).
+    std::vector<std::vector<Job*>> ready;
+    // When set, arm a timer for FlushExpired(generation) at flush_at.
+    bool arm_timer = false;
+    uint64_t generation = 0;
+    absl::Time flush_at;
+  };
+
+  // Adds `job` (job->rows > 0, mergeable check done here). With
+  // `slot_free` and dispatch_when_idle, a job that finds nothing pending
+  // is returned alone in `ready` at once.
+  AddResult Add(Job* job, absl::Time now, bool slot_free = false);
+  // Returns the pending batch if it is still batch `generation` (the timer
+  // of a batch that was flushed since is stale and returns nothing).
+  std::vector<Job*> FlushExpired(uint64_t generation);
+  // Marks the pending batch, if it is still batch `generation`, as parked:
+  // past its delay, waiting for a free slot. False when it is stale.
+  bool Park(uint64_t generation);
+  // Returns the pending batch if it is parked, else nothing.
+  std::vector<Job*> TakeParked();
+  bool parked() const;
+  // Caps batches at `rows` (> 0) below the maximum the policy and model
+  // allow; 0 removes the cap. The target is lowered to fit.
+  void SetRowLimit(int64_t rows);
+  // Removes a pending job (cancellation); false if it is not pending here.
+  bool Remove(Job* job);
+  // Returns every pending job (shutdown).
+  std::vector<Job*> TakeAll();
+
+  // Effective limits (the row limit applied).
+  int target_rows() const;
+  int max_rows() const;
+  absl::Duration max_queue_delay() const { return max_delay_; }
+  bool dispatch_when_idle() const { return dispatch_when_idle_; }
+  size_t pending() const;
+
+ private:
+  std::vector<Job*> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  int max_rows_;     // policy and model maximum
+  int target_rows_;  // largest preferred size, at most max_rows_
+  absl::Duration max_delay_;
+  bool dispatch_when_idle_ = false;
+
+  mutable absl::Mutex mu_;
+  QueueNode* head_ ABSL_GUARDED_BY(mu_) = nullptr;  // pending jobs, arrival order
+  QueueNode* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
+  size_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t rows_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool parked_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t row_limit_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none
+};
+
+// A model's config.yaml batching block applied over `defaults`; nullopt
+// when the model has none (the defaults then apply).
+std::optional<BatchingPolicy> ModelBatchingPolicy(const ModelConfigSpec& spec,
+                                                  const BatchingPolicy& defaults);
+
+// What the stage asks of the scheduler.
+struct BatchingHooks {
+  // Places `job` (one request, or a merged batch) on a device queue.
+  absl::AnyInvocable<void(Job* job, absl::Time now)> place;
+  // Runs `fn` on the timer thread at `when`.
+  absl::AnyInvocable<void(absl::Time when, TimerQueue::Callback fn)> schedule;
+};
+
+class BatchingStage {
+ public:
+  // `options` (default_batching, batching_lookup, optimal_batch_size,
+  // max_tasks_per_device), `lanes`, `metrics` and `clock` are borrowed.
+  BatchingStage(const SchedulerOptions& options, const DeviceLanes& lanes,
+                SchedulerMetrics& metrics, Clock* clock, BatchingHooks hooks);
+  ~BatchingStage();
+  BatchingStage(const BatchingStage&) = delete;
+  BatchingStage& operator=(const BatchingStage&) = delete;
+
+  // The batching `sig`'s requests get; nullopt when they are not batched.
+  std::optional<BatchingPolicy> PolicyFor(const ModelSignature& sig) const;
+
+  // The batcher `job` joins, or null when it runs alone (not batchable, a
+  // device constraint, or its model does not batch).
+  DynamicBatcher* BatcherFor(const Job& job);
+  // Adds `job` to `batcher` (see the file comment, rules 1 and 2). The
+  // caller may hold the job's task lock; once this returns another thread
+  // may run and finish the job. Pass the result to Follow, with no lock
+  // held.
+  DynamicBatcher::AddResult Add(DynamicBatcher& batcher, Job* job, absl::Time now);
+  // Arms the delay timer and emits what Add made ready.
+  void Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult added, absl::Time now);
+  // Emits `jobs` (one model, arrival order): one job as is, several merged
+  // into a batch job; then places it.
+  void Emit(std::vector<Job*> jobs, absl::Time now);
+  // A device slot freed: emits every parked batch (rule 3).
+  void OnSlotFreed();
+  // Gives each member of `batch` its rows of the batched outputs and its
+  // status (`status`, or DEADLINE_EXCEEDED when the batch timed out, or the
+  // error of a bad output) through `finish`.
+  void Split(Job* batch, const absl::Status& status,
+             absl::FunctionRef<void(Job* member, absl::Status status)> finish);
+  // Takes `job` out of its batcher (cancellation); false if not there.
+  bool Remove(Job* job);
+  // Every pending job (shutdown).
+  std::vector<Job*> TakeAll();
+  // Asks optimal_batch_size again for every batching model.
+  void RefreshRowLimits();
+
+  int64_t pending() const;
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
+  uint64_t batched_requests() const { return batched_requests_.load(std::memory_order_relaxed); }
+
+ private:
+  struct ModelBatcher {
+    std::shared_ptr<const Model> model;       // keeps the key pointer unique
+    std::unique_ptr<DynamicBatcher> batcher;  // null: batching off for it
+  };
+  ModelBatcher* For(const std::shared_ptr<const Model>& model);
+  // The batchers of models that batch. Entries are never removed, so the
+  // pointers stay valid for the stage's life.
+  std::vector<ModelBatcher*> Active() const;
+  // The row cap for `sig` from optimal_batch_size; 0: none known.
+  int64_t RowLimit(const ModelSignature& sig) const;
+  // A batch's delay passed: emits it, or parks it while no slot is free.
+  void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
+  void EmitParked(DynamicBatcher& batcher);
+
+  const SchedulerOptions& options_;
+  const DeviceLanes& lanes_;
+  SchedulerMetrics& metrics_;
+  Clock* const clock_;
+  BatchingHooks hooks_;
+
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> batched_requests_{0};
+  // Set (after parking) when some batcher may hold a parked batch; a freed
+  // slot clears it and takes the parked batches (see FlushOnDelay).
+  std::atomic<bool> maybe_parked_{false};
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<const Model*, std::unique_ptr<ModelBatcher>> batchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_CORE_SCHED_BATCHING_STAGE_H_

@@ -1,0 +1,255 @@
+// Unit tests of the batching stage with a fake clock: when a batch forms
+// (dispatch when idle, the preferred size, the delay, parking while every
+// slot is busy), merging and splitting, and which policy a model gets.
+#include "core/sched/batching_stage.h"
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/device/host_device.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "tests/core/sched/sched_test_util.h"
+
+namespace inferd {
+namespace {
+
+using testing::TestCall;
+using testing::TestModel;
+
+constexpr absl::Duration kDelay = absl::Milliseconds(1);
+
+class BatchingStageTest : public ::testing::Test {
+ protected:
+  // One host device with `max_tasks` slots; the default policy batches
+  // with a 1 ms delay.
+  void Build(bool dispatch_when_idle, std::vector<int> preferred = {}, int max_tasks = 1) {
+    HostDeviceOptions o;
+    o.num_streams = 4;
+    device_ = std::make_unique<HostDevice>(o);
+    Device* devices[] = {device_.get()};
+    options_.max_tasks_per_device = max_tasks;
+    options_.default_batching.max_queue_delay = kDelay;
+    options_.default_batching.preferred_batch_sizes = std::move(preferred);
+    options_.default_batching.dispatch_when_idle = dispatch_when_idle;
+    lanes_ = std::make_unique<DeviceLanes>(nullptr, devices, max_tasks, 0, AgingOptions{}, false);
+    metrics_ = std::make_unique<SchedulerMetrics>(registry_, std::vector<int>{0});
+    stage_ = std::make_unique<BatchingStage>(
+        options_, *lanes_, *metrics_, &clock_,
+        BatchingHooks{.place = [this](Job* job, absl::Time) { placed_.push_back(job); },
+                      .schedule = [this](absl::Time when,
+                                         TimerQueue::Callback fn) {
+                        timers_.Schedule(when, std::move(fn));
+                      }});
+  }
+
+  void TearDown() override {
+    if (stage_ == nullptr) return;
+    stage_->TakeAll();
+    for (Job* j : placed_) {
+      if (j->batch != nullptr) delete j;
+    }
+  }
+
+  // Offers a call of `rows` rows of the batching model to the stage.
+  TestCall& Offer(int64_t rows) {
+    calls_.push_back(std::make_unique<TestCall>(model_, rows, 2, 10.0f * calls_.size()));
+    jobs_.push_back(std::make_unique<Job>());
+    Job* job = jobs_.back().get();
+    job->request = calls_.back()->request();
+    job->sink = calls_.back().get();
+    job->rows = BatchRows(job->request);
+    DynamicBatcher* batcher = stage_->BatcherFor(*job);
+    EXPECT_NE(batcher, nullptr);
+    DynamicBatcher::AddResult added = stage_->Add(*batcher, job, clock_.Now());
+    stage_->Follow(*batcher, std::move(added), clock_.Now());
+    return *calls_.back();
+  }
+
+  void Advance(absl::Duration d) {
+    clock_.Advance(d);
+    timers_.RunDue(clock_.Now());
+  }
+
+  // Every slot busy (1) or free (0).
+  void SetRunning(int n) { (*lanes_)[0].running = n; }
+
+  // The rows of each placed execution.
+  std::vector<int64_t> PlacedRows() const {
+    std::vector<int64_t> out;
+    for (const Job* j : placed_) out.push_back(j->batch != nullptr ? j->batch->total_rows : j->rows);
+    return out;
+  }
+
+  std::shared_ptr<TestModel> model_ = std::make_shared<TestModel>("batched", 8);
+  FakeClock clock_;
+  TimerQueue timers_;
+  prometheus::Registry registry_;
+  SchedulerOptions options_;
+  std::unique_ptr<HostDevice> device_;
+  std::unique_ptr<DeviceLanes> lanes_;
+  std::unique_ptr<SchedulerMetrics> metrics_;
+  std::unique_ptr<BatchingStage> stage_;
+  std::vector<std::unique_ptr<TestCall>> calls_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<Job*> placed_;
+};
+
+// Idle regime: a lone request on an idle device runs with no clock advance.
+TEST_F(BatchingStageTest, IdleSlotDispatchesALoneRequestAtOnce) {
+  Build(/*dispatch_when_idle=*/true);
+  Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(timers_.NextDue(), absl::InfiniteFuture());  // no delay armed
+  EXPECT_EQ(stage_->pending(), 0);
+}
+
+// The same request without the rule waits for the delay.
+TEST_F(BatchingStageTest, WithoutDispatchWhenIdleALoneRequestWaitsForTheDelay) {
+  Build(/*dispatch_when_idle=*/false);
+  Offer(1);
+  EXPECT_TRUE(placed_.empty());
+  Advance(kDelay);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
+}
+
+// Busy regime: requests accumulate while the slot is busy and run as one
+// batch at the delay.
+TEST_F(BatchingStageTest, BusySlotAccumulatesABatchThatRunsAtTheDelay) {
+  Build(/*dispatch_when_idle=*/true);
+  SetRunning(1);
+  Offer(1);
+  Offer(2);
+  Offer(1);
+  EXPECT_TRUE(placed_.empty());
+  EXPECT_EQ(stage_->pending(), 3);
+  SetRunning(0);  // the slot is free when the delay passes
+  Advance(kDelay / 2);
+  EXPECT_TRUE(placed_.empty());
+  Advance(kDelay / 2);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(stage_->batches(), 1u);
+  EXPECT_EQ(stage_->batched_requests(), 3u);
+}
+
+// Busy regime: the preferred size emits a batch without waiting.
+TEST_F(BatchingStageTest, BusySlotBatchRunsAtThePreferredSize) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{4});
+  SetRunning(1);
+  for (int i = 0; i < 4; ++i) Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{4}));
+}
+
+// A request that finds a batch pending joins it even when a slot is free:
+// the rule never reorders a model's requests.
+TEST_F(BatchingStageTest, RequestJoinsAPendingBatchEvenWithASlotFree) {
+  Build(/*dispatch_when_idle=*/true);
+  SetRunning(1);
+  Offer(1);
+  SetRunning(0);
+  Offer(1);
+  EXPECT_TRUE(placed_.empty());
+  Advance(kDelay);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{2}));
+}
+
+// Past its delay with every slot busy a batch parks, keeps filling, and
+// runs when a slot frees.
+TEST_F(BatchingStageTest, ParkedBatchKeepsFillingUntilASlotFrees) {
+  Build(/*dispatch_when_idle=*/true);
+  SetRunning(1);
+  Offer(1);
+  Offer(1);
+  Advance(kDelay);
+  EXPECT_TRUE(placed_.empty());
+  Offer(3);
+  EXPECT_EQ(stage_->pending(), 3);
+  SetRunning(0);
+  stage_->OnSlotFreed();
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{5}));
+}
+
+// Merging concatenates the members' inputs; splitting hands each member
+// its own rows of the batched output.
+TEST_F(BatchingStageTest, SplitGivesEachMemberItsRows) {
+  Build(/*dispatch_when_idle=*/false, /*preferred=*/{3});
+  TestCall& a = Offer(1);
+  TestCall& b = Offer(2);
+  ASSERT_EQ(placed_.size(), 1u);
+  Job* batch = placed_[0];
+  ASSERT_NE(batch->batch, nullptr);
+  const InferInput& merged = batch->request.inputs[0];
+  EXPECT_EQ(merged.desc.shape, (Shape{3, 2}));
+  // Stand in for the device: the output is the merged input.
+  BatchData& data = *batch->batch;
+  data.outputs[0].assign(static_cast<const char*>(merged.data), merged.desc.byte_size);
+  data.output_descs[0] = merged.desc;
+  data.output_present[0] = true;
+  std::vector<absl::Status> statuses;
+  stage_->Split(batch, absl::OkStatus(), [&](Job* m, absl::Status st) {
+    statuses.push_back(st);
+    m->sink->Complete(st);
+  });
+  ASSERT_EQ(statuses.size(), 2u);
+  EXPECT_TRUE(statuses[0].ok() && statuses[1].ok());
+  EXPECT_EQ(a.output(), a.input());
+  EXPECT_EQ(b.output(), b.input());
+  EXPECT_EQ(b.output_desc().shape, (Shape{2, 2}));
+}
+
+TEST_F(BatchingStageTest, SplitOfATimedOutBatchFailsEveryMember) {
+  Build(/*dispatch_when_idle=*/false, /*preferred=*/{2});
+  Offer(1);
+  Offer(1);
+  ASSERT_EQ(placed_.size(), 1u);
+  placed_[0]->timed_out = true;
+  std::vector<absl::StatusCode> codes;
+  stage_->Split(placed_[0], absl::OkStatus(), [&](Job*, absl::Status st) {
+    codes.push_back(st.code());
+  });
+  EXPECT_EQ(codes, (std::vector<absl::StatusCode>{absl::StatusCode::kDeadlineExceeded,
+                                                  absl::StatusCode::kDeadlineExceeded}));
+}
+
+TEST_F(BatchingStageTest, PolicyForSkipsModelsThatCannotBatchAndPrefersTheLookup) {
+  Build(/*dispatch_when_idle=*/false);
+  ModelSignature sig;
+  sig.max_batch_size = 0;
+  EXPECT_FALSE(stage_->PolicyFor(sig).has_value());
+  sig.max_batch_size = 8;
+  sig.decoupled = true;
+  EXPECT_FALSE(stage_->PolicyFor(sig).has_value());
+  sig.decoupled = false;
+  ASSERT_TRUE(stage_->PolicyFor(sig).has_value());
+  EXPECT_EQ(stage_->PolicyFor(sig)->max_queue_delay, kDelay);
+  options_.default_batching.enabled = false;
+  EXPECT_FALSE(stage_->PolicyFor(sig).has_value());
+  options_.batching_lookup = [](const ModelSignature&) -> std::optional<BatchingPolicy> {
+    BatchingPolicy p;
+    p.max_queue_delay = absl::Microseconds(7);
+    return p;
+  };
+  ASSERT_TRUE(stage_->PolicyFor(sig).has_value());
+  EXPECT_EQ(stage_->PolicyFor(sig)->max_queue_delay, absl::Microseconds(7));
+}
+
+TEST(ModelBatchingPolicyTest, AModelsBlockOverridesTheDefaults) {
+  BatchingPolicy defaults;
+  defaults.enabled = false;
+  defaults.dispatch_when_idle = true;
+  ModelConfigSpec spec;
+  EXPECT_FALSE(ModelBatchingPolicy(spec, defaults).has_value());
+  spec.has_dynamic_batching = true;
+  spec.dynamic_batching.preferred_batch_sizes = {4, 8};
+  spec.dynamic_batching.max_queue_delay_us = 250;
+  std::optional<BatchingPolicy> p = ModelBatchingPolicy(spec, defaults);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_TRUE(p->enabled);
+  EXPECT_TRUE(p->dispatch_when_idle);
+  EXPECT_EQ(p->preferred_batch_sizes, (std::vector<int>{4, 8}));
+  EXPECT_EQ(p->max_queue_delay, absl::Microseconds(250));
+}
+
+}  // namespace
+}  // namespace inferd
