@@ -500,6 +500,18 @@ absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
   return result;
 }
 
+namespace {
+
+// A byte count held in a double (>= 0) as an integer, saturating where the
+// double passes uint64's range (a cast there is undefined behaviour).
+uint64_t SaturatedBytes(double bytes) {
+  if (!(bytes > 0)) return 0;
+  if (bytes >= 18446744073709551615.0) return UINT64_MAX;
+  return static_cast<uint64_t>(bytes);
+}
+
+}  // namespace
+
 absl::StatusOr<int64_t> MemoryEngine::GetOptimalBatchSize(const BatchSizeRequest& request) {
   ASSIGN_OR_RETURN(DeviceState * d, Find(request.device));
   const size_t element = DataTypeSize(request.dtype);
@@ -537,7 +549,7 @@ absl::StatusOr<int64_t> MemoryEngine::GetOptimalBatchSize(const BatchSizeRequest
     return absl::ResourceExhaustedError(absl::StrCat(
         "device ", d->index, ": one sample needs ", per_sample, " bytes but only ",
         static_cast<uint64_t>(usable), " of ", free, " free bytes remain after the model (",
-        static_cast<uint64_t>(model_bytes), " bytes) and the safety margin"));
+        SaturatedBytes(model_bytes), " bytes) and the safety margin"));
   }
   int64_t batch = fit >= 9.0e18 ? INT64_MAX : static_cast<int64_t>(fit);
   if (request.max_batch_size > 0) batch = std::min(batch, request.max_batch_size);

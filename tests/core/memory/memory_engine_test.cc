@@ -405,6 +405,24 @@ TEST_F(MemoryEngineTest, OptimalBatchSizeFollowsFreeMemory) {
   EXPECT_EQ(*engine_->GetOptimalBatchSize(r), (1023 * kMiB * 9 / 10) / 4);
 }
 
+// A model far larger than uint64 bytes (found by the batch_size fuzzer):
+// RESOURCE_EXHAUSTED with a saturated byte count, no float-to-int overflow
+// (UBSan aborts the sanitizer build on the cast).
+TEST_F(MemoryEngineTest, OptimalBatchSizeWithAstronomicalModelSize) {
+  Build(1, 64 * kMiB);
+  BatchSizeRequest r;
+  r.input_shape = {1};
+  r.dtype = DataType::kUint8;
+  for (double mb : {1e300, 1.7e13, 1e15}) {
+    r.model_size_mb = mb;
+    auto none = engine_->GetOptimalBatchSize(r);
+    EXPECT_EQ(none.status().code(), absl::StatusCode::kResourceExhausted) << mb;
+  }
+  r.model_size_mb = 1e300;
+  EXPECT_NE(engine_->GetOptimalBatchSize(r).status().message().find("18446744073709551615 bytes"),
+            std::string::npos);
+}
+
 // A BYTES tensor as the wire lays it out: per element a 4-byte
 // little-endian length and the bytes.
 std::vector<uint8_t> BytesElements(const std::vector<std::string>& elements) {
