@@ -653,5 +653,22 @@ TEST(MemoryEngineMonitorTest, DestructionStopsTheMonitorPromptly) {
   SUCCEED();
 }
 
+// After a burst, an idle device's cached free blocks give their memory back
+// (the daemon's RSS falls back on host devices), once per change.
+TEST_F(MemoryEngineTest, IdleDeviceDiscardsCachedFreeMemoryOnce) {
+  MemoryEngineOptions o = Defaults();
+  o.pool_size_mb = 16;
+  o.compaction_idle_time = absl::Seconds(5);
+  Build(1, 64 * kMiB, o);
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // nothing happened yet
+  TensorInfo a = Alloc(4 * kMiB);
+  ASSERT_TRUE(engine_->FreeTensor(a.id).ok());
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // not idle yet
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 16 * kMiB);
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // no change since
+  EXPECT_EQ(engine_->GetDeviceStats(0)->reserved_bytes, 16 * kMiB);
+}
+
 }  // namespace
 }  // namespace inferd
