@@ -12,7 +12,7 @@ PACKAGES=(
   prometheus
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-pytest
   libtorch-dev python3-torch
-  yamllint clang-14
+  yamllint clang clang-14 libclang-rt-14-dev
 )
 
 # Offline Kubernetes schemas for the deploy checks (npm registry packages).

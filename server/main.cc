@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include <malloc.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -26,6 +27,11 @@ int Main(int argc, char** argv) {
   // Debian's Abseil is built with Mutex deadlock detection on, which costs a
   // graph update per lock; tests keep it, the daemon does not pay for it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Allocations of 256 KiB and up (request and response messages, staging)
+  // are mapped by malloc and returned on free. Set explicitly, glibc no
+  // longer raises the threshold after each large free (up to 32 MiB), which
+  // left freed message buffers in the heap: RSS stayed up after load.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   if (argc > 1 && std::strcmp(argv[1], "healthcheck") == 0) {
     return inferd::RunHealthcheck(argc, argv);
   }

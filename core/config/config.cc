@@ -43,6 +43,7 @@ using config_internal::FormatValue;
 using config_internal::Got;
 using config_internal::IsPlainScalar;
 using config_internal::kMaxScalingRules;
+using config_internal::LoadDocuments;
 using config_internal::Quote;
 using config_internal::Sections;
 using config_internal::TypeName;
@@ -236,8 +237,7 @@ absl::Status ParseSection(const YAML::Node& node, const std::string& prefix, Con
 }
 
 absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::string>* keys_set) {
-  std::vector<YAML::Node> documents =
-      YAML::LoadAll(std::string(yaml_text.data(), yaml_text.size()));
+  ASSIGN_OR_RETURN(std::vector<YAML::Node> documents, LoadDocuments(yaml_text, "config"));
   Config config;
   if (documents.size() > 1) {
     return absl::InvalidArgumentError(

@@ -26,6 +26,7 @@ namespace {
 
 using config_internal::Got;
 using config_internal::IsPlainScalar;
+using config_internal::LoadDocuments;
 using config_internal::Quote;
 
 absl::Status KeyError(absl::string_view path, absl::string_view problem) {
@@ -406,8 +407,8 @@ absl::Status CheckMlpSignature(const ModelConfigSpec& spec) {
 }
 
 absl::StatusOr<ModelConfigSpec> ParseYaml(absl::string_view yaml_text) {
-  std::vector<YAML::Node> documents =
-      YAML::LoadAll(std::string(yaml_text.data(), yaml_text.size()));
+  ASSIGN_OR_RETURN(std::vector<YAML::Node> documents,
+                   LoadDocuments(yaml_text, "config.yaml"));
   if (documents.size() != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("config.yaml holds ", documents.size(), " YAML documents; expected one"));

@@ -190,6 +190,11 @@ class Device {
   // Returns memory from AllocateRaw to the driver. Synchronizes the device
   // with respect to that memory (callers make sure no work uses it).
   virtual void FreeRaw(void* ptr) = 0;
+  // Tells the device that the contents of [ptr, ptr + bytes), inside memory
+  // from AllocateRaw and unused, are no longer needed: host devices give
+  // its whole pages back to the system (they read as zeros when next
+  // touched); GPUs ignore it. The range stays valid to use.
+  virtual void DiscardMemory(void* ptr, size_t bytes) {}
 
   // Page-locked host memory for staging copies to/from this device.
   virtual absl::StatusOr<void*> AllocatePinnedHost(size_t bytes) = 0;

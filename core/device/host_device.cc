@@ -1,5 +1,8 @@
 #include "core/device/host_device.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -13,6 +16,48 @@
 #include "core/device/posix_shm.h"
 
 namespace inferd {
+namespace {
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define INFERD_HOST_DEVICE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define INFERD_HOST_DEVICE_ASAN 1
+#endif
+
+// Tensor memory from this size up is mapped and unmapped directly, so a
+// freed tensor's pages go back to the system at once: through malloc they
+// could stay in the process (glibc raises its mmap threshold after large
+// frees and keeps freed heap memory). AddressSanitizer builds keep malloc
+// so overflows of tensor memory are caught.
+bool DirectlyMapped(size_t rounded) {
+#ifdef INFERD_HOST_DEVICE_ASAN
+  return false;
+#else
+  constexpr size_t kDirectMapBytes = 1 << 20;
+  return rounded >= kDirectMapBytes;
+#endif
+}
+
+void* AllocateHostMemory(size_t align, size_t rounded) {
+  if (DirectlyMapped(rounded)) {
+    void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+  }
+  return std::aligned_alloc(align, rounded);
+}
+
+void FreeHostMemory(void* p, size_t rounded) {
+  if (DirectlyMapped(rounded)) {
+    munmap(p, rounded);
+  } else {
+    std::free(p);
+  }
+}
+
+}  // namespace
 
 // One in-order queue served by one worker thread (or, when idle and
 // inline_when_idle is set, by the enqueuing thread). Thread-safe.
@@ -306,7 +351,7 @@ HostDevice::HostDevice(const HostDeviceOptions& options)
 HostDevice::~HostDevice() {
   streams_.clear();
   absl::MutexLock lock(&mu_);
-  for (auto& [ptr, size] : allocations_) std::free(ptr);
+  for (auto& [ptr, size] : allocations_) FreeHostMemory(ptr, size);
   allocations_.clear();
 }
 
@@ -342,7 +387,7 @@ absl::StatusOr<void*> HostDevice::AllocateRaw(size_t bytes) {
         "device ", info_.index, " (", info_.name, "): cannot allocate ", rounded,
         " bytes, ", capacity_bytes_ - allocated_bytes_, " of ", capacity_bytes_, " bytes free"));
   }
-  void* p = std::aligned_alloc(kAlign, rounded);
+  void* p = AllocateHostMemory(kAlign, rounded);
   if (p == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("device ", info_.index, ": host allocation of ", rounded, " bytes failed"));
@@ -357,9 +402,21 @@ void HostDevice::FreeRaw(void* ptr) {
   absl::MutexLock lock(&mu_);
   auto it = allocations_.find(ptr);
   if (it == allocations_.end()) return;
-  allocated_bytes_ -= it->second;
+  const size_t size = it->second;
+  allocated_bytes_ -= size;
   allocations_.erase(it);
-  std::free(ptr);
+  FreeHostMemory(ptr, size);
+}
+
+void HostDevice::DiscardMemory(void* ptr, size_t bytes) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(ptr) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(ptr) + bytes) / page * page;
+  if (end <= begin) return;
+  // Private anonymous memory (mmap or malloc's): the pages go back to the
+  // system and read as zeros next time. Advice only: a failure changes
+  // nothing but the process's size.
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 absl::StatusOr<void*> HostDevice::AllocatePinnedHost(size_t bytes) {

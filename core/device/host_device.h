@@ -44,6 +44,7 @@ class HostDevice final : public Device {
   absl::StatusOr<double> GetUtilization() override;
   absl::StatusOr<void*> AllocateRaw(size_t bytes) override;
   void FreeRaw(void* ptr) override;
+  void DiscardMemory(void* ptr, size_t bytes) override;
   absl::StatusOr<void*> AllocatePinnedHost(size_t bytes) override;
   void FreePinnedHost(void* ptr) override;
   int num_streams() const override { return static_cast<int>(streams_.size()); }

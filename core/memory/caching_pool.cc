@@ -684,6 +684,25 @@ absl::Status CachingPool::CheckConsistency() const {
   return absl::OkStatus();
 }
 
+uint64_t CachingPool::DiscardFree() {
+  absl::MutexLock lock(&mu_);
+  // Blocks freed on a stream become free for everyone once an event after
+  // their last use completes: record those events (work done by now makes
+  // them complete at once); blocks still in use on a stream wait for the
+  // next call.
+  for (size_t s = 0; s < streams_.size(); ++s) CoverPendingLocked(static_cast<int>(s));
+  PollEventsLocked();
+  uint64_t bytes = 0;
+  for (const auto& sg : segments_) {
+    for (const Block* b = sg->first; b != nullptr; b = b->next) {
+      if (b->allocated || b->pending) continue;
+      device_.DiscardMemory(AsPtr(b->addr), b->size);
+      bytes += b->size;
+    }
+  }
+  return bytes;
+}
+
 std::vector<PoolBlockView> CachingPool::Blocks() const {
   absl::MutexLock lock(&mu_);
   std::vector<PoolBlockView> out;

@@ -136,6 +136,12 @@ class CachingPool {
   // Returns fully free segments to the driver; returns the bytes released.
   uint64_t ReleaseCached(const ReleaseOptions& options = {});
 
+  // Hands the memory of every block that is free for every stream back to
+  // the device (Device::DiscardMemory: host devices return the pages to the
+  // system) while the pool keeps the address ranges cached. Returns the
+  // bytes of those blocks. O(blocks), under the pool lock.
+  uint64_t DiscardFree();
+
   // Moves allocated blocks for which `can_move(ptr)` is true towards the
   // fullest segments (the first segment first) and to lower addresses, with
   // device-to-device copies enqueued on `stream`, so free space coalesces and

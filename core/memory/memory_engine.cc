@@ -49,6 +49,8 @@ struct MemoryEngine::DeviceState {
   std::atomic<int64_t> last_alloc_unix_ns{0};
   std::atomic<uint64_t> alloc_events{0};
   std::atomic<uint64_t> alloc_events_at_compaction{~0ull};
+  // Pool allocations + frees when free blocks were last discarded.
+  std::atomic<uint64_t> pool_events_at_discard{0};
   std::atomic<bool> compacting{false};
 
   // Counter values already added to the Prometheus counters.
@@ -456,6 +458,11 @@ bool MemoryEngine::IdleForCompaction(DeviceState& d) const {
   return clock_->Now() - last >= options_.compaction_idle_time;
 }
 
+bool MemoryEngine::IdleForDiscard(const DeviceState& d) const {
+  const absl::Time last = absl::FromUnixNanos(d.last_alloc_unix_ns.load());
+  return clock_->Now() - last >= options_.compaction_idle_time;
+}
+
 absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
   ASSIGN_OR_RETURN(DeviceState * d, Find(device));
   bool idle = false;
@@ -486,6 +493,7 @@ absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
       });
   ReleaseOptions release;  // waits for the copies before releasing
   result.released_bytes = d->pool->ReleaseCached(release);
+  d->pool->DiscardFree();
   result.moved_tensors = moved.moved_blocks;
   result.moved_bytes = moved.moved_bytes;
   result.fragmentation_after = d->pool->GetStats().fragmentation;
@@ -499,6 +507,18 @@ absl::StatusOr<CompactionResult> MemoryEngine::Compact(int device) {
              result.fragmentation_after);
   return result;
 }
+
+namespace {
+
+// A byte count held in a double (>= 0) as an integer, saturating where the
+// double passes uint64's range (a cast there is undefined behaviour).
+uint64_t SaturatedBytes(double bytes) {
+  if (!(bytes > 0)) return 0;
+  if (bytes >= 18446744073709551615.0) return UINT64_MAX;
+  return static_cast<uint64_t>(bytes);
+}
+
+}  // namespace
 
 absl::StatusOr<int64_t> MemoryEngine::GetOptimalBatchSize(const BatchSizeRequest& request) {
   ASSIGN_OR_RETURN(DeviceState * d, Find(request.device));
@@ -537,7 +557,7 @@ absl::StatusOr<int64_t> MemoryEngine::GetOptimalBatchSize(const BatchSizeRequest
     return absl::ResourceExhaustedError(absl::StrCat(
         "device ", d->index, ": one sample needs ", per_sample, " bytes but only ",
         static_cast<uint64_t>(usable), " of ", free, " free bytes remain after the model (",
-        static_cast<uint64_t>(model_bytes), " bytes) and the safety margin"));
+        SaturatedBytes(model_bytes), " bytes) and the safety margin"));
   }
   int64_t batch = fit >= 9.0e18 ? INT64_MAX : static_cast<int64_t>(fit);
   if (request.max_batch_size > 0) batch = std::min(batch, request.max_batch_size);
@@ -631,6 +651,17 @@ MaintenanceReport MemoryEngine::RunMaintenanceOnce() {
         report.released_bytes += c->released_bytes;
       } else if (!absl::IsAborted(c.status())) {
         INFERD_LOG(kWarning, "device ", d.index, ": compaction failed: ", c.status().message());
+      }
+    }
+    // An idle device's cached free blocks keep their addresses but give
+    // their memory back (host devices: the process shrinks after a burst),
+    // once per change of the pool.
+    if (IdleForDiscard(d)) {
+      const PoolStats ps = d.pool->GetStats();
+      const uint64_t events = ps.alloc_count + ps.free_count;
+      if (events != d.pool_events_at_discard) {
+        d.pool_events_at_discard = events;
+        report.discarded_bytes += d.pool->DiscardFree();
       }
     }
     Snapshot(d);

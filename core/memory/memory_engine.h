@@ -137,6 +137,8 @@ class MemoryEngine {
   // Allocatable bytes: cached free plus what the pool may still take.
   uint64_t FreeBytes(DeviceState& d, const PoolStats& pool) const;
   bool IdleForCompaction(DeviceState& d) const;
+  // No allocation for compaction_idle_time: cached free memory may go.
+  bool IdleForDiscard(const DeviceState& d) const;
   DeviceMemoryStats Snapshot(DeviceState& d);
   void MonitorLoop();
 

@@ -126,6 +126,7 @@ struct MaintenanceReport {
   uint64_t released_bytes = 0;
   uint64_t compactions = 0;
   uint64_t moved_bytes = 0;
+  uint64_t discarded_bytes = 0;  // free cached blocks whose memory went back
 };
 
 }  // namespace inferd

@@ -422,5 +422,28 @@ TEST(ConfigTest, LoadErrorNamesFileAndKey) {
   EXPECT_EQ(config.status(), absl::InvalidArgumentError(path + ": server.grpc_listn: unknown key"));
 }
 
+// A stream of YAML documents (found by the config fuzzer: some inputs make
+// yaml-cpp's LoadAll build documents until memory runs out) is refused
+// after the 16th document, before any is loaded, naming the file.
+TEST(ConfigTest, EndlessDocumentStreamsAreCappedNamingTheFile) {
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += "--- \n";
+  absl::StatusOr<Config> config = ParseConfig(many);
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("more than 16 YAML documents"));
+
+  std::string path = ::testing::TempDir() + "/config_test_documents.yaml";
+  {
+    std::ofstream out(path);
+    for (int i = 0; i < 17; ++i) out << "---\nserver: {}\n";
+  }
+  EXPECT_EQ(LoadConfigFile(path).status(),
+            absl::InvalidArgumentError(
+                path + ": config holds more than 16 YAML documents; expected one"));
+  // Up to 16 are counted and refused as before.
+  EXPECT_THAT(ParseConfig("---\na: 1\n---\nb: 2\n").status().message(),
+              HasSubstr("config holds 2 YAML documents"));
+}
+
 }  // namespace
 }  // namespace inferd

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "absl/synchronization/notification.h"
 #include "core/device/host_kernels.h"
 #include "gtest/gtest.h"
@@ -172,6 +174,31 @@ TEST_P(HostDeviceTest, AddAndReduceAllDtypes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(InlineAndWorker, HostDeviceTest, ::testing::Bool());
+
+// DiscardMemory gives whole pages inside the range back (they read as
+// zeros) and leaves the partial pages at its ends alone.
+TEST(HostDeviceDiscardTest, DiscardsWholePagesOnly) {
+  HostDevice dev(HostDeviceOptions{});
+  for (size_t size : {size_t{64} << 10, size_t{4} << 20}) {  // malloc'ed and mapped
+    auto p = dev.AllocateRaw(size);
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto* bytes = static_cast<uint8_t*>(*p);
+    std::memset(bytes, 0xab, size);
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    // From the middle of a page to the middle of a later one.
+    const uintptr_t base = reinterpret_cast<uintptr_t>(bytes);
+    const uintptr_t first = (base + page - 1) / page * page + page / 2;
+    const uintptr_t last = (base + size) / page * page - page / 2;
+    dev.DiscardMemory(reinterpret_cast<void*>(first), last - first);
+    auto at = [&](uintptr_t a) { return bytes[a - base]; };
+    EXPECT_EQ(at(first), 0xab) << size;                  // partial first page kept
+    EXPECT_EQ(at(first - page / 2 + page), 0) << size;   // whole pages: zeros
+    EXPECT_EQ(at(last - page / 2 - 1), 0) << size;
+    EXPECT_EQ(at(last - page / 2), 0xab) << size;        // partial last page kept
+    EXPECT_EQ(at(last - 1), 0xab) << size;
+    dev.FreeRaw(*p);
+  }
+}
 
 }  // namespace
 }  // namespace inferd

@@ -441,5 +441,28 @@ TEST(CachingPoolTest, CompactLeavesUnmovableBlocksInPlace) {
   EXPECT_EQ(pool->AllocationSize(pinned), 3 * kMiB);
 }
 
+// DiscardFree hands the memory of free blocks back (on a host device their
+// pages read as zeros again) and leaves allocated blocks' bytes alone.
+TEST(CachingPoolTest, DiscardFreeGivesBackOnlyFreeBlocks) {
+  auto dev = MakeDevice(256 * kMiB);
+  auto pool = MakePool(*dev, 64 * kMiB);
+  auto* kept = static_cast<uint8_t*>(Alloc(*pool, 4 * kMiB, dev->stream(0)));
+  auto* freed = static_cast<uint8_t*>(Alloc(*pool, 4 * kMiB, dev->stream(0)));
+  std::memset(kept, 0xab, 4 * kMiB);
+  std::memset(freed, 0xcd, 4 * kMiB);
+  ASSERT_TRUE(pool->Free(freed).ok());
+  ASSERT_TRUE(dev->Synchronize().ok());
+  EXPECT_EQ(pool->DiscardFree(), 60 * kMiB);  // everything but `kept`
+  EXPECT_EQ(kept[0], 0xab);
+  EXPECT_EQ(kept[4 * kMiB - 1], 0xab);
+  EXPECT_EQ(freed[kMiB], 0);  // its pages went back
+  EXPECT_EQ(pool->GetStats().reserved_bytes, 64 * kMiB);  // the range stays cached
+  EXPECT_TRUE(pool->CheckConsistency().ok()) << pool->CheckConsistency();
+  void* again = Alloc(*pool, 4 * kMiB, dev->stream(0));
+  EXPECT_NE(again, nullptr);
+  ASSERT_TRUE(pool->Free(again).ok());
+  ASSERT_TRUE(pool->Free(kept).ok());
+}
+
 }  // namespace
 }  // namespace inferd

@@ -405,6 +405,24 @@ TEST_F(MemoryEngineTest, OptimalBatchSizeFollowsFreeMemory) {
   EXPECT_EQ(*engine_->GetOptimalBatchSize(r), (1023 * kMiB * 9 / 10) / 4);
 }
 
+// A model far larger than uint64 bytes (found by the batch_size fuzzer):
+// RESOURCE_EXHAUSTED with a saturated byte count, no float-to-int overflow
+// (UBSan aborts the sanitizer build on the cast).
+TEST_F(MemoryEngineTest, OptimalBatchSizeWithAstronomicalModelSize) {
+  Build(1, 64 * kMiB);
+  BatchSizeRequest r;
+  r.input_shape = {1};
+  r.dtype = DataType::kUint8;
+  for (double mb : {1e300, 1.7e13, 1e15}) {
+    r.model_size_mb = mb;
+    auto none = engine_->GetOptimalBatchSize(r);
+    EXPECT_EQ(none.status().code(), absl::StatusCode::kResourceExhausted) << mb;
+  }
+  r.model_size_mb = 1e300;
+  EXPECT_NE(engine_->GetOptimalBatchSize(r).status().message().find("18446744073709551615 bytes"),
+            std::string::npos);
+}
+
 // A BYTES tensor as the wire lays it out: per element a 4-byte
 // little-endian length and the bytes.
 std::vector<uint8_t> BytesElements(const std::vector<std::string>& elements) {
@@ -633,6 +651,23 @@ TEST(MemoryEngineMonitorTest, DestructionStopsTheMonitorPromptly) {
   ASSERT_TRUE(engine.ok());
   engine->reset();
   SUCCEED();
+}
+
+// After a burst, an idle device's cached free blocks give their memory back
+// (the daemon's RSS falls back on host devices), once per change.
+TEST_F(MemoryEngineTest, IdleDeviceDiscardsCachedFreeMemoryOnce) {
+  MemoryEngineOptions o = Defaults();
+  o.pool_size_mb = 16;
+  o.compaction_idle_time = absl::Seconds(5);
+  Build(1, 64 * kMiB, o);
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // nothing happened yet
+  TensorInfo a = Alloc(4 * kMiB);
+  ASSERT_TRUE(engine_->FreeTensor(a.id).ok());
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // not idle yet
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 16 * kMiB);
+  EXPECT_EQ(engine_->RunMaintenanceOnce().discarded_bytes, 0u);  // no change since
+  EXPECT_EQ(engine_->GetDeviceStats(0)->reserved_bytes, 16 * kMiB);
 }
 
 }  // namespace

@@ -341,5 +341,16 @@ TEST(ModelConfigTest, ValidModelNames) {
   EXPECT_FALSE(IsValidModelName(std::string(256, 'a')));
 }
 
+// Endless document streams are refused before they are loaded (fuzzer).
+TEST(ModelConfigTest, DocumentStreamsAreCapped) {
+  std::string many;
+  for (int i = 0; i < 100000; ++i) many += "---\n";
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(many);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find("config.yaml holds more than 16 YAML documents"),
+            std::string::npos)
+      << spec.status();
+}
+
 }  // namespace
 }  // namespace inferd
