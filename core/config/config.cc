@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "absl/strings/match.h"
 #include "core/config/yaml_util.h"
 
 #include <cctype>
@@ -152,6 +153,11 @@ struct AnyBool {
 
 struct AnyString {
   std::string Describe() const { return "any string"; }
+  std::string operator()(const std::string&) const { return ""; }
+};
+
+struct FilePath {
+  std::string Describe() const { return "a file path, or \"\" for none"; }
   std::string operator()(const std::string&) const { return ""; }
 };
 
@@ -352,6 +358,26 @@ const std::vector<FieldSpec>& Fields() {
       Key("server.log_level",
           [](auto* c) { return &c->server.log_level; },
           OneOf{{"debug", "info", "warning", "error"}}, "", "Least severe log level written"),
+      Key("server.allow_insecure_non_loopback",
+          [](auto* c) { return &c->server.allow_insecure_non_loopback; }, AnyBool{}, "",
+          "Start with grpc_listen beyond loopback and neither TLS nor auth (logged as a warning)"),
+      Key("server.tls.cert_file",
+          [](auto* c) { return &c->server.tls.cert_file; }, FilePath{}, "",
+          "PEM certificate chain; set = TLS on the gRPC and metrics ports"),
+      Key("server.tls.key_file",
+          [](auto* c) { return &c->server.tls.key_file; }, FilePath{}, "",
+          "PEM private key of cert_file"),
+      Key("server.tls.client_ca_file",
+          [](auto* c) { return &c->server.tls.client_ca_file; }, FilePath{}, "",
+          "PEM CA bundle; set = clients must present a certificate it signed (mutual TLS)"),
+      Key("server.tls.reload_interval_seconds",
+          [](auto* c) { return &c->server.tls.reload_interval_seconds; },
+          IntRange{1, 86400}, "seconds",
+          "How often the TLS files are checked for changes (SIGHUP also reloads)"),
+      Key("server.auth.tokens_file",
+          [](auto* c) { return &c->server.auth.tokens_file; }, FilePath{}, "",
+          "Bearer tokens, one 'name role token' a line (role infer or admin); "
+          "\"\" = no authentication"),
 
       // device.*
       Key("device.host_devices",
@@ -789,6 +815,17 @@ absl::Status ParseSection(const YAML::Node& node, const std::string& prefix, Con
   return absl::OkStatus();
 }
 
+// Each key on its own; ValidateConfig adds the checks across keys once flags
+// have been applied.
+absl::Status ValidateFields(const Config& config) {
+  for (const FieldSpec& spec : Fields()) {
+    std::string problem = std::visit(
+        [&](const auto& field) { return field.check(*field.member(&config)); }, spec.field);
+    if (!problem.empty()) return KeyError(spec.path, problem);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::string>* keys_set) {
   std::vector<YAML::Node> documents =
       YAML::LoadAll(std::string(yaml_text.data(), yaml_text.size()));
@@ -801,7 +838,7 @@ absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::s
     absl::flat_hash_set<std::string> seen;
     RETURN_IF_ERROR(ParseSection(documents[0], "", &config, &seen, keys_set));
   }
-  RETURN_IF_ERROR(ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateFields(config));
   return config;
 }
 
@@ -855,12 +892,34 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
 }
 
 absl::Status ValidateConfig(const Config& config) {
-  for (const FieldSpec& spec : Fields()) {
-    std::string problem = std::visit(
-        [&](const auto& field) { return field.check(*field.member(&config)); }, spec.field);
-    if (!problem.empty()) return KeyError(spec.path, problem);
+  RETURN_IF_ERROR(ValidateFields(config));
+  const ServerConfig& s = config.server;
+  if (s.tls.cert_file.empty() != s.tls.key_file.empty()) {
+    return KeyError(s.tls.cert_file.empty() ? "server.tls.cert_file" : "server.tls.key_file",
+                    "must be set together with the other of cert_file and key_file");
+  }
+  if (!s.tls.client_ca_file.empty() && !s.tls.enabled()) {
+    return KeyError("server.tls.client_ca_file", "needs server.tls.cert_file and key_file");
+  }
+  if (!IsLoopbackAddress(s.grpc_listen) && s.auth.enabled() && !s.tls.enabled()) {
+    return KeyError("server.auth.tokens_file",
+                    absl::StrCat("needs server.tls when grpc_listen (", Quote(s.grpc_listen),
+                                 ") is beyond loopback: tokens would cross the network in "
+                                 "clear text"));
+  }
+  if (!IsLoopbackAddress(s.grpc_listen) && !s.tls.enabled() && !s.auth.enabled() &&
+      !s.allow_insecure_non_loopback) {
+    return KeyError("server.grpc_listen",
+                    absl::StrCat(Quote(s.grpc_listen), " is beyond loopback with neither "
+                                 "server.tls nor server.auth; set one, or set "
+                                 "server.allow_insecure_non_loopback: true"));
   }
   return absl::OkStatus();
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
 }
 
 std::string DescribeConfig(const Config& config) {

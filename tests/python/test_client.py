@@ -341,6 +341,25 @@ def test_facade_memory_methods_return_plain_values(manager):
         manager.free_tensor(handle)
 
 
+def test_facade_allocation_takes_the_dtype_names_get_optimal_batch_size_takes(manager):
+    for dtype, expected in (("float32", "FP32"), ("float16", "FP16"), ("FP16", "FP16"),
+                            ("int64", "INT64")):
+        handle = manager.optimize_memory_allocation(0, [2, 2], dtype=dtype)
+        try:
+            assert handle["datatype"] == expected, dtype
+        finally:
+            manager.free_tensor(handle)
+    try:
+        import torch
+    except ImportError:
+        return
+    handle = manager.optimize_memory_allocation(0, [3], dtype=torch.bfloat16)
+    try:
+        assert handle["datatype"] == "BF16"
+    finally:
+        manager.free_tensor(handle)
+
+
 def test_facade_async_transfer_returns_a_future(manager):
     handle = manager.optimize_memory_allocation(0, [2, 2], dtype="FP32")
     try:

@@ -337,7 +337,8 @@ class Client(object):
     # -- inferd.v1.Memory -----------------------------------------------
 
     def _alloc_request(self, datatype, shape, device, byte_size, owner, lease_seconds):
-        req = _mem.AllocateTensorRequest(datatype=datatype, shape=shape, byte_size=byte_size,
+        req = _mem.AllocateTensorRequest(datatype=datatype_name(datatype), shape=shape,
+                                         byte_size=byte_size,
                                          owner=self.owner if owner is None else owner,
                                          lease_seconds=lease_seconds)
         if device is not None:
@@ -347,7 +348,9 @@ class Client(object):
     def allocate_tensor(self, datatype, shape, device=None, byte_size=0, owner=None,
                         lease_seconds=0.0):
         """Allocates a zeroed tensor; device None = the one with the most
-        free memory. Returns its TensorInfo (info.id is the handle)."""
+        free memory. `datatype`: a KServe name ("FP32"), a numpy / torch
+        dtype or its name ("float32"). Returns its TensorInfo (info.id is
+        the handle)."""
         return self.call(self.memory.AllocateTensor,
                          self._alloc_request(datatype, shape, device, byte_size, owner, lease_seconds))
 
