@@ -9,8 +9,10 @@ namespace inferd {
 const char kUsage[] =
     "usage: inferd [flags]\n"
     "       inferd healthcheck [--grpc-target=HOST:PORT] [--service=NAME] [--timeout=SECONDS]\n"
-    "                          [--tls-ca=FILE [--tls-server-name=NAME] [--tls-cert=FILE\n"
-    "                          --tls-key=FILE]]   (TLS with that CA; a client cert for mTLS)\n"
+    "                          [--tls | --tls-ca=FILE [--tls-server-name=NAME]]\n"
+    "                          [--tls-cert=FILE --tls-key=FILE]\n"
+    "         (--tls: TLS without checking the server; --tls-ca: checked against that CA;\n"
+    "          --tls-cert/--tls-key: a client certificate for mutual TLS)\n"
     "\n"
     "  --config=FILE            YAML config (default: compiled-in defaults = configs/inferd.yaml)\n"
     "  --grpc-listen=HOST:PORT  gRPC address (default 127.0.0.1:50051; port 0 picks one)\n"

@@ -11,6 +11,9 @@
 #include "absl/strings/strip.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_certificate_verifier.h"
+#include "grpcpp/security/tls_credentials_options.h"
 
 namespace inferd {
 
@@ -19,12 +22,15 @@ int RunHealthcheck(int argc, const char* const* argv) {
   std::string service = "inferd";
   double timeout_s = 2.0;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  bool tls = false;
   for (int i = 2; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--grpc-target=")) {
       target = std::string(a);
     } else if (absl::ConsumePrefix(&a, "--service=")) {
       service = std::string(a);
+    } else if (a == "--tls") {
+      tls = true;
     } else if (absl::ConsumePrefix(&a, "--tls-ca=")) {
       tls_ca = std::string(a);
     } else if (absl::ConsumePrefix(&a, "--tls-cert=")) {
@@ -45,7 +51,7 @@ int RunHealthcheck(int argc, const char* const* argv) {
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
-  if (!tls_ca.empty()) {
+  if (tls || !tls_ca.empty()) {
     grpc::SslCredentialsOptions o;
     for (auto [path, out] : {std::pair{&tls_ca, &o.pem_root_certs},
                              std::pair{&tls_cert, &o.pem_cert_chain},
@@ -60,8 +66,26 @@ int RunHealthcheck(int argc, const char* const* argv) {
       }
       *out = text.str();
     }
-    creds = grpc::SslCredentials(o);
-    if (!tls_server_name.empty()) args.SetSslTargetNameOverride(tls_server_name);
+    if (!tls_ca.empty()) {
+      creds = grpc::SslCredentials(o);
+      if (!tls_server_name.empty()) args.SetSslTargetNameOverride(tls_server_name);
+    } else {
+      // --tls alone: encrypted, the server's certificate not checked (a
+      // probe beside the daemon asks only whether it serves).
+      grpc::experimental::TlsChannelCredentialsOptions t;
+      t.set_verify_server_certs(false);
+      t.set_check_call_host(false);
+      t.set_certificate_verifier(
+          std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+      if (!o.pem_cert_chain.empty()) {
+        t.set_certificate_provider(
+            std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+                std::vector<grpc::experimental::IdentityKeyCertPair>{
+                    {o.pem_private_key, o.pem_cert_chain}}));
+        t.watch_identity_key_cert_pairs();
+      }
+      creds = grpc::experimental::TlsCredentials(t);
+    }
   }
   auto channel = grpc::CreateCustomChannel(target, creds, args);
   auto stub = grpc::health::v1::Health::NewStub(channel);

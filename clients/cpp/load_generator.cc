@@ -23,7 +23,9 @@ class Run {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(o.max_message_bytes);
     args.SetMaxSendMessageSize(o.max_message_bytes);
-    channel_ = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
+    auto creds = ChannelCredentialsFor(o.client, &args);
+    channel_ = grpc::CreateCustomChannel(
+        o.target, creds.ok() ? *creds : grpc::InsecureChannelCredentials(), args);
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
     latencies_us_.reserve(1 << 20);
   }
@@ -36,6 +38,7 @@ class Run {
       absl::Time start;
     };
     auto* call = new Call();
+    AddCallCredentials(options_.client, &call->ctx);
     call->start = absl::Now();
     {
       absl::MutexLock lock(&mu_);

@@ -9,12 +9,14 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "clients/cpp/inferd_client.h"
 #include "inference/grpc_service.pb.h"
 
 namespace inferd {
 
 struct LoadOptions {
   std::string target = "127.0.0.1:50051";
+  ClientOptions client;  // TLS and token (its target is not used)
   inference::ModelInferRequest request;
   int concurrency = 8;            // calls in flight (closed loop), or the cap (rate mode)
   double rate = 0;                // requests/s; 0 = closed loop

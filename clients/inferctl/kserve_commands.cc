@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "clients/cpp/load_generator.h"
+#include "clients/cpp/proto_text.h"
 #include "clients/cpp/tensor_helpers.h"
 #include "clients/inferctl/commands.h"
 
@@ -17,26 +19,102 @@ namespace inferd::inferctl {
 
 int HealthCommand(InferdClient& client, const std::vector<std::string>& args) {
   std::string service = "inferd";
+  bool json = false;
   for (absl::string_view a : args) {
-    if (absl::ConsumePrefix(&a, "--service="))
+    if (absl::ConsumePrefix(&a, "--service=")) {
       service = std::string(a);
-    else {
+    } else if (a == "--json") {
+      json = true;
+    } else {
       std::fprintf(stderr, "inferctl health: unknown argument '%s'\n", std::string(a).c_str());
       return 2;
     }
   }
   absl::StatusOr<bool> serving = client.Health(service);
   if (!serving.ok()) return Fail(serving.status());
-  std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
+  const char* status = *serving ? "SERVING" : "NOT_SERVING";
+  if (json) {
+    std::printf("{\"service\": \"%s\", \"status\": \"%s\"}\n", service.c_str(), status);
+  } else {
+    std::printf("%s\n", status);
+  }
   return *serving ? 0 : 1;
 }
 
+namespace {
+
+// models load|unload NAME: RepositoryModelLoad / RepositoryModelUnload.
+int ModelControl(InferdClient& client, const std::string& verb,
+                 const std::vector<std::string>& args) {
+  bool json = false;
+  std::vector<std::string> names;
+  if (!ParseFlags("models " + verb, args, {{"json", &json}}, &names)) return 2;
+  if (names.size() != 1) return UsageError("models " + verb, "needs one MODEL name");
+  absl::Status st;
+  if (verb == "load") {
+    inference::RepositoryModelLoadRequest req;
+    req.set_model_name(names[0]);
+    inference::RepositoryModelLoadResponse resp;
+    st = client.WithRetries([&](grpc::ClientContext* ctx) {
+      return client.kserve().RepositoryModelLoad(ctx, req, &resp);
+    });
+  } else {
+    inference::RepositoryModelUnloadRequest req;
+    req.set_model_name(names[0]);
+    inference::RepositoryModelUnloadResponse resp;
+    st = client.WithRetries([&](grpc::ClientContext* ctx) {
+      return client.kserve().RepositoryModelUnload(ctx, req, &resp);
+    });
+  }
+  if (!st.ok()) return Fail(st);
+  const char* done = verb == "load" ? "loaded" : "unloaded";
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"state\": \"%s\"}\n", names[0].c_str(), done);
+  } else {
+    std::printf("%s %s\n", names[0].c_str(), done);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
-  if (!args.empty()) return UsageError("models", absl::StrCat("unknown argument '", args[0], "'"));
+  if (!args.empty() && (args[0] == "load" || args[0] == "unload")) {
+    return ModelControl(client, args[0], {args.begin() + 1, args.end()});
+  }
+  // `models` and `models index`: the repository index, with signatures
+  // (`models`) or as the daemon reports it (`models index`, every state).
+  const bool index_only = !args.empty() && args[0] == "index";
+  bool json = false;
+  std::vector<std::string> extra;
+  const std::string name = index_only ? "models index" : "models";
+  if (!ParseFlags(name, {args.begin() + (index_only ? 1 : 0), args.end()}, {{"json", &json}},
+                  &extra)) {
+    return 2;
+  }
+  if (!extra.empty()) return UsageError(name, absl::StrCat("unknown argument '", extra[0], "'"));
   auto index = client.ListModels();
   if (!index.ok()) return Fail(index.status());
+  if (index_only) {
+    if (json) {
+      std::printf("%s\n", MessageToJson(*index).c_str());
+      return 0;
+    }
+    for (const auto& m : index->models()) {
+      std::printf("%-16s v%-4s %-12s %s\n", m.name().c_str(), m.version().c_str(),
+                  m.state().c_str(), m.reason().c_str());
+    }
+    return 0;
+  }
+  std::vector<std::string> json_models;
   for (const auto& m : index->models()) {
     auto meta = client.ModelMetadata(m.name());
+    if (json) {
+      json_models.push_back(absl::StrCat(
+          "{\"index\": ", MessageToJson(m, /*indent=*/false),
+          ", \"metadata\": ", meta.ok() ? MessageToJson(*meta, /*indent=*/false) : "null", "}"));
+      continue;
+    }
     std::string sig;
     if (meta.ok()) {
       auto fmt = [](const auto& tensors) {
@@ -53,6 +131,7 @@ int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
     std::printf("%-16s v%-4s %-8s %s\n", m.name().c_str(), m.version().c_str(), m.state().c_str(),
                 sig.c_str());
   }
+  if (json) std::printf("{\"models\": [%s]}\n", absl::StrJoin(json_models, ", ").c_str());
   return 0;
 }
 
@@ -64,6 +143,7 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   }
   inference::ModelInferRequest req;
   req.set_model_name(args[0]);
+  bool json = false;
   for (size_t i = 1; i < args.size(); ++i) {
     absl::string_view a = args[i];
     if (absl::ConsumePrefix(&a, "--input=")) {
@@ -92,6 +172,8 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
       else
         p.set_string_param(std::string(v));
       (*req.mutable_parameters())[std::string(a.substr(0, eq))] = p;
+    } else if (a == "--json") {
+      json = true;
     } else {
       std::fprintf(stderr, "inferctl infer: unknown argument '%s'\n", args[i].c_str());
       return 2;
@@ -99,6 +181,24 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   }
   auto resp = client.Infer(req);
   if (!resp.ok()) return Fail(resp.status());
+  if (json) {
+    // Outputs as value lists ("data"), not the raw bytes.
+    std::vector<std::string> outputs;
+    for (int i = 0; i < resp->outputs_size(); ++i) {
+      const auto& out = resp->outputs(i);
+      std::optional<DataType> dt = ParseDataType(out.datatype());
+      const bool numeric = dt && *dt != DataType::kBytes && i < resp->raw_output_contents_size();
+      outputs.push_back(absl::StrCat(
+          "{\"name\": \"", out.name(), "\", \"datatype\": \"", out.datatype(),
+          "\", \"shape\": [", absl::StrJoin(out.shape(), ", "), "], \"data\": [",
+          numeric ? FormatValues(*dt, resp->raw_output_contents(i), SIZE_MAX) : std::string(), "]}"));
+    }
+    std::printf("{\"model_name\": \"%s\", \"model_version\": \"%s\", \"id\": \"%s\", "
+                "\"outputs\": [%s]}\n",
+                resp->model_name().c_str(), resp->model_version().c_str(), resp->id().c_str(),
+                absl::StrJoin(outputs, ", ").c_str());
+    return 0;
+  }
   for (int i = 0; i < resp->outputs_size(); ++i) {
     const auto& out = resp->outputs(i);
     std::optional<DataType> dt = ParseDataType(out.datatype());
@@ -118,8 +218,10 @@ int BenchCommand(const ClientOptions& client_options, const std::vector<std::str
   }
   LoadOptions o;
   o.target = client_options.target;
+  o.client = client_options;
   o.request.set_model_name(args[0]);
   bool json = false;
+  bool concurrency_set = false;
   for (size_t i = 1; i < args.size(); ++i) {
     absl::string_view a = args[i];
     double d = 0;
@@ -145,6 +247,7 @@ int BenchCommand(const ClientOptions& client_options, const std::vector<std::str
       if (!absl::SimpleAtoi(a, &o.concurrency) || o.concurrency < 1) {
         return UsageError("bench", "--concurrency: must be an integer >= 1");
       }
+      concurrency_set = true;
     } else if (absl::ConsumePrefix(&a, "--rate=")) {
       if (!absl::SimpleAtod(a, &o.rate) || o.rate <= 0) {
         return UsageError("bench", "--rate: must be a positive number of requests/s");
@@ -166,7 +269,8 @@ int BenchCommand(const ClientOptions& client_options, const std::vector<std::str
       return 2;
     }
   }
-  if (o.rate > 0 && o.concurrency == 8) o.concurrency = 1024;  // cap for open loop
+  // Open loop: the cap on calls in flight is 1024 unless --concurrency says.
+  if (o.rate > 0 && !concurrency_set) o.concurrency = 1024;
   LoadResult r = RunLoad(o);
   const std::string mode = o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s")
                                       : absl::StrCat("concurrency ", o.concurrency);

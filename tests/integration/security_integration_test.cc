@@ -179,6 +179,12 @@ TEST_F(SecurityTest, MutualTlsNeedsAClientCertificate) {
        "--tls-ca=" + pki_.Path("ca1.crt"), "--timeout=30"},
       absl::Seconds(60));
   EXPECT_EQ(no_cert.exit_code, 1) << no_cert.output;
+  auto unchecked = testing::RunCommand(
+      {testing::InferdBinary(), "healthcheck", "--grpc-target=" + daemon.process().target(),
+       "--tls", "--tls-cert=" + pki_.Path("client.crt"), "--tls-key=" + pki_.Path("client.key"),
+       "--timeout=30"},
+      absl::Seconds(60));
+  EXPECT_EQ(unchecked.exit_code, 0) << unchecked.output;
   testing::TritonClient anonymous(TlsChannel(daemon.process().target(), pki_.Pem("ca1.crt")));
   EXPECT_FALSE(anonymous.GetServerMetadata().ok());
   testing::TritonClient with_cert(TlsChannel(daemon.process().target(), pki_.Pem("ca1.crt"),
