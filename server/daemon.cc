@@ -41,6 +41,7 @@
 #include "server/report_service.h"
 #include "server/communication_service.h"
 #include "server/https_server.h"
+#include "server/model_collector.h"
 #include "server/tls_credentials.h"
 #include "server/token_auth.h"
 
@@ -110,6 +111,7 @@ struct Daemon::Impl {
   std::unique_ptr<prometheus::Exposer> exposer;          // plain metrics
   std::unique_ptr<MetricsHttpsServer> metrics_https;     // metrics with server.tls
   std::shared_ptr<DeviceCollector> device_collector;
+  std::shared_ptr<ModelCollector> model_collector;  // reads `models`
   // The dynamic scaler: the active device set and the replica figure. The
   // scheduler listens to it (SetDeviceActive) and feeds it load samples.
   std::unique_ptr<DynamicScaler> scaler;
@@ -140,11 +142,13 @@ struct Daemon::Impl {
   bool shut_down = false;
 
   ~Impl() {
+    // No scrape may read the engines and models while they go.
+    metrics_https.reset();
+    exposer.reset();
     // Queued ModelInfer calls hold reactors: fail them before the server goes.
     if (scheduler) scheduler->Shutdown();
     if (server) server->Shutdown(std::chrono::system_clock::now());
     server.reset();
-    metrics_https.reset();
     kserve.reset();
     scaling_service.reset();
     memory_service.reset();
@@ -192,6 +196,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
   impl->registry = std::make_shared<prometheus::Registry>();
   impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
+  impl->model_collector = std::make_shared<ModelCollector>(&impl->models);
   if (!config.server.metrics_listen.empty() && config.server.tls.enabled()) {
     HttpsServerOptions https;
     https.listen = config.server.metrics_listen;
@@ -199,7 +204,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     https.threads = config.server.metrics_threads;
     https.request_timeout = absl::Seconds(config.server.metrics_request_timeout_seconds);
     auto server = MetricsHttpsServer::Start(
-        std::move(https), {impl->registry, impl->device_collector});
+        std::move(https), {impl->registry, impl->device_collector, impl->model_collector});
     if (!server.ok()) return server.status();
     impl->metrics_https = *std::move(server);
     impl->metrics_port = impl->metrics_https->port();
@@ -221,6 +226,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     }
     impl->exposer->RegisterCollectable(impl->registry);
     impl->exposer->RegisterCollectable(impl->device_collector);
+    impl->exposer->RegisterCollectable(impl->model_collector);
     auto ports = impl->exposer->GetListeningPorts();
     impl->metrics_port = ports.empty() ? 0 : ports[0];
   }

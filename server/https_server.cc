@@ -176,7 +176,10 @@ MetricsHttpsServer::~MetricsHttpsServer() {
   }
   if (acceptor_.joinable()) acceptor_.join();
   for (auto& w : workers_) w.join();
-  for (int fd : pending_) ::close(fd);
+  {
+    absl::MutexLock lock(&mu_);
+    for (int fd : pending_) ::close(fd);
+  }
   if (listen_fd_ >= 0) ::close(listen_fd_);
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
