@@ -105,6 +105,9 @@ class Run {
     r.p90_us = pct(0.90);
     r.p99_us = pct(0.99);
     r.max_us = latencies_us_.empty() ? 0 : latencies_us_.back();
+    double sum = 0;
+    for (double us : latencies_us_) sum += us;
+    r.mean_us = latencies_us_.empty() ? 0 : sum / static_cast<double>(latencies_us_.size());
     return r;
   }
 
@@ -162,9 +165,9 @@ std::string FormatLoadResultRow(const std::string& label, const LoadResult& r) {
 
 std::string LoadResultJson(const LoadResult& r) {
   return absl::StrFormat(
-      "{\"qps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
+      "{\"qps\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
       "\"ok\":%d,\"errors\":%d,\"dropped\":%d,\"first_error\":\"%s\"}",
-      r.qps, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped,
+      r.qps, r.mean_us, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped,
       absl::CEscape(r.first_error));
 }
 

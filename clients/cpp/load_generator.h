@@ -27,7 +27,7 @@ struct LoadOptions {
 
 struct LoadResult {
   double qps = 0;
-  double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
+  double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
   uint64_t ok = 0, errors = 0, dropped = 0;  // dropped: rate mode, cap reached
   std::string first_error;
 };

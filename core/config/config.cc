@@ -373,7 +373,7 @@ const std::vector<FieldSpec>& Fields() {
       Key("server.tls.reload_interval_seconds",
           [](auto* c) { return &c->server.tls.reload_interval_seconds; },
           IntRange{1, 86400}, "seconds",
-          "How often the TLS files are checked for changes (SIGHUP also reloads)"),
+          "How often the TLS files are checked for changes"),
       Key("server.auth.tokens_file",
           [](auto* c) { return &c->server.auth.tokens_file; }, FilePath{}, "",
           "Bearer tokens, one 'name role token' a line (role infer or admin); "

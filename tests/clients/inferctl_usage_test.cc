@@ -168,5 +168,37 @@ TEST_F(InferctlJsonTest, ModelsLoadUnloadIndex) {
   EXPECT_EQ(no_name.exit_code, 2) << no_name.output;
 }
 
+TEST_F(InferctlJsonTest, BenchSweepsConcurrencyWithServerFiguresAsCsvAndJson) {
+  const std::vector<std::string> load = {"bench", "add", "--input=INPUT0:FP32:2",
+                                         "--input=INPUT1:FP32:2", "--warmup=0", "--duration=0.2"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = load;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Run(args);
+  };
+  testing::CommandResult csv = with({"--concurrency-range=1:3:2", "--csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.output;
+  std::vector<std::string> lines = absl::StrSplit(csv.output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << csv.output;
+  EXPECT_THAT(lines[0], StartsWith("concurrency,rate,qps,mean_us,"));
+  EXPECT_THAT(lines[1], StartsWith("1,"));
+  EXPECT_THAT(lines[2], StartsWith("3,"));
+  testing::CommandResult json = with({"--concurrency-range=2,4", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_TRUE(IsJson(json.output)) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("\"concurrency\":2,"));
+  EXPECT_THAT(json.output, HasSubstr("\"concurrency\":4,"));
+  EXPECT_THAT(json.output, HasSubstr("\"mean_us\":"));
+  EXPECT_THAT(json.output, ::testing::Not(HasSubstr("\"server_queue_us\":null")));
+  // An explicit --concurrency stays what it says with --rate.
+  testing::CommandResult rate = with({"--rate=50", "--concurrency=8", "--json"});
+  EXPECT_THAT(rate.output, HasSubstr("\"concurrency\":8,")) << rate.output;
+  EXPECT_EQ(with({"--concurrency-range=3:1"}).exit_code, 2);
+  EXPECT_EQ(with({"--concurrency-range=1:2", "--concurrency=4"}).exit_code, 2);
+  testing::CommandResult table = with({});
+  EXPECT_THAT(table.output, HasSubstr("mean us")) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("srv queue")) << table.output;
+}
+
 }  // namespace
 }  // namespace inferd
