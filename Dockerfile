@@ -53,6 +53,10 @@ RUN ln -s /usr/local/cuda-13.0 /usr/local/cuda
 ARG CUDA_ARCHITECTURES=90
 WORKDIR /src
 COPY . .
+# The daemon finds backend libraries (libinferd_mlp_cuda.so, and
+# libinferd_torch.so when libtorch was found) in <its bin>/../lib: they go to
+# /usr/local/lib beside /usr/local/bin/inferd. /models holds the demo mlp as
+# the image-baked model repository (a PVC may be mounted over it).
 RUN cmake -S . -B build -G Ninja \
       -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
@@ -61,9 +65,10 @@ RUN cmake -S . -B build -G Ninja \
       -DINFERD_BUILD_TESTS=OFF \
       -DINFERD_BUILD_BENCH=OFF \
  && cmake --build build -j"$(nproc)" \
- && mkdir -p /out/usr/local/bin /out/usr/local/lib/inferd \
+ && mkdir -p /out/usr/local/bin /out/usr/local/lib /out/models \
  && cp build/bin/inferd build/bin/inferctl /out/usr/local/bin/ \
- && find build -name 'libinferd_*.so' -exec cp {} /out/usr/local/lib/inferd/ \;
+ && find build -name 'libinferd_*.so' -exec cp {} /out/usr/local/lib/ \; \
+ && cp -r build/model_repository/demo_mlp /out/models/
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:12-slim AS runtime
@@ -106,7 +111,7 @@ USER 10001:10001
 EXPOSE 50051 9464
 
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["/usr/local/bin/inferd", "healthcheck", "--grpc-target=127.0.0.1:50051", "--service=inferd"]
+  CMD ["/usr/local/bin/inferd", "healthcheck", "--grpc-target=127.0.0.1:50051", "--service=inferd", "--tls"]
 
 ENTRYPOINT ["/usr/local/bin/inferd"]
 CMD ["--config=/etc/inferd/inferd.yaml"]

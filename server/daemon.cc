@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/device/device_allocator.h"
 #include "core/device/discovery.h"
 #include "core/scaling/device_sampler.h"
@@ -39,6 +41,10 @@
 #include "server/memory_service.h"
 #include "server/report_service.h"
 #include "server/communication_service.h"
+#include "server/https_server.h"
+#include "server/model_collector.h"
+#include "server/tls_credentials.h"
+#include "server/token_auth.h"
 
 namespace inferd {
 namespace {
@@ -50,9 +56,26 @@ constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
 // one per this interval.
 constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);
 
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
+bool IsLoopback(const std::string& address) { return IsLoopbackAddress(address); }
+
+// One start line that says what the scaler will do with the devices.
+void LogScalerPlan(const ScalerOptions& options) {
+  const ScalingPolicy& p = options.policy;
+  if (!p.enabled) {
+    INFERD_LOG(kInfo, "scaler: dynamic scaling off; every healthy device stays in service");
+    return;
+  }
+  std::vector<std::string> down;
+  for (const ScalingRule& r : p.rules) {
+    if (r.direction == ScaleDirection::kDown) {
+      down.push_back(std::string(absl::StripPrefix(DescribeRule(r), "down: ")));
+    }
+  }
+  INFERD_LOG(kInfo, "scaler: dynamic scaling on: a device leaves service when ",
+             down.empty() ? std::string("no rule (none scales down)") : absl::StrJoin(down, " or "),
+             ", down to ", p.min_active_devices,
+             " active; set device.multi_gpu.performance_optimization.enable_dynamic_scaling: "
+             "false to keep every healthy device in service");
 }
 
 }  // namespace
@@ -63,8 +86,10 @@ struct Daemon::Impl {
   std::vector<std::unique_ptr<Device>> devices;
   std::vector<Device*> device_ptrs;
   std::shared_ptr<prometheus::Registry> registry;
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<prometheus::Exposer> exposer;          // plain metrics
+  std::unique_ptr<MetricsHttpsServer> metrics_https;     // metrics with server.tls
   std::shared_ptr<DeviceCollector> device_collector;
+  std::shared_ptr<ModelCollector> model_collector;  // reads `models`
   // The dynamic scaler: the active device set and the replica figure. The
   // scheduler listens to it (SetDeviceActive) and feeds it load samples.
   std::unique_ptr<DynamicScaler> scaler;
@@ -88,12 +113,16 @@ struct Daemon::Impl {
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
   CallTracker* calls = nullptr;  // owned by `server`
+  std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
   bool shut_down = false;
 
   ~Impl() {
+    // No scrape may read the engines and models while they go.
+    metrics_https.reset();
+    exposer.reset();
     // Queued ModelInfer calls hold reactors: fail them before the server goes.
     if (scheduler) scheduler->Shutdown();
     if (server) server->Shutdown(std::chrono::system_clock::now());
@@ -135,7 +164,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
   impl->registry = std::make_shared<prometheus::Registry>();
   impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
-  if (!config.server.metrics_listen.empty()) {
+  impl->model_collector = std::make_shared<ModelCollector>(&impl->models);
+  if (!config.server.metrics_listen.empty() && config.server.tls.enabled()) {
+    HttpsServerOptions https;
+    https.listen = config.server.metrics_listen;
+    https.tls = config.server.tls;
+    https.threads = config.server.metrics_threads;
+    https.request_timeout = absl::Seconds(config.server.metrics_request_timeout_seconds);
+    auto server = MetricsHttpsServer::Start(
+        std::move(https), {impl->registry, impl->device_collector, impl->model_collector});
+    if (!server.ok()) return server.status();
+    impl->metrics_https = *std::move(server);
+    impl->metrics_port = impl->metrics_https->port();
+  } else if (!config.server.metrics_listen.empty()) {
     try {
       // Each connection holds one of metrics_threads workers; the timeout
       // frees a worker from a client that sends or reads slowly (or
@@ -153,6 +194,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     }
     impl->exposer->RegisterCollectable(impl->registry);
     impl->exposer->RegisterCollectable(impl->device_collector);
+    impl->exposer->RegisterCollectable(impl->model_collector);
     auto ports = impl->exposer->GetListeningPorts();
     impl->metrics_port = ports.empty() ? 0 : ports[0];
   }
@@ -163,6 +205,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   auto scaler_options = ScalerOptionsFromConfig(config, std::move(device_indexes));
   if (!scaler_options.ok()) return scaler_options.status();
   scaler_options->device_sampler = DeviceLoadSampler(impl->device_ptrs);
+  LogScalerPlan(*scaler_options);
   auto scaler =
       DynamicScaler::Create(*std::move(scaler_options), Clock::Real(), *impl->registry);
   if (!scaler.ok()) return scaler.status();
@@ -317,9 +360,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
       reflection == "on" || (reflection == "auto" && IsLoopback(config.server.grpc_listen));
   if (want_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  if (config.server.auth.enabled()) {
+    auto tokens = TokenTable::Load(config.server.auth.tokens_file);
+    if (!tokens.ok()) return tokens.status();
+    impl->tokens = *std::move(tokens);
+  }
+  auto credentials = MakeServerCredentials(config.server.grpc_listen, config.server.tls,
+                                           impl->tokens.get());
+  if (!credentials.ok()) return credentials.status();
+  if (!IsLoopback(config.server.grpc_listen) && !config.server.tls.enabled() &&
+      !config.server.auth.enabled()) {
+    INFERD_LOG(kWarning, "server.grpc_listen ", config.server.grpc_listen,
+               " is beyond loopback with neither TLS nor authentication "
+               "(server.allow_insecure_non_loopback): anyone who reaches the port may load "
+               "and unload models and change policies");
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.server.grpc_listen, grpc::InsecureServerCredentials(),
-                           &impl->grpc_port);
+  builder.AddListeningPort(config.server.grpc_listen, *credentials, &impl->grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_send_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
@@ -346,11 +403,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",
                                                config.server.grpc_listen));
   }
+  const TlsConfig& tls = config.server.tls;
   INFERD_LOG(kInfo, "gRPC listening on ", config.server.grpc_listen, " (port ", impl->grpc_port,
-             ")", want_reflection ? ", reflection on" : "");
-  if (impl->exposer) {
+             ")", !tls.enabled()                 ? ", plain text"
+                  : tls.client_ca_file.empty() ? ", TLS"
+                                               : ", mutual TLS",
+             impl->tokens ? absl::StrCat(", bearer tokens (", impl->tokens->size(), ")") : "",
+             want_reflection ? ", reflection on" : "");
+  if (impl->exposer || impl->metrics_https) {
     INFERD_LOG(kInfo, "metrics on ", config.server.metrics_listen, " (port ",
-               impl->metrics_port, ")");
+               impl->metrics_port, ")", impl->metrics_https ? ", HTTPS" : "");
   }
 
   impl->kserve->SetReady(true);
@@ -358,6 +420,25 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
   INFERD_LOG(kInfo, "serving: ", impl->devices.size(), " device(s), ",
              impl->models.List().size(), " model(s)");
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+void Daemon::Reload() {
+  if (impl_->tokens != nullptr) {
+    absl::Status st = impl_->tokens->Reload();
+    if (st.ok()) {
+      INFERD_LOG(kInfo, "reloaded server.auth.tokens_file: ", impl_->tokens->size(), " token(s)");
+    } else {
+      INFERD_LOG(kWarning, "reload: ", st.message(), "; keeping the tokens loaded before");
+    }
+  }
+  if (impl_->metrics_https != nullptr) {
+    absl::Status st = impl_->metrics_https->Reload();
+    if (st.ok()) {
+      INFERD_LOG(kInfo, "reloaded the metrics port's TLS files");
+    } else {
+      INFERD_LOG(kWarning, "reload: ", st.message(), "; keeping the metrics certificate");
+    }
+  }
 }
 
 void Daemon::Shutdown(absl::Duration grace) {

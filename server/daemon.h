@@ -31,6 +31,11 @@ class Daemon {
   // `grace`, then cancel what remains. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  // SIGHUP: re-reads server.auth.tokens_file and the metrics port's TLS
+  // files (the gRPC port re-reads its own when they change). A file that
+  // fails keeps what was loaded before; the error is logged.
+  void Reload();
+
  private:
   struct Impl;
   explicit Daemon(std::unique_ptr<Impl> impl);

@@ -9,11 +9,16 @@ namespace inferd {
 const char kUsage[] =
     "usage: inferd [flags]\n"
     "       inferd healthcheck [--grpc-target=HOST:PORT] [--service=NAME] [--timeout=SECONDS]\n"
+    "                          [--tls | --tls-ca=FILE [--tls-server-name=NAME]]\n"
+    "                          [--tls-cert=FILE --tls-key=FILE]\n"
+    "         (--tls: TLS without checking the server; --tls-ca: checked against that CA;\n"
+    "          --tls-cert/--tls-key: a client certificate for mutual TLS)\n"
     "\n"
     "  --config=FILE            YAML config (default: compiled-in defaults = configs/inferd.yaml)\n"
     "  --grpc-listen=HOST:PORT  gRPC address (default 127.0.0.1:50051; port 0 picks one)\n"
     "  --metrics-listen=HOST:PORT  Prometheus /metrics address (default 127.0.0.1:9464; \"\" off)\n"
-    "  --host-devices=N         use N host devices instead of GPUs\n"
+    "  --host-devices=N         N > 0: use N host devices instead of GPUs; 0: GPUs, or one\n"
+    "                           host device if none (device.host_devices, [0, 64])\n"
     "  --model-repository=DIR   folder of <model>/config.yaml\n"
     "  --model-control-mode=MODE  none | explicit | poll (models.control_mode)\n"
     "  --log-level=LEVEL        debug | info | warning | error\n"
@@ -74,9 +79,10 @@ absl::StatusOr<Flags> ParseFlags(int argc, const char* const* argv) {
       auto v = take();
       if (!v.ok()) return v.status();
       int n = 0;
-      if (!absl::SimpleAtoi(*v, &n) || n < 1 || n > 64) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--host-devices: '", *v, "' is not an integer in [1, 64]"));
+      // The range of device.host_devices, which this flag sets.
+      if (!absl::SimpleAtoi(*v, &n) || n < 0 || n > 64) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--host-devices: '", *v, "' is not an integer in [0, 64] (device.host_devices)"));
       }
       f.host_devices = n;
     } else {

@@ -78,6 +78,7 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR1);
+  sigaddset(&signals, SIGHUP);  // reload credentials
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   auto daemon = inferd::Daemon::Start(config);
@@ -91,6 +92,10 @@ int Main(int argc, char** argv) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGUSR1) break;  // shutdown finished
+    if (sig == SIGHUP) {
+      if (!shutting_down) (*daemon)->Reload();
+      continue;
+    }
     if (shutting_down) {
       INFERD_LOG(kWarning, "second signal (", strsignal(sig), "): exiting now");
       std::_Exit(128 + sig);

@@ -69,12 +69,15 @@ std::string Encode(inferd::DataType dtype, const std::vector<float>& v) {
   return out;
 }
 
+constexpr char kUsage[] =
+    "usage: gen_demo_mlp --out DIR [--name NAME] [--sizes 64,256,256,16] "
+    "[--activation relu|gelu|gelu_tanh|none] [--dtype fp32|fp16|bf16] [--max-batch-size N] "
+    "[--seed N]\n"
+    "Writes a random mlp model (config.yaml and model.safetensors) into DIR, a\n"
+    "model folder of a model repository; NAME defaults to DIR's last part.\n";
+
 int Usage(const std::string& problem) {
-  std::fprintf(stderr,
-               "gen_demo_mlp: %s\nusage: gen_demo_mlp --out DIR [--name NAME] "
-               "[--sizes 64,256,256,16] [--activation relu|gelu|gelu_tanh|none] "
-               "[--dtype fp32|fp16|bf16] [--max-batch-size N] [--seed N]\n",
-               problem.c_str());
+  std::fprintf(stderr, "gen_demo_mlp: %s\n%s", problem.c_str(), kUsage);
   return 2;
 }
 
@@ -96,6 +99,10 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
     if (i + 1 >= argc) return Usage(absl::StrCat(flag, " needs a value"));
     const std::string value = argv[++i];
     if (flag == "--out") {

@@ -1,6 +1,11 @@
 #include "clients/cpp/inferd_client.h"
 
+#include <fstream>
+#include <sstream>
 #include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace inferd {
 
@@ -9,11 +14,38 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const ClientOptions& options, grpc::ChannelArguments* args) {
+  if (!options.tls && options.tls_ca.empty() && options.tls_cert.empty() &&
+      options.tls_key.empty()) {
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [path, out] : {std::pair{&options.tls_ca, &ssl.pem_root_certs},
+                           std::pair{&options.tls_cert, &ssl.pem_cert_chain},
+                           std::pair{&options.tls_key, &ssl.pem_private_key}}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", *path, "'"));
+    *out = text.str();
+  }
+  if (!options.tls_server_name.empty()) args->SetSslTargetNameOverride(options.tls_server_name);
+  return grpc::SslCredentials(ssl);
+}
+
+void AddCallCredentials(const ClientOptions& options, grpc::ClientContext* context) {
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
+}
+
 InferdClient::InferdClient(const ClientOptions& options) : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
-  channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  auto creds = ChannelCredentialsFor(options, &args);  // inferctl checks the files first
+  channel_ = grpc::CreateCustomChannel(
+      options.target, creds.ok() ? *creds : grpc::InsecureChannelCredentials(), args);
   kserve_ = inference::GRPCInferenceService::NewStub(channel_);
   health_ = grpc::health::v1::Health::NewStub(channel_);
 }
@@ -30,6 +62,7 @@ absl::Status InferdClient::WithRetries(
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    AddCallCredentials(options_, &ctx);
     st = call(&ctx);
     if (st.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= options_.max_attempts) {
       break;

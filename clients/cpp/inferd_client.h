@@ -24,7 +24,22 @@ struct ClientOptions {
   int max_message_bytes = 64 << 20;            // both directions
   int max_attempts = 3;                        // retries on UNAVAILABLE
   absl::Duration initial_backoff = absl::Milliseconds(100);
+  // Sent as `authorization: Bearer <token>` with every call; "" = none.
+  std::string token;
+  // TLS: on when `tls` or any file is set. tls_ca: PEM roots that must sign
+  // the server's certificate ("" with `tls`: the system's roots);
+  // tls_cert/tls_key: a client certificate (mutual TLS); tls_server_name:
+  // the name checked in the server's certificate instead of the target's.
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
 };
+
+// The channel credentials and arguments `options` ask for; NOT_FOUND naming
+// the file that cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
+    const ClientOptions& options, grpc::ChannelArguments* args);
+// Adds the bearer token of `options` (when set) to `context`.
+void AddCallCredentials(const ClientOptions& options, grpc::ClientContext* context);
 
 // Converts a grpc::Status to absl::Status (same canonical codes).
 absl::Status FromGrpcStatus(const grpc::Status& status);

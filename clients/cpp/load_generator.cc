@@ -26,7 +26,9 @@ class Run {
     // Its own connection: concurrent runs against one target (several
     // clients in one process) do not share a subchannel.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channel_ = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
+    auto creds = ChannelCredentialsFor(o.client, &args);
+    channel_ = grpc::CreateCustomChannel(
+        o.target, creds.ok() ? *creds : grpc::InsecureChannelCredentials(), args);
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
     latencies_us_.reserve(1 << 20);
   }
@@ -39,6 +41,7 @@ class Run {
       absl::Time start;
     };
     auto* call = new Call();
+    AddCallCredentials(options_.client, &call->ctx);
     call->start = absl::Now();
     {
       absl::MutexLock lock(&mu_);
@@ -105,6 +108,9 @@ class Run {
     r.p90_us = pct(0.90);
     r.p99_us = pct(0.99);
     r.max_us = latencies_us_.empty() ? 0 : latencies_us_.back();
+    double sum = 0;
+    for (double us : latencies_us_) sum += us;
+    r.mean_us = latencies_us_.empty() ? 0 : sum / static_cast<double>(latencies_us_.size());
     return r;
   }
 
@@ -162,9 +168,9 @@ std::string FormatLoadResultRow(const std::string& label, const LoadResult& r) {
 
 std::string LoadResultJson(const LoadResult& r) {
   return absl::StrFormat(
-      "{\"qps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
+      "{\"qps\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f,"
       "\"ok\":%d,\"errors\":%d,\"dropped\":%d,\"first_error\":\"%s\"}",
-      r.qps, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped,
+      r.qps, r.mean_us, r.p50_us, r.p90_us, r.p99_us, r.max_us, r.ok, r.errors, r.dropped,
       absl::CEscape(r.first_error));
 }
 

@@ -9,12 +9,14 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "clients/cpp/inferd_client.h"
 #include "inference/grpc_service.pb.h"
 
 namespace inferd {
 
 struct LoadOptions {
   std::string target = "127.0.0.1:50051";
+  ClientOptions client;  // TLS and token (its target is not used)
   inference::ModelInferRequest request;
   int concurrency = 8;            // calls in flight (closed loop), or the cap (rate mode)
   double rate = 0;                // requests/s; 0 = closed loop
@@ -25,7 +27,7 @@ struct LoadOptions {
 
 struct LoadResult {
   double qps = 0;
-  double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
+  double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
   uint64_t ok = 0, errors = 0, dropped = 0;  // dropped: rate mode, cap reached
   std::string first_error;
 };

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "clients/cpp/load_generator.h"
+#include "clients/cpp/proto_text.h"
 #include "clients/cpp/tensor_helpers.h"
 #include "clients/inferctl/commands.h"
 
@@ -17,26 +19,102 @@ namespace inferd::inferctl {
 
 int HealthCommand(InferdClient& client, const std::vector<std::string>& args) {
   std::string service = "inferd";
+  bool json = false;
   for (absl::string_view a : args) {
-    if (absl::ConsumePrefix(&a, "--service="))
+    if (absl::ConsumePrefix(&a, "--service=")) {
       service = std::string(a);
-    else {
+    } else if (a == "--json") {
+      json = true;
+    } else {
       std::fprintf(stderr, "inferctl health: unknown argument '%s'\n", std::string(a).c_str());
       return 2;
     }
   }
   absl::StatusOr<bool> serving = client.Health(service);
   if (!serving.ok()) return Fail(serving.status());
-  std::printf("%s\n", *serving ? "SERVING" : "NOT_SERVING");
+  const char* status = *serving ? "SERVING" : "NOT_SERVING";
+  if (json) {
+    std::printf("{\"service\": \"%s\", \"status\": \"%s\"}\n", service.c_str(), status);
+  } else {
+    std::printf("%s\n", status);
+  }
   return *serving ? 0 : 1;
 }
 
+namespace {
+
+// models load|unload NAME: RepositoryModelLoad / RepositoryModelUnload.
+int ModelControl(InferdClient& client, const std::string& verb,
+                 const std::vector<std::string>& args) {
+  bool json = false;
+  std::vector<std::string> names;
+  if (!ParseFlags("models " + verb, args, {{"json", &json}}, &names)) return 2;
+  if (names.size() != 1) return UsageError("models " + verb, "needs one MODEL name");
+  absl::Status st;
+  if (verb == "load") {
+    inference::RepositoryModelLoadRequest req;
+    req.set_model_name(names[0]);
+    inference::RepositoryModelLoadResponse resp;
+    st = client.WithRetries([&](grpc::ClientContext* ctx) {
+      return client.kserve().RepositoryModelLoad(ctx, req, &resp);
+    });
+  } else {
+    inference::RepositoryModelUnloadRequest req;
+    req.set_model_name(names[0]);
+    inference::RepositoryModelUnloadResponse resp;
+    st = client.WithRetries([&](grpc::ClientContext* ctx) {
+      return client.kserve().RepositoryModelUnload(ctx, req, &resp);
+    });
+  }
+  if (!st.ok()) return Fail(st);
+  const char* done = verb == "load" ? "loaded" : "unloaded";
+  if (json) {
+    std::printf("{\"model\": \"%s\", \"state\": \"%s\"}\n", names[0].c_str(), done);
+  } else {
+    std::printf("%s %s\n", names[0].c_str(), done);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
-  if (!args.empty()) return UsageError("models", absl::StrCat("unknown argument '", args[0], "'"));
+  if (!args.empty() && (args[0] == "load" || args[0] == "unload")) {
+    return ModelControl(client, args[0], {args.begin() + 1, args.end()});
+  }
+  // `models` and `models index`: the repository index, with signatures
+  // (`models`) or as the daemon reports it (`models index`, every state).
+  const bool index_only = !args.empty() && args[0] == "index";
+  bool json = false;
+  std::vector<std::string> extra;
+  const std::string name = index_only ? "models index" : "models";
+  if (!ParseFlags(name, {args.begin() + (index_only ? 1 : 0), args.end()}, {{"json", &json}},
+                  &extra)) {
+    return 2;
+  }
+  if (!extra.empty()) return UsageError(name, absl::StrCat("unknown argument '", extra[0], "'"));
   auto index = client.ListModels();
   if (!index.ok()) return Fail(index.status());
+  if (index_only) {
+    if (json) {
+      std::printf("%s\n", MessageToJson(*index).c_str());
+      return 0;
+    }
+    for (const auto& m : index->models()) {
+      std::printf("%-16s v%-4s %-12s %s\n", m.name().c_str(), m.version().c_str(),
+                  m.state().c_str(), m.reason().c_str());
+    }
+    return 0;
+  }
+  std::vector<std::string> json_models;
   for (const auto& m : index->models()) {
     auto meta = client.ModelMetadata(m.name());
+    if (json) {
+      json_models.push_back(absl::StrCat(
+          "{\"index\": ", MessageToJson(m, /*indent=*/false),
+          ", \"metadata\": ", meta.ok() ? MessageToJson(*meta, /*indent=*/false) : "null", "}"));
+      continue;
+    }
     std::string sig;
     if (meta.ok()) {
       auto fmt = [](const auto& tensors) {
@@ -53,6 +131,7 @@ int ModelsCommand(InferdClient& client, const std::vector<std::string>& args) {
     std::printf("%-16s v%-4s %-8s %s\n", m.name().c_str(), m.version().c_str(), m.state().c_str(),
                 sig.c_str());
   }
+  if (json) std::printf("{\"models\": [%s]}\n", absl::StrJoin(json_models, ", ").c_str());
   return 0;
 }
 
@@ -64,6 +143,7 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   }
   inference::ModelInferRequest req;
   req.set_model_name(args[0]);
+  bool json = false;
   for (size_t i = 1; i < args.size(); ++i) {
     absl::string_view a = args[i];
     if (absl::ConsumePrefix(&a, "--input=")) {
@@ -92,6 +172,8 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
       else
         p.set_string_param(std::string(v));
       (*req.mutable_parameters())[std::string(a.substr(0, eq))] = p;
+    } else if (a == "--json") {
+      json = true;
     } else {
       std::fprintf(stderr, "inferctl infer: unknown argument '%s'\n", args[i].c_str());
       return 2;
@@ -99,6 +181,24 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   }
   auto resp = client.Infer(req);
   if (!resp.ok()) return Fail(resp.status());
+  if (json) {
+    // Outputs as value lists ("data"), not the raw bytes.
+    std::vector<std::string> outputs;
+    for (int i = 0; i < resp->outputs_size(); ++i) {
+      const auto& out = resp->outputs(i);
+      std::optional<DataType> dt = ParseDataType(out.datatype());
+      const bool numeric = dt && *dt != DataType::kBytes && i < resp->raw_output_contents_size();
+      outputs.push_back(absl::StrCat(
+          "{\"name\": \"", out.name(), "\", \"datatype\": \"", out.datatype(),
+          "\", \"shape\": [", absl::StrJoin(out.shape(), ", "), "], \"data\": [",
+          numeric ? FormatValues(*dt, resp->raw_output_contents(i), SIZE_MAX) : std::string(), "]}"));
+    }
+    std::printf("{\"model_name\": \"%s\", \"model_version\": \"%s\", \"id\": \"%s\", "
+                "\"outputs\": [%s]}\n",
+                resp->model_name().c_str(), resp->model_version().c_str(), resp->id().c_str(),
+                absl::StrJoin(outputs, ", ").c_str());
+    return 0;
+  }
   for (int i = 0; i < resp->outputs_size(); ++i) {
     const auto& out = resp->outputs(i);
     std::optional<DataType> dt = ParseDataType(out.datatype());
@@ -111,75 +211,5 @@ int InferCommand(InferdClient& client, const std::vector<std::string>& args) {
   return 0;
 }
 
-int BenchCommand(const ClientOptions& client_options, const std::vector<std::string>& args) {
-  if (args.empty()) {
-    return UsageError("bench",
-                      "needs a MODEL, e.g. inferctl bench identity --input=INPUT0:FP32:16");
-  }
-  LoadOptions o;
-  o.target = client_options.target;
-  o.request.set_model_name(args[0]);
-  bool json = false;
-  for (size_t i = 1; i < args.size(); ++i) {
-    absl::string_view a = args[i];
-    double d = 0;
-    if (absl::ConsumePrefix(&a, "--input=")) {
-      // NAME:DTYPE:SHAPE with no values means zeros of the right size.
-      std::string spec(a);
-      if (std::count(spec.begin(), spec.end(), ':') == 2) spec += ":";
-      if (absl::Status st = AddInputSpec(spec, &o.request); !st.ok()) {
-        std::fprintf(stderr, "inferctl: %s\n", std::string(st.message()).c_str());
-        return 2;
-      }
-      const auto& in = o.request.inputs(o.request.inputs_size() - 1);
-      std::string* raw =
-          o.request.mutable_raw_input_contents(o.request.raw_input_contents_size() - 1);
-      if (raw->empty()) {
-        int64_t n = 1;
-        for (int64_t dim : in.shape()) n *= dim;
-        std::optional<DataType> dt = ParseDataType(in.datatype());
-        *raw = dt == DataType::kBytes ? EncodeBytesElements(std::vector<std::string>(n))
-                                      : std::string(n * DataTypeSize(*dt), '\0');
-      }
-    } else if (absl::ConsumePrefix(&a, "--concurrency=")) {
-      if (!absl::SimpleAtoi(a, &o.concurrency) || o.concurrency < 1) {
-        return UsageError("bench", "--concurrency: must be an integer >= 1");
-      }
-    } else if (absl::ConsumePrefix(&a, "--rate=")) {
-      if (!absl::SimpleAtod(a, &o.rate) || o.rate <= 0) {
-        return UsageError("bench", "--rate: must be a positive number of requests/s");
-      }
-    } else if (absl::ConsumePrefix(&a, "--warmup=")) {
-      if (!absl::SimpleAtod(a, &d) || d < 0) {
-        return UsageError("bench", "--warmup: must be a number of seconds >= 0");
-      }
-      o.warmup = absl::Seconds(d);
-    } else if (absl::ConsumePrefix(&a, "--duration=")) {
-      if (!absl::SimpleAtod(a, &d) || d <= 0) {
-        return UsageError("bench", "--duration: must be a positive number of seconds");
-      }
-      o.duration = absl::Seconds(d);
-    } else if (a == "--json") {
-      json = true;
-    } else {
-      std::fprintf(stderr, "inferctl bench: unknown argument '%s'\n", args[i].c_str());
-      return 2;
-    }
-  }
-  if (o.rate > 0 && o.concurrency == 8) o.concurrency = 1024;  // cap for open loop
-  LoadResult r = RunLoad(o);
-  const std::string mode = o.rate > 0 ? absl::StrCat("rate ", o.rate, "/s")
-                                      : absl::StrCat("concurrency ", o.concurrency);
-  if (json) {
-    std::printf("{\"model\":\"%s\",\"mode\":\"%s\",\"result\":%s}\n", args[0].c_str(), mode.c_str(),
-                LoadResultJson(r).c_str());
-  } else {
-    std::printf("%-24s %10s %9s %9s %9s %9s %8s\n", "model / mode", "req/s", "p50 us", "p90 us",
-                "p99 us", "max us", "errors");
-    std::printf("%s\n", FormatLoadResultRow(args[0] + " " + mode, r).c_str());
-    if (!r.first_error.empty()) std::printf("first error: %s\n", r.first_error.c_str());
-  }
-  return r.errors == 0 && r.ok > 0 ? 0 : 1;
-}
 
 }  // namespace inferd::inferctl

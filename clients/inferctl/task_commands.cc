@@ -277,6 +277,7 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
   for (const auto& id : ids) req.add_task_ids(id);
   req.set_model_name(model);
   grpc::ClientContext ctx;
+  AddCallCredentials(client.options(), &ctx);
   if (for_seconds > 0)
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(for_seconds)));
   std::unique_ptr<grpc::ClientReader<v1::WatchTasksResponse>> reader = stub->WatchTasks(&ctx, req);

@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "absl/strings/match.h"
 #include "core/config/config_keys.h"
 #include "core/config/yaml_util.h"
 
@@ -236,6 +237,17 @@ absl::Status ParseSection(const YAML::Node& node, const std::string& prefix, Con
   return absl::OkStatus();
 }
 
+// Each key on its own; ValidateConfig adds the checks across keys once flags
+// have been applied.
+absl::Status ValidateFields(const Config& config) {
+  for (const FieldSpec& spec : Fields()) {
+    std::string problem = std::visit(
+        [&](const auto& field) { return field.check(*field.member(&config)); }, spec.field);
+    if (!problem.empty()) return KeyError(spec.path, problem);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::string>* keys_set) {
   ASSIGN_OR_RETURN(std::vector<YAML::Node> documents, LoadDocuments(yaml_text, "config"));
   Config config;
@@ -247,7 +259,7 @@ absl::StatusOr<Config> ParseYaml(absl::string_view yaml_text, std::vector<std::s
     absl::flat_hash_set<std::string> seen;
     RETURN_IF_ERROR(ParseSection(documents[0], "", &config, &seen, keys_set));
   }
-  RETURN_IF_ERROR(ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateFields(config));
   return config;
 }
 
@@ -301,12 +313,34 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
 }
 
 absl::Status ValidateConfig(const Config& config) {
-  for (const FieldSpec& spec : Fields()) {
-    std::string problem = std::visit(
-        [&](const auto& field) { return field.check(*field.member(&config)); }, spec.field);
-    if (!problem.empty()) return KeyError(spec.path, problem);
+  RETURN_IF_ERROR(ValidateFields(config));
+  const ServerConfig& s = config.server;
+  if (s.tls.cert_file.empty() != s.tls.key_file.empty()) {
+    return KeyError(s.tls.cert_file.empty() ? "server.tls.cert_file" : "server.tls.key_file",
+                    "must be set together with the other of cert_file and key_file");
+  }
+  if (!s.tls.client_ca_file.empty() && !s.tls.enabled()) {
+    return KeyError("server.tls.client_ca_file", "needs server.tls.cert_file and key_file");
+  }
+  if (!IsLoopbackAddress(s.grpc_listen) && s.auth.enabled() && !s.tls.enabled()) {
+    return KeyError("server.auth.tokens_file",
+                    absl::StrCat("needs server.tls when grpc_listen (", Quote(s.grpc_listen),
+                                 ") is beyond loopback: tokens would cross the network in "
+                                 "clear text"));
+  }
+  if (!IsLoopbackAddress(s.grpc_listen) && !s.tls.enabled() && !s.auth.enabled() &&
+      !s.allow_insecure_non_loopback) {
+    return KeyError("server.grpc_listen",
+                    absl::StrCat(Quote(s.grpc_listen), " is beyond loopback with neither "
+                                 "server.tls nor server.auth; set one, or set "
+                                 "server.allow_insecure_non_loopback: true"));
   }
   return absl::OkStatus();
+}
+
+bool IsLoopbackAddress(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:") || absl::StartsWith(address, "unix:");
 }
 
 std::string DescribeConfig(const Config& config) {

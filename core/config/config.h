@@ -29,6 +29,25 @@
 
 namespace inferd {
 
+// server.tls.*: TLS on the gRPC and metrics ports; empty cert_file = plain.
+struct TlsConfig {
+  std::string cert_file;       // PEM certificate chain
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // PEM CAs; set = clients must present a cert (mTLS)
+  int reload_interval_seconds = 10;  // files are re-read when they change
+
+  bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const TlsConfig&) const = default;
+};
+
+// server.auth.*: bearer tokens with roles (docs/DEPLOY.md).
+struct AuthConfig {
+  std::string tokens_file;  // "" = no authentication
+
+  bool enabled() const { return !tokens_file.empty(); }
+  bool operator==(const AuthConfig&) const = default;
+};
+
 // server.*
 struct ServerConfig {
   std::string grpc_listen = "127.0.0.1:50051";
@@ -45,6 +64,11 @@ struct ServerConfig {
   // Responses one ModelStreamInfer stream may hold (requests running plus
   // responses not yet written) before the daemon stops reading it.
   int max_stream_held_responses = 128;
+  // Without it the daemon refuses a grpc_listen beyond loopback with
+  // neither TLS nor authentication.
+  bool allow_insecure_non_loopback = false;
+  TlsConfig tls;
+  AuthConfig auth;
 
   bool operator==(const ServerConfig&) const = default;
 };
@@ -206,13 +230,20 @@ absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text);
 // the full path of every key the text sets, in document order.
 absl::StatusOr<Config> ParseConfig(absl::string_view yaml_text, std::vector<std::string>* keys_set);
 
+// ParseConfig checks each key; the checks across keys (ValidateConfig) wait
+// until flags have been applied.
 // Reads and parses a file. NOT_FOUND when it cannot be read; parse errors
 // as ParseConfig, with the message prefixed by the path.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // Checks ranges and enums of an assembled Config (after flags override the
-// file). INVALID_ARGUMENT naming the key path and value; OK otherwise.
+// file), and the keys that go together (server.tls.*, a grpc_listen beyond
+// loopback). INVALID_ARGUMENT naming the key path and value; OK otherwise.
 absl::Status ValidateConfig(const Config& config);
+
+// True when a listen address only takes local connections (127.x,
+// localhost, [::1], unix:).
+bool IsLoopbackAddress(const std::string& address);
 
 // Returns `config` as YAML with every key and a comment per key (its doc,
 // unit and range), for `inferd --print-config`. For a config that passes

@@ -103,6 +103,11 @@ struct AnyString {
   std::string operator()(const std::string&) const { return ""; }
 };
 
+struct FilePath {
+  std::string Describe() const { return "a file path, or \"\" for none"; }
+  std::string operator()(const std::string&) const { return ""; }
+};
+
 // "host:port" with a non-empty host (name, IPv4 or [IPv6]) and a port in
 // [0, 65535]; "" too when allow_empty.
 struct HostPort {
@@ -312,6 +317,26 @@ const std::vector<FieldSpec>& Fields() {
       Key("server.log_level",
           [](auto* c) { return &c->server.log_level; },
           OneOf{{"debug", "info", "warning", "error"}}, "", "Least severe log level written"),
+      Key("server.allow_insecure_non_loopback",
+          [](auto* c) { return &c->server.allow_insecure_non_loopback; }, AnyBool{}, "",
+          "Start with grpc_listen beyond loopback and neither TLS nor auth (logged as a warning)"),
+      Key("server.tls.cert_file",
+          [](auto* c) { return &c->server.tls.cert_file; }, FilePath{}, "",
+          "PEM certificate chain; set = TLS on the gRPC and metrics ports"),
+      Key("server.tls.key_file",
+          [](auto* c) { return &c->server.tls.key_file; }, FilePath{}, "",
+          "PEM private key of cert_file"),
+      Key("server.tls.client_ca_file",
+          [](auto* c) { return &c->server.tls.client_ca_file; }, FilePath{}, "",
+          "PEM CA bundle; set = clients must present a certificate it signed (mutual TLS)"),
+      Key("server.tls.reload_interval_seconds",
+          [](auto* c) { return &c->server.tls.reload_interval_seconds; },
+          IntRange{1, 86400}, "seconds",
+          "How often the TLS files are checked for changes"),
+      Key("server.auth.tokens_file",
+          [](auto* c) { return &c->server.auth.tokens_file; }, FilePath{}, "",
+          "Bearer tokens, one 'name role token' a line (role infer or admin); "
+          "\"\" = no authentication"),
 
       // device.*
       Key("device.host_devices",

@@ -23,7 +23,7 @@ absl::StatusOr<std::vector<std::unique_ptr<Device>>> DiscoverDevices(
       return absl::InvalidArgumentError(
           "device.cuda_devices: GPUs were requested but no CUDA device is available");
     }
-    INFERD_LOG(kInfo, BuiltWithCuda() ? "no CUDA device found" : "built without CUDA",
+    INFERD_LOG(kInfo, BuiltWithCuda() ? "no GPU found" : "built without CUDA",
                "; using 1 host device");
   }
   const int n = options.host_devices > 0 ? options.host_devices : 1;

@@ -20,10 +20,19 @@ StatDuration ModelStatistics::Counter::Load() const {
   return StatDuration{count.load(std::memory_order_relaxed), ns.load(std::memory_order_relaxed)};
 }
 
+void ModelStatistics::AddDuration(absl::Duration total) {
+  const double seconds = absl::ToDoubleSeconds(total);
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(kRequestDurationBounds.begin(), kRequestDurationBounds.end(), seconds) -
+      kRequestDurationBounds.begin());
+  duration_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+}
+
 void ModelStatistics::RecordSuccess(int64_t rows, absl::Duration total, absl::Duration queue,
                                     const ExecutionTiming& timing, absl::Time now) {
   inference_count_.fetch_add(NonNegative(std::max<int64_t>(rows, 1)), std::memory_order_relaxed);
   success_.Add(absl::ToInt64Nanoseconds(total));
+  AddDuration(total);
   queue_.Add(absl::ToInt64Nanoseconds(queue));
   compute_input_.Add(timing.compute_input_ns);
   compute_infer_.Add(timing.compute_infer_ns);
@@ -33,6 +42,7 @@ void ModelStatistics::RecordSuccess(int64_t rows, absl::Duration total, absl::Du
 
 void ModelStatistics::RecordFailure(absl::Duration total, absl::Time now) {
   fail_.Add(absl::ToInt64Nanoseconds(total));
+  AddDuration(total);
   last_inference_ms_.store(absl::ToUnixMillis(now), std::memory_order_relaxed);
 }
 
@@ -63,6 +73,10 @@ ModelStatisticsSnapshot ModelStatistics::Snapshot() const {
   s.compute_input = compute_input_.Load();
   s.compute_infer = compute_infer_.Load();
   s.compute_output = compute_output_.Load();
+  s.request_duration_buckets.reserve(duration_buckets_.size());
+  for (const auto& b : duration_buckets_) {
+    s.request_duration_buckets.push_back(b.load(std::memory_order_relaxed));
+  }
   auto add = [&s](int64_t size, const BatchCounters& b) {
     ModelStatisticsSnapshot::Batch out;
     out.batch_size = static_cast<uint64_t>(size);

@@ -55,7 +55,15 @@ struct ModelStatisticsSnapshot {
     StatDuration compute_input, compute_infer, compute_output;
   };
   std::vector<Batch> batches;  // sizes that ran, ascending
+  // Requests (successes and failures) by end-to-end duration: counts per
+  // bucket of kRequestDurationBounds, not cumulative; the last is +Inf.
+  std::vector<uint64_t> request_duration_buckets;
 };
+
+// Upper bounds (seconds) of the request duration buckets.
+inline constexpr std::array<double, 14> kRequestDurationBounds = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
 
 class ModelStatistics {
  public:
@@ -96,6 +104,8 @@ class ModelStatistics {
   std::atomic<uint64_t> execution_count_{0};
   Counter success_, fail_, queue_, compute_input_, compute_infer_, compute_output_;
   std::array<BatchCounters, kTrackedBatchSizes> small_batches_;
+  std::array<std::atomic<uint64_t>, kRequestDurationBounds.size() + 1> duration_buckets_{};
+  void AddDuration(absl::Duration total);
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int64_t, std::unique_ptr<BatchCounters>> large_batches_

@@ -50,8 +50,8 @@ ScalingEvent Decision(absl::Time now, const ScalingRule& rule, int index, double
 }
 
 std::string RuleSummary(const ScalingEvent& e) {
-  return absl::StrCat("rules[", e.rule_index, "] ", e.rule, " (value ", Num(e.value), ", cv ",
-                      Num(e.cv), ")");
+  return absl::StrCat("rules[", e.rule_index, "] ", e.rule, " (measured ", Num(e.value),
+                      " against threshold ", Num(e.threshold), ", cv ", Num(e.cv), ")");
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import yaml
 
 KNOWN_KINDS = {
-    ("v1", "ConfigMap"), ("v1", "Service"), ("v1", "Namespace"), ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"), ("v1", "Service"), ("v1", "PersistentVolumeClaim"), ("v1", "Namespace"), ("v1", "ServiceAccount"),
     ("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"),
     ("policy/v1", "PodDisruptionBudget"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
@@ -273,8 +273,16 @@ def _check_inferd_container(doc: Doc, pod: Dict[str, Any], c: Dict[str, Any], si
             if "exec" not in probe:
                 errors.append(f"{where}: gRPC is bound to {listen} (loopback) but {pname} is not an exec "
                               "probe; kubelet's grpc/http/tcp probes dial the Pod IP and cannot reach it")
+    tls = bool((server.get("tls") or {}).get("cert_file"))
     for pname, probe in probes.items():
         command = (probe.get("exec") or {}).get("command") or []
+        if tls and "grpc" in probe:
+            errors.append(f"{where}: {pname} is a grpc probe but gRPC speaks TLS (server.tls); kubelet's "
+                          "grpc probes speak plain text: run `inferd healthcheck --tls` instead")
+        if tls and "healthcheck" in command and "--tls" not in command and \
+                _flag(command, "tls-ca") is None:
+            errors.append(f"{where}: {pname} runs healthcheck without --tls or --tls-ca but gRPC speaks "
+                          "TLS (server.tls)")
         if "healthcheck" in command:
             target = _flag(command, "grpc-target") or DAEMON_DEFAULT_GRPC_LISTEN
             _, target_port = _host_port(target)

@@ -68,8 +68,19 @@ class SemanticCheckTest(unittest.TestCase):
         self.assertProblem("is not an IANA service name")
 
     def test_grpc_probe_on_undeclared_port_fails(self):
-        self.daemon()["readinessProbe"]["grpc"]["port"] = 50052
+        self.daemon()["readinessProbe"] = {"grpc": {"port": 50052, "service": "inferd"}}
         self.assertProblem("readinessProbe.grpc.port 50052 is not a containerPort")
+
+    # kubelet's grpc probes speak plain text; a daemon with server.tls answers
+    # only TLS.
+    def test_grpc_probe_on_tls_daemon_fails(self):
+        self.daemon()["readinessProbe"] = {"grpc": {"port": 50051, "service": "inferd"}}
+        self.assertProblem("readinessProbe is a grpc probe but gRPC speaks TLS")
+
+    def test_plain_healthcheck_on_tls_daemon_fails(self):
+        command = self.daemon()["livenessProbe"]["exec"]["command"]
+        self.daemon()["livenessProbe"]["exec"]["command"] = [c for c in command if c != "--tls"]
+        self.assertProblem("livenessProbe runs healthcheck without --tls or --tls-ca")
 
     def test_probe_with_two_handlers_fails(self):
         self.daemon()["livenessProbe"]["tcpSocket"] = {"port": 50051}
@@ -85,6 +96,7 @@ class SemanticCheckTest(unittest.TestCase):
     def test_loopback_bind_from_configmap_is_detected(self):
         cm = self.find("ConfigMap", "inferd-config")
         cm["data"]["inferd.yaml"] = cm["data"]["inferd.yaml"].replace("0.0.0.0:50051", "127.0.0.1:50051")
+        self.daemon()["startupProbe"] = {"grpc": {"port": 50051, "service": "inferd"}}
         self.assertProblem("(loopback) but startupProbe is not an exec probe")
 
     def test_healthcheck_on_wrong_port_fails(self):

@@ -2,6 +2,7 @@
 // naming the key; SIGTERM drains in-flight calls and exits 0.
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -59,12 +60,34 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(LifecycleTest, BadFlagExitsWithCode2) {
-  auto r = testing::RunCommand({testing::InferdBinary(), "--host-devices=0"}, absl::Seconds(30));
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_TRUE(absl::StrContains(r.output, "--host-devices")) << r.output;
+  // The flag's range is the config key's, [0, 64].
+  for (const char* bad : {"--host-devices=abc", "--host-devices=65", "--host-devices=-1"}) {
+    auto r = testing::RunCommand({testing::InferdBinary(), bad}, absl::Seconds(30));
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_TRUE(absl::StrContains(r.output, "is not an integer in [0, 64] (device.host_devices)"))
+        << r.output;
+  }
+  auto zero = testing::RunCommand({testing::InferdBinary(), "--host-devices=0", "--print-config"},
+                                  absl::Seconds(30));
+  EXPECT_EQ(zero.exit_code, 0) << zero.output;
   auto missing = testing::RunCommand({testing::InferdBinary(), "--config=/nonexistent.yaml"},
                                      absl::Seconds(30));
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
+}
+
+// Without a GPU (and its driver) the start says so in one plain line, not
+// with CUDA's "driver version is insufficient".
+TEST(LifecycleTest, NoGpuIsOneClearLine) {
+  if (std::filesystem::exists("/proc/driver/nvidia/version")) {
+    GTEST_SKIP() << "an NVIDIA driver is loaded";
+  }
+  DaemonProcess d({"--host-devices=0"});
+  ASSERT_TRUE(d.started()) << d.Stderr();
+  const std::string log = d.Stderr();
+  EXPECT_FALSE(absl::StrContains(log, "insufficient")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "using 1 host device")) << log;
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(absl::Seconds(30)), 0);
 }
 
 TEST(LifecycleTest, ShippedConfigStartsAndHealthcheckProbes) {

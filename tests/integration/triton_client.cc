@@ -62,6 +62,11 @@ TritonClient::TritonClient(const std::string& target) {
   stub_ = inference::GRPCInferenceService::NewStub(channel_);
 }
 
+TritonClient::TritonClient(std::shared_ptr<grpc::Channel> channel, std::string token)
+    : channel_(std::move(channel)),
+      token_(std::move(token)),
+      stub_(inference::GRPCInferenceService::NewStub(channel_)) {}
+
 TritonClient::~TritonClient() {
   if (stream_ != nullptr) (void)StopStream(/*cancel=*/true);
 }
@@ -69,6 +74,7 @@ TritonClient::~TritonClient() {
 std::unique_ptr<grpc::ClientContext> TritonClient::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
   return ctx;
 }
 

@@ -76,6 +76,9 @@ const std::string* OutputRaw(const inference::ModelInferResponse& response,
 class TritonClient {
  public:
   explicit TritonClient(const std::string& target);
+  // Over a channel of the caller's making (TLS); every call carries
+  // `authorization: Bearer <token>` when `token` is not empty.
+  explicit TritonClient(std::shared_ptr<grpc::Channel> channel, std::string token = "");
   ~TritonClient();  // stops a running stream
 
   inference::ModelInferRequest MakeRequest(const std::string& model,
@@ -120,6 +123,7 @@ class TritonClient {
   std::unique_ptr<grpc::ClientContext> NewContext() const;
 
   std::shared_ptr<grpc::Channel> channel_;
+  std::string token_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
   std::unique_ptr<grpc::ClientContext> stream_ctx_;
   std::unique_ptr<grpc::ClientReaderWriter<inference::ModelInferRequest,

@@ -14,6 +14,8 @@ from inferd_client import (Client, InferdError, InferdManager, MultiGPUManager, 
                            Tensor, convert, datatype_name)
 from inferd_client.tensors import decode, encode
 
+from conftest import Daemon
+
 SEED_METHODS = (
     "optimize_memory_allocation", "get_optimal_batch_size", "get_memory_stats", "async_transfer",
     "get_communication_stats", "collect_workload_metrics", "get_scaling_stats",
@@ -341,6 +343,25 @@ def test_facade_memory_methods_return_plain_values(manager):
         manager.free_tensor(handle)
 
 
+def test_facade_allocation_takes_the_dtype_names_get_optimal_batch_size_takes(manager):
+    for dtype, expected in (("float32", "FP32"), ("float16", "FP16"), ("FP16", "FP16"),
+                            ("int64", "INT64")):
+        handle = manager.optimize_memory_allocation(0, [2, 2], dtype=dtype)
+        try:
+            assert handle["datatype"] == expected, dtype
+        finally:
+            manager.free_tensor(handle)
+    try:
+        import torch
+    except ImportError:
+        return
+    handle = manager.optimize_memory_allocation(0, [3], dtype=torch.bfloat16)
+    try:
+        assert handle["datatype"] == "BF16"
+    finally:
+        manager.free_tensor(handle)
+
+
 def test_facade_async_transfer_returns_a_future(manager):
     handle = manager.optimize_memory_allocation(0, [2, 2], dtype="FP32")
     try:
@@ -392,3 +413,23 @@ def test_facade_scaling_and_report(manager):
     assert [d["kind"] for d in report["devices"]] == ["host", "host"]
     assert len(report["memory"]["devices"]) == 2
     assert report["scaling"]["enabled"] in (True, False)
+
+
+def test_client_sends_its_bearer_token(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("py infer python-token-0123456789\n")
+    config = tmp_path / "inferd.yaml"
+    config.write_text('server:\n  auth:\n    tokens_file: "%s"\n' % tokens)
+    d = Daemon(["--config=%s" % config, "--host-devices=1", "--grpc-listen=127.0.0.1:0",
+                "--metrics-listen=127.0.0.1:0"])
+    try:
+        with Client(d.target, token="python-token-0123456789") as c:
+            assert c.health()
+            assert any(m.name == "add" for m in c.list_models())
+        with Client(d.target, token="") as anonymous:
+            with pytest.raises(InferdError) as e:
+                anonymous.list_models()
+            assert e.value.code_name == "UNAUTHENTICATED"
+            assert "RepositoryIndex needs a bearer token with role infer" in e.value.message
+    finally:
+        d.stop()

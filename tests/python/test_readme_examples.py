@@ -178,3 +178,40 @@ def test_python_example_runs_verbatim(readme_daemon, tmp_path):
     assert "task: {'OUTPUT0': [10.0, 20.0, 30.0]}" in r.stdout
     assert "transfer: SUCCEEDED" in r.stdout
     assert "devices: [" in r.stdout
+
+
+def _section_blocks(title):
+    text = _readme()
+    start = text.index("## " + title)
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"```(\w+)\n(.*?)```", text[start:end], re.S)
+
+
+def test_serve_your_own_model_runs_verbatim(tmp_path):
+    """The "Serve your own model" steps, in a fresh folder: the generator and
+    the daemon line as written (plus free ports), then the second shell's
+    commands against that daemon."""
+    bindir = os.path.dirname(os.environ["INFERD_INFERCTL"])
+    blocks = [body for lang, body in _section_blocks("Serve your own model") if lang == "sh"]
+    assert len(blocks) == 2, blocks
+    setup = [l for l in blocks[0].splitlines() if l.strip()]
+    assert len(setup) == 2 and setup[1].startswith("build/bin/inferd ")
+    gen = subprocess.run(setup[0].replace("build/bin/", bindir + "/"), shell=True, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert gen.returncode == 0, gen.stderr
+    args = ["--grpc-listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0"]
+    for a in shlex.split(setup[1])[1:]:
+        if a.startswith("--model-repository="):  # relative to the folder the steps run in
+            a = "--model-repository=" + str(tmp_path / a.split("=", 1)[1])
+        args.append(a)
+    d = Daemon(args)
+    try:
+        script = blocks[1].replace("build/bin/inferctl",
+                                   "%s/inferctl --target=%s" % (bindir, d.target))
+        r = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "my_mlp" in r.stdout
+        assert "OUTPUT0" in r.stdout
+    finally:
+        d.stop()

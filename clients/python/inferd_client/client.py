@@ -30,6 +30,8 @@ InferdError carrying the canonical code and the daemon's message.
 A Client is safe to use from several threads (gRPC channels and stubs are).
 """
 
+import collections
+import os
 import time
 
 import grpc
@@ -49,6 +51,37 @@ _scaling = _stubs.scaling_pb2
 _report = _stubs.report_pb2
 _common = _stubs.common_pb2
 _health = _stubs.health_pb2
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                   grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call."""
+
+    def __init__(self, token):
+        self._header = ("authorization", "Bearer " + token)
+
+    def _details(self, d):
+        metadata = list(d.metadata or []) + [self._header]
+        return _CallDetails(d.method, d.timeout, metadata, d.credentials,
+                            getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
 
 
 class InferdError(Exception):
@@ -173,10 +206,17 @@ class Client(object):
         UNAVAILABLE, doubling the pause each time.
     owner: the client id set on tensors and tasks this client creates (the
         daemon lists and reclaims by it); "" for none.
+    token: sent as `authorization: Bearer <token>` with every call (a
+        daemon with server.auth); None = $INFERD_TOKEN when set.
+    tls / tls_ca / tls_cert / tls_key: TLS (on when `tls` or a file is set):
+        tls_ca is a PEM file of the roots that sign the server's
+        certificate (None: the system's), tls_cert/tls_key a client
+        certificate for mutual TLS.
     """
 
     def __init__(self, target=DEFAULT_TARGET, timeout=30.0, max_message_bytes=64 << 20,
-                 max_attempts=3, initial_backoff=0.1, owner=""):
+                 max_attempts=3, initial_backoff=0.1, owner="", token=None, tls=False,
+                 tls_ca=None, tls_cert=None, tls_key=None):
         if timeout is None or timeout <= 0:
             raise ValueError("timeout: %r must be a positive number of seconds" % (timeout,))
         if max_attempts < 1:
@@ -186,10 +226,24 @@ class Client(object):
         self.max_attempts = int(max_attempts)
         self.initial_backoff = float(initial_backoff)
         self.owner = owner or ""
-        self._channel = grpc.insecure_channel(target, options=[
+        options = [
             ("grpc.max_send_message_length", int(max_message_bytes)),
             ("grpc.max_receive_message_length", int(max_message_bytes)),
-        ])
+        ]
+        if tls or tls_ca or tls_cert or tls_key:
+            def read(path):
+                if not path:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+            creds = grpc.ssl_channel_credentials(read(tls_ca), read(tls_key), read(tls_cert))
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        if token is None:
+            token = os.environ.get("INFERD_TOKEN") or None
+        if token:
+            self._channel = grpc.intercept_channel(self._channel, _BearerToken(token))
         self.kserve = _stubs.grpc_service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         self.memory = _stubs.memory_pb2_grpc.MemoryStub(self._channel)
         self.scheduler = _stubs.scheduler_pb2_grpc.SchedulerStub(self._channel)
@@ -337,7 +391,8 @@ class Client(object):
     # -- inferd.v1.Memory -----------------------------------------------
 
     def _alloc_request(self, datatype, shape, device, byte_size, owner, lease_seconds):
-        req = _mem.AllocateTensorRequest(datatype=datatype, shape=shape, byte_size=byte_size,
+        req = _mem.AllocateTensorRequest(datatype=datatype_name(datatype), shape=shape,
+                                         byte_size=byte_size,
                                          owner=self.owner if owner is None else owner,
                                          lease_seconds=lease_seconds)
         if device is not None:
@@ -347,7 +402,9 @@ class Client(object):
     def allocate_tensor(self, datatype, shape, device=None, byte_size=0, owner=None,
                         lease_seconds=0.0):
         """Allocates a zeroed tensor; device None = the one with the most
-        free memory. Returns its TensorInfo (info.id is the handle)."""
+        free memory. `datatype`: a KServe name ("FP32"), a numpy / torch
+        dtype or its name ("float32"). Returns its TensorInfo (info.id is
+        the handle)."""
         return self.call(self.memory.AllocateTensor,
                          self._alloc_request(datatype, shape, device, byte_size, owner, lease_seconds))
 

@@ -2,6 +2,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "core/device/cuda/cuda_device.h"
@@ -19,10 +21,16 @@ absl::StatusOr<std::vector<std::unique_ptr<Device>>> DiscoverCudaDevices(
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
-    // No GPU or no driver is a normal configuration, not an error.
-    const bool expected = err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver;
-    if (expected) {
-      INFERD_LOG(kInfo, "no usable CUDA device: ", cudaGetErrorString(err));
+    // No GPU or no driver is a normal configuration, not an error: the
+    // caller says so in one line. The runtime reports a missing driver as
+    // an insufficient one; only a loaded driver that is too old is news.
+    std::error_code ec;
+    const bool driver_loaded = std::filesystem::exists("/proc/driver/nvidia/version", ec);
+    if (err == cudaErrorNoDevice || (err == cudaErrorInsufficientDriver && !driver_loaded)) {
+      INFERD_LOG(kDebug, "CUDA: ", cudaGetErrorString(err));
+    } else if (err == cudaErrorInsufficientDriver) {
+      INFERD_LOG(kWarning, "the loaded NVIDIA driver is older than this build's CUDA runtime "
+                           "needs; GPUs are not used");
     } else {
       INFERD_LOG(kWarning, "no usable CUDA device: ", cudaGetErrorString(err), " (",
                  cudaGetErrorName(err), ")");

@@ -385,6 +385,9 @@ TEST(ConfigTest, DescribeConfigOfDefaultsParsesBack) {
 TEST(ConfigTest, DescribeConfigOfNonDefaultsParsesBack) {
   Config config;
   config.server.grpc_listen = "[::]:0";
+  config.server.allow_insecure_non_loopback = true;
+  config.server.tls.cert_file = "/etc/inferd/tls/tls.crt";
+  config.server.tls.key_file = "/etc/inferd/tls/tls.key";
   config.server.metrics_listen = "";
   config.server.log_level = "debug";
   config.server.shutdown_grace_seconds = 0.1 + 0.2;
@@ -443,6 +446,46 @@ TEST(ConfigTest, EndlessDocumentStreamsAreCappedNamingTheFile) {
   // Up to 16 are counted and refused as before.
   EXPECT_THAT(ParseConfig("---\na: 1\n---\nb: 2\n").status().message(),
               HasSubstr("config holds 2 YAML documents"));
+}
+
+// A grpc_listen beyond loopback needs TLS, auth or the explicit key.
+TEST(ConfigTest, NonLoopbackListenNeedsTlsAuthOrExplicitKey) {
+  Config config;
+  config.server.grpc_listen = "0.0.0.0:50051";
+  absl::Status st = ValidateConfig(config);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              ::testing::HasSubstr("server.grpc_listen: \"0.0.0.0:50051\" is beyond loopback"));
+  Config with_auth = config;
+  with_auth.server.auth.tokens_file = "/etc/inferd/tokens";
+  EXPECT_THAT(std::string(ValidateConfig(with_auth).message()),
+              ::testing::HasSubstr("server.auth.tokens_file: needs server.tls when grpc_listen"));
+  with_auth.server.tls.cert_file = "c.pem";
+  with_auth.server.tls.key_file = "k.pem";
+  EXPECT_TRUE(ValidateConfig(with_auth).ok());
+  Config with_tls = config;
+  with_tls.server.tls.cert_file = "c.pem";
+  with_tls.server.tls.key_file = "k.pem";
+  EXPECT_TRUE(ValidateConfig(with_tls).ok());
+  Config allowed = config;
+  allowed.server.allow_insecure_non_loopback = true;
+  EXPECT_TRUE(ValidateConfig(allowed).ok());
+  config.server.auth.tokens_file = "/etc/inferd/tokens";  // fine on loopback
+  for (const char* local : {"127.0.0.1:0", "localhost:1", "[::1]:2"}) {
+    config.server.grpc_listen = local;
+    EXPECT_TRUE(ValidateConfig(config).ok()) << local;
+  }
+}
+
+TEST(ConfigTest, TlsKeysGoTogether) {
+  Config config;
+  config.server.tls.cert_file = "c.pem";
+  EXPECT_THAT(std::string(ValidateConfig(config).message()),
+              ::testing::HasSubstr("server.tls.key_file: must be set together"));
+  config.server.tls.cert_file = "";
+  config.server.tls.client_ca_file = "ca.pem";
+  EXPECT_THAT(std::string(ValidateConfig(config).message()),
+              ::testing::HasSubstr("server.tls.client_ca_file: needs server.tls.cert_file"));
 }
 
 }  // namespace

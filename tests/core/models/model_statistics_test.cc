@@ -55,5 +55,24 @@ TEST(ModelStatisticsTest, NegativeDurationsCountAsZero) {
   EXPECT_EQ(s.batches[0].compute_infer.ns, 10u);
 }
 
+// Successes and failures land in the duration bucket of their end-to-end
+// time (upper bounds inclusive), beyond the last bound in +Inf.
+TEST(ModelStatisticsTest, RequestDurationsFillTheirBuckets) {
+  ModelStatistics stats;
+  const absl::Time now = absl::FromUnixMillis(1);
+  stats.RecordSuccess(1, absl::Microseconds(50), absl::ZeroDuration(), {}, now);   // <= 100us
+  stats.RecordSuccess(1, absl::Microseconds(100), absl::ZeroDuration(), {}, now);  // <= 100us
+  stats.RecordFailure(absl::Milliseconds(3), now);                                 // <= 5ms
+  stats.RecordFailure(absl::Seconds(60), now);                                     // +Inf
+  ModelStatisticsSnapshot s = stats.Snapshot();
+  ASSERT_EQ(s.request_duration_buckets.size(), kRequestDurationBounds.size() + 1);
+  EXPECT_EQ(s.request_duration_buckets[0], 2u);
+  EXPECT_EQ(s.request_duration_buckets[5], 1u);  // (2.5ms, 5ms]
+  EXPECT_EQ(s.request_duration_buckets.back(), 1u);
+  uint64_t total = 0;
+  for (uint64_t b : s.request_duration_buckets) total += b;
+  EXPECT_EQ(total, 4u);
+}
+
 }  // namespace
 }  // namespace inferd
