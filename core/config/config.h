@@ -178,6 +178,7 @@ struct MemoryConfig {
   double batch_safety_margin = 0.1;       // free memory GetOptimalBatchSize keeps back
   bool zero_new_tensors = true;           // no client reads another's freed bytes
   bool release_segments_on_grow = false;  // trade driver calls for a tighter pool
+  int64_t staging_mb = 512;               // pinned staging per GPU; 0 = none
 
   bool operator==(const MemoryConfig&) const = default;
 };

@@ -449,6 +449,10 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->memory.release_segments_on_grow; }, AnyBool{}, "",
           "Before a pool grows, return its fully free segments to the driver (tighter "
           "memory; each growth then also pays a cudaFree)"),
+      Key("memory.staging_mb",
+          [](auto* c) { return &c->memory.staging_mb; }, IntRange{0, 1 << 20}, "MiB",
+          "Pinned host memory per GPU that stages request inputs and outputs held in "
+          "pageable memory, so no copy blocks the dispatching thread; 0 = copy directly"),
 
       // scaling.* (the scaler's keys beyond the seed's; docs/SCALING.md)
       Key("scaling.window_length_seconds",

@@ -111,6 +111,7 @@ MemoryEngineOptions MemoryOptionsFromConfig(const Config& c) {
   o.batch_safety_margin = c.memory.batch_safety_margin;
   o.zero_new_tensors = c.memory.zero_new_tensors;
   o.release_segments_on_grow = c.memory.release_segments_on_grow;
+  o.staging_mb = static_cast<uint64_t>(c.memory.staging_mb);
   o.max_tensor_bytes = static_cast<uint64_t>(c.limits.max_tensor_bytes);
   o.max_dims = c.limits.max_dims;
   return o;

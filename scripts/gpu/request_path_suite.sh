@@ -36,25 +36,30 @@ for s in "${steps[@]}"; do
       repo=$work/heavy; sizes=4096,16384,16384,4096
       "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
-      "$bin/inferd" --grpc-listen=127.0.0.1:50181 --metrics-listen= --model-repository="$repo" \
-        2>"$work/heavy.log" &
-      pid=$!
-      for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
-      for conc in 128 512; do
-        nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
-        smi=$!
-        pids=()
-        for i in 1 2 3 4; do
-          "$bin/inferctl" --target=127.0.0.1:50181 bench mlp_heavy --input=INPUT0:FP32:1x4096 \
-            --concurrency=$((conc / 4)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
-          pids+=($!)
+      # Slots per device (max_tasks_per_device): the default and fewer, which
+      # leaves requests more time to gather into larger batches.
+      for slots in ${HEAVY_SLOTS:-4 1}; do
+        "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/" >"$work/heavy_$slots.yaml"
+        "$bin/inferd" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
+          --model-repository="$repo" 2>"$work/heavy_$slots.log" &
+        pid=$!
+        for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
+        for conc in 128 512; do
+          nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
+          smi=$!
+          pids=()
+          for i in 1 2 3 4; do
+            "$bin/inferctl" --target=127.0.0.1:50181 bench mlp_heavy --input=INPUT0:FP32:1x4096 \
+              --concurrency=$((conc / 4)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
+            pids+=($!)
+          done
+          wait "${pids[@]}"; kill $smi
+          qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
+          awk -v q="$qps" -v c="$conc" -v n="$slots" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, c, q, t/k/100}' "$work/util.$conc"
         done
-        wait "${pids[@]}"; kill $smi
-        qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
-        awk -v q="$qps" -v c="$conc" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", c, q, t/k/100}' "$work/util.$conc"
+        "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
+        kill -TERM $pid; wait $pid
       done
-      "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | head -40
-      kill -TERM $pid; wait $pid
       python3 - <<'PY'
 import json, time, torch
 from torch import nn
