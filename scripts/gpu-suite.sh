@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the GPU-side suite on the GPU machine from a bundle made by
-#   ../shared/tools/gpu-bundle build/bin/inferd build/bin/inferctl build/tests/<tests...> scripts/gpu-suite.sh
-# Usage there: source .gpu/env.sh && bash .gpu/data/gpu-suite.sh [STEP...]
+# Runs the GPU-side suite on a GPU machine from a package made on a build
+# host by (docs/DEVELOPMENT.md, "On a GPU machine")
+#   scripts/package.sh build/bin/inferd build/bin/inferctl build/tests/<tests...> scripts/gpu-suite.sh
+# Usage there: source .gpu/env.sh && bash .gpu/bin/gpu-suite.sh [STEP...]
 # Steps default to all; logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 out=${OUT:-./gpu-out}
