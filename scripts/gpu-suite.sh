@@ -28,7 +28,7 @@ for s in "${steps[@]}"; do
         export INFERD_TORCH_REFERENCE_DIR=$work/torchref
       fi
       for t in "$bin"/gpu_tests "$bin"/*gpu_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
-    # The foundation's suites, pointed at the GPUs. The engine suites
+    # The protocol, lifecycle and report suites, pointed at the GPUs. The engine suites
     # (memory, comm, scheduler, scaling) assume host devices of a set
     # capacity and count, and run in CI.
     integration) for t in kserve_integration_test lifecycle_test report_integration_test; do
