@@ -82,13 +82,13 @@ for f in "$@"; do
   cp -L "$f" "$dest"
   if is_elf "$f"; then
     elves+=("$dest")
-    for lib in $(deps "$f"); do
+    while read -r lib; do
       target=$out/lib/$(basename "$lib")
       if [[ ! -e $target ]]; then
         cp -L "$lib" "$target"
         elves+=("$target")
       fi
-    done
+    done < <(deps "$f")
   fi
 done
 
@@ -110,6 +110,7 @@ export NCCL_NVLS_ENABLE="${NCCL_NVLS_ENABLE:-0}"
 unset _inferd_pkg
 ENV
 
-echo "package.sh: $out ($(du -sh "$out" | cut -f1)): $(ls "$out/bin" | wc -l) in bin," \
-  "$(ls "$out/lib" | wc -l) in lib, $(ls "$out/data" | wc -l) in data"
+count() { find "$1" -mindepth 1 -maxdepth 1 | wc -l; }
+echo "package.sh: $out ($(du -sh "$out" | cut -f1)): $(count "$out/bin") in bin," \
+  "$(count "$out/lib") in lib, $(count "$out/data") in data"
 echo "on the target machine: source $out/env.sh"
