@@ -16,8 +16,8 @@
 # libcublas*, libnccl, libnvidia-ml, libnvrtc, ...). Copied ELF files lose
 # their debug information (strip --strip-debug) to keep the package small.
 #
-# DIR defaults to .gpu in the repository root (ignored by git). It is emptied
-# first. DIR/env.sh, sourced on the target machine, puts DIR/bin first on PATH
+# DIR defaults to .gpu in the repository root (ignored by git). A previous
+# package there is replaced; a folder that is not a package is left alone. DIR/env.sh, sourced on the target machine, puts DIR/bin first on PATH
 # and DIR/lib, then /usr/local/cuda/lib64, first on LD_LIBRARY_PATH, and
 # exports GPU_BUNDLE=DIR, which scripts/gpu-suite.sh and scripts/gpu/*.sh read.
 #
@@ -65,6 +65,12 @@ deps() {
     done
 }
 
+# Empty DIR only when it is a previous package (or empty): never a folder
+# of other files given by mistake.
+if [[ -d $out && -n "$(find "$out" -mindepth 1 -maxdepth 1 -print -quit)" && ! -f $out/env.sh ]]; then
+  echo "package.sh: $out exists and is not a package (no env.sh); not emptying it" >&2
+  exit 1
+fi
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/data"
 
