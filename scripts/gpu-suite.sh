@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the GPU-side suite on a GPU machine from a package made on a build
 # host by (docs/DEVELOPMENT.md, "On a GPU machine")
-#   scripts/package.sh build/bin/inferd build/bin/inferctl build/tests/<tests...> scripts/gpu-suite.sh
+#   scripts/package.sh build/bin/inferd build/bin/inferctl build/tests/TEST... scripts/gpu-suite.sh
 # Usage there: source .gpu/env.sh && bash .gpu/bin/gpu-suite.sh [STEP...]
 # Steps default to all; logs go to $OUT (or ./gpu-out).
 set -uo pipefail
