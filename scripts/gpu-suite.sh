@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the GPU-side suite on the GPU machine from a bundle made by
-#   ../shared/tools/gpu-bundle build/bin/inferd build/bin/inferctl build/tests/<tests...> scripts/gpu-suite.sh
-# Usage there: source .gpu/env.sh && bash .gpu/data/gpu-suite.sh [STEP...]
+# Runs the GPU-side suite on a GPU machine from a package made on a build
+# host by (docs/DEVELOPMENT.md, "On a GPU machine")
+#   scripts/package.sh build/bin/inferd build/bin/inferctl build/tests/TEST... scripts/gpu-suite.sh
+# Usage there: source .gpu/env.sh && bash .gpu/bin/gpu-suite.sh [STEP...]
 # Steps default to all; logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 out=${OUT:-./gpu-out}
@@ -27,7 +28,7 @@ for s in "${steps[@]}"; do
         export INFERD_TORCH_REFERENCE_DIR=$work/torchref
       fi
       for t in "$bin"/gpu_tests "$bin"/*gpu_test; do [[ -x $t ]] && run "$(basename "$t")" "$t"; done ;;
-    # The foundation's suites, pointed at the GPUs. The engine suites
+    # The protocol, lifecycle and report suites, pointed at the GPUs. The engine suites
     # (memory, comm, scheduler, scaling) assume host devices of a set
     # capacity and count, and run in CI.
     integration) for t in kserve_integration_test lifecycle_test report_integration_test; do

@@ -1,4 +1,4 @@
-// CommEngine: the communication engine — the seed's CommunicationOptimizer.
+// CommEngine: the communication engine (transfers and collectives).
 // It owns the engine's metrics, the TransferEngine (prioritized transfers
 // between devices and the host) and the CollectiveEngine (broadcast,
 // all-reduce, all-gather, reduce-scatter), and merges their stats into the

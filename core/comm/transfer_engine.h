@@ -1,6 +1,6 @@
 // TransferEngine: prioritized asynchronous copies of tensors between
 // endpoints — devices and the host (client bytes in and out) — by handle.
-// The seed's async_transfer(tensor, src_device, dst_device, priority).
+// Serves async_transfer(tensor, src_device, dst_device, priority).
 //
 // Each link (ordered pair of endpoints) has a queue ordered by priority
 // (then arrival) and a worker that issues the head transfer piece by piece;

@@ -2,8 +2,8 @@
 // at the compiled-in defaults, which equal configs/inferd.yaml). Each engine
 // gets its own struct. yaml-cpp is used only in config.cc.
 //
-// Key paths below are the YAML paths. The seed's block lives, key for key,
-// under device.multi_gpu.performance_optimization.
+// Key paths below are the YAML paths. The engines' main settings live under
+// device.multi_gpu.performance_optimization.
 //
 // One table in config.cc (kFields, built by Fields()) lists every key: its
 // YAML path, the struct member it sets, its allowed values, unit and a
@@ -73,7 +73,7 @@ struct ServerConfig {
   bool operator==(const ServerConfig&) const = default;
 };
 
-// device.multi_gpu.performance_optimization.* — the seed's keys.
+// device.multi_gpu.performance_optimization.* — the engines' main settings.
 struct PerformanceConfig {
   int64_t memory_pool_size_mb = 512;
   bool enable_memory_monitoring = true;
@@ -124,7 +124,7 @@ struct ScalingRuleConfig {
   bool operator==(const ScalingRuleConfig&) const = default;
 };
 
-// scaling.* — the dynamic scaler's keys beyond the seed's (enable, cooldowns,
+// scaling.* — the dynamic scaler's keys beyond PerformanceConfig (enable, cooldowns,
 // interval and stability stay in PerformanceConfig).
 struct ScalingConfig {
   double window_length_seconds = 300.0;  // >= scaling_evaluation_interval
@@ -168,7 +168,7 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
-// memory.* — the memory engine's keys beyond the seed's (docs/MEMORY.md).
+// memory.* — the memory engine's keys beyond PerformanceConfig (docs/MEMORY.md).
 struct MemoryConfig {
   double default_lease_seconds = 600.0;   // lease when a request gives none
   double max_lease_seconds = 86400.0;     // longest lease a request may ask for
@@ -183,7 +183,7 @@ struct MemoryConfig {
   bool operator==(const MemoryConfig&) const = default;
 };
 
-// scheduler.* — the scheduler's keys beyond the seed's (strategy, slots per
+// scheduler.* — the scheduler's keys beyond PerformanceConfig (strategy, slots per
 // device, timeout, preemption and migration stay in PerformanceConfig).
 // docs/SCHEDULER.md describes each policy.
 struct SchedulerConfig {

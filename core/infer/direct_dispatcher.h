@@ -1,7 +1,7 @@
 // DirectDispatcher: places each request round-robin over devices and their
-// streams and runs it at once, with no queueing. The foundation's path from
-// ModelInfer to a device; the scheduler engine replaces it with queues,
-// priorities, batching and placement strategies.
+// streams and runs it at once, with no queueing: ModelInfer's path to a device
+// when enable_advanced_scheduling is false. The scheduler engine (core/sched)
+// is the other path, with queues, priorities, batching and placement.
 #ifndef INFERD_CORE_INFER_DIRECT_DISPATCHER_H_
 #define INFERD_CORE_INFER_DIRECT_DISPATCHER_H_
 

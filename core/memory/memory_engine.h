@@ -55,7 +55,7 @@ class MemoryEngine {
   MemoryEngine(const MemoryEngine&) = delete;
   MemoryEngine& operator=(const MemoryEngine&) = delete;
 
-  // Allocates a tensor (zeroed unless disabled) and registers it. The seed's
+  // Allocates a tensor (zeroed unless disabled) and registers it; serves
   // optimize_memory_allocation(device_id, tensor_size). INVALID_ARGUMENT for
   // a bad device, dtype, shape (rank above max_dims), size or lease;
   // RESOURCE_EXHAUSTED naming the device, requested and free bytes when even

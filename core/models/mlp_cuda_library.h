@@ -1,6 +1,6 @@
 // MlpCudaLibrary: libinferd_mlp_cuda.so (core/device/cuda/mlp/), loaded
 // with dlopen so that cuBLASLt never enters the daemon's link line
-// (ARCHITECTURE.md, "cuBLAS note"). Wraps its C ABI in absl::Status.
+// (docs/ARCHITECTURE.md, "cuBLAS and libtorch"). Wraps its C ABI in absl::Status.
 //
 // Thread-safety: immutable after Load; all methods may be called
 // concurrently (the library's own contract, mlp_cuda_api.h, applies to

@@ -82,7 +82,8 @@ class DynamicScaler {
   // --- samples (INVALID_ARGUMENT for negative / non-finite / >1 fractions,
   // naming the field; NOT_FOUND for an unknown device) ---
   absl::Status RecordSchedulerSample(const SchedulerSample& sample);
-  // The seed's client entry point; same data as a scheduler sample.
+  // The clients' entry point (Scaling.CollectWorkloadMetrics); same data as a
+  // scheduler sample.
   absl::Status CollectWorkloadMetrics(double queue_length, double processing_time,
                                       double throughput);
   absl::Status RecordDeviceSample(const DeviceSample& sample);

@@ -68,7 +68,7 @@ inline constexpr size_t kMaxScalingRules = 64;
 // so a client must not be able to ask for thousands a second.
 inline constexpr absl::Duration kMinEvaluationInterval = absl::Milliseconds(100);
 
-// Defaults equal configs/inferd.yaml (the seed's performance_optimization
+// Defaults equal configs/inferd.yaml (the performance_optimization
 // block) plus DefaultScalingRules().
 struct ScalingPolicy {
   // enable_dynamic_scaling. false: every healthy device stays active and the

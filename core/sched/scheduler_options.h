@@ -49,7 +49,7 @@ struct BatchingPolicy {
 };
 
 struct SchedulerOptions {
-  // The seed's keys (device.multi_gpu.performance_optimization.*).
+  // From device.multi_gpu.performance_optimization.*.
   PlacementStrategy strategy = PlacementStrategy::kBalanced;
   BalancedWeights balanced_weights;
   int max_tasks_per_device = 4;

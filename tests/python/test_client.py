@@ -1,6 +1,6 @@
 """Tests of the Python client package (clients/python/inferd_client): the
 pure-Python tensor helpers, the low-level Client against the real daemon on
-every service, and the InferdManager facade with the seed's method names."""
+every service, and the InferdManager facade with MultiGPUManager's method names."""
 
 import enum
 import queue
@@ -16,7 +16,7 @@ from inferd_client.tensors import decode, encode
 
 from conftest import Daemon
 
-SEED_METHODS = (
+MANAGER_METHODS = (
     "optimize_memory_allocation", "get_optimal_batch_size", "get_memory_stats", "async_transfer",
     "get_communication_stats", "collect_workload_metrics", "get_scaling_stats",
     "schedule_inference_task", "get_scheduler_stats", "get_performance_report",
@@ -90,14 +90,14 @@ def test_datatype_names_accept_other_libraries_spellings():
 
 
 def test_priorities_accept_names_numbers_and_enum_members():
-    class SeedPriority(enum.Enum):  # what seed code passes
+    class TaskPriority(enum.Enum):  # what MultiGPUManager callers pass
         HIGH = 1
         BACKGROUND = 4
 
     p = inferd_client.client._common.Priority
     assert convert.priority_value("high") == p.Value("PRIORITY_HIGH")
     assert convert.priority_value("PRIORITY_LOW") == p.Value("PRIORITY_LOW")
-    assert convert.priority_value(SeedPriority.BACKGROUND) == p.Value("PRIORITY_BACKGROUND")
+    assert convert.priority_value(TaskPriority.BACKGROUND) == p.Value("PRIORITY_BACKGROUND")
     assert convert.priority_value(None) == p.Value("PRIORITY_NORMAL")
     with pytest.raises(ValueError, match="priority: 'URGENT' is not one of"):
         convert.priority_value("URGENT")
@@ -322,9 +322,9 @@ def test_unreachable_daemon_fails_with_unavailable_after_retries():
 
 # -- the facade -----------------------------------------------------------------
 
-def test_facade_has_every_seed_method_and_the_seed_name():
+def test_facade_has_every_manager_method_and_the_manager_name():
     assert MultiGPUManager is InferdManager
-    for name in SEED_METHODS:
+    for name in MANAGER_METHODS:
         assert callable(getattr(InferdManager, name)), name
 
 
@@ -384,7 +384,7 @@ def test_facade_async_transfer_returns_a_future(manager):
         manager.free_tensor(handle)
 
 
-def test_facade_schedules_tasks_like_the_seed(manager):
+def test_facade_schedules_tasks_like_the_manager_api(manager):
     task_id = manager.schedule_inference_task("add", ([1.0, 2.0], [3.0, 4.0]), priority="CRITICAL",
                                               memory_requirement=1024)
     assert isinstance(task_id, str)

@@ -6,7 +6,7 @@
         out = client.infer("add", {"INPUT0": [1.0, 2.0], "INPUT1": [3.0, 4.0]})
         print(out["OUTPUT0"].values())                  # [4.0, 6.0]
 
-    manager = InferdManager("127.0.0.1:50051")          # the seed's method names
+    manager = InferdManager("127.0.0.1:50051")          # MultiGPUManager's method names
     print(manager.get_memory_stats())
 
 The generated gRPC stubs are found through INFERD_PYTHON_STUBS or next to the

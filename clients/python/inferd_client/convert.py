@@ -32,8 +32,8 @@ def enum_short_name(enum_descriptor, number):
 
 def enum_value(enum_descriptor, value, field):
     """Parses an enum given as its short or full name (any case), its
-    number, or an object with a `name` (a Python Enum member, e.g. the
-    seed's TaskPriority.HIGH). Raises ValueError naming `field`."""
+    number, or an object with a `name` (a Python Enum member, e.g. a
+    TaskPriority.HIGH). Raises ValueError naming `field`."""
     if isinstance(value, bool):
         raise ValueError("%s: %r is not a %s" % (field, value, enum_descriptor.name))
     if isinstance(value, int):

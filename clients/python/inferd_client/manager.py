@@ -1,12 +1,13 @@
-"""InferdManager: the seed's MultiGPUManager method names over the daemon.
+"""InferdManager: the method names of the torch-inference framework's
+MultiGPUManager, answered by the daemon.
 
-Code written for the seed's in-process manager moves to the daemon by
+Code written against that in-process manager moves to the daemon by
 changing one constructor:
 
-    manager = MultiGPUManager(config)                 # the seed
+    manager = MultiGPUManager(config)                 # in-process
     manager = InferdManager("127.0.0.1:50051")        # inferd
 
-Every method keeps the seed's name and arguments and returns plain Python
+Every method keeps MultiGPUManager's name and arguments and returns plain Python
 values (dicts, lists, ints, strings): no protobuf types. Enum values are
 short names ("HIGH", "SUCCEEDED"); times are Unix milliseconds; sizes are
 bytes; durations are seconds. The shapes are given in each docstring.
@@ -88,7 +89,7 @@ def _status_code(number):
 
 
 class InferdManager(object):
-    """The seed's MultiGPUManager, backed by an inferd daemon.
+    """MultiGPUManager's methods, backed by an inferd daemon.
 
     target: the daemon's "host:port"; other keyword arguments go to Client
     (timeout, max_message_bytes, max_attempts, owner).
@@ -107,7 +108,7 @@ class InferdManager(object):
         self.close()
         return False
 
-    # -- memory (the seed's MemoryOptimizer) --------------------------------
+    # -- memory (inferd.v1.Memory) ----------------------------------------
 
     def optimize_memory_allocation(self, device_id, tensor_size, dtype="UINT8", lease_seconds=0.0):
         """Allocates a zeroed tensor on `device_id` from the daemon's pool
@@ -148,7 +149,7 @@ class InferdManager(object):
         """Frees a tensor (a dict from optimize_memory_allocation, or its id)."""
         self.client.free_tensor(tensor if isinstance(tensor, str) else tensor["tensor_id"])
 
-    # -- communication (the seed's CommunicationOptimizer) ------------------
+    # -- communication (inferd.v1.Communication) --------------------------
 
     def async_transfer(self, tensor, src_device, dst_device, priority="NORMAL"):
         """Queues a copy of `tensor` to `dst_device` and returns at once with
@@ -196,7 +197,7 @@ class InferdManager(object):
         "overlap_threshold_bytes", "bandwidth_limit", "communicators", ...}."""
         return convert.message_to_dict(self.client.get_communication_stats())
 
-    # -- scaling (the seed's DynamicScaler) ---------------------------------
+    # -- scaling (inferd.v1.Scaling) --------------------------------------
 
     def collect_workload_metrics(self, queue_length, processing_time, throughput):
         """Adds a workload sample (tasks waiting, seconds per task, tasks per
@@ -214,7 +215,7 @@ class InferdManager(object):
         "client_samples"}, "policy": {"enabled", "rules": [...], ...}}."""
         return convert.message_to_dict(self.client.get_scaling_stats())
 
-    # -- scheduling (the seed's AdvancedScheduler) --------------------------
+    # -- scheduling (inferd.v1.Scheduler) ---------------------------------
 
     def schedule_inference_task(self, func, args, priority="NORMAL", memory_requirement=0,
                                 **options):
@@ -287,5 +288,5 @@ class InferdManager(object):
         return convert.message_to_dict(self.client.get_performance_report())
 
 
-# The seed's name, so `from inferd_client import MultiGPUManager` works too.
+# The framework's class name, so `from inferd_client import MultiGPUManager` works too.
 MultiGPUManager = InferdManager

@@ -34,7 +34,7 @@ _FORMATS = {
 }
 DATATYPES = tuple(list(_FORMATS) + ["BF16", "BYTES"])
 
-# Spellings other libraries use (torch, numpy, the seed's config) -> ours.
+# Spellings other libraries use (torch, numpy, MultiGPUManager's config) -> ours.
 _ALIASES = {
     "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32",
     "uint64": "UINT64", "int8": "INT8", "int16": "INT16", "int32": "INT32",

@@ -34,7 +34,7 @@ std::string ReadShippedConfig() {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Wraps `body` in the nesting of the seed's block.
+// Wraps `body` in the nesting of the performance_optimization block.
 std::string Perf(absl::string_view body) {
   return "device:\n  multi_gpu:\n    performance_optimization:\n      " + std::string(body) + "\n";
 }
@@ -232,7 +232,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"UnknownTopLevelKey", "sever:\n  grpc_listen: x:1\n", "sever"},
         BadInput{"UnknownServerKey", "server:\n  grpc_listn: x:1\n", "server.grpc_listn"},
         BadInput{"UnknownSection", "device:\n  multi_gpux:\n    a: 1\n", "device.multi_gpux"},
-        BadInput{"UnknownSeedKey", Perf("memory_gc_treshold: 0.5"), P("memory_gc_treshold")},
+        BadInput{"UnknownPerformanceKey", Perf("memory_gc_treshold: 0.5"), P("memory_gc_treshold")},
         BadInput{"DottedKey", "device.host_devices: 2\n", "device.host_devices"},
         BadInput{"DuplicateKey", "limits:\n  max_dims: 3\n  max_dims: 4\n", "limits.max_dims"},
         // Non-maps where a map belongs.

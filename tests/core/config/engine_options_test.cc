@@ -48,14 +48,14 @@ TEST(PolicyFromConfigTest, DefaultConfigGivesDefaultPolicy) {
   EXPECT_EQ(policy->rules, DefaultScalingRules());
 }
 
-TEST(PolicyFromConfigTest, MapsTheSeedKeys) {
+TEST(PolicyFromConfigTest, MapsThePerformanceOptimizationKeys) {
   Config config;
-  PerformanceConfig& seed = config.device.performance;
-  seed.enable_dynamic_scaling = false;
-  seed.scale_up_cooldown = 5;
-  seed.scale_down_cooldown = 90.5;
-  seed.scaling_evaluation_interval = 2;
-  seed.scaling_stability_threshold = 0.25;
+  PerformanceConfig& perf = config.device.performance;
+  perf.enable_dynamic_scaling = false;
+  perf.scale_up_cooldown = 5;
+  perf.scale_down_cooldown = 90.5;
+  perf.scaling_evaluation_interval = 2;
+  perf.scaling_stability_threshold = 0.25;
   absl::StatusOr<ScalingPolicy> policy = ScalingPolicyFromConfig(config);
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_FALSE(policy->enabled);

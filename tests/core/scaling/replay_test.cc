@@ -1,6 +1,6 @@
 // Replays a generated 30-minute load trace (compressed day + bursts) through
 // 4 simulated devices at simulated time: once with every device always
-// active, once with the DynamicScaler (default policy, the seed's
+// active, once with the DynamicScaler (default policy,
 // stability_threshold 0.1; max_replicas 1) and once with
 // stability_threshold 0.2. Prints
 // device-minutes and queue-time percentiles for each (docs/PERFORMANCE.md

@@ -13,7 +13,7 @@ std::string ErrorOf(const ScalingPolicy& policy) {
   return std::string(status.message());
 }
 
-TEST(ScalingPolicyTest, DefaultPolicyIsValidAndMatchesTheSeed) {
+TEST(ScalingPolicyTest, DefaultPolicyIsValidAndMatchesTheConfigDefaults) {
   const ScalingPolicy policy;
   EXPECT_TRUE(ValidatePolicy(policy).ok());
   EXPECT_TRUE(policy.enabled);

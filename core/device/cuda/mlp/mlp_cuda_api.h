@@ -3,7 +3,7 @@
  * layers on cuBLASLt with fused bias/activation epilogues). The daemon
  * never links this library: core/models/mlp_model.cc loads it with dlopen
  * when a model runs on a CUDA device, so cuBLASLt's static TLS lands in
- * dynamic TLS (ARCHITECTURE.md, "cuBLAS note").
+ * dynamic TLS (docs/ARCHITECTURE.md, "cuBLAS and libtorch").
  *
  * Plain C; includes no CUDA header, so core/models may include it.
  *
