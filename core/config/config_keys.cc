@@ -329,7 +329,7 @@ const std::vector<FieldSpec>& Fields() {
           AnyBool{}, "",
           "Host streams run work on the caller's thread when idle (false: always async)"),
 
-      // device.multi_gpu.performance_optimization.* (the seed's block)
+      // device.multi_gpu.performance_optimization.* (placement, memory pool, comm, scaling)
       Key("device.multi_gpu.performance_optimization.memory_pool_size_mb",
           [](auto* c) { return &c->device.performance.memory_pool_size_mb; },
           IntRange{1, kMaxMiB}, "MiB", "Size of each device's memory pool"),
@@ -392,7 +392,7 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->device.performance.enable_task_migration; },
           AnyBool{}, "", "Idle devices take queued tasks from busy ones (work stealing)"),
 
-      // memory.* (the memory engine's keys beyond the seed's; docs/MEMORY.md)
+      // memory.* (the memory engine's own keys; docs/MEMORY.md)
       Key("memory.default_lease_seconds",
           [](auto* c) { return &c->memory.default_lease_seconds; },
           DoubleRange{0.0, 1e6, /*lo_open=*/true}, "seconds",
@@ -425,7 +425,7 @@ const std::vector<FieldSpec>& Fields() {
           "Before a pool grows, return its fully free segments to the driver (tighter "
           "memory; each growth then also pays a cudaFree)"),
 
-      // scaling.* (the scaler's keys beyond the seed's; docs/SCALING.md)
+      // scaling.* (the scaler's own keys; docs/SCALING.md)
       Key("scaling.window_length_seconds",
           [](auto* c) { return &c->scaling.window_length_seconds; },
           DoubleRange{0.0, 3600.0, /*lo_open=*/true}, "seconds",
@@ -445,7 +445,7 @@ const std::vector<FieldSpec>& Fields() {
           ScalingRules{}, "",
           "Scale-up and scale-down rules"),
 
-      // scheduler.* (the scheduler's keys beyond the seed's; docs/SCHEDULER.md)
+      // scheduler.* (the scheduler's own keys; docs/SCHEDULER.md)
       Key("scheduler.max_queue_depth",
           [](auto* c) { return &c->scheduler.max_queue_depth; },
           IntRange{1, 100000000}, "tasks",

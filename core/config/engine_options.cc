@@ -44,14 +44,14 @@ std::string ScalingConfigKey(absl::string_view field, int rule_index) {
 }
 
 absl::StatusOr<ScalingPolicy> ScalingPolicyFromConfig(const Config& config) {
-  const PerformanceConfig& seed = config.device.performance;
+  const PerformanceConfig& perf = config.device.performance;
   const ScalingConfig& scaling = config.scaling;
   ScalingPolicy policy;
-  policy.enabled = seed.enable_dynamic_scaling;
-  policy.scale_up_cooldown = absl::Seconds(seed.scale_up_cooldown);
-  policy.scale_down_cooldown = absl::Seconds(seed.scale_down_cooldown);
-  policy.evaluation_interval = absl::Seconds(seed.scaling_evaluation_interval);
-  policy.stability_threshold = seed.scaling_stability_threshold;
+  policy.enabled = perf.enable_dynamic_scaling;
+  policy.scale_up_cooldown = absl::Seconds(perf.scale_up_cooldown);
+  policy.scale_down_cooldown = absl::Seconds(perf.scale_down_cooldown);
+  policy.evaluation_interval = absl::Seconds(perf.scaling_evaluation_interval);
+  policy.stability_threshold = perf.scaling_stability_threshold;
   policy.min_active_devices = scaling.min_active_devices;
   policy.max_active_devices = scaling.max_active_devices;
   policy.max_replicas = scaling.max_replicas;
