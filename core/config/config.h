@@ -2,18 +2,21 @@
 // at the compiled-in defaults, which equal configs/inferd.yaml). Each engine
 // gets its own struct. yaml-cpp is used only in config.cc.
 //
-// Key paths below are the YAML paths. The engines' main settings live under
+// Key paths below are the YAML paths. The block the torch-inference
+// framework's configuration uses lives, key for key, under
 // device.multi_gpu.performance_optimization.
 //
-// One table in config.cc (kFields, built by Fields()) lists every key: its
+// One table in config_keys.cc (kFields, built by Fields()) lists every key: its
 // YAML path, the struct member it sets, its allowed values, unit and a
 // one-line doc. That table drives parsing, unknown-key detection,
 // validation, DescribeConfig() and ConfigKeys(). To add a key:
 //   1. add the member, with its default, to the struct below;
-//   2. add one Key(...) row to the table in config.cc (path, accessor,
-//      check, unit, doc), next to the keys of the same section;
+//   2. add one Key(...) row to the table in config_keys.cc (path, accessor,
+//      check, unit, doc), next to the keys of the same section: its range
+//      is checked there and nowhere else;
 //   3. add the key, with its comment, to configs/inferd.yaml
-//      (tests/core/config fails until the file and the table agree).
+//      (tests/core/config fails until the file and the table agree);
+//   4. map it onto its engine's options in core/config/engine_options.cc.
 //
 // Thread-safety: all functions here are pure and safe to call concurrently.
 #ifndef INFERD_CORE_CONFIG_CONFIG_H_
@@ -73,7 +76,8 @@ struct ServerConfig {
   bool operator==(const ServerConfig&) const = default;
 };
 
-// device.multi_gpu.performance_optimization.* — the engines' main settings.
+// device.multi_gpu.performance_optimization.* — placement, memory pool,
+// communication and scaling basics.
 struct PerformanceConfig {
   int64_t memory_pool_size_mb = 512;
   bool enable_memory_monitoring = true;
@@ -124,7 +128,7 @@ struct ScalingRuleConfig {
   bool operator==(const ScalingRuleConfig&) const = default;
 };
 
-// scaling.* — the dynamic scaler's keys beyond PerformanceConfig (enable, cooldowns,
+// scaling.* — the dynamic scaler's own keys (enable, cooldowns,
 // interval and stability stay in PerformanceConfig).
 struct ScalingConfig {
   double window_length_seconds = 300.0;  // >= scaling_evaluation_interval
@@ -168,7 +172,7 @@ struct LimitsConfig {
   bool operator==(const LimitsConfig&) const = default;
 };
 
-// memory.* — the memory engine's keys beyond PerformanceConfig (docs/MEMORY.md).
+// memory.* — the memory engine's own keys (docs/MEMORY.md).
 struct MemoryConfig {
   double default_lease_seconds = 600.0;   // lease when a request gives none
   double max_lease_seconds = 86400.0;     // longest lease a request may ask for
@@ -183,7 +187,7 @@ struct MemoryConfig {
   bool operator==(const MemoryConfig&) const = default;
 };
 
-// scheduler.* — the scheduler's keys beyond PerformanceConfig (strategy, slots per
+// scheduler.* — the scheduler's own keys (strategy, slots per
 // device, timeout, preemption and migration stay in PerformanceConfig).
 // docs/SCHEDULER.md describes each policy.
 struct SchedulerConfig {

@@ -354,7 +354,7 @@ const std::vector<FieldSpec>& Fields() {
           AnyBool{}, "",
           "Host streams run work on the caller's thread when idle (false: always async)"),
 
-      // device.multi_gpu.performance_optimization.* (the engines' main settings)
+      // device.multi_gpu.performance_optimization.* (placement, memory pool, comm, scaling)
       Key("device.multi_gpu.performance_optimization.memory_pool_size_mb",
           [](auto* c) { return &c->device.performance.memory_pool_size_mb; },
           IntRange{1, kMaxMiB}, "MiB", "Size of each device's memory pool"),
@@ -417,7 +417,7 @@ const std::vector<FieldSpec>& Fields() {
           [](auto* c) { return &c->device.performance.enable_task_migration; },
           AnyBool{}, "", "Idle devices take queued tasks from busy ones (work stealing)"),
 
-      // memory.* (the memory engine's keys beyond performance_optimization; docs/MEMORY.md)
+      // memory.* (the memory engine's own keys; docs/MEMORY.md)
       Key("memory.default_lease_seconds",
           [](auto* c) { return &c->memory.default_lease_seconds; },
           DoubleRange{0.0, 1e6, /*lo_open=*/true}, "seconds",
@@ -454,7 +454,7 @@ const std::vector<FieldSpec>& Fields() {
           "Pinned host memory per GPU that stages request inputs and outputs held in "
           "pageable memory, so no copy blocks the dispatching thread; 0 = copy directly"),
 
-      // scaling.* (the scaler's keys beyond performance_optimization; docs/SCALING.md)
+      // scaling.* (the scaler's own keys; docs/SCALING.md)
       Key("scaling.window_length_seconds",
           [](auto* c) { return &c->scaling.window_length_seconds; },
           DoubleRange{0.0, 3600.0, /*lo_open=*/true}, "seconds",
@@ -474,7 +474,7 @@ const std::vector<FieldSpec>& Fields() {
           ScalingRules{}, "",
           "Scale-up and scale-down rules"),
 
-      // scheduler.* (the scheduler's keys beyond performance_optimization; docs/SCHEDULER.md)
+      // scheduler.* (the scheduler's own keys; docs/SCHEDULER.md)
       Key("scheduler.max_queue_depth",
           [](auto* c) { return &c->scheduler.max_queue_depth; },
           IntRange{1, 100000000}, "tasks",

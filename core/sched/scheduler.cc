@@ -22,21 +22,27 @@ namespace {
 
 constexpr int kMaxDevices = 64;
 
-// Errors another device (or a later attempt) may not repeat. A model's own
-// error (an exception in its code) would repeat anywhere.
-bool IsRetryable(const absl::Status& s) {
+// Errors that count against the device's health (memory pressure and a
+// model's own errors do not).
+bool IsDeviceFault(const absl::Status& s) {
   if (IsModelError(s)) return false;
   switch (s.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDataLoss:
     case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kResourceExhausted:
       return true;
     default:
       return false;
   }
+}
+
+// Errors another device (or a later attempt) may not repeat: device faults,
+// aborts and memory pressure. A model's own error (an exception in its
+// code) would repeat anywhere.
+bool IsRetryable(const absl::Status& s) {
+  return IsDeviceFault(s) || (!IsModelError(s) && (s.code() == absl::StatusCode::kAborted ||
+                                                   s.code() == absl::StatusCode::kResourceExhausted));
 }
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
@@ -696,6 +702,19 @@ void Scheduler::RecordStatistics(const Job& job, const absl::Status& status) {
                                     ? absl::ZeroDuration()
                                     : job.start_time - job.submit_time;
   stats.RecordSuccess(InferenceCount(job.request), now - job.submit_time, queued, job.timing, now);
+}
+
+void Scheduler::NoteDeviceResult(DeviceLane& lane, const absl::Status& status) {
+  if (status.ok()) {
+    lane.consecutive_failures.store(0, std::memory_order_relaxed);
+    return;
+  }
+  if (!IsDeviceFault(status)) return;
+  lane.failures.fetch_add(1, std::memory_order_relaxed);
+  const int n = lane.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n >= options_.unhealthy_threshold && lane.healthy.load()) {
+    SetHealthy(lane, false, absl::StrCat(n, " consecutive failures, last: ", status.message()));
+  }
 }
 
 }  // namespace inferd

@@ -49,7 +49,7 @@ struct BatchingPolicy {
 };
 
 struct SchedulerOptions {
-  // From device.multi_gpu.performance_optimization.*.
+  // device.multi_gpu.performance_optimization.* keys.
   PlacementStrategy strategy = PlacementStrategy::kBalanced;
   BalancedWeights balanced_weights;
   int max_tasks_per_device = 4;

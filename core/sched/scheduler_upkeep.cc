@@ -15,40 +15,9 @@
 #include "core/util/logging.h"
 
 namespace inferd {
-namespace {
-
-// Errors that count against the device's health (memory pressure and a
-// model's own errors do not).
-bool IsDeviceFault(const absl::Status& s) {
-  if (IsModelError(s)) return false;
-  switch (s.code()) {
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kUnknown:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // Devices and health.
-
-void Scheduler::NoteDeviceResult(DeviceLane& lane, const absl::Status& status) {
-  if (status.ok()) {
-    lane.consecutive_failures.store(0, std::memory_order_relaxed);
-    return;
-  }
-  if (!IsDeviceFault(status)) return;
-  lane.failures.fetch_add(1, std::memory_order_relaxed);
-  const int n = lane.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (n >= options_.unhealthy_threshold && lane.healthy.load()) {
-    SetHealthy(lane, false, absl::StrCat(n, " consecutive failures, last: ", status.message()));
-  }
-}
 
 void Scheduler::MoveQueuedOff(DeviceLane& lane, absl::string_view why) {
   std::vector<Job*> moved;

@@ -610,14 +610,8 @@ absl::StatusOr<uint64_t> TaskGraph::Wait(const TaskId& id, absl::Time deadline,
   }
   if (deadline < absl::InfiniteFuture()) {
     const uint64_t timer = hooks_.schedule(deadline, [this, wait_id] {
-      std::optional<Waiter> w;
-      {
-        absl::MutexLock lock(&waiters_mu_);
-        auto it = waiters_.find(wait_id);
-        if (it == waiters_.end()) return;
-        w.emplace(std::move(it->second));
-        waiters_.erase(it);
-      }
+      std::optional<Waiter> w = TakeWaiter(wait_id);
+      if (!w.has_value()) return;
       TaskInfo info;
       {
         absl::MutexLock lock(&w->record->mu);
@@ -634,15 +628,18 @@ absl::StatusOr<uint64_t> TaskGraph::Wait(const TaskId& id, absl::Time deadline,
   return wait_id;
 }
 
+std::optional<TaskGraph::Waiter> TaskGraph::TakeWaiter(uint64_t wait_id) {
+  absl::MutexLock lock(&waiters_mu_);
+  auto it = waiters_.find(wait_id);
+  if (it == waiters_.end()) return std::nullopt;
+  std::optional<Waiter> w(std::move(it->second));
+  waiters_.erase(it);
+  return w;
+}
+
 void TaskGraph::CancelWait(uint64_t wait_id) {
-  std::optional<Waiter> w;
-  {
-    absl::MutexLock lock(&waiters_mu_);
-    auto it = waiters_.find(wait_id);
-    if (it == waiters_.end()) return;
-    w.emplace(std::move(it->second));
-    waiters_.erase(it);
-  }
+  std::optional<Waiter> w = TakeWaiter(wait_id);
+  if (!w.has_value()) return;
   if (w->timer != 0) hooks_.cancel_timer(w->timer);
   {
     absl::MutexLock lock(&w->record->mu);
@@ -656,14 +653,8 @@ void TaskGraph::ResolveWaiters(std::vector<uint64_t> waiters, TaskRecord* record
   if (waiters.empty()) return;
   const TaskInfo info = record->Snapshot(true);
   for (uint64_t id : waiters) {
-    std::optional<Waiter> w;
-    {
-      absl::MutexLock lock(&waiters_mu_);
-      auto it = waiters_.find(id);
-      if (it == waiters_.end()) continue;
-      w.emplace(std::move(it->second));
-      waiters_.erase(it);
-    }
+    std::optional<Waiter> w = TakeWaiter(id);
+    if (!w.has_value()) continue;
     if (w->timer != 0) hooks_.cancel_timer(w->timer);
     std::move(w->done)(info);
   }

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -148,6 +149,9 @@ class TaskGraph {
     TaskWaitCallback done;
     uint64_t timer = 0;
   };
+  // Removes and returns wait `wait_id`; nullopt when it was answered.
+  std::optional<Waiter> TakeWaiter(uint64_t wait_id);
+
   absl::Mutex waiters_mu_;
   absl::flat_hash_map<uint64_t, Waiter> waiters_ ABSL_GUARDED_BY(waiters_mu_);
   uint64_t next_wait_id_ ABSL_GUARDED_BY(waiters_mu_) = 1;
