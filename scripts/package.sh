@@ -17,9 +17,10 @@
 # their debug information (strip --strip-debug) to keep the package small.
 #
 # DIR defaults to .gpu in the repository root (ignored by git). A previous
-# package there is replaced; a folder that is not a package is left alone. DIR/env.sh, sourced on the target machine, puts DIR/bin first on PATH
-# and DIR/lib, then /usr/local/cuda/lib64, first on LD_LIBRARY_PATH, and
-# exports GPU_BUNDLE=DIR, which scripts/gpu-suite.sh and scripts/gpu/*.sh read.
+# package there is replaced; a folder that is not a package is left alone.
+# DIR/env.sh, sourced on the target machine, puts DIR/bin first on PATH and
+# DIR/lib, then /usr/local/cuda/lib64, first on LD_LIBRARY_PATH, and exports
+# GPU_BUNDLE=DIR, which scripts/gpu-suite.sh and scripts/gpu/*.sh read.
 #
 # Example:
 #   scripts/package.sh build/bin/inferd build/bin/inferctl build/tests/gpu_tests \

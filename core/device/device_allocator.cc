@@ -39,6 +39,33 @@ class RawDeviceAllocator final : public DeviceAllocator {
 
 }  // namespace
 
+StagingBlock::StagingBlock(DeviceAllocator& allocator, Device& device, size_t bytes) {
+  ptr_ = allocator.AllocateStaging(device, bytes);
+  if (ptr_ == nullptr) return;
+  allocator_ = &allocator;
+  device_ = &device;
+  bytes_ = bytes;
+}
+
+StagingBlock& StagingBlock::operator=(StagingBlock&& other) noexcept {
+  if (this != &other) {
+    Reset();
+    std::swap(allocator_, other.allocator_);
+    std::swap(device_, other.device_);
+    std::swap(ptr_, other.ptr_);
+    std::swap(bytes_, other.bytes_);
+  }
+  return *this;
+}
+
+void StagingBlock::Reset() {
+  if (ptr_ != nullptr) allocator_->FreeStaging(*device_, ptr_, bytes_);
+  allocator_ = nullptr;
+  device_ = nullptr;
+  ptr_ = nullptr;
+  bytes_ = 0;
+}
+
 std::unique_ptr<DeviceAllocator> NewRawDeviceAllocator() {
   return std::make_unique<RawDeviceAllocator>();
 }

@@ -5,6 +5,7 @@
 #ifndef INFERD_CORE_DEVICE_DEVICE_ALLOCATOR_H_
 #define INFERD_CORE_DEVICE_DEVICE_ALLOCATOR_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,35 @@ class DeviceAllocator {
   // call.
   virtual void* AllocateStaging(Device& device, size_t bytes) { return nullptr; }
   virtual void FreeStaging(Device& device, void* ptr, size_t bytes) {}
+};
+
+// One pinned staging block (DeviceAllocator::AllocateStaging), given back to
+// its allocator when reset or destroyed. Empty when none was free. Pinned
+// blocks are portable: any device's copies may use them. Not thread-safe;
+// move-only.
+class StagingBlock {
+ public:
+  StagingBlock() = default;
+  // A block of at least `bytes` (> 0) for `device`; empty when the
+  // allocator has none to spare.
+  StagingBlock(DeviceAllocator& allocator, Device& device, size_t bytes);
+  StagingBlock(StagingBlock&& other) noexcept { *this = std::move(other); }
+  StagingBlock& operator=(StagingBlock&& other) noexcept;
+  StagingBlock(const StagingBlock&) = delete;
+  StagingBlock& operator=(const StagingBlock&) = delete;
+  ~StagingBlock() { Reset(); }
+
+  // Gives the block back (after the copies that used it have run).
+  void Reset();
+  uint8_t* data() const { return static_cast<uint8_t*>(ptr_); }
+  size_t size() const { return bytes_; }
+  bool empty() const { return ptr_ == nullptr; }
+
+ private:
+  DeviceAllocator* allocator_ = nullptr;
+  Device* device_ = nullptr;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 // Allocates with Device::AllocateRaw; frees are deferred to the next

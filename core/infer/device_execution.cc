@@ -24,8 +24,7 @@ struct Execution {
   // Pinned block that host inputs and outputs are staged through (null:
   // they are copied directly), and the outputs to copy out of it once the
   // stream has run: to host, from staged, bytes.
-  void* staging = nullptr;
-  uint64_t staging_bytes = 0;
+  StagingBlock staging;
   struct StagedOutput {
     void* host;
     const void* staged;
@@ -36,12 +35,6 @@ struct Execution {
   // after the model and after the output copies.
   int64_t marks[4] = {0, 0, 0, 0};
 };
-
-void ReleaseStaging(Execution& exec, DeviceAllocator& allocator, Device& device) {
-  if (exec.staging == nullptr) return;
-  allocator.FreeStaging(device, exec.staging, exec.staging_bytes);
-  exec.staging = nullptr;
-}
 
 // Forwards a decoupled model's responses to the request's responder.
 class DecoupledWriter final : public ResponseWriter {
@@ -162,20 +155,26 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     direct_outputs[i] = responder->AllocateDeviceOutput(static_cast<int>(i), sig.outputs[i],
                                                         exec->output_descs[i], device);
   }
+  // Pageable host inputs and outputs go through one pinned staging block;
+  // pinned ones are copied directly.
+  const bool outputs_pinned = responder->HostOutputsPinned();
   uint64_t total = 0;
-  uint64_t host_total = 0;  // host inputs and outputs, for the staging block
+  uint64_t host_total = 0;
   bool overflow = false;
   for (const InferInput& in : exec->request.inputs) {
     if (in.device == &device) continue;
     overflow |= !CheckedAdd(total, AlignUp(in.desc.byte_size), &total);
-    if (in.device == nullptr) {
+    if (in.device == nullptr && !in.pinned) {
       overflow |= !CheckedAdd(host_total, AlignUp(in.desc.byte_size), &host_total);
     }
   }
   for (size_t i = 0; i < exec->output_descs.size(); ++i) {
     if (direct_outputs[i] == nullptr) {
       overflow |= !CheckedAdd(total, AlignUp(exec->output_descs[i].byte_size), &total);
-      overflow |= !CheckedAdd(host_total, AlignUp(exec->output_descs[i].byte_size), &host_total);
+      if (!outputs_pinned) {
+        overflow |=
+            !CheckedAdd(host_total, AlignUp(exec->output_descs[i].byte_size), &host_total);
+      }
     }
   }
   if (overflow) {
@@ -189,11 +188,8 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   }
   exec->buffer = *buffer;
   auto* cursor = static_cast<uint8_t*>(exec->buffer);
-  if (host_total > 0) {
-    exec->staging = allocator.AllocateStaging(device, host_total);
-    if (exec->staging != nullptr) exec->staging_bytes = host_total;
-  }
-  auto* staged = static_cast<uint8_t*>(exec->staging);
+  if (host_total > 0) exec->staging = StagingBlock(allocator, device, host_total);
+  uint8_t* staged = exec->staging.data();
   // From here the stream may write into `exec` (marks): it is freed only
   // in stream order.
   absl::Status st = stream.MarkTime(&exec->marks[0]);
@@ -209,7 +205,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
       if (in.desc.byte_size > 0) {
         st = stream.CopyFromPeer(cursor, *in.device, in.data, in.desc.byte_size);
       }
-    } else if (staged != nullptr) {
+    } else if (staged != nullptr && !in.pinned) {
       if (in.desc.byte_size > 0) {
         std::memcpy(staged, in.data, in.desc.byte_size);
         st = stream.CopyHostToDevice(cursor, staged, in.desc.byte_size);
@@ -239,7 +235,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     const TensorDesc& d = exec->output_descs[i];
     void* host = responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
     if (host == nullptr || d.byte_size == 0) continue;
-    if (staged != nullptr) {
+    if (staged != nullptr && !outputs_pinned) {
       st = stream.CopyDeviceToHost(staged, exec->device_outputs[i].data, d.byte_size);
       exec->staged_outputs.push_back({host, staged, d.byte_size});
       staged += AlignUp(d.byte_size);
@@ -264,7 +260,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
             std::memcpy(o.host, o.staged, o.bytes);
           }
         }
-        ReleaseStaging(*owned, allocator, stream.device());
+        owned->staging.Reset();
         if (!st.ok()) {
           responder->Complete(std::move(st));
           return;
@@ -283,7 +279,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     stream.Synchronize().IgnoreError();
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
-    ReleaseStaging(*owned, allocator, stream.device());
+    owned->staging.Reset();
     responder->Complete(st.ok() ? std::move(enq) : std::move(st));
   }
 }

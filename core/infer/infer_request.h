@@ -26,6 +26,9 @@ struct InferInput {
   // Non-null: `data` is memory of this device (a pinned tensor), used in
   // place when the request runs there and copied from it otherwise.
   Device* device = nullptr;
+  // Host bytes in page-locked memory: copied to a GPU directly, without
+  // going through a staging block.
+  bool pinned = false;
 };
 
 // Receives the results of one request. Implemented by the protocol adapter;
@@ -45,6 +48,10 @@ class InferResponder {
                                      Device& device) {
     return nullptr;
   }
+  // True when AllocateOutput answers page-locked memory, which a GPU copies
+  // into directly (without a staging block); memory that turns out
+  // pageable is still copied into correctly, only synchronously.
+  virtual bool HostOutputsPinned() const { return false; }
   // Called exactly once, from any thread, with the request's outcome.
   virtual void Complete(absl::Status status) = 0;
   // Called once before Complete when the request ran on a device, with how

@@ -40,11 +40,9 @@ bool CanMerge(const InferRequest& a, const InferRequest& b) {
   return true;
 }
 
-absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests,
-                                           std::unique_ptr<uint8_t[]>* staging) {
+absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests) {
   if (requests.empty()) return absl::InvalidArgumentError("batch: no requests");
   const InferRequest& first = *requests[0];
-  uint64_t total_bytes = 0;
   int64_t total_rows = 0;
   for (const InferRequest* r : requests) {
     if (r != requests[0] && !CanMerge(first, *r)) {
@@ -53,32 +51,62 @@ absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const>
     const int64_t rows = BatchRows(*r);
     if (rows <= 0) return absl::InvalidArgumentError("batch: request is not batchable");
     total_rows += rows;
-    for (const InferInput& in : r->inputs) {
-      if (!CheckedAdd(total_bytes, in.desc.byte_size, &total_bytes)) {
-        return absl::InvalidArgumentError("batch: input bytes overflow");
-      }
-    }
   }
-  staging->reset(new uint8_t[std::max<uint64_t>(total_bytes, 1)]);
   InferRequest merged;
   merged.model = first.model;
   merged.params = first.params;
   merged.priority = first.priority;
-  uint8_t* cursor = staging->get();
+  uint64_t total_bytes = 0;
   for (size_t i = 0; i < first.inputs.size(); ++i) {
     InferInput in = first.inputs[i];
-    in.data = cursor;
+    in.data = nullptr;
     in.desc.shape[0] = total_rows;
     in.desc.byte_size = 0;
     for (const InferRequest* r : requests) {
-      const InferInput& part = r->inputs[i];
-      if (part.desc.byte_size > 0) std::memcpy(cursor, part.data, part.desc.byte_size);
-      cursor += part.desc.byte_size;
-      in.desc.byte_size += part.desc.byte_size;
+      if (!CheckedAdd(in.desc.byte_size, r->inputs[i].desc.byte_size, &in.desc.byte_size)) {
+        return absl::InvalidArgumentError("batch: input bytes overflow");
+      }
+    }
+    if (!CheckedAdd(total_bytes, in.desc.byte_size, &total_bytes)) {
+      return absl::InvalidArgumentError("batch: input bytes overflow");
     }
     merged.inputs.push_back(std::move(in));
   }
   return merged;
+}
+
+void GatherInputs(absl::Span<const InferRequest* const> requests, uint8_t* dst, bool pinned,
+                  InferRequest* merged) {
+  for (size_t i = 0; i < merged->inputs.size(); ++i) {
+    InferInput& in = merged->inputs[i];
+    in.data = dst;
+    in.pinned = pinned;
+    for (const InferRequest* r : requests) {
+      const InferInput& part = r->inputs[i];
+      if (part.desc.byte_size > 0) std::memcpy(dst, part.data, part.desc.byte_size);
+      dst += part.desc.byte_size;
+    }
+  }
+}
+
+void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device) {
+  BatchData& b = *batch.batch;
+  b.allocator = &allocator;
+  b.device = &device;
+  if (b.gathered) return;
+  b.gathered = true;
+  uint64_t bytes = 0;
+  for (const InferInput& in : batch.request.inputs) bytes += in.desc.byte_size;
+  bytes = std::max<uint64_t>(bytes, 1);
+  b.pinned_inputs = StagingBlock(allocator, device, bytes);
+  uint8_t* dst = b.pinned_inputs.data();
+  if (dst == nullptr) {
+    b.heap_inputs.reset(new uint8_t[bytes]);
+    dst = b.heap_inputs.get();
+  }
+  absl::InlinedVector<const InferRequest*, 16> requests;
+  for (const Job* m : b.members) requests.push_back(&m->request);
+  GatherInputs(requests, dst, !b.pinned_inputs.empty(), &batch.request);
 }
 
 absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows) {
@@ -397,7 +425,7 @@ void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
   absl::InlinedVector<const InferRequest*, 16> requests;
   for (Job* j : jobs) requests.push_back(&j->request);
   auto merged_batch = std::make_unique<BatchData>();
-  absl::StatusOr<InferRequest> merged = MergeRequests(requests, &merged_batch->staging);
+  absl::StatusOr<InferRequest> merged = MergeRequests(requests);
   if (!merged.ok()) {
     INFERD_LOG(kWarning, "batch of ", jobs.size(), " not merged: ", merged.status().ToString());
     for (Job* j : jobs) {
@@ -416,8 +444,6 @@ void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
   batch->max_retries = jobs[0]->max_retries;
   const size_t num_outputs = batch->request.model->signature().outputs.size();
   merged_batch->outputs.resize(num_outputs);
-  merged_batch->output_descs.resize(num_outputs);
-  merged_batch->output_present.assign(num_outputs, false);
   for (Job* j : jobs) {
     batch->priority = std::min(batch->priority, j->priority);
     batch->submit_time = std::min(batch->submit_time, j->submit_time);
@@ -450,17 +476,17 @@ void BatchingStage::Split(Job* batch, const absl::Status& status,
       st = absl::DeadlineExceededError("timeout: the deadline passed while running");
     }
     for (size_t o = 0; o < b.outputs.size() && st.ok(); ++o) {
-      if (!b.output_present[o]) continue;
-      absl::StatusOr<TensorDesc> slice = SliceDesc(b.output_descs[o], b.total_rows, b.rows[i]);
+      const BatchData::Output& out = b.outputs[o];
+      if (!out.present) continue;
+      absl::StatusOr<TensorDesc> slice = SliceDesc(out.desc, b.total_rows, b.rows[i]);
       if (!slice.ok()) {
         st = slice.status();
         break;
       }
       void* dst = m->AllocateOutput(static_cast<int>(o), sig.outputs[o], *slice);
       if (dst != nullptr && slice->byte_size > 0) {
-        const uint64_t row_bytes =
-            b.output_descs[o].byte_size / static_cast<uint64_t>(b.total_rows);
-        std::memcpy(dst, b.outputs[o].data() + row_bytes * static_cast<uint64_t>(row_offset),
+        const uint64_t row_bytes = out.desc.byte_size / static_cast<uint64_t>(b.total_rows);
+        std::memcpy(dst, out.data + row_bytes * static_cast<uint64_t>(row_offset),
                     slice->byte_size);
       }
     }

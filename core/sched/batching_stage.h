@@ -75,11 +75,20 @@ int64_t BatchRows(const InferRequest& request);
 // True when `a` and `b` (both batchable) may share a batch.
 bool CanMerge(const InferRequest& a, const InferRequest& b);
 
-// Concatenates the inputs of `requests` (mergeable, in order) along dim 0
-// into one request whose inputs point into `*staging`, which this fills.
-// INVALID_ARGUMENT when they do not merge or sizes overflow.
-absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests,
-                                           std::unique_ptr<uint8_t[]>* staging);
+// Describes the merge of `requests` (mergeable, in order) along dim 0: one
+// request whose input descs cover every row and whose data is not set yet
+// (GatherInputs). INVALID_ARGUMENT when they do not merge or sizes
+// overflow.
+absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests);
+// Copies the inputs of `requests` into `dst`, which holds the sum of
+// `merged`'s input byte sizes, and points `merged`'s inputs at it.
+void GatherInputs(absl::Span<const InferRequest* const> requests, uint8_t* dst, bool pinned,
+                  InferRequest* merged);
+// Before each attempt of a merged batch on `device`: gathers its members'
+// inputs (once: into a pinned block of `device`'s staging pool when one is
+// free, else heap memory) and lets its outputs come into pinned blocks of
+// that pool (Job::AllocateOutput).
+void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device);
 
 // Returns the part of a batched output of `total_rows` rows that belongs to
 // a member of `rows` rows; INTERNAL when the output's dim 0 is not

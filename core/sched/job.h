@@ -19,6 +19,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "core/device/device_allocator.h"
 #include "core/infer/infer_request.h"
 #include "core/sched/priority_queue.h"
 #include "core/sched/scheduler_metrics.h"
@@ -33,11 +34,27 @@ struct Job;
 // The members of a merged batch and the host memory the batch runs from.
 struct BatchData {
   std::vector<Job*> members;
-  std::vector<int64_t> rows;           // dim-0 rows of each member
-  std::unique_ptr<uint8_t[]> staging;  // concatenated inputs
-  std::vector<std::string> outputs;    // batched outputs, signature order
-  std::vector<TensorDesc> output_descs;
-  std::vector<bool> output_present;
+  std::vector<int64_t> rows;  // dim-0 rows of each member
+  // The members' inputs, concatenated when the batch first runs
+  // (GatherBatchInputs): a pinned block where the device's staging pool
+  // had one, which the GPU copies from directly, else `heap_inputs`.
+  StagingBlock pinned_inputs;
+  std::unique_ptr<uint8_t[]> heap_inputs;
+  bool gathered = false;
+  // Where the batch runs (set before each attempt), for its output blocks.
+  DeviceAllocator* allocator = nullptr;
+  Device* device = nullptr;
+  // The batched outputs in signature order: a pinned block the GPU copies
+  // into directly, else heap memory.
+  struct Output {
+    StagingBlock pinned;
+    std::unique_ptr<uint8_t[]> heap;
+    uint64_t heap_bytes = 0;
+    uint8_t* data = nullptr;
+    TensorDesc desc;
+    bool present = false;
+  };
+  std::vector<Output> outputs;
   int64_t total_rows = 0;
 };
 
@@ -101,6 +118,9 @@ struct Job final : public QueueNode, public InferResponder {
                              Device& device) override;
   void Complete(absl::Status status) override;
   void ReportTiming(const ExecutionTiming& t) override { timing = t; }
+  bool HostOutputsPinned() const override {
+    return batch != nullptr && batch->allocator != nullptr;
+  }
   absl::Status SendResponse(absl::Span<const HostTensor> outputs) override;
 };
 

@@ -72,10 +72,24 @@ void* Job::AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& d
   if (batch != nullptr) {
     BatchData& b = *batch;
     if (static_cast<size_t>(index) >= b.outputs.size()) return nullptr;
-    b.outputs[index].resize(desc.byte_size);
-    b.output_descs[index] = desc;
-    b.output_present[index] = true;
-    return b.outputs[index].data();
+    BatchData::Output& out = b.outputs[index];
+    out.desc = desc;
+    out.present = true;
+    const uint64_t bytes = std::max<uint64_t>(desc.byte_size, 1);
+    if (out.pinned.size() < bytes && b.allocator != nullptr) {
+      out.pinned.Reset();
+      out.pinned = StagingBlock(*b.allocator, *b.device, bytes);
+    }
+    if (out.pinned.size() >= bytes) {
+      out.data = out.pinned.data();
+    } else {
+      if (out.heap_bytes < bytes) {
+        out.heap.reset(new uint8_t[bytes]);
+        out.heap_bytes = bytes;
+      }
+      out.data = out.heap.get();
+    }
+    return out.data;
   }
   if (static_cast<size_t>(index) >= host_outputs.size()) {
     host_outputs.resize(index + 1, nullptr);
@@ -528,6 +542,7 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
   }
   Stream& stream =
       lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
+  if (job->batch != nullptr) GatherBatchInputs(*job, *allocator_, *lane.device);
   // May complete (and delete the job) before it returns.
   ExecuteOnDevice(job->request, stream, *allocator_, job);
 }
@@ -635,10 +650,7 @@ void Scheduler::RequeuePreempted(Job* job, absl::Time now) {
   if (job->batch != nullptr) {
     BatchData& b = *job->batch;
     for (Job* m : b.members) reset(m);
-    for (size_t o = 0; o < b.outputs.size(); ++o) {
-      std::string().swap(b.outputs[o]);
-      b.output_present[o] = false;
-    }
+    for (BatchData::Output& out : b.outputs) out.present = false;
   } else {
     reset(job);
   }

@@ -142,6 +142,27 @@ TEST_P(DeviceExecutionTest, ManyRequestsInFlightKeepTheirOwnBytes) {
   EXPECT_EQ(allocator.returned(), allocator.staged());
 }
 
+// Inputs marked pinned and a responder whose output memory is pinned (a
+// merged batch's) are copied directly: no staging block is taken.
+TEST_P(DeviceExecutionTest, PinnedInputsAndOutputsTakeNoStagingBlock) {
+  StagingAllocator allocator(*device_, GetParam());
+  std::vector<float> x(4096);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.25f;
+  InferRequest request;
+  request.model = Builtin("identity");
+  request.inputs.push_back(InferInput{
+      "INPUT0", TensorDesc{DataType::kFp32, {4096}, 4096 * sizeof(float)}, x.data()});
+  request.inputs[0].pinned = true;
+  CollectingResponder responder;
+  responder.pinned_outputs = true;
+  ExecuteOnDevice(std::move(request), device_->stream(0), allocator, &responder);
+  responder.done.WaitForNotification();
+  ASSERT_TRUE(responder.status.ok()) << responder.status;
+  ASSERT_EQ(responder.outputs[0].size(), x.size() * sizeof(float));
+  EXPECT_EQ(std::memcmp(responder.outputs[0].data(), x.data(), x.size() * sizeof(float)), 0);
+  EXPECT_EQ(allocator.staged(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(StagedAndDirect, DeviceExecutionTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Staged" : "Direct"; });
 

@@ -98,7 +98,9 @@ class CollectingResponder final : public InferResponder {
     status = std::move(s);
     done.Notify();
   }
+  bool HostOutputsPinned() const override { return pinned_outputs; }
 
+  bool pinned_outputs = false;  // claims its output memory is pinned
   std::vector<std::string> outputs;
   std::vector<TensorDesc> descs;
   absl::Status status;

@@ -96,6 +96,59 @@ class BatchingStageTest : public ::testing::Test {
   std::vector<Job*> placed_;
 };
 
+// Hands out heap blocks as if they were pinned, and counts them.
+class CountingStagingAllocator final : public DeviceAllocator {
+ public:
+  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
+    return raw_->Allocate(device, stream, bytes);
+  }
+  void Free(Device& device, Stream& stream, void* ptr) override {
+    raw_->Free(device, stream, ptr);
+  }
+  void* AllocateStaging(Device&, size_t bytes) override {
+    ++held;
+    return new uint8_t[bytes];
+  }
+  void FreeStaging(Device&, void* ptr, size_t) override {
+    --held;
+    delete[] static_cast<uint8_t*>(ptr);
+  }
+  int held = 0;
+
+ private:
+  std::unique_ptr<DeviceAllocator> raw_ = NewRawDeviceAllocator();
+};
+
+// With a staging pool, a batch's inputs are gathered once into a pinned
+// block (marked so the device copies it directly), its outputs land in
+// pinned blocks, and every block goes back with the batch.
+TEST_F(BatchingStageTest, BatchInputsAndOutputsUsePinnedBlocks) {
+  Build(/*dispatch_when_idle=*/false, /*preferred=*/{3});
+  TestCall& a = Offer(1);
+  TestCall& b = Offer(2);
+  ASSERT_EQ(placed_.size(), 1u);
+  Job* batch = placed_[0];
+  CountingStagingAllocator allocator;
+  GatherBatchInputs(*batch, allocator, *device_);
+  const InferInput& merged = batch->request.inputs[0];
+  EXPECT_TRUE(merged.pinned);
+  EXPECT_EQ(merged.data, batch->batch->pinned_inputs.data());
+  EXPECT_EQ(allocator.held, 1);
+  GatherBatchInputs(*batch, allocator, *device_);  // a retry gathers nothing again
+  EXPECT_EQ(allocator.held, 1);
+  EXPECT_TRUE(batch->HostOutputsPinned());
+  void* out = batch->AllocateOutput(0, model_->signature().outputs[0], merged.desc);
+  EXPECT_EQ(out, batch->batch->outputs[0].pinned.data());
+  EXPECT_EQ(allocator.held, 2);
+  std::memcpy(out, merged.data, merged.desc.byte_size);
+  stage_->Split(batch, absl::OkStatus(), [&](Job* m, absl::Status st) { m->sink->Complete(st); });
+  EXPECT_EQ(a.output(), a.input());
+  EXPECT_EQ(b.output(), b.input());
+  placed_.clear();
+  delete batch;
+  EXPECT_EQ(allocator.held, 0);
+}
+
 // Idle regime: a lone request on an idle device runs with no clock advance.
 TEST_F(BatchingStageTest, IdleSlotDispatchesALoneRequestAtOnce) {
   Build(/*dispatch_when_idle=*/true);
@@ -181,11 +234,15 @@ TEST_F(BatchingStageTest, SplitGivesEachMemberItsRows) {
   ASSERT_NE(batch->batch, nullptr);
   const InferInput& merged = batch->request.inputs[0];
   EXPECT_EQ(merged.desc.shape, (Shape{3, 2}));
+  EXPECT_EQ(merged.data, nullptr);  // gathered when the batch runs
+  std::unique_ptr<DeviceAllocator> raw = NewRawDeviceAllocator();  // stages nothing
+  GatherBatchInputs(*batch, *raw, *device_);
+  ASSERT_NE(merged.data, nullptr);
+  EXPECT_FALSE(merged.pinned);
   // Stand in for the device: the output is the merged input.
-  BatchData& data = *batch->batch;
-  data.outputs[0].assign(static_cast<const char*>(merged.data), merged.desc.byte_size);
-  data.output_descs[0] = merged.desc;
-  data.output_present[0] = true;
+  void* out = batch->AllocateOutput(0, model_->signature().outputs[0], merged.desc);
+  ASSERT_NE(out, nullptr);
+  std::memcpy(out, merged.data, merged.desc.byte_size);
   std::vector<absl::Status> statuses;
   stage_->Split(batch, absl::OkStatus(), [&](Job* m, absl::Status st) {
     statuses.push_back(st);

@@ -49,14 +49,16 @@ TEST(MergeRequestsTest, ConcatenatesAlongDimZeroInOrder) {
   TestCall a(model, 1, 3, 0), b(model, 2, 3, 100);
   InferRequest ra = a.request(), rb = b.request();
   const InferRequest* reqs[] = {&ra, &rb};
-  std::unique_ptr<uint8_t[]> staging;
-  absl::StatusOr<InferRequest> merged = MergeRequests(reqs, &staging);
+  absl::StatusOr<InferRequest> merged = MergeRequests(reqs);
   ASSERT_TRUE(merged.ok()) << merged.status();
   ASSERT_EQ(merged->inputs.size(), 1u);
   EXPECT_EQ(merged->inputs[0].desc.shape, (Shape{3, 3}));
   EXPECT_EQ(merged->inputs[0].desc.byte_size, 9 * sizeof(float));
+  EXPECT_EQ(merged->inputs[0].data, nullptr);  // gathered when the batch runs
   std::vector<float> got(9);
-  std::memcpy(got.data(), merged->inputs[0].data, 9 * sizeof(float));
+  GatherInputs(reqs, reinterpret_cast<uint8_t*>(got.data()), /*pinned=*/true, &*merged);
+  EXPECT_EQ(merged->inputs[0].data, got.data());
+  EXPECT_TRUE(merged->inputs[0].pinned);
   EXPECT_EQ(got, (std::vector<float>{0, 1, 2, 100, 101, 102, 103, 104, 105}));
 }
 
@@ -68,8 +70,7 @@ TEST(MergeRequestsTest, RefusesDifferentTrailingDimsOrParams) {
   EXPECT_FALSE(CanMerge(ra, rb));
   EXPECT_FALSE(CanMerge(ra, rc));
   const InferRequest* reqs[] = {&ra, &rb};
-  std::unique_ptr<uint8_t[]> staging;
-  EXPECT_EQ(MergeRequests(reqs, &staging).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MergeRequests(reqs).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SliceDescTest, SplitsByRowsAndRejectsBrokenContract) {
