@@ -13,8 +13,10 @@
 // batch-1 requests at 1 call in flight (p50) beside identity's p50 and the
 // model's own compute time per execution (ModelStatistics compute_infer).
 //
-//   request_path_bench [--seconds=3] [--bytes=64] [--gpu]
+//   request_path_bench [--seconds=3] [--bytes=64] [--gpu] [--host-async]
 //                      [--model-repository=DIR --model=mlp --model-input=INPUT0:FP16:1x1024]
+// (--host-async: host streams never run work on the calling thread, so
+// every request finishes from a stream thread, as on a GPU.)
 #include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -94,7 +96,7 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
 
 // Child: serves until its stdin closes; prints "PORT <n>" first, then
 // "MALLOCS <n>" (allocations so far) for each byte read from stdin.
-int Serve(const std::string& what, bool gpu, const std::string& repository) {
+int Serve(const std::string& what, bool gpu, bool host_async, const std::string& repository) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   int port = 0;
   std::unique_ptr<grpc::Server> echo_server;
@@ -111,6 +113,9 @@ int Serve(const std::string& what, bool gpu, const std::string& repository) {
     config.server.metrics_listen = "";
     config.server.log_level = "warning";
     config.device.host_devices = gpu ? 0 : 1;
+    // Host streams that never run work on the caller's thread finish every
+    // request from a stream thread, as a GPU's completion thread does.
+    config.device.host_inline_when_idle = !host_async;
     config.models.repository = repository;
     auto d = Daemon::Start(config);
     if (!d.ok()) {
@@ -320,6 +325,7 @@ int Main(int argc, char** argv) {
   double seconds = 3;
   int bytes = 64;
   bool gpu = false;
+  bool host_async = false;
   std::string serve, repository, model, model_input = "INPUT0:FP16:1x1024";
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
@@ -330,18 +336,20 @@ int Main(int argc, char** argv) {
     else if (absl::ConsumePrefix(&a, "--model=")) model = std::string(a);
     else if (absl::ConsumePrefix(&a, "--model-input=")) model_input = std::string(a);
     else if (a == "--gpu") gpu = true;
+    else if (a == "--host-async") host_async = true;
     else {
       std::fprintf(stderr,
-                   "usage: request_path_bench [--seconds=S] [--bytes=B] [--gpu] "
+                   "usage: request_path_bench [--seconds=S] [--bytes=B] [--gpu] [--host-async] "
                    "[--model-repository=DIR --model=NAME --model-input=NAME:DTYPE:DIMS]\n");
       return 2;
     }
   }
-  if (!serve.empty()) return Serve(serve, gpu, repository);
+  if (!serve.empty()) return Serve(serve, gpu, host_async, repository);
 
   auto echo = Spawn({"request_path_bench", "--serve=echo"});
   std::vector<std::string> daemon_args = {"request_path_bench", "--serve=inferd"};
   if (gpu) daemon_args.push_back("--gpu");
+  if (host_async) daemon_args.push_back("--host-async");
   if (!repository.empty()) daemon_args.push_back("--model-repository=" + repository);
   auto daemon = Spawn(daemon_args);
   if (!echo.ok() || !daemon.ok()) {
