@@ -40,6 +40,7 @@ RUN apt-get update \
       prometheus-cpp-dev=1.0.1-1 \
       libcivetweb-dev=1.15+dfsg-4 \
       zlib1g-dev=1:1.2.13.dfsg-1 \
+      libjemalloc-dev=5.3.0-1 \
       python3=3.11.2-1+b1 \
  && rm -rf /var/lib/apt/lists/*
 
@@ -84,6 +85,7 @@ RUN apt-get update \
       libprometheus-cpp-core1.0=1.0.1-1 \
       libprometheus-cpp-pull1.0=1.0.1-1 \
       libcivetweb1=1.15+dfsg-4 \
+      libjemalloc2=5.3.0-1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 inferd \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev zlib1g-dev
+  libabsl-dev libyaml-cpp-dev prometheus-cpp-dev libcivetweb-dev zlib1g-dev libjemalloc-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   prometheus
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-pytest

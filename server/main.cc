@@ -19,6 +19,17 @@
 #include "server/healthcheck.h"
 #include "core/util/version.h"
 
+#if INFERD_WITH_JEMALLOC
+// jemalloc's options, read when it starts: a background thread purges freed
+// pages (after its default 10 s decay) so RSS follows the live heap without
+// a request thread paying for it; at most 8 arenas (the default, 4 per
+// core, holds more idle memory on many-core GPU hosts). MALLOC_CONF in the
+// environment still overrides them.
+extern "C" {
+const char* malloc_conf = "background_thread:true,narenas:8";
+}
+#endif
+
 namespace {
 
 constexpr int kExitConfig = 2;
@@ -27,11 +38,14 @@ int Main(int argc, char** argv) {
   // Debian's Abseil is built with Mutex deadlock detection on, which costs a
   // graph update per lock; tests keep it, the daemon does not pay for it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Allocations of 256 KiB and up (request and response messages, staging)
-  // are mapped by malloc and returned on free. Set explicitly, glibc no
-  // longer raises the threshold after each large free (up to 32 MiB), which
-  // left freed message buffers in the heap: RSS stayed up after load.
+#if !INFERD_WITH_JEMALLOC
+  // With glibc's malloc: allocations of 256 KiB and up (request and
+  // response messages) are mapped and returned on free. Set explicitly,
+  // glibc no longer raises the threshold after each large free (up to
+  // 32 MiB), which left freed message buffers in the heap: RSS stayed up
+  // after load.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
   if (argc > 1 && std::strcmp(argv[1], "healthcheck") == 0) {
     return inferd::RunHealthcheck(argc, argv);
   }
