@@ -48,6 +48,11 @@ struct ModelSignature {
   // The model computes on the host from host tensors (ExecuteHost), e.g.
   // because its output sizes depend on the data (BYTES results).
   bool host_execution = false;
+  // Executions of this model at once per device (its instances, as
+  // Triton's instance_group count); 0: as many as the device has slots.
+  // While that many of its batches run, the batching stage lets the next
+  // batch keep filling instead of queueing it (docs/SCHEDULER.md).
+  int max_executions_per_device = 0;
   // Class labels of output i (classification), read from the file its
   // config names (ModelConfig's label_filename); empty when it has none.
   struct OutputLabels {

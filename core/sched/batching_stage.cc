@@ -162,6 +162,11 @@ void DynamicBatcher::SetRowLimit(int64_t rows) {
   row_limit_ = std::max<int64_t>(rows, 0);
 }
 
+bool DynamicBatcher::UnderExecutionLimit() const {
+  const int limit = execution_limit_.load(std::memory_order_relaxed);
+  return limit <= 0 || unfinished_.load(std::memory_order_seq_cst) < limit;
+}
+
 size_t DynamicBatcher::pending() const {
   absl::MutexLock lock(&mu_);
   return count_;
@@ -324,11 +329,11 @@ BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Mode
     }
     made = slot.get();
   }
+  if (made->batcher == nullptr) return made;
+  made->batcher->SetExecutionLimit(ExecutionLimit(sig));
   // Asked outside the lock: the memory engine may reclaim expired tensors.
   // Requests that raced ahead of the cap merely ran a larger batch once.
-  if (made->batcher != nullptr && options_.optimal_batch_size) {
-    made->batcher->SetRowLimit(RowLimit(sig));
-  }
+  if (options_.optimal_batch_size) made->batcher->SetRowLimit(RowLimit(sig));
   return made;
 }
 
@@ -338,7 +343,7 @@ DynamicBatcher* BatchingStage::BatcherFor(const Job& job) {
 }
 
 DynamicBatcher::AddResult BatchingStage::Add(DynamicBatcher& batcher, Job* job, absl::Time now) {
-  const bool slot_free = batcher.dispatch_when_idle() && lanes_.AnySlotFree();
+  const bool slot_free = batcher.dispatch_when_idle() && MayStart(batcher);
   job->where.store(Job::Where::kBatcher);
   return batcher.Add(job, now, slot_free);
 }
@@ -350,7 +355,18 @@ void BatchingStage::Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult ad
     const uint64_t generation = added.generation;
     hooks_.schedule(added.flush_at, [this, b, generation] { FlushOnDelay(b, generation); });
   }
-  for (auto& ready : added.ready) Emit(std::move(ready), now);
+  for (auto& ready : added.ready) Emit(batcher, std::move(ready), now);
+}
+
+bool BatchingStage::MayStart(const DynamicBatcher& batcher) const {
+  return batcher.UnderExecutionLimit() && lanes_.AnySlotFree();
+}
+
+int BatchingStage::ExecutionLimit(const ModelSignature& sig) const {
+  if (sig.max_executions_per_device <= 0) return 0;
+  int eligible = 0;
+  for (const auto& lane : lanes_) eligible += lane->Eligible() ? 1 : 0;
+  return sig.max_executions_per_device * std::max(eligible, 1);
 }
 
 int64_t BatchingStage::RowLimit(const ModelSignature& sig) const {
@@ -381,14 +397,17 @@ std::vector<BatchingStage::ModelBatcher*> BatchingStage::Active() const {
 }
 
 void BatchingStage::RefreshRowLimits() {
-  if (!options_.optimal_batch_size) return;
-  for (ModelBatcher* mb : Active()) mb->batcher->SetRowLimit(RowLimit(mb->model->signature()));
+  for (ModelBatcher* mb : Active()) {
+    const ModelSignature& sig = mb->model->signature();
+    mb->batcher->SetExecutionLimit(ExecutionLimit(sig));
+    if (options_.optimal_batch_size) mb->batcher->SetRowLimit(RowLimit(sig));
+  }
 }
 
 void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
-  if (lanes_.AnySlotFree()) {
+  if (MayStart(*batcher)) {
     std::vector<Job*> jobs = batcher->FlushExpired(generation);
-    if (!jobs.empty()) Emit(std::move(jobs), clock_->Now());
+    if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
     return;
   }
   // Every slot is busy: queueing this batch now would only put it behind
@@ -396,30 +415,56 @@ void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   // frees through the scheduler's OnExecuted, which stores `running` and
   // then reads maybe_parked_ (OnSlotFreed); this stores maybe_parked_ and
   // then reads `running`. With a fence on each side one of them sees the
-  // other, so a batch is never left parked next to a free slot.
+  // other, so a batch is never left parked next to a free slot. The same
+  // holds for a model at its execution limit: OnFinished lowers the count,
+  // then reads `parked`.
   if (!batcher->Park(generation)) return;
   maybe_parked_.store(true);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!lanes_.AnySlotFree()) return;
+  if (!MayStart(*batcher)) return;
   EmitParked(*batcher);
 }
 
 void BatchingStage::EmitParked(DynamicBatcher& batcher) {
   std::vector<Job*> jobs = batcher.TakeParked();
-  if (!jobs.empty()) Emit(std::move(jobs), clock_->Now());
+  if (!jobs.empty()) Emit(batcher, std::move(jobs), clock_->Now());
 }
 
 void BatchingStage::OnSlotFreed() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!maybe_parked_.load(std::memory_order_relaxed) || !maybe_parked_.exchange(false)) return;
-  for (ModelBatcher* mb : Active()) EmitParked(*mb->batcher);
+  bool left = false;
+  for (ModelBatcher* mb : Active()) {
+    if (mb->batcher->UnderExecutionLimit()) {
+      EmitParked(*mb->batcher);
+    } else {
+      left |= mb->batcher->parked();
+    }
+  }
+  // A model at its limit keeps its parked batch until OnFinished, which
+  // may find no slot free: the flag stays for the next freed slot.
+  if (left) maybe_parked_.store(true);
 }
 
-void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
+void BatchingStage::OnFinished(DynamicBatcher& batcher) {
+  batcher.CountFinished();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (batcher.parked() && MayStart(batcher)) EmitParked(batcher);
+}
+
+void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {
+  if (batcher.has_execution_limit()) {  // rule 4 counts it until it finishes
+    job->emitted_by = &batcher;
+    batcher.CountEmitted();
+  }
+  hooks_.place(job, now);
+}
+
+void BatchingStage::Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::Time now) {
   jobs[0]->Series(metrics_)->batch_size->Observe(static_cast<double>(jobs.size()));
   if (jobs.size() == 1) {
     jobs[0]->where.store(Job::Where::kNew);
-    hooks_.place(jobs[0], now);
+    Place(batcher, jobs[0], now);
     return;
   }
   absl::InlinedVector<const InferRequest*, 16> requests;
@@ -430,7 +475,7 @@ void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
     INFERD_LOG(kWarning, "batch of ", jobs.size(), " not merged: ", merged.status().ToString());
     for (Job* j : jobs) {
       j->where.store(Job::Where::kNew);
-      hooks_.place(j, now);
+      Place(batcher, j, now);
     }
     return;
   }
@@ -460,7 +505,7 @@ void BatchingStage::Emit(std::vector<Job*> jobs, absl::Time now) {
   batch->batch = std::move(merged_batch);
   batches_.fetch_add(1, std::memory_order_relaxed);
   batched_requests_.fetch_add(batch->batch->members.size(), std::memory_order_relaxed);
-  hooks_.place(batch, now);
+  Place(batcher, batch, now);
 }
 
 void BatchingStage::Split(Job* batch, const absl::Status& status,

@@ -28,6 +28,16 @@
 //      soon as a slot frees (OnSlotFreed), so under saturating load one
 //      large batch is ready when a slot frees rather than several small
 //      ones queued behind each other.
+//   4. A model with an execution limit (ModelSignature::
+//      max_executions_per_device, e.g. a torch model's instances_per_device)
+//      counts the batches it emitted until they finish. While that many
+//      per eligible device are unfinished it behaves as if no slot were
+//      free: no dispatch when idle, and a batch past its delay is parked
+//      and emitted when one of the model's batches finishes (OnFinished).
+//      A batch that reaches its target is emitted whatever the count: it
+//      cannot grow. So a model whose executions are long keeps collecting
+//      requests into its next batch instead of starting small ones that
+//      share the GPU.
 //   So under load (slots busy) batches form exactly as in 2 and 3, bounded
 //   by the preferred sizes and the delay; an idle device serves a lone
 //   request without delay.
@@ -130,6 +140,15 @@ class DynamicBatcher {
   // Caps batches at `rows` (> 0) below the maximum the policy and model
   // allow; 0 removes the cap. The target is lowered to fit.
   void SetRowLimit(int64_t rows);
+  // Rule 4: at most `n` emitted, unfinished executions (0: no limit).
+  void SetExecutionLimit(int n) { execution_limit_.store(n, std::memory_order_relaxed); }
+  // True while the model may start another execution (rule 4).
+  bool UnderExecutionLimit() const;
+  bool has_execution_limit() const { return execution_limit_.load(std::memory_order_relaxed) > 0; }
+  // An emitted job starts or stops counting against the limit.
+  void CountEmitted() { unfinished_.fetch_add(1, std::memory_order_seq_cst); }
+  void CountFinished() { unfinished_.fetch_sub(1, std::memory_order_seq_cst); }
+  int64_t unfinished() const { return unfinished_.load(std::memory_order_relaxed); }
   // Removes a pending job (cancellation); false if it is not pending here.
   bool Remove(Job* job);
   // Returns every pending job (shutdown).
@@ -161,6 +180,8 @@ class DynamicBatcher {
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool parked_ ABSL_GUARDED_BY(mu_) = false;
   int64_t row_limit_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none
+  std::atomic<int> execution_limit_{0};          // 0: none
+  std::atomic<int64_t> unfinished_{0};           // emitted, not finished
 };
 
 // A model's config.yaml batching block applied over `defaults`; nullopt
@@ -199,11 +220,17 @@ class BatchingStage {
   DynamicBatcher::AddResult Add(DynamicBatcher& batcher, Job* job, absl::Time now);
   // Arms the delay timer and emits what Add made ready.
   void Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult added, absl::Time now);
-  // Emits `jobs` (one model, arrival order): one job as is, several merged
-  // into a batch job; then places it.
-  void Emit(std::vector<Job*> jobs, absl::Time now);
-  // A device slot freed: emits every parked batch (rule 3).
+  // Emits `jobs` (`batcher`'s model, arrival order): one job as is,
+  // several merged into a batch job; then places it.
+  void Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::Time now);
+  // A device slot freed: emits every parked batch (rule 3) of a model
+  // under its execution limit.
   void OnSlotFreed();
+  // A job this stage emitted (job.emitted_by set) finished for good: it
+  // stops counting against its model's execution limit, and the model's
+  // parked batch, if any, is emitted (rule 4). Call after the job is
+  // deleted, with `batcher` read from it before.
+  void OnFinished(DynamicBatcher& batcher);
   // Gives each member of `batch` its rows of the batched outputs and its
   // status (`status`, or DEADLINE_EXCEEDED when the batch timed out, or the
   // error of a bad output) through `finish`.
@@ -213,7 +240,8 @@ class BatchingStage {
   bool Remove(Job* job);
   // Every pending job (shutdown).
   std::vector<Job*> TakeAll();
-  // Asks optimal_batch_size again for every batching model.
+  // Asks optimal_batch_size again for every batching model, and sets each
+  // model's execution limit for the eligible devices (rule 4).
   void RefreshRowLimits();
 
   int64_t pending() const;
@@ -231,9 +259,16 @@ class BatchingStage {
   std::vector<ModelBatcher*> Active() const;
   // The row cap for `sig` from optimal_batch_size; 0: none known.
   int64_t RowLimit(const ModelSignature& sig) const;
+  // Rule 4's limit for `sig` over the eligible devices; 0: none.
+  int ExecutionLimit(const ModelSignature& sig) const;
+  // A device slot is free and `batcher`'s model may start an execution.
+  bool MayStart(const DynamicBatcher& batcher) const;
   // A batch's delay passed: emits it, or parks it while no slot is free.
   void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
   void EmitParked(DynamicBatcher& batcher);
+  // Places an emitted job, counting it for rule 4 when the model has a
+  // limit.
+  void Place(DynamicBatcher& batcher, Job* job, absl::Time now);
 
   const SchedulerOptions& options_;
   const DeviceLanes& lanes_;

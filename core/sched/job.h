@@ -27,6 +27,7 @@
 
 namespace inferd {
 
+class DynamicBatcher;
 class Scheduler;
 class TaskRecord;
 struct Job;
@@ -69,6 +70,9 @@ struct Job final : public QueueNode, public InferResponder {
   std::vector<std::shared_ptr<TaskRecord>> sources;
   std::unique_ptr<BatchData> batch;  // set for merged batches
   Job* parent = nullptr;             // the batch this job rides in
+  // The batcher that emitted this job (a batch, or a request emitted
+  // alone) and counts it as running until it finishes; null otherwise.
+  DynamicBatcher* emitted_by = nullptr;
 
   // Constant once submitted.
   absl::Time submit_time;

@@ -672,7 +672,9 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   if (batch->reserved_memory) {
     (*lanes_)[batch->lane.load()].reserved.fetch_sub(batch->memory_requirement);
   }
+  DynamicBatcher* emitted_by = batch->emitted_by;
   delete batch;
+  if (emitted_by != nullptr) batching_->OnFinished(*emitted_by);
 }
 
 void Scheduler::FinishJob(Job* job, absl::Status status) {
@@ -692,15 +694,17 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
   job->Series(*metrics_)->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]->Increment();
   job->where.store(Job::Where::kDone);
+  DynamicBatcher* emitted_by = job->emitted_by;
   if (job->task != nullptr) {
     std::shared_ptr<TaskRecord> record = std::move(job->task);
     delete job;
     graph_->Finish(record.get(), std::move(status));
-    return;
+  } else {
+    InferResponder* sink = job->sink;
+    delete job;
+    sink->Complete(std::move(status));
   }
-  InferResponder* sink = job->sink;
-  delete job;
-  sink->Complete(std::move(status));
+  if (emitted_by != nullptr) batching_->OnFinished(*emitted_by);
 }
 
 void Scheduler::RecordStatistics(const Job& job, const absl::Status& status) {

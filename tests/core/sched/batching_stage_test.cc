@@ -223,6 +223,54 @@ TEST_F(BatchingStageTest, ParkedBatchKeepsFillingUntilASlotFrees) {
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{5}));
 }
 
+// Rule 4: a model limited to one execution per device, whose execution is
+// running, lets its next batch fill past the delay even though slots are
+// free, and emits it when that execution finishes.
+TEST_F(BatchingStageTest, ModelAtItsExecutionLimitKeepsFillingUntilOneFinishes) {
+  model_->set_max_executions_per_device(1);
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{}, /*max_tasks=*/4);
+  Offer(1);  // idle: runs at once, and counts
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
+  DynamicBatcher* batcher = placed_[0]->emitted_by;
+  ASSERT_NE(batcher, nullptr);
+  EXPECT_EQ(batcher->unfinished(), 1);
+  Offer(1);  // slots are free, but the model is at its limit
+  Offer(2);
+  EXPECT_EQ(placed_.size(), 1u);
+  Advance(kDelay);  // past the delay: parked, not emitted
+  EXPECT_EQ(placed_.size(), 1u);
+  Offer(1);
+  EXPECT_EQ(stage_->pending(), 3);
+  stage_->OnSlotFreed();  // another model's slot: this one stays at its limit
+  EXPECT_EQ(placed_.size(), 1u);
+  batcher->CountFinished();  // what the scheduler's finish does before OnFinished
+  batcher->CountEmitted();
+  stage_->OnFinished(*batcher);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(placed_[1]->emitted_by, batcher);
+  EXPECT_EQ(batcher->unfinished(), 1);
+}
+
+// Rule 4 never holds back a batch that reached its target: it cannot grow.
+TEST_F(BatchingStageTest, FullBatchIsEmittedAtTheExecutionLimit) {
+  model_->set_max_executions_per_device(1);
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2}, /*max_tasks=*/4);
+  Offer(1);
+  Offer(1);
+  Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(placed_[1]->emitted_by->unfinished(), 2);
+}
+
+// Without a limit nothing is counted.
+TEST_F(BatchingStageTest, ModelWithoutALimitIsNotCounted) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{}, /*max_tasks=*/4);
+  Offer(1);
+  Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(placed_[0]->emitted_by, nullptr);
+}
+
 // Merging concatenates the members' inputs; splitting hands each member
 // its own rows of the batched output.
 TEST_F(BatchingStageTest, SplitGivesEachMemberItsRows) {

@@ -57,6 +57,8 @@ class TestModel final : public Model {
   }
 
   const ModelSignature& signature() const override { return sig_; }
+  // Before the model is first used (signatures are read without a lock).
+  void set_max_executions_per_device(int n) { sig_.max_executions_per_device = n; }
   absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
                         absl::Span<TensorDesc> outputs) const override {
     if (inputs[0].dtype != DataType::kFp32) {

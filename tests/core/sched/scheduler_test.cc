@@ -494,6 +494,34 @@ TEST_F(SchedulerTest, BatchPastItsDelayRunsAtOnceWhenASlotIsFree) {
   EXPECT_TRUE(blocker.Wait().ok());
 }
 
+// Verifies a model's execution limit end to end: with slots to spare, a
+// model limited to one execution per device runs its next requests as one
+// batch when its running execution finishes, not as executions beside it.
+TEST_F(SchedulerTest, ModelExecutionLimitBatchesBehindItsRunningExecution) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 4;
+  o.default_batching.dispatch_when_idle = true;
+  batch_model_->set_max_executions_per_device(1);
+  Build(1, /*inline_streams=*/false, o);
+  auto gate = NewGate();
+  batch_model_->SetGate(gate);
+  TestCall first(batch_model_, 1, 3, 0);
+  sched_->Submit(first.request(), &first);  // idle: runs at once, held
+  batch_model_->SetGate(nullptr);
+  TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 2, 3, 20);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  Advance(absl::Milliseconds(2));  // past the delay, three slots free: parked
+  EXPECT_EQ(sched_->GetStats().pending_batch, 2);
+  EXPECT_FALSE(a.done());
+  gate->Open();
+  for (TestCall* t : {&first, &a, &b}) {
+    ASSERT_TRUE(t->Wait().ok());
+    EXPECT_EQ(t->output(), Doubled(t->input()));
+  }
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 3));
+}
+
 // Verifies the memory cap: batches stop at the smallest optimal batch size
 // over the devices divided by the slots per device, asked once per model
 // and again only at the refresh interval; RESOURCE_EXHAUSTED means 1 row.
