@@ -41,7 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/comm/comm_metrics.h"
 #include "core/comm/comm_stats.h"
-#include "core/comm/parallel_copy.h"
+#include "core/util/parallel_copy.h"
 #include "core/comm/token_bucket.h"
 #include "core/comm/transfer.h"
 #include "core/device/device.h"

@@ -518,6 +518,11 @@ const std::vector<FieldSpec>& Fields() {
           AnyBool{}, "",
           "A request that finds nothing pending for its model while a device slot is free "
           "runs at once instead of waiting batch_max_queue_delay_us"),
+      Key("scheduler.batch_gather_threads",
+          [](auto* c) { return &c->scheduler.batch_gather_threads; },
+          IntRange{1, 64}, "threads",
+          "Threads that copy a batch's requests into its pinned input block together "
+          "when the batch starts (1 = the dispatching thread alone)"),
       Key("scheduler.preferred_batch_sizes",
           [](auto* c) { return &c->scheduler.preferred_batch_sizes; },
           BatchSizes{}, "",

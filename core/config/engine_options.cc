@@ -154,6 +154,7 @@ absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config
   o.default_batching.max_queue_delay = absl::Microseconds(sched.batch_max_queue_delay_us);
   o.default_batching.preferred_batch_sizes = sched.preferred_batch_sizes;
   o.default_batching.dispatch_when_idle = sched.batch_dispatch_when_idle;
+  o.batch_gather_threads = sched.batch_gather_threads;
   o.limits = config.limits;
   o.submit_tasks_async = true;
   return o;

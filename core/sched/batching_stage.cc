@@ -76,20 +76,29 @@ absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const>
 }
 
 void GatherInputs(absl::Span<const InferRequest* const> requests, uint8_t* dst, bool pinned,
-                  InferRequest* merged) {
+                  InferRequest* merged, ParallelCopy* copier) {
+  absl::InlinedVector<ParallelCopy::Piece, 32> pieces;
   for (size_t i = 0; i < merged->inputs.size(); ++i) {
     InferInput& in = merged->inputs[i];
     in.data = dst;
     in.pinned = pinned;
     for (const InferRequest* r : requests) {
       const InferInput& part = r->inputs[i];
-      if (part.desc.byte_size > 0) std::memcpy(dst, part.data, part.desc.byte_size);
+      if (part.desc.byte_size > 0) {
+        if (copier != nullptr) {
+          pieces.push_back({dst, part.data, part.desc.byte_size});
+        } else {
+          std::memcpy(dst, part.data, part.desc.byte_size);
+        }
+      }
       dst += part.desc.byte_size;
     }
   }
+  if (!pieces.empty()) copier->Gather(pieces);
 }
 
-void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device) {
+void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device,
+                       ParallelCopy* copier) {
   BatchData& b = *batch.batch;
   b.allocator = &allocator;
   b.device = &device;
@@ -106,7 +115,7 @@ void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device) {
   }
   absl::InlinedVector<const InferRequest*, 16> requests;
   for (const Job* m : b.members) requests.push_back(&m->request);
-  GatherInputs(requests, dst, !b.pinned_inputs.empty(), &batch.request);
+  GatherInputs(requests, dst, !b.pinned_inputs.empty(), &batch.request, copier);
 }
 
 absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows) {

@@ -77,6 +77,7 @@
 #include "core/sched/scheduler_options.h"
 #include "core/sched/timer_queue.h"
 #include "core/util/clock.h"
+#include "core/util/parallel_copy.h"
 
 namespace inferd {
 
@@ -91,14 +92,16 @@ bool CanMerge(const InferRequest& a, const InferRequest& b);
 // overflow.
 absl::StatusOr<InferRequest> MergeRequests(absl::Span<const InferRequest* const> requests);
 // Copies the inputs of `requests` into `dst`, which holds the sum of
-// `merged`'s input byte sizes, and points `merged`'s inputs at it.
+// `merged`'s input byte sizes, and points `merged`'s inputs at it; with a
+// `copier`, its threads share the copy.
 void GatherInputs(absl::Span<const InferRequest* const> requests, uint8_t* dst, bool pinned,
-                  InferRequest* merged);
+                  InferRequest* merged, ParallelCopy* copier = nullptr);
 // Before each attempt of a merged batch on `device`: gathers its members'
 // inputs (once: into a pinned block of `device`'s staging pool when one is
-// free, else heap memory) and lets its outputs come into pinned blocks of
-// that pool (Job::AllocateOutput).
-void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device);
+// free, else heap memory; over `copier`'s threads when given) and lets its
+// outputs come into pinned blocks of that pool (Job::AllocateOutput).
+void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device,
+                       ParallelCopy* copier = nullptr);
 
 // Returns the part of a batched output of `total_rows` rows that belongs to
 // a member of `rows` rows; INTERNAL when the output's dim 0 is not

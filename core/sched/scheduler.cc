@@ -186,6 +186,11 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
           this, devices, options_.max_tasks_per_device, options_.first_stream,
           AgingOptions{options_.aging_interval, options_.enable_preemption},
           options_.enable_preemption)) {
+  if (options_.batch_gather_threads > 1) {
+    for (int i = 0; i < lanes_->size(); ++i) {
+      gather_copiers_.push_back(std::make_unique<ParallelCopy>(options_.batch_gather_threads));
+    }
+  }
   batching_ = std::make_unique<BatchingStage>(
       options_, *lanes_, *metrics_, clock_,
       BatchingHooks{
@@ -542,7 +547,11 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
   }
   Stream& stream =
       lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
-  if (job->batch != nullptr) GatherBatchInputs(*job, *allocator_, *lane.device);
+  if (job->batch != nullptr) {
+    ParallelCopy* copier =
+        gather_copiers_.empty() ? nullptr : gather_copiers_[lane.position].get();
+    GatherBatchInputs(*job, *allocator_, *lane.device, copier);
+  }
   // May complete (and delete the job) before it returns.
   ExecuteOnDevice(job->request, stream, *allocator_, job);
 }

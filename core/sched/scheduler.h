@@ -56,6 +56,7 @@
 #include "core/sched/tensor_access.h"
 #include "core/sched/timer_queue.h"
 #include "core/util/clock.h"
+#include "core/util/parallel_copy.h"
 
 namespace prometheus {
 class Registry;
@@ -227,6 +228,9 @@ class Scheduler final : public InferSubmitter {
   std::unique_ptr<SchedulerMetrics> metrics_;
   std::unique_ptr<DeviceLanes> lanes_;
   std::unique_ptr<BatchingStage> batching_;
+  // Per lane: the threads that gather a batch's inputs when it starts there
+  // (options_.batch_gather_threads; null at 1).
+  std::vector<std::unique_ptr<ParallelCopy>> gather_copiers_;
   std::unique_ptr<TaskGraph> graph_;
   TimerQueue timers_;
 

@@ -68,6 +68,10 @@ struct SchedulerOptions {
   size_t max_retained_tasks = 10000;                            // finished tasks kept for GetTask
   size_t watch_buffer_events = 1024;                            // per WatchTasks subscriber
   BatchingPolicy default_batching;                              // enabled/max delay/preferred sizes
+  // Threads (the dispatching one included) that copy a batch's requests
+  // into its pinned input block when it starts; copies below 1 MiB stay on
+  // the dispatching thread.
+  int batch_gather_threads = 1;
   LimitsConfig limits;                                          // checks on task inputs
 
   // Returns a model's own batching settings (its config.yaml), or nullopt

@@ -13,6 +13,8 @@ inferctl}, and INFERD_TORCH_LIB naming the backend library. Prints JSON
 lines; the last one sums up the ratios. BENCH_INSTANCES (e.g. "2,1,4")
 serves the model with each torch.instances_per_device in turn: the first
 over every level, the others over BENCH_MORE_LEVELS; each row names it.
+A variant "I:G" also sets scheduler.batch_gather_threads to G (e.g.
+"1,1:1,2": one instance with the default gather threads, then with one).
 Each row also carries the daemon's cores in use (per thread name), its
 CPU per request, and the model's mean batch and per-request queue and
 compute times from ModelStatistics over that level.
@@ -193,10 +195,16 @@ emit(model=model, baseline=baseline)
 del program, eager
 torch.cuda.empty_cache()
 
-def serve(instances, levels):
+def serve(instances, levels, gather=None):
     """Starts the daemon serving only this model with torch.instances_per_device
-    = `instances` (None: as exported), runs the levels, returns their rows."""
+    = `instances` (None: as exported) and scheduler.batch_gather_threads =
+    `gather` (None: the default), runs the levels, returns their rows."""
     repo = tempfile.mkdtemp()
+    config_args = []
+    if gather is not None:
+        with open(os.path.join(repo, "inferd.yaml"), "w") as f:
+            f.write("scheduler:\n  batch_gather_threads: %d\n" % gather)
+        config_args = ["--config=" + os.path.join(repo, "inferd.yaml")]
     dst = os.path.join(repo, model)
     shutil.copytree(os.path.join(export_dir, "repo", model), dst)
     if instances is not None:
@@ -208,7 +216,8 @@ def serve(instances, levels):
     daemon = subprocess.Popen([os.path.join(bin_dir, "inferd"),
                                "--grpc-listen=127.0.0.1:%d" % port,
                                "--metrics-listen=127.0.0.1:%d" % (port + 1),
-                               "--model-repository=" + repo], stderr=log, env=tool_env)
+                               "--model-repository=" + repo] + config_args,
+                              stderr=log, env=tool_env)
     served = []
     try:
         for _ in range(600):
@@ -244,7 +253,8 @@ def serve(instances, levels):
             util = [float(v) for v in smi.communicate()[0].split() if v.strip()]
             util = util[int(2 / 0.2):] or util  # the warm-up's samples left out
             qps = sum(r["qps"] for r in results)
-            row = {"model": model, "instances": instances, "concurrency": c, "clients": n,
+            row = {"model": model, "instances": instances, "gather_threads": gather,
+                   "concurrency": c, "clients": n,
                    "samples_per_s": round(qps, 1),
                    "p50_us": max(r["p50_us"] for r in results),
                    "p99_us": max(r["p99_us"] for r in results),
@@ -259,7 +269,8 @@ def serve(instances, levels):
         scrape = subprocess.run(["curl", "-s", "127.0.0.1:%d/metrics" % (port + 1)],
                                 capture_output=True, text=True).stdout
         hist = [l for l in scrape.splitlines() if l.startswith("inferd_scheduler_batch_size")]
-        emit(model=model, instances=instances, batch_size_histogram=hist)
+        emit(model=model, instances=instances, gather_threads=gather,
+             batch_size_histogram=hist)
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
@@ -270,17 +281,23 @@ def serve(instances, levels):
 # The daemon, serving only this model: the full sweep with the first
 # instance count (BENCH_INSTANCES, "" = as exported), then the high levels
 # (BENCH_MORE_LEVELS) with each other one.
-variants = [int(v) if v else None for v in os.environ.get("BENCH_INSTANCES", "").split(",")]
+def variant(text):  # "I" or "I:G"; "" = as exported
+    i, _, g = text.partition(":")
+    return (int(i) if i else None, int(g) if g else None)
+
+
+variants = [variant(v) for v in os.environ.get("BENCH_INSTANCES", "").split(",")]
 more = [int(c) for c in os.environ.get("BENCH_MORE_LEVELS", "128,512,1024").split(",")]
-served = serve(variants[0], levels)
+served = serve(*variants[0], levels)
 for v in variants[1:]:
-    served += serve(v, more)
+    served += serve(*v, more)
 
 top = max(served, key=lambda r: r["samples_per_s"])
 one = next(r for r in served if r["concurrency"] == 1)
 emit(model=model, summary={
     "served_best_samples_per_s": top["samples_per_s"], "at_concurrency": top["concurrency"],
     "instances_at_best": top["instances"],
+    "gather_threads_at_best": top["gather_threads"],
     "gpu_busy_at_best": top["gpu_busy"],
     "vs_eager_b1": round(top["samples_per_s"] / baseline["eager_b1"], 2),
     "vs_program_best_batch": round(top["samples_per_s"] / baseline["program_best"], 3),

@@ -62,6 +62,26 @@ TEST(MergeRequestsTest, ConcatenatesAlongDimZeroInOrder) {
   EXPECT_EQ(got, (std::vector<float>{0, 1, 2, 100, 101, 102, 103, 104, 105}));
 }
 
+TEST(MergeRequestsTest, ParallelGatherCopiesTheSameBytes) {
+  auto model = std::make_shared<TestModel>("m", 8);
+  // 1.2 MB per request: above the copier's threshold, so its threads share it.
+  TestCall a(model, 3, 100000, 0), b(model, 1, 100000, 7), c(model, 2, 100000, 11);
+  InferRequest ra = a.request(), rb = b.request(), rc = c.request();
+  const InferRequest* reqs[] = {&ra, &rb, &rc};
+  absl::StatusOr<InferRequest> alone = MergeRequests(reqs);
+  absl::StatusOr<InferRequest> shared = MergeRequests(reqs);
+  ASSERT_TRUE(alone.ok() && shared.ok());
+  const size_t n = alone->inputs[0].desc.byte_size / sizeof(float);
+  ASSERT_EQ(n, 600000u);
+  std::vector<float> want(n), got(n, -1.0f);
+  GatherInputs(reqs, reinterpret_cast<uint8_t*>(want.data()), false, &*alone);
+  ParallelCopy copier(3);
+  GatherInputs(reqs, reinterpret_cast<uint8_t*>(got.data()), false, &*shared, &copier);
+  EXPECT_EQ(shared->inputs[0].data, got.data());
+  EXPECT_EQ(want[300000], 7.0f);  // b's first value follows a's rows
+  EXPECT_EQ(got, want);
+}
+
 TEST(MergeRequestsTest, RefusesDifferentTrailingDimsOrParams) {
   auto model = std::make_shared<TestModel>("m", 8);
   TestCall a(model, 1, 3, 0), b(model, 1, 4, 0), c(model, 1, 3, 0, Priority::kNormal, 5);

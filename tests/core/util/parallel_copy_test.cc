@@ -1,4 +1,4 @@
-#include "core/comm/parallel_copy.h"
+#include "core/util/parallel_copy.h"
 
 #include <cstdint>
 #include <thread>
@@ -46,6 +46,30 @@ TEST_P(ParallelCopyTest, ConcurrentCallersEachGetTheirOwnBytes) {
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(ok, std::vector<int>(4, 1));
+}
+
+TEST_P(ParallelCopyTest, GathersPiecesOfEverySizeInOrder) {
+  ParallelCopy copy(GetParam(), 4096);
+  // Pieces smaller and larger than a part, empty ones, one spanning parts.
+  const std::vector<size_t> sizes = {0, 1, 5000, 4096, 0, 70001, 3, 1 << 20, 12289, 0, 7};
+  std::vector<std::vector<uint8_t>> srcs;
+  size_t total = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    srcs.push_back(Pattern(sizes[i], static_cast<uint32_t>(i * 977)));
+    total += sizes[i];
+  }
+  std::vector<uint8_t> dst(total + 1, 0xAB);
+  std::vector<ParallelCopy::Piece> pieces;
+  size_t at = 0;
+  for (const auto& s : srcs) {
+    pieces.push_back({dst.data() + at, s.data(), s.size()});
+    at += s.size();
+  }
+  copy.Gather(pieces);
+  std::vector<uint8_t> want;
+  for (const auto& s : srcs) want.insert(want.end(), s.begin(), s.end());
+  want.push_back(0xAB);
+  EXPECT_EQ(dst, want);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ParallelCopyTest, ::testing::Values(1, 2, 3, 7));

@@ -1,4 +1,4 @@
-#include "core/comm/parallel_copy.h"
+#include "core/util/parallel_copy.h"
 
 #include <algorithm>
 #include <cstring>
@@ -25,8 +25,31 @@ ParallelCopy::~ParallelCopy() {
 }
 
 void ParallelCopy::Copy(void* dst, const void* src, size_t n) {
+  const Piece piece{dst, src, n};
+  Gather(absl::MakeConstSpan(&piece, 1));
+}
+
+void ParallelCopy::CopyRange(absl::Span<const Piece> pieces, size_t begin, size_t end) {
+  size_t offset = 0;  // of the current piece in the whole
+  for (const Piece& p : pieces) {
+    if (offset >= end) return;
+    const size_t from = std::max(begin, offset);
+    const size_t to = std::min(end, offset + p.n);
+    if (to > from) {
+      std::memcpy(static_cast<char*>(p.dst) + (from - offset),
+                  static_cast<const char*>(p.src) + (from - offset), to - from);
+    }
+    offset += p.n;
+  }
+}
+
+void ParallelCopy::Gather(absl::Span<const Piece> pieces) {
+  size_t n = 0;
+  for (const Piece& p : pieces) n += p.n;
   if (helpers_.empty() || n < min_parallel_bytes_) {
-    std::memcpy(dst, src, n);
+    for (const Piece& p : pieces) {
+      if (p.n > 0) std::memcpy(p.dst, p.src, p.n);
+    }
     return;
   }
   absl::MutexLock turn(&turn_);
@@ -34,14 +57,13 @@ void ParallelCopy::Copy(void* dst, const void* src, size_t n) {
   size_t part = (n / parts + kAlign - 1) / kAlign * kAlign;
   {
     absl::MutexLock lock(&mu_);
-    dst_ = static_cast<char*>(dst);
-    src_ = static_cast<const char*>(src);
+    pieces_ = pieces;
     part_ = part;
     n_ = n;
     pending_ = static_cast<int>(helpers_.size());
     ++generation_;
   }
-  std::memcpy(dst, src, std::min(part, n));  // part 0: the caller's
+  CopyRange(pieces, 0, std::min(part, n));  // part 0: the caller's
   absl::MutexLock lock(&mu_);
   auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_ == 0; };
   mu_.Await(absl::Condition(&done));
@@ -50,8 +72,7 @@ void ParallelCopy::Copy(void* dst, const void* src, size_t n) {
 void ParallelCopy::Helper(int index) {
   uint64_t seen = 0;
   while (true) {
-    char* dst;
-    const char* src;
+    absl::Span<const Piece> pieces;
     size_t begin, end;
     {
       absl::MutexLock lock(&mu_);
@@ -61,12 +82,11 @@ void ParallelCopy::Helper(int index) {
       mu_.Await(absl::Condition(&ready));
       if (stop_) return;
       seen = generation_;
-      dst = dst_;
-      src = src_;
+      pieces = pieces_;
       begin = std::min(part_ * static_cast<size_t>(index), n_);
       end = index == static_cast<int>(helpers_.size()) ? n_ : std::min(begin + part_, n_);
     }
-    if (end > begin) std::memcpy(dst + begin, src + begin, end - begin);
+    if (end > begin) CopyRange(pieces, begin, end);
     absl::MutexLock lock(&mu_);
     --pending_;
   }
