@@ -327,8 +327,13 @@ absl::Status ReadTorch(const YAML::Node& node, TorchBackendConfig* out, bool* ha
   }
   if (const YAML::Node warmup = node["warmup"]; warmup) {
     *has_warmup = true;
+    if (warmup.IsScalar() && warmup.Scalar() == "all") {
+      out->warmup_all = true;
+      return absl::OkStatus();
+    }
     if (!warmup.IsSequence()) {
-      return KeyError("torch.warmup", absl::StrCat("expected a list, got ", Got(warmup)));
+      return KeyError("torch.warmup",
+                      absl::StrCat("expected a list of batch sizes or all, got ", Got(warmup)));
     }
     if (warmup.size() > static_cast<size_t>(kMaxTorchWarmupSizes)) {
       return KeyError("torch.warmup", absl::StrCat("has ", warmup.size(),
@@ -360,7 +365,18 @@ absl::Status CheckTorchSignature(ModelConfigSpec& spec, bool has_warmup) {
     }
   }
   const int batch_cap = spec.max_batch_size > 0 ? spec.max_batch_size : 1;
-  if (!has_warmup) {
+  // Every batch size the batcher may form, where there are not too many:
+  // the first execution at a new size pays for plan selection (cuDNN
+  // plans, allocator growth), tens of milliseconds for a ResNet-50.
+  if (spec.torch.warmup_all && batch_cap > kMaxTorchWarmupAll) {
+    return KeyError("torch.warmup",
+                    absl::StrCat("all would run ", batch_cap, " batch sizes; at most ",
+                                 kMaxTorchWarmupAll, " (list the sizes instead)"));
+  }
+  if (spec.torch.warmup_all || (!has_warmup && batch_cap <= kMaxTorchWarmupAll)) {
+    spec.torch.warmup.clear();
+    for (int b = 1; b <= batch_cap; ++b) spec.torch.warmup.push_back(b);
+  } else if (!has_warmup) {
     spec.torch.warmup = {1};
     if (batch_cap > 1) spec.torch.warmup.push_back(batch_cap);
   }

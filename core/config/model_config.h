@@ -27,8 +27,8 @@
 //   torch:
 //     file: model.pt2            # AOTInductor package or TorchScript archive
 //     format: aoti               # aoti | torchscript; default from the file name
-//     instances_per_device: 1    # copies of the model per device
-//     warmup: [1, 8]             # batch sizes run at load
+//     instances_per_device: 1    # executions at once per device
+//     warmup: [1, 8]             # batch sizes run at load, or all
 //
 // Thread-safety: the functions here are pure and safe to call concurrently.
 #ifndef INFERD_CORE_CONFIG_MODEL_CONFIG_H_
@@ -124,8 +124,10 @@ struct TorchBackendConfig {
   int instances_per_device = 1;
   // Batch sizes run once per instance at load (each input filled with
   // zeros), which also checks the model against inputs/outputs. Unset:
-  // 1 and max_batch_size; [] runs none.
+  // every size 1..max_batch_size when max_batch_size <= kMaxTorchWarmupAll,
+  // else 1 and max_batch_size; `all`: every size; [] runs none.
   std::vector<int> warmup;
+  bool warmup_all = false;  // `warmup: all` was written
 };
 
 struct ModelConfigSpec {
@@ -156,6 +158,9 @@ inline constexpr int kMaxModelDims = 16;
 inline constexpr int kMaxMlpLayers = 256;
 inline constexpr int kMaxTorchInstances = 16;
 inline constexpr int kMaxTorchWarmupSizes = 16;
+// `torch.warmup: all` runs every batch size up to this many; it is also the
+// default up to this max_batch_size ([1, max_batch_size] above it).
+inline constexpr int kMaxTorchWarmupAll = 256;
 inline constexpr int64_t kMaxModelConfigBytes = 1 << 20;
 
 // Returns true for a name made of [A-Za-z0-9_.-], 1..255 characters, not

@@ -195,7 +195,7 @@ emit(model=model, baseline=baseline)
 del program, eager
 torch.cuda.empty_cache()
 
-def serve(instances, levels, gather=None):
+def serve(instances, gather, levels):
     """Starts the daemon serving only this model with torch.instances_per_device
     = `instances` (None: as exported) and scheduler.batch_gather_threads =
     `gather` (None: the default), runs the levels, returns their rows."""
@@ -288,9 +288,9 @@ def variant(text):  # "I" or "I:G"; "" = as exported
 
 variants = [variant(v) for v in os.environ.get("BENCH_INSTANCES", "").split(",")]
 more = [int(c) for c in os.environ.get("BENCH_MORE_LEVELS", "128,512,1024").split(",")]
-served = serve(*variants[0], levels)
+served = serve(variants[0][0], variants[0][1], levels)
 for v in variants[1:]:
-    served += serve(*v, more)
+    served += serve(v[0], v[1], more)
 
 top = max(served, key=lambda r: r["samples_per_s"])
 one = next(r for r in served if r["concurrency"] == 1)

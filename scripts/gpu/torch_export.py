@@ -59,7 +59,8 @@ def config(spec, fmt, outputs):
     lines.append("outputs:")
     for n, t in zip(spec.outputs, outputs):
         lines.append("  - {name: %s, datatype: %s, dims: %s}" % (n, fx.DTYPES[t.dtype], dims_of(t)))
-    lines.append("torch: {file: model.%s, warmup: [1, %d]}" % (fmt, spec.max_batch))
+    # No warmup list: the default runs every batch size the batcher may form.
+    lines.append("torch: {file: model.%s}" % fmt)
     return "\n".join(lines) + "\n"
 
 

@@ -126,7 +126,29 @@ TEST(ModelConfigTest, ParsesTorchConfigWithDefaults) {
   EXPECT_EQ(spec->torch.file, "resnet50.pt2");
   EXPECT_EQ(spec->torch.format, TorchFormat::kAoti);
   EXPECT_EQ(spec->torch.instances_per_device, 1);
-  EXPECT_EQ(spec->torch.warmup, (std::vector<int>{1, 16}));
+  // Every batch size the batcher may form (max_batch_size 16).
+  std::vector<int> all;
+  for (int b = 1; b <= 16; ++b) all.push_back(b);
+  EXPECT_EQ(spec->torch.warmup, all);
+}
+
+// `warmup: all` runs every size; above kMaxTorchWarmupAll it is refused,
+// and the default falls back to 1 and max_batch_size.
+TEST(ModelConfigTest, TorchWarmupAllAndItsLimit) {
+  absl::StatusOr<ModelConfigSpec> spec =
+      ParseModelConfig(Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  warmup: all"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->torch.warmup.size(), 16u);
+  EXPECT_EQ(spec->torch.warmup.back(), 16);
+  const std::string big = Edit(kTorch, "max_batch_size: 16", "max_batch_size: 1024");
+  EXPECT_EQ(ParseModelConfig(big)->torch.warmup, (std::vector<int>{1, 1024}));
+  absl::StatusOr<ModelConfigSpec> refused =
+      ParseModelConfig(Edit(big, "file: resnet50.pt2", "file: a.pt2\n  warmup: all"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("torch.warmup: all would run 1024 batch sizes"),
+            std::string::npos)
+      << refused.status();
 }
 
 // Verifies that the format follows the file name unless set, and that the
@@ -262,7 +284,7 @@ std::vector<ErrorCase> ErrorCases() {
       {"torch warmup above max", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  warmup: [1, 32]"),
        "torch.warmup[1]: 32 is larger than max_batch_size (16)"},
       {"torch warmup not list", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  warmup: 8"),
-       "torch.warmup: expected a list"},
+       "torch.warmup: expected a list of batch sizes or all"},
       {"torch bytes input", Edit(kTorch, "datatype: FP16, dims: [-1, 3", "datatype: BYTES, dims: [-1, 3"),
        "inputs[0].datatype: BYTES has no torch tensor type"},
       {"torch uint32 output", Edit(kTorch, "{name: logits, datatype: FP16", "{name: logits, datatype: UINT32"),
