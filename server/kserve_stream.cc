@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/infer_call.h"
-#include "server/status_util.h"
 
 namespace inferd {
 
@@ -105,7 +104,7 @@ class StreamCall final : public InferResponder {
 };
 
 StreamInferReactor::StreamInferReactor(const StreamInferContext& context)
-    : context_(context), start_(absl::Now()) {
+    : context_(context), call_(context.metrics) {
   inference::ModelInferRequest* first = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -170,11 +169,7 @@ void StreamInferReactor::OnCancel() {
   Apply(actions);
 }
 
-void StreamInferReactor::OnDone() {
-  context_.metrics->Record(cancelled() ? grpc::StatusCode::CANCELLED : grpc::StatusCode::OK,
-                           absl::Now() - start_);
-  delete this;
-}
+void StreamInferReactor::OnDone() { delete this; }
 
 void StreamInferReactor::Deliver(std::unique_ptr<Response> response, bool last) {
   Actions actions;
@@ -236,8 +231,8 @@ void StreamInferReactor::Apply(const Actions& actions) {
     StartWrite(actions.write, options);
   }
   if (actions.finish) {
-    Finish(cancelled() ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
-                       : grpc::Status::OK);
+    call_.Finish(this,
+                 cancelled() ? absl::CancelledError("the stream was cancelled") : absl::OkStatus());
   }
 }
 
