@@ -14,19 +14,15 @@ namespace {
 constexpr char kService[] = "inference.GRPCInferenceService/";
 
 // Completes one ModelInfer call: fills the response as outputs arrive.
-class InferCall final : public InferResponder {
+class InferCall final : public FillingResponder {
  public:
   InferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response,
             MethodMetrics* metrics)
-      : reactor_(reactor), response_(response), filler_(response, &decoded), call_(metrics) {}
-
-  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
-    return filler_.AllocateOutput(index, spec, desc);
-  }
-  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
-                             Device& device) override {
-    return filler_.AllocateDeviceOutput(index, spec, desc, device);
-  }
+      : FillingResponder(&filler_),
+        reactor_(reactor),
+        response_(response),
+        filler_(response, &decoded),
+        call_(metrics) {}
 
   void Complete(absl::Status status) override {
     if (model != nullptr) {

@@ -10,13 +10,14 @@ namespace inferd {
 // One request read from a stream: decodes it, submits it, and turns its
 // outputs (or error) into the stream's responses. Owns the request message
 // (inputs point into it) until it completes; deletes itself then.
-class StreamCall final : public InferResponder {
+class StreamCall final : public FillingResponder {
  public:
   using Response = inference::ModelStreamInferResponse;
 
   StreamCall(StreamInferReactor* stream, std::unique_ptr<inference::ModelInferRequest> wire,
              const StreamInferContext& context)
-      : stream_(stream),
+      : FillingResponder(&filler_),
+        stream_(stream),
         wire_(std::move(wire)),
         context_(context),
         response_(NewResponse()),
@@ -39,13 +40,6 @@ class StreamCall final : public InferResponder {
   }
 
   // inferd::InferResponder
-  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
-    return filler_.AllocateOutput(index, spec, desc);
-  }
-  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
-                             Device& device) override {
-    return filler_.AllocateDeviceOutput(index, spec, desc, device);
-  }
   bool IsCancelled() const override { return stream_->cancelled(); }
 
   absl::Status SendResponse(absl::Span<const HostTensor> outputs) override {

@@ -180,25 +180,20 @@ absl::StatusOr<ScalingPolicy> PolicyFromProto(const v1::ScalingPolicy& wire) {
     if (!rule.ok()) return rule.status();
     policy.rules.push_back(*rule);
   }
-  if (absl::Status st = Seconds("scale_up_cooldown_seconds", wire.scale_up_cooldown_seconds(),
-                                &policy.scale_up_cooldown);
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = Seconds("scale_down_cooldown_seconds", wire.scale_down_cooldown_seconds(),
-                                &policy.scale_down_cooldown);
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = Seconds("evaluation_interval_seconds", wire.evaluation_interval_seconds(),
-                                &policy.evaluation_interval);
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st =
-          Seconds("window_length_seconds", wire.window_length_seconds(), &policy.window_length);
-      !st.ok()) {
-    return st;
+  const struct {
+    const char* field;
+    double seconds;
+    absl::Duration* out;
+  } durations[] = {
+      {"scale_up_cooldown_seconds", wire.scale_up_cooldown_seconds(), &policy.scale_up_cooldown},
+      {"scale_down_cooldown_seconds", wire.scale_down_cooldown_seconds(),
+       &policy.scale_down_cooldown},
+      {"evaluation_interval_seconds", wire.evaluation_interval_seconds(),
+       &policy.evaluation_interval},
+      {"window_length_seconds", wire.window_length_seconds(), &policy.window_length},
+  };
+  for (const auto& d : durations) {
+    if (absl::Status st = Seconds(d.field, d.seconds, d.out); !st.ok()) return st;
   }
   policy.stability_threshold = wire.stability_threshold();
   policy.min_active_devices = wire.min_active_devices();
