@@ -14,9 +14,6 @@
 
 namespace inferd {
 
-// Fills `out` with GetCommunicationStats' answer (also for the report).
-void CommStatsToProto(const CommStats& stats, v1::CommunicationStats* out);
-
 // Thread-safe. Borrows everything it is given.
 class CommunicationService final : public inferd::v1::Communication::CallbackService {
  public:
@@ -51,8 +48,6 @@ class CommunicationService final : public inferd::v1::Communication::CallbackSer
       inferd::v1::CommunicationStats* resp) override;
 
  private:
-  grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx, MethodMetrics* m,
-                                   absl::Time start, const absl::Status& status);
   grpc::ServerUnaryReactor* RunCollective(grpc::CallbackServerContext* ctx, MethodMetrics* m,
                                           absl::StatusOr<CollectiveRequest> request,
                                           inferd::v1::CollectiveResponse* resp);

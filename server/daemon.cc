@@ -8,41 +8,41 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
-#include "core/device/device_allocator.h"
-#include "core/device/discovery.h"
-#include "core/scaling/device_sampler.h"
-#include "core/scaling/dynamic_scaler.h"
-#include "core/memory/memory_engine.h"
 #include "core/comm/comm_engine.h"
 #include "core/config/engine_options.h"
-#include "core/util/clock.h"
+#include "core/device/device_allocator.h"
+#include "core/device/discovery.h"
 #include "core/infer/direct_dispatcher.h"
+#include "core/memory/memory_engine.h"
+#include "core/models/model_registry.h"
+#include "core/models/model_repository.h"
+#include "core/models/repository_manager.h"
+#include "core/scaling/device_sampler.h"
+#include "core/scaling/dynamic_scaler.h"
 #include "core/sched/batching_stage.h"
 #include "core/sched/memory_batch_size.h"
 #include "core/sched/memory_tensor_access.h"
 #include "core/sched/scheduler.h"
-#include "core/models/model_registry.h"
-#include "core/models/model_repository.h"
-#include "core/models/repository_manager.h"
 #include "core/shm/shared_memory_registry.h"
+#include "core/util/clock.h"
 #include "core/util/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/call_tracker.h"
+#include "server/communication_service.h"
 #include "server/device_collector.h"
 #include "server/grpc_metrics.h"
 #include "server/health_service.h"
-#include "server/protobuf_log.h"
+#include "server/https_server.h"
 #include "server/kserve_service.h"
+#include "server/memory_service.h"
+#include "server/model_collector.h"
+#include "server/protobuf_log.h"
+#include "server/report_service.h"
 #include "server/scaling_service.h"
 #include "server/scheduler_service.h"
-#include "server/memory_service.h"
-#include "server/report_service.h"
-#include "server/communication_service.h"
-#include "server/https_server.h"
-#include "server/model_collector.h"
 #include "server/tls_credentials.h"
 #include "server/token_auth.h"
 
@@ -86,8 +86,8 @@ struct Daemon::Impl {
   std::vector<std::unique_ptr<Device>> devices;
   std::vector<Device*> device_ptrs;
   std::shared_ptr<prometheus::Registry> registry;
-  std::unique_ptr<prometheus::Exposer> exposer;          // plain metrics
-  std::unique_ptr<MetricsHttpsServer> metrics_https;     // metrics with server.tls
+  std::unique_ptr<prometheus::Exposer> exposer;       // plain metrics
+  std::unique_ptr<MetricsHttpsServer> metrics_https;  // metrics with server.tls
   std::shared_ptr<DeviceCollector> device_collector;
   std::shared_ptr<ModelCollector> model_collector;  // reads `models`
   // The dynamic scaler: the active device set and the replica figure. The
@@ -95,14 +95,14 @@ struct Daemon::Impl {
   std::unique_ptr<DynamicScaler> scaler;
   std::unique_ptr<MemoryEngine> memory;
   std::unique_ptr<DeviceAllocator> allocator;  // scratch buffers from `memory`
-  std::unique_ptr<CommEngine> comm;  // transfers and collectives over `memory`
+  std::unique_ptr<CommEngine> comm;            // transfers and collectives over `memory`
   ModelRegistry models;
   std::unique_ptr<ModelRepository> repository;  // null without models.repository
   std::unique_ptr<RepositoryManager> repository_manager;
   std::unique_ptr<MemoryTensorAccess> tensor_access;  // the scheduler's view of `memory`
-  std::unique_ptr<Scheduler> scheduler;  // ModelInfer and tasks (core/sched)
-  int scheduler_listener = 0;            // its scaler listener
-  std::unique_ptr<InferSubmitter> submitter;  // only with enable_advanced_scheduling false
+  std::unique_ptr<Scheduler> scheduler;               // ModelInfer and tasks (core/sched)
+  int scheduler_listener = 0;                         // its scaler listener
+  std::unique_ptr<InferSubmitter> submitter;          // only with enable_advanced_scheduling false
   std::unique_ptr<SharedMemoryRegistry> shared_memory;  // regions clients register
   std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::unique_ptr<HealthService> health;
@@ -112,12 +112,22 @@ struct Daemon::Impl {
   std::unique_ptr<ReportService> report_service;
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
-  CallTracker* calls = nullptr;  // owned by `server`
+  CallTracker* calls = nullptr;        // owned by `server`
   std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
   bool shut_down = false;
+  InferSubmitter* infer_submitter = nullptr;  // what ModelInfer submits to
+
+  // The steps of Daemon::Start, in order; each reads `config`.
+  absl::Status DiscoverAndMeasure();
+  absl::Status StartMetricsEndpoint();
+  absl::Status StartEngines();
+  absl::Status LoadModels();
+  absl::Status StartScheduler();
+  absl::Status BuildServices();
+  absl::Status StartGrpcServer();
 
   ~Impl() {
     // No scrape may read the engines and models while they go.
@@ -153,118 +163,126 @@ Daemon::~Daemon() = default;
 int Daemon::grpc_port() const { return impl_->grpc_port; }
 int Daemon::metrics_port() const { return impl_->metrics_port; }
 
-absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
-  auto impl = std::make_unique<Impl>();
-  impl->config = config;
-  InstallProtobufLogThrottle(Clock::Real(), kProtobufLogInterval);
+// Devices, the metrics registry and its collectors.
+absl::Status Daemon::Impl::DiscoverAndMeasure() {
+  auto found = DiscoverDevices(DiscoveryOptionsFromConfig(config));
+  if (!found.ok()) return found.status();
+  devices = *std::move(found);
+  for (auto& d : devices) device_ptrs.push_back(d.get());
+  registry = std::make_shared<prometheus::Registry>();
+  device_collector = std::make_shared<DeviceCollector>(device_ptrs, BuiltWithCuda());
+  model_collector = std::make_shared<ModelCollector>(&models);
+  return absl::OkStatus();
+}
 
-  auto devices = DiscoverDevices(DiscoveryOptionsFromConfig(config));
-  if (!devices.ok()) return devices.status();
-  impl->devices = *std::move(devices);
-  for (auto& d : impl->devices) impl->device_ptrs.push_back(d.get());
-  impl->registry = std::make_shared<prometheus::Registry>();
-  impl->device_collector = std::make_shared<DeviceCollector>(impl->device_ptrs, BuiltWithCuda());
-  impl->model_collector = std::make_shared<ModelCollector>(&impl->models);
+// server.metrics_listen: /metrics over HTTP, or HTTPS with server.tls.
+absl::Status Daemon::Impl::StartMetricsEndpoint() {
   if (!config.server.metrics_listen.empty() && config.server.tls.enabled()) {
     HttpsServerOptions https;
     https.listen = config.server.metrics_listen;
     https.tls = config.server.tls;
     https.threads = config.server.metrics_threads;
     https.request_timeout = absl::Seconds(config.server.metrics_request_timeout_seconds);
-    auto server = MetricsHttpsServer::Start(
-        std::move(https), {impl->registry, impl->device_collector, impl->model_collector});
-    if (!server.ok()) return server.status();
-    impl->metrics_https = *std::move(server);
-    impl->metrics_port = impl->metrics_https->port();
+    auto https_server =
+        MetricsHttpsServer::Start(std::move(https), {registry, device_collector, model_collector});
+    if (!https_server.ok()) return https_server.status();
+    metrics_https = *std::move(https_server);
+    metrics_port = metrics_https->port();
   } else if (!config.server.metrics_listen.empty()) {
     try {
       // Each connection holds one of metrics_threads workers; the timeout
       // frees a worker from a client that sends or reads slowly (or
       // announces a body it never sends).
-      const auto timeout_ms = static_cast<int64_t>(
-          std::ceil(config.server.metrics_request_timeout_seconds * 1000.0));
-      impl->exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-          "listening_ports", config.server.metrics_listen,
-          "num_threads", absl::StrCat(config.server.metrics_threads),
-          "request_timeout_ms", absl::StrCat(timeout_ms),
-          "enable_keep_alive", "no"});
+      const auto timeout_ms =
+          static_cast<int64_t>(std::ceil(config.server.metrics_request_timeout_seconds * 1000.0));
+      exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+          "listening_ports", config.server.metrics_listen, "num_threads",
+          absl::StrCat(config.server.metrics_threads), "request_timeout_ms",
+          absl::StrCat(timeout_ms), "enable_keep_alive", "no"});
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("server.metrics_listen: cannot listen on ",
                                                  config.server.metrics_listen, ": ", e.what()));
     }
-    impl->exposer->RegisterCollectable(impl->registry);
-    impl->exposer->RegisterCollectable(impl->device_collector);
-    impl->exposer->RegisterCollectable(impl->model_collector);
-    auto ports = impl->exposer->GetListeningPorts();
-    impl->metrics_port = ports.empty() ? 0 : ports[0];
+    exposer->RegisterCollectable(registry);
+    exposer->RegisterCollectable(device_collector);
+    exposer->RegisterCollectable(model_collector);
+    auto ports = exposer->GetListeningPorts();
+    metrics_port = ports.empty() ? 0 : ports[0];
   }
+  return absl::OkStatus();
+}
 
+// The scaler, the memory engine and the communication engine.
+absl::Status Daemon::Impl::StartEngines() {
   // Scaling: the scaler samples device load itself before each evaluation.
   std::vector<int> device_indexes;
-  for (Device* d : impl->device_ptrs) device_indexes.push_back(d->index());
+  for (Device* d : device_ptrs) device_indexes.push_back(d->index());
   auto scaler_options = ScalerOptionsFromConfig(config, std::move(device_indexes));
   if (!scaler_options.ok()) return scaler_options.status();
-  scaler_options->device_sampler = DeviceLoadSampler(impl->device_ptrs);
+  scaler_options->device_sampler = DeviceLoadSampler(device_ptrs);
   LogScalerPlan(*scaler_options);
-  auto scaler =
-      DynamicScaler::Create(*std::move(scaler_options), Clock::Real(), *impl->registry);
-  if (!scaler.ok()) return scaler.status();
-  impl->scaler = *std::move(scaler);
+  auto created_scaler = DynamicScaler::Create(*std::move(scaler_options), Clock::Real(), *registry);
+  if (!created_scaler.ok()) return created_scaler.status();
+  scaler = *std::move(created_scaler);
   // The evaluation thread runs even with enable_dynamic_scaling false: the
   // scaler then keeps every healthy device active but still samples and
   // reports, and SetScalingPolicy can turn scaling on at run time.
-  impl->scaler->Start();
+  scaler->Start();
 
-  auto memory = MemoryEngine::Create(MemoryOptionsFromConfig(config), impl->device_ptrs,
-                                     Clock::Real(), *impl->registry);
-  if (!memory.ok()) return memory.status();
-  impl->memory = *std::move(memory);
-  impl->allocator = impl->memory->NewScratchAllocator();
+  auto created_memory =
+      MemoryEngine::Create(MemoryOptionsFromConfig(config), device_ptrs, Clock::Real(), *registry);
+  if (!created_memory.ok()) return created_memory.status();
+  memory = *std::move(created_memory);
+  allocator = memory->NewScratchAllocator();
 
   // Communication engine (docs/COMM.md): calibrates each link kind once.
-  auto comm = CommEngine::Create(CommOptionsFromConfig(config), impl->device_ptrs, impl->memory.get(), Clock::Real(),
-                                 *impl->registry);
-  if (!comm.ok()) return comm.status();
-  impl->comm = *std::move(comm);
+  auto created_comm = CommEngine::Create(CommOptionsFromConfig(config), device_ptrs, memory.get(),
+                                         Clock::Real(), *registry);
+  if (!created_comm.ok()) return created_comm.status();
+  comm = *std::move(created_comm);
+  return absl::OkStatus();
+}
 
+// The built-in models and those of models.repository.
+absl::Status Daemon::Impl::LoadModels() {
   if (!config.models.repository.empty() &&
       !std::filesystem::is_directory(config.models.repository)) {
-    return absl::InvalidArgumentError(absl::StrCat("models.repository: '",
-                                                   config.models.repository,
-                                                   "' is not a directory"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("models.repository: '", config.models.repository, "' is not a directory"));
   }
   std::vector<std::string> builtin_names;
   for (auto& m : BuiltinModels()) {
     builtin_names.push_back(m->signature().name);
-    impl->models.Add(std::move(m));
+    models.Add(std::move(m));
   }
-  ModelControlMode control_mode = ModelControlMode::kExplicit;
-  (void)ParseModelControlMode(config.models.control_mode, &control_mode);  // validated
   if (!config.models.repository.empty()) {
-    ModelRepositoryOptions repository_options;
-    repository_options.devices = impl->device_ptrs;
-    repository_options.torch_backend_library = config.models.torch_backend_library;
-    auto repository = ModelRepository::Open(config.models.repository, repository_options);
-    if (!repository.ok()) return repository.status();
-    impl->repository = *std::move(repository);
-    impl->repository_manager = std::make_unique<RepositoryManager>(
-        impl->repository.get(), &impl->models, control_mode, std::move(builtin_names));
-    if (absl::Status st = impl->repository_manager->LoadAll(); !st.ok()) {
+    auto opened = ModelRepository::Open(config.models.repository,
+                                        ModelRepositoryOptionsFromConfig(config, device_ptrs));
+    if (!opened.ok()) return opened.status();
+    repository = *std::move(opened);
+    repository_manager = std::make_unique<RepositoryManager>(
+        repository.get(), &models, ModelControlModeFromConfig(config), std::move(builtin_names));
+    if (absl::Status st = repository_manager->LoadAll(); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat("models.repository: ", st.message()));
     }
-    impl->repository_manager->StartPolling(
-        absl::Seconds(config.models.poll_interval_seconds));
+    repository_manager->StartPolling(absl::Seconds(config.models.poll_interval_seconds));
   }
+  return absl::OkStatus();
+}
+
+// The scheduler (core/sched, docs/SCHEDULER.md), wired to the scaler, and
+// what ModelInfer submits to.
+absl::Status Daemon::Impl::StartScheduler() {
   // Scheduler (core/sched, docs/SCHEDULER.md): serves ModelInfer and tasks;
   // tensor handles through the memory engine; device health and load go to
   // the scaler, whose active set it follows.
-  impl->tensor_access = std::make_unique<MemoryTensorAccess>(impl->memory.get());
+  tensor_access = std::make_unique<MemoryTensorAccess>(memory.get());
   auto sched_options = SchedulerOptionsFromConfig(config);
   if (!sched_options.ok()) return sched_options.status();
   sched_options->first_stream = 1;  // stream 0 is the memory engine's
   // Batches stop at what fits the device's free memory.
-  sched_options->optimal_batch_size = MemoryBatchSizeFn(impl->memory.get());
-  DynamicScaler* scaler_ptr = impl->scaler.get();
+  sched_options->optimal_batch_size = MemoryBatchSizeFn(memory.get());
+  DynamicScaler* scaler_ptr = scaler.get();
   sched_options->on_device_health = [scaler_ptr](int device, bool healthy,
                                                  const std::string& reason) {
     absl::Status st =
@@ -275,98 +293,87 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
     (void)scaler_ptr->RecordSchedulerSample(
         SchedulerSample{s.queue_length, s.processing_time_seconds, s.throughput_tasks_per_second});
   };
-  if (impl->repository != nullptr) {
-    // A model's config.yaml dynamic_batching block overrides the defaults.
-    const ModelRepository* repository = impl->repository.get();
-    sched_options->batching_lookup =
-        [repository, defaults = sched_options->default_batching](
-            const ModelSignature& sig) -> std::optional<BatchingPolicy> {
-      absl::StatusOr<ModelConfigSpec> spec = repository->ReadConfig(sig.name);
-      if (!spec.ok()) return std::nullopt;
-      return ModelBatchingPolicy(*spec, defaults);
-    };
-  }
-  auto scheduler = Scheduler::Create(*std::move(sched_options), impl->device_ptrs,
-                                     impl->allocator.get(), &impl->models,
-                                     impl->tensor_access.get(), Clock::Real(), *impl->registry);
-  if (!scheduler.ok()) return scheduler.status();
-  impl->scheduler = *std::move(scheduler);
-  Scheduler* sched_ptr = impl->scheduler.get();
-  impl->scheduler_listener = impl->scaler->RegisterListener(
+  // A model's config.yaml dynamic_batching block overrides the defaults.
+  sched_options->batching_lookup =
+      ModelBatchingLookup(repository.get(), sched_options->default_batching);
+  auto created_scheduler =
+      Scheduler::Create(*std::move(sched_options), device_ptrs, allocator.get(), &models,
+                        tensor_access.get(), Clock::Real(), *registry);
+  if (!created_scheduler.ok()) return created_scheduler.status();
+  scheduler = *std::move(created_scheduler);
+  Scheduler* sched_ptr = scheduler.get();
+  scheduler_listener = scaler->RegisterListener(
       [sched_ptr](const DeviceChange& c) { (void)sched_ptr->SetDeviceActive(c.device, c.active); });
-  for (Device* d : impl->device_ptrs) {
-    (void)sched_ptr->SetDeviceActive(d->index(), impl->scaler->IsActive(d->index()));
+  for (Device* d : device_ptrs) {
+    (void)sched_ptr->SetDeviceActive(d->index(), scaler->IsActive(d->index()));
   }
-  InferSubmitter* submitter = sched_ptr;
+  infer_submitter = sched_ptr;
   if (!config.device.performance.enable_advanced_scheduling) {
     // ModelInfer runs at once, round robin; tasks still go through the scheduler.
-    impl->submitter = std::make_unique<DirectDispatcher>(impl->device_ptrs, impl->allocator.get(),
-                                                         Clock::Real());
-    submitter = impl->submitter.get();
+    submitter = std::make_unique<DirectDispatcher>(device_ptrs, allocator.get(), Clock::Real());
+    infer_submitter = submitter.get();
   }
+  return absl::OkStatus();
+}
 
-  impl->grpc_metrics = std::make_unique<GrpcMetrics>(*impl->registry);
-  impl->health = std::make_unique<HealthService>(
-      impl->grpc_metrics.get(),
-      std::vector<std::string>{inference::GRPCInferenceService::service_full_name(),
-                               v1::Memory::service_full_name(),
-                               v1::Communication::service_full_name(),
-                               v1::Scaling::service_full_name(),
-                               v1::Scheduler::service_full_name(),
-                               v1::Report::service_full_name()},
+// The gRPC services over the engines.
+absl::Status Daemon::Impl::BuildServices() {
+  grpc_metrics = std::make_unique<GrpcMetrics>(*registry);
+  health = std::make_unique<HealthService>(
+      grpc_metrics.get(),
+      std::vector<std::string>{
+          inference::GRPCInferenceService::service_full_name(), v1::Memory::service_full_name(),
+          v1::Communication::service_full_name(), v1::Scaling::service_full_name(),
+          v1::Scheduler::service_full_name(), v1::Report::service_full_name()},
       config.limits.max_watch_streams);
-  impl->scaling_service =
-      std::make_unique<ScalingService>(impl->scaler.get(), impl->grpc_metrics.get());
-  impl->memory_service = std::make_unique<MemoryService>(impl->memory.get(),
-                                                         impl->grpc_metrics.get());
-  impl->communication_service =
-      std::make_unique<CommunicationService>(impl->comm.get(), impl->grpc_metrics.get());
-  impl->scheduler_service =
-      std::make_unique<SchedulerService>(impl->scheduler.get(), impl->grpc_metrics.get());
+  scaling_service = std::make_unique<ScalingService>(scaler.get(), grpc_metrics.get());
+  memory_service = std::make_unique<MemoryService>(memory.get(), grpc_metrics.get());
+  communication_service = std::make_unique<CommunicationService>(comm.get(), grpc_metrics.get());
+  scheduler_service = std::make_unique<SchedulerService>(scheduler.get(), grpc_metrics.get());
   ReportSources report_sources;
-  report_sources.devices = impl->device_ptrs;
-  report_sources.memory = impl->memory.get();
-  report_sources.scaler = impl->scaler.get();
-  report_sources.comm = impl->comm.get();
-  report_sources.scheduler = impl->scheduler.get();
-  impl->report_service =
-      std::make_unique<ReportService>(std::move(report_sources), impl->grpc_metrics.get());
-  SharedMemoryOptions shm_options;
-  shm_options.max_regions = config.shared_memory.max_regions;
-  shm_options.devices = impl->device_ptrs;
-  impl->shared_memory = std::make_unique<SharedMemoryRegistry>(std::move(shm_options));
+  report_sources.devices = device_ptrs;
+  report_sources.memory = memory.get();
+  report_sources.scaler = scaler.get();
+  report_sources.comm = comm.get();
+  report_sources.scheduler = scheduler.get();
+  report_service = std::make_unique<ReportService>(std::move(report_sources), grpc_metrics.get());
+  shared_memory =
+      std::make_unique<SharedMemoryRegistry>(SharedMemoryOptionsFromConfig(config, device_ptrs));
   KServeOptions kserve_options;
   kserve_options.limits = config.limits;
   kserve_options.max_stream_held_responses = config.server.max_stream_held_responses;
   kserve_options.instances_per_device = config.device.performance.max_tasks_per_device;
-  kserve_options.repository = impl->repository_manager.get();
-  kserve_options.shared_memory = impl->shared_memory.get();
+  kserve_options.repository = repository_manager.get();
+  kserve_options.shared_memory = shared_memory.get();
   kserve_options.shared_memory_allowed =
       IsLoopback(config.server.grpc_listen) || config.shared_memory.allow_non_loopback;
-  for (Device* d : impl->device_ptrs) {
+  for (Device* d : device_ptrs) {
     kserve_options.has_cuda_device |= d->info().kind == DeviceKind::kCuda;
   }
   if (config.device.performance.enable_advanced_scheduling) {
-    kserve_options.batching = [sched_ptr](const ModelSignature& sig) {
-      return sched_ptr->BatchingFor(sig);
+    kserve_options.batching = [sched = scheduler.get()](const ModelSignature& sig) {
+      return sched->BatchingFor(sig);
     };
   }
-  impl->kserve = std::make_unique<KServeService>(&impl->models, submitter,
-                                                 std::move(kserve_options),
-                                                 impl->grpc_metrics.get());
+  kserve = std::make_unique<KServeService>(&models, infer_submitter, std::move(kserve_options),
+                                           grpc_metrics.get());
+  return absl::OkStatus();
+}
 
+// server.grpc_listen, with TLS, tokens, reflection and the call tracker.
+absl::Status Daemon::Impl::StartGrpcServer() {
   const std::string& reflection = config.server.reflection;
   const bool want_reflection =
       reflection == "on" || (reflection == "auto" && IsLoopback(config.server.grpc_listen));
   if (want_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   if (config.server.auth.enabled()) {
-    auto tokens = TokenTable::Load(config.server.auth.tokens_file);
-    if (!tokens.ok()) return tokens.status();
-    impl->tokens = *std::move(tokens);
+    auto loaded_tokens = TokenTable::Load(config.server.auth.tokens_file);
+    if (!loaded_tokens.ok()) return loaded_tokens.status();
+    tokens = *std::move(loaded_tokens);
   }
-  auto credentials = MakeServerCredentials(config.server.grpc_listen, config.server.tls,
-                                           impl->tokens.get());
+  auto credentials =
+      MakeServerCredentials(config.server.grpc_listen, config.server.tls, tokens.get());
   if (!credentials.ok()) return credentials.status();
   if (!IsLoopback(config.server.grpc_listen) && !config.server.tls.enabled() &&
       !config.server.auth.enabled()) {
@@ -376,49 +383,59 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
                "and unload models and change policies");
   }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.server.grpc_listen, *credentials, &impl->grpc_port);
+  builder.AddListeningPort(config.server.grpc_listen, *credentials, &grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_send_message_bytes));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             config.server.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.server.max_concurrent_streams);
   // gRPC sets SO_REUSEPORT by default: a second daemon on the same address
   // would start and split the connections (and tensors) with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   {
-    auto calls = std::make_unique<CallTracker>(Clock::Real());
-    impl->calls = calls.get();
+    auto tracker = std::make_unique<CallTracker>(Clock::Real());
+    calls = tracker.get();
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(std::move(calls));
+    creators.push_back(std::move(tracker));
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
-  builder.RegisterService(impl->health.get());
-  builder.RegisterService(impl->kserve.get());
-  builder.RegisterService(impl->scaling_service.get());
-  builder.RegisterService(impl->memory_service.get());
-  builder.RegisterService(impl->report_service.get());
-  builder.RegisterService(impl->communication_service.get());
-  builder.RegisterService(impl->scheduler_service.get());
-  impl->server = builder.BuildAndStart();
-  if (impl->server == nullptr || impl->grpc_port == 0) {
-    return absl::UnavailableError(absl::StrCat("server.grpc_listen: cannot listen on ",
-                                               config.server.grpc_listen));
+  builder.RegisterService(health.get());
+  builder.RegisterService(kserve.get());
+  builder.RegisterService(scaling_service.get());
+  builder.RegisterService(memory_service.get());
+  builder.RegisterService(report_service.get());
+  builder.RegisterService(communication_service.get());
+  builder.RegisterService(scheduler_service.get());
+  server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("server.grpc_listen: cannot listen on ", config.server.grpc_listen));
   }
   const TlsConfig& tls = config.server.tls;
-  INFERD_LOG(kInfo, "gRPC listening on ", config.server.grpc_listen, " (port ", impl->grpc_port,
-             ")", !tls.enabled()                 ? ", plain text"
-                  : tls.client_ca_file.empty() ? ", TLS"
-                                               : ", mutual TLS",
-             impl->tokens ? absl::StrCat(", bearer tokens (", impl->tokens->size(), ")") : "",
+  INFERD_LOG(kInfo, "gRPC listening on ", config.server.grpc_listen, " (port ", grpc_port, ")",
+             !tls.enabled()               ? ", plain text"
+             : tls.client_ca_file.empty() ? ", TLS"
+                                          : ", mutual TLS",
+             tokens ? absl::StrCat(", bearer tokens (", tokens->size(), ")") : "",
              want_reflection ? ", reflection on" : "");
-  if (impl->exposer || impl->metrics_https) {
-    INFERD_LOG(kInfo, "metrics on ", config.server.metrics_listen, " (port ",
-               impl->metrics_port, ")", impl->metrics_https ? ", HTTPS" : "");
+  if (exposer || metrics_https) {
+    INFERD_LOG(kInfo, "metrics on ", config.server.metrics_listen, " (port ", metrics_port, ")",
+               metrics_https ? ", HTTPS" : "");
   }
+  return absl::OkStatus();
+}
 
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const Config& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  InstallProtobufLogThrottle(Clock::Real(), kProtobufLogInterval);
+  for (absl::Status (Impl::*step)() :
+       {&Impl::DiscoverAndMeasure, &Impl::StartMetricsEndpoint, &Impl::StartEngines,
+        &Impl::LoadModels, &Impl::StartScheduler, &Impl::BuildServices, &Impl::StartGrpcServer}) {
+    if (absl::Status st = (impl.get()->*step)(); !st.ok()) return st;
+  }
   impl->kserve->SetReady(true);
   impl->health->SetServing(true);
-  INFERD_LOG(kInfo, "serving: ", impl->devices.size(), " device(s), ",
-             impl->models.List().size(), " model(s)");
+  INFERD_LOG(kInfo, "serving: ", impl->devices.size(), " device(s), ", impl->models.List().size(),
+             " model(s)");
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 
@@ -444,8 +461,7 @@ void Daemon::Reload() {
 void Daemon::Shutdown(absl::Duration grace) {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
-  INFERD_LOG(kInfo, "shutting down: NOT_SERVING, draining for up to ",
-             absl::FormatDuration(grace));
+  INFERD_LOG(kInfo, "shutting down: NOT_SERVING, draining for up to ", absl::FormatDuration(grace));
   impl_->kserve->SetReady(false);
   impl_->health->Shutdown();
   impl_->scheduler->CloseWatchers();  // WatchTasks streams end with UNAVAILABLE

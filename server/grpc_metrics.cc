@@ -1,30 +1,6 @@
 #include "server/grpc_metrics.h"
 
-#include "server/status_util.h"
-
 namespace inferd {
-
-namespace {
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
-}  // namespace
-
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
-                                      const absl::Status& status, absl::Time start) {
-  grpc::Status gs = ToGrpcStatus(status);
-  m->Record(gs.error_code(), absl::Now() - start);
-  return FinishWith(ctx, gs);
-}
-
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                      const absl::Status& status) {
-  grpc::Status gs = ToGrpcStatus(status);
-  timer.Finish(gs.error_code());
-  return FinishWith(ctx, gs);
-}
 
 const char* GrpcCodeName(grpc::StatusCode code) {
   static constexpr const char* kNames[] = {

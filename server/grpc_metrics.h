@@ -54,27 +54,7 @@ class GrpcMetrics {
   std::vector<std::unique_ptr<MethodMetrics>> methods_ ABSL_GUARDED_BY(mu_);
 };
 
-// Records one call on destruction (or Finish). Not thread-safe.
-class CallTimer {
- public:
-  explicit CallTimer(MethodMetrics* m) : m_(m), start_(absl::Now()) {}
-  void Finish(grpc::StatusCode code) { m_->Record(code, absl::Now() - start_); }
-
- private:
-  MethodMetrics* m_;
-  absl::Time start_;
-};
-
 const char* GrpcCodeName(grpc::StatusCode code);
-
-// Finishes a unary callback call with `status` (converted by ToGrpcStatus)
-// and records it in `m` with the latency since `start`. Returns the reactor
-// the handler must return. Call DefaultReactor() nowhere else for the call.
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, MethodMetrics* m,
-                                      const absl::Status& status, absl::Time start);
-// The same, with the latency measured by `timer` (started at handler entry).
-grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* ctx, CallTimer& timer,
-                                      const absl::Status& status);
 
 }  // namespace inferd
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/util/echo.h"
-#include "server/status_util.h"
+#include "server/server_call.h"
 
 namespace inferd {
 
@@ -16,8 +16,8 @@ using grpc::health::v1::HealthCheckResponse;
 // One Watch stream: writes the current status, then every change. Thread-safe.
 class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResponse> {
  public:
-  HealthWatchReactor(HealthService* service, std::string name)
-      : service_(service), name_(std::move(name)) {}
+  HealthWatchReactor(HealthService* service, std::string name, MethodMetrics* metrics)
+      : service_(service), name_(std::move(name)), call_(metrics) {}
 
   // Sends `status` now, or after the write in flight. `finish` ends the stream.
   void Push(HealthCheckResponse::ServingStatus status, bool finish) {
@@ -31,7 +31,7 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
     absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) {
-      FinishLocked(grpc::Status::CANCELLED);
+      FinishLocked(absl::CancelledError("client went away"));
       return;
     }
     MaybeWriteLocked();
@@ -39,7 +39,7 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
 
   void OnCancel() override {
     absl::MutexLock lock(&mu_);
-    FinishLocked(grpc::Status::CANCELLED);
+    FinishLocked(absl::CancelledError("watch cancelled by the client"));
   }
 
   void OnDone() override {
@@ -48,14 +48,14 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
   }
 
   // Ends the stream at once with `status` (never registered).
-  void Refuse(const grpc::Status& status) {
+  void Refuse(const absl::Status& status) {
     absl::MutexLock lock(&mu_);
     FinishLocked(status);
   }
 
  private:
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_) return;
+    if (writing_ || call_.finished()) return;
     if (pending_ != sent_) {
       sent_ = pending_;
       response_.set_status(sent_);
@@ -63,23 +63,21 @@ class HealthWatchReactor final : public grpc::ServerWriteReactor<HealthCheckResp
       StartWrite(&response_);
       return;
     }
-    if (finish_) FinishLocked(grpc::Status::OK);
+    if (finish_) FinishLocked(absl::OkStatus());
   }
-  void FinishLocked(const grpc::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(s);
+  void FinishLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    call_.Finish(this, s);
   }
 
   HealthService* const service_;
   const std::string name_;
+  ServerCall call_;
   absl::Mutex mu_;
   HealthCheckResponse response_ ABSL_GUARDED_BY(mu_);
   HealthCheckResponse::ServingStatus pending_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
   HealthCheckResponse::ServingStatus sent_ ABSL_GUARDED_BY(mu_) = HealthCheckResponse::UNKNOWN;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 
  public:
   const std::string& name() const { return name_; }
@@ -149,30 +147,23 @@ void HealthService::Unregister(HealthWatchReactor* r) {
 grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
                                                const HealthCheckRequest* request,
                                                HealthCheckResponse* response) {
-  CallTimer timer(check_metrics_);
-  auto* reactor = context->DefaultReactor();
+  UnaryCall call(context, check_metrics_);
   if (!Known(request->service())) {
-    timer.Finish(grpc::StatusCode::NOT_FOUND);
-    reactor->Finish(ToGrpcStatus(absl::NotFoundError(
+    return call.Finish(absl::NotFoundError(
         absl::StrCat("service: unknown service ", Echo(request->service()),
-                     " (known: \"\", \"inferd\" and each served service's full name)"))));
-    return reactor;
+                     " (known: \"\", \"inferd\" and each served service's full name)")));
   }
   response->set_status(StatusFor(request->service()));
-  timer.Finish(grpc::StatusCode::OK);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
     grpc::CallbackServerContext* context, const HealthCheckRequest* request) {
-  CallTimer timer(watch_metrics_);
-  auto* reactor = new HealthWatchReactor(this, request->service());
+  auto* reactor = new HealthWatchReactor(this, request->service(), watch_metrics_);
   absl::MutexLock lock(&mu_);
   if (static_cast<int>(watchers_.size()) >= max_watches_) {
-    reactor->Refuse(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
-        "limits.max_watch_streams: ", max_watches_, " health Watch streams are open"))));
-    timer.Finish(grpc::StatusCode::RESOURCE_EXHAUSTED);
+    reactor->Refuse(absl::ResourceExhaustedError(absl::StrCat(
+        "limits.max_watch_streams: ", max_watches_, " health Watch streams are open")));
     return reactor;
   }
   watchers_.insert(reactor);
@@ -181,7 +172,6 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
                 : serving_ ? HealthCheckResponse::SERVING
                            : HealthCheckResponse::NOT_SERVING,
                 shut_down_);
-  timer.Finish(grpc::StatusCode::OK);
   return reactor;
 }
 

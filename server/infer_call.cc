@@ -6,10 +6,10 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/util/checked_math.h"
 #include "core/util/echo.h"
+#include "core/util/priority.h"
 #include "server/tensor_codec.h"
 
 namespace inferd {
@@ -18,14 +18,10 @@ namespace {
 using ParamMap = google::protobuf::Map<std::string, inference::InferParameter>;
 
 absl::Status ParsePriority(const inference::InferParameter& p, Priority* out) {
-  static constexpr const char* kNames[] = {"CRITICAL", "HIGH", "NORMAL", "LOW", "BACKGROUND"};
   if (p.parameter_choice_case() == inference::InferParameter::kStringParam) {
-    const std::string upper = absl::AsciiStrToUpper(p.string_param());
-    for (int i = 0; i < kNumPriorities; ++i) {
-      if (upper == kNames[i]) {
-        *out = static_cast<Priority>(i);
-        return absl::OkStatus();
-      }
+    if (std::optional<Priority> named = ParsePriorityName(p.string_param())) {
+      *out = *named;
+      return absl::OkStatus();
     }
   } else if (p.parameter_choice_case() == inference::InferParameter::kInt64Param ||
              p.parameter_choice_case() == inference::InferParameter::kUint64Param) {

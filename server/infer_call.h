@@ -90,6 +90,26 @@ class ResponseFiller {
   std::vector<Pending> pending_;
 };
 
+// An InferResponder whose outputs go into a ResponseFiller: the responder
+// of ModelInfer and of each ModelStreamInfer request.
+class FillingResponder : public InferResponder {
+ public:
+  // `filler` (borrowed) may be a member of the derived class, not yet built.
+  explicit FillingResponder(ResponseFiller* filler) : filler_(filler) {}
+
+  // inferd::InferResponder
+  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
+    return filler_->AllocateOutput(index, spec, desc);
+  }
+  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
+                             Device& device) override {
+    return filler_->AllocateDeviceOutput(index, spec, desc, device);
+  }
+
+ private:
+  ResponseFiller* const filler_;
+};
+
 }  // namespace inferd
 
 #endif  // INFERD_SERVER_INFER_CALL_H_

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/infer_call.h"
 #include "server/kserve_stream.h"
-#include "server/status_util.h"
+#include "server/server_call.h"
 #include "core/util/version.h"
 
 namespace inferd {
@@ -14,19 +14,15 @@ namespace {
 constexpr char kService[] = "inference.GRPCInferenceService/";
 
 // Completes one ModelInfer call: fills the response as outputs arrive.
-class InferCall final : public InferResponder {
+class InferCall final : public FillingResponder {
  public:
   InferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response,
             MethodMetrics* metrics)
-      : reactor_(reactor), response_(response), filler_(response, &decoded), timer_(metrics) {}
-
-  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
-    return filler_.AllocateOutput(index, spec, desc);
-  }
-  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
-                             Device& device) override {
-    return filler_.AllocateDeviceOutput(index, spec, desc, device);
-  }
+      : FillingResponder(&filler_),
+        reactor_(reactor),
+        response_(response),
+        filler_(response, &decoded),
+        call_(metrics) {}
 
   void Complete(absl::Status status) override {
     if (model != nullptr) {
@@ -35,9 +31,7 @@ class InferCall final : public InferResponder {
       response_->clear_outputs();
       response_->clear_raw_output_contents();
     }
-    grpc::Status gs = ToGrpcStatus(status);
-    timer_.Finish(gs.error_code());
-    reactor_->Finish(gs);
+    call_.Finish(reactor_, status);
     delete this;
   }
 
@@ -48,7 +42,7 @@ class InferCall final : public InferResponder {
   grpc::ServerUnaryReactor* const reactor_;
   inference::ModelInferResponse* const response_;
   ResponseFiller filler_;
-  CallTimer timer_;
+  ServerCall call_;
 };
 
 inference::DataType WireType(DataType t) {
@@ -114,33 +108,33 @@ KServeService::KServeService(const ModelRegistry* models, InferSubmitter* submit
 grpc::ServerUnaryReactor* KServeService::ServerLive(grpc::CallbackServerContext* ctx,
                                                     const inference::ServerLiveRequest*,
                                                     inference::ServerLiveResponse* resp) {
-  CallTimer timer(m_live_);
+  UnaryCall call(ctx, m_live_);
   resp->set_live(true);
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ServerReady(grpc::CallbackServerContext* ctx,
                                                      const inference::ServerReadyRequest*,
                                                      inference::ServerReadyResponse* resp) {
-  CallTimer timer(m_ready_);
+  UnaryCall call(ctx, m_ready_);
   resp->set_ready(ready_.load(std::memory_order_acquire));
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelReady(grpc::CallbackServerContext* ctx,
                                                     const inference::ModelReadyRequest* req,
                                                     inference::ModelReadyResponse* resp) {
-  CallTimer timer(m_model_ready_);
+  UnaryCall call(ctx, m_model_ready_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
+  if (!model.ok()) return call.Finish(model.status());
   resp->set_ready(ready_.load(std::memory_order_acquire));
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ServerMetadata(grpc::CallbackServerContext* ctx,
                                                         const inference::ServerMetadataRequest*,
                                                         inference::ServerMetadataResponse* resp) {
-  CallTimer timer(m_server_metadata_);
+  UnaryCall call(ctx, m_server_metadata_);
   resp->set_name("inferd");
   resp->set_version(kVersion);
   // Only what works: no sequence batching, trace or log settings.
@@ -154,15 +148,15 @@ grpc::ServerUnaryReactor* KServeService::ServerMetadata(grpc::CallbackServerCont
     resp->add_extensions("system_shared_memory");
     if (options_.has_cuda_device) resp->add_extensions("cuda_shared_memory");
   }
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelMetadata(grpc::CallbackServerContext* ctx,
                                                        const inference::ModelMetadataRequest* req,
                                                        inference::ModelMetadataResponse* resp) {
-  CallTimer timer(m_model_metadata_);
+  UnaryCall call(ctx, m_model_metadata_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
+  if (!model.ok()) return call.Finish(model.status());
   const ModelSignature& sig = (*model)->signature();
   resp->set_name(sig.name);
   resp->add_versions(sig.version);
@@ -175,15 +169,15 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(grpc::CallbackServerConte
   };
   for (const auto& s : sig.inputs) fill(s, resp->add_inputs());
   for (const auto& s : sig.outputs) fill(s, resp->add_outputs());
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext* ctx,
                                                      const inference::ModelConfigRequest* req,
                                                      inference::ModelConfigResponse* resp) {
-  CallTimer timer(m_model_config_);
+  UnaryCall call(ctx, m_model_config_);
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
+  if (!model.ok()) return call.Finish(model.status());
   const ModelSignature& sig = (*model)->signature();
   auto* c = resp->mutable_config();
   c->set_name(sig.name);
@@ -220,13 +214,13 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
         static_cast<uint64_t>(absl::ToInt64Microseconds(batching->max_queue_delay)));
   }
   c->mutable_model_transaction_policy()->set_decoupled(sig.decoupled);
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
     grpc::CallbackServerContext* ctx, const inference::RepositoryIndexRequest* req,
     inference::RepositoryIndexResponse* resp) {
-  CallTimer timer(m_repository_index_);
+  UnaryCall call(ctx, m_repository_index_);
   if (repository_ != nullptr) {
     for (const RepositoryIndexEntry& entry : repository_->Index()) {
       if (req->ready() && entry.state != "READY") continue;
@@ -236,7 +230,7 @@ grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
       e->set_state(entry.state);
       e->set_reason(entry.reason);
     }
-    return FinishUnary(ctx, timer, absl::OkStatus());
+    return call.Finish(absl::OkStatus());
   }
   for (const auto& m : models_->List()) {
     auto* e = resp->add_models();
@@ -244,7 +238,7 @@ grpc::ServerUnaryReactor* KServeService::RepositoryIndex(
     e->set_version(m->signature().version);
     e->set_state("READY");
   }
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 namespace {
@@ -280,19 +274,19 @@ absl::Status CheckRepositoryRequest(const Request& req, const RepositoryManager*
 grpc::ServerUnaryReactor* KServeService::RepositoryModelLoad(
     grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
     inference::RepositoryModelLoadResponse*) {
-  CallTimer timer(m_repository_load_);
+  UnaryCall call(ctx, m_repository_load_);
   absl::Status st = CheckRepositoryRequest(*req, repository_);
   if (st.ok()) st = repository_->Load(req->model_name());
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* KServeService::RepositoryModelUnload(
     grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
     inference::RepositoryModelUnloadResponse*) {
-  CallTimer timer(m_repository_unload_);
+  UnaryCall call(ctx, m_repository_unload_);
   absl::Status st = CheckRepositoryRequest(*req, repository_);
   if (st.ok()) st = repository_->Unload(req->model_name());
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext* ctx,
@@ -338,9 +332,8 @@ KServeService::ModelStreamInfer(grpc::CallbackServerContext*) {
 grpc::ServerUnaryReactor* KServeService::TraceSetting(grpc::CallbackServerContext* ctx,
                                                       const inference::TraceSettingRequest*,
                                                       inference::TraceSettingResponse*) {
-  CallTimer timer(m_trace_);
-  return FinishUnary(ctx, timer,
-                     absl::UnimplementedError(
+  UnaryCall call(ctx, m_trace_);
+  return call.Finish(absl::UnimplementedError(
                          "TraceSetting: inferd has no request tracing; per-model timings are in "
                          "ModelStatistics and the inferd_* Prometheus metrics"));
 }
@@ -348,9 +341,8 @@ grpc::ServerUnaryReactor* KServeService::TraceSetting(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* KServeService::LogSettings(grpc::CallbackServerContext* ctx,
                                                      const inference::LogSettingsRequest*,
                                                      inference::LogSettingsResponse*) {
-  CallTimer timer(m_log_);
-  return FinishUnary(ctx, timer,
-                     absl::UnimplementedError(
+  UnaryCall call(ctx, m_log_);
+  return call.Finish(absl::UnimplementedError(
                          "LogSettings: the log level is set at start (server.log_level, "
                          "--log-level) and is not changed over RPC"));
 }

@@ -2,6 +2,7 @@
 // the SharedMemoryRegistry (core/shm/shared_memory_registry.h).
 #include "absl/strings/str_cat.h"
 #include "server/kserve_service.h"
+#include "server/server_call.h"
 
 namespace inferd {
 
@@ -21,10 +22,10 @@ absl::Status KServeService::CheckSharedMemory(bool registering) const {
 grpc::ServerUnaryReactor* KServeService::SystemSharedMemoryStatus(
     grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryStatusRequest* req,
     inference::SystemSharedMemoryStatusResponse* resp) {
-  CallTimer timer(m_shm_status_);
-  if (absl::Status st = CheckSharedMemory(false); !st.ok()) return FinishUnary(ctx, timer, st);
+  UnaryCall call(ctx, m_shm_status_);
+  if (absl::Status st = CheckSharedMemory(false); !st.ok()) return call.Finish(st);
   absl::StatusOr<std::vector<RegionInfo>> regions = shm_->Status(RegionKind::kSystem, req->name());
-  if (!regions.ok()) return FinishUnary(ctx, timer, regions.status());
+  if (!regions.ok()) return call.Finish(regions.status());
   for (const RegionInfo& r : *regions) {
     auto& out = (*resp->mutable_regions())[r.name];
     out.set_name(r.name);
@@ -32,61 +33,61 @@ grpc::ServerUnaryReactor* KServeService::SystemSharedMemoryStatus(
     out.set_offset(r.offset);
     out.set_byte_size(r.byte_size);
   }
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::SystemSharedMemoryRegister(
     grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryRegisterRequest* req,
     inference::SystemSharedMemoryRegisterResponse*) {
-  CallTimer timer(m_shm_register_);
+  UnaryCall call(ctx, m_shm_register_);
   absl::Status st = CheckSharedMemory(true);
   if (st.ok()) st = shm_->RegisterSystem(req->name(), req->key(), req->offset(), req->byte_size());
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* KServeService::SystemSharedMemoryUnregister(
     grpc::CallbackServerContext* ctx, const inference::SystemSharedMemoryUnregisterRequest* req,
     inference::SystemSharedMemoryUnregisterResponse*) {
-  CallTimer timer(m_shm_unregister_);
+  UnaryCall call(ctx, m_shm_unregister_);
   absl::Status st = CheckSharedMemory(false);
   if (st.ok()) st = shm_->Unregister(RegionKind::kSystem, req->name());
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* KServeService::CudaSharedMemoryStatus(
     grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryStatusRequest* req,
     inference::CudaSharedMemoryStatusResponse* resp) {
-  CallTimer timer(m_cuda_shm_status_);
-  if (absl::Status st = CheckSharedMemory(false); !st.ok()) return FinishUnary(ctx, timer, st);
+  UnaryCall call(ctx, m_cuda_shm_status_);
+  if (absl::Status st = CheckSharedMemory(false); !st.ok()) return call.Finish(st);
   absl::StatusOr<std::vector<RegionInfo>> regions = shm_->Status(RegionKind::kCuda, req->name());
-  if (!regions.ok()) return FinishUnary(ctx, timer, regions.status());
+  if (!regions.ok()) return call.Finish(regions.status());
   for (const RegionInfo& r : *regions) {
     auto& out = (*resp->mutable_regions())[r.name];
     out.set_name(r.name);
     out.set_device_id(static_cast<uint64_t>(r.device_id));
     out.set_byte_size(r.byte_size);
   }
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* KServeService::CudaSharedMemoryRegister(
     grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryRegisterRequest* req,
     inference::CudaSharedMemoryRegisterResponse*) {
-  CallTimer timer(m_cuda_shm_register_);
+  UnaryCall call(ctx, m_cuda_shm_register_);
   absl::Status st = CheckSharedMemory(true);
   if (st.ok()) {
     st = shm_->RegisterCuda(req->name(), req->raw_handle(), req->device_id(), req->byte_size());
   }
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* KServeService::CudaSharedMemoryUnregister(
     grpc::CallbackServerContext* ctx, const inference::CudaSharedMemoryUnregisterRequest* req,
     inference::CudaSharedMemoryUnregisterResponse*) {
-  CallTimer timer(m_cuda_shm_unregister_);
+  UnaryCall call(ctx, m_cuda_shm_unregister_);
   absl::Status st = CheckSharedMemory(false);
   if (st.ok()) st = shm_->Unregister(RegionKind::kCuda, req->name());
-  return FinishUnary(ctx, timer, st);
+  return call.Finish(st);
 }
 
 }  // namespace inferd

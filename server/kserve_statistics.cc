@@ -3,6 +3,7 @@
 // converts it to the protocol's messages.
 #include "absl/strings/str_cat.h"
 #include "server/kserve_service.h"
+#include "server/server_call.h"
 
 namespace inferd {
 namespace {
@@ -43,19 +44,18 @@ void FillModel(const Model& model, inference::ModelStatistics* out) {
 grpc::ServerUnaryReactor* KServeService::ModelStatistics(
     grpc::CallbackServerContext* ctx, const inference::ModelStatisticsRequest* req,
     inference::ModelStatisticsResponse* resp) {
-  CallTimer timer(m_statistics_);
+  UnaryCall call(ctx, m_statistics_);
   if (req->name().empty()) {
     if (!req->version().empty()) {
-      return FinishUnary(ctx, timer,
-                         absl::InvalidArgumentError("version: needs a model name"));
+      return call.Finish(absl::InvalidArgumentError("version: needs a model name"));
     }
     for (const auto& model : models_->List()) FillModel(*model, resp->add_model_stats());
-    return FinishUnary(ctx, timer, absl::OkStatus());
+    return call.Finish(absl::OkStatus());
   }
   auto model = models_->Find(req->name(), req->version());
-  if (!model.ok()) return FinishUnary(ctx, timer, model.status());
+  if (!model.ok()) return call.Finish(model.status());
   FillModel(**model, resp->add_model_stats());
-  return FinishUnary(ctx, timer, absl::OkStatus());
+  return call.Finish(absl::OkStatus());
 }
 
 }  // namespace inferd

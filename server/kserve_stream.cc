@@ -4,20 +4,20 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/infer_call.h"
-#include "server/status_util.h"
 
 namespace inferd {
 
 // One request read from a stream: decodes it, submits it, and turns its
 // outputs (or error) into the stream's responses. Owns the request message
 // (inputs point into it) until it completes; deletes itself then.
-class StreamCall final : public InferResponder {
+class StreamCall final : public FillingResponder {
  public:
   using Response = inference::ModelStreamInferResponse;
 
   StreamCall(StreamInferReactor* stream, std::unique_ptr<inference::ModelInferRequest> wire,
              const StreamInferContext& context)
-      : stream_(stream),
+      : FillingResponder(&filler_),
+        stream_(stream),
         wire_(std::move(wire)),
         context_(context),
         response_(NewResponse()),
@@ -40,13 +40,6 @@ class StreamCall final : public InferResponder {
   }
 
   // inferd::InferResponder
-  void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
-    return filler_.AllocateOutput(index, spec, desc);
-  }
-  void* AllocateDeviceOutput(int index, const TensorSpec& spec, const TensorDesc& desc,
-                             Device& device) override {
-    return filler_.AllocateDeviceOutput(index, spec, desc, device);
-  }
   bool IsCancelled() const override { return stream_->cancelled(); }
 
   absl::Status SendResponse(absl::Span<const HostTensor> outputs) override {
@@ -105,7 +98,7 @@ class StreamCall final : public InferResponder {
 };
 
 StreamInferReactor::StreamInferReactor(const StreamInferContext& context)
-    : context_(context), start_(absl::Now()) {
+    : context_(context), call_(context.metrics) {
   inference::ModelInferRequest* first = nullptr;
   {
     absl::MutexLock lock(&mu_);
@@ -170,11 +163,7 @@ void StreamInferReactor::OnCancel() {
   Apply(actions);
 }
 
-void StreamInferReactor::OnDone() {
-  context_.metrics->Record(cancelled() ? grpc::StatusCode::CANCELLED : grpc::StatusCode::OK,
-                           absl::Now() - start_);
-  delete this;
-}
+void StreamInferReactor::OnDone() { delete this; }
 
 void StreamInferReactor::Deliver(std::unique_ptr<Response> response, bool last) {
   Actions actions;
@@ -236,8 +225,8 @@ void StreamInferReactor::Apply(const Actions& actions) {
     StartWrite(actions.write, options);
   }
   if (actions.finish) {
-    Finish(cancelled() ? grpc::Status(grpc::StatusCode::CANCELLED, "the stream was cancelled")
-                       : grpc::Status::OK);
+    call_.Finish(this,
+                 cancelled() ? absl::CancelledError("the stream was cancelled") : absl::OkStatus());
   }
 }
 

@@ -32,6 +32,7 @@
 #include "grpcpp/grpcpp.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/grpc_metrics.h"
+#include "server/server_call.h"
 
 namespace inferd {
 
@@ -84,7 +85,7 @@ class StreamInferReactor final
   void Submit(std::unique_ptr<inference::ModelInferRequest> wire);
 
   const StreamInferContext context_;
-  const absl::Time start_;
+  ServerCall call_;  // finished by Apply
   std::atomic<bool> cancelled_{false};
 
   absl::Mutex mu_;

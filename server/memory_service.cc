@@ -5,8 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "core/util/echo.h"
-#include "server/status_util.h"
+#include "server/memory_proto.h"
+#include "server/server_call.h"
 #include "server/tensor_proto.h"
 
 namespace inferd {
@@ -18,15 +18,11 @@ constexpr uint32_t kMaxChunk = 4u << 20;
 
 absl::StatusOr<TensorId> ParseId(const std::string& text) { return ParseTensorId(text, "tensor_id"); }
 
-absl::Duration LeaseFrom(double seconds) {
-  return seconds > 0 ? absl::Seconds(seconds) : absl::ZeroDuration();
-}
-
 // One client-streaming upload: header, then chunks written in order.
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorRequest> {
  public:
   UploadReactor(MemoryEngine* engine, v1::TensorInfo* resp, MethodMetrics* m)
-      : engine_(engine), resp_(resp), m_(m), start_(absl::Now()) {
+      : engine_(engine), resp_(resp), call_(m) {
     StartRead(&req_);
   }
 
@@ -82,15 +78,12 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
   void Fail(absl::Status st) { Done(std::move(st)); }
   void Done(absl::Status st) {
     succeeded_ = st.ok();
-    grpc::Status gs = ToGrpcStatus(st);
-    m_->Record(gs.error_code(), absl::Now() - start_);
-    Finish(gs);
+    call_.Finish(this, st);
   }
 
   MemoryEngine* const engine_;
   v1::TensorInfo* const resp_;
-  MethodMetrics* const m_;
-  const absl::Time start_;
+  ServerCall call_;
   v1::UploadTensorRequest req_;
   TensorInfo info_;
   TensorId id_;
@@ -102,7 +95,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
 class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadTensorResponse> {
  public:
   DownloadReactor(MemoryEngine* engine, const v1::DownloadTensorRequest* req, MethodMetrics* m)
-      : engine_(engine), m_(m), start_(absl::Now()) {
+      : engine_(engine), call_(m) {
     chunk_ = req->chunk_bytes() == 0 ? kDefaultChunk : std::min(req->chunk_bytes(), kMaxChunk);
     absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
     if (!id.ok()) {
@@ -142,15 +135,10 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadTensor
     if (n == 0) offset_ = size_;  // an empty tensor: one message with the info
     StartWrite(&resp_);
   }
-  void Done(absl::Status st) {
-    grpc::Status gs = ToGrpcStatus(st);
-    m_->Record(gs.error_code(), absl::Now() - start_);
-    Finish(gs);
-  }
+  void Done(absl::Status st) { call_.Finish(this, st); }
 
   MemoryEngine* const engine_;
-  MethodMetrics* const m_;
-  const absl::Time start_;
+  ServerCall call_;
   TensorId id_;
   uint64_t size_ = 0;
   uint64_t offset_ = 0;
@@ -159,58 +147,6 @@ class DownloadReactor final : public grpc::ServerWriteReactor<v1::DownloadTensor
 };
 
 }  // namespace
-
-absl::StatusOr<TensorRequest> TensorRequestFromProto(const v1::AllocateTensorRequest& req,
-                                                     const std::string& field) {
-  TensorRequest tr;
-  if (req.has_device()) {
-    if (req.device() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".device: ", req.device(), " is negative (omit it for any device)"));
-    }
-    tr.device = req.device();
-  }
-  std::optional<DataType> dtype = ParseDataType(req.datatype());
-  if (!dtype) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".datatype: unsupported datatype ", Echo(req.datatype())));
-  }
-  tr.dtype = *dtype;
-  tr.shape.assign(req.shape().begin(), req.shape().end());
-  tr.byte_size = req.byte_size();
-  tr.owner = req.owner();
-  if (req.lease_seconds() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".lease_seconds: ", req.lease_seconds(),
-                                                   " is negative"));
-  }
-  tr.lease = LeaseFrom(req.lease_seconds());
-  return tr;
-}
-
-void MemoryStatsToProto(const std::vector<DeviceMemoryStats>& stats, v1::MemoryStats* out) {
-  for (const DeviceMemoryStats& s : stats) {
-    v1::DeviceMemoryStats* d = out->add_devices();
-    d->set_device(s.device);
-    d->set_total_bytes(s.total_bytes);
-    d->set_reserved_bytes(s.reserved_bytes);
-    d->set_allocated_bytes(s.allocated_bytes);
-    d->set_free_bytes(s.free_bytes);
-    d->set_largest_free_block_bytes(s.largest_free_block);
-    d->set_fragmentation(s.fragmentation);
-    d->set_overhead_ratio(s.overhead_ratio);
-    d->set_active_tensors(s.active_tensors);
-    d->set_tensor_bytes(s.tensor_bytes);
-    d->set_pinned_tensors(s.pinned_tensors);
-    d->set_segments(s.segments);
-    d->set_allocations(s.allocations);
-    d->set_frees(s.frees);
-    d->set_gc_runs(s.gc_runs);
-    d->set_gc_reclaimed_bytes(s.gc_reclaimed_bytes);
-    d->set_compactions(s.compactions);
-    d->set_compaction_moved_bytes(s.compaction_moved_bytes);
-    d->set_lease_expirations(s.lease_expirations);
-  }
-}
 
 MemoryService::MemoryService(MemoryEngine* engine, GrpcMetrics* metrics)
     : engine_(engine) {
@@ -230,12 +166,12 @@ MemoryService::MemoryService(MemoryEngine* engine, GrpcMetrics* metrics)
 grpc::ServerUnaryReactor* MemoryService::AllocateTensor(grpc::CallbackServerContext* ctx,
                                                         const v1::AllocateTensorRequest* req,
                                                         v1::TensorInfo* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_allocate_);
   absl::StatusOr<TensorRequest> tr = TensorRequestFromProto(*req, "request");
-  if (!tr.ok()) return FinishUnary(ctx, m_allocate_, tr.status(), start);
+  if (!tr.ok()) return call.Finish(tr.status());
   absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(*tr);
   if (info.ok()) TensorInfoToProto(*info, resp);
-  return FinishUnary(ctx, m_allocate_, info.status(), start);
+  return call.Finish(info.status());
 }
 
 grpc::ServerReadReactor<v1::UploadTensorRequest>* MemoryService::UploadTensor(
@@ -251,110 +187,78 @@ grpc::ServerWriteReactor<v1::DownloadTensorResponse>* MemoryService::DownloadTen
 grpc::ServerUnaryReactor* MemoryService::FreeTensor(grpc::CallbackServerContext* ctx,
                                                     const v1::FreeTensorRequest* req,
                                                     v1::FreeTensorResponse*) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_free_);
   absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
   absl::Status st = id.ok() ? engine_->FreeTensor(*id) : id.status();
-  return FinishUnary(ctx, m_free_, st, start);
+  return call.Finish(st);
 }
 
 grpc::ServerUnaryReactor* MemoryService::RenewLease(grpc::CallbackServerContext* ctx,
                                                     const v1::RenewLeaseRequest* req,
                                                     v1::TensorInfo* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_renew_);
   absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
-  if (!id.ok()) return FinishUnary(ctx, m_renew_, id.status(), start);
-  if (req->lease_seconds() < 0) {
-    return FinishUnary(ctx, m_renew_,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "lease_seconds: ", req->lease_seconds(), " is negative")),
-                       start);
-  }
-  absl::StatusOr<absl::Time> until = engine_->RenewLease(*id, LeaseFrom(req->lease_seconds()));
-  if (!until.ok()) return FinishUnary(ctx, m_renew_, until.status(), start);
+  if (!id.ok()) return call.Finish(id.status());
+  absl::StatusOr<absl::Duration> lease = LeaseFromProto(req->lease_seconds(), "lease_seconds");
+  if (!lease.ok()) return call.Finish(lease.status());
+  absl::StatusOr<absl::Time> until = engine_->RenewLease(*id, *lease);
+  if (!until.ok()) return call.Finish(until.status());
   absl::StatusOr<TensorInfo> info = engine_->GetTensorInfo(*id);
   if (info.ok()) TensorInfoToProto(*info, resp);
-  return FinishUnary(ctx, m_renew_, info.status(), start);
+  return call.Finish(info.status());
 }
 
 grpc::ServerUnaryReactor* MemoryService::GetTensor(grpc::CallbackServerContext* ctx,
                                                    const v1::GetTensorRequest* req,
                                                    v1::TensorInfo* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_get_);
   absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
-  if (!id.ok()) return FinishUnary(ctx, m_get_, id.status(), start);
+  if (!id.ok()) return call.Finish(id.status());
   absl::StatusOr<TensorInfo> info = engine_->GetTensorInfo(*id);
   if (info.ok()) TensorInfoToProto(*info, resp);
-  return FinishUnary(ctx, m_get_, info.status(), start);
+  return call.Finish(info.status());
 }
 
 grpc::ServerUnaryReactor* MemoryService::ListTensors(grpc::CallbackServerContext* ctx,
                                                      const v1::ListTensorsRequest* req,
                                                      v1::ListTensorsResponse* resp) {
-  const absl::Time start = absl::Now();
-  TensorListOptions o;
-  o.owner = req->owner();
-  o.device = req->has_device() ? req->device() : -1;
-  if (req->page_size() < 0 || req->page_size() > 1000) {
-    return FinishUnary(ctx, m_list_,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "page_size: ", req->page_size(), " is outside [0, 1000]")),
-                       start);
-  }
-  o.page_size = req->page_size();
-  o.page_token = req->page_token();
-  absl::StatusOr<TensorPage> page = engine_->ListTensors(o);
+  UnaryCall call(ctx, m_list_);
+  absl::StatusOr<TensorListOptions> o = TensorListOptionsFromProto(*req);
+  if (!o.ok()) return call.Finish(o.status());
+  absl::StatusOr<TensorPage> page = engine_->ListTensors(*o);
   if (page.ok()) {
     for (const TensorInfo& t : page->tensors) TensorInfoToProto(t, resp->add_tensors());
     resp->set_next_page_token(page->next_page_token);
   }
-  return FinishUnary(ctx, m_list_, page.status(), start);
+  return call.Finish(page.status());
 }
 
 grpc::ServerUnaryReactor* MemoryService::GetOptimalBatchSize(
     grpc::CallbackServerContext* ctx, const v1::GetOptimalBatchSizeRequest* req,
     v1::GetOptimalBatchSizeResponse* resp) {
-  const absl::Time start = absl::Now();
-  BatchSizeRequest b;
-  b.device = req->device();
-  b.model_size_mb = req->model_size_mb();
-  b.input_shape.assign(req->input_shape().begin(), req->input_shape().end());
-  std::optional<DataType> dtype = ParseDataType(req->datatype().empty() ? "FP32" : req->datatype());
-  if (!dtype) {
-    return FinishUnary(ctx, m_batch_,
-                       absl::InvalidArgumentError(absl::StrCat(
-                           "datatype: unsupported datatype ", Echo(req->datatype()))),
-                       start);
-  }
-  b.dtype = *dtype;
-  b.output_bytes_per_sample = req->output_bytes_per_sample();
-  b.activation_bytes_per_sample = req->activation_bytes_per_sample();
-  b.max_batch_size = req->max_batch_size();
-  absl::StatusOr<int64_t> n = engine_->GetOptimalBatchSize(b);
+  UnaryCall call(ctx, m_batch_);
+  absl::StatusOr<BatchSizeRequest> b = BatchSizeRequestFromProto(*req);
+  if (!b.ok()) return call.Finish(b.status());
+  absl::StatusOr<int64_t> n = engine_->GetOptimalBatchSize(*b);
   if (n.ok()) resp->set_batch_size(*n);
-  return FinishUnary(ctx, m_batch_, n.status(), start);
+  return call.Finish(n.status());
 }
 
 grpc::ServerUnaryReactor* MemoryService::GetMemoryStats(grpc::CallbackServerContext* ctx,
                                                         const v1::GetMemoryStatsRequest*,
                                                         v1::MemoryStats* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_stats_);
   MemoryStatsToProto(engine_->GetStats(), resp);
-  return FinishUnary(ctx, m_stats_, absl::OkStatus(), start);
+  return call.Finish(absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* MemoryService::Compact(grpc::CallbackServerContext* ctx,
                                                  const v1::CompactRequest* req,
                                                  v1::CompactResponse* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_compact_);
   absl::StatusOr<CompactionResult> r = engine_->Compact(req->device());
-  if (r.ok()) {
-    resp->set_moved_tensors(r->moved_tensors);
-    resp->set_moved_bytes(r->moved_bytes);
-    resp->set_released_bytes(r->released_bytes);
-    resp->set_fragmentation_before(r->fragmentation_before);
-    resp->set_fragmentation_after(r->fragmentation_after);
-  }
-  return FinishUnary(ctx, m_compact_, r.status(), start);
+  if (r.ok()) CompactionResultToProto(*r, resp);
+  return call.Finish(r.status());
 }
 
 }  // namespace inferd

@@ -58,13 +58,6 @@ class MemoryService final : public v1::Memory::CallbackService {
   MethodMetrics* m_compact_;
 };
 
-// Converts an allocation request (the header of an upload too).
-absl::StatusOr<TensorRequest> TensorRequestFromProto(const v1::AllocateTensorRequest& req,
-                                                     const std::string& field);
-
-// Fills `out` with engine stats.
-void MemoryStatsToProto(const std::vector<DeviceMemoryStats>& stats, v1::MemoryStats* out);
-
 }  // namespace inferd
 
 #endif  // INFERD_SERVER_MEMORY_SERVICE_H_

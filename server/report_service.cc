@@ -4,11 +4,12 @@
 #include <utility>
 
 #include "absl/time/clock.h"
-#include "server/communication_service.h"
-#include "server/memory_service.h"
-#include "server/scaling_service.h"
-#include "server/scheduler_service.h"
 #include "core/util/version.h"
+#include "server/communication_proto.h"
+#include "server/memory_proto.h"
+#include "server/scaling_proto.h"
+#include "server/scheduler_proto.h"
+#include "server/server_call.h"
 
 namespace inferd {
 
@@ -64,9 +65,9 @@ ReportService::ReportService(ReportSources sources, GrpcMetrics* metrics)
 grpc::ServerUnaryReactor* ReportService::GetPerformanceReport(
     grpc::CallbackServerContext* ctx, const v1::GetPerformanceReportRequest*,
     v1::PerformanceReport* resp) {
-  const absl::Time start = absl::Now();
+  UnaryCall call(ctx, m_report_);
   BuildPerformanceReport(sources_, resp);
-  return FinishUnary(ctx, m_report_, absl::OkStatus(), start);
+  return call.Finish(absl::OkStatus());
 }
 
 }  // namespace inferd

@@ -48,18 +48,6 @@ class ScalingService final : public inferd::v1::Scaling::CallbackService {
   MethodMetrics* const m_get_policy_;
 };
 
-// Wire <-> core conversions, exposed for tests. PolicyFromProto returns
-// INVALID_ARGUMENT naming the wire field ("policy.rules[0].metric: ...") for
-// unset or unknown enums and non-finite numbers; ValidatePolicy's range
-// checks are the scaler's (SetPolicy), renamed by PolicyFieldName.
-absl::StatusOr<ScalingPolicy> PolicyFromProto(const v1::ScalingPolicy& wire);
-void PolicyToProto(const ScalingPolicy& policy, v1::ScalingPolicy* wire);
-void EventToProto(const ScalingEvent& event, v1::ScalingEvent* wire);
-void ScalingStatsToProto(const ScalingStats& stats, v1::GetScalingStatsResponse* wire);
-// Returns the wire name of a ScalingPolicy field (see PolicyFieldRenamer):
-// ("hold", 1) -> "policy.rules[1].hold_seconds".
-std::string PolicyFieldName(absl::string_view field, int rule_index);
-
 }  // namespace inferd
 
 #endif  // INFERD_SERVER_SCALING_SERVICE_H_

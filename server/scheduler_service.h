@@ -59,14 +59,6 @@ class SchedulerService final : public inferd::v1::Scheduler::CallbackService {
   MethodMetrics* const m_stats_;
 };
 
-// Wire <-> core conversions, exposed for tests. TaskSpecFromProto returns
-// INVALID_ARGUMENT naming the wire field under `field` ("task",
-// "tasks[2]"), e.g. "task.inputs[0].tensor.datatype: unsupported datatype 'X'".
-absl::Status TaskSpecFromProto(const v1::TaskSpec& wire, const std::string& field, TaskSpec* out);
-void TaskToProto(const TaskInfo& info, v1::Task* out);
-void TaskEventToProto(const TaskEvent& event, v1::TaskEvent* out);
-void SchedulerStatsToProto(const SchedulerStats& stats, v1::GetSchedulerStatsResponse* out);
-
 }  // namespace inferd
 
 #endif  // INFERD_SERVER_SCHEDULER_SERVICE_H_

@@ -58,7 +58,7 @@ CommMetrics::CommMetrics(prometheus::Registry& r)
   }
   for (int p = 0; p < kNumTransferPriorities; ++p) {
     queue_depth_[p] =
-        &queue_depth.Add({{"priority", TransferPriorityName(static_cast<TransferPriority>(p))}});
+        &queue_depth.Add({{"priority", std::string(PriorityLabel(static_cast<Priority>(p)))}});
   }
 }
 

@@ -4,22 +4,6 @@
 
 namespace inferd {
 
-const char* TransferPriorityName(TransferPriority p) {
-  switch (p) {
-    case TransferPriority::kCritical:
-      return "critical";
-    case TransferPriority::kHigh:
-      return "high";
-    case TransferPriority::kNormal:
-      return "normal";
-    case TransferPriority::kLow:
-      return "low";
-    case TransferPriority::kBackground:
-      return "background";
-  }
-  return "normal";
-}
-
 std::string EndpointName(int endpoint) {
   return endpoint == kHostEndpoint ? std::string("host") : absl::StrCat(endpoint);
 }

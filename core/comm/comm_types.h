@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/memory/tensor_id.h"
+#include "core/util/priority.h"
 
 namespace inferd {
 
@@ -15,18 +16,9 @@ namespace inferd {
 // id (32 hex digits), so that ids cannot be guessed.
 using TransferId = TensorId;
 
-// Scheduling levels of transfers (the order of inferd.v1.Priority).
-enum class TransferPriority : uint8_t {
-  kCritical = 0,
-  kHigh = 1,
-  kNormal = 2,
-  kLow = 3,
-  kBackground = 4,
-};
-inline constexpr int kNumTransferPriorities = 5;
-
-// "critical", "high", "normal", "low", "background".
-const char* TransferPriorityName(TransferPriority p);
+// Scheduling levels of transfers: the one Priority of inferd.
+using TransferPriority = Priority;
+inline constexpr int kNumTransferPriorities = kNumPriorities;
 
 // The host (client bytes) as a transfer endpoint; devices are 0..N-1.
 inline constexpr int kHostEndpoint = -1;

@@ -190,6 +190,12 @@ struct MemoryConfig {
 // scheduler.* — the scheduler's own keys (strategy, slots per
 // device, timeout, preemption and migration stay in PerformanceConfig).
 // docs/SCHEDULER.md describes each policy.
+// The most retries a request or task may ask for: the range of
+// scheduler.default_max_retries (config_keys.cc) and of a task's
+// max_retries (core/sched/task_graph.cc), the bound a job's retry count is
+// kept within (Scheduler::Create).
+inline constexpr int kMaxRetriesLimit = 16;
+
 struct SchedulerConfig {
   int max_queue_depth = 10000;             // queued per priority, all devices
   double aging_interval_seconds = 2.0;     // one priority level per interval; 0 = none

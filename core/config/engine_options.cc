@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/sched/batching_stage.h"
 #include "core/util/check.h"
 
 namespace inferd {
@@ -158,6 +159,39 @@ absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config
   o.limits = config.limits;
   o.submit_tasks_async = true;
   return o;
+}
+
+SharedMemoryOptions SharedMemoryOptionsFromConfig(const Config& config,
+                                                  std::vector<Device*> devices) {
+  SharedMemoryOptions options;
+  options.max_regions = config.shared_memory.max_regions;
+  options.devices = std::move(devices);
+  return options;
+}
+
+ModelRepositoryOptions ModelRepositoryOptionsFromConfig(const Config& config,
+                                                        std::vector<Device*> devices) {
+  ModelRepositoryOptions options;
+  options.devices = std::move(devices);
+  options.torch_backend_library = config.models.torch_backend_library;
+  return options;
+}
+
+ModelControlMode ModelControlModeFromConfig(const Config& config) {
+  ModelControlMode mode = ModelControlMode::kExplicit;
+  (void)ParseModelControlMode(config.models.control_mode, &mode);  // checked by the key table
+  return mode;
+}
+
+std::function<std::optional<BatchingPolicy>(const ModelSignature&)> ModelBatchingLookup(
+    const ModelRepository* repository, BatchingPolicy defaults) {
+  if (repository == nullptr) return nullptr;
+  return [repository, defaults = std::move(defaults)](
+             const ModelSignature& sig) -> std::optional<BatchingPolicy> {
+    absl::StatusOr<ModelConfigSpec> spec = repository->ReadConfig(sig.name);
+    if (!spec.ok()) return std::nullopt;
+    return ModelBatchingPolicy(*spec, defaults);
+  };
 }
 
 }  // namespace inferd

@@ -7,6 +7,8 @@
 #ifndef INFERD_CORE_CONFIG_ENGINE_OPTIONS_H_
 #define INFERD_CORE_CONFIG_ENGINE_OPTIONS_H_
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,9 +18,12 @@
 #include "core/config/config.h"
 #include "core/device/discovery.h"
 #include "core/memory/memory_engine.h"
+#include "core/models/model_repository.h"
+#include "core/models/repository_manager.h"
 #include "core/scaling/dynamic_scaler.h"
 #include "core/scaling/scaling_policy.h"
 #include "core/sched/scheduler_options.h"
+#include "core/shm/shared_memory_registry.h"
 
 namespace inferd {
 
@@ -52,6 +57,26 @@ absl::StatusOr<ScalingPolicy> ScalingPolicyFromConfig(const Config& config);
 // min(1 s, evaluation interval) so every evaluation sees its own samples.
 absl::StatusOr<ScalerOptions> ScalerOptionsFromConfig(const Config& config,
                                                       std::vector<int> devices);
+
+// shared_memory.max_regions; CUDA regions may be opened on `devices`
+// (borrowed).
+SharedMemoryOptions SharedMemoryOptionsFromConfig(const Config& config,
+                                                  std::vector<Device*> devices);
+
+// models.torch_backend_library, for models loaded onto `devices`
+// (borrowed).
+ModelRepositoryOptions ModelRepositoryOptionsFromConfig(const Config& config,
+                                                        std::vector<Device*> devices);
+// models.control_mode (the key table has checked the name; kExplicit for
+// any other).
+ModelControlMode ModelControlModeFromConfig(const Config& config);
+
+// The scheduler's batching_lookup for models of `repository` (borrowed;
+// must outlive the lookup): a model's config.yaml dynamic_batching block
+// over `defaults` (scheduler.batching.*), read when the model is first
+// batched. Null `repository`: no lookup (every model gets the defaults).
+std::function<std::optional<BatchingPolicy>(const ModelSignature&)> ModelBatchingLookup(
+    const ModelRepository* repository, BatchingPolicy defaults);
 
 // Returns the config key of a ScalingPolicy field (see PolicyFieldRenamer):
 // ("scale_up_cooldown", -1) -> "device.multi_gpu.performance_optimization.

@@ -7,37 +7,17 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "core/tensor/dtype_dispatch.h"
 
 namespace inferd {
 namespace {
 
-struct Half { uint16_t bits; };
-struct BHalf { uint16_t bits; };
+using Half = Fp16Bits;
+using BHalf = Bf16Bits;
 
 template <typename T> float ToF(T v) { return static_cast<float>(v); }
 inline float ToF(Half v) { return HalfToFloat(v.bits); }
 inline float ToF(BHalf v) { return Bf16ToFloat(v.bits); }
-
-// Calls fn(T{}) with the C++ type of `dtype`; false for BYTES/invalid.
-template <typename Fn>
-bool DispatchNumeric(DataType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DataType::kBool: fn(bool{}); return true;
-    case DataType::kUint8: fn(uint8_t{}); return true;
-    case DataType::kUint16: fn(uint16_t{}); return true;
-    case DataType::kUint32: fn(uint32_t{}); return true;
-    case DataType::kUint64: fn(uint64_t{}); return true;
-    case DataType::kInt8: fn(int8_t{}); return true;
-    case DataType::kInt16: fn(int16_t{}); return true;
-    case DataType::kInt32: fn(int32_t{}); return true;
-    case DataType::kInt64: fn(int64_t{}); return true;
-    case DataType::kFp16: fn(Half{}); return true;
-    case DataType::kBf16: fn(BHalf{}); return true;
-    case DataType::kFp32: fn(float{}); return true;
-    case DataType::kFp64: fn(double{}); return true;
-    default: return false;
-  }
-}
 
 // Converts a double to T: round-to-nearest-even and saturate for integers.
 template <typename T>

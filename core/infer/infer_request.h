@@ -13,11 +13,9 @@
 #include "absl/types/span.h"
 #include "core/config/config.h"
 #include "core/models/model.h"
+#include "core/util/priority.h"
 
 namespace inferd {
-
-enum class Priority : uint8_t { kCritical = 0, kHigh = 1, kNormal = 2, kLow = 3, kBackground = 4 };
-inline constexpr int kNumPriorities = 5;
 
 struct InferInput {
   absl::string_view name;

@@ -70,9 +70,12 @@ absl::StatusOr<std::unique_ptr<MemoryEngine>> MemoryEngine::Create(
     const MemoryEngineOptions& options, const std::vector<Device*>& devices, Clock* clock,
     prometheus::Registry& registry) {
   auto invalid = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+  // The ranges of the thresholds are those of their config keys
+  // (memory_gc_threshold [0, 1], memory_defrag_threshold (0, 1]).
   auto in_unit = [](double v) { return v > 0 && v <= 1; };
-  if (!in_unit(options.gc_threshold))
-    return invalid("gc_threshold ", options.gc_threshold, " is not in (0, 1]");
+  if (!(options.gc_threshold >= 0 && options.gc_threshold <= 1)) {
+    return invalid("gc_threshold ", options.gc_threshold, " is not in [0, 1]");
+  }
   if (!in_unit(options.defrag_threshold)) {
     return invalid("defrag_threshold ", options.defrag_threshold, " is not in (0, 1]");
   }

@@ -150,8 +150,6 @@ class MemoryEngine {
   std::unique_ptr<TensorStore> store_;
   BytesLayoutGuard bytes_layouts_;
 
-  absl::Mutex metrics_mu_;  // serializes metric refreshes (delta export)
-
   absl::Mutex monitor_mu_;
   bool stop_ ABSL_GUARDED_BY(monitor_mu_) = false;
   std::thread monitor_;

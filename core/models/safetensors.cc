@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "core/models/strict_json.h"
+#include "core/util/strict_json.h"
 #include "core/util/checked_math.h"
 #include "core/util/status_macros.h"
 

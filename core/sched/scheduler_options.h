@@ -29,10 +29,6 @@ struct SchedulerLoadSample {
   double throughput_tasks_per_second = 0.0;
 };
 
-// The most retries a request or task may ask for (scheduler.default_max_retries,
-// TaskSpec::max_retries).
-inline constexpr int kMaxRetriesLimit = 16;
-
 // Per-model batching settings (defaults from the scheduler config; a model's
 // config.yaml dynamic_batching block overrides them). How they are applied:
 // core/sched/batching_stage.h.

@@ -67,15 +67,4 @@ TaskState TerminalStateOf(Outcome outcome) {
   return TaskState::kFailed;
 }
 
-absl::string_view PriorityLabel(Priority priority) {
-  static constexpr absl::string_view kLabels[] = {"critical", "high", "normal", "low",
-                                                  "background"};
-  return kLabels[static_cast<int>(priority)];
-}
-
-absl::string_view PriorityName(Priority priority) {
-  static constexpr absl::string_view kNames[] = {"CRITICAL", "HIGH", "NORMAL", "LOW", "BACKGROUND"};
-  return kNames[static_cast<int>(priority)];
-}
-
 }  // namespace inferd

@@ -26,6 +26,7 @@
 #include "core/models/model.h"
 #include "core/tensor/dtype.h"
 #include "core/util/opaque_id.h"
+#include "core/util/priority.h"
 
 namespace inferd {
 
@@ -71,11 +72,6 @@ absl::string_view OutcomeName(Outcome outcome);
 // anything else -> failed.
 Outcome OutcomeOf(const absl::Status& status);
 TaskState TerminalStateOf(Outcome outcome);
-
-// "critical", "high", "normal", "low", "background" (metric labels).
-absl::string_view PriorityLabel(Priority priority);
-// "CRITICAL", ... (messages and docs).
-absl::string_view PriorityName(Priority priority);
 
 // One model input of a task.
 struct TaskInput {

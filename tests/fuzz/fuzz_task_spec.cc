@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "server/scheduler_service.h"
+#include "server/scheduler_proto.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inferd::v1::SubmitTasksRequest wire;

@@ -5,6 +5,7 @@
 
 #include "core/device/cuda/cuda_kernel_launch.h"
 #include "core/device/cuda/elementwise_ops.h"
+#include "core/tensor/dtype_dispatch.h"
 
 namespace inferd::cuda_launch {
 namespace {
@@ -68,33 +69,12 @@ cudaError_t Launch(void (*kernel)(Args...), size_t n, cudaStream_t stream,
                           params, 0, stream);
 }
 
-// Calls fn(T{}) with the element type of `dtype`; false for BYTES/invalid.
-template <typename Fn>
-bool Dispatch(DataType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DataType::kBool: fn(bool{}); return true;
-    case DataType::kUint8: fn(uint8_t{}); return true;
-    case DataType::kUint16: fn(uint16_t{}); return true;
-    case DataType::kUint32: fn(uint32_t{}); return true;
-    case DataType::kUint64: fn(uint64_t{}); return true;
-    case DataType::kInt8: fn(int8_t{}); return true;
-    case DataType::kInt16: fn(int16_t{}); return true;
-    case DataType::kInt32: fn(int32_t{}); return true;
-    case DataType::kInt64: fn(int64_t{}); return true;
-    case DataType::kFp16: fn(Half{}); return true;
-    case DataType::kBf16: fn(BHalf{}); return true;
-    case DataType::kFp32: fn(float{}); return true;
-    case DataType::kFp64: fn(double{}); return true;
-    default: return false;
-  }
-}
-
 }  // namespace
 
 cudaError_t Add(DataType dtype, const void* a, const void* b, void* out, size_t n,
                 cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;
-  Dispatch(dtype, [&](auto tag) {
+  DispatchNumeric(dtype, [&](auto tag) {
     using T = decltype(tag);
     err = Launch(&AddKernel<T>, n, stream, static_cast<const T*>(a), static_cast<const T*>(b),
                  static_cast<T*>(out), n);
@@ -105,7 +85,7 @@ cudaError_t Add(DataType dtype, const void* a, const void* b, void* out, size_t 
 cudaError_t Scale(DataType dtype, const void* in, double factor, void* out, size_t n,
                   cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;
-  Dispatch(dtype, [&](auto tag) {
+  DispatchNumeric(dtype, [&](auto tag) {
     using T = decltype(tag);
     using F = elementwise::ScaleFactor<T>;
     err = Launch(&ScaleKernel<T>, n, stream, static_cast<const T*>(in), static_cast<F>(factor),
@@ -117,7 +97,7 @@ cudaError_t Scale(DataType dtype, const void* in, double factor, void* out, size
 cudaError_t Reduce(DataType dtype, ReduceKind op, const void* in, void* inout, size_t n,
                    cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;
-  Dispatch(dtype, [&](auto tag) {
+  DispatchNumeric(dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = static_cast<const T*>(in);
     T* z = static_cast<T*>(inout);
@@ -135,7 +115,7 @@ cudaError_t DivideBy(DataType dtype, void* inout, uint64_t divisor, size_t n,
                      cudaStream_t stream) {
   if (dtype == DataType::kBool) return cudaErrorInvalidValue;
   cudaError_t err = cudaErrorInvalidValue;
-  Dispatch(dtype, [&](auto tag) {
+  DispatchNumeric(dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (!std::is_same_v<T, bool>) {
       err = Launch(&DivideKernel<T>, n, stream, static_cast<T*>(inout), divisor, n);

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/tensor/dtype_dispatch.h"
+
 #if defined(__CUDACC__)
 #define INFERD_HD __host__ __device__
 #else
@@ -23,9 +25,10 @@
 
 namespace inferd::elementwise {
 
-// Element storage of FP16 and BF16 tensors.
-struct Half { uint16_t bits; };
-struct BHalf { uint16_t bits; };
+// Element storage of FP16 and BF16 tensors (the types DispatchNumeric
+// passes).
+using Half = ::inferd::Fp16Bits;
+using BHalf = ::inferd::Bf16Bits;
 
 // Mirrors Kernels::ReduceOp (kept separate so nvcc needs no Abseil).
 enum class ReduceKind : int { kSum = 0, kProd = 1, kMin = 2, kMax = 3 };

@@ -229,5 +229,30 @@ TEST(RenamePolicyFieldTest, RewritesOnlyTheLeadingFieldPath) {
             "rules[x].hold: 1");
 }
 
+TEST(OtherOptionsFromConfigTest, SharedMemoryAndRepositoryOptions) {
+  Config config;
+  config.shared_memory.max_regions = 7;
+  config.models.torch_backend_library = "/opt/libinferd_torch.so";
+  SharedMemoryOptions shm = SharedMemoryOptionsFromConfig(config, {nullptr, nullptr});
+  EXPECT_EQ(shm.max_regions, 7);
+  EXPECT_EQ(shm.devices.size(), 2u);
+  ModelRepositoryOptions repo = ModelRepositoryOptionsFromConfig(config, {nullptr});
+  EXPECT_EQ(repo.torch_backend_library, "/opt/libinferd_torch.so");
+  EXPECT_EQ(repo.devices.size(), 1u);
+}
+
+TEST(OtherOptionsFromConfigTest, ControlModeFollowsTheKey) {
+  Config config;
+  EXPECT_EQ(ModelControlModeFromConfig(config), ModelControlMode::kExplicit);
+  config.models.control_mode = "poll";
+  EXPECT_EQ(ModelControlModeFromConfig(config), ModelControlMode::kPoll);
+  config.models.control_mode = "none";
+  EXPECT_EQ(ModelControlModeFromConfig(config), ModelControlMode::kNone);
+}
+
+TEST(OtherOptionsFromConfigTest, NoRepositoryMeansNoBatchingLookup) {
+  EXPECT_EQ(ModelBatchingLookup(nullptr, BatchingPolicy{}), nullptr);
+}
+
 }  // namespace
 }  // namespace inferd

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "core/device/cuda/mlp/mlp_cuda_api.h"
 #include "core/device/cuda/mlp/mlp_cuda_kernels.h"
 
@@ -135,6 +136,28 @@ struct Graph {
   }
 };
 
+// A std::mutex the thread-safety analysis knows (the module links no Abseil
+// library; the annotations are header-only).
+class ABSL_LOCKABLE SlotMutex {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE SlotLock {
+ public:
+  explicit SlotLock(SlotMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
+  ~SlotLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  SlotLock(const SlotLock&) = delete;
+  SlotLock& operator=(const SlotLock&) = delete;
+
+ private:
+  SlotMutex* const mu_;
+};
+
 // Per-stream buffers and graphs.
 struct Slot {
   void* workspace = nullptr;
@@ -144,9 +167,10 @@ struct Slot {
   void* stage_out = nullptr;
   cudaStream_t capture_stream = nullptr;
 
-  std::mutex mu;  // guards the members below
-  std::unordered_map<int64_t, std::unique_ptr<Graph>> graphs;  // by batch
-  bool graphs_broken = false;  // a capture or update failed: eager from now on
+  SlotMutex mu;
+  std::unordered_map<int64_t, std::unique_ptr<Graph>> graphs ABSL_GUARDED_BY(mu);  // by batch
+  // A capture or update failed: eager from now on.
+  bool graphs_broken ABSL_GUARDED_BY(mu) = false;
 };
 
 // One mlp on one GPU. Thread-safe after Create (see the header).
@@ -170,7 +194,7 @@ class MlpCuda {
   // there is none and the slot has room). *ran is false when the caller
   // must run the eager path: no room, or an error (returned).
   Error RunGraph(Slot& s, cudaStream_t stream, const void* x, void* y, int64_t batch,
-                 const Plan& plan, bool* ran);
+                 const Plan& plan, bool* ran) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   Error Capture(Slot& s, const void* x, void* y, int64_t batch, const Plan& plan,
                 std::unique_ptr<Graph>* out);
   // Points g's copy nodes at x and y; false (nothing changed that matters)
@@ -326,7 +350,10 @@ MlpCuda::~MlpCuda() {
   }
   for (auto& slot : slots_) {
     Slot& s = *slot;
-    s.graphs.clear();
+    {
+      SlotLock lock(&s.mu);
+      s.graphs.clear();
+    }
     if (s.capture_stream != nullptr) cudaStreamDestroy(s.capture_stream);
     cudaFree(s.stage_in);
     cudaFree(s.stage_out);
@@ -568,7 +595,7 @@ Error MlpCuda::Execute(int32_t slot, cudaStream_t stream, const void* x, void* y
   MLP_RETURN_IF_ERROR(GetPlan(batch, &plan));
   Slot& s = *slots_[slot];
   if (graphs_) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    SlotLock lock(&s.mu);
     if (!s.graphs_broken) {
       bool ran = false;
       const Error e = RunGraph(s, stream, x, y, batch, *plan, &ran);

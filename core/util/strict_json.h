@@ -10,8 +10,8 @@
 //
 // Thread-safety: a JsonDocument is immutable after parsing; concurrent
 // reads are safe.
-#ifndef INFERD_CORE_MODELS_STRICT_JSON_H_
-#define INFERD_CORE_MODELS_STRICT_JSON_H_
+#ifndef INFERD_CORE_UTIL_STRICT_JSON_H_
+#define INFERD_CORE_UTIL_STRICT_JSON_H_
 
 #include <cstdint>
 #include <optional>
@@ -65,4 +65,4 @@ absl::string_view JsonTypeName(JsonType type);
 
 }  // namespace inferd
 
-#endif  // INFERD_CORE_MODELS_STRICT_JSON_H_
+#endif  // INFERD_CORE_UTIL_STRICT_JSON_H_

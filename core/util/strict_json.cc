@@ -1,4 +1,4 @@
-#include "core/models/strict_json.h"
+#include "core/util/strict_json.h"
 
 #include <charconv>
 #include <system_error>
