@@ -68,6 +68,7 @@ TorchModel::TorchModel(ModelSignature signature, std::shared_ptr<const TorchLibr
       error_prefix_(absl::StrCat("model '", signature_.name, "': ")) {}
 
 TorchModel::~TorchModel() {
+  workers_.clear();  // joins the instance threads before the handles go
   for (auto& [device, handle] : handles_) library_->Destroy(handle);
 }
 
@@ -115,6 +116,12 @@ absl::StatusOr<std::unique_ptr<TorchModel>> TorchModel::Create(
       return Prefixed(handle.status(), absl::StrCat(prefix, "device ", device->index(), ": "));
     }
     model->handles_[device] = *handle;
+    if (cuda) {
+      auto& workers = model->workers_[device];
+      for (int i = 0; i < model->instances_; ++i) {
+        workers.push_back(std::make_unique<WorkerThread>(absl::StrCat("torch-gpu", device->index())));
+      }
+    }
     if (absl::Status st = model->Warmup(*device, options.warmup); !st.ok()) {
       return Prefixed(st, absl::StrCat(prefix, "device ", device->index(), ": "));
     }
@@ -153,7 +160,10 @@ absl::Status TorchModel::Run(Stream& stream, int instance, absl::Span<const Devi
       return st.ok() || !name_model ? st : Prefixed(st, error_prefix_);
     });
   }
-  absl::Status st = library_->Execute(handle, instance, stream.native_handle(), in, out);
+  // Always this instance's thread: its per-thread caches stay warm.
+  WorkerThread& worker = *workers_.at(&device)[static_cast<size_t>(instance)];
+  absl::Status st = worker.Call(
+      [&] { return library_->Execute(handle, instance, stream.native_handle(), in, out); });
   return st.ok() || !name_model ? st : Prefixed(st, error_prefix_);
 }
 

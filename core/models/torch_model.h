@@ -8,11 +8,15 @@
 // device stream (at least instances_per_device), so that no execution
 // waits for another's runner.
 //
-// On CUDA devices Execute calls the library on the calling thread with the
-// slot's cudaStream_t: inputs are the execution's device buffers, wrapped
-// without a copy; the model's kernels and the copies of its outputs into
-// the output buffers are enqueued on that stream. On host devices the call
-// runs on the host stream's worker, in stream order.
+// On CUDA devices Execute hands the call to the instance's own thread (a
+// WorkerThread per device and instance, which also ran its warmup) and
+// waits while it enqueues: libtorch keeps cuDNN plans per thread, so an
+// instance called from any request thread would plan again on each new
+// thread and batch size. The library gets the slot's cudaStream_t: inputs
+// are the execution's device buffers, wrapped without a copy; the model's
+// kernels and the copies of its outputs into the output buffers are
+// enqueued on that stream. On host devices the call runs on the host
+// stream's worker, in stream order.
 //
 // Errors: an exception inside the model is INTERNAL marked as ModelError
 // (model.h): the request fails, the device stays healthy, nothing retries.
@@ -33,6 +37,7 @@
 #include "core/config/model_config.h"
 #include "core/models/model.h"
 #include "core/models/torch_library.h"
+#include "core/util/worker_thread.h"
 
 namespace inferd {
 
@@ -84,6 +89,9 @@ class TorchModel final : public Model {
   const int instances_;
   const std::string error_prefix_;  // "model '<name>': "
   absl::flat_hash_map<const Device*, void*> handles_;  // filled by Create only
+  // CUDA devices: one thread per instance (filled by Create only; emptied
+  // first by the destructor).
+  absl::flat_hash_map<const Device*, std::vector<std::unique_ptr<WorkerThread>>> workers_;
 };
 
 }  // namespace inferd
