@@ -8,6 +8,7 @@
 #include "core/util/echo.h"
 #include "server/status_util.h"
 #include "server/tensor_proto.h"
+#include "server/token_auth.h"
 
 namespace inferd {
 namespace {
@@ -25,8 +26,9 @@ absl::Duration LeaseFrom(double seconds) {
 // One client-streaming upload: header, then chunks written in order.
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorRequest> {
  public:
-  UploadReactor(MemoryEngine* engine, v1::TensorInfo* resp, MethodMetrics* m)
-      : engine_(engine), resp_(resp), m_(m), start_(absl::Now()) {
+  UploadReactor(MemoryEngine* engine, v1::TensorInfo* resp, MethodMetrics* m,
+                std::optional<Caller> caller)
+      : engine_(engine), resp_(resp), m_(m), caller_(std::move(caller)), start_(absl::Now()) {
     StartRead(&req_);
   }
 
@@ -60,6 +62,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
       if (id_.valid()) return absl::InvalidArgumentError("header: sent twice");
       absl::StatusOr<TensorRequest> tr = TensorRequestFromProto(req_.header(), "header");
       if (!tr.ok()) return tr.status();
+      absl::StatusOr<std::string> owner =
+          OwnerFor(caller_, tr->owner, "UploadTensor", "header.owner");
+      if (!owner.ok()) return owner.status();
+      tr->owner = *std::move(owner);
       absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(*tr);
       if (!info.ok()) return info.status();
       info_ = *std::move(info);
@@ -90,6 +96,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
   MemoryEngine* const engine_;
   v1::TensorInfo* const resp_;
   MethodMetrics* const m_;
+  const std::optional<Caller> caller_;  // with server.auth
   const absl::Time start_;
   v1::UploadTensorRequest req_;
   TensorInfo info_;
@@ -233,6 +240,9 @@ grpc::ServerUnaryReactor* MemoryService::AllocateTensor(grpc::CallbackServerCont
   const absl::Time start = absl::Now();
   absl::StatusOr<TensorRequest> tr = TensorRequestFromProto(*req, "request");
   if (!tr.ok()) return FinishUnary(ctx, m_allocate_, tr.status(), start);
+  absl::StatusOr<std::string> owner = OwnerFor(CallerOf(*ctx), tr->owner, "AllocateTensor", "owner");
+  if (!owner.ok()) return FinishUnary(ctx, m_allocate_, owner.status(), start);
+  tr->owner = *std::move(owner);
   absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(*tr);
   if (info.ok()) TensorInfoToProto(*info, resp);
   return FinishUnary(ctx, m_allocate_, info.status(), start);
@@ -240,7 +250,7 @@ grpc::ServerUnaryReactor* MemoryService::AllocateTensor(grpc::CallbackServerCont
 
 grpc::ServerReadReactor<v1::UploadTensorRequest>* MemoryService::UploadTensor(
     grpc::CallbackServerContext* ctx, v1::TensorInfo* resp) {
-  return new UploadReactor(engine_, resp, m_upload_);
+  return new UploadReactor(engine_, resp, m_upload_, CallerOf(*ctx));
 }
 
 grpc::ServerWriteReactor<v1::DownloadTensorResponse>* MemoryService::DownloadTensor(
@@ -253,8 +263,16 @@ grpc::ServerUnaryReactor* MemoryService::FreeTensor(grpc::CallbackServerContext*
                                                     v1::FreeTensorResponse*) {
   const absl::Time start = absl::Now();
   absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
-  absl::Status st = id.ok() ? engine_->FreeTensor(*id) : id.status();
-  return FinishUnary(ctx, m_free_, st, start);
+  if (!id.ok()) return FinishUnary(ctx, m_free_, id.status(), start);
+  // With server.auth, another caller's tensor needs role admin.
+  if (std::optional<Caller> caller = CallerOf(*ctx); caller.has_value()) {
+    absl::StatusOr<TensorInfo> info = engine_->GetTensorInfo(*id);
+    if (!info.ok()) return FinishUnary(ctx, m_free_, info.status(), start);
+    absl::Status allowed = CheckOwner(caller, info->owner, "FreeTensor",
+                                      absl::StrCat("tensor ", req->tensor_id()));
+    if (!allowed.ok()) return FinishUnary(ctx, m_free_, allowed, start);
+  }
+  return FinishUnary(ctx, m_free_, engine_->FreeTensor(*id), start);
 }
 
 grpc::ServerUnaryReactor* MemoryService::RenewLease(grpc::CallbackServerContext* ctx,
