@@ -675,6 +675,7 @@ TEST_F(SchedulerTest, AnUnloadedModelsSeriesGoOnceNoJobHoldsThem) {
   // A loaded model keeps its series; one loaded again gets fresh ones.
   TestCall other(batch_model_, 1, 1, 0);
   sched_->Submit(other.request(), &other);
+  Advance(absl::Milliseconds(5));  // the batch's delay
   ASSERT_TRUE(other.Wait().ok());
   Advance(absl::Seconds(2));
   EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "batched"}}), 1.0);
