@@ -28,6 +28,7 @@
 #include "core/util/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/server_builder_option.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/call_tracker.h"
@@ -57,6 +58,19 @@ constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
 constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);
 
 bool IsLoopback(const std::string& address) { return IsLoopbackAddress(address); }
+
+// Takes gRPC's reflection plugin out of one server: linking the reflection
+// library registers it for every ServerBuilder (a static initializer), so
+// server.reflection: off must remove it rather than only not add it.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+      return p != nullptr && p->name() == "proto_server_reflection";
+    });
+  }
+};
 
 // One start line that says what the scaler will do with the devices.
 void LogScalerPlan(const ScalerOptions& options) {
@@ -384,6 +398,7 @@ absl::Status Daemon::Impl::StartGrpcServer() {
   }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.server.grpc_listen, *credentials, &grpc_port);
+  if (!want_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.server.max_receive_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.server.max_send_message_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.server.max_concurrent_streams);

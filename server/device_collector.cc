@@ -43,18 +43,31 @@ std::vector<prometheus::MetricFamily> DeviceCollector::Collect() const {
                     "Device memory in use as the driver reports it (all processes).");
   auto util = Gauge("inferd_device_utilization_ratio",
                     "Recent fraction of time the device was busy (0..1).");
+  auto power = Gauge("inferd_gpu_power_watts", "Board power draw of the GPU (NVML).");
+  prometheus::MetricFamily energy;
+  energy.name = "inferd_gpu_energy_joules_total";
+  energy.help = "Energy the GPU used since its driver was loaded (NVML).";
+  energy.type = prometheus::MetricType::Counter;
   for (Device* d : devices_) {
     if (auto mem = d->GetMemoryInfo(); mem.ok()) {
       Add(total, *d, static_cast<double>(mem->total_bytes));
       Add(used, *d, static_cast<double>(mem->total_bytes - mem->free_bytes));
     }
     if (auto u = d->GetUtilization(); u.ok()) Add(util, *d, *u);
+    if (auto w = d->GetPowerWatts(); w.ok()) Add(power, *d, *w);
+    if (auto j = d->GetEnergyJoules(); j.ok()) {
+      Add(energy, *d, 0);
+      energy.metric.back().counter.value = *j;
+    }
   }
   std::vector<prometheus::MetricFamily> out;
   out.push_back(std::move(build));
   out.push_back(std::move(total));
   out.push_back(std::move(used));
-  if (!util.metric.empty()) out.push_back(std::move(util));
+  // Families without a reading on any device are left out.
+  for (auto* f : {&util, &power, &energy}) {
+    if (!f->metric.empty()) out.push_back(std::move(*f));
+  }
   return out;
 }
 

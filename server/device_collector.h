@@ -1,6 +1,7 @@
 // DeviceCollector: Prometheus collectable that reads each device's memory,
-// utilization and health at scrape time (no sampling thread), plus the
-// build info series.
+// utilization, and where NVML has them GPU power and energy, at scrape time
+// (no sampling thread), plus the build info series. A reading a device lacks
+// is left out, and a family no device has is not served.
 #ifndef INFERD_SERVER_DEVICE_COLLECTOR_H_
 #define INFERD_SERVER_DEVICE_COLLECTOR_H_
 

@@ -31,33 +31,39 @@ MethodMetrics* GrpcMetrics::ForMethod(const std::string& method) {
   auto m = std::make_unique<MethodMetrics>();
   m->owner_ = this;
   m->method_ = method;
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
-      50e-3, 100e-3, 250e-3, 500e-3, 1.0,  2.5,    5.0,  10.0};
-  m->latency_ = &latency_.Add({{"method", method}}, kBuckets);
-  m->ok_ = &requests_.Add({{"method", method}, {"code", "OK"}});
   methods_.push_back(std::move(m));
   return methods_.back().get();
 }
 
-void MethodMetrics::Record(grpc::StatusCode code, absl::Duration latency) {
-  latency_->Observe(absl::ToDoubleSeconds(latency));
-  if (code == grpc::StatusCode::OK) {
-    ok_->Increment();
-    return;
+prometheus::Counter* MethodMetrics::CounterFor(int code) {
+  const int slot = (code >= 0 && code < 17) ? code : 2;  // UNKNOWN
+  prometheus::Counter* c = by_code_[slot].load(std::memory_order_acquire);
+  if (c != nullptr) return c;
+  absl::MutexLock lock(&mu_);
+  c = by_code_[slot].load(std::memory_order_relaxed);
+  if (c == nullptr) {
+    c = &owner_->requests_.Add(
+        {{"method", method_}, {"code", GrpcCodeName(static_cast<grpc::StatusCode>(slot))}});
+    by_code_[slot].store(c, std::memory_order_release);
   }
-  const int i = static_cast<int>(code);
-  prometheus::Counter* c;
-  {
+  return c;
+}
+
+void MethodMetrics::Record(grpc::StatusCode code, absl::Duration latency) {
+  prometheus::Histogram* h = latency_.load(std::memory_order_acquire);
+  if (h == nullptr) {
+    // Seconds from 50 µs to 30 s, as the scheduler's duration histograms.
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 1.0, 5.0, 30.0};
     absl::MutexLock lock(&mu_);
-    const int slot = (i >= 0 && i < 17) ? i : 2;
-    c = by_code_[slot];
-    if (c == nullptr) {
-      c = &owner_->requests_.Add({{"method", method_}, {"code", GrpcCodeName(code)}});
-      by_code_[slot] = c;
+    h = latency_.load(std::memory_order_relaxed);
+    if (h == nullptr) {
+      h = &owner_->latency_.Add({{"method", method_}}, kBuckets);
+      latency_.store(h, std::memory_order_release);
     }
   }
-  c->Increment();
+  h->Observe(absl::ToDoubleSeconds(latency));
+  CounterFor(static_cast<int>(code))->Increment();
 }
 
 }  // namespace inferd

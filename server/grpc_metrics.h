@@ -1,10 +1,13 @@
 // GrpcMetrics: request counters by method and code, and latency histograms
-// by method, for every RPC the daemon serves. Series for the OK code are
-// created up front; others on first use.
+// by method, for every RPC the daemon serves. A method's series are created
+// when it is first called (a method never called has none), each code's
+// counter on its first call with that code; after that a call records
+// through cached pointers, with no label lookup.
 #ifndef INFERD_SERVER_GRPC_METRICS_H_
 #define INFERD_SERVER_GRPC_METRICS_H_
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -30,12 +33,14 @@ class MethodMetrics {
 
  private:
   friend class GrpcMetrics;
+  // The series of `code` (created on first use).
+  prometheus::Counter* CounterFor(int code);
+
   GrpcMetrics* owner_ = nullptr;
   std::string method_;
-  prometheus::Histogram* latency_ = nullptr;
-  absl::Mutex mu_;
-  std::array<prometheus::Counter*, 17> by_code_ ABSL_GUARDED_BY(mu_) = {};
-  prometheus::Counter* ok_ = nullptr;
+  absl::Mutex mu_;  // serializes creating series
+  std::atomic<prometheus::Histogram*> latency_{nullptr};
+  std::array<std::atomic<prometheus::Counter*>, 17> by_code_{};
 };
 
 // Thread-safe.

@@ -8,6 +8,7 @@
 #include "server/memory_proto.h"
 #include "server/server_call.h"
 #include "server/tensor_proto.h"
+#include "server/token_auth.h"
 
 namespace inferd {
 namespace {
@@ -21,8 +22,9 @@ absl::StatusOr<TensorId> ParseId(const std::string& text) { return ParseTensorId
 // One client-streaming upload: header, then chunks written in order.
 class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorRequest> {
  public:
-  UploadReactor(MemoryEngine* engine, v1::TensorInfo* resp, MethodMetrics* m)
-      : engine_(engine), resp_(resp), call_(m) {
+  UploadReactor(MemoryEngine* engine, v1::TensorInfo* resp, MethodMetrics* m,
+                std::optional<Caller> caller)
+      : engine_(engine), resp_(resp), call_(m), caller_(std::move(caller)) {
     StartRead(&req_);
   }
 
@@ -56,6 +58,10 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
       if (id_.valid()) return absl::InvalidArgumentError("header: sent twice");
       absl::StatusOr<TensorRequest> tr = TensorRequestFromProto(req_.header(), "header");
       if (!tr.ok()) return tr.status();
+      absl::StatusOr<std::string> owner =
+          OwnerFor(caller_, tr->owner, "UploadTensor", "header.owner");
+      if (!owner.ok()) return owner.status();
+      tr->owner = *std::move(owner);
       absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(*tr);
       if (!info.ok()) return info.status();
       info_ = *std::move(info);
@@ -84,6 +90,7 @@ class UploadReactor final : public grpc::ServerReadReactor<v1::UploadTensorReque
   MemoryEngine* const engine_;
   v1::TensorInfo* const resp_;
   ServerCall call_;
+  const std::optional<Caller> caller_;  // with server.auth
   v1::UploadTensorRequest req_;
   TensorInfo info_;
   TensorId id_;
@@ -169,6 +176,9 @@ grpc::ServerUnaryReactor* MemoryService::AllocateTensor(grpc::CallbackServerCont
   UnaryCall call(ctx, m_allocate_);
   absl::StatusOr<TensorRequest> tr = TensorRequestFromProto(*req, "request");
   if (!tr.ok()) return call.Finish(tr.status());
+  absl::StatusOr<std::string> owner = OwnerFor(CallerOf(*ctx), tr->owner, "AllocateTensor", "owner");
+  if (!owner.ok()) return call.Finish(owner.status());
+  tr->owner = *std::move(owner);
   absl::StatusOr<TensorInfo> info = engine_->AllocateTensor(*tr);
   if (info.ok()) TensorInfoToProto(*info, resp);
   return call.Finish(info.status());
@@ -176,7 +186,7 @@ grpc::ServerUnaryReactor* MemoryService::AllocateTensor(grpc::CallbackServerCont
 
 grpc::ServerReadReactor<v1::UploadTensorRequest>* MemoryService::UploadTensor(
     grpc::CallbackServerContext* ctx, v1::TensorInfo* resp) {
-  return new UploadReactor(engine_, resp, m_upload_);
+  return new UploadReactor(engine_, resp, m_upload_, CallerOf(*ctx));
 }
 
 grpc::ServerWriteReactor<v1::DownloadTensorResponse>* MemoryService::DownloadTensor(
@@ -189,8 +199,16 @@ grpc::ServerUnaryReactor* MemoryService::FreeTensor(grpc::CallbackServerContext*
                                                     v1::FreeTensorResponse*) {
   UnaryCall call(ctx, m_free_);
   absl::StatusOr<TensorId> id = ParseId(req->tensor_id());
-  absl::Status st = id.ok() ? engine_->FreeTensor(*id) : id.status();
-  return call.Finish(st);
+  if (!id.ok()) return call.Finish(id.status());
+  // With server.auth, another caller's tensor needs role admin.
+  if (std::optional<Caller> caller = CallerOf(*ctx); caller.has_value()) {
+    absl::StatusOr<TensorInfo> info = engine_->GetTensorInfo(*id);
+    if (!info.ok()) return call.Finish(info.status());
+    absl::Status allowed = CheckOwner(caller, info->owner, "FreeTensor",
+                                      absl::StrCat("tensor ", req->tensor_id()));
+    if (!allowed.ok()) return call.Finish(allowed);
+  }
+  return call.Finish(engine_->FreeTensor(*id));
 }
 
 grpc::ServerUnaryReactor* MemoryService::RenewLease(grpc::CallbackServerContext* ctx,

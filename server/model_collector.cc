@@ -109,6 +109,9 @@ std::vector<prometheus::MetricFamily> ModelCollector::Collect() const {
   auto executions = Family("inferd_model_executions_total",
                            "Model executions (a batch of requests runs once).",
                            MetricType::Counter);
+  auto pending = Family("inferd_model_pending_requests",
+                        "Requests of a loaded model the scheduler holds now, queued or running.",
+                        MetricType::Gauge);
   for (const auto& model : models_->List()) {
     const ModelStatisticsSnapshot s = model->statistics().Snapshot();
     prometheus::ClientMetric base = Labeled(*model);
@@ -137,10 +140,13 @@ std::vector<prometheus::MetricFamily> ModelCollector::Collect() const {
     AddCounter(output, base, Seconds(s.compute_output.ns));
     AddCounter(inferences, base, static_cast<double>(s.inference_count));
     AddCounter(executions, base, static_cast<double>(s.execution_count));
+    prometheus::ClientMetric g = base;
+    g.gauge.value = static_cast<double>(model->statistics().pending());
+    pending.metric.push_back(std::move(g));
   }
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&requests, &duration, &queue, &input, &infer, &output, &inferences,
-                  &executions}) {
+                  &executions, &pending}) {
     if (!f->metric.empty()) out.push_back(std::move(*f));
   }
   AddProcess(&out);

@@ -6,7 +6,8 @@
 // Series (labels model, version): inferd_model_requests_total{outcome},
 // inferd_model_request_duration_seconds (histogram, end to end),
 // inferd_model_{queue,compute_input,compute_infer,compute_output}_seconds_total,
-// inferd_model_{inferences,executions}_total; and process_* (docs/METRICS.md).
+// inferd_model_{inferences,executions}_total, inferd_model_pending_requests
+// (queued and running in the scheduler); and process_* (docs/METRICS.md).
 #ifndef INFERD_SERVER_MODEL_COLLECTOR_H_
 #define INFERD_SERVER_MODEL_COLLECTOR_H_
 

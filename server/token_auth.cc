@@ -19,6 +19,9 @@ namespace {
 constexpr absl::string_view kBearer = "Bearer ";
 constexpr size_t kMaxTokensFileBytes = 1 << 20;
 constexpr size_t kMinTokenLength = 16;
+// Auth context properties of a call TokenAuthProcessor let through.
+constexpr char kCallerProperty[] = "inferd.caller";
+constexpr char kRoleProperty[] = "inferd.role";
 
 // Methods anyone may call: health and reflection, the liveness probes.
 constexpr absl::string_view kOpenPrefixes[] = {
@@ -157,7 +160,8 @@ std::optional<Caller> TokenTable::FromContext(const grpc::ServerContextBase& con
   return Find(absl::string_view(it->second.data(), it->second.size()));
 }
 
-absl::Status TokenTable::Check(absl::string_view method, absl::string_view authorization) const {
+absl::Status TokenTable::Check(absl::string_view method, absl::string_view authorization,
+                               std::optional<Caller>* caller_out) const {
   const Role needed = RequiredRole(method);
   if (needed == Role::kNone) return absl::OkStatus();
   if (authorization.empty()) {
@@ -176,11 +180,49 @@ absl::Status TokenTable::Check(absl::string_view method, absl::string_view autho
                                                     "; caller '", caller->name, "' has role ",
                                                     RoleName(caller->role)));
   }
+  if (caller_out != nullptr) *caller_out = std::move(caller);
   return absl::OkStatus();
 }
 
-grpc::Status TokenAuthProcessor::Process(const InputMetadata& metadata, grpc::AuthContext*,
-                                         OutputMetadata*, OutputMetadata*) {
+std::optional<Caller> CallerOf(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return std::nullopt;
+  std::vector<grpc::string_ref> names = auth->FindPropertyValues(kCallerProperty);
+  std::vector<grpc::string_ref> roles = auth->FindPropertyValues(kRoleProperty);
+  if (names.empty() || roles.empty()) return std::nullopt;
+  Caller caller{std::string(names.front().data(), names.front().size()), Role::kInfer};
+  if (absl::string_view(roles.front().data(), roles.front().size()) == RoleName(Role::kAdmin)) {
+    caller.role = Role::kAdmin;
+  }
+  return caller;
+}
+
+absl::StatusOr<std::string> OwnerFor(const std::optional<Caller>& caller,
+                                     absl::string_view requested, absl::string_view method,
+                                     absl::string_view field) {
+  if (!caller.has_value()) return std::string(requested);
+  if (requested.empty()) return caller->name;
+  if (requested == caller->name || caller->role == Role::kAdmin) return std::string(requested);
+  return absl::PermissionDeniedError(absl::StrCat(
+      method, ": ", field, " names owner '", requested, "', not the caller '", caller->name,
+      "'; only role admin may act for another owner (caller '", caller->name, "' has role ",
+      RoleName(caller->role), ")"));
+}
+
+absl::Status CheckOwner(const std::optional<Caller>& caller, absl::string_view owner,
+                        absl::string_view method, absl::string_view what) {
+  if (!caller.has_value() || owner.empty() || owner == caller->name ||
+      caller->role == Role::kAdmin) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      method, " of ", what, " owned by '", owner, "' needs role admin; caller '", caller->name,
+      "' has role ", RoleName(caller->role)));
+}
+
+grpc::Status TokenAuthProcessor::Process(const InputMetadata& metadata,
+                                         grpc::AuthContext* context, OutputMetadata*,
+                                         OutputMetadata*) {
   absl::string_view method;
   absl::string_view authorization;
   for (const auto& [key, value] : metadata) {
@@ -188,8 +230,15 @@ grpc::Status TokenAuthProcessor::Process(const InputMetadata& metadata, grpc::Au
     if (k == ":path") method = absl::string_view(value.data(), value.size());
     if (k == "authorization") authorization = absl::string_view(value.data(), value.size());
   }
-  absl::Status st = tokens_->Check(method, authorization);
-  if (st.ok()) return grpc::Status::OK;
+  std::optional<Caller> caller;
+  absl::Status st = tokens_->Check(method, authorization, &caller);
+  if (st.ok()) {
+    if (caller.has_value() && context != nullptr) {
+      context->AddProperty(kCallerProperty, caller->name);
+      context->AddProperty(kRoleProperty, RoleName(caller->role));
+    }
+    return grpc::Status::OK;
+  }
   return grpc::Status(static_cast<grpc::StatusCode>(st.code()), std::string(st.message()));
 }
 

@@ -51,7 +51,9 @@ class TokenTable {
 
   // UNAUTHENTICATED / PERMISSION_DENIED for a call of `method` carrying
   // `authorization` (empty when absent); OK when allowed.
-  absl::Status Check(absl::string_view method, absl::string_view authorization) const;
+  // `caller`, when not null, receives the caller of an allowed call.
+  absl::Status Check(absl::string_view method, absl::string_view authorization,
+                     std::optional<Caller>* caller = nullptr) const;
 
  private:
   explicit TokenTable(std::string path) : path_(std::move(path)) {}
@@ -63,7 +65,27 @@ class TokenTable {
   std::shared_ptr<const Map> tokens_ ABSL_GUARDED_BY(mu_);
 };
 
-// Runs TokenTable::Check on every call before it reaches a service.
+// The caller TokenAuthProcessor let through for this call (kept in the
+// call's auth context), or nullopt when server.auth is off or the method is
+// open.
+std::optional<Caller> CallerOf(const grpc::ServerContextBase& context);
+
+// The owner a new tensor records for `caller`: `requested`, or the caller's
+// name when `requested` is empty. PERMISSION_DENIED naming `method`, the
+// field and the caller when `requested` names another owner and the caller
+// is not admin. Without a caller (no auth) `requested` as is.
+absl::StatusOr<std::string> OwnerFor(const std::optional<Caller>& caller,
+                                     absl::string_view requested, absl::string_view method,
+                                     absl::string_view field);
+
+// OK when `caller` may act on a resource of `owner`: no auth, no owner, the
+// caller's own, or role admin; else PERMISSION_DENIED naming `method`,
+// `what`, the owner and the caller (never a token).
+absl::Status CheckOwner(const std::optional<Caller>& caller, absl::string_view owner,
+                        absl::string_view method, absl::string_view what);
+
+// Runs TokenTable::Check on every call before it reaches a service, and
+// records the caller it let through in the call's auth context.
 class TokenAuthProcessor final : public grpc::AuthMetadataProcessor {
  public:
   explicit TokenAuthProcessor(const TokenTable* tokens) : tokens_(tokens) {}

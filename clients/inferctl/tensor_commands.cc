@@ -22,11 +22,11 @@ namespace inferd::inferctl {
 namespace {
 
 constexpr char kTensorsUsage[] =
-    "tensors alloc DTYPE:SHAPE [--device=N] [--owner=ID] [--lease=SECONDS]\n"
+    "tensors alloc DTYPE:SHAPE [--device=N] [--owner=ID] [--lease=SECONDS] [--json]\n"
     "tensors upload DTYPE:SHAPE:VALUES | DTYPE:SHAPE --file=PATH [--device=N] [--owner=ID]\n"
-    "        [--lease=SECONDS] [--chunk-bytes=N]\n"
+    "        [--lease=SECONDS] [--chunk-bytes=N] [--json]\n"
     "tensors download ID [--out=PATH] [--chunk-bytes=N]\n"
-    "tensors info ID [--json] | renew ID [--lease=SECONDS] | free ID [ID ...]\n"
+    "tensors info ID [--json] | renew ID [--lease=SECONDS] [--json] | free ID [ID ...]\n"
     "tensors list [--owner=ID] [--device=N] [--limit=N] [--json]";
 
 std::string Shape(const google::protobuf::RepeatedField<int64_t>& shape) {
@@ -43,6 +43,14 @@ void PrintInfo(const v1::TensorInfo& t) {
               t.datatype().c_str(), Shape(t.shape()).c_str(),
               static_cast<unsigned long>(t.byte_size()), t.owner().empty() ? "" : "  owner ",
               t.owner().c_str());
+}
+
+void PrintInfoOrJson(const v1::TensorInfo& t, bool json) {
+  if (json) {
+    std::printf("%s\n", MessageToJson(t).c_str());
+  } else {
+    PrintInfo(t);
+  }
 }
 
 struct Spec {
@@ -99,9 +107,11 @@ int Alloc(InferdClient& client, const std::vector<std::string>& args) {
   std::optional<int64_t> device;
   std::string owner;
   double lease = 0;
+  bool json = false;
   std::vector<std::string> pos;
   if (!ParseFlags("tensors alloc", args,
-                  {{"device", &device}, {"owner", &owner}, {"lease", &lease}}, &pos)) {
+                  {{"device", &device}, {"owner", &owner}, {"lease", &lease}, {"json", &json}},
+                  &pos)) {
     return 2;
   }
   if (pos.size() != 1) return UsageError("tensors alloc", "needs one DTYPE:SHAPE, e.g. FP32:2x2");
@@ -114,7 +124,7 @@ int Alloc(InferdClient& client, const std::vector<std::string>& args) {
   absl::Status st = client.WithRetries(
       [&](grpc::ClientContext* ctx) { return stub->AllocateTensor(ctx, req, &info); });
   if (!st.ok()) return Fail(st);
-  PrintInfo(info);
+  PrintInfoOrJson(info, json);
   return 0;
 }
 
@@ -123,13 +133,15 @@ int Upload(InferdClient& client, const std::vector<std::string>& args) {
   std::string owner, file;
   double lease = 0;
   int64_t chunk = kDefaultChunkBytes;
+  bool json = false;
   std::vector<std::string> pos;
   if (!ParseFlags("tensors upload", args,
                   {{"device", &device},
                    {"owner", &owner},
                    {"lease", &lease},
                    {"file", &file},
-                   {"chunk-bytes", &chunk}},
+                   {"chunk-bytes", &chunk},
+                   {"json", &json}},
                   &pos)) {
     return 2;
   }
@@ -160,7 +172,7 @@ int Upload(InferdClient& client, const std::vector<std::string>& args) {
   absl::StatusOr<v1::TensorInfo> info = UploadTensor(client, Header(*spec, device, owner, lease),
                                                      *spec->data, static_cast<size_t>(chunk));
   if (!info.ok()) return Fail(info.status());
-  PrintInfo(*info);
+  PrintInfoOrJson(*info, json);
   return 0;
 }
 

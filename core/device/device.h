@@ -182,6 +182,15 @@ class Device {
   // Returns the recent busy fraction (0..1). UNAVAILABLE where the driver
   // offers no counter (no NVML).
   virtual absl::StatusOr<double> GetUtilization() = 0;
+  // Board power draw in watts and energy used since the driver loaded in
+  // joules (NVML on GPUs). UNAVAILABLE where there is no such reading
+  // (host devices, no NVML, a GPU without the counter).
+  virtual absl::StatusOr<double> GetPowerWatts() {
+    return absl::UnavailableError("no power reading on this device");
+  }
+  virtual absl::StatusOr<double> GetEnergyJoules() {
+    return absl::UnavailableError("no energy counter on this device");
+  }
 
   // Takes `bytes` from the driver (cudaMalloc, or host memory within the
   // configured capacity). Slow: the memory engine pools on top of it.

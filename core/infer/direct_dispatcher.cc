@@ -14,7 +14,9 @@ class StatisticsResponder final : public InferResponder {
   StatisticsResponder(InferResponder* sink, std::shared_ptr<const Model> model, int64_t count,
                       Clock* clock)
       : sink_(sink), model_(std::move(model)), count_(count), clock_(clock),
-        start_(clock->Now()) {}
+        start_(clock->Now()) {
+    model_->statistics().AddPending(1);
+  }
 
   void* AllocateOutput(int index, const TensorSpec& spec, const TensorDesc& desc) override {
     return sink_->AllocateOutput(index, spec, desc);
@@ -39,6 +41,7 @@ class StatisticsResponder final : public InferResponder {
     } else {
       stats.RecordFailure(now - start_, now);
     }
+    stats.AddPending(-1);
     InferResponder* sink = sink_;
     delete this;
     sink->Complete(std::move(status));

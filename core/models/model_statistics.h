@@ -87,6 +87,11 @@ class ModelStatistics {
 
   ModelStatisticsSnapshot Snapshot() const;
 
+  // Requests of this model the scheduler holds now, queued or running
+  // (inferd_model_pending_requests). Not part of the protocol's statistics.
+  void AddPending(int64_t delta) { pending_.fetch_add(delta, std::memory_order_relaxed); }
+  int64_t pending() const { return pending_.load(std::memory_order_relaxed); }
+
  private:
   struct Counter {
     std::atomic<uint64_t> count{0};
@@ -102,6 +107,7 @@ class ModelStatistics {
   std::atomic<int64_t> last_inference_ms_{0};
   std::atomic<uint64_t> inference_count_{0};
   std::atomic<uint64_t> execution_count_{0};
+  std::atomic<int64_t> pending_{0};
   Counter success_, fail_, queue_, compute_input_, compute_infer_, compute_output_;
   std::array<BatchCounters, kTrackedBatchSizes> small_batches_;
   std::array<std::atomic<uint64_t>, kRequestDurationBounds.size() + 1> duration_buckets_{};

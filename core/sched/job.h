@@ -83,6 +83,8 @@ struct Job final : public QueueNode, public InferResponder {
   int max_retries = 0;
   int64_t rows = -1;                          // dim-0 rows when batchable, else -1
   SchedulerMetrics::Model* series = nullptr;  // the model's metrics, looked up once
+  // Counted in its model's pending requests (ModelStatistics) until deleted.
+  bool pending_counted = false;
 
   // Owned by whoever holds the job (see the file comment).
   std::atomic<Where> where{Where::kNew};
@@ -110,10 +112,27 @@ struct Job final : public QueueNode, public InferResponder {
   // The timing of the execution that produced the result (statistics).
   ExecutionTiming timing;
 
-  // The model's metric series, looked up on first use.
+  Job() = default;
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+  ~Job() override {
+    SchedulerMetrics::Release(series);
+    if (pending_counted) request.model->statistics().AddPending(-1);
+  }
+
+  // The model's metric series, looked up on first use and held (so they
+  // outlive an unload) until the job is deleted.
   SchedulerMetrics::Model* Series(SchedulerMetrics& metrics) {
     if (series == nullptr) series = metrics.ForModel(request.model->signature().name);
     return series;
+  }
+  // From admission on: counts the job in its model's pending requests and
+  // holds its model's series until the job is deleted.
+  void Track(SchedulerMetrics& metrics) {
+    if (pending_counted || request.model == nullptr) return;
+    pending_counted = true;
+    request.model->statistics().AddPending(1);
+    Series(metrics);
   }
 
   // inferd::InferResponder (called by ExecuteOnDevice)

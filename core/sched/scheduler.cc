@@ -255,6 +255,7 @@ void Scheduler::Submit(InferRequest request, InferResponder* responder) {
     return;
   }
   submitted_.fetch_add(1, std::memory_order_relaxed);
+  job->Track(*metrics_);
   Enqueue(job, now);
 }
 
@@ -492,7 +493,7 @@ Job* Scheduler::Steal(DeviceLane& thief, absl::Time now) {
 bool Scheduler::BeginMember(DeviceLane& lane, Job* job, absl::Time now) {
   if (job->attempts == 0) {
     const absl::Duration waited = now - job->queued_time;
-    job->Series(*metrics_)->queue_duration[static_cast<int>(job->priority)]->Observe(Seconds(waited));
+    metrics_->queue_duration(job->priority).Observe(Seconds(waited));
     queue_ns_.fetch_add(absl::ToInt64Nanoseconds(waited), std::memory_order_relaxed);
     queue_count_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -582,7 +583,7 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     exec_ns_.fetch_add(absl::ToInt64Nanoseconds(took), std::memory_order_relaxed);
     exec_count_.fetch_add(1, std::memory_order_relaxed);
     auto observe = [&](Job* j) {
-      j->Series(*metrics_)->execution_duration[static_cast<int>(j->priority)]->Observe(Seconds(took));
+      j->Series(*metrics_)->execution_duration->Observe(Seconds(took));
     };
     if (job->batch != nullptr) {
       for (Job* m : job->batch->members) observe(m);
@@ -701,7 +702,7 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   RecordStatistics(*job, status);
   const Outcome outcome = OutcomeOf(status);
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
-  job->Series(*metrics_)->completed[static_cast<int>(job->priority)][static_cast<int>(outcome)]->Increment();
+  metrics_->CountCompleted(*job->Series(*metrics_), job->priority, outcome);
   job->where.store(Job::Where::kDone);
   DynamicBatcher* emitted_by = job->emitted_by;
   if (job->task != nullptr) {

@@ -8,15 +8,6 @@
 namespace inferd {
 namespace {
 
-// Seconds from 10 µs to 60 s; 0.1 s is the queue-time SLO's bucket
-// (deploy/prometheus/inferd-rules.yaml).
-const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
-  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
-      1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025,
-      0.05, 0.1,  0.25, 0.5,    1.0,  2.5,  5.0,    10.0, 30.0, 60.0};
-  return *kBuckets;
-}
-
 const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
   static const auto* const kBuckets =
       new prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
@@ -26,6 +17,12 @@ const prometheus::Histogram::BucketBoundaries& BatchBuckets() {
 std::string Label(absl::string_view v) { return std::string(v.data(), v.size()); }
 
 }  // namespace
+
+const std::vector<double>& SchedulerMetrics::DurationBounds() {
+  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
+      5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 2.5e-2, 0.1, 0.25, 1.0, 5.0, 30.0};
+  return *kBuckets;
+}
 
 SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry, const std::vector<int>& devices)
     : queue_length_family_(prometheus::BuildGauge()
@@ -48,11 +45,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry, const std::ve
       queue_duration_family_(prometheus::BuildHistogram()
                                  .Name("inferd_scheduler_queue_duration_seconds")
                                  .Help("Time from submission (or readiness, for tasks with "
-                                       "dependencies) to the start of execution.")
+                                       "dependencies) to the start of execution, by priority.")
                                  .Register(registry)),
       execution_duration_family_(prometheus::BuildHistogram()
                                      .Name("inferd_scheduler_execution_duration_seconds")
-                                     .Help("Time from the start of execution to completion.")
+                                     .Help("Time from the start of execution to completion, "
+                                           "by model.")
                                      .Register(registry)),
       batch_size_family_(prometheus::BuildHistogram()
                              .Name("inferd_scheduler_batch_size")
@@ -77,6 +75,7 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& registry, const std::ve
     const std::string label = Label(PriorityLabel(static_cast<Priority>(p)));
     queue_length_[p] = &queue_length_family_.Add({{"priority", label}});
     rejected_[p] = &rejected_family_.Add({{"priority", label}});
+    queue_duration_[p] = &queue_duration_family_.Add({{"priority", label}}, DurationBounds());
   }
   for (int index : devices) {
     const std::string label = absl::StrCat(index);
@@ -90,28 +89,68 @@ SchedulerMetrics::Model* SchedulerMetrics::ForModel(absl::string_view model) {
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = models_.find(model);
-    if (it != models_.end()) return it->second.get();
+    if (it != models_.end()) {
+      it->second->users.fetch_add(1, std::memory_order_relaxed);
+      return it->second.get();
+    }
   }
   absl::MutexLock lock(&mu_);
   auto& slot = models_[model];
-  if (slot != nullptr) return slot.get();
-  slot = std::make_unique<Model>();
-  const std::string name = Label(model);
-  for (int p = 0; p < kNumPriorities; ++p) {
-    const std::string priority = Label(PriorityLabel(static_cast<Priority>(p)));
-    for (int o = 0; o < kNumOutcomes; ++o) {
-      slot->completed[p][o] =
-          &completed_family_.Add({{"model", name},
-                                  {"priority", priority},
-                                  {"outcome", Label(OutcomeName(static_cast<Outcome>(o)))}});
-    }
-    slot->queue_duration[p] =
-        &queue_duration_family_.Add({{"model", name}, {"priority", priority}}, DurationBuckets());
-    slot->execution_duration[p] = &execution_duration_family_.Add(
-        {{"model", name}, {"priority", priority}}, DurationBuckets());
+  if (slot == nullptr) {
+    slot = std::make_unique<Model>();
+    slot->name = Label(model);
+    slot->execution_duration =
+        &execution_duration_family_.Add({{"model", slot->name}}, DurationBounds());
+    slot->batch_size = &batch_size_family_.Add({{"model", slot->name}}, BatchBuckets());
   }
-  slot->batch_size = &batch_size_family_.Add({{"model", name}}, BatchBuckets());
+  slot->users.fetch_add(1, std::memory_order_relaxed);
   return slot.get();
+}
+
+void SchedulerMetrics::CountCompleted(Model& m, Priority p, Outcome o) {
+  std::atomic<prometheus::Counter*>& cell =
+      m.completed[static_cast<int>(p)][static_cast<int>(o)];
+  prometheus::Counter* c = cell.load(std::memory_order_acquire);
+  if (c == nullptr) {
+    absl::MutexLock lock(&mu_);
+    c = cell.load(std::memory_order_relaxed);
+    if (c == nullptr) {
+      c = &completed_family_.Add({{"model", m.name},
+                                  {"priority", Label(PriorityLabel(p))},
+                                  {"outcome", Label(OutcomeName(o))}});
+      cell.store(c, std::memory_order_release);
+    }
+  }
+  c->Increment();
+}
+
+int SchedulerMetrics::RemoveUnloaded(const std::function<bool(absl::string_view)>& loaded) {
+  absl::MutexLock lock(&mu_);
+  int removed = 0;
+  for (auto it = models_.begin(); it != models_.end();) {
+    Model& m = *it->second;
+    if (m.users.load(std::memory_order_acquire) != 0 || loaded(m.name)) {
+      ++it;
+      continue;
+    }
+    execution_duration_family_.Remove(m.execution_duration);
+    batch_size_family_.Remove(m.batch_size);
+    for (auto& by_outcome : m.completed) {
+      for (auto& cell : by_outcome) {
+        if (prometheus::Counter* c = cell.load(std::memory_order_relaxed); c != nullptr) {
+          completed_family_.Remove(c);
+        }
+      }
+    }
+    models_.erase(it++);
+    ++removed;
+  }
+  return removed;
+}
+
+int SchedulerMetrics::num_models() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return static_cast<int>(models_.size());
 }
 
 }  // namespace inferd

@@ -217,6 +217,7 @@ void Scheduler::RunReadyTask(const std::shared_ptr<TaskRecord>& record) {
   }
   const absl::Time now = clock_->Now();
   job->queued_time = now;
+  job->Track(*metrics_);
   Job* raw = job.release();
   {
     absl::MutexLock lock(&rec.mu);

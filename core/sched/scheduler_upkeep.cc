@@ -229,6 +229,11 @@ void Scheduler::Sample(absl::Time now) {
   for (const auto& lane : *lanes_) {
     metrics_->running(lane->position).Set(lane->running.load(std::memory_order_relaxed));
   }
+  // The series of unloaded models leave the scrape once no job holds them.
+  if (models_ != nullptr) {
+    metrics_->RemoveUnloaded(
+        [this](absl::string_view model) { return models_->Find(model).ok(); });
+  }
   SchedulerLoadSample sample;
   for (const auto& a : admitted_) sample.queue_length += static_cast<double>(a.load());
   uint64_t completed = 0;

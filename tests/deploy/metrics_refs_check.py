@@ -4,12 +4,16 @@
 Default mode (needs only Python):
   - the dashboard is valid JSON with a title, a uid, unique panel ids, a
     gridPos and a datasource on every panel, and a non-empty expr per target;
-  - every metric a rule or panel names is one the daemon exports
-    (known_metrics.txt, histograms with their _bucket/_sum/_count series)
-    or a recording rule defined in deploy/prometheus;
+  - every metric a rule or panel names is one the daemon exports, as
+    docs/METRICS.md lists it (histograms with their _bucket/_sum/_count
+    series), a recording rule defined in deploy/prometheus, or an external
+    one of known_metrics.txt (Prometheus' `up`, kube-state-metrics);
+  - every inferd_* name anywhere under deploy/ (manifests, adapter rules,
+    KEDA queries) is a family of docs/METRICS.md;
   - a counter is only read through rate()/increase() and never raw, and
     histogram quantiles read _bucket series;
-  - the dashboard shows every metric of known_metrics.txt.
+  - the dashboard shows every metric known_metrics.txt lists, and their
+    types there agree with docs/METRICS.md.
 --promql mode: also parses every dashboard expression with
 `promtool check rules` (Grafana variables replaced by sample values); exits
 77 (CTest skip) when promtool is not installed.
@@ -40,9 +44,17 @@ FUNCTION_CALL = re.compile(r"\b([a-z_][a-z0-9_]*)\s*\(")
 IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])")
 
 
+def expand(known: Dict[str, str], name: str, kind: str) -> None:
+    """Adds NAME (and a histogram's or summary's series) to `known`."""
+    known[name] = kind
+    if kind in ("histogram", "summary"):
+        for suffix in ("_bucket", "_sum", "_count"):
+            known[name + suffix] = "counter"
+
+
 def load_known(path: str) -> Dict[str, str]:
-    """NAME -> type, histograms expanded to their series."""
-    known = {}
+    """NAME -> type of a known_metrics.txt-style list."""
+    known: Dict[str, str] = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.split("#", 1)[0].strip()
@@ -50,10 +62,47 @@ def load_known(path: str) -> Dict[str, str]:
                 continue
             name, kind = line.split()
             known[name] = kind
-            if kind == "histogram":
-                for suffix in ("_bucket", "_sum", "_count"):
-                    known[name + suffix] = "counter"
     return known
+
+
+def load_documented(path: str) -> Dict[str, str]:
+    """NAME -> type of every family in docs/METRICS.md's table (first column,
+    `a_{b,c}_d` expanded; second column the type)."""
+    documented: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("| `"):
+                continue
+            cells = line.split("|")
+            if len(cells) < 4:
+                continue
+            kind = cells[2].strip()
+            for name in re.findall(r"`([a-z_{},]+)`", cells[1]):
+                names = [""]
+                for part in re.split(r"(\{[^}]*\})", name):
+                    if part.startswith("{"):
+                        names = [n + alt for n in names for alt in part[1:-1].split(",")]
+                    else:
+                        names = [n + part for n in names]
+                for n in names:
+                    documented[n] = kind
+    return documented
+
+
+def deploy_names(root: str) -> List[Tuple[str, str]]:
+    """(file, name) of every inferd_* word in the files under deploy/."""
+    found = []
+    for dirpath, _, files in os.walk(os.path.join(root, "deploy")):
+        for fname in sorted(files):
+            path = os.path.join(dirpath, fname)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            except (UnicodeDecodeError, OSError):
+                continue
+            for name in sorted(set(re.findall(r"(?<![\w:])inferd_[a-z0-9_]+", text))):
+                found.append((os.path.relpath(path, root), name))
+    return found
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -169,7 +218,14 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--promql", action="store_true")
     args = parser.parse_args(argv[1:])
     root = os.path.normpath(args.root)
-    known = load_known(os.path.join(os.path.dirname(os.path.abspath(__file__)), "known_metrics.txt"))
+    listed = load_known(os.path.join(os.path.dirname(os.path.abspath(__file__)), "known_metrics.txt"))
+    documented = load_documented(os.path.join(root, "docs", "METRICS.md"))
+    known: Dict[str, str] = {}
+    for name, kind in documented.items():
+        expand(known, name, kind)
+    for name, kind in listed.items():
+        if kind == "external":
+            known[name] = kind
     rule_files = sorted(glob.glob(os.path.join(root, "deploy", "prometheus", "*.yaml")))
     errors: List[str] = []
     with open(os.path.join(root, "deploy", "grafana", "inferd-dashboard.json"), encoding="utf-8") as f:
@@ -187,6 +243,14 @@ def main(argv: List[str]) -> int:
             return SKIP
         errors += promtool_parse(panel_exprs, promtool)
     else:
+        if not documented:
+            errors.append("docs/METRICS.md: no metric table found")
+        for name, kind in listed.items():
+            if kind != "external" and documented.get(name) != kind:
+                errors.append(f"known_metrics.txt: {name} {kind} is not in docs/METRICS.md as a {kind}")
+        for where, name in deploy_names(root):
+            if name not in known:
+                errors.append(f"{where}: {name} is not a series of docs/METRICS.md")
         exprs, recorded = rule_exprs(rule_files)
         used: Set[str] = set()
         for where, expr in exprs + [(w, grafana_to_promql(e)) for w, e in panel_exprs]:
@@ -199,9 +263,8 @@ def main(argv: List[str]) -> int:
         for _, expr in panel_exprs:
             used |= metric_names(grafana_to_promql(expr))
         used_bases = {re.sub(r"_(bucket|sum|count)$", "", n) for n in used}
-        for name, kind in known.items():
-            if kind in ("gauge", "counter", "histogram") and name.startswith("inferd_") and \
-                    not re.search(r"_(bucket|sum|count)$", name) and name not in used_bases:
+        for name, kind in listed.items():
+            if kind != "external" and name not in used_bases:
                 errors.append(f"dashboard: no panel shows {name}")
     for e in errors:
         print(e)

@@ -40,6 +40,8 @@ class RepositoryCheckTest(unittest.TestCase):
         self.root = tempfile.mkdtemp()
         for sub in ("deploy/prometheus", "deploy/grafana"):
             shutil.copytree(os.path.join(ROOT, sub), os.path.join(self.root, sub))
+        os.makedirs(os.path.join(self.root, "docs"))
+        shutil.copy(os.path.join(ROOT, "docs", "METRICS.md"), os.path.join(self.root, "docs"))
         self.dashboard_path = os.path.join(self.root, "deploy/grafana/inferd-dashboard.json")
         with open(self.dashboard_path, encoding="utf-8") as f:
             self.dashboard = json.load(f)
@@ -73,6 +75,34 @@ class RepositoryCheckTest(unittest.TestCase):
         status, out = self.run_check()
         self.assertEqual(status, 1)
         self.assertIn("no panel shows inferd_comm_bandwidth_bytes_per_second", out)
+
+    def test_undocumented_name_in_an_alert_fails(self):
+        path = os.path.join(self.root, "deploy/prometheus/inferd-rules.yaml")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text.replace("inferd_scheduler_device_healthy", "inferd_device_healthy"))
+        status, out = self.run_check()
+        self.assertEqual(status, 1)
+        self.assertIn("inferd_device_healthy is not a series of docs/METRICS.md", out)
+
+    def test_undocumented_name_elsewhere_in_deploy_fails(self):
+        os.makedirs(os.path.join(self.root, "deploy/k8s"))
+        with open(os.path.join(self.root, "deploy/k8s/adapter.yaml"), "w", encoding="utf-8") as f:
+            f.write("seriesQuery: 'inferd_queue_depth{namespace!=\"\"}'\n")
+        status, out = self.run_check()
+        self.assertEqual(status, 1)
+        self.assertIn("deploy/k8s/adapter.yaml: inferd_queue_depth is not a series", out)
+
+    def test_a_family_dropped_from_the_doc_fails(self):
+        path = os.path.join(self.root, "docs", "METRICS.md")
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f if "`inferd_model_pending_requests`" not in line]
+        with open(path, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        status, out = self.run_check()
+        self.assertEqual(status, 1)
+        self.assertIn("inferd_model_pending_requests gauge is not in docs/METRICS.md", out)
 
     def test_duplicate_panel_id_fails(self):
         self.dashboard["panels"][2]["id"] = self.dashboard["panels"][1]["id"]

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/credentials.h"
@@ -257,6 +258,93 @@ TEST_F(SecurityTest, TokensAndRoles) {
   daemon.process().Signal(SIGHUP);
   testing::TritonClient late(PlainChannel(target), later);
   EXPECT_TRUE(Eventually([&] { return late.GetServerMetadata().ok(); }));
+  EXPECT_EQ(daemon.Stop(), 0);
+  std::filesystem::remove(tokens);
+}
+
+// The status of a reflection listing sent without a token: OK when
+// reflection answers.
+grpc::StatusCode ReflectionListing(const std::string& target) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(PlainChannel(target));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("*");
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  const bool answered = stream->Write(req) && stream->Read(&resp);
+  stream->WritesDone();
+  if (answered) {
+    while (stream->Read(&resp)) {
+    }
+  }
+  grpc::Status st = stream->Finish();
+  if (answered && resp.list_services_response().service_size() > 0) return grpc::StatusCode::OK;
+  return st.ok() ? grpc::StatusCode::UNKNOWN : st.error_code();
+}
+
+// Health and reflection stay open with tokens; server.reflection: off
+// closes reflection.
+TEST_F(SecurityTest, ReflectionStaysOpenWithTokensAndCloses) {
+  const std::string tokens = TokensFile();
+  const std::string auth = absl::StrCat("  auth:\n    tokens_file: \"", tokens, "\"\n");
+  {
+    testing::ConfiguredDaemon daemon(absl::StrCat("server:\n", auth), 1);
+    ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();
+    EXPECT_EQ(ReflectionListing(daemon.process().target()), grpc::StatusCode::OK);
+    EXPECT_EQ(daemon.Stop(), 0);
+  }
+  testing::ConfiguredDaemon daemon(absl::StrCat("server:\n  reflection: \"off\"\n", auth), 1);
+  ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();
+  EXPECT_EQ(ReflectionListing(daemon.process().target()), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(testing::RunCommand({testing::InferdBinary(), "healthcheck",
+                                 "--grpc-target=" + daemon.process().target()},
+                                absl::Seconds(30)).exit_code, 0);
+  EXPECT_EQ(daemon.Stop(), 0);
+  std::filesystem::remove(tokens);
+}
+
+// With tokens, a tensor records its caller as owner; freeing another
+// caller's tensor, or allocating for another owner, needs role admin.
+TEST_F(SecurityTest, FreeingAnotherCallersTensorNeedsAdmin) {
+  const std::string other_token = "other-token-0123456789abcdef";
+  const std::string tokens = TokensFile(absl::StrCat("other infer ", other_token, "\n"));
+  testing::ConfiguredDaemon daemon(
+      absl::StrCat("server:\n  auth:\n    tokens_file: \"", tokens, "\"\n"), 1);
+  ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();
+  auto ctl = [&](const std::string& token, std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::InferctlBinary(),
+                                     "--target=" + daemon.process().target(), "--token=" + token};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::RunCommand(argv, absl::Seconds(60));
+  };
+  auto upload = [&](const std::string& token) {
+    testing::CommandResult up = ctl(token, {"tensors", "upload", "FP32:4:1,2,3,4"});
+    EXPECT_EQ(up.exit_code, 0) << up.output;
+    EXPECT_THAT(up.output, HasSubstr("owner batch"));  // the caller's name, not sent
+    return up.output.substr(0, up.output.find(' '));
+  };
+  const std::string id = upload(kInferToken);
+  ASSERT_FALSE(id.empty());
+
+  testing::CommandResult r = ctl(other_token, {"tensors", "free", id});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("FreeTensor of tensor ", id,
+                                               " owned by 'batch' needs role admin; caller "
+                                               "'other' has role infer")));
+  EXPECT_THAT(r.output, Not(HasSubstr(other_token)));
+  r = ctl(other_token, {"tensors", "alloc", "FP32:4", "--owner=batch"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("only role admin may act for another owner"));
+
+  // The owner frees its own; admin frees anyone's.
+  const std::string own = upload(kInferToken);
+  r = ctl(kInferToken, {"tensors", "free", own});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = ctl(kAdminToken, {"tensors", "free", id});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = ctl(kAdminToken, {"tensors", "alloc", "FP32:4", "--owner=batch"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(daemon.Stop(), 0);
   std::filesystem::remove(tokens);
 }

@@ -110,6 +110,22 @@ absl::StatusOr<double> CudaDevice::GetUtilization() {
   return nvml_->GetUtilization(pci_bus_id_);
 }
 
+absl::StatusOr<double> CudaDevice::GetPowerWatts() {
+  if (nvml_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("device ", info_.index, ": no NVML to read power from"));
+  }
+  return nvml_->GetPowerWatts(pci_bus_id_);
+}
+
+absl::StatusOr<double> CudaDevice::GetEnergyJoules() {
+  if (nvml_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("device ", info_.index, ": no NVML to read energy from"));
+  }
+  return nvml_->GetEnergyJoules(pci_bus_id_);
+}
+
 absl::StatusOr<void*> CudaDevice::AllocateRaw(size_t bytes) {
   ScopedCudaDevice guard(info_.ordinal);
   RETURN_IF_ERROR(guard.status(info_.index));

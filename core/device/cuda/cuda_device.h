@@ -46,6 +46,9 @@ class CudaDevice final : public Device {
   absl::StatusOr<MemoryInfo> GetMemoryInfo() override;
   // NVML's GPU busy percentage / 100; UNAVAILABLE without NVML.
   absl::StatusOr<double> GetUtilization() override;
+  // NVML's power and energy readings; UNAVAILABLE without them.
+  absl::StatusOr<double> GetPowerWatts() override;
+  absl::StatusOr<double> GetEnergyJoules() override;
   // cudaMalloc; RESOURCE_EXHAUSTED naming the device, the requested and the
   // free bytes when the GPU is full (the CUDA error state is cleared).
   absl::StatusOr<void*> AllocateRaw(size_t bytes) override;

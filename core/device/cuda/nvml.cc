@@ -30,6 +30,9 @@ struct Nvml::Api {
   const char* (*error_string)(nvmlReturn_t) = nullptr;
   nvmlReturn_t (*handle_by_pci_bus_id)(const char*, nvmlDevice_t*) = nullptr;
   nvmlReturn_t (*utilization)(nvmlDevice_t, nvmlUtilization_t*) = nullptr;
+  // Optional: null when the library lacks them.
+  nvmlReturn_t (*power_usage)(nvmlDevice_t, unsigned int*) = nullptr;            // milliwatts
+  nvmlReturn_t (*total_energy)(nvmlDevice_t, unsigned long long*) = nullptr;     // millijoules
 };
 
 Nvml::Nvml(std::string library) : library_(std::move(library)) {}
@@ -67,6 +70,8 @@ absl::Status Nvml::EnsureLoaded() {
   else if (!resolve("nvmlDeviceGetUtilizationRates", &api->utilization))
     missing = "nvmlDeviceGetUtilizationRates";
   resolve("nvmlErrorString", &api->error_string);  // optional
+  resolve("nvmlDeviceGetPowerUsage", &api->power_usage);
+  resolve("nvmlDeviceGetTotalEnergyConsumption", &api->total_energy);
   if (missing != nullptr) {
     load_status_ = absl::UnavailableError(
         absl::StrCat("GPU utilization: ", library_, " lacks ", missing));
@@ -85,28 +90,34 @@ absl::Status Nvml::EnsureLoaded() {
   return load_status_;
 }
 
+absl::Status Nvml::Lookup(const std::string& pci_bus_id, const char* what, Api** api,
+                          void** device) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status st = EnsureLoaded(); !st.ok()) return st;
+  *api = api_;
+  auto it = devices_.find(pci_bus_id);
+  if (it != devices_.end()) {
+    *device = it->second;
+    return absl::OkStatus();
+  }
+  nvmlDevice_t handle = nullptr;
+  const nvmlReturn_t rc = api_->handle_by_pci_bus_id(pci_bus_id.c_str(), &handle);
+  if (rc != kNvmlSuccess) {
+    return absl::UnavailableError(absl::StrCat(
+        what, ": NVML does not know the GPU at PCI bus id ", pci_bus_id, ": ",
+        api_->error_string != nullptr ? api_->error_string(rc) : "", " (", rc, ")"));
+  }
+  devices_.emplace(pci_bus_id, handle);
+  *device = handle;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<double> Nvml::GetUtilization(const std::string& pci_bus_id) {
   Api* api = nullptr;
-  nvmlDevice_t device = nullptr;
-  {
-    absl::MutexLock lock(&mu_);
-    if (absl::Status st = EnsureLoaded(); !st.ok()) return st;
-    api = api_;
-    auto it = devices_.find(pci_bus_id);
-    if (it == devices_.end()) {
-      const nvmlReturn_t rc = api->handle_by_pci_bus_id(pci_bus_id.c_str(), &device);
-      if (rc != kNvmlSuccess) {
-        return absl::UnavailableError(absl::StrCat(
-            "GPU utilization: NVML does not know the GPU at PCI bus id ", pci_bus_id, ": ",
-            api->error_string != nullptr ? api->error_string(rc) : "", " (", rc, ")"));
-      }
-      devices_.emplace(pci_bus_id, device);
-    } else {
-      device = static_cast<nvmlDevice_t>(it->second);
-    }
-  }
+  void* device = nullptr;
+  if (absl::Status st = Lookup(pci_bus_id, "GPU utilization", &api, &device); !st.ok()) return st;
   nvmlUtilization_t utilization{};
-  const nvmlReturn_t rc = api->utilization(device, &utilization);
+  const nvmlReturn_t rc = api->utilization(static_cast<nvmlDevice_t>(device), &utilization);
   if (rc != kNvmlSuccess) {
     return absl::UnavailableError(absl::StrCat(
         "GPU utilization of ", pci_bus_id, ": nvmlDeviceGetUtilizationRates failed: ",
@@ -114,6 +125,42 @@ absl::StatusOr<double> Nvml::GetUtilization(const std::string& pci_bus_id) {
   }
   const double busy = utilization.gpu / 100.0;
   return busy > 1.0 ? 1.0 : busy;
+}
+
+absl::StatusOr<double> Nvml::GetPowerWatts(const std::string& pci_bus_id) {
+  Api* api = nullptr;
+  void* device = nullptr;
+  if (absl::Status st = Lookup(pci_bus_id, "GPU power", &api, &device); !st.ok()) return st;
+  if (api->power_usage == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("GPU power: ", library_, " lacks nvmlDeviceGetPowerUsage"));
+  }
+  unsigned int milliwatts = 0;
+  const nvmlReturn_t rc = api->power_usage(static_cast<nvmlDevice_t>(device), &milliwatts);
+  if (rc != kNvmlSuccess) {
+    return absl::UnavailableError(absl::StrCat(
+        "GPU power of ", pci_bus_id, ": nvmlDeviceGetPowerUsage failed: ",
+        api->error_string != nullptr ? api->error_string(rc) : "", " (", rc, ")"));
+  }
+  return static_cast<double>(milliwatts) / 1e3;
+}
+
+absl::StatusOr<double> Nvml::GetEnergyJoules(const std::string& pci_bus_id) {
+  Api* api = nullptr;
+  void* device = nullptr;
+  if (absl::Status st = Lookup(pci_bus_id, "GPU energy", &api, &device); !st.ok()) return st;
+  if (api->total_energy == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("GPU energy: ", library_, " lacks nvmlDeviceGetTotalEnergyConsumption"));
+  }
+  unsigned long long millijoules = 0;  // NOLINT(runtime/int): NVML's type
+  const nvmlReturn_t rc = api->total_energy(static_cast<nvmlDevice_t>(device), &millijoules);
+  if (rc != kNvmlSuccess) {
+    return absl::UnavailableError(absl::StrCat(
+        "GPU energy of ", pci_bus_id, ": nvmlDeviceGetTotalEnergyConsumption failed: ",
+        api->error_string != nullptr ? api->error_string(rc) : "", " (", rc, ")"));
+  }
+  return static_cast<double>(millijoules) / 1e3;
 }
 
 }  // namespace inferd

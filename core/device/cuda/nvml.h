@@ -1,6 +1,8 @@
-// Nvml: GPU utilization from NVIDIA's management library, loaded with dlopen
-// at first use (never linked), so the daemon starts where the driver ships
-// no libnvidia-ml. Declares the few NVML types it needs itself.
+// Nvml: GPU utilization, board power and energy from NVIDIA's management
+// library, loaded with dlopen at first use (never linked), so the daemon
+// starts where the driver ships no libnvidia-ml. Declares the few NVML types
+// it needs itself. Power and energy are optional: a library (or GPU) without
+// them answers UNAVAILABLE for those alone.
 #ifndef INFERD_CORE_DEVICE_CUDA_NVML_H_
 #define INFERD_CORE_DEVICE_CUDA_NVML_H_
 
@@ -29,12 +31,22 @@ class Nvml {
   // the first call. UNAVAILABLE when the library, a symbol, the GPU or the
   // counter is missing; the message says which.
   absl::StatusOr<double> GetUtilization(const std::string& pci_bus_id);
+  // Board power draw in watts (nvmlDeviceGetPowerUsage). UNAVAILABLE as
+  // above, or when the library or the GPU has no power reading.
+  absl::StatusOr<double> GetPowerWatts(const std::string& pci_bus_id);
+  // Energy used since the driver was loaded, in joules
+  // (nvmlDeviceGetTotalEnergyConsumption, Volta and later). UNAVAILABLE as
+  // above, or when the library or the GPU has no energy counter.
+  absl::StatusOr<double> GetEnergyJoules(const std::string& pci_bus_id);
 
  private:
   struct Api;  // resolved entry points
 
   // Loads and initializes NVML once; returns the outcome of that attempt.
   absl::Status EnsureLoaded() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The loaded API and the NVML handle of the GPU at `pci_bus_id`; `what`
+  // names the reading in errors.
+  absl::Status Lookup(const std::string& pci_bus_id, const char* what, Api** api, void** device);
 
   // Constant after construction.
   const std::string library_;

@@ -602,16 +602,89 @@ TEST_F(SchedulerTest, ExportsTheDocumentedMetrics) {
   EXPECT_EQ(Metric("inferd_scheduler_tasks_completed_total",
                    {{"model", "test"}, {"priority", "high"}, {"outcome", "succeeded"}}),
             1.0);
-  EXPECT_EQ(
-      Metric("inferd_scheduler_queue_duration_seconds", {{"model", "test"}, {"priority", "high"}}),
-      1.0);
-  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds",
-                   {{"model", "test"}, {"priority", "high"}}),
-            1.0);
+  // Queue wait by priority, execution by model: neither multiplies by the other.
+  EXPECT_EQ(Metric("inferd_scheduler_queue_duration_seconds", {{"priority", "high"}}), 1.0);
+  EXPECT_EQ(Metric("inferd_scheduler_queue_duration_seconds", {{"model", "test"}}), std::nullopt);
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "test"}}), 1.0);
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"priority", "high"}}),
+            std::nullopt);
+  // Outcomes that never happened have no series yet.
+  EXPECT_EQ(Metric("inferd_scheduler_tasks_completed_total",
+                   {{"model", "test"}, {"outcome", "failed"}}),
+            std::nullopt);
   EXPECT_EQ(Metric("inferd_scheduler_queue_length", {{"priority", "background"}}), 0.0);
   EXPECT_EQ(Metric("inferd_scheduler_running_tasks", {{"device", "1"}}), 0.0);
   EXPECT_EQ(Metric("inferd_scheduler_device_healthy", {{"device", "1"}}), 1.0);
   EXPECT_EQ(Metric("inferd_scheduler_retries_total"), 0.0);
+}
+
+TEST_F(SchedulerTest, DurationHistogramsHaveThirteenBuckets) {
+  Build(1, /*inline_streams=*/true);
+  TestCall call(model_, 1, 1, 0);
+  sched_->Submit(call.request(), &call);
+  ASSERT_TRUE(call.Wait().ok());
+  int checked = 0;
+  for (const auto& family : registry_.Collect()) {
+    if (family.name != "inferd_scheduler_queue_duration_seconds" &&
+        family.name != "inferd_scheduler_execution_duration_seconds") {
+      continue;
+    }
+    for (const auto& m : family.metric) {
+      ASSERT_EQ(m.histogram.bucket.size(), 14u) << family.name;  // 13 bounds and +Inf
+      EXPECT_DOUBLE_EQ(m.histogram.bucket.front().upper_bound, 50e-6);
+      EXPECT_DOUBLE_EQ(m.histogram.bucket[12].upper_bound, 30.0);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, kNumPriorities + 1);  // one per priority, one for the model
+}
+
+TEST_F(SchedulerTest, PendingRequestsCountQueuedAndRunning) {
+  Build(1, /*inline_streams=*/false);
+  TestCall blocker(model_, 1, 1, 0);
+  auto gate = HoldSlot(&blocker);
+  TestCall queued(model_, 1, 1, 0);
+  sched_->Submit(queued.request(), &queued);
+  EXPECT_EQ(model_->statistics().pending(), 2);  // one running, one queued
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  ASSERT_TRUE(queued.Wait().ok());
+  EXPECT_EQ(model_->statistics().pending(), 0);
+  TaskInfo task = WaitFor(Submit(Spec("test", 1, 1, 0)));
+  EXPECT_EQ(task.state, TaskState::kSucceeded);
+  EXPECT_EQ(model_->statistics().pending(), 0);
+}
+
+TEST_F(SchedulerTest, AnUnloadedModelsSeriesGoOnceNoJobHoldsThem) {
+  Build(1, /*inline_streams=*/false);
+  TestCall blocker(model_, 1, 1, 0);
+  auto gate = HoldSlot(&blocker);
+  ASSERT_TRUE(models_.Remove("test").ok());
+  Advance(absl::Seconds(2));
+  // The running request still holds them.
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "test"}}), 0.0);
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "test"}}), 1.0);
+  EXPECT_EQ(Metric("inferd_scheduler_tasks_completed_total", {{"model", "test"}}), 1.0);
+  Advance(absl::Seconds(2));
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "test"}}),
+            std::nullopt);
+  EXPECT_EQ(Metric("inferd_scheduler_batch_size", {{"model", "test"}}), std::nullopt);
+  EXPECT_EQ(Metric("inferd_scheduler_tasks_completed_total", {{"model", "test"}}), std::nullopt);
+  // A loaded model keeps its series; one loaded again gets fresh ones.
+  TestCall other(batch_model_, 1, 1, 0);
+  sched_->Submit(other.request(), &other);
+  Advance(absl::Milliseconds(5));  // the batch's delay
+  ASSERT_TRUE(other.Wait().ok());
+  Advance(absl::Seconds(2));
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "batched"}}), 1.0);
+  models_.Add(model_);
+  TestCall again(model_, 1, 1, 0);
+  sched_->Submit(again.request(), &again);
+  ASSERT_TRUE(again.Wait().ok());
+  Advance(absl::Seconds(2));
+  EXPECT_EQ(Metric("inferd_scheduler_execution_duration_seconds", {{"model", "test"}}), 1.0);
 }
 
 TEST_F(SchedulerTest, CreateRejectsBadOptions) {
