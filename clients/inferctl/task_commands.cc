@@ -26,7 +26,7 @@ constexpr char kTasksUsage[] =
     "        [--memory=BYTES] [--device=N] [--task-timeout=S] [--max-retries=N] [--keep-outputs]\n"
     "        [--owner=ID] [--param=KEY=NUMBER]... [--output=NAME]... [--wait] [--wait-timeout=S]\n"
     "tasks get ID [--json] | wait ID [--wait-timeout=S] [--json] | cancel ID\n"
-    "tasks watch [ID ...] [--model=NAME] [--count=N] [--for=S]\n"
+    "tasks watch [ID ...] [--model=NAME] [--count=N] [--for=S] [--json]\n"
     "tasks list [--state=S] [--model=NAME] [--owner=ID] [--limit=N] [--json]";
 
 const google::protobuf::EnumDescriptor* StateEnum() { return v1::TaskState_descriptor(); }
@@ -245,7 +245,13 @@ int Wait(InferdClient& client, const std::vector<std::string>& args) {
   return WaitAndPrint(client, pos[0], wait_timeout, json);
 }
 
-void PrintEvent(const v1::TaskEvent& e) {
+// One line per event; with `json`, one JSON document per line.
+void PrintEvent(const v1::TaskEvent& e, bool json) {
+  if (json) {
+    std::printf("%s\n", MessageToJson(e, /*indent=*/false).c_str());
+    std::fflush(stdout);
+    return;
+  }
   std::printf("%s  %s  %-11s %-10s %s device %d", FormatTimeMs(e.time_unix_ms()).c_str(),
               e.task_id().c_str(), ShortEnumName(StateEnum(), e.state()).c_str(),
               ShortEnumName(v1::Priority_descriptor(), e.priority()).c_str(),
@@ -265,9 +271,11 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
   std::string model;
   int64_t count = 0;
   double for_seconds = 0;
+  bool json = false;
   std::vector<std::string> ids;
   if (!ParseFlags("tasks watch", args,
-                  {{"model", &model}, {"count", &count}, {"for", &for_seconds}}, &ids)) {
+                  {{"model", &model}, {"count", &count}, {"for", &for_seconds}, {"json", &json}},
+                  &ids)) {
     return 2;
   }
   if (count < 0) return UsageError("tasks watch", "--count: must be >= 0");
@@ -306,7 +314,7 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
         e.set_priority(resp.task().priority());
         e.set_status_code(resp.task().status_code());
         e.set_status_message(resp.task().status_message());
-        PrintEvent(e);
+        PrintEvent(e, json);
         pending.erase(id);
       }
     }
@@ -314,7 +322,7 @@ int Watch(InferdClient& client, const std::vector<std::string>& args) {
   int64_t seen = 0;
   v1::WatchTasksResponse msg;
   while ((!until_done || !pending.empty()) && reader->Read(&msg)) {
-    PrintEvent(msg.event());
+    PrintEvent(msg.event(), json);
     ++seen;
     if (Terminal(msg.event().state())) pending.erase(msg.event().task_id());
     if (count > 0 && seen >= count) break;

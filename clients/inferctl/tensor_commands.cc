@@ -1,5 +1,7 @@
 // tensors: inferd.v1.Memory — allocate, upload (streamed in chunks),
 // download, info, renew, free and list tensors by handle.
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>
@@ -7,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -16,6 +19,7 @@
 #include "clients/cpp/tensor_stream.h"
 #include "clients/inferctl/commands.h"
 #include "core/tensor/dtype.h"
+#include "google/protobuf/struct.pb.h"
 #include "inferd/v1/memory.grpc.pb.h"
 
 namespace inferd::inferctl {
@@ -25,7 +29,7 @@ constexpr char kTensorsUsage[] =
     "tensors alloc DTYPE:SHAPE [--device=N] [--owner=ID] [--lease=SECONDS] [--json]\n"
     "tensors upload DTYPE:SHAPE:VALUES | DTYPE:SHAPE --file=PATH [--device=N] [--owner=ID]\n"
     "        [--lease=SECONDS] [--chunk-bytes=N] [--json]\n"
-    "tensors download ID [--out=PATH] [--chunk-bytes=N]\n"
+    "tensors download ID [--out=PATH] [--chunk-bytes=N] [--json]\n"
     "tensors info ID [--json] | renew ID [--lease=SECONDS] [--json] | free ID [ID ...]\n"
     "tensors list [--owner=ID] [--device=N] [--limit=N] [--json]";
 
@@ -176,11 +180,43 @@ int Upload(InferdClient& client, const std::vector<std::string>& args) {
   return 0;
 }
 
+// Every value of a tensor as a JSON array: numbers (strings where they
+// have no JSON number, such as NaN), true/false, or strings for BYTES.
+std::string ValuesJson(DataType dtype, const std::string& raw) {
+  google::protobuf::ListValue list;
+  if (dtype == DataType::kBytes) {
+    size_t off = 0;
+    while (off + 4 <= raw.size()) {
+      const auto* p = reinterpret_cast<const uint8_t*>(raw.data() + off);
+      const uint32_t len = p[0] | p[1] << 8 | p[2] << 16 | static_cast<uint32_t>(p[3]) << 24;
+      if (len > raw.size() - off - 4) break;
+      list.add_values()->set_string_value(raw.substr(off + 4, len));
+      off += 4 + len;
+    }
+  } else {
+    for (absl::string_view v :
+         absl::StrSplit(FormatValues(dtype, raw, SIZE_MAX), ',', absl::SkipEmpty())) {
+      google::protobuf::Value* value = list.add_values();
+      double d = 0;
+      if (dtype == DataType::kBool) {
+        value->set_bool_value(v == "true");
+      } else if (absl::SimpleAtod(v, &d) && std::isfinite(d)) {
+        value->set_number_value(d);
+      } else {
+        value->set_string_value(std::string(v));
+      }
+    }
+  }
+  return MessageToJson(list, /*indent=*/false);
+}
+
 int Download(InferdClient& client, const std::vector<std::string>& args) {
   std::string out;
   int64_t chunk = 0;
+  bool json = false;
   std::vector<std::string> pos;
-  if (!ParseFlags("tensors download", args, {{"out", &out}, {"chunk-bytes", &chunk}}, &pos)) {
+  if (!ParseFlags("tensors download", args,
+                  {{"out", &out}, {"chunk-bytes", &chunk}, {"json", &json}}, &pos)) {
     return 2;
   }
   if (pos.size() != 1) return UsageError("tensors download", "needs one tensor ID");
@@ -193,11 +229,22 @@ int Download(InferdClient& client, const std::vector<std::string>& args) {
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(t->data.data(), static_cast<std::streamsize>(t->data.size()));
     if (!f) return UsageError("tensors download", absl::StrCat("--out: cannot write '", out, "'"));
+    if (json) {
+      std::printf("{\"tensor\":%s,\"bytes_written\":%zu}\n",
+                  MessageToJson(t->info, /*indent=*/false).c_str(), t->data.size());
+      return 0;
+    }
     std::printf("%s  %s %s  %zu bytes written to %s\n", pos[0].c_str(), t->info.datatype().c_str(),
                 Shape(t->info.shape()).c_str(), t->data.size(), out.c_str());
     return 0;
   }
   std::optional<DataType> dt = ParseDataType(t->info.datatype());
+  if (json) {
+    std::printf("{\"tensor\":%s,\"values\":%s}\n",
+                MessageToJson(t->info, /*indent=*/false).c_str(),
+                dt ? ValuesJson(*dt, t->data).c_str() : "null");
+    return 0;
+  }
   std::printf("%s %s: %s\n", t->info.datatype().c_str(), Shape(t->info.shape()).c_str(),
               dt ? FormatValues(*dt, t->data).c_str() : "?");
   return 0;

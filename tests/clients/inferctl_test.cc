@@ -2,6 +2,7 @@
 // — health, models, infer, tensors, tasks, transfer, collective, stats,
 // report — its output, and its exit codes (0 ok, 1 daemon error naming the
 // code, 2 bad arguments naming the flag).
+#include <algorithm>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -129,6 +130,9 @@ TEST_F(InferctlTest, TensorAllocIsZeroed) {
   const std::string id = RunForId({"tensors", "alloc", "INT32:3", "--device=0"});
   testing::CommandResult r = Run({"tensors", "download", id});
   EXPECT_THAT(r.output, HasSubstr("INT32 [3]: 0,0,0"));
+  r = Run({"tensors", "download", id, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("\"values\":[0,0,0]}"));
   EXPECT_EQ(Run({"tensors", "free", id}).exit_code, 0);
 }
 
@@ -144,6 +148,13 @@ TEST_F(InferctlTest, TaskSubmitWaitGetListCancel) {
   r = Run({"tasks", "get", id, "--json"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("\"TASK_STATE_SUCCEEDED\""));
+  // watch on a finished task prints its terminal event and ends; --json
+  // makes it one JSON document per line.
+  r = Run({"tasks", "watch", id, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("\"task_id\":\"" + id + "\""));
+  EXPECT_THAT(r.output, HasSubstr("\"TASK_STATE_SUCCEEDED\""));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   r = Run({"tasks", "list", "--owner=ctl-tasks", "--state=succeeded"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr(id));

@@ -131,6 +131,7 @@ TEST_F(InferctlJsonTest, EveryCommandThatPrintsDataPrintsJson) {
       {"bench", "add", "--input=INPUT0:FP32:2", "--input=INPUT1:FP32:2", "--warmup=0",
        "--duration=0.2", "--json"},
       {"tensors", "info", id, "--json"},
+      {"tensors", "download", id, "--json"},
       {"tensors", "renew", id, "--lease=60", "--json"},
       {"tensors", "alloc", "FP32:2", "--owner=json", "--json"},
       {"tensors", "upload", "FP32:2:1,2", "--owner=json", "--json"},

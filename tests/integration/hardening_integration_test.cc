@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <memory>
 #include <string>
@@ -275,12 +276,25 @@ TEST_F(HardeningIntegrationTest, WatchStreamsAreLimited) {
   t->set_datatype("FP32");
   t->add_shape(1);
   t->set_data(std::string(4, '\0'));
-  v1::SubmitTaskResponse submitted;
-  ASSERT_TRUE(sched->SubmitTask(Ctx().get(), task, &submitted).ok());
+  // A stream is registered some time after the call starts: tasks are
+  // submitted until each stream has seen an event, so neither waits for
+  // one that fired before it was registered.
+  std::atomic<bool> seen_by_all{false};
+  std::thread submitter([&] {
+    while (!seen_by_all.load()) {
+      v1::SubmitTaskResponse submitted;
+      if (!sched->SubmitTask(Ctx().get(), task, &submitted).ok()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  bool read_all = true;
   for (auto& s : streams) {
     v1::WatchTasksResponse event;
-    ASSERT_TRUE(s->Read(&event));
+    read_all = read_all && s->Read(&event);
   }
+  seen_by_all = true;
+  submitter.join();
+  ASSERT_TRUE(read_all);
   auto ctx = Ctx();
   auto third = sched->WatchTasks(ctx.get(), v1::WatchTasksRequest());
   v1::WatchTasksResponse event;
