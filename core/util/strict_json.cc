@@ -52,6 +52,13 @@ class Parser {
     enum class Expect { kValue, kValueOrClose, kKey, kKeyOrClose, kColon, kCommaOrClose };
     Expect expect = Expect::kValue;
     bool done = false;
+    // The container on top of the stack ends at pos_.
+    auto close = [&] {
+      ++pos_;
+      stack_.pop_back();
+      done = stack_.empty();
+      expect = Expect::kCommaOrClose;
+    };
     while (!done) {
       SkipWhitespace();
       if (pos_ >= s_.size()) return Error("unexpected end of input");
@@ -59,10 +66,7 @@ class Parser {
       switch (expect) {
         case Expect::kValueOrClose:
           if (c == ']') {
-            ++pos_;
-            stack_.pop_back();
-            done = stack_.empty();
-            expect = Expect::kCommaOrClose;
+            close();
             break;
           }
           [[fallthrough]];
@@ -86,10 +90,7 @@ class Parser {
         }
         case Expect::kKeyOrClose:
           if (c == '}') {
-            ++pos_;
-            stack_.pop_back();
-            done = stack_.empty();
-            expect = Expect::kCommaOrClose;
+            close();
             break;
           }
           [[fallthrough]];
@@ -116,9 +117,7 @@ class Parser {
             ++pos_;
             expect = frame.is_object ? Expect::kKey : Expect::kValue;
           } else if (c == (frame.is_object ? '}' : ']')) {
-            ++pos_;
-            stack_.pop_back();
-            done = stack_.empty();
+            close();
           } else {
             return Error(frame.is_object ? "expected ',' or '}'" : "expected ',' or ']'");
           }
