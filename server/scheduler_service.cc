@@ -13,6 +13,7 @@
 #include "server/common_proto.h"
 #include "server/scheduler_proto.h"
 #include "server/server_call.h"
+#include "server/token_auth.h"
 
 namespace inferd {
 namespace {
@@ -233,6 +234,12 @@ grpc::ServerUnaryReactor* SchedulerService::SubmitTask(grpc::CallbackServerConte
   if (absl::Status st = TaskSpecFromProto(req->task(), "task", &spec); !st.ok()) {
     return call.Finish(st);
   }
+  // With server.auth the task (and the tensors it keeps) belongs to the
+  // caller unless an admin names another owner.
+  absl::StatusOr<std::string> owner = OwnerFor(CallerOf(*ctx), spec.owner, "SubmitTask",
+                                               "task.owner");
+  if (!owner.ok()) return call.Finish(owner.status());
+  spec.owner = *std::move(owner);
   absl::StatusOr<TaskId> id = scheduler_->SubmitTask(std::move(spec));
   if (!id.ok()) return call.Finish(id.status());
   resp->set_task_id(FormatTaskId(*id));
@@ -244,12 +251,16 @@ grpc::ServerUnaryReactor* SchedulerService::SubmitTasks(grpc::CallbackServerCont
                                                         v1::SubmitTasksResponse* resp) {
   UnaryCall call(ctx, m_submit_many_);
   std::vector<TaskSpec> specs(req->tasks_size());
+  const std::optional<Caller> caller = CallerOf(*ctx);
   for (int i = 0; i < req->tasks_size(); ++i) {
-    if (absl::Status st =
-            TaskSpecFromProto(req->tasks(i), absl::StrCat("tasks[", i, "]"), &specs[i]);
-        !st.ok()) {
+    const std::string field = absl::StrCat("tasks[", i, "]");
+    if (absl::Status st = TaskSpecFromProto(req->tasks(i), field, &specs[i]); !st.ok()) {
       return call.Finish(st);
     }
+    absl::StatusOr<std::string> owner =
+        OwnerFor(caller, specs[i].owner, "SubmitTasks", field + ".owner");
+    if (!owner.ok()) return call.Finish(owner.status());
+    specs[i].owner = *std::move(owner);
   }
   absl::StatusOr<std::vector<TaskId>> ids = scheduler_->SubmitTasks(std::move(specs));
   if (!ids.ok()) return call.Finish(ids.status());

@@ -345,6 +345,23 @@ TEST_F(SecurityTest, FreeingAnotherCallersTensorNeedsAdmin) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   r = ctl(kAdminToken, {"tensors", "alloc", "FP32:4", "--owner=batch"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
+
+  // A task belongs to its caller too, and so do the outputs it keeps.
+  r = ctl(kInferToken, {"tasks", "submit", "identity", "--input=INPUT0:FP32:2:1,2",
+                        "--keep-outputs", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t at = r.output.find(": tensor ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string kept = r.output.substr(at + 9, r.output.find(' ', at + 9) - (at + 9));
+  r = ctl(other_token, {"tensors", "free", kept});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("owned by 'batch' needs role admin"));
+  r = ctl(other_token, {"tasks", "submit", "identity", "--input=INPUT0:FP32:2:1,2",
+                        "--owner=batch"});
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("SubmitTask: task.owner names owner 'batch'"));
+  r = ctl(kInferToken, {"tensors", "free", kept});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(daemon.Stop(), 0);
   std::filesystem::remove(tokens);
 }
