@@ -1,5 +1,6 @@
 #include "server/daemon.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <utility>
@@ -53,6 +54,9 @@ namespace {
 // Drain (Daemon::Shutdown): it ends when no call has been in flight, and
 // none has started, for this long (or at the grace period's end).
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
+// After a quiet drain, how long gRPC's shutdown may wait for clients to
+// acknowledge it before their connections are closed.
+constexpr absl::Duration kShutdownLinger = absl::Milliseconds(500);
 // Protobuf's own log lines (one per request with invalid UTF-8): at most
 // one per this interval.
 constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);
@@ -492,11 +496,18 @@ void Daemon::Shutdown(absl::Duration grace) {
   // finish normally, however long their bytes take to arrive. Clients that
   // keep sending past NOT_SERVING hold the drain to the grace period's end.
   const absl::Time deadline = absl::Now() + grace;
-  if (!impl_->calls->Drain(kDrainQuiet, deadline)) {
+  absl::Time close_by = deadline;
+  if (impl_->calls->Drain(kDrainQuiet, deadline)) {
+    // gRPC's shutdown sends every connection a GOAWAY and a PING and keeps
+    // it until the client answers; an idle client channel reads them only
+    // when it next polls (every 5 s by default), which would hold the stop
+    // that long. The server is quiet: give that exchange kShutdownLinger.
+    close_by = std::min(deadline, absl::Now() + kShutdownLinger);
+  } else {
     INFERD_LOG(kWarning, "drain: ", impl_->calls->in_flight(),
                " call(s) still in flight at the deadline; cancelling them");
   }
-  impl_->server->Shutdown(absl::ToChronoTime(deadline));
+  impl_->server->Shutdown(absl::ToChronoTime(close_by));
   impl_->server->Wait();
   impl_->scheduler->Shutdown();
   impl_->scaler->Stop();

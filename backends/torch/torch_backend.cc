@@ -8,12 +8,18 @@
 // stream made current with a guard); its outputs are copied into the
 // daemon's output buffers on that same stream, and torch's own result
 // tensors go back to its caching allocator in stream order.
+//
+// CUDA graphs (models loaded with cuda_graphs): inferd_torch_capture
+// records one run of an instance per set of input shapes; a later call
+// with those shapes copies its inputs into the graph's buffers, replays
+// the recorded kernels with one launch and copies the results out.
 #include <torch/script.h>
 #include <torch/version.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -22,8 +28,11 @@
 #include "backends/torch/torch_backend_api.h"
 
 #ifdef INFERD_TORCH_WITH_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 // AOTInductor's package loader with the (path, name, single_threaded,
@@ -216,58 +225,59 @@ class TorchModel {
   std::optional<Failure> Execute(int32_t instance, void* stream, const inferd_torch_tensor* inputs,
                                  int32_t num_inputs, const inferd_torch_tensor* outputs,
                                  int32_t num_outputs) {
-    if (num_inputs != static_cast<int32_t>(input_names_.size()) ||
-        num_outputs != static_cast<int32_t>(output_names_.size())) {
-      return Failure{INFERD_TORCH_INVALID_ARGUMENT, "inputs: wrong tensor count"};
-    }
+    if (std::optional<Failure> f = CheckCounts(num_inputs, num_outputs)) return f;
+    const size_t n = static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+    std::unique_lock<std::mutex> lock;
+    if (!graphs_.empty()) lock = std::unique_lock<std::mutex>(graphs_[n]->mu);
     return Guarded(path_, "", INFERD_TORCH_MODEL_ERROR, [&]() -> std::optional<Failure> {
       c10::InferenceMode inference;
-#ifdef INFERD_TORCH_WITH_CUDA
-      std::optional<c10::cuda::CUDAGuard> device_guard;
-      std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-      if (device_.is_cuda()) {
-        device_guard.emplace(device_.index());
-        stream_guard.emplace(c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(stream),
-                                                              device_.index()));
-      }
-#else
-      (void)stream;
-#endif
+      StreamScope scope(device_, stream);
       std::vector<at::Tensor> args;
-      args.reserve(num_inputs);
-      for (int32_t i = 0; i < num_inputs; ++i) {
-        Wrapped wrapped = Wrap(inputs[i], "inputs", i);
-        if (wrapped.failure) return wrapped.failure;
-        args.push_back(std::move(wrapped.tensor));
+      if (std::optional<Failure> f = WrapAll(inputs, num_inputs, "inputs", &args)) return f;
+#ifdef INFERD_TORCH_WITH_CUDA
+      if (!graphs_.empty()) {
+        GraphSet& set = *graphs_[n];
+        if (Graph* g = set.Find(args)) return Replay(set, *g, args, outputs, num_outputs);
       }
-      const size_t n = static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+#endif
       std::vector<at::Tensor> results;
       if (std::optional<Failure> f = Run(n, stream, args, &results)) return f;
-      if (results.size() != static_cast<size_t>(num_outputs)) {
-        return Failure{INFERD_TORCH_MODEL_ERROR,
-                       "outputs: the model returned " + std::to_string(results.size()) +
-                           " tensor(s); config.yaml declares " + std::to_string(num_outputs)};
-      }
-      for (int32_t i = 0; i < num_outputs; ++i) {
-        Wrapped dst = Wrap(outputs[i], "outputs", i);
-        if (dst.failure) return dst.failure;
-        const at::Tensor& r = results[i];
-        if (r.scalar_type() != dst.tensor.scalar_type() || !r.sizes().equals(dst.tensor.sizes())) {
-          return Failure{INFERD_TORCH_MODEL_ERROR,
-                         "outputs[" + std::to_string(i) + "] (" + output_names_[i] +
-                             "): the model returned " + ScalarName(r.scalar_type()) + " " +
-                             ShapeText(r.sizes()) + "; config.yaml gives " +
-                             DtypeName(outputs[i].dtype) + " " + ShapeText(dst.tensor.sizes())};
-        }
-        if (r.device() != device_) {
-          return Failure{INFERD_TORCH_MODEL_ERROR, "outputs[" + std::to_string(i) + "] (" +
-                                                    output_names_[i] + "): the model returned it on " +
-                                                    r.device().str() + ", not on " + device_.str()};
-        }
-        dst.tensor.copy_(r, /*non_blocking=*/true);
-      }
-      return std::nullopt;
+      return CopyResults(results, outputs, num_outputs);
     });
+  }
+
+  // inferd_torch_capture.
+  std::optional<Failure> Capture(int32_t instance, void* stream, const inferd_torch_tensor* inputs,
+                                 int32_t num_inputs, const inferd_torch_tensor* outputs,
+                                 int32_t num_outputs) {
+    if (graphs_.empty()) {
+      return Failure{INFERD_TORCH_FAILED_PRECONDITION,
+                     "torch.cuda_graphs: the model was not loaded for CUDA graphs on a CUDA "
+                     "device"};
+    }
+    if (std::optional<Failure> f = CheckCounts(num_inputs, num_outputs)) return f;
+    const size_t n = static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+    std::lock_guard<std::mutex> lock(graphs_[n]->mu);
+#ifdef INFERD_TORCH_WITH_CUDA
+    std::optional<Failure> f =
+        Guarded(path_, "", INFERD_TORCH_MODEL_ERROR, [&]() -> std::optional<Failure> {
+          c10::InferenceMode inference;
+          StreamScope scope(device_, stream);
+          return Record(n, stream, inputs, num_inputs, outputs, num_outputs);
+        });
+    // Whatever stopped the recording (the model waited for the device, or
+    // allocated or launched in a way a graph cannot hold), it is the
+    // model's config that asks for it; out of memory stays what it is.
+    if (f.has_value() && f->code != INFERD_TORCH_RESOURCE_EXHAUSTED) {
+      f->code = INFERD_TORCH_INVALID_ARGUMENT;
+      f->message = "the model's run cannot be recorded in a CUDA graph (" + f->message +
+                   "); serve it with cuda_graphs: false";
+    }
+    return f;
+#else
+    (void)stream, (void)inputs, (void)outputs;
+    return Failure{INFERD_TORCH_FAILED_PRECONDITION, "torch.cuda_graphs: no CUDA in this build"};
+#endif
   }
 
  private:
@@ -277,10 +287,218 @@ class TorchModel {
     std::optional<Failure> failure;
   };
 
+  // On a CUDA device, makes the device and the caller's stream current
+  // (so that every kernel and the caching allocator use that stream).
+  class StreamScope {
+   public:
+    StreamScope(const c10::Device& device, void* stream) {
+#ifdef INFERD_TORCH_WITH_CUDA
+      if (device.is_cuda()) {
+        device_guard_.emplace(device.index());
+        stream_guard_.emplace(c10::cuda::getStreamFromExternal(static_cast<cudaStream_t>(stream),
+                                                               device.index()));
+      }
+#else
+      (void)device, (void)stream;
+#endif
+    }
+
+   private:
+#ifdef INFERD_TORCH_WITH_CUDA
+    std::optional<c10::cuda::CUDAGuard> device_guard_;
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard_;
+#endif
+  };
+
+#ifdef INFERD_TORCH_WITH_CUDA
+  // One recorded run: the shapes of its inputs, its inputs (views of the
+  // instance's input buffers), its results and the graph.
+  struct Graph {
+    std::vector<at::Tensor> inputs;
+    std::vector<at::Tensor> results;
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+  };
+#endif
+
+  // One instance's CUDA graphs. All of them read the instance's input
+  // buffers (one per input, as large as the largest recorded shape; record
+  // the largest batch first) and allocate from one private memory pool,
+  // so no two may run at once: each replay waits for the instance's
+  // previous one (`done`), whichever stream ran it, and `mu` serializes
+  // the calls of the instance.
+  struct GraphSet {
+    std::mutex mu;
+#ifdef INFERD_TORCH_WITH_CUDA
+    std::vector<at::Tensor> buffers;  // per input, raw bytes
+    std::vector<Graph> graphs;
+    decltype(at::cuda::graph_pool_handle()) pool{};
+    bool has_pool = false;
+    at::cuda::CUDAEvent done;
+    bool replayed = false;
+
+    // The graph recorded for exactly these input shapes, or nullptr.
+    Graph* Find(const std::vector<at::Tensor>& args) {
+      for (Graph& g : graphs) {
+        bool same = true;
+        for (size_t i = 0; i < args.size() && same; ++i) {
+          same = g.inputs[i].sizes().equals(args[i].sizes());
+        }
+        if (same) return &g;
+      }
+      return nullptr;
+    }
+#endif
+  };
+
+  std::optional<Failure> CheckCounts(int32_t num_inputs, int32_t num_outputs) const {
+    if (num_inputs != static_cast<int32_t>(input_names_.size()) ||
+        num_outputs != static_cast<int32_t>(output_names_.size())) {
+      return Failure{INFERD_TORCH_INVALID_ARGUMENT, "inputs: wrong tensor count"};
+    }
+    return std::nullopt;
+  }
+
+  std::optional<Failure> WrapAll(const inferd_torch_tensor* tensors, int32_t count,
+                                 const char* list, std::vector<at::Tensor>* out) const {
+    out->reserve(count);
+    for (int32_t i = 0; i < count; ++i) {
+      Wrapped wrapped = Wrap(tensors[i], list, i);
+      if (wrapped.failure) return wrapped.failure;
+      out->push_back(std::move(wrapped.tensor));
+    }
+    return std::nullopt;
+  }
+
+  // Checks the model's results against the outputs the caller computed
+  // from the config and enqueues their copies into the output buffers.
+  std::optional<Failure> CopyResults(const std::vector<at::Tensor>& results,
+                                     const inferd_torch_tensor* outputs,
+                                     int32_t num_outputs) const {
+    if (results.size() != static_cast<size_t>(num_outputs)) {
+      return Failure{INFERD_TORCH_MODEL_ERROR,
+                     "outputs: the model returned " + std::to_string(results.size()) +
+                         " tensor(s); config.yaml declares " + std::to_string(num_outputs)};
+    }
+    for (int32_t i = 0; i < num_outputs; ++i) {
+      Wrapped dst = Wrap(outputs[i], "outputs", i);
+      if (dst.failure) return dst.failure;
+      const at::Tensor& r = results[i];
+      if (r.scalar_type() != dst.tensor.scalar_type() || !r.sizes().equals(dst.tensor.sizes())) {
+        return Failure{INFERD_TORCH_MODEL_ERROR,
+                       "outputs[" + std::to_string(i) + "] (" + output_names_[i] +
+                           "): the model returned " + ScalarName(r.scalar_type()) + " " +
+                           ShapeText(r.sizes()) + "; config.yaml gives " +
+                           DtypeName(outputs[i].dtype) + " " + ShapeText(dst.tensor.sizes())};
+      }
+      if (r.device() != device_) {
+        return Failure{INFERD_TORCH_MODEL_ERROR, "outputs[" + std::to_string(i) + "] (" +
+                                                  output_names_[i] + "): the model returned it on " +
+                                                  r.device().str() + ", not on " + device_.str()};
+      }
+      dst.tensor.copy_(r, /*non_blocking=*/true);
+    }
+    return std::nullopt;
+  }
+
+#ifdef INFERD_TORCH_WITH_CUDA
+  // Inputs into the graph's buffers, one launch, results out; after the
+  // instance's previous replay.
+  std::optional<Failure> Replay(GraphSet& set, Graph& g, const std::vector<at::Tensor>& args,
+                                const inferd_torch_tensor* outputs, int32_t num_outputs) {
+    const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device_.index());
+    if (set.replayed) set.done.block(current);
+    for (size_t i = 0; i < args.size(); ++i) g.inputs[i].copy_(args[i], /*non_blocking=*/true);
+    g.graph->replay();
+    std::optional<Failure> f = CopyResults(g.results, outputs, num_outputs);
+    set.done.record(current);
+    set.replayed = true;
+    return f;
+  }
+
+  // Capture's body, with the instance's lock held and the stream current.
+  std::optional<Failure> Record(size_t n, void* stream, const inferd_torch_tensor* inputs,
+                                int32_t num_inputs, const inferd_torch_tensor* outputs,
+                                int32_t num_outputs) {
+    GraphSet& set = *graphs_[n];
+    std::vector<at::Tensor> args;
+    if (std::optional<Failure> f = WrapAll(inputs, num_inputs, "inputs", &args)) return f;
+    set.buffers.resize(args.size());
+    Graph g;
+    for (size_t i = 0; i < args.size(); ++i) {
+      const int64_t bytes = static_cast<int64_t>(args[i].nbytes());
+      at::Tensor& buffer = set.buffers[i];
+      if (!buffer.defined() || buffer.numel() < bytes) {
+        buffer = at::empty({std::max<int64_t>(bytes, 1)},
+                           at::TensorOptions().dtype(at::kByte).device(device_));
+      }
+      // A view keeps its buffer alive when a later, larger one replaces it.
+      g.inputs.push_back(
+          buffer.narrow(0, 0, bytes).view(args[i].scalar_type()).view(args[i].sizes()));
+      g.inputs.back().copy_(args[i], /*non_blocking=*/true);
+    }
+    // One run first, uncaptured: lazy initialization (plans, workspaces,
+    // the allocator's first blocks) must not happen inside the capture.
+    {
+      std::vector<at::Tensor> in = g.inputs;
+      std::vector<at::Tensor> warm;
+      if (std::optional<Failure> f = Run(n, stream, in, &warm)) return f;
+    }
+    if (!set.has_pool) {
+      set.pool = at::cuda::graph_pool_handle();
+      set.has_pool = true;
+    }
+    g.graph = std::make_unique<at::cuda::CUDAGraph>();
+    const cudaStream_t capture = static_cast<cudaStream_t>(stream);
+    try {
+      // Thread-local: the daemon's other threads keep allocating and
+      // synchronizing while this one records.
+      g.graph->capture_begin(set.pool, cudaStreamCaptureModeThreadLocal);
+      std::vector<at::Tensor> in = g.inputs;
+      std::optional<Failure> f = Run(n, stream, in, &g.results);
+      g.graph->capture_end();
+      if (f.has_value()) return f;
+    } catch (...) {
+      AbortCapture(*g.graph, capture);
+      throw;
+    }
+    std::optional<Failure> f = CopyResults(g.results, outputs, num_outputs);
+    if (f.has_value()) return f;
+    // Replace a graph of the same shapes, else add one.
+    if (Graph* old = set.Find(args)) {
+      *old = std::move(g);
+    } else {
+      set.graphs.push_back(std::move(g));
+    }
+    return Replay(set, *set.Find(args), args, outputs, num_outputs);
+  }
+
+  // Ends a capture that failed midway, so that the stream serves again.
+  static void AbortCapture(at::cuda::CUDAGraph& graph, cudaStream_t stream) {
+    try {
+      graph.capture_end();
+    } catch (...) {
+    }
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream, &status) == cudaSuccess &&
+        status != cudaStreamCaptureStatusNone) {
+      cudaGraph_t partial = nullptr;
+      if (cudaStreamEndCapture(stream, &partial) == cudaSuccess && partial != nullptr) {
+        cudaGraphDestroy(partial);
+      }
+    }
+    (void)cudaGetLastError();  // a failed capture's error is not sticky
+  }
+#endif
+
   explicit TorchModel(const inferd_torch_load_options& o)
       : path_(o.path), device_(DeviceOf(o)), num_instances_(std::max(o.num_instances, 1)) {
     for (int32_t i = 0; i < o.num_inputs; ++i) input_names_.emplace_back(o.input_names[i]);
     for (int32_t i = 0; i < o.num_outputs; ++i) output_names_.emplace_back(o.output_names[i]);
+#ifdef INFERD_TORCH_WITH_CUDA
+    if (o.cuda_graphs != 0 && device_.is_cuda()) {
+      for (int i = 0; i < num_instances_; ++i) graphs_.push_back(std::make_unique<GraphSet>());
+    }
+#endif
   }
 
   Wrapped Wrap(const inferd_torch_tensor& t, const char* list, int32_t i) const {
@@ -384,19 +602,30 @@ class TorchModel {
 #if INFERD_TORCH_HAS_AOTI
     std::optional<Failure> f = Guarded(
         path_, kFileKey, INFERD_TORCH_INVALID_ARGUMENT, [&]() -> std::optional<Failure> {
-          aoti_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-              path_, "model", /*run_single_threaded=*/false,
-              static_cast<size_t>(num_instances_),
-              device_.is_cuda() ? device_.index() : static_cast<c10::DeviceIndex>(-1));
+          const c10::DeviceIndex index =
+              device_.is_cuda() ? device_.index() : static_cast<c10::DeviceIndex>(-1);
+          if (graphs_.empty()) {
+            // One loader whose runners (one per instance) share the weights.
+            aoti_.push_back(std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+                path_, "model", /*run_single_threaded=*/false,
+                static_cast<size_t>(num_instances_), index));
+          } else {
+            // A threaded runner waits on events between runs, which a
+            // capture forbids; a single-threaded one per instance does not.
+            for (int i = 0; i < num_instances_; ++i) {
+              aoti_.push_back(std::make_unique<torch::inductor::AOTIModelPackageLoader>(
+                  path_, "model", /*run_single_threaded=*/true, /*num_runners=*/1, index));
+            }
+          }
           return std::nullopt;
         });
     if (f.has_value()) return Classify(std::move(*f));
-    std::unordered_map<std::string, std::string> meta = aoti_->get_metadata();
+    std::unordered_map<std::string, std::string> meta = aoti_[0]->get_metadata();
     auto it = meta.find("AOTI_DEVICE_KEY");
     const std::string compiled_for = it == meta.end() ? "unknown" : it->second;
     const std::string want = device_.is_cuda() ? "cuda" : "cpu";
     if (compiled_for != want) {
-      aoti_.reset();
+      aoti_.clear();
       return Failure{INFERD_TORCH_FAILED_PRECONDITION,
                      "torch.file: the package was compiled for " + compiled_for +
                          "; this device needs one compiled for " + want};
@@ -414,8 +643,9 @@ class TorchModel {
   std::optional<Failure> Run(size_t instance, void* stream, std::vector<at::Tensor>& args,
                              std::vector<at::Tensor>* results) {
 #if INFERD_TORCH_HAS_AOTI
-    if (aoti_ != nullptr) {
-      *results = aoti_->run(args, device_.is_cuda() ? stream : nullptr);
+    if (!aoti_.empty()) {
+      *results = aoti_[aoti_.size() == 1 ? 0 : instance]->run(args,
+                                                              device_.is_cuda() ? stream : nullptr);
       return std::nullopt;
     }
 #else
@@ -456,8 +686,12 @@ class TorchModel {
   std::vector<int> arg_position_;
   std::vector<c10::IValue> call_template_;
 #if INFERD_TORCH_HAS_AOTI
-  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> aoti_;  // runners = instances
+  // One loader with a runner per instance, or (CUDA graphs) one
+  // single-threaded loader per instance.
+  std::vector<std::unique_ptr<torch::inductor::AOTIModelPackageLoader>> aoti_;
 #endif
+  // CUDA graphs: one set per instance (empty when the model runs without).
+  std::vector<std::unique_ptr<GraphSet>> graphs_;
 };
 
 }  // namespace
@@ -503,6 +737,15 @@ __attribute__((visibility("default"))) int32_t inferd_torch_execute(
     int32_t num_inputs, const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
     size_t error_size) {
   std::optional<Failure> f = static_cast<TorchModel*>(model)->Execute(
+      instance, stream, inputs, num_inputs, outputs, num_outputs);
+  return f.has_value() ? Report(*f, error, error_size) : INFERD_TORCH_OK;
+}
+
+__attribute__((visibility("default"))) int32_t inferd_torch_capture(
+    void* model, int32_t instance, void* stream, const inferd_torch_tensor* inputs,
+    int32_t num_inputs, const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
+    size_t error_size) {
+  std::optional<Failure> f = static_cast<TorchModel*>(model)->Capture(
       instance, stream, inputs, num_inputs, outputs, num_outputs);
   return f.has_value() ? Report(*f, error, error_size) : INFERD_TORCH_OK;
 }

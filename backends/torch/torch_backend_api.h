@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change below. */
-#define INFERD_TORCH_API_VERSION 1
+#define INFERD_TORCH_API_VERSION 2
 
 typedef enum inferd_torch_status {
   INFERD_TORCH_OK = 0,
@@ -71,6 +71,10 @@ typedef struct inferd_torch_load_options {
   int32_t device_kind;    /* inferd_torch_device_kind */
   int32_t device_ordinal; /* CUDA ordinal; ignored on the host */
   int32_t num_instances;  /* >= 1 */
+  /* 1: load so that inferd_torch_capture can record CUDA graphs (CUDA
+   * devices only; an AOTInductor package then gets one single-threaded
+   * loader per instance, whose runs can be captured). */
+  int32_t cuda_graphs;
   /* The config's inputs and outputs, in config order. A TorchScript
    * forward whose argument names are exactly the input names is bound by
    * name; otherwise inputs bind by position. Outputs bind by name when the
@@ -115,6 +119,22 @@ int32_t inferd_torch_execute(void* model, int32_t instance, void* stream,
                              const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
                              size_t error_size);
 
+/* CUDA devices, models loaded with cuda_graphs = 1: runs instance
+ * `instance` once on `inputs` and records that run in a CUDA graph on
+ * `stream`, then replays it into `outputs`. Later inferd_torch_execute
+ * calls of that instance whose input shapes equal these replay the graph:
+ * the inputs are copied into the graph's own buffers, the recorded kernels
+ * launched at once, and the results copied to `outputs`, all on the
+ * caller's stream. Replays of one instance never overlap, whichever stream
+ * they run on. A model that cannot be recorded (it waits for the device,
+ * its shapes depend on the data) fails with INFERD_TORCH_INVALID_ARGUMENT
+ * and keeps running uncaptured. Never concurrent with other calls of the
+ * same instance. */
+int32_t inferd_torch_capture(void* model, int32_t instance, void* stream,
+                             const inferd_torch_tensor* inputs, int32_t num_inputs,
+                             const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
+                             size_t error_size);
+
 void inferd_torch_destroy(void* model);
 
 typedef int32_t (*inferd_torch_api_version_fn)(void);
@@ -124,6 +144,7 @@ typedef int32_t (*inferd_torch_load_fn)(const inferd_torch_load_options*, void**
 typedef int32_t (*inferd_torch_execute_fn)(void*, int32_t, void*, const inferd_torch_tensor*,
                                            int32_t, const inferd_torch_tensor*, int32_t, char*,
                                            size_t);
+typedef inferd_torch_execute_fn inferd_torch_capture_fn;
 typedef void (*inferd_torch_destroy_fn)(void*);
 
 #ifdef __cplusplus

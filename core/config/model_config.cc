@@ -300,7 +300,8 @@ absl::Status ReadPlugin(const YAML::Node& node, PluginBackendConfig* out) {
 }
 
 absl::Status ReadTorch(const YAML::Node& node, TorchBackendConfig* out, bool* has_warmup) {
-  RETURN_IF_ERROR(CheckMap(node, "torch", {"file", "format", "instances_per_device", "warmup"}));
+  RETURN_IF_ERROR(CheckMap(node, "torch",
+                           {"file", "format", "instances_per_device", "warmup", "cuda_graphs"}));
   if (!node["file"]) return KeyError("torch.file", "required");
   RETURN_IF_ERROR(ReadString(node["file"], "torch.file", &out->file));
   if (const YAML::Node format = node["format"]; format) {
@@ -324,6 +325,9 @@ absl::Status ReadTorch(const YAML::Node& node, TorchBackendConfig* out, bool* ha
     int64_t v = 0;
     RETURN_IF_ERROR(ReadInt(n, "torch.instances_per_device", 1, kMaxTorchInstances, &v));
     out->instances_per_device = static_cast<int>(v);
+  }
+  if (const YAML::Node graphs = node["cuda_graphs"]; graphs) {
+    RETURN_IF_ERROR(ReadBool(graphs, "torch.cuda_graphs", &out->cuda_graphs));
   }
   if (const YAML::Node warmup = node["warmup"]; warmup) {
     *has_warmup = true;
@@ -379,6 +383,10 @@ absl::Status CheckTorchSignature(ModelConfigSpec& spec, bool has_warmup) {
   } else if (!has_warmup) {
     spec.torch.warmup = {1};
     if (batch_cap > 1) spec.torch.warmup.push_back(batch_cap);
+  }
+  if (spec.torch.cuda_graphs && spec.torch.warmup.empty()) {
+    return KeyError("torch.cuda_graphs",
+                    "true records the torch.warmup batch sizes, and torch.warmup is empty");
   }
   for (size_t i = 0; i < spec.torch.warmup.size(); ++i) {
     if (spec.torch.warmup[i] > batch_cap) {

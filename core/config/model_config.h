@@ -128,6 +128,9 @@ struct TorchBackendConfig {
   // else 1 and max_batch_size; `all`: every size; [] runs none.
   std::vector<int> warmup;
   bool warmup_all = false;  // `warmup: all` was written
+  // On CUDA devices, record each warmup batch size's run in a CUDA graph
+  // per instance and replay it for batches of that size.
+  bool cuda_graphs = false;
 };
 
 struct ModelConfigSpec {

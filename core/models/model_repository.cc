@@ -306,6 +306,7 @@ absl::StatusOr<std::shared_ptr<const Model>> ModelRepository::Load(absl::string_
     torch.format = spec.torch.format;
     torch.instances_per_device = spec.torch.instances_per_device;
     torch.warmup = spec.torch.warmup;
+    torch.cuda_graphs = spec.torch.cuda_graphs;
     ASSIGN_OR_RETURN(std::unique_ptr<TorchModel> model,
                      TorchModel::Create(*std::move(sig), torch, devices, *std::move(lib)));
     return std::shared_ptr<const Model>(std::move(model));

@@ -29,6 +29,18 @@ absl::Status FromCode(int32_t code, const char* message) {
   }
 }
 
+// One call of execute or capture (the same C signature).
+absl::Status Call(inferd_torch_execute_fn fn, void* model, int instance, void* stream,
+                  absl::Span<const inferd_torch_tensor> inputs,
+                  absl::Span<const inferd_torch_tensor> outputs) {
+  char error[kErrorLen];
+  error[0] = '\0';
+  const int32_t code =
+      fn(model, instance, stream, inputs.data(), static_cast<int32_t>(inputs.size()),
+         outputs.data(), static_cast<int32_t>(outputs.size()), error, sizeof(error));
+  return FromCode(code, error);
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const TorchLibrary>> TorchLibrary::Load(const std::string& path) {
@@ -42,9 +54,11 @@ absl::StatusOr<std::shared_ptr<const TorchLibrary>> TorchLibrary::Load(const std
   lib->supports_aoti_ = lib->dl_->Find<inferd_torch_supports_aoti_fn>("inferd_torch_supports_aoti");
   lib->load_ = lib->dl_->Find<inferd_torch_load_fn>("inferd_torch_load");
   lib->execute_ = lib->dl_->Find<inferd_torch_execute_fn>("inferd_torch_execute");
+  lib->capture_ = lib->dl_->Find<inferd_torch_capture_fn>("inferd_torch_capture");
   lib->destroy_ = lib->dl_->Find<inferd_torch_destroy_fn>("inferd_torch_destroy");
   if (api_version == nullptr || lib->version_ == nullptr || lib->supports_aoti_ == nullptr ||
-      lib->load_ == nullptr || lib->execute_ == nullptr || lib->destroy_ == nullptr) {
+      lib->load_ == nullptr || lib->execute_ == nullptr || lib->capture_ == nullptr ||
+      lib->destroy_ == nullptr) {
     return absl::FailedPreconditionError(
         "the torch backend library lacks an inferd_torch_* function");
   }
@@ -77,12 +91,13 @@ absl::StatusOr<void*> TorchLibrary::LoadModel(const inferd_torch_load_options& o
 absl::Status TorchLibrary::Execute(void* model, int instance, void* stream,
                                    absl::Span<const inferd_torch_tensor> inputs,
                                    absl::Span<const inferd_torch_tensor> outputs) const {
-  char error[kErrorLen];
-  error[0] = '\0';
-  const int32_t code = execute_(model, instance, stream, inputs.data(),
-                                static_cast<int32_t>(inputs.size()), outputs.data(),
-                                static_cast<int32_t>(outputs.size()), error, sizeof(error));
-  return FromCode(code, error);
+  return Call(execute_, model, instance, stream, inputs, outputs);
+}
+
+absl::Status TorchLibrary::Capture(void* model, int instance, void* stream,
+                                   absl::Span<const inferd_torch_tensor> inputs,
+                                   absl::Span<const inferd_torch_tensor> outputs) const {
+  return Call(capture_, model, instance, stream, inputs, outputs);
 }
 
 void TorchLibrary::Destroy(void* model) const { destroy_(model); }

@@ -49,6 +49,12 @@ class TorchLibrary {
   absl::Status Execute(void* model, int instance, void* stream,
                        absl::Span<const inferd_torch_tensor> inputs,
                        absl::Span<const inferd_torch_tensor> outputs) const;
+  // Records a CUDA graph of one run of `instance` for these input shapes
+  // and replays it into `outputs` (inferd_torch_capture). INVALID_ARGUMENT
+  // naming torch.cuda_graphs when the model's run cannot be recorded.
+  absl::Status Capture(void* model, int instance, void* stream,
+                       absl::Span<const inferd_torch_tensor> inputs,
+                       absl::Span<const inferd_torch_tensor> outputs) const;
   void Destroy(void* model) const;
 
  private:
@@ -59,6 +65,7 @@ class TorchLibrary {
   inferd_torch_supports_aoti_fn supports_aoti_ = nullptr;
   inferd_torch_load_fn load_ = nullptr;
   inferd_torch_execute_fn execute_ = nullptr;
+  inferd_torch_capture_fn capture_ = nullptr;
   inferd_torch_destroy_fn destroy_ = nullptr;
 };
 

@@ -1,6 +1,7 @@
 #include "core/models/torch_model.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -61,10 +62,11 @@ absl::string_view TorchPlatform(TorchFormat format) {
 }
 
 TorchModel::TorchModel(ModelSignature signature, std::shared_ptr<const TorchLibrary> library,
-                       int instances)
+                       int instances, bool cuda_graphs)
     : signature_(std::move(signature)),
       library_(std::move(library)),
       instances_(instances),
+      cuda_graphs_(cuda_graphs),
       error_prefix_(absl::StrCat("model '", signature_.name, "': ")) {}
 
 TorchModel::~TorchModel() {
@@ -85,7 +87,8 @@ absl::StatusOr<std::unique_ptr<TorchModel>> TorchModel::Create(
   // Its instances are the executions it runs at once per device.
   signature.max_executions_per_device = options.instances_per_device;
   auto model = std::unique_ptr<TorchModel>(
-      new TorchModel(std::move(signature), std::move(library), options.instances_per_device));
+      new TorchModel(std::move(signature), std::move(library), options.instances_per_device,
+                     options.cuda_graphs));
   const ModelSignature& sig = model->signature_;
   std::vector<const char*> input_names;
   std::vector<const char*> output_names;
@@ -104,7 +107,10 @@ absl::StatusOr<std::unique_ptr<TorchModel>> TorchModel::Create(
     load.device_ordinal = device->info().ordinal;
     // An AOTInductor runner runs one call at a time and makes the next
     // caller wait; one per stream lets every slot run the model at once.
-    load.num_instances = options.format == TorchFormat::kAoti
+    // With CUDA graphs each instance runs one call at a time anyway (its
+    // graphs share buffers).
+    load.cuda_graphs = cuda && options.cuda_graphs ? 1 : 0;
+    load.num_instances = options.format == TorchFormat::kAoti && load.cuda_graphs == 0
                              ? std::max(options.instances_per_device, device->num_streams())
                              : options.instances_per_device;
     load.num_inputs = static_cast<int32_t>(input_names.size());
@@ -167,8 +173,23 @@ absl::Status TorchModel::Run(Stream& stream, int instance, absl::Span<const Devi
   return st.ok() || !name_model ? st : Prefixed(st, error_prefix_);
 }
 
-absl::Status TorchModel::Warmup(Device& device, absl::Span<const int> sizes) const {
+absl::Status TorchModel::Record(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
+                                absl::Span<const DeviceTensor> outputs) const {
+  Device& device = stream.device();
+  void* handle = handles_.at(&device);
+  TorchTensors in = ToTorch(inputs);
+  TorchTensors out = ToTorch(outputs);
+  WorkerThread& worker = *workers_.at(&device)[static_cast<size_t>(instance)];
+  return worker.Call(
+      [&] { return library_->Capture(handle, instance, stream.native_handle(), in, out); });
+}
+
+absl::Status TorchModel::Warmup(Device& device, std::vector<int> sizes) const {
   Stream& stream = device.stream(0);
+  const bool record = cuda_graphs_ && device.info().kind == DeviceKind::kCuda;
+  // Largest first: an instance's graphs share input buffers of the size
+  // of the first one recorded.
+  if (record) std::sort(sizes.begin(), sizes.end(), std::greater<int>());
   for (int batch : sizes) {
     absl::StatusOr<absl::InlinedVector<TensorDesc, 4>> in_descs = WarmupInputs(signature_, batch);
     if (!in_descs.ok()) return in_descs.status();
@@ -200,13 +221,19 @@ absl::Status TorchModel::Warmup(Device& device, absl::Span<const int> sizes) con
       cursor += (d.byte_size + kAlign - 1) / kAlign * kAlign;
     }
     absl::Status st = stream.Memset(*buffer, 0, total);
-    for (int instance = 0; instance < instances_ && st.ok(); ++instance) {
+    absl::Status recorded;
+    for (int instance = 0; instance < instances_ && st.ok() && recorded.ok(); ++instance) {
       st = Run(stream, instance, inputs, outputs, /*name_model=*/false);
+      if (st.ok() && record) recorded = Record(stream, instance, inputs, outputs);
       absl::Status done = stream.Synchronize();
       if (st.ok()) st = done;
     }
     (void)stream.Synchronize();
     device.FreeRaw(*buffer);
+    if (!recorded.ok()) {
+      return absl::Status(recorded.code(), absl::StrCat("torch.cuda_graphs: batch ", batch, ": ",
+                                                        recorded.message()));
+    }
     if (!st.ok()) {
       const absl::StatusCode code =
           IsModelError(st) ? absl::StatusCode::kInvalidArgument : st.code();

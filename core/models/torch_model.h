@@ -18,6 +18,13 @@
 // enqueued on that stream. On host devices the call runs on the host
 // stream's worker, in stream order.
 //
+// CUDA graphs (torch.cuda_graphs): after its warmup run, each warmup
+// batch size is recorded once per instance (largest first, so that the
+// graphs share one input buffer per instance) on the instance's thread;
+// an execution whose input shapes match a recorded size replays it (a
+// copy in, one launch, a copy out) instead of launching each kernel.
+// Other sizes run as without graphs.
+//
 // Errors: an exception inside the model is INTERNAL marked as ModelError
 // (model.h): the request fails, the device stays healthy, nothing retries.
 // Out of memory is RESOURCE_EXHAUSTED (retried per the scheduler's rules).
@@ -46,6 +53,9 @@ struct TorchModelOptions {
   TorchFormat format = TorchFormat::kTorchScript;
   int instances_per_device = 1;
   std::vector<int> warmup;  // batch sizes run once per copy at load
+  // CUDA devices: each warmup size is recorded in a CUDA graph per copy
+  // and replayed for batches of that size.
+  bool cuda_graphs = false;
 };
 
 // "pytorch_libtorch" (TorchScript, Triton's name) or "pytorch_aoti".
@@ -74,19 +84,25 @@ class TorchModel final : public Model {
 
  private:
   TorchModel(ModelSignature signature, std::shared_ptr<const TorchLibrary> library,
-             int instances);
+             int instances, bool cuda_graphs);
 
   // Enqueues copy `instance`'s run on `stream`; errors start with the
   // model's name when `name_model`.
   absl::Status Run(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
                    absl::Span<const DeviceTensor> outputs, bool name_model) const;
-  // Runs each of `sizes` once per copy on `device` and waits for it.
-  absl::Status Warmup(Device& device, absl::Span<const int> sizes) const;
+  // Records copy `instance`'s run on these buffers in a CUDA graph, on
+  // the copy's thread (TorchLibrary::Capture).
+  absl::Status Record(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
+                      absl::Span<const DeviceTensor> outputs) const;
+  // Runs each of `sizes` once per copy on `device` (and records it, with
+  // CUDA graphs on a CUDA device) and waits for it.
+  absl::Status Warmup(Device& device, std::vector<int> sizes) const;
 
   // Constant after construction.
   const ModelSignature signature_;
   const std::shared_ptr<const TorchLibrary> library_;
   const int instances_;
+  const bool cuda_graphs_;
   const std::string error_prefix_;  // "model '<name>': "
   absl::flat_hash_map<const Device*, void*> handles_;  // filled by Create only
   // CUDA devices: one thread per instance (filled by Create only; emptied

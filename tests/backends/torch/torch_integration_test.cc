@@ -3,7 +3,9 @@
 // dynamic batching, a model's exception fails only its request and leaves
 // the device healthy, and a model that fails to load leaves the others
 // serving (RepositoryModelLoad) or stops the start with exit code 2.
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -203,6 +205,106 @@ TEST_F(TorchIntegrationTest, FailedLoadLeavesTheOthersServing) {
   const ModelCase c = ReadCase("torch_mlp");
   EXPECT_TRUE(client_->Infer(Request("torch_mlp", c.inputs)).ok());
   std::filesystem::remove_all(*repository_ + "/not_a_model");
+}
+
+// Verifies torch.cuda_graphs: batches of a recorded size (1, 2, 4) and of
+// the others (3, 5) answer as torch computed them, also from many clients
+// at once; a model whose run waits for the device (torch_raises turns a
+// device tensor into a bool) cannot be recorded and fails to load with
+// INVALID_ARGUMENT naming the key. On host devices the key changes
+// nothing: every model loads and answers the same.
+TEST(TorchGraphTest, RecordedSizesAnswerAsTorch) {
+  const bool gpu = std::getenv("INFERD_TEST_USE_GPU") != nullptr &&
+                   std::string(std::getenv("INFERD_TEST_USE_GPU")) == "1";
+  const std::string repository = testing::WriteTempFile("", ".d");
+  std::filesystem::remove(repository);
+  std::filesystem::create_directories(repository);
+  for (const char* name : {"torch_mlp", "torch_raises"}) {
+    torch_testing::CopyFolder(FixturesDir() + "/repo/" + name, repository + "/" + name);
+    const std::string config = repository + "/" + name + "/config.yaml";
+    std::ifstream in(config);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("torch: {file: model.pt}");
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, std::strlen("torch: {file: model.pt}"),
+                 "torch: {file: model.pt, cuda_graphs: true, warmup: [1, 2, 4]}");
+    const size_t delay = text.find("max_queue_delay_us: 100000");
+    if (delay != std::string::npos) text.replace(delay + 20, 6, "1000");
+    std::ofstream(config) << text;
+  }
+  // torch_raises is loaded on request below.
+  std::filesystem::rename(repository + "/torch_raises", repository + ".raises");
+  // Lone requests run at once (the default batch_dispatch_when_idle).
+  testing::ConfiguredDaemon daemon(
+      absl::StrCat("models:\n  repository: \"", repository, "\"\n  torch_backend_library: \"",
+                   INFERD_TORCH_BACKEND_LIB, "\"\n"),
+      1);
+  ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();
+  ClientOptions o;
+  o.target = daemon.process().target();
+  o.timeout = absl::Seconds(30);
+  auto owned_client = std::make_unique<InferdClient>(o);
+  InferdClient& client = *owned_client;
+
+  const ModelCase c = ReadCase("torch_mlp");
+  const CaseTensor& x = c.inputs[0];
+  const CaseTensor& y = c.outputs[0];
+  const int64_t rows = x.shape[0];
+  ASSERT_GE(rows, 5);
+  const size_t in_row = x.bytes.size() / rows;
+  const size_t out_row = y.bytes.size() / rows;
+  // Rows [first, first + n) of the case.
+  auto check = [&](int64_t first, int64_t n) -> absl::Status {
+    CaseTensor part{x.name, x.dtype, {n, x.shape[1]}, x.bytes.substr(first * in_row, n * in_row)};
+    CaseTensor want{y.name, y.dtype, {n, y.shape[1]},
+                    y.bytes.substr(first * out_row, n * out_row)};
+    absl::StatusOr<inference::ModelInferResponse> r = client.Infer(Request("torch_mlp", {part}));
+    if (!r.ok()) return r.status();
+    const double err = RelativeError(want, r->raw_output_contents(0));
+    if (err > 1e-5) {
+      return absl::DataLossError(absl::StrCat("rows ", first, "+", n, ": error ", err));
+    }
+    return absl::OkStatus();
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (int64_t n = 1; n <= 5; ++n) {
+      for (int64_t first = 0; first + n <= rows; ++first) {
+        EXPECT_TRUE(check(first, n).ok()) << check(first, n);
+      }
+    }
+  }
+  std::vector<std::thread> clients;
+  std::vector<absl::Status> status(64);
+  for (int k = 0; k < 64; ++k) {
+    clients.emplace_back([&, k] {
+      for (int i = 0; i < 10 && status[k].ok(); ++i) status[k] = check((k + i) % rows, 1);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (const absl::Status& s : status) EXPECT_TRUE(s.ok()) << s;
+
+  std::filesystem::rename(repository + ".raises", repository + "/torch_raises");
+  inference::RepositoryModelLoadRequest load;
+  load.set_model_name("torch_raises");
+  inference::RepositoryModelLoadResponse loaded;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  grpc::Status st = client.kserve().RepositoryModelLoad(&ctx, load, &loaded);
+  if (gpu) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr("torch.cuda_graphs: batch 4: the model's run "
+                                              "cannot be recorded in a CUDA graph"));
+    EXPECT_THAT(st.error_message(), HasSubstr("cuda_graphs: false"));
+  } else {
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+  // Whatever became of it, the recorded model still answers.
+  EXPECT_TRUE(check(0, 4).ok()) << check(0, 4);
+  EXPECT_TRUE(check(1, 3).ok()) << check(1, 3);
+  owned_client.reset();
+  EXPECT_EQ(daemon.Stop(), 0) << daemon.process().Stderr();
+  fprintf(stderr, "%s\n", daemon.process().Stderr().c_str());
+  std::filesystem::remove_all(repository);
 }
 
 // Verifies that a repository with a model that cannot load stops the

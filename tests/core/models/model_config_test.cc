@@ -126,6 +126,7 @@ TEST(ModelConfigTest, ParsesTorchConfigWithDefaults) {
   EXPECT_EQ(spec->torch.file, "resnet50.pt2");
   EXPECT_EQ(spec->torch.format, TorchFormat::kAoti);
   EXPECT_EQ(spec->torch.instances_per_device, 1);
+  EXPECT_FALSE(spec->torch.cuda_graphs);
   // Every batch size the batcher may form (max_batch_size 16).
   std::vector<int> all;
   for (int b = 1; b <= 16; ++b) all.push_back(b);
@@ -164,6 +165,9 @@ TEST(ModelConfigTest, TorchFormatAndWarmupAsWritten) {
   EXPECT_EQ(spec->torch.format, TorchFormat::kTorchScript);
   EXPECT_TRUE(spec->torch.warmup.empty());
   EXPECT_EQ(spec->torch.instances_per_device, 3);
+  EXPECT_TRUE(ParseModelConfig(Edit(kTorch, "file: resnet50.pt2",
+                                    "file: a.pt2\n  cuda_graphs: true\n  warmup: [1, 8]"))
+                  ->torch.cuda_graphs);
   const std::string unbatched = Edit(kTorch, "max_batch_size: 16\n", "");
   EXPECT_EQ(ParseModelConfig(Edit(unbatched, "[-1, 3, 224, 224]", "[1, 3, 224, 224]"))
                 ->torch.warmup,
@@ -290,6 +294,11 @@ std::vector<ErrorCase> ErrorCases() {
       {"torch uint32 output", Edit(kTorch, "{name: logits, datatype: FP16", "{name: logits, datatype: UINT32"),
        "outputs[0].datatype: UINT32 has no torch tensor type"},
       {"torch section with mlp", m + "torch: {file: a.pt}\n", "torch: only allowed with backend: torch"},
+      {"torch graphs not bool", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  cuda_graphs: 2"),
+       "torch.cuda_graphs: expected true or false"},
+      {"torch graphs without warmup",
+       Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  cuda_graphs: true\n  warmup: []"),
+       "torch.cuda_graphs: true records the torch.warmup batch sizes, and torch.warmup is empty"},
       {"torch unknown key", Edit(kTorch, "file: resnet50.pt2", "file: a.pt2\n  threads: 4"),
        "torch.threads: unknown key"},
   };
