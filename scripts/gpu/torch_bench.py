@@ -14,7 +14,9 @@ lines; the last one sums up the ratios. BENCH_INSTANCES (e.g. "2,1,4")
 serves the model with each torch.instances_per_device in turn: the first
 over every level, the others over BENCH_MORE_LEVELS; each row names it.
 A variant "I:G" also sets scheduler.batch_gather_threads to G (e.g.
-"1,1:1,2": one instance with the default gather threads, then with one).
+"1,1:1,2": one instance with the default gather threads, then with one);
+"I:G:g" (G may be empty) also sets torch.cuda_graphs: true ("1::g,1":
+with CUDA graphs over every level, then without over the high ones).
 Each row also carries the daemon's cores in use (per thread name), its
 CPU per request, and the model's mean batch and per-request queue and
 compute times from ModelStatistics over that level.
@@ -195,10 +197,11 @@ emit(model=model, baseline=baseline)
 del program, eager
 torch.cuda.empty_cache()
 
-def serve(instances, gather, levels):
+def serve(instances, gather, graphs, levels):
     """Starts the daemon serving only this model with torch.instances_per_device
-    = `instances` (None: as exported) and scheduler.batch_gather_threads =
-    `gather` (None: the default), runs the levels, returns their rows."""
+    = `instances` (None: as exported), scheduler.batch_gather_threads =
+    `gather` (None: the default) and torch.cuda_graphs = `graphs`, runs the
+    levels, returns their rows."""
     repo = tempfile.mkdtemp()
     config_args = []
     if gather is not None:
@@ -207,10 +210,14 @@ def serve(instances, gather, levels):
         config_args = ["--config=" + os.path.join(repo, "inferd.yaml")]
     dst = os.path.join(repo, model)
     shutil.copytree(os.path.join(export_dir, "repo", model), dst)
+    cfg = os.path.join(dst, "config.yaml")
+    text = open(cfg).read()
     if instances is not None:
-        cfg = os.path.join(dst, "config.yaml")
-        text = open(cfg).read().replace("torch: {", "torch: {instances_per_device: %d, " % instances)
-        open(cfg, "w").write(text)
+        text = text.replace("torch: {", "torch: {instances_per_device: %d, " % instances)
+    if graphs:
+        text = text.replace("torch: {", "torch: {cuda_graphs: true, ")
+    open(cfg, "w").write(text)
+    load_start = time.perf_counter()
     log = open(os.path.join(os.environ.get("BENCH_LOG_DIR", "/tmp"),
                             "bench_%s_inferd.log" % model), "a")
     daemon = subprocess.Popen([os.path.join(bin_dir, "inferd"),
@@ -228,6 +235,8 @@ def serve(instances, gather, levels):
             if daemon.poll() is not None:
                 raise SystemExit("inferd exited; see its log")
             time.sleep(0.2)
+        emit(model=model, instances=instances, gather_threads=gather, cuda_graphs=graphs,
+             load_seconds=round(time.perf_counter() - load_start, 1))
         spec_args = ["--input=%s:%s:%s" % (n, dt, "x".join(str(d) for d in [1] + shape[1:]))
                      for n, dt, shape in inputs]
         for c in levels:
@@ -254,6 +263,7 @@ def serve(instances, gather, levels):
             util = util[int(2 / 0.2):] or util  # the warm-up's samples left out
             qps = sum(r["qps"] for r in results)
             row = {"model": model, "instances": instances, "gather_threads": gather,
+                   "cuda_graphs": graphs,
                    "concurrency": c, "clients": n,
                    "samples_per_s": round(qps, 1),
                    "p50_us": max(r["p50_us"] for r in results),
@@ -269,7 +279,7 @@ def serve(instances, gather, levels):
         scrape = subprocess.run(["curl", "-s", "127.0.0.1:%d/metrics" % (port + 1)],
                                 capture_output=True, text=True).stdout
         hist = [l for l in scrape.splitlines() if l.startswith("inferd_scheduler_batch_size")]
-        emit(model=model, instances=instances, gather_threads=gather,
+        emit(model=model, instances=instances, gather_threads=gather, cuda_graphs=graphs,
              batch_size_histogram=hist)
     finally:
         daemon.terminate()
@@ -281,22 +291,25 @@ def serve(instances, gather, levels):
 # The daemon, serving only this model: the full sweep with the first
 # instance count (BENCH_INSTANCES, "" = as exported), then the high levels
 # (BENCH_MORE_LEVELS) with each other one.
-def variant(text):  # "I" or "I:G"; "" = as exported
-    i, _, g = text.partition(":")
-    return (int(i) if i else None, int(g) if g else None)
+def variant(text):  # "I", "I:G" or "I:G:g"; "" = as exported
+    parts = (text.split(":") + ["", ""])[:3]
+    i, g, flags = parts
+    return (int(i) if i else None, int(g) if g else None, "g" in flags)
 
 
 variants = [variant(v) for v in os.environ.get("BENCH_INSTANCES", "").split(",")]
 more = [int(c) for c in os.environ.get("BENCH_MORE_LEVELS", "128,512,1024").split(",")]
-served = serve(variants[0][0], variants[0][1], levels)
+served = serve(*variants[0], levels)
 for v in variants[1:]:
-    served += serve(v[0], v[1], more)
+    served += serve(*v, more)
 
 top = max(served, key=lambda r: r["samples_per_s"])
 one = next(r for r in served if r["concurrency"] == 1)
 emit(model=model, summary={
     "served_best_samples_per_s": top["samples_per_s"], "at_concurrency": top["concurrency"],
     "instances_at_best": top["instances"],
+    "cuda_graphs_at_best": top["cuda_graphs"],
+    "cuda_graphs_at_1": one["cuda_graphs"],
     "gather_threads_at_best": top["gather_threads"],
     "gpu_busy_at_best": top["gpu_busy"],
     "vs_eager_b1": round(top["samples_per_s"] / baseline["eager_b1"], 2),
