@@ -7,7 +7,7 @@
 #   bash scripts/gpu/torch_suite.sh STEP...
 #
 # Steps: info build probe tests export[=SET,SET] export_bg=SET,SET export_wait
-#        check=pt|pt2 bench=MODEL[,MODEL]
+#        check=pt|pt2[:graphs] bench=MODEL[,MODEL]
 # (SETs and MODELs as in torch_export.py and torch_bench.py). The daemon,
 # inferctl and the test binaries come from $INFERD_BIN_DIR (a relocatable
 # package made on a build host; docs/DEVELOPMENT.md). Work files go to
@@ -87,26 +87,30 @@ PY
     -lc10 -lc10_cuda -ltorch -ltorch_cpu -ltorch_cuda -o "$INFERD_TORCH_LIB"
 }
 
-# A repository of the exported models of one format that exported fully.
-repo_of() {  # format
-  local repo=$work/repo_$1
+# A repository of the exported models of one format that exported fully;
+# with "graphs", every model served with torch.cuda_graphs: true.
+repo_of() {  # format [graphs]
+  local repo=$work/repo_$1${2:+_$2}
   rm -rf "$repo"; mkdir -p "$repo"
   for d in "$work"/export/repo/*_"$1"; do
     [[ -f $d/config.yaml ]] && cp -r "$d" "$repo/"
   done
+  if [[ ${2:-} == graphs ]]; then
+    sed -i 's/^torch: {/torch: {cuda_graphs: true, /' "$repo"/*/config.yaml
+  fi
   echo "$repo"
 }
 
-check() {  # format
+check() {  # format [graphs]
   local repo port=50173
-  repo=$(repo_of "$1")
+  repo=$(repo_of "$1" "${2:-}")
   ls "$repo"
   "$bin/inferd" --grpc-listen=127.0.0.1:$port --metrics-listen= --model-repository="$repo" \
-    2>"$out/check_$1_inferd.log" &
+    2>"$out/check_$1${2:+_$2}_inferd.log" &
   local pid=$!
   for _ in $(seq 900); do
     "$bin/inferd" healthcheck --grpc-target=127.0.0.1:$port >/dev/null 2>&1 && break
-    kill -0 $pid 2>/dev/null || { echo "inferd exited:"; tail -20 "$out/check_$1_inferd.log"; return 1; }
+    kill -0 $pid 2>/dev/null || { echo "inferd exited:"; tail -20 "$out/check_$1${2:+_$2}_inferd.log"; return 1; }
     sleep 0.2
   done
   local r=0
@@ -144,7 +148,8 @@ for s in "$@"; do
       cp "$work/export_bg.log" "$out/export_bg.log" 2>/dev/null
       grep -h '^{' "$work/export_bg.log" | tee -a "$out/summary.txt"
       publish ;;
-    check=*) step "check_${s#check=}" check "${s#check=}" ;;
+    # check=pt2:graphs serves every model with CUDA graphs.
+    check=*) c=${s#check=}; step "check_${c/:/_}" check "${c%%:*}" "$([[ $c == *:* ]] && echo "${c#*:}")" ;;
     bench=*)
       IFS=, read -ra models <<<"${s#bench=}"
       for m in "${models[@]}"; do
