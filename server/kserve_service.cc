@@ -1,5 +1,6 @@
 #include "server/kserve_service.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -200,7 +201,10 @@ grpc::ServerUnaryReactor* KServeService::ModelConfig(grpc::CallbackServerContext
   }
   auto* group = c->add_instance_group();
   group->set_name(sig.name);
-  group->set_count(options_.instances_per_device);
+  // Executions at once per device: the model's own limit, else the slots.
+  group->set_count(sig.max_executions_per_device > 0
+                       ? std::min(sig.max_executions_per_device, options_.instances_per_device)
+                       : options_.instances_per_device);
   group->set_kind(options_.has_cuda_device ? inference::ModelInstanceGroup::KIND_GPU
                                            : inference::ModelInstanceGroup::KIND_CPU);
   std::optional<BatchingPolicy> batching;

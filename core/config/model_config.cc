@@ -210,9 +210,15 @@ absl::Status ReadDynamicBatching(const YAML::Node& node, DynamicBatchingConfig* 
 absl::Status ReadScheduling(const YAML::Node& node, SchedulingConfig* out) {
   const std::string path = "scheduling";
   if (node.IsNull()) return absl::OkStatus();  // "scheduling:" keeps the defaults
-  RETURN_IF_ERROR(CheckMap(node, path, {"preemptible"}));
+  RETURN_IF_ERROR(CheckMap(node, path, {"preemptible", "max_executions_per_device"}));
   if (const YAML::Node preemptible = node["preemptible"]; preemptible) {
     RETURN_IF_ERROR(ReadBool(preemptible, Child(path, "preemptible"), &out->preemptible));
+  }
+  if (const YAML::Node n = node["max_executions_per_device"]; n) {
+    int64_t v = 0;
+    RETURN_IF_ERROR(ReadInt(n, Child(path, "max_executions_per_device"), 0,
+                            kMaxExecutionsPerDevice, &v));
+    out->max_executions_per_device = static_cast<int>(v);
   }
   return absl::OkStatus();
 }

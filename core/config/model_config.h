@@ -80,6 +80,10 @@ struct SchedulingConfig {
   // model may be cancelled and requeued to make room for a CRITICAL task
   // (its device work finishes and its result is discarded).
   bool preemptible = false;
+  // How many of this model's executions may run at once on one device
+  // (0: the backend's own limit — torch.instances_per_device — or none).
+  // Fewer executions at a time let requests gather into larger batches.
+  int max_executions_per_device = 0;
 };
 
 // mlp.layers[i]: y = act(x W^T + b), as torch.nn.Linear stores W [out, in].
@@ -160,6 +164,7 @@ inline constexpr int kMaxModelTensors = 64;
 inline constexpr int kMaxModelDims = 16;
 inline constexpr int kMaxMlpLayers = 256;
 inline constexpr int kMaxTorchInstances = 16;
+inline constexpr int kMaxExecutionsPerDevice = 64;
 inline constexpr int kMaxTorchWarmupSizes = 16;
 // `torch.warmup: all` runs every batch size up to this many; it is also the
 // default up to this max_batch_size ([1, max_batch_size] above it).

@@ -84,8 +84,12 @@ absl::StatusOr<std::unique_ptr<TorchModel>> TorchModel::Create(
                 "one has ",
         library->libtorch_version(), " (serve a TorchScript export, or rebuild the backend)"));
   }
-  // Its instances are the executions it runs at once per device.
-  signature.max_executions_per_device = options.instances_per_device;
+  // Its instances are the executions it runs at once per device, unless
+  // scheduling.max_executions_per_device says fewer.
+  if (signature.max_executions_per_device == 0 ||
+      signature.max_executions_per_device > options.instances_per_device) {
+    signature.max_executions_per_device = options.instances_per_device;
+  }
   auto model = std::unique_ptr<TorchModel>(
       new TorchModel(std::move(signature), std::move(library), options.instances_per_device,
                      options.cuda_graphs));

@@ -38,10 +38,16 @@ for s in "${steps[@]}"; do
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
       # Slots per device (max_tasks_per_device): the default and fewer, which
       # leaves requests more time to gather into larger batches.
-      for slots in ${HEAVY_SLOTS:-4 1}; do
+      # Variants "SLOTS" or "SLOTS:EXEC" (EXEC: the model's
+      # scheduling.max_executions_per_device).
+      cp "$repo/mlp_heavy/config.yaml" "$work/heavy_config.orig"
+      for variant in ${HEAVY_SLOTS:-4 1}; do
+        slots=${variant%%:*}; exec_limit=${variant#*:}; [[ $variant == *:* ]] || exec_limit=0
+        cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
+        printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
         "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/" >"$work/heavy_$slots.yaml"
         "$bin/inferd" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
-          --model-repository="$repo" 2>"$work/heavy_$slots.log" &
+          --model-repository="$repo" 2>"$work/heavy_${variant/:/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
         for conc in 128 512; do
@@ -55,7 +61,7 @@ for s in "${steps[@]}"; do
           done
           wait "${pids[@]}"; kill $smi
           qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
-          awk -v q="$qps" -v c="$conc" -v n="$slots" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, c, q, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v c="$conc" -v n="$slots" -v e="$exec_limit" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, e, c, q, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid

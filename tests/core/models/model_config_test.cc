@@ -105,6 +105,17 @@ TEST(ModelConfigTest, SchedulingPreemptibleDefaultsOffAndCanBeTurnedOn) {
   EXPECT_FALSE(spec->scheduling.preemptible);
 }
 
+// scheduling.max_executions_per_device: 0 (the backend's limit) unless set.
+TEST(ModelConfigTest, SchedulingMaxExecutionsPerDevice) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->scheduling.max_executions_per_device, 0);
+  spec = ParseModelConfig(
+      Edit(kMlp, "inputs:\n", "scheduling: {max_executions_per_device: 2}\ninputs:\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->scheduling.max_executions_per_device, 2);
+}
+
 TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -239,6 +250,9 @@ std::vector<ErrorCase> ErrorCases() {
       {"batching without batch", Edit(kPlugin, "backend: plugin", "backend: plugin\n"
                                                                   "dynamic_batching: {}"),
        "dynamic_batching: needs max_batch_size >= 1"},
+      {"max executions out of range",
+       Edit(m, "inputs:\n", "scheduling: {max_executions_per_device: 65}\ninputs:\n"),
+       "scheduling.max_executions_per_device: 65 is out of range [0, 64]"},
       {"preemptible not bool", Edit(m, "inputs:\n", "scheduling: {preemptible: yes}\ninputs:\n"),
        "scheduling.preemptible: expected true or false, got \"yes\""},
       {"scheduling unknown key", Edit(m, "inputs:\n", "scheduling: {priority: 1}\ninputs:\n"),

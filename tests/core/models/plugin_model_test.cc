@@ -34,6 +34,21 @@ ModelSignature Signature(DataType dtype = DataType::kFp32) {
   return *DeclaredSignature(spec, "scaler", "inferd_plugin");
 }
 
+// The scheduling block's limits reach the signature the scheduler reads.
+TEST(DeclaredSignatureTest, CarriesTheSchedulingBlock) {
+  ModelConfigSpec spec;
+  spec.backend = ModelBackend::kPlugin;
+  spec.inputs = {{"INPUT0", DataType::kFp32, {-1}}};
+  spec.outputs = {{"OUTPUT0", DataType::kFp32, {-1}}};
+  EXPECT_EQ(DeclaredSignature(spec, "m", "inferd_plugin")->max_executions_per_device, 0);
+  spec.scheduling.max_executions_per_device = 3;
+  spec.scheduling.preemptible = true;
+  absl::StatusOr<ModelSignature> sig = DeclaredSignature(spec, "m", "inferd_plugin");
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(sig->max_executions_per_device, 3);
+  EXPECT_TRUE(sig->preemptible);
+}
+
 class PluginModelTest : public ::testing::Test {
  protected:
   PluginModelTest() {
