@@ -694,6 +694,19 @@ class TorchModel {
   std::vector<std::unique_ptr<GraphSet>> graphs_;
 };
 
+// One call of TorchModel::Execute or ::Capture from the C ABI.
+using ModelCall = std::optional<Failure> (TorchModel::*)(int32_t, void*,
+                                                         const inferd_torch_tensor*, int32_t,
+                                                         const inferd_torch_tensor*, int32_t);
+int32_t CallModel(ModelCall call, void* model, int32_t instance, void* stream,
+                  const inferd_torch_tensor* inputs, int32_t num_inputs,
+                  const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
+                  size_t error_size) {
+  std::optional<Failure> f = (static_cast<TorchModel*>(model)->*call)(
+      instance, stream, inputs, num_inputs, outputs, num_outputs);
+  return f.has_value() ? Report(*f, error, error_size) : INFERD_TORCH_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -736,18 +749,16 @@ __attribute__((visibility("default"))) int32_t inferd_torch_execute(
     void* model, int32_t instance, void* stream, const inferd_torch_tensor* inputs,
     int32_t num_inputs, const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
     size_t error_size) {
-  std::optional<Failure> f = static_cast<TorchModel*>(model)->Execute(
-      instance, stream, inputs, num_inputs, outputs, num_outputs);
-  return f.has_value() ? Report(*f, error, error_size) : INFERD_TORCH_OK;
+  return CallModel(&TorchModel::Execute, model, instance, stream, inputs, num_inputs, outputs,
+                   num_outputs, error, error_size);
 }
 
 __attribute__((visibility("default"))) int32_t inferd_torch_capture(
     void* model, int32_t instance, void* stream, const inferd_torch_tensor* inputs,
     int32_t num_inputs, const inferd_torch_tensor* outputs, int32_t num_outputs, char* error,
     size_t error_size) {
-  std::optional<Failure> f = static_cast<TorchModel*>(model)->Capture(
-      instance, stream, inputs, num_inputs, outputs, num_outputs);
-  return f.has_value() ? Report(*f, error, error_size) : INFERD_TORCH_OK;
+  return CallModel(&TorchModel::Capture, model, instance, stream, inputs, num_inputs, outputs,
+                   num_outputs, error, error_size);
 }
 
 __attribute__((visibility("default"))) void inferd_torch_destroy(void* model) {
