@@ -678,13 +678,18 @@ void Scheduler::Finish(Job* job, absl::Status status) {
 }
 
 void Scheduler::FinishBatch(Job* batch, absl::Status status) {
-  batching_->Split(batch, status, [this](Job* m, absl::Status st) { FinishJob(m, std::move(st)); });
-  if (batch->reserved_memory) {
-    (*lanes_)[batch->lane.load()].reserved.fetch_sub(batch->memory_requirement);
+  DeviceLane& lane = (*lanes_)[batch->lane.load()];
+  if (batch->reserved_memory) lane.reserved.fetch_sub(batch->memory_requirement);
+  // A model at its execution limit has its next batch parked behind this
+  // one: start it before this batch's responses are sliced and delivered
+  // (one per member), so the device does not idle meanwhile. Starting it
+  // only enqueues device work (no host stream runs it inline here).
+  if (batch->emitted_by != nullptr) {
+    AsyncOnlyScope enqueue_only;
+    batching_->OnFinished(*batch->emitted_by);
   }
-  DynamicBatcher* emitted_by = batch->emitted_by;
+  batching_->Split(batch, status, [this](Job* m, absl::Status st) { FinishJob(m, std::move(st)); });
   delete batch;
-  if (emitted_by != nullptr) batching_->OnFinished(*emitted_by);
 }
 
 void Scheduler::FinishJob(Job* job, absl::Status status) {

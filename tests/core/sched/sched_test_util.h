@@ -178,7 +178,10 @@ class TestCall final : public InferResponder {
     ++allocations_;
     return output_.data();
   }
+  // Runs inside Complete, before the call counts as done.
+  void OnComplete(std::function<void()> fn) { on_complete_ = std::move(fn); }
   void Complete(absl::Status status) override {
+    if (on_complete_) on_complete_();
     {
       absl::MutexLock lock(&mu_);
       status_ = std::move(status);
@@ -215,6 +218,7 @@ class TestCall final : public InferResponder {
  private:
   std::vector<float> input_;
   InferRequest request_;
+  std::function<void()> on_complete_;  // set before the call is submitted
   absl::Notification done_;
   mutable absl::Mutex mu_;
   std::vector<float> output_ ABSL_GUARDED_BY(mu_);

@@ -522,6 +522,47 @@ TEST_F(SchedulerTest, ModelExecutionLimitBatchesBehindItsRunningExecution) {
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 3));
 }
 
+// Verifies that when a batch of a model at its execution limit finishes,
+// the model's parked batch starts before the finished batch's members are
+// answered: the device gets its next work without waiting for N responses.
+TEST_F(SchedulerTest, ModelExecutionLimitStartsTheNextBatchBeforeAnswering) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 4;
+  o.default_batching.dispatch_when_idle = true;
+  batch_model_->set_max_executions_per_device(1);
+  Build(1, /*inline_streams=*/false, o);
+  auto first_gate = NewGate();
+  batch_model_->SetGate(first_gate);
+  TestCall first(batch_model_, 1, 3, 0);
+  sched_->Submit(first.request(), &first);  // idle: runs at once, held
+  auto batch_gate = NewGate();
+  batch_model_->SetGate(batch_gate);
+  TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 1, 3, 20);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  Advance(absl::Milliseconds(2));  // parked behind `first`
+  first_gate->Open();
+  ASSERT_TRUE(first.Wait().ok());  // [a, b] now runs as one batch, held
+  batch_model_->SetGate(nullptr);
+  TestCall c(batch_model_, 1, 3, 30);
+  sched_->Submit(c.request(), &c);
+  Advance(absl::Milliseconds(2));  // parked behind [a, b]
+  ASSERT_EQ(sched_->GetStats().pending_batch, 1);
+  std::vector<int64_t> rows_when_a_answered;
+  int64_t pending_when_a_answered = -1;
+  a.OnComplete([&] {
+    rows_when_a_answered = batch_model_->rows();
+    pending_when_a_answered = sched_->GetStats().pending_batch;
+  });
+  batch_gate->Open();
+  for (TestCall* t : {&a, &b, &c}) {
+    ASSERT_TRUE(t->Wait().ok());
+    EXPECT_EQ(t->output(), Doubled(t->input()));
+  }
+  EXPECT_EQ(pending_when_a_answered, 0);
+  EXPECT_THAT(rows_when_a_answered, ElementsAre(1, 2, 1)) << "c had not started";
+}
+
 // Verifies the memory cap: batches stop at the smallest optimal batch size
 // over the devices divided by the slots per device, asked once per model
 // and again only at the refresh interval; RESOURCE_EXHAUSTED means 1 row.
