@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -38,6 +39,7 @@
 #include "server/grpc_metrics.h"
 #include "server/health_service.h"
 #include "server/https_server.h"
+#include "server/infer_queues.h"
 #include "server/kserve_service.h"
 #include "server/memory_service.h"
 #include "server/model_collector.h"
@@ -54,6 +56,13 @@ namespace {
 // Drain (Daemon::Shutdown): it ends when no call has been in flight, and
 // none has started, for this long (or at the grace period's end).
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
+
+// server.infer_threads, 0 resolved: half the cores, 2 to 8.
+int InferThreads(const ServerConfig& server) {
+  if (server.infer_threads > 0) return server.infer_threads;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores / 2, 2, 8);
+}
 // After a quiet drain, how long gRPC's shutdown may wait for clients to
 // acknowledge it before their connections are closed.
 constexpr absl::Duration kShutdownLinger = absl::Milliseconds(500);
@@ -132,6 +141,8 @@ struct Daemon::Impl {
   std::unique_ptr<SchedulerService> scheduler_service;
   CallTracker* calls = nullptr;        // owned by `server`
   std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`
+  // ModelInfer's completion queues: destroyed after `server`.
+  std::unique_ptr<InferQueues> infer_queues;
   std::unique_ptr<grpc::Server> server;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -423,11 +434,14 @@ absl::Status Daemon::Impl::StartGrpcServer() {
   builder.RegisterService(report_service.get());
   builder.RegisterService(communication_service.get());
   builder.RegisterService(scheduler_service.get());
+  infer_queues =
+      std::make_unique<InferQueues>(builder, kserve.get(), InferThreads(config.server));
   server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     return absl::UnavailableError(
         absl::StrCat("server.grpc_listen: cannot listen on ", config.server.grpc_listen));
   }
+  infer_queues->Start();
   const TlsConfig& tls = config.server.tls;
   INFERD_LOG(kInfo, "gRPC listening on ", config.server.grpc_listen, " (port ", grpc_port, ")",
              !tls.enabled()               ? ", plain text"
@@ -512,6 +526,8 @@ void Daemon::Shutdown(absl::Duration grace) {
   impl_->scheduler->Shutdown();
   impl_->scaler->Stop();
   for (auto& d : impl_->devices) (void)d->Synchronize();
+  // Every ModelInfer call has been answered: its queues may close.
+  impl_->infer_queues->Stop();
   INFERD_LOG(kInfo, "shutdown complete");
 }
 

@@ -14,38 +14,6 @@ namespace {
 
 constexpr char kService[] = "inference.GRPCInferenceService/";
 
-// Completes one ModelInfer call: fills the response as outputs arrive.
-class InferCall final : public FillingResponder {
- public:
-  InferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response,
-            MethodMetrics* metrics)
-      : FillingResponder(&filler_),
-        reactor_(reactor),
-        response_(response),
-        filler_(response, &decoded),
-        call_(metrics) {}
-
-  void Complete(absl::Status status) override {
-    if (model != nullptr) {
-      status = filler_.Finish(model->signature(), std::move(status));
-    } else {
-      response_->clear_outputs();
-      response_->clear_raw_output_contents();
-    }
-    call_.Finish(reactor_, status);
-    delete this;
-  }
-
-  DecodedCall decoded;
-  std::shared_ptr<const Model> model;  // set once decoded
-
- private:
-  grpc::ServerUnaryReactor* const reactor_;
-  inference::ModelInferResponse* const response_;
-  ResponseFiller filler_;
-  ServerCall call_;
-};
-
 inference::DataType WireType(DataType t) {
   // inference.DataType numbers follow the protocol's TYPE_* order.
   switch (t) {
@@ -293,16 +261,23 @@ grpc::ServerUnaryReactor* KServeService::RepositoryModelUnload(
   return call.Finish(st);
 }
 
-grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext* ctx,
-                                                    const inference::ModelInferRequest* req,
-                                                    inference::ModelInferResponse* resp) {
-  // DefaultReactor() re-initializes the reactor on every call: take it once.
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto* call = new InferCall(reactor, resp, m_infer_);
-  resp->set_model_name(req->model_name());
-  resp->set_id(req->id());
+void ModelInferCall::Complete(absl::Status status) {
+  if (model != nullptr) {
+    status = filler_.Finish(model->signature(), std::move(status));
+  } else {
+    response_->clear_outputs();
+    response_->clear_raw_output_contents();
+  }
+  std::optional<grpc::Status> wire = call_.End(status);
+  if (wire.has_value()) Send(*wire);
+}
+
+void KServeService::Infer(const inference::ModelInferRequest& req,
+                          inference::ModelInferResponse* resp, ModelInferCall* call) {
+  resp->set_model_name(req.model_name());
+  resp->set_id(req.id());
   InferRequest request;
-  absl::Status st = DecodeInferRequest(*req, *models_, limits_, shm_, &request, &call->decoded);
+  absl::Status st = DecodeInferRequest(req, *models_, limits_, shm_, &request, &call->decoded);
   if (st.ok() && request.model->signature().decoupled) {
     st = absl::InvalidArgumentError(absl::StrCat(
         "model_name: model '", request.model->signature().name,
@@ -313,12 +288,11 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(grpc::CallbackServerContext*
       request.model->statistics().RecordFailure(absl::ZeroDuration(), absl::Now());
     }
     call->Complete(std::move(st));
-    return reactor;
+    return;
   }
   call->model = request.model;
   resp->set_model_version(request.model->signature().version);
   submitter_->Submit(std::move(request), call);
-  return reactor;
 }
 
 grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*

@@ -20,6 +20,8 @@
 #include "core/shm/shared_memory_registry.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/grpc_metrics.h"
+#include "server/infer_call.h"
+#include "server/server_call.h"
 
 namespace inferd {
 
@@ -48,7 +50,57 @@ struct KServeOptions {
 };
 
 // Thread-safe. Borrows everything it is given.
-class KServeService final : public inference::GRPCInferenceService::CallbackService {
+// One ModelInfer call in progress: the responder its execution fills, and
+// the way the call ends (Send, given by the transport: server/infer_queues.h).
+class ModelInferCall : public FillingResponder {
+ public:
+  ModelInferCall(inference::ModelInferResponse* response, MethodMetrics* metrics)
+      : FillingResponder(&filler_), response_(response), filler_(response, &decoded),
+        call_(metrics) {}
+
+  // inferd::InferResponder: fills the response (or clears its outputs on
+  // error), records the call and sends it, once.
+  void Complete(absl::Status status) final;
+
+  DecodedCall decoded;
+  std::shared_ptr<const Model> model;  // set once decoded
+
+ protected:
+  // Sends the response with `status`; called exactly once, last (the call
+  // may end its own life here).
+  virtual void Send(const grpc::Status& status) = 0;
+
+ private:
+  inference::ModelInferResponse* const response_;
+  ResponseFiller filler_;
+  ServerCall call_;
+};
+
+// ModelInfer is served on the completion-queue API (InferQueues), every
+// other RPC on the callback API. The async mark must come first (innermost):
+// gRPC does not turn a method already marked callback into an async one.
+namespace kserve_internal {
+using G = inference::GRPCInferenceService;
+using Base = G::WithCallbackMethod_ServerLive<G::WithCallbackMethod_ServerReady<
+    G::WithCallbackMethod_ModelReady<G::WithCallbackMethod_ServerMetadata<
+        G::WithCallbackMethod_ModelMetadata<G::WithCallbackMethod_ModelStreamInfer<
+            G::WithCallbackMethod_ModelConfig<G::WithCallbackMethod_ModelStatistics<
+                G::WithCallbackMethod_RepositoryIndex<G::WithCallbackMethod_RepositoryModelLoad<
+                    G::WithCallbackMethod_RepositoryModelUnload<
+                        G::WithCallbackMethod_SystemSharedMemoryStatus<
+                            G::WithCallbackMethod_SystemSharedMemoryRegister<
+                                G::WithCallbackMethod_SystemSharedMemoryUnregister<
+                                    G::WithCallbackMethod_CudaSharedMemoryStatus<
+                                        G::WithCallbackMethod_CudaSharedMemoryRegister<
+                                            G::WithCallbackMethod_CudaSharedMemoryUnregister<
+                                                G::WithCallbackMethod_TraceSetting<
+                                                    G::WithCallbackMethod_LogSettings<
+                                                        G::WithAsyncMethod_ModelInfer<
+                                                            G::Service>>>>>>>>>>>>>>>>>>>>;
+}  // namespace kserve_internal
+using KServeServiceBase = kserve_internal::Base;
+
+class KServeService final : public KServeServiceBase {
  public:
   KServeService(const ModelRegistry* models, InferSubmitter* submitter, KServeOptions options,
                 GrpcMetrics* metrics);
@@ -87,9 +139,12 @@ class KServeService final : public inference::GRPCInferenceService::CallbackServ
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
       inference::RepositoryModelUnloadResponse* resp) override;
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override;
+  // ModelInfer's work for one call that arrived on a completion queue:
+  // decodes `req` into `call` and submits it, or completes `call` with the
+  // error. `resp` is the call's response.
+  void Infer(const inference::ModelInferRequest& req, inference::ModelInferResponse* resp,
+             ModelInferCall* call);
+  MethodMetrics* infer_metrics() const { return m_infer_; }
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
   ModelStreamInfer(grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* ctx,

@@ -56,6 +56,7 @@ struct ServerConfig {
   std::string grpc_listen = "127.0.0.1:50051";
   std::string metrics_listen = "127.0.0.1:9464";  // "" disables the exposer
   int metrics_threads = 4;                        // connections served at once
+  int infer_threads = 0;  // ModelInfer completion-queue threads; 0: from the cores
   double metrics_request_timeout_seconds = 10.0;  // per connection, request to reply
   int64_t max_receive_message_bytes = 64ll << 20;
   int64_t max_send_message_bytes = 64ll << 20;

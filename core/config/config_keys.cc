@@ -281,6 +281,11 @@ const std::vector<FieldSpec>& Fields() {
       Key("server.metrics_listen",
           [](auto* c) { return &c->server.metrics_listen; },
           HostPort{.allow_empty = true}, "", "Address the Prometheus exposer binds"),
+      Key("server.infer_threads",
+          [](auto* c) { return &c->server.infer_threads; },
+          IntRange{0, 64}, "threads",
+          "Threads serving ModelInfer (each on its own gRPC completion queue); 0: half the "
+          "cores, at least 2 and at most 8"),
       Key("server.metrics_threads",
           [](auto* c) { return &c->server.metrics_threads; },
           IntRange{1, 64}, "threads", "Metrics connections served at once"),

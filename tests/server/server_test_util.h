@@ -11,26 +11,39 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "server/infer_queues.h"
+#include "server/kserve_service.h"
 
 namespace inferd::testing_server {
 
-// Serves `services` (borrowed) in process until destroyed.
+// Serves `services` (borrowed) in process until destroyed; a KServeService
+// among them gets its ModelInfer queues (one thread).
 class InProcessServer {
  public:
   explicit InProcessServer(const std::vector<grpc::Service*>& services) {
     grpc::ServerBuilder builder;
-    for (grpc::Service* s : services) builder.RegisterService(s);
+    for (grpc::Service* s : services) {
+      builder.RegisterService(s);
+      if (auto* kserve = dynamic_cast<KServeService*>(s); kserve != nullptr) {
+        queues_ = std::make_unique<InferQueues>(builder, kserve, 1);
+      }
+    }
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
+    if (queues_ != nullptr) queues_->Start();
     channel_ = server_->InProcessChannel(grpc::ChannelArguments());
   }
-  ~InProcessServer() { server_->Shutdown(); }
+  ~InProcessServer() {
+    server_->Shutdown();
+    if (queues_ != nullptr) queues_->Stop();
+  }
   InProcessServer(const InProcessServer&) = delete;
   InProcessServer& operator=(const InProcessServer&) = delete;
 
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
+  std::unique_ptr<InferQueues> queues_;  // destroyed after server_
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };

@@ -1,0 +1,50 @@
+// InferQueues: ModelInfer on gRPC's completion-queue API. The other RPCs
+// use the callback API; ModelInfer, the one hot path, is served by a few
+// threads of the daemon's own, each looping on its completion queue: a
+// call arrives on that thread, is decoded and submitted there, and its
+// response is sent from whichever thread completes the execution (one
+// queue operation, no reactor and no callback executor in between).
+//
+// Order: construct with the builder (adds the queues), BuildAndStart,
+// Start(); at shutdown: grpc::Server::Shutdown, then the scheduler's
+// shutdown (every call submitted gets its answer), then Stop().
+#ifndef INFERD_SERVER_INFER_QUEUES_H_
+#define INFERD_SERVER_INFER_QUEUES_H_
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "server/kserve_service.h"
+
+namespace inferd {
+
+class InferQueues {
+ public:
+  // Adds `threads` completion queues to `builder` for `service`'s
+  // ModelInfer (borrowed; it must outlive this). `threads` >= 1.
+  InferQueues(grpc::ServerBuilder& builder, KServeService* service, int threads);
+  ~InferQueues();  // Stop()
+  InferQueues(const InferQueues&) = delete;
+  InferQueues& operator=(const InferQueues&) = delete;
+
+  // After BuildAndStart: asks for the first calls and starts the threads.
+  void Start();
+  // After the server's shutdown and once no execution will complete any
+  // more: shuts the queues down, drains them and joins the threads.
+  void Stop();
+
+ private:
+  void Run(grpc::ServerCompletionQueue* cq);
+
+  KServeService* const service_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace inferd
+
+#endif  // INFERD_SERVER_INFER_QUEUES_H_
