@@ -5,9 +5,12 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace inferd {
 namespace {
+
+constexpr char kMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
 // One ModelInfer call on a completion queue. Its tag comes back twice:
 // when a call arrives (then it asks for the next one and handles this
@@ -21,7 +24,7 @@ class QueuedInferCall final : public ModelInferCall {
         service_(service),
         cq_(cq),
         writer_(&ctx_) {
-    service_->RequestModelInfer(&ctx_, &request_, &writer_, cq_, cq_, this);
+    service_->RequestModelInfer(&ctx_, &wire_, &writer_, cq_, cq_, this);
   }
 
   // The queue returned this call's tag.
@@ -33,6 +36,12 @@ class QueuedInferCall final : public ModelInferCall {
         return;
       }
       new QueuedInferCall(service_, cq_);  // the next call on this queue
+      if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&wire_, &request_)
+               .ok()) {
+        Complete(absl::InvalidArgumentError(
+            absl::StrCat("request could not be parsed as the request message of ", kMethod)));
+        return;
+      }
       // May complete (and Send) before it returns: nothing after it may
       // touch `this`.
       service_->Infer(request_, &response_, this);
@@ -43,19 +52,31 @@ class QueuedInferCall final : public ModelInferCall {
 
  private:
   void Send(const grpc::Status& status) override {
-    if (status.ok()) {
-      writer_.Finish(response_, status, this);
-    } else {
+    if (!status.ok()) {
       writer_.FinishWithError(status, this);
+      return;
     }
+    bool own_buffer = false;
+    grpc::ByteBuffer out;
+    grpc::Status serialized =
+        grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(response_, &out,
+                                                                          &own_buffer);
+    if (!serialized.ok()) {
+      writer_.FinishWithError(grpc::Status(grpc::StatusCode::INTERNAL,
+                                           "the response could not be serialized"),
+                              this);
+      return;
+    }
+    writer_.Finish(out, status, this);
   }
 
   KServeService* const service_;
   grpc::ServerCompletionQueue* const cq_;
   grpc::ServerContext ctx_;
+  grpc::ByteBuffer wire_;  // the request as it arrived
   inference::ModelInferRequest request_;
   inference::ModelInferResponse response_;
-  grpc::ServerAsyncResponseWriter<inference::ModelInferResponse> writer_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool arrived_ = false;
 };
 

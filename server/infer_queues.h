@@ -1,7 +1,9 @@
 // InferQueues: ModelInfer on gRPC's completion-queue API. The other RPCs
 // use the callback API; ModelInfer, the one hot path, is served by a few
 // threads of the daemon's own, each looping on its completion queue: a
-// call arrives on that thread, is decoded and submitted there, and its
+// call arrives on that thread as bytes, is parsed (a request that does not
+// parse is INVALID_ARGUMENT naming the method), decoded and submitted
+// there, and its
 // response is sent from whichever thread completes the execution (one
 // queue operation, no reactor and no callback executor in between).
 //

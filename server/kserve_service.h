@@ -76,9 +76,12 @@ class ModelInferCall : public FillingResponder {
   ServerCall call_;
 };
 
-// ModelInfer is served on the completion-queue API (InferQueues), every
-// other RPC on the callback API. The async mark must come first (innermost):
-// gRPC does not turn a method already marked callback into an async one.
+// ModelInfer is served on the completion-queue API (InferQueues) as a raw
+// method (the daemon parses the bytes itself, so that a request that does
+// not parse is INVALID_ARGUMENT, where gRPC's own parse answers INTERNAL),
+// every other RPC on the callback API. The raw mark must come first
+// (innermost): gRPC does not turn a method already marked callback into a
+// raw one.
 namespace kserve_internal {
 using G = inference::GRPCInferenceService;
 using Base = G::WithCallbackMethod_ServerLive<G::WithCallbackMethod_ServerReady<
@@ -95,7 +98,7 @@ using Base = G::WithCallbackMethod_ServerLive<G::WithCallbackMethod_ServerReady<
                                             G::WithCallbackMethod_CudaSharedMemoryUnregister<
                                                 G::WithCallbackMethod_TraceSetting<
                                                     G::WithCallbackMethod_LogSettings<
-                                                        G::WithAsyncMethod_ModelInfer<
+                                                        G::WithRawMethod_ModelInfer<
                                                             G::Service>>>>>>>>>>>>>>>>>>>>;
 }  // namespace kserve_internal
 using KServeServiceBase = kserve_internal::Base;

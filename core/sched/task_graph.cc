@@ -488,7 +488,13 @@ void TaskGraph::Finish(TaskRecord* rec, absl::Status status) {
     for (const AccessedTensor& t : pins) tensors_->Release(t);
     for (const std::string& handle : frees) tensors_->Free(handle);
   }
-  if (terminal) AfterTerminal(record);
+  if (terminal) {
+    // Its job is gone and no other will be made: the inline input bytes
+    // (up to a message's size each) need not stay for as long as the
+    // finished task is kept for GetTask and ListTasks.
+    for (TaskRecord::InputPlan& in : rec->inputs) std::string().swap(in.data);
+    AfterTerminal(record);
+  }
 }
 
 void TaskGraph::FailWithoutJob(const absl::Status& status) {

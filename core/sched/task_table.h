@@ -54,7 +54,7 @@ class TaskRecord final : public InferResponder, public std::enable_shared_from_t
     std::string name;
     TaskInput::Source source = TaskInput::Source::kInline;
     TensorDesc desc;      // inline and tensor inputs
-    std::string data;     // inline bytes
+    std::string data;     // inline bytes; released once the task has finished
     std::string handle;   // tensor input
     int dep = -1;         // index into deps, for task outputs
     int dep_output = -1;  // output index in the dependency's model

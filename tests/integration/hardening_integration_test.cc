@@ -138,6 +138,13 @@ TEST_F(HardeningIntegrationTest, UndecodableRequestsAreInvalidArgumentAndLoggedO
   EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StrContains(garbage.error_message(), "could not be parsed"))
       << garbage.error_message();
+  // ModelInfer arrives on the daemon's own completion queues, as bytes.
+  grpc::Status infer = RawCall("/inference.GRPCInferenceService/ModelInfer", "\xff\xff\xff");
+  EXPECT_EQ(infer.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(infer.error_message(), "could not be parsed as the request "
+                                                        "message of /inference.GRPCInferenceService/"
+                                                        "ModelInfer"))
+      << infer.error_message();
   // name = "\xc3\x28": invalid UTF-8 in a string field.
   const std::string bad_utf8("\x0a\x02\xc3\x28", 4);
   for (int i = 0; i < 200; ++i) {

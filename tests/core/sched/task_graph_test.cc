@@ -124,6 +124,20 @@ TEST_F(TaskGraphTest, DependentRunsOnlyAfterItsDependencySucceeded) {
   EXPECT_EQ(ready_[1]->id, (*ids)[1]);  // the scheduler queues it from here
 }
 
+// Verifies that a finished task keeps no inline input bytes (it may be
+// kept for GetTask long after), while one still waiting keeps them.
+TEST_F(TaskGraphTest, FinishedTaskReleasesItsInlineInputs) {
+  auto ids = Submit({Spec("a"), Spec("b", {"a"})});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  ASSERT_EQ(ready_.size(), 1u);
+  std::shared_ptr<TaskRecord> a = ready_[0];
+  EXPECT_EQ(a->inputs[0].data.size(), 4u);
+  graph_->Finish(a.get(), absl::OkStatus());
+  EXPECT_TRUE(a->inputs[0].data.empty());
+  ASSERT_EQ(ready_.size(), 2u);
+  EXPECT_EQ(ready_[1]->inputs[0].data.size(), 4u) << "b has not run yet";
+}
+
 TEST_F(TaskGraphTest, FailureRunsDownTheChainAndGivesAdmissionsBack) {
   auto ids = Submit({Spec("a"), Spec("b", {"a"}), Spec("c", {"b"})});
   ASSERT_TRUE(ids.ok());
