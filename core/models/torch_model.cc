@@ -151,7 +151,8 @@ absl::Status TorchModel::Execute(Stream& stream, absl::Span<const DeviceTensor> 
 }
 
 absl::Status TorchModel::Run(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
-                             absl::Span<const DeviceTensor> outputs, bool name_model) const {
+                             absl::Span<const DeviceTensor> outputs, bool name_model,
+                             LibraryCall call) const {
   Device& device = stream.device();
   auto it = handles_.find(&device);
   if (it == handles_.end()) {
@@ -164,28 +165,18 @@ absl::Status TorchModel::Run(Stream& stream, int instance, absl::Span<const Devi
   TorchTensors in = ToTorch(inputs);
   TorchTensors out = ToTorch(outputs);
   if (device.info().kind == DeviceKind::kHost) {
-    return EnqueueOnHostStream(stream, [this, handle, instance, name_model, in = std::move(in),
-                                        out = std::move(out)]() {
-      absl::Status st = library_->Execute(handle, instance, nullptr, in, out);
+    return EnqueueOnHostStream(stream, [this, call, handle, instance, name_model,
+                                        in = std::move(in), out = std::move(out)]() {
+      absl::Status st = (library_.get()->*call)(handle, instance, nullptr, in, out);
       return st.ok() || !name_model ? st : Prefixed(st, error_prefix_);
     });
   }
   // Always this instance's thread: its per-thread caches stay warm.
   WorkerThread& worker = *workers_.at(&device)[static_cast<size_t>(instance)];
-  absl::Status st = worker.Call(
-      [&] { return library_->Execute(handle, instance, stream.native_handle(), in, out); });
+  absl::Status st = worker.Call([&] {
+    return (library_.get()->*call)(handle, instance, stream.native_handle(), in, out);
+  });
   return st.ok() || !name_model ? st : Prefixed(st, error_prefix_);
-}
-
-absl::Status TorchModel::Record(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
-                                absl::Span<const DeviceTensor> outputs) const {
-  Device& device = stream.device();
-  void* handle = handles_.at(&device);
-  TorchTensors in = ToTorch(inputs);
-  TorchTensors out = ToTorch(outputs);
-  WorkerThread& worker = *workers_.at(&device)[static_cast<size_t>(instance)];
-  return worker.Call(
-      [&] { return library_->Capture(handle, instance, stream.native_handle(), in, out); });
 }
 
 absl::Status TorchModel::Warmup(Device& device, std::vector<int> sizes) const {
@@ -228,7 +219,10 @@ absl::Status TorchModel::Warmup(Device& device, std::vector<int> sizes) const {
     absl::Status recorded;
     for (int instance = 0; instance < instances_ && st.ok() && recorded.ok(); ++instance) {
       st = Run(stream, instance, inputs, outputs, /*name_model=*/false);
-      if (st.ok() && record) recorded = Record(stream, instance, inputs, outputs);
+      if (st.ok() && record) {
+        recorded = Run(stream, instance, inputs, outputs, /*name_model=*/false,
+                       &TorchLibrary::Capture);
+      }
       absl::Status done = stream.Synchronize();
       if (st.ok()) st = done;
     }

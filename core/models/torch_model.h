@@ -86,14 +86,16 @@ class TorchModel final : public Model {
   TorchModel(ModelSignature signature, std::shared_ptr<const TorchLibrary> library,
              int instances, bool cuda_graphs);
 
-  // Enqueues copy `instance`'s run on `stream`; errors start with the
-  // model's name when `name_model`.
+  // TorchLibrary::Execute, or TorchLibrary::Capture (records the run in a
+  // CUDA graph; CUDA devices only).
+  using LibraryCall = absl::Status (TorchLibrary::*)(void*, int, void*,
+                                                     absl::Span<const inferd_torch_tensor>,
+                                                     absl::Span<const inferd_torch_tensor>) const;
+  // Enqueues copy `instance`'s `call` on `stream`, on the copy's thread on
+  // a CUDA device; errors start with the model's name when `name_model`.
   absl::Status Run(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
-                   absl::Span<const DeviceTensor> outputs, bool name_model) const;
-  // Records copy `instance`'s run on these buffers in a CUDA graph, on
-  // the copy's thread (TorchLibrary::Capture).
-  absl::Status Record(Stream& stream, int instance, absl::Span<const DeviceTensor> inputs,
-                      absl::Span<const DeviceTensor> outputs) const;
+                   absl::Span<const DeviceTensor> outputs, bool name_model,
+                   LibraryCall call = &TorchLibrary::Execute) const;
   // Runs each of `sizes` once per copy on `device` (and records it, with
   // CUDA graphs on a CUDA device) and waits for it.
   absl::Status Warmup(Device& device, std::vector<int> sizes) const;
