@@ -5,12 +5,11 @@
 #include <cstdint>
 #include <memory>
 
-#include "google/protobuf/stubs/logging.h"
 #include "core/config/config.h"
 #include "core/models/model.h"
 #include "core/models/model_registry.h"
 #include "server/infer_call.h"
-
+#include "tests/fuzz/quiet_protobuf.h"
 
 namespace {
 
@@ -24,13 +23,6 @@ const inferd::ModelRegistry& Registry() {
 }
 
 }  // namespace
-
-// Malformed input makes libprotobuf log an ERROR line per input (invalid
-// UTF-8 in a string field): discarded, the fuzzer's own output is the report.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inference::ModelInferRequest wire;

@@ -4,16 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "google/protobuf/stubs/logging.h"
 #include "server/scheduler_proto.h"
-
-
-// Malformed input makes libprotobuf log an ERROR line per input (invalid
-// UTF-8 in a string field): discarded, the fuzzer's own output is the report.
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  google::protobuf::SetLogHandler(nullptr);
-  return 0;
-}
+#include "tests/fuzz/quiet_protobuf.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   inferd::v1::SubmitTasksRequest wire;
