@@ -226,7 +226,7 @@ class TorchModel {
                                  int32_t num_inputs, const inferd_torch_tensor* outputs,
                                  int32_t num_outputs) {
     if (std::optional<Failure> f = CheckCounts(num_inputs, num_outputs)) return f;
-    const size_t n = static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+    const size_t n = InstanceIndex(instance);
     std::unique_lock<std::mutex> lock;
     if (!graphs_.empty()) lock = std::unique_lock<std::mutex>(graphs_[n]->mu);
     return Guarded(path_, "", INFERD_TORCH_MODEL_ERROR, [&]() -> std::optional<Failure> {
@@ -256,7 +256,7 @@ class TorchModel {
                      "device"};
     }
     if (std::optional<Failure> f = CheckCounts(num_inputs, num_outputs)) return f;
-    const size_t n = static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+    const size_t n = InstanceIndex(instance);
     std::lock_guard<std::mutex> lock(graphs_[n]->mu);
 #ifdef INFERD_TORCH_WITH_CUDA
     std::optional<Failure> f =
@@ -311,8 +311,8 @@ class TorchModel {
   };
 
 #ifdef INFERD_TORCH_WITH_CUDA
-  // One recorded run: the shapes of its inputs, its inputs (views of the
-  // instance's input buffers), its results and the graph.
+  // One recorded run: its inputs (views of the instance's input buffers,
+  // whose shapes are the graph's key), its results and the graph.
   struct Graph {
     std::vector<at::Tensor> inputs;
     std::vector<at::Tensor> results;
@@ -331,10 +331,9 @@ class TorchModel {
 #ifdef INFERD_TORCH_WITH_CUDA
     std::vector<at::Tensor> buffers;  // per input, raw bytes
     std::vector<Graph> graphs;
-    decltype(at::cuda::graph_pool_handle()) pool{};
-    bool has_pool = false;
-    at::cuda::CUDAEvent done;
-    bool replayed = false;
+    // Only a counter is taken here; the pool exists once a graph uses it.
+    decltype(at::cuda::graph_pool_handle()) pool = at::cuda::graph_pool_handle();
+    at::cuda::CUDAEvent done;  // waiting on it before its first record waits for nothing
 
     // The graph recorded for exactly these input shapes, or nullptr.
     Graph* Find(const std::vector<at::Tensor>& args) {
@@ -349,6 +348,11 @@ class TorchModel {
     }
 #endif
   };
+
+  // The instance a caller's `instance` number selects.
+  size_t InstanceIndex(int32_t instance) const {
+    return static_cast<size_t>(std::max(instance, 0)) % num_instances_;
+  }
 
   std::optional<Failure> CheckCounts(int32_t num_inputs, int32_t num_outputs) const {
     if (num_inputs != static_cast<int32_t>(input_names_.size()) ||
@@ -406,12 +410,11 @@ class TorchModel {
   std::optional<Failure> Replay(GraphSet& set, Graph& g, const std::vector<at::Tensor>& args,
                                 const inferd_torch_tensor* outputs, int32_t num_outputs) {
     const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream(device_.index());
-    if (set.replayed) set.done.block(current);
+    set.done.block(current);
     for (size_t i = 0; i < args.size(); ++i) g.inputs[i].copy_(args[i], /*non_blocking=*/true);
     g.graph->replay();
     std::optional<Failure> f = CopyResults(g.results, outputs, num_outputs);
     set.done.record(current);
-    set.replayed = true;
     return f;
   }
 
@@ -443,10 +446,6 @@ class TorchModel {
       std::vector<at::Tensor> warm;
       if (std::optional<Failure> f = Run(n, stream, in, &warm)) return f;
     }
-    if (!set.has_pool) {
-      set.pool = at::cuda::graph_pool_handle();
-      set.has_pool = true;
-    }
     g.graph = std::make_unique<at::cuda::CUDAGraph>();
     const cudaStream_t capture = static_cast<cudaStream_t>(stream);
     try {
@@ -461,15 +460,16 @@ class TorchModel {
       AbortCapture(*g.graph, capture);
       throw;
     }
-    std::optional<Failure> f = CopyResults(g.results, outputs, num_outputs);
-    if (f.has_value()) return f;
+    // The first replay checks the results against the config and fills
+    // the caller's outputs; a graph that fails it is not kept.
+    if (std::optional<Failure> f = Replay(set, g, args, outputs, num_outputs)) return f;
     // Replace a graph of the same shapes, else add one.
     if (Graph* old = set.Find(args)) {
       *old = std::move(g);
     } else {
       set.graphs.push_back(std::move(g));
     }
-    return Replay(set, *set.Find(args), args, outputs, num_outputs);
+    return std::nullopt;
   }
 
   // Ends a capture that failed midway, so that the stream serves again.
