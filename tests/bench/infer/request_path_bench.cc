@@ -14,7 +14,11 @@
 // model's own compute time per execution (ModelStatistics compute_infer).
 //
 //   request_path_bench [--seconds=3] [--bytes=64] [--gpu] [--host-async]
+//                      [--loads=1,32,256] [--config=YAML]
 //                      [--model-repository=DIR --model=mlp --model-input=INPUT0:FP16:1x1024]
+// (--loads: the levels to run, by calls in flight; --config: YAML the
+// daemon's configuration starts from, e.g. '{server: {infer_threads: 4}}',
+// to compare settings.)
 // (--host-async: host streams never run work on the calling thread, so
 // every request finishes from a stream thread, as on a GPU.)
 #include <dirent.h>
@@ -35,6 +39,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
@@ -96,7 +101,8 @@ class EchoService final : public inference::GRPCInferenceService::CallbackServic
 
 // Child: serves until its stdin closes; prints "PORT <n>" first, then
 // "MALLOCS <n>" (allocations so far) for each byte read from stdin.
-int Serve(const std::string& what, bool gpu, bool host_async, const std::string& repository) {
+int Serve(const std::string& what, bool gpu, bool host_async, const std::string& repository,
+          const std::string& config_yaml) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   int port = 0;
   std::unique_ptr<grpc::Server> echo_server;
@@ -109,6 +115,14 @@ int Serve(const std::string& what, bool gpu, bool host_async, const std::string&
     echo_server = b.BuildAndStart();
   } else {
     Config config;
+    if (!config_yaml.empty()) {
+      auto parsed = ParseConfig(config_yaml);
+      if (!parsed.ok()) {
+        std::fprintf(stderr, "--config: %s\n", std::string(parsed.status().message()).c_str());
+        return 1;
+      }
+      config = *std::move(parsed);
+    }
     config.server.grpc_listen = "127.0.0.1:0";
     config.server.metrics_listen = "";
     config.server.log_level = "warning";
@@ -326,7 +340,8 @@ int Main(int argc, char** argv) {
   int bytes = 64;
   bool gpu = false;
   bool host_async = false;
-  std::string serve, repository, model, model_input = "INPUT0:FP16:1x1024";
+  std::string serve, repository, model, model_input = "INPUT0:FP16:1x1024", config_yaml;
+  std::string loads = "1,32,256";
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--seconds=")) (void)absl::SimpleAtod(a, &seconds);
@@ -335,22 +350,25 @@ int Main(int argc, char** argv) {
     else if (absl::ConsumePrefix(&a, "--model-repository=")) repository = std::string(a);
     else if (absl::ConsumePrefix(&a, "--model=")) model = std::string(a);
     else if (absl::ConsumePrefix(&a, "--model-input=")) model_input = std::string(a);
+    else if (absl::ConsumePrefix(&a, "--config=")) config_yaml = std::string(a);
+    else if (absl::ConsumePrefix(&a, "--loads=")) loads = std::string(a);
     else if (a == "--gpu") gpu = true;
     else if (a == "--host-async") host_async = true;
     else {
       std::fprintf(stderr,
                    "usage: request_path_bench [--seconds=S] [--bytes=B] [--gpu] [--host-async] "
-                   "[--model-repository=DIR --model=NAME --model-input=NAME:DTYPE:DIMS]\n");
+                   "[--loads=1,32,256] [--config=YAML] [--model-repository=DIR --model=NAME --model-input=NAME:DTYPE:DIMS]\n");
       return 2;
     }
   }
-  if (!serve.empty()) return Serve(serve, gpu, host_async, repository);
+  if (!serve.empty()) return Serve(serve, gpu, host_async, repository, config_yaml);
 
   auto echo = Spawn({"request_path_bench", "--serve=echo"});
   std::vector<std::string> daemon_args = {"request_path_bench", "--serve=inferd"};
   if (gpu) daemon_args.push_back("--gpu");
   if (host_async) daemon_args.push_back("--host-async");
   if (!repository.empty()) daemon_args.push_back("--model-repository=" + repository);
+  if (!config_yaml.empty()) daemon_args.push_back("--config=" + config_yaml);
   auto daemon = Spawn(daemon_args);
   if (!echo.ok() || !daemon.ok()) {
     std::fprintf(stderr, "could not start the servers\n");
@@ -366,8 +384,18 @@ int Main(int argc, char** argv) {
     const char* name;
     int per_connection, connections;
   };
-  const Level levels[] = {{"1 in flight", 1, 1}, {"32 in flight, 1 conn", 32, 1},
-                          {"256 in flight, 8 conns", 32, 8}};
+  const Level all_levels[] = {{"1 in flight", 1, 1}, {"32 in flight, 1 conn", 32, 1},
+                              {"256 in flight, 8 conns", 32, 8}};
+  std::vector<Level> levels;
+  for (absl::string_view l : absl::StrSplit(loads, ',')) {
+    for (const Level& level : all_levels) {
+      if (absl::StrCat(level.per_connection * level.connections) == l) levels.push_back(level);
+    }
+  }
+  if (levels.empty()) {
+    std::fprintf(stderr, "--loads: a list of 1, 32 and 256\n");
+    return 2;
+  }
   std::printf("ModelInfer identity, %d B, %.1f s per level, %s devices, %u cores\n", bytes,
               seconds, gpu ? "GPU" : "host", std::thread::hardware_concurrency());
   std::printf("(server CPU us, heap allocations and voluntary context switches per request)\n");
@@ -380,7 +408,7 @@ int Main(int argc, char** argv) {
   for (const Level& l : levels) {
     LoadOptions o = identity;
     o.concurrency = l.per_connection;
-    const bool last = &l == &levels[2];
+    const bool last = &l == &levels.back();
     Measured e = Measure(*echo, o, l.connections, false);
     Measured n = Measure(*daemon, o, l.connections, last);
     errors += e.load.errors + n.load.errors;
@@ -397,7 +425,7 @@ int Main(int argc, char** argv) {
                   "\"inferd_p99_us\":%.1f,\"echo_cpu_us\":%.1f,\"inferd_cpu_us\":%.1f,"
                   "\"cpu_ratio\":%.3f,\"echo_mallocs\":%.2f,\"inferd_mallocs\":%.2f,"
                   "\"echo_switches\":%.3f,\"inferd_switches\":%.3f}",
-                  &l == levels ? "" : ",", l.name, l.per_connection * l.connections, e.load.qps,
+                  &l == &levels.front() ? "" : ",", l.name, l.per_connection * l.connections, e.load.qps,
                   n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us, n.load.p99_us,
                   e.cpu_us_per_request, n.cpu_us_per_request, ratio, e.mallocs_per_request,
                   n.mallocs_per_request, e.switches_per_request, n.switches_per_request);
