@@ -14,6 +14,46 @@ constexpr uint64_t kAlign = 256;
 
 uint64_t AlignUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
+// Joins copies that continue, on both sides, where the previous one ended
+// (256-byte aligned): the staging block and the device buffer lay pageable
+// tensors out alike, so a request's staged inputs go over in one copy call
+// and its staged outputs come back in one, instead of one call per tensor
+// (each costs microseconds of driver time on a GPU).
+class CopyJoiner {
+ public:
+  using CopyFn = absl::Status (Stream::*)(void*, const void*, size_t);
+  CopyJoiner(Stream& stream, CopyFn copy) : stream_(stream), copy_(copy) {}
+
+  absl::Status Add(void* dst, const void* src, uint64_t bytes) {
+    if (bytes == 0) return absl::OkStatus();
+    auto* d = static_cast<uint8_t*>(dst);
+    const auto* s = static_cast<const uint8_t*>(src);
+    if (bytes_ > 0 && d == dst_ + AlignUp(bytes_) && s == src_ + AlignUp(bytes_)) {
+      bytes_ = static_cast<uint64_t>(d - dst_) + bytes;
+      return absl::OkStatus();
+    }
+    absl::Status st = Flush();
+    dst_ = d;
+    src_ = s;
+    bytes_ = bytes;
+    return st;
+  }
+
+  absl::Status Flush() {
+    if (bytes_ == 0) return absl::OkStatus();
+    const uint64_t n = bytes_;
+    bytes_ = 0;
+    return (stream_.*copy_)(dst_, src_, n);
+  }
+
+ private:
+  Stream& stream_;
+  const CopyFn copy_;
+  uint8_t* dst_ = nullptr;
+  const uint8_t* src_ = nullptr;
+  uint64_t bytes_ = 0;  // from dst_/src_ to the end of the last tensor joined
+};
+
 // Everything one in-flight execution owns until its stream callback runs.
 struct Execution {
   InferRequest request;
@@ -194,6 +234,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   // in stream order.
   absl::Status st = stream.MarkTime(&exec->marks[0]);
 
+  CopyJoiner staged_inputs(stream, &Stream::CopyHostToDevice);
   for (size_t i = 0; i < exec->request.inputs.size() && st.ok(); ++i) {
     const InferInput& in = exec->request.inputs[i];
     if (in.device == &device) {
@@ -208,7 +249,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     } else if (staged != nullptr && !in.pinned) {
       if (in.desc.byte_size > 0) {
         std::memcpy(staged, in.data, in.desc.byte_size);
-        st = stream.CopyHostToDevice(cursor, staged, in.desc.byte_size);
+        st = staged_inputs.Add(cursor, staged, in.desc.byte_size);
       }
       staged += AlignUp(in.desc.byte_size);
     } else {
@@ -216,6 +257,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     }
     cursor += AlignUp(in.desc.byte_size);
   }
+  if (absl::Status flushed = staged_inputs.Flush(); st.ok()) st = std::move(flushed);
   for (size_t i = 0; i < exec->output_descs.size(); ++i) {
     const TensorDesc& d = exec->output_descs[i];
     if (direct_outputs[i] != nullptr) {
@@ -230,19 +272,21 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     st = model.Execute(stream, exec->device_inputs, exec->request.params, exec->device_outputs);
   }
   if (st.ok()) st = stream.MarkTime(&exec->marks[2]);
+  CopyJoiner staged_outputs(stream, &Stream::CopyDeviceToHost);
   for (size_t i = 0; i < exec->output_descs.size() && st.ok(); ++i) {
     if (direct_outputs[i] != nullptr) continue;
     const TensorDesc& d = exec->output_descs[i];
     void* host = responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
     if (host == nullptr || d.byte_size == 0) continue;
     if (staged != nullptr && !outputs_pinned) {
-      st = stream.CopyDeviceToHost(staged, exec->device_outputs[i].data, d.byte_size);
+      st = staged_outputs.Add(staged, exec->device_outputs[i].data, d.byte_size);
       exec->staged_outputs.push_back({host, staged, d.byte_size});
       staged += AlignUp(d.byte_size);
     } else {
       st = stream.CopyDeviceToHost(host, exec->device_outputs[i].data, d.byte_size);
     }
   }
+  if (absl::Status flushed = staged_outputs.Flush(); st.ok()) st = std::move(flushed);
   if (st.ok()) {
     if (absl::Status mark = stream.MarkTime(&exec->marks[3]); !mark.ok()) {
       exec->marks[3] = exec->marks[2];
