@@ -4,7 +4,9 @@
 #  1. request_path_bench (and request_path_bench_before, an earlier build,
 #     when packaged): server CPU per identity request against a bare
 #     echo at 1/32/256 in flight, per-thread CPU, and a batch-1 fp16 mlp
-#     (1024->4096->4096->1024, batching on, 200 us delay) at 1 in flight;
+#     (1024->4096->4096->1024, batching on, 200 us delay) at 1 in flight
+#     against identity (MODEL_ROUNDS alternating rounds, default 5) and
+#     its GPU time (mlp_gpu_bench, when packaged);
 #  2. comm_bench: pageable H2D/D2H through the engine against cudaMemcpy
 #     from/to pageable memory (copy_threads 1 and 4);
 #  3. a compute-heavy mlp (4096->16384->16384->4096 fp32) served from
@@ -27,9 +29,15 @@ for s in "${steps[@]}"; do
       for b in request_path_bench_before request_path_bench; do
         [[ -x $bin/$b ]] || continue
         echo "== $b"
-        "$bin/$b" --gpu --seconds="${SECONDS_PER_LEVEL:-3}" \
+        "$bin/$b" --gpu --seconds="${SECONDS_PER_LEVEL:-3}" --repeat="${MODEL_ROUNDS:-5}" \
           --model-repository="$work/repo" --model=mlp --model-input=INPUT0:FP16:1x1024
-      done ;;
+      done
+      # The mlp's GPU time per batch-1 call (CUDA events around queued
+      # calls), which the goal adds to identity's p50.
+      if [[ -x $bin/mlp_gpu_bench ]]; then
+        echo "== mlp_gpu_bench (gpu_us: GPU time per call)"
+        "$bin/mlp_gpu_bench" 200 1024,4096,4096,1024 fp16 1
+      fi ;;
     comm)
       for t in 1 4; do echo "copy_threads=$t"; "$bin/comm_bench" --max_mib=1024 --iters=5 --copy_threads=$t; done ;;
     heavy)

@@ -14,11 +14,12 @@
 // model's own compute time per execution (ModelStatistics compute_infer).
 //
 //   request_path_bench [--seconds=3] [--bytes=64] [--gpu] [--host-async]
-//                      [--loads=1,32,256] [--config=YAML]
+//                      [--loads=1,32,256] [--config=YAML] [--repeat=1]
 //                      [--model-repository=DIR --model=mlp --model-input=INPUT0:FP16:1x1024]
 // (--loads: the levels to run, by calls in flight; --config: YAML the
 // daemon's configuration starts from, e.g. '{server: {infer_threads: 4}}',
-// to compare settings.)
+// to compare settings; --repeat: rounds of model and identity at 1 in
+// flight, alternating.)
 // (--host-async: host streams never run work on the calling thread, so
 // every request finishes from a stream thread, as on a GPU.)
 #include <dirent.h>
@@ -342,6 +343,7 @@ int Main(int argc, char** argv) {
   bool host_async = false;
   std::string serve, repository, model, model_input = "INPUT0:FP16:1x1024", config_yaml;
   std::string loads = "1,32,256";
+  int repeat = 1;
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--seconds=")) (void)absl::SimpleAtod(a, &seconds);
@@ -352,15 +354,18 @@ int Main(int argc, char** argv) {
     else if (absl::ConsumePrefix(&a, "--model-input=")) model_input = std::string(a);
     else if (absl::ConsumePrefix(&a, "--config=")) config_yaml = std::string(a);
     else if (absl::ConsumePrefix(&a, "--loads=")) loads = std::string(a);
+    else if (absl::ConsumePrefix(&a, "--repeat=")) (void)absl::SimpleAtoi(a, &repeat);
     else if (a == "--gpu") gpu = true;
     else if (a == "--host-async") host_async = true;
     else {
       std::fprintf(stderr,
                    "usage: request_path_bench [--seconds=S] [--bytes=B] [--gpu] [--host-async] "
-                   "[--loads=1,32,256] [--config=YAML] [--model-repository=DIR --model=NAME --model-input=NAME:DTYPE:DIMS]\n");
+                   "[--loads=1,32,256] [--config=YAML] [--repeat=N] "
+                   "[--model-repository=DIR --model=NAME --model-input=NAME:DTYPE:DIMS]\n");
       return 2;
     }
   }
+  repeat = std::max(repeat, 1);
   if (!serve.empty()) return Serve(serve, gpu, host_async, repository, config_yaml);
 
   auto echo = Spawn({"request_path_bench", "--serve=echo"});
@@ -469,12 +474,29 @@ int Main(int argc, char** argv) {
     }
     AddRawInput(&o.request, parts[0], *dtype, dims,
                 std::string(static_cast<size_t>(elements * DataTypeSize(*dtype)), '\0'));
-    Measured m = Measure(*daemon, o, 1, false);
+    // Model and identity alternate `repeat` times; the median of the
+    // differences is what the model adds (the host's state drifts between
+    // rounds more than within one).
     LoadOptions id1 = identity;
     id1.concurrency = 1;
-    Measured id = Measure(*daemon, id1, 1, false);
-    errors += m.load.errors + id.load.errors;
-    // The model's compute time per execution.
+    std::vector<double> model_p50, identity_p50, added;
+    for (int r = 0; r < repeat; ++r) {
+      Measured m = Measure(*daemon, o, 1, false);
+      Measured id = Measure(*daemon, id1, 1, false);
+      errors += m.load.errors + id.load.errors;
+      model_p50.push_back(m.load.p50_us);
+      identity_p50.push_back(id.load.p50_us);
+      added.push_back(m.load.p50_us - id.load.p50_us);
+      std::printf("%s round %d: p50 %.0f us, identity p50 %.0f us, difference %.0f us\n",
+                  model.c_str(), r + 1, m.load.p50_us, id.load.p50_us, added.back());
+    }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.empty() ? 0.0 : v[v.size() / 2];
+    };
+    // The host time the daemon spends enqueueing one execution (Triton's
+    // compute_infer as the daemon records it: on a GPU, the launch, not
+    // the GPU time, which mlp_gpu_bench measures).
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(daemon->port),
                                        grpc::InsecureChannelCredentials());
     auto stub = inference::GRPCInferenceService::NewStub(channel);
@@ -490,15 +512,16 @@ int Main(int argc, char** argv) {
         compute_us = static_cast<double>(c.ns()) / 1e3 / static_cast<double>(c.count());
       }
     }
-    std::printf("\n%s batch 1, 1 in flight: p50 %.0f us (identity p50 %.0f us, model compute "
-                "%.0f us per execution; identity + compute = %.0f us)\n",
-                model.c_str(), m.load.p50_us, id.load.p50_us, compute_us,
-                id.load.p50_us + compute_us);
+    std::printf("\n%s batch 1, 1 in flight: p50 %.0f us, identity p50 %.0f us, the model adds "
+                "%.0f us (median of %d rounds); compute_infer %.0f us per execution\n",
+                model.c_str(), median(model_p50), median(identity_p50), median(added), repeat,
+                compute_us);
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   ",\"model\":\"%s\",\"model_p50_us\":%.1f,\"identity_p50_us\":%.1f,"
-                  "\"model_compute_us\":%.1f",
-                  model.c_str(), m.load.p50_us, id.load.p50_us, compute_us);
+                  "\"model_adds_us\":%.1f,\"rounds\":%d,\"model_compute_us\":%.1f",
+                  model.c_str(), median(model_p50), median(identity_p50), median(added), repeat,
+                  compute_us);
     json += buf;
   }
   json += "}";
