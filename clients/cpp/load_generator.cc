@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -16,10 +17,25 @@
 namespace inferd {
 namespace {
 
-// Shared state of one run. Thread-safe.
+// Counters of one run, shared with the calls' callbacks so that a callback
+// finishing after the run has returned (it still unlocks the mutex) touches
+// memory that is alive.
+struct Tally {
+  absl::Mutex mu;
+  int outstanding ABSL_GUARDED_BY(mu) = 0;
+  bool measuring ABSL_GUARDED_BY(mu) = false;
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  uint64_t ok ABSL_GUARDED_BY(mu) = 0;
+  uint64_t errors ABSL_GUARDED_BY(mu) = 0;
+  uint64_t dropped ABSL_GUARDED_BY(mu) = 0;
+  std::string first_error ABSL_GUARDED_BY(mu);
+  std::vector<double> latencies_us ABSL_GUARDED_BY(mu);
+};
+
+// One run. Thread-safe.
 class Run {
  public:
-  explicit Run(const LoadOptions& o) : options_(o) {
+  explicit Run(const LoadOptions& o) : options_(o), tally_(std::make_shared<Tally>()) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(o.max_message_bytes);
     args.SetMaxSendMessageSize(o.max_message_bytes);
@@ -30,10 +46,71 @@ class Run {
     channel_ = grpc::CreateCustomChannel(
         o.target, creds.ok() ? *creds : grpc::InsecureChannelCredentials(), args);
     stub_ = inference::GRPCInferenceService::NewStub(channel_);
-    latencies_us_.reserve(1 << 20);
+    absl::MutexLock lock(&tally_->mu);
+    tally_->latencies_us.reserve(1 << 20);
   }
 
   // Starts one call; `again` says whether to start another when it ends.
+  void Start(bool again) {
+    {
+      absl::MutexLock lock(&tally_->mu);
+      ++tally_->outstanding;
+    }
+    Issue(again);
+  }
+
+  bool TryIssueCapped() {
+    {
+      absl::MutexLock lock(&tally_->mu);
+      if (tally_->outstanding >= options_.concurrency) {
+        if (tally_->measuring) ++tally_->dropped;
+        return false;
+      }
+      ++tally_->outstanding;
+    }
+    Issue(false);
+    return true;
+  }
+
+  void SetMeasuring(bool on) {
+    absl::MutexLock lock(&tally_->mu);
+    tally_->measuring = on;
+  }
+
+  LoadResult Finish(absl::Duration measured) {
+    Tally& t = *tally_;
+    absl::MutexLock lock(&t.mu);
+    t.stop = true;
+    auto drained = [&t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.mu) { return t.outstanding == 0; };
+    t.mu.Await(absl::Condition(&drained));
+    LoadResult r;
+    r.ok = t.ok;
+    r.errors = t.errors;
+    r.dropped = t.dropped;
+    r.first_error = t.first_error;
+    r.qps = static_cast<double>(t.ok) / absl::ToDoubleSeconds(measured);
+    std::vector<double>& lat = t.latencies_us;
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&lat](double p) {
+      if (lat.empty()) return 0.0;
+      size_t i = static_cast<size_t>(p * static_cast<double>(lat.size() - 1));
+      return lat[i];
+    };
+    r.p50_us = pct(0.50);
+    r.p90_us = pct(0.90);
+    r.p99_us = pct(0.99);
+    r.max_us = lat.empty() ? 0 : lat.back();
+    double sum = 0;
+    for (double us : lat) sum += us;
+    r.mean_us = lat.empty() ? 0 : sum / static_cast<double>(lat.size());
+    return r;
+  }
+
+ private:
+  // Sends one call counted in `outstanding`. Its callback either passes
+  // that count on to the next call (closed loop, not stopping) or gives it
+  // back; once given back it touches only the shared tally, so Finish may
+  // return and the Run end while the callback is still unlocking.
   void Issue(bool again) {
     struct Call {
       grpc::ClientContext ctx;
@@ -43,90 +120,33 @@ class Run {
     auto* call = new Call();
     AddCallCredentials(options_.client, &call->ctx);
     call->start = absl::Now();
-    {
-      absl::MutexLock lock(&mu_);
-      ++outstanding_;
-    }
-    stub_->async()->ModelInfer(&call->ctx, &options_.request, &call->resp,
-                               [this, call, again](grpc::Status st) {
-                                 const double us =
-                                     absl::ToDoubleMicroseconds(absl::Now() - call->start);
-                                 delete call;
-                                 bool next;
-                                 {
-                                   absl::MutexLock lock(&mu_);
-                                   --outstanding_;
-                                   if (measuring_) {
-                                     if (st.ok()) {
-                                       ++ok_;
-                                       latencies_us_.push_back(us);
-                                     } else {
-                                       if (errors_++ == 0) first_error_ = st.error_message();
-                                     }
-                                   }
-                                   next = again && !stop_;
-                                 }
-                                 if (next) Issue(true);
-                               });
+    stub_->async()->ModelInfer(
+        &call->ctx, &options_.request, &call->resp,
+        [this, tally = tally_, call, again](grpc::Status st) {
+          const double us = absl::ToDoubleMicroseconds(absl::Now() - call->start);
+          delete call;
+          bool next;
+          {
+            absl::MutexLock lock(&tally->mu);
+            if (tally->measuring) {
+              if (st.ok()) {
+                ++tally->ok;
+                tally->latencies_us.push_back(us);
+              } else {
+                if (tally->errors++ == 0) tally->first_error = st.error_message();
+              }
+            }
+            next = again && !tally->stop;
+            if (!next) --tally->outstanding;
+          }
+          if (next) Issue(true);  // still counted: the Run waits for it
+        });
   }
 
-  bool TryIssueCapped() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (outstanding_ >= options_.concurrency) {
-        if (measuring_) ++dropped_;
-        return false;
-      }
-    }
-    Issue(false);
-    return true;
-  }
-
-  void SetMeasuring(bool on) {
-    absl::MutexLock lock(&mu_);
-    measuring_ = on;
-  }
-
-  LoadResult Finish(absl::Duration measured) {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-    auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return outstanding_ == 0; };
-    mu_.Await(absl::Condition(&drained));
-    LoadResult r;
-    r.ok = ok_;
-    r.errors = errors_;
-    r.dropped = dropped_;
-    r.first_error = first_error_;
-    r.qps = static_cast<double>(ok_) / absl::ToDoubleSeconds(measured);
-    std::sort(latencies_us_.begin(), latencies_us_.end());
-    auto pct = [this](double p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (latencies_us_.empty()) return 0.0;
-      size_t i = static_cast<size_t>(p * static_cast<double>(latencies_us_.size() - 1));
-      return latencies_us_[i];
-    };
-    r.p50_us = pct(0.50);
-    r.p90_us = pct(0.90);
-    r.p99_us = pct(0.99);
-    r.max_us = latencies_us_.empty() ? 0 : latencies_us_.back();
-    double sum = 0;
-    for (double us : latencies_us_) sum += us;
-    r.mean_us = latencies_us_.empty() ? 0 : sum / static_cast<double>(latencies_us_.size());
-    return r;
-  }
-
- private:
   const LoadOptions& options_;
+  const std::shared_ptr<Tally> tally_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<inference::GRPCInferenceService::Stub> stub_;
-  absl::Mutex mu_;
-  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
-  bool measuring_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t ok_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t errors_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string first_error_ ABSL_GUARDED_BY(mu_);
-  std::vector<double> latencies_us_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -134,7 +154,7 @@ class Run {
 LoadResult RunLoad(const LoadOptions& options) {
   Run run(options);
   if (options.rate <= 0) {
-    for (int i = 0; i < options.concurrency; ++i) run.Issue(true);
+    for (int i = 0; i < options.concurrency; ++i) run.Start(true);
     absl::SleepFor(options.warmup);
     run.SetMeasuring(true);
     const absl::Time t0 = absl::Now();

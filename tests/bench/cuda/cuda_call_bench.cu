@@ -1,6 +1,7 @@
 // cuda_call_bench: host CPU time of the CUDA calls a request makes on the
 // GPU path (copies, a kernel launch, event record/query/synchronize, a host
 // function), per call, from 1 and from N threads at once on one device
+// (each call free for all, and each call under one shared lock)
 // (docs/PERFORMANCE.md, "Where a GPU request's CPU goes"). Thread CPU time,
 // so time spent asleep in a blocking wait does not count.
 //   cuda_call_bench [threads=8] [iterations=3000]
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,8 +69,10 @@ bool Sized(Call c) {
          c != Call::kEventRecordAndBlockingSync && c != Call::kLaunchHostFunc;
 }
 
-// Mean thread CPU microseconds per call of `c` on a stream of this thread.
-double Measure(Call c, int iterations, size_t bytes) {
+// Mean thread CPU microseconds per call of `c` on a stream of this thread;
+// with `lock`, each call holds it (callers take turns instead of meeting
+// inside the driver).
+double Measure(Call c, int iterations, size_t bytes, std::mutex* lock = nullptr) {
   constexpr size_t kBuffer = 1 << 20;
   cudaStream_t stream = nullptr;
   void *pinned = nullptr, *a = nullptr, *b = nullptr;
@@ -89,6 +93,8 @@ double Measure(Call c, int iterations, size_t bytes) {
   double total = 0;
   for (int i = 0; i < iterations; ++i) {
     const double start = ThreadCpuMicros();
+    std::unique_lock<std::mutex> turn;
+    if (lock != nullptr) turn = std::unique_lock<std::mutex>(*lock);
     switch (c) {
       case Call::kCopyToDevicePinned:
         cudaMemcpyAsync(a, pinned, bytes, cudaMemcpyHostToDevice, stream);
@@ -120,6 +126,7 @@ double Measure(Call c, int iterations, size_t bytes) {
         cudaLaunchHostFunc(stream, Noop, nullptr);
         break;
     }
+    if (turn.owns_lock()) turn.unlock();
     total += ThreadCpuMicros() - start;
     if (i % 64 == 63) cudaStreamSynchronize(stream);  // bounded queue depth
   }
@@ -146,22 +153,30 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
   std::printf("%s: host CPU us per call, mean of %d calls per thread\n", prop.name, iterations);
-  std::printf("%-32s %8s %10s %10s\n", "call", "bytes", "1 thread",
-              (std::to_string(threads) + " threads").c_str());
+  const std::string many = std::to_string(threads) + " threads";
+  std::printf("%-32s %8s %10s %10s %16s\n", "call", "bytes", "1 thread", many.c_str(),
+              (many + ", 1 lock").c_str());
   for (Call c : kCalls) {
     for (size_t bytes : {size_t{64}, size_t{16384}}) {
       if (!Sized(c) && bytes != 64) continue;
       const double one = Measure(c, iterations, bytes);
-      std::vector<double> each(threads);
-      std::vector<std::thread> pool;
-      for (int t = 0; t < threads; ++t) {
-        pool.emplace_back([&, t] { each[t] = Measure(c, iterations, bytes); });
-      }
-      for (auto& t : pool) t.join();
-      double many = 0;
-      for (double v : each) many += v / threads;
-      std::printf("%-32s %8s %10.2f %10.2f\n", Name(c),
-                  Sized(c) ? std::to_string(bytes).c_str() : "-", one, many);
+      auto together = [&](std::mutex* lock) {
+        std::vector<double> each(threads);
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t) {
+          pool.emplace_back([&, t] { each[t] = Measure(c, iterations, bytes, lock); });
+        }
+        for (auto& t : pool) t.join();
+        double mean = 0;
+        for (double v : each) mean += v / threads;
+        return mean;
+      };
+      std::mutex lock;
+      const double free_for_all = together(nullptr);
+      const double taking_turns = c == Call::kEventRecordAndBlockingSync ? 0 : together(&lock);
+      std::printf("%-32s %8s %10.2f %10.2f %16.2f\n", Name(c),
+                  Sized(c) ? std::to_string(bytes).c_str() : "-", one, free_for_all,
+                  taking_turns);
     }
   }
   return 0;
