@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace inferd {
@@ -12,15 +13,43 @@ namespace {
 
 constexpr char kMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
+// The messages of one call on a protobuf arena whose first block lies in
+// the call object: a small request's message, its strings, repeated fields
+// and the response take no heap allocation of their own (tensor bytes
+// longer than a short string still do, once each). A base class, so that
+// it exists before ModelInferCall, which is given the response.
+class InferCallMessages {
+ protected:
+  InferCallMessages()
+      : arena_(Options(block_)),
+        request_message_(
+            google::protobuf::Arena::CreateMessage<inference::ModelInferRequest>(&arena_)),
+        response_message_(
+            google::protobuf::Arena::CreateMessage<inference::ModelInferResponse>(&arena_)) {}
+
+  static google::protobuf::ArenaOptions Options(char* block) {
+    google::protobuf::ArenaOptions o;
+    o.initial_block = block;
+    o.initial_block_size = kBlockBytes;
+    return o;
+  }
+
+  static constexpr size_t kBlockBytes = 4096;
+  alignas(16) char block_[kBlockBytes];
+  google::protobuf::Arena arena_;
+  inference::ModelInferRequest* const request_message_;
+  inference::ModelInferResponse* const response_message_;
+};
+
 // One ModelInfer call on a completion queue. Its tag comes back twice:
 // when a call arrives (then it asks for the next one and handles this
 // one) and when its response has been sent (then it is deleted). A tag
 // that comes back not ok (the queue shuts down, or the client went away
 // before the response was sent) also ends it.
-class QueuedInferCall final : public ModelInferCall {
+class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
  public:
   QueuedInferCall(KServeService* service, grpc::ServerCompletionQueue* cq)
-      : ModelInferCall(&response_, service->infer_metrics()),
+      : ModelInferCall(response_message_, service->infer_metrics()),
         service_(service),
         cq_(cq),
         writer_(&ctx_) {
@@ -36,7 +65,8 @@ class QueuedInferCall final : public ModelInferCall {
         return;
       }
       new QueuedInferCall(service_, cq_);  // the next call on this queue
-      if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&wire_, &request_)
+      if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&wire_,
+                                                                                request_message_)
                .ok()) {
         Complete(absl::InvalidArgumentError(
             absl::StrCat("request could not be parsed as the request message of ", kMethod)));
@@ -44,7 +74,7 @@ class QueuedInferCall final : public ModelInferCall {
       }
       // May complete (and Send) before it returns: nothing after it may
       // touch `this`.
-      service_->Infer(request_, &response_, this);
+      service_->Infer(*request_message_, response_message_, this);
       return;
     }
     delete this;  // the response went out (or the call was cancelled)
@@ -58,13 +88,11 @@ class QueuedInferCall final : public ModelInferCall {
     }
     bool own_buffer = false;
     grpc::ByteBuffer out;
-    grpc::Status serialized =
-        grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(response_, &out,
-                                                                          &own_buffer);
+    grpc::Status serialized = grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(
+        *response_message_, &out, &own_buffer);
     if (!serialized.ok()) {
-      writer_.FinishWithError(grpc::Status(grpc::StatusCode::INTERNAL,
-                                           "the response could not be serialized"),
-                              this);
+      writer_.FinishWithError(
+          grpc::Status(grpc::StatusCode::INTERNAL, "the response could not be serialized"), this);
       return;
     }
     writer_.Finish(out, status, this);
@@ -74,8 +102,6 @@ class QueuedInferCall final : public ModelInferCall {
   grpc::ServerCompletionQueue* const cq_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer wire_;  // the request as it arrived
-  inference::ModelInferRequest request_;
-  inference::ModelInferResponse response_;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool arrived_ = false;
 };
