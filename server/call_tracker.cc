@@ -1,6 +1,7 @@
 #include "server/call_tracker.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,9 @@ class TrackedCall final : public grpc::experimental::Interceptor {
 
 grpc::experimental::Interceptor* CallTracker::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
+  if (info->method() != nullptr && std::strcmp(info->method(), kModelInferMethod) == 0) {
+    return nullptr;  // counted by its queue (InferQueues)
+  }
   return new TrackedCall(this, info->method());
 }
 

@@ -19,6 +19,11 @@
 
 namespace inferd {
 
+// The one method the interceptor leaves alone: ModelInfer's calls count
+// themselves (InferQueues), which spares the hot path an interceptor
+// object and its hooks per call, and parse their own bytes.
+inline constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
+
 // Thread-safe. Counting costs a call two atomic updates; no lock unless a
 // drain is waiting. The clock is borrowed.
 class CallTracker final : public grpc::experimental::ServerInterceptorFactoryInterface {
@@ -37,10 +42,11 @@ class CallTracker final : public grpc::experimental::ServerInterceptorFactoryInt
   // gives such calls time to arrive.
   bool Drain(absl::Duration quiet, absl::Time deadline);
 
- private:
-  friend class TrackedCall;
+  // A call arrived / ended, for calls that count themselves.
   void Begin();
   void End();
+
+ private:
   bool IdleLocked(absl::Time now, absl::Duration quiet) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Clock* const clock_;

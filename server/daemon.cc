@@ -435,7 +435,7 @@ absl::Status Daemon::Impl::StartGrpcServer() {
   builder.RegisterService(communication_service.get());
   builder.RegisterService(scheduler_service.get());
   infer_queues =
-      std::make_unique<InferQueues>(builder, kserve.get(), InferThreads(config.server));
+      std::make_unique<InferQueues>(builder, kserve.get(), InferThreads(config.server), calls);
   server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
     return absl::UnavailableError(

@@ -11,7 +11,6 @@
 namespace inferd {
 namespace {
 
-constexpr char kMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
 // The messages of one call on a protobuf arena whose first block lies in
 // the call object: a small request's message, its strings, repeated fields
@@ -48,9 +47,10 @@ class InferCallMessages {
 // before the response was sent) also ends it.
 class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
  public:
-  QueuedInferCall(KServeService* service, grpc::ServerCompletionQueue* cq)
+  QueuedInferCall(KServeService* service, CallTracker* calls, grpc::ServerCompletionQueue* cq)
       : ModelInferCall(response_message_, service->infer_metrics()),
         service_(service),
+        calls_(calls),
         cq_(cq),
         writer_(&ctx_) {
     service_->RequestModelInfer(&ctx_, &wire_, &writer_, cq_, cq_, this);
@@ -64,12 +64,14 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
         delete this;
         return;
       }
-      new QueuedInferCall(service_, cq_);  // the next call on this queue
+      if (calls_ != nullptr) calls_->Begin();
+      counted_ = calls_ != nullptr;
+      new QueuedInferCall(service_, calls_, cq_);  // the next call on this queue
       if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&wire_,
                                                                                 request_message_)
                .ok()) {
         Complete(absl::InvalidArgumentError(
-            absl::StrCat("request could not be parsed as the request message of ", kMethod)));
+            absl::StrCat("request could not be parsed as the request message of ", kModelInferMethod)));
         return;
       }
       // May complete (and Send) before it returns: nothing after it may
@@ -78,6 +80,10 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
       return;
     }
     delete this;  // the response went out (or the call was cancelled)
+  }
+
+  ~QueuedInferCall() override {
+    if (counted_) calls_->End();
   }
 
  private:
@@ -99,17 +105,20 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   }
 
   KServeService* const service_;
+  CallTracker* const calls_;
   grpc::ServerCompletionQueue* const cq_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer wire_;  // the request as it arrived
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool arrived_ = false;
+  bool counted_ = false;  // in calls_ since it arrived
 };
 
 }  // namespace
 
-InferQueues::InferQueues(grpc::ServerBuilder& builder, KServeService* service, int threads)
-    : service_(service) {
+InferQueues::InferQueues(grpc::ServerBuilder& builder, KServeService* service, int threads,
+                         CallTracker* calls)
+    : service_(service), calls_(calls) {
   for (int i = 0; i < threads; ++i) queues_.push_back(builder.AddCompletionQueue());
 }
 
@@ -121,7 +130,7 @@ void InferQueues::Start() {
   for (auto& cq : queues_) {
     // Several calls asked for per queue, so that a burst of arrivals does
     // not wait for each handler to ask for the next.
-    for (int i = 0; i < 4; ++i) new QueuedInferCall(service_, cq.get());
+    for (int i = 0; i < 4; ++i) new QueuedInferCall(service_, calls_, cq.get());
     threads_.emplace_back([this, q = cq.get()] { Run(q); });
     pthread_setname_np(threads_.back().native_handle(), "infer-cq");
   }

@@ -7,6 +7,10 @@
 // response is sent from whichever thread completes the execution (one
 // queue operation, no reactor and no callback executor in between).
 //
+// The calls count themselves in the daemon's CallTracker (for the drain at
+// shutdown) from arrival until their response has gone; the tracker's
+// interceptor leaves ModelInfer alone (kModelInferMethod).
+//
 // Order: construct with the builder (adds the queues), BuildAndStart,
 // Start(); at shutdown: grpc::Server::Shutdown, then the scheduler's
 // shutdown (every call submitted gets its answer), then Stop().
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "grpcpp/grpcpp.h"
+#include "server/call_tracker.h"
 #include "server/kserve_service.h"
 
 namespace inferd {
@@ -25,8 +30,10 @@ namespace inferd {
 class InferQueues {
  public:
   // Adds `threads` completion queues to `builder` for `service`'s
-  // ModelInfer (borrowed; it must outlive this). `threads` >= 1.
-  InferQueues(grpc::ServerBuilder& builder, KServeService* service, int threads);
+  // ModelInfer (borrowed; it must outlive this). `threads` >= 1. `calls`
+  // (borrowed, may be null) counts the calls in flight.
+  InferQueues(grpc::ServerBuilder& builder, KServeService* service, int threads,
+              CallTracker* calls = nullptr);
   ~InferQueues();  // Stop()
   InferQueues(const InferQueues&) = delete;
   InferQueues& operator=(const InferQueues&) = delete;
@@ -41,6 +48,7 @@ class InferQueues {
   void Run(grpc::ServerCompletionQueue* cq);
 
   KServeService* const service_;
+  CallTracker* const calls_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   bool started_ = false;
