@@ -89,7 +89,8 @@ class Run {
     r.dropped = t.dropped;
     r.first_error = t.first_error;
     r.qps = static_cast<double>(t.ok) / absl::ToDoubleSeconds(measured);
-    std::vector<double>& lat = t.latencies_us;
+    std::vector<double> lat;
+    lat.swap(t.latencies_us);  // the run is over: no callback adds to it
     std::sort(lat.begin(), lat.end());
     auto pct = [&lat](double p) {
       if (lat.empty()) return 0.0;
