@@ -48,6 +48,7 @@ for s in "${steps[@]}"; do
       fi
       [[ -x $bin/comm_bench ]] && run comm_bench "$bin/comm_bench"
       [[ -x $bin/mlp_gpu_bench ]] && run mlp_gpu_bench "$bin/mlp_gpu_bench"
+      [[ -x $bin/cuda_call_bench ]] && run cuda_call_bench "$bin/cuda_call_bench"
       [[ -x $bin/sched_bench ]] && run sched_bench "$bin/sched_bench" ;;
     torch) run torch_modelinfer_check python3 "$bin/torch_modelinfer_check.py" "$work" ;;
     mlp) run mlp_bench bash "$bin/mlp_bench.sh" "$work" fp16 64 6 ;;
