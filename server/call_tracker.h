@@ -1,5 +1,6 @@
-// CallTracker: a gRPC server interceptor on every call. It counts the calls
-// in flight, from the moment gRPC hands one to the daemon until it ends, so
+// CallTracker: a gRPC server interceptor on every call but ModelInfer's
+// (which count themselves through Begin/End). It counts the calls in
+// flight, from the moment gRPC hands one to the daemon until it ends, so
 // that shutdown can drain them (Daemon::Shutdown), and it answers a request
 // gRPC could not parse with INVALID_ARGUMENT "request could not be parsed"
 // instead of the UNIMPLEMENTED with no message that gRPC sends (for the
