@@ -323,20 +323,23 @@ BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Mode
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = batchers_.find(model.get());
-    if (it != batchers_.end()) return it->second.get();
+    // An expired entry under this address was another model's.
+    if (it != batchers_.end() && !it->second->model.expired()) return it->second.get();
   }
   const ModelSignature& sig = model->signature();
   ModelBatcher* made = nullptr;
   {
     absl::MutexLock lock(&mu_);
     auto& slot = batchers_[model.get()];
-    if (slot != nullptr) return slot.get();
-    slot = std::make_unique<ModelBatcher>();
+    if (slot != nullptr && !slot->model.expired()) return slot.get();
+    slot = std::make_shared<ModelBatcher>();
     slot->model = model;
     if (std::optional<BatchingPolicy> p = PolicyFor(sig); p.has_value()) {
-      slot->batcher = std::make_unique<DynamicBatcher>(*p, sig.max_batch_size);
+      slot->batcher = std::make_shared<DynamicBatcher>(*p, sig.max_batch_size);
     }
     made = slot.get();
+    // Unloaded models' entries go with the next model's arrival.
+    absl::erase_if(batchers_, [](const auto& entry) { return entry.second->model.expired(); });
   }
   if (made->batcher == nullptr) return made;
   made->batcher->SetExecutionLimit(ExecutionLimit(sig));
@@ -362,7 +365,9 @@ void BatchingStage::Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult ad
   if (added.arm_timer) {
     DynamicBatcher* b = &batcher;
     const uint64_t generation = added.generation;
-    hooks_.schedule(added.flush_at, [this, b, generation] { FlushOnDelay(b, generation); });
+    hooks_.schedule(added.flush_at, [this, held = b->shared_from_this(), generation] {
+      FlushOnDelay(held.get(), generation);
+    });
   }
   for (auto& ready : added.ready) Emit(batcher, std::move(ready), now);
 }
@@ -396,18 +401,20 @@ int64_t BatchingStage::RowLimit(const ModelSignature& sig) const {
   return limit;
 }
 
-std::vector<BatchingStage::ModelBatcher*> BatchingStage::Active() const {
-  std::vector<ModelBatcher*> out;
+std::vector<std::shared_ptr<BatchingStage::ModelBatcher>> BatchingStage::Active() const {
+  std::vector<std::shared_ptr<ModelBatcher>> out;
   absl::ReaderMutexLock lock(&mu_);
   for (const auto& [key, mb] : batchers_) {
-    if (mb->batcher != nullptr) out.push_back(mb.get());
+    if (mb->batcher != nullptr && !mb->model.expired()) out.push_back(mb);
   }
   return out;
 }
 
 void BatchingStage::RefreshRowLimits() {
-  for (ModelBatcher* mb : Active()) {
-    const ModelSignature& sig = mb->model->signature();
+  for (const auto& mb : Active()) {
+    std::shared_ptr<const Model> model = mb->model.lock();
+    if (model == nullptr) continue;  // unloaded meanwhile
+    const ModelSignature& sig = model->signature();
     mb->batcher->SetExecutionLimit(ExecutionLimit(sig));
     if (options_.optimal_batch_size) mb->batcher->SetRowLimit(RowLimit(sig));
   }
@@ -443,7 +450,7 @@ void BatchingStage::OnSlotFreed() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!maybe_parked_.load(std::memory_order_relaxed) || !maybe_parked_.exchange(false)) return;
   bool left = false;
-  for (ModelBatcher* mb : Active()) {
+  for (const auto& mb : Active()) {
     if (mb->batcher->UnderExecutionLimit()) {
       EmitParked(*mb->batcher);
     } else {
@@ -463,7 +470,7 @@ void BatchingStage::OnFinished(DynamicBatcher& batcher) {
 
 void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {
   if (batcher.has_execution_limit()) {  // rule 4 counts it until it finishes
-    job->emitted_by = &batcher;
+    job->emitted_by = batcher.shared_from_this();
     batcher.CountEmitted();
   }
   hooks_.place(job, now);
@@ -561,7 +568,7 @@ bool BatchingStage::Remove(Job* job) {
 
 std::vector<Job*> BatchingStage::TakeAll() {
   std::vector<Job*> pending;
-  for (ModelBatcher* mb : Active()) {
+  for (const auto& mb : Active()) {
     std::vector<Job*> jobs = mb->batcher->TakeAll();
     pending.insert(pending.end(), jobs.begin(), jobs.end());
   }
@@ -570,7 +577,7 @@ std::vector<Job*> BatchingStage::TakeAll() {
 
 int64_t BatchingStage::pending() const {
   int64_t n = 0;
-  for (ModelBatcher* mb : Active()) n += static_cast<int64_t>(mb->batcher->pending());
+  for (const auto& mb : Active()) n += static_cast<int64_t>(mb->batcher->pending());
   return n;
 }
 

@@ -110,7 +110,7 @@ absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_ro
 
 // The pending batch of one model (see the file comment for when it is
 // emitted). Internal to the stage; tested on its own.
-class DynamicBatcher {
+class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
  public:
   // `model_max_batch_size` > 0.
   DynamicBatcher(const BatchingPolicy& policy, int model_max_batch_size);
@@ -252,14 +252,20 @@ class BatchingStage {
   uint64_t batched_requests() const { return batched_requests_.load(std::memory_order_relaxed); }
 
  private:
+  // A model's entry. It holds the model weakly: an unloaded model goes
+  // once its last request has (its weights with it). Its pending jobs hold
+  // it, so an entry whose model is gone has none; such entries are dropped
+  // when another model is added, and one found under a reused address is
+  // replaced. Timers and emitted jobs hold the batcher itself.
   struct ModelBatcher {
-    std::shared_ptr<const Model> model;       // keeps the key pointer unique
-    std::unique_ptr<DynamicBatcher> batcher;  // null: batching off for it
+    std::weak_ptr<const Model> model;
+    std::shared_ptr<DynamicBatcher> batcher;  // null: batching off for it
   };
+  // `model`'s entry, made on first use. Valid while the caller holds
+  // `model`.
   ModelBatcher* For(const std::shared_ptr<const Model>& model);
-  // The batchers of models that batch. Entries are never removed, so the
-  // pointers stay valid for the stage's life.
-  std::vector<ModelBatcher*> Active() const;
+  // The entries of live models that batch.
+  std::vector<std::shared_ptr<ModelBatcher>> Active() const;
   // The row cap for `sig` from optimal_batch_size; 0: none known.
   int64_t RowLimit(const ModelSignature& sig) const;
   // Rule 4's limit for `sig` over the eligible devices; 0: none.
@@ -286,7 +292,7 @@ class BatchingStage {
   std::atomic<bool> maybe_parked_{false};
 
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<const Model*, std::unique_ptr<ModelBatcher>> batchers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<const Model*, std::shared_ptr<ModelBatcher>> batchers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace inferd

@@ -72,7 +72,7 @@ struct Job final : public QueueNode, public InferResponder {
   Job* parent = nullptr;             // the batch this job rides in
   // The batcher that emitted this job (a batch, or a request emitted
   // alone) and counts it as running until it finishes; null otherwise.
-  DynamicBatcher* emitted_by = nullptr;
+  std::shared_ptr<DynamicBatcher> emitted_by;
 
   // Constant once submitted.
   absl::Time submit_time;

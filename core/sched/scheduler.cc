@@ -709,7 +709,9 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
   metrics_->CountCompleted(*job->Series(*metrics_), job->priority, outcome);
   job->where.store(Job::Where::kDone);
-  DynamicBatcher* emitted_by = job->emitted_by;
+  // Held past the job: once the job (and with it, perhaps, the last
+  // reference to an unloaded model) is gone, the stage may drop the entry.
+  std::shared_ptr<DynamicBatcher> emitted_by = std::move(job->emitted_by);
   if (job->task != nullptr) {
     std::shared_ptr<TaskRecord> record = std::move(job->task);
     delete job;

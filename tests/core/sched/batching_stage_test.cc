@@ -231,7 +231,7 @@ TEST_F(BatchingStageTest, ModelAtItsExecutionLimitKeepsFillingUntilOneFinishes) 
   Build(/*dispatch_when_idle=*/true, /*preferred=*/{}, /*max_tasks=*/4);
   Offer(1);  // idle: runs at once, and counts
   ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
-  DynamicBatcher* batcher = placed_[0]->emitted_by;
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
   ASSERT_NE(batcher, nullptr);
   EXPECT_EQ(batcher->unfinished(), 1);
   Offer(1);  // slots are free, but the model is at its limit
@@ -247,7 +247,7 @@ TEST_F(BatchingStageTest, ModelAtItsExecutionLimitKeepsFillingUntilOneFinishes) 
   batcher->CountEmitted();
   stage_->OnFinished(*batcher);
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 4}));
-  EXPECT_EQ(placed_[1]->emitted_by, batcher);
+  EXPECT_EQ(placed_[1]->emitted_by.get(), batcher);
   EXPECT_EQ(batcher->unfinished(), 1);
 }
 
@@ -273,6 +273,25 @@ TEST_F(BatchingStageTest, ModelWithoutALimitIsNotCounted) {
 
 // Merging concatenates the members' inputs; splitting hands each member
 // its own rows of the batched output.
+// An unloaded model goes once its last request has: the stage holds its
+// models weakly (it used to keep every model that ever batched, weights and
+// all, for the daemon's life). A new model at the same address gets a
+// batcher of its own.
+TEST_F(BatchingStageTest, AnUnloadedModelIsNotKeptByTheStage) {
+  Build(/*dispatch_when_idle=*/true);
+  std::weak_ptr<TestModel> first = model_;
+  Offer(1);
+  ASSERT_EQ(placed_.size(), 1u);
+  jobs_.clear();  // the request finished
+  calls_.clear();
+  placed_.clear();
+  model_ = std::make_shared<TestModel>("reloaded", 8);  // the old one unloaded
+  EXPECT_TRUE(first.expired());
+  Offer(2);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(stage_->pending(), 0);
+}
+
 TEST_F(BatchingStageTest, SplitGivesEachMemberItsRows) {
   Build(/*dispatch_when_idle=*/false, /*preferred=*/{3});
   TestCall& a = Offer(1);
