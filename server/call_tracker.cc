@@ -28,10 +28,8 @@ class TrackedCall final : public grpc::experimental::Interceptor {
         methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status sent = methods->GetSendStatus();
       if (sent.error_code() == grpc::StatusCode::UNIMPLEMENTED && sent.error_message().empty()) {
-        methods->ModifySendStatus(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            absl::StrCat("request could not be parsed as the request message of ",
-                         method_ == nullptr ? "this method" : method_)));
+        methods->ModifySendStatus(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, UnparsedRequestMessage(method_)));
       }
     }
     methods->Proceed();
@@ -42,6 +40,11 @@ class TrackedCall final : public grpc::experimental::Interceptor {
   const char* const method_;
   bool unparsed_ = false;
 };
+
+std::string UnparsedRequestMessage(const char* method) {
+  return absl::StrCat("request could not be parsed as the request message of ",
+                      method == nullptr ? "this method" : method);
+}
 
 grpc::experimental::Interceptor* CallTracker::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {

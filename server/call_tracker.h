@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -24,6 +25,10 @@ namespace inferd {
 // themselves (InferQueues), which spares the hot path an interceptor
 // object and its hooks per call, and parse their own bytes.
 inline constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
+
+// The INVALID_ARGUMENT message for a request that does not parse as the
+// request message of `method` (null: a method gRPC did not name).
+std::string UnparsedRequestMessage(const char* method);
 
 // Thread-safe. Counting costs a call two atomic updates; no lock unless a
 // drain is waiting. The clock is borrowed.

@@ -56,6 +56,9 @@ namespace {
 // Drain (Daemon::Shutdown): it ends when no call has been in flight, and
 // none has started, for this long (or at the grace period's end).
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
+// After a quiet drain, how long gRPC's shutdown may wait for clients to
+// acknowledge it before their connections are closed.
+constexpr absl::Duration kShutdownLinger = absl::Milliseconds(500);
 
 // server.infer_threads, 0 resolved: half the cores, 2 to 8.
 int InferThreads(const ServerConfig& server) {
@@ -63,9 +66,7 @@ int InferThreads(const ServerConfig& server) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   return std::clamp(cores / 2, 2, 8);
 }
-// After a quiet drain, how long gRPC's shutdown may wait for clients to
-// acknowledge it before their connections are closed.
-constexpr absl::Duration kShutdownLinger = absl::Milliseconds(500);
+
 // Protobuf's own log lines (one per request with invalid UTF-8): at most
 // one per this interval.
 constexpr absl::Duration kProtobufLogInterval = absl::Seconds(10);

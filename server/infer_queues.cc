@@ -4,13 +4,11 @@
 
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace inferd {
 namespace {
-
 
 // The messages of one call on a protobuf arena whose first block lies in
 // the call object: a small request's message, its strings, repeated fields
@@ -59,19 +57,16 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   // The queue returned this call's tag.
   void Proceed(bool ok) {
     if (!arrived_) {
-      arrived_ = true;
       if (!ok) {  // the queue is shutting down: no call arrived
         delete this;
         return;
       }
+      arrived_ = true;
       if (calls_ != nullptr) calls_->Begin();
-      counted_ = calls_ != nullptr;
       new QueuedInferCall(service_, calls_, cq_);  // the next call on this queue
-      if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&wire_,
-                                                                                request_message_)
-               .ok()) {
-        Complete(absl::InvalidArgumentError(
-            absl::StrCat("request could not be parsed as the request message of ", kModelInferMethod)));
+      using Traits = grpc::SerializationTraits<inference::ModelInferRequest>;
+      if (!Traits::Deserialize(&wire_, request_message_).ok()) {
+        Complete(absl::InvalidArgumentError(UnparsedRequestMessage(kModelInferMethod)));
         return;
       }
       // May complete (and Send) before it returns: nothing after it may
@@ -83,7 +78,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   }
 
   ~QueuedInferCall() override {
-    if (counted_) calls_->End();
+    if (arrived_ && calls_ != nullptr) calls_->End();
   }
 
  private:
@@ -110,8 +105,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   grpc::ServerContext ctx_;
   grpc::ByteBuffer wire_;  // the request as it arrived
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
-  bool arrived_ = false;
-  bool counted_ = false;  // in calls_ since it arrived
+  bool arrived_ = false;  // a call arrived (and counts in calls_ until deleted)
 };
 
 }  // namespace
