@@ -173,8 +173,13 @@ int main(int argc, char** argv) {
       };
       std::mutex lock;
       const double free_for_all = together(nullptr);
-      const double taking_turns = c == Call::kEventRecordAndBlockingSync ? 0 : together(&lock);
-      std::printf("%-32s %8s %10.2f %10.2f %16.2f\n", Name(c),
+      // A blocking wait is not taken under the lock (it would hold it
+      // while asleep): "-".
+      char taking_turns[32] = "-";
+      if (c != Call::kEventRecordAndBlockingSync) {
+        std::snprintf(taking_turns, sizeof taking_turns, "%.2f", together(&lock));
+      }
+      std::printf("%-32s %8s %10.2f %10.2f %16s\n", Name(c),
                   Sized(c) ? std::to_string(bytes).c_str() : "-", one, free_for_all,
                   taking_turns);
     }

@@ -430,8 +430,8 @@ int Main(int argc, char** argv) {
                   "\"inferd_p99_us\":%.1f,\"echo_cpu_us\":%.1f,\"inferd_cpu_us\":%.1f,"
                   "\"cpu_ratio\":%.3f,\"echo_mallocs\":%.2f,\"inferd_mallocs\":%.2f,"
                   "\"echo_switches\":%.3f,\"inferd_switches\":%.3f}",
-                  &l == &levels.front() ? "" : ",", l.name, l.per_connection * l.connections, e.load.qps,
-                  n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us, n.load.p99_us,
+                  &l == &levels.front() ? "" : ",", l.name, l.per_connection * l.connections,
+                  e.load.qps, n.load.qps, e.load.p50_us, n.load.p50_us, e.load.p99_us, n.load.p99_us,
                   e.cpu_us_per_request, n.cpu_us_per_request, ratio, e.mallocs_per_request,
                   n.mallocs_per_request, e.switches_per_request, n.switches_per_request);
     json += buf;
@@ -494,6 +494,9 @@ int Main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return v.empty() ? 0.0 : v[v.size() / 2];
     };
+    const double model_median = median(model_p50);
+    const double identity_median = median(identity_p50);
+    const double added_median = median(added);
     // The host time the daemon spends enqueueing one execution (Triton's
     // compute_infer as the daemon records it: on a GPU, the launch, not
     // the GPU time, which mlp_gpu_bench measures).
@@ -514,14 +517,12 @@ int Main(int argc, char** argv) {
     }
     std::printf("\n%s batch 1, 1 in flight: p50 %.0f us, identity p50 %.0f us, the model adds "
                 "%.0f us (median of %d rounds); compute_infer %.0f us per execution\n",
-                model.c_str(), median(model_p50), median(identity_p50), median(added), repeat,
-                compute_us);
+                model.c_str(), model_median, identity_median, added_median, repeat, compute_us);
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   ",\"model\":\"%s\",\"model_p50_us\":%.1f,\"identity_p50_us\":%.1f,"
                   "\"model_adds_us\":%.1f,\"rounds\":%d,\"model_compute_us\":%.1f",
-                  model.c_str(), median(model_p50), median(identity_p50), median(added), repeat,
-                  compute_us);
+                  model.c_str(), model_median, identity_median, added_median, repeat, compute_us);
     json += buf;
   }
   json += "}";
