@@ -1,6 +1,8 @@
 #include "core/infer/device_execution.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -54,26 +56,44 @@ class CopyJoiner {
   uint64_t bytes_ = 0;  // from dst_/src_ to the end of the last tensor joined
 };
 
-// Everything one in-flight execution owns until its stream callback runs.
-struct Execution {
-  InferRequest request;
+// One request inside an execution: where its result goes and where its
+// tensors lie on the device.
+struct Slot {
+  InferRequest* request = nullptr;
+  InferResponder* responder = nullptr;
+  absl::Status* status = nullptr;  // its own outcome (validation, launch)
   absl::InlinedVector<TensorDesc, 2> output_descs;
   absl::InlinedVector<DeviceTensor, 4> device_inputs;
   absl::InlinedVector<DeviceTensor, 2> device_outputs;
+  absl::InlinedVector<void*, 2> direct_outputs;  // written in place on the device
+  bool outputs_pinned = false;
+  bool live = false;  // validated, and its model enqueued without error
+};
+
+// Everything one in-flight execution owns until its stream callback runs:
+// one request (ExecuteOnDevice) or a group (ExecuteGroupOnDevice).
+struct Execution {
+  InferRequest owned_request;  // ExecuteOnDevice's request
+  absl::Status owned_status;
+  absl::InlinedVector<Slot, 1> slots;
   void* buffer = nullptr;
   // Pinned block that host inputs and outputs are staged through (null:
   // they are copied directly), and the outputs to copy out of it once the
-  // stream has run: to host, from staged, bytes.
+  // stream has run: slot, to host, from staged, bytes.
   StagingBlock staging;
   struct StagedOutput {
+    size_t slot;
     void* host;
     const void* staged;
     uint64_t bytes;
   };
   absl::InlinedVector<StagedOutput, 2> staged_outputs;
   // Stream times (Stream::MarkTime) at the start, after the input copies,
-  // after the model and after the output copies.
+  // after the models and after the output copies.
   int64_t marks[4] = {0, 0, 0, 0};
+  // How it ends: this responder's Complete (ExecuteOnDevice) or `done`.
+  InferResponder* single = nullptr;
+  absl::AnyInvocable<void(absl::Status) &&> done;
 };
 
 // Forwards a decoupled model's responses to the request's responder.
@@ -159,131 +179,177 @@ void ExecuteHost(const InferRequest& request, InferResponder* responder) {
   responder->Complete(std::move(st));
 }
 
-}  // namespace
+// Ends `exec`: every live request still OK takes `shared` (the outcome of
+// the work the requests share), then the responder or `done` learns it.
+void Finish(std::unique_ptr<Execution> exec, absl::Status shared) {
+  for (Slot& s : exec->slots) {
+    if (s.live && s.status->ok()) *s.status = shared;
+  }
+  if (exec->single != nullptr) {
+    exec->single->Complete(std::move(exec->owned_status));
+  } else {
+    std::move(exec->done)(std::move(shared));
+  }
+}
 
-void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
-                     InferResponder* responder) {
-  auto exec = std::make_unique<Execution>();
-  exec->request = std::move(request);
-  const Model& model = *exec->request.model;
+// Validates each request, asks its responder for device outputs and adds
+// its bytes to the layout. False (with the slot's status set) when the
+// request cannot run.
+bool Prepare(Slot& s, Device& device, uint64_t* in_total, uint64_t* out_total,
+             uint64_t* staged_in, uint64_t* staged_out) {
+  const Model& model = *s.request->model;
   const ModelSignature& sig = model.signature();
-
   absl::InlinedVector<TensorDesc, 4> input_descs;
-  for (const InferInput& in : exec->request.inputs) input_descs.push_back(in.desc);
-  exec->output_descs.resize(sig.outputs.size());
-  if (absl::Status st = model.Validate(input_descs, exec->request.params,
-                                       absl::MakeSpan(exec->output_descs));
-      !st.ok()) {
-    responder->Complete(std::move(st));
-    return;
+  for (const InferInput& in : s.request->inputs) input_descs.push_back(in.desc);
+  s.output_descs.resize(sig.outputs.size());
+  absl::Status st =
+      model.Validate(input_descs, s.request->params, absl::MakeSpan(s.output_descs));
+  if (st.ok() && (sig.decoupled || sig.host_execution)) {
+    st = absl::FailedPreconditionError(absl::StrCat(
+        "model '", sig.name, "' does not run on a device stream (decoupled or host-executed)"));
   }
-  if (sig.decoupled) {
-    ExecuteDecoupled(std::move(exec->request), responder);
-    return;
+  if (!st.ok()) {
+    *s.status = std::move(st);
+    return false;
   }
-  if (sig.host_execution) {
-    ExecuteHost(exec->request, responder);
-    return;
+  s.outputs_pinned = s.responder->HostOutputsPinned();
+  s.direct_outputs.assign(s.output_descs.size(), nullptr);
+  for (size_t i = 0; i < s.output_descs.size(); ++i) {
+    s.direct_outputs[i] = s.responder->AllocateDeviceOutput(static_cast<int>(i), sig.outputs[i],
+                                                            s.output_descs[i], device);
   }
-
-  // Outputs the responder wants on the device are written in place; inputs
-  // already on this device are read in place. One device buffer holds every
-  // other input and output, 256-byte aligned.
-  Device& device = stream.device();
-  absl::InlinedVector<void*, 2> direct_outputs(exec->output_descs.size(), nullptr);
-  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
-    direct_outputs[i] = responder->AllocateDeviceOutput(static_cast<int>(i), sig.outputs[i],
-                                                        exec->output_descs[i], device);
-  }
-  // Pageable host inputs and outputs go through one pinned staging block;
-  // pinned ones are copied directly.
-  const bool outputs_pinned = responder->HostOutputsPinned();
-  uint64_t total = 0;
-  uint64_t host_total = 0;
+  // This request's bytes first, then added to the totals, all checked.
+  uint64_t in = 0, out = 0, sin = 0, sout = 0;
   bool overflow = false;
-  for (const InferInput& in : exec->request.inputs) {
-    if (in.device == &device) continue;
-    overflow |= !CheckedAdd(total, AlignUp(in.desc.byte_size), &total);
-    if (in.device == nullptr && !in.pinned) {
-      overflow |= !CheckedAdd(host_total, AlignUp(in.desc.byte_size), &host_total);
+  for (const InferInput& input : s.request->inputs) {
+    if (input.device == &device) continue;
+    overflow |= !CheckedAdd(in, AlignUp(input.desc.byte_size), &in);
+    if (input.device == nullptr && !input.pinned) {
+      overflow |= !CheckedAdd(sin, AlignUp(input.desc.byte_size), &sin);
     }
   }
-  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
-    if (direct_outputs[i] == nullptr) {
-      overflow |= !CheckedAdd(total, AlignUp(exec->output_descs[i].byte_size), &total);
-      if (!outputs_pinned) {
-        overflow |=
-            !CheckedAdd(host_total, AlignUp(exec->output_descs[i].byte_size), &host_total);
-      }
+  for (size_t i = 0; i < s.output_descs.size(); ++i) {
+    if (s.direct_outputs[i] != nullptr) continue;
+    overflow |= !CheckedAdd(out, AlignUp(s.output_descs[i].byte_size), &out);
+    if (!s.outputs_pinned) {
+      overflow |= !CheckedAdd(sout, AlignUp(s.output_descs[i].byte_size), &sout);
     }
   }
+  uint64_t sum = 0;
+  overflow |= !CheckedAdd(*in_total, in, &sum) || !CheckedAdd(sum, *out_total, &sum) ||
+              !CheckedAdd(sum, out, &sum) || !CheckedAdd(*staged_in, sin, &sum) ||
+              !CheckedAdd(sum, *staged_out, &sum) || !CheckedAdd(sum, sout, &sum);
   if (overflow) {
-    responder->Complete(absl::InvalidArgumentError("request tensors exceed the addressable size"));
+    *s.status = absl::InvalidArgumentError("request tensors exceed the addressable size");
+    return false;
+  }
+  *in_total += in;
+  *out_total += out;
+  *staged_in += sin;
+  *staged_out += sout;
+  return true;
+}
+
+// Enqueues every live request of `exec` on `stream` and finishes it in
+// stream order. The device buffer holds every request's inputs, then every
+// request's outputs; the staging block their pageable inputs, then their
+// pageable outputs: so the staged copies of all the requests join into one
+// each way (CopyJoiner).
+void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& allocator) {
+  Device& device = stream.device();
+  uint64_t in_total = 0, out_total = 0, staged_in = 0, staged_out = 0;
+  size_t live = 0;
+  for (Slot& s : exec->slots) {
+    s.live = Prepare(s, device, &in_total, &out_total, &staged_in, &staged_out);
+    live += s.live ? 1 : 0;
+  }
+  if (live == 0) {
+    Finish(std::move(exec), absl::OkStatus());
     return;
   }
+  const uint64_t total = in_total + out_total;  // checked in Prepare
   absl::StatusOr<void*> buffer = allocator.Allocate(device, stream, total == 0 ? kAlign : total);
   if (!buffer.ok()) {
-    responder->Complete(buffer.status());
+    Finish(std::move(exec), buffer.status());
     return;
   }
   exec->buffer = *buffer;
-  auto* cursor = static_cast<uint8_t*>(exec->buffer);
-  if (host_total > 0) exec->staging = StagingBlock(allocator, device, host_total);
+  uint8_t* in_cursor = static_cast<uint8_t*>(exec->buffer);
+  uint8_t* out_cursor = in_cursor + in_total;
+  if (staged_in + staged_out > 0) {
+    exec->staging = StagingBlock(allocator, device, staged_in + staged_out);
+  }
   uint8_t* staged = exec->staging.data();
+  uint8_t* staged_out_cursor = staged == nullptr ? nullptr : staged + staged_in;
   // From here the stream may write into `exec` (marks): it is freed only
-  // in stream order.
+  // in stream order. `st`: a failure of the work the requests share.
   absl::Status st = stream.MarkTime(&exec->marks[0]);
 
   CopyJoiner staged_inputs(stream, &Stream::CopyHostToDevice);
-  for (size_t i = 0; i < exec->request.inputs.size() && st.ok(); ++i) {
-    const InferInput& in = exec->request.inputs[i];
-    if (in.device == &device) {
-      exec->device_inputs.push_back(DeviceTensor{&in.desc, const_cast<void*>(in.data)});
-      continue;
-    }
-    exec->device_inputs.push_back(DeviceTensor{&in.desc, cursor});
-    if (in.device != nullptr) {
-      if (in.desc.byte_size > 0) {
-        st = stream.CopyFromPeer(cursor, *in.device, in.data, in.desc.byte_size);
+  for (Slot& s : exec->slots) {
+    if (!s.live) continue;
+    for (size_t i = 0; i < s.request->inputs.size() && st.ok(); ++i) {
+      const InferInput& in = s.request->inputs[i];
+      if (in.device == &device) {
+        s.device_inputs.push_back(DeviceTensor{&in.desc, const_cast<void*>(in.data)});
+        continue;
       }
-    } else if (staged != nullptr && !in.pinned) {
-      if (in.desc.byte_size > 0) {
-        std::memcpy(staged, in.data, in.desc.byte_size);
-        st = staged_inputs.Add(cursor, staged, in.desc.byte_size);
+      s.device_inputs.push_back(DeviceTensor{&in.desc, in_cursor});
+      if (in.device != nullptr) {
+        if (in.desc.byte_size > 0) {
+          st = stream.CopyFromPeer(in_cursor, *in.device, in.data, in.desc.byte_size);
+        }
+      } else if (staged != nullptr && !in.pinned) {
+        if (in.desc.byte_size > 0) {
+          std::memcpy(staged, in.data, in.desc.byte_size);
+          st = staged_inputs.Add(in_cursor, staged, in.desc.byte_size);
+        }
+        staged += AlignUp(in.desc.byte_size);
+      } else {
+        st = stream.CopyHostToDevice(in_cursor, in.data, in.desc.byte_size);
       }
-      staged += AlignUp(in.desc.byte_size);
-    } else {
-      st = stream.CopyHostToDevice(cursor, in.data, in.desc.byte_size);
+      in_cursor += AlignUp(in.desc.byte_size);
     }
-    cursor += AlignUp(in.desc.byte_size);
+    for (size_t i = 0; i < s.output_descs.size(); ++i) {
+      const TensorDesc& d = s.output_descs[i];
+      if (s.direct_outputs[i] != nullptr) {
+        s.device_outputs.push_back(DeviceTensor{&d, s.direct_outputs[i]});
+        continue;
+      }
+      s.device_outputs.push_back(DeviceTensor{&d, out_cursor});
+      out_cursor += AlignUp(d.byte_size);
+    }
   }
   if (absl::Status flushed = staged_inputs.Flush(); st.ok()) st = std::move(flushed);
-  for (size_t i = 0; i < exec->output_descs.size(); ++i) {
-    const TensorDesc& d = exec->output_descs[i];
-    if (direct_outputs[i] != nullptr) {
-      exec->device_outputs.push_back(DeviceTensor{&d, direct_outputs[i]});
-      continue;
-    }
-    exec->device_outputs.push_back(DeviceTensor{&d, cursor});
-    cursor += AlignUp(d.byte_size);
-  }
   if (st.ok()) st = stream.MarkTime(&exec->marks[1]);
-  if (st.ok()) {
-    st = model.Execute(stream, exec->device_inputs, exec->request.params, exec->device_outputs);
+  for (Slot& s : exec->slots) {
+    if (!s.live || !st.ok()) continue;
+    const Model& model = *s.request->model;
+    if (absl::Status run = model.Execute(stream, s.device_inputs, s.request->params,
+                                         s.device_outputs);
+        !run.ok()) {
+      *s.status = std::move(run);  // this request alone fails
+      s.live = false;
+    }
   }
   if (st.ok()) st = stream.MarkTime(&exec->marks[2]);
   CopyJoiner staged_outputs(stream, &Stream::CopyDeviceToHost);
-  for (size_t i = 0; i < exec->output_descs.size() && st.ok(); ++i) {
-    if (direct_outputs[i] != nullptr) continue;
-    const TensorDesc& d = exec->output_descs[i];
-    void* host = responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
-    if (host == nullptr || d.byte_size == 0) continue;
-    if (staged != nullptr && !outputs_pinned) {
-      st = staged_outputs.Add(staged, exec->device_outputs[i].data, d.byte_size);
-      exec->staged_outputs.push_back({host, staged, d.byte_size});
-      staged += AlignUp(d.byte_size);
-    } else {
-      st = stream.CopyDeviceToHost(host, exec->device_outputs[i].data, d.byte_size);
+  for (size_t k = 0; k < exec->slots.size() && st.ok(); ++k) {
+    Slot& s = exec->slots[k];
+    if (!s.live) continue;
+    const ModelSignature& sig = s.request->model->signature();
+    for (size_t i = 0; i < s.output_descs.size() && st.ok(); ++i) {
+      if (s.direct_outputs[i] != nullptr) continue;
+      const TensorDesc& d = s.output_descs[i];
+      void* host = s.responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
+      if (host == nullptr || d.byte_size == 0) continue;
+      if (staged_out_cursor != nullptr && !s.outputs_pinned) {
+        st = staged_outputs.Add(staged_out_cursor, s.device_outputs[i].data, d.byte_size);
+        exec->staged_outputs.push_back({k, host, staged_out_cursor, d.byte_size});
+        staged_out_cursor += AlignUp(d.byte_size);
+      } else {
+        st = stream.CopyDeviceToHost(host, s.device_outputs[i].data, d.byte_size);
+      }
     }
   }
   if (absl::Status flushed = staged_outputs.Flush(); st.ok()) st = std::move(flushed);
@@ -293,39 +359,86 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
     }
   }
   // Finish in stream order, also after a failure: work already enqueued may
-  // still read the buffer, write the marks or the responder's host outputs.
+  // still read the buffer, write the marks or the responders' host outputs.
   Execution* raw = exec.release();
-  absl::Status enq =
-      stream.ThenCallback([raw, &allocator, &stream, responder, st](absl::Status s) mutable {
-        std::unique_ptr<Execution> owned(raw);
-        allocator.Free(stream.device(), stream, owned->buffer);
-        if (st.ok() && s.ok()) {
-          for (const Execution::StagedOutput& o : owned->staged_outputs) {
-            std::memcpy(o.host, o.staged, o.bytes);
-          }
-        }
-        owned->staging.Reset();
-        if (!st.ok()) {
-          responder->Complete(std::move(st));
-          return;
-        }
-        if (s.ok()) {
-          const int64_t* m = owned->marks;
-          const ExecutionTiming timing{m[1] - m[0], m[2] - m[1], m[3] - m[2]};
-          owned->request.model->statistics().RecordExecution(InferenceCount(owned->request),
-                                                             timing);
-          responder->ReportTiming(timing);
-        }
-        responder->Complete(std::move(s));
-      });
+  absl::Status enq = stream.ThenCallback([raw, &allocator, &stream, st](absl::Status s) mutable {
+    std::unique_ptr<Execution> owned(raw);
+    allocator.Free(stream.device(), stream, owned->buffer);
+    const absl::Status shared = st.ok() ? std::move(s) : std::move(st);
+    if (shared.ok()) {
+      for (const Execution::StagedOutput& o : owned->staged_outputs) {
+        if (owned->slots[o.slot].live) std::memcpy(o.host, o.staged, o.bytes);
+      }
+    }
+    owned->staging.Reset();
+    if (shared.ok()) {
+      // The requests ran together: each is one execution of its model with
+      // an equal share of the time.
+      int64_t ran = 0;
+      for (const Slot& slot : owned->slots) ran += slot.live ? 1 : 0;
+      const int64_t* m = owned->marks;
+      const int64_t n = std::max<int64_t>(ran, 1);
+      const ExecutionTiming timing{(m[1] - m[0]) / n, (m[2] - m[1]) / n, (m[3] - m[2]) / n};
+      for (Slot& slot : owned->slots) {
+        if (!slot.live) continue;
+        slot.request->model->statistics().RecordExecution(InferenceCount(*slot.request), timing);
+        slot.responder->ReportTiming(timing);
+      }
+    }
+    Finish(std::move(owned), shared);
+  });
   if (!enq.ok()) {
     // No callback will run: wait for the stream here instead.
     stream.Synchronize().IgnoreError();
     std::unique_ptr<Execution> owned(raw);
     allocator.Free(stream.device(), stream, owned->buffer);
     owned->staging.Reset();
-    responder->Complete(st.ok() ? std::move(enq) : std::move(st));
+    Finish(std::move(owned), st.ok() ? std::move(enq) : std::move(st));
   }
+}
+
+}  // namespace
+
+void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
+                     InferResponder* responder) {
+  const ModelSignature& sig = request.model->signature();
+  if (sig.decoupled || sig.host_execution) {
+    absl::InlinedVector<TensorDesc, 4> input_descs;
+    for (const InferInput& in : request.inputs) input_descs.push_back(in.desc);
+    absl::InlinedVector<TensorDesc, 2> output_descs(sig.outputs.size());
+    if (absl::Status st = request.model->Validate(input_descs, request.params,
+                                                  absl::MakeSpan(output_descs));
+        !st.ok()) {
+      responder->Complete(std::move(st));
+    } else if (sig.decoupled) {
+      ExecuteDecoupled(std::move(request), responder);
+    } else {
+      ExecuteHost(request, responder);
+    }
+    return;
+  }
+  auto exec = std::make_unique<Execution>();
+  exec->owned_request = std::move(request);
+  exec->single = responder;
+  Slot& slot = exec->slots.emplace_back();
+  slot.request = &exec->owned_request;
+  slot.responder = responder;
+  slot.status = &exec->owned_status;
+  Run(std::move(exec), stream, allocator);
+}
+
+void ExecuteGroupOnDevice(absl::Span<GroupedRequest> requests, Stream& stream,
+                          DeviceAllocator& allocator,
+                          absl::AnyInvocable<void(absl::Status) &&> done) {
+  auto exec = std::make_unique<Execution>();
+  exec->done = std::move(done);
+  exec->slots.resize(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    exec->slots[i].request = requests[i].request;
+    exec->slots[i].responder = requests[i].responder;
+    exec->slots[i].status = &requests[i].status;
+  }
+  Run(std::move(exec), stream, allocator);
 }
 
 }  // namespace inferd

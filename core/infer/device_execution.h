@@ -1,9 +1,13 @@
 // ExecuteOnDevice: runs one bound InferRequest on one device stream —
-// allocate, copy inputs in, run the model, copy outputs out, complete. The
-// scheduler decides where; this decides nothing.
+// allocate, copy inputs in, run the model, copy outputs out, complete —
+// and ExecuteGroupOnDevice several side by side, sharing their copies and
+// completion. The scheduler decides where and which; this decides nothing.
 #ifndef INFERD_CORE_INFER_DEVICE_EXECUTION_H_
 #define INFERD_CORE_INFER_DEVICE_EXECUTION_H_
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "core/device/device.h"
 #include "core/device/device_allocator.h"
 #include "core/infer/infer_request.h"
@@ -24,6 +28,27 @@ namespace inferd {
 // pageable memory holds the calling thread until the stream has run.
 void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
                      InferResponder* responder);
+
+// One request of a group (ExecuteGroupOnDevice).
+struct GroupedRequest {
+  InferRequest* request = nullptr;      // borrowed until `done` has run
+  InferResponder* responder = nullptr;  // outputs and timing; never Completed here
+  absl::Status status;                  // the request's outcome, set before `done`
+};
+
+// Runs `requests` (models neither decoupled nor host-executed, each as
+// ExecuteOnDevice would) on `stream` as one execution: one device buffer
+// and one staging block for all, their staged inputs in one copy and their
+// staged outputs in one, one stream callback for all. Each request is
+// validated and launched on its own and fails alone; a failure of the
+// shared work (allocation, a copy, the stream) fails every request.
+// `done` runs exactly once, after every request's status is set, with the
+// shared work's status: from the stream's callback thread, or before this
+// returns when nothing was enqueued. Each request that ran reports an
+// equal share of the execution's time.
+void ExecuteGroupOnDevice(absl::Span<GroupedRequest> requests, Stream& stream,
+                          DeviceAllocator& allocator,
+                          absl::AnyInvocable<void(absl::Status) &&> done);
 
 }  // namespace inferd
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/device/device_allocator.h"
 #include "core/device/host_device.h"
 #include "core/memory/staging_pool.h"
@@ -188,6 +189,7 @@ class CountingStream final : public Stream {
     return inner_.Memset(dst, value, bytes);
   }
   absl::Status ThenCallback(absl::AnyInvocable<void(absl::Status) &&> fn) override {
+    ++callbacks;
     return inner_.ThenCallback(std::move(fn));
   }
   absl::Status RecordEvent(Event& event) override { return inner_.RecordEvent(event); }
@@ -197,6 +199,7 @@ class CountingStream final : public Stream {
 
   std::atomic<int> to_device{0};
   std::atomic<int> to_host{0};
+  std::atomic<int> callbacks{0};
 
  private:
   Stream& inner_;
@@ -265,6 +268,149 @@ TEST_P(DeviceExecutionTest, StagedTensorsCrossInOneCopyEachWay) {
   EXPECT_EQ(out1, a);
   EXPECT_EQ(stream.to_device.load(), stage ? 1 : 2);
   EXPECT_EQ(stream.to_host.load(), stage ? 1 : 2);
+}
+
+// A model whose launch always fails.
+class FailingModel final : public Model {
+ public:
+  FailingModel() {
+    sig_.name = "failing";
+    sig_.inputs = {{"INPUT0", DataType::kFp32, {-1}}};
+    sig_.outputs = {{"OUTPUT0", DataType::kFp32, {-1}}};
+  }
+  const ModelSignature& signature() const override { return sig_; }
+  absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
+                        absl::Span<TensorDesc> outputs) const override {
+    outputs[0] = inputs[0];
+    return absl::OkStatus();
+  }
+  absl::Status Execute(Stream&, absl::Span<const DeviceTensor>, const ModelParams&,
+                       absl::Span<const DeviceTensor>) const override {
+    return absl::InternalError("failing: launch refused");
+  }
+
+ private:
+  ModelSignature sig_;
+};
+
+// A group runs each request as ExecuteOnDevice would (identity and swap
+// side by side, sizes off the 256-byte alignment), with one copy each way
+// for all their staged tensors and one stream callback; a request that
+// fails validation, or whose launch fails, fails alone.
+TEST_P(DeviceExecutionTest, AGroupSharesItsCopiesAndOneCallback) {
+  const bool stage = GetParam();
+  StagingAllocator allocator(*device_, stage);
+  constexpr int kIdentity = 6;
+  std::vector<std::vector<float>> xs(kIdentity);
+  std::vector<InferRequest> requests(kIdentity + 3);
+  for (int r = 0; r < kIdentity; ++r) {
+    xs[r].resize(100 + 37 * r);
+    for (size_t i = 0; i < xs[r].size(); ++i) xs[r][i] = static_cast<float>(r * 1000 + i);
+    requests[r].model = Builtin("identity");
+    requests[r].inputs.push_back(
+        InferInput{"INPUT0",
+                   TensorDesc{DataType::kFp32, {static_cast<int64_t>(xs[r].size())},
+                              xs[r].size() * sizeof(float)},
+                   xs[r].data()});
+  }
+  // Swap: two inputs, two outputs.
+  InferRequest& swap = requests[kIdentity];
+  swap.model = std::make_shared<SwapModel>();
+  for (int i = 0; i < 2; ++i) {
+    swap.inputs.push_back(InferInput{i == 0 ? "INPUT0" : "INPUT1",
+                                     TensorDesc{DataType::kFp32, {static_cast<int64_t>(
+                                                                     xs[i].size())},
+                                                xs[i].size() * sizeof(float)},
+                                     xs[i].data()});
+  }
+  // add with inputs of different types: fails validation.
+  InferRequest& bad = requests[kIdentity + 1];
+  bad.model = Builtin("add");
+  std::vector<int32_t> ints(xs[0].size());
+  bad.inputs.push_back(InferInput{
+      "INPUT0", TensorDesc{DataType::kFp32, {static_cast<int64_t>(xs[0].size())},
+                           xs[0].size() * sizeof(float)},
+      xs[0].data()});
+  bad.inputs.push_back(InferInput{
+      "INPUT1", TensorDesc{DataType::kInt32, {static_cast<int64_t>(ints.size())},
+                           ints.size() * sizeof(int32_t)},
+      ints.data()});
+  InferRequest& failing = requests[kIdentity + 2];
+  failing.model = std::make_shared<FailingModel>();
+  failing.inputs.push_back(xs[1].empty() ? InferInput{} : requests[1].inputs[0]);
+
+  std::vector<std::unique_ptr<CollectingResponder>> responders;
+  std::vector<GroupedRequest> group(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    responders.push_back(std::make_unique<CollectingResponder>());
+    group[i].request = &requests[i];
+    group[i].responder = responders.back().get();
+  }
+  CountingStream stream(device_->stream(0));
+  absl::Notification done;
+  absl::Status shared = absl::UnknownError("not called");
+  int calls = 0;
+  ExecuteGroupOnDevice(absl::MakeSpan(group), stream, allocator, [&](absl::Status st) {
+    shared = std::move(st);
+    ++calls;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  ASSERT_TRUE(shared.ok()) << shared;
+  EXPECT_EQ(calls, 1);
+  for (int r = 0; r < kIdentity; ++r) {
+    ASSERT_TRUE(group[r].status.ok()) << "request " << r << ": " << group[r].status;
+    ASSERT_EQ(responders[r]->outputs.size(), 1u);
+    ASSERT_EQ(responders[r]->outputs[0].size(), xs[r].size() * sizeof(float));
+    EXPECT_EQ(std::memcmp(responders[r]->outputs[0].data(), xs[r].data(),
+                          xs[r].size() * sizeof(float)),
+              0)
+        << "request " << r;
+    EXPECT_FALSE(responders[r]->done.HasBeenNotified()) << "Complete is the caller's";
+  }
+  ASSERT_TRUE(group[kIdentity].status.ok()) << group[kIdentity].status;
+  ASSERT_EQ(responders[kIdentity]->outputs.size(), 2u);
+  EXPECT_EQ(responders[kIdentity]->outputs[0].size(), xs[1].size() * sizeof(float));
+  EXPECT_EQ(std::memcmp(responders[kIdentity]->outputs[0].data(), xs[1].data(),
+                        xs[1].size() * sizeof(float)),
+            0);
+  EXPECT_EQ(std::memcmp(responders[kIdentity]->outputs[1].data(), xs[0].data(),
+                        xs[0].size() * sizeof(float)),
+            0);
+  EXPECT_EQ(group[kIdentity + 1].status.code(), absl::StatusCode::kInvalidArgument)
+      << group[kIdentity + 1].status;
+  EXPECT_TRUE(responders[kIdentity + 1]->outputs.empty());
+  EXPECT_EQ(group[kIdentity + 2].status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(group[kIdentity + 2].status.message().find("launch refused"), std::string::npos);
+  EXPECT_TRUE(responders[kIdentity + 2]->outputs.empty());
+  // Staged: one copy each way for all; direct: one per tensor.
+  EXPECT_EQ(stream.to_device.load(), stage ? 1 : kIdentity + 2 + 1);
+  EXPECT_EQ(stream.to_host.load(), stage ? 1 : kIdentity + 2);
+  EXPECT_EQ(stream.callbacks.load(), 1);
+  EXPECT_EQ(allocator.returned(), allocator.staged());
+}
+
+// A group of requests that all fail validation enqueues nothing and
+// reports at once.
+TEST_P(DeviceExecutionTest, AGroupWithNothingToRunReportsAtOnce) {
+  StagingAllocator allocator(*device_, GetParam());
+  std::vector<float> x(8);
+  std::vector<int32_t> y(8);
+  InferRequest bad;
+  bad.model = Builtin("add");
+  bad.inputs.push_back(InferInput{"INPUT0", TensorDesc{DataType::kFp32, {8}, 32}, x.data()});
+  bad.inputs.push_back(InferInput{"INPUT1", TensorDesc{DataType::kInt32, {8}, 32}, y.data()});
+  CollectingResponder responder;
+  GroupedRequest one{&bad, &responder, absl::OkStatus()};
+  CountingStream stream(device_->stream(0));
+  bool called = false;
+  ExecuteGroupOnDevice(absl::MakeSpan(&one, 1), stream, allocator, [&](absl::Status st) {
+    EXPECT_TRUE(st.ok()) << st;
+    called = true;
+  });
+  EXPECT_TRUE(called);
+  EXPECT_EQ(one.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(stream.callbacks.load(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(StagedAndDirect, DeviceExecutionTest, ::testing::Bool(),
