@@ -181,6 +181,8 @@ void SchedulerStatsToProto(const SchedulerStats& s, v1::GetSchedulerStatsRespons
   out->set_preemptions(s.preemptions);
   out->set_batches(s.batches);
   out->set_batched_requests(s.batched_requests);
+  out->set_groups(s.groups);
+  out->set_grouped_requests(s.grouped_requests);
   out->set_tasks_retained(s.tasks_retained);
   out->set_mean_queue_seconds(s.mean_queue_seconds);
   out->set_mean_execution_seconds(s.mean_execution_seconds);

@@ -47,8 +47,11 @@ void PrintScheduler(const v1::GetSchedulerStatsResponse& s) {
       "  retries %lu  preemptions %lu\n",
       U(s.submitted()), U(s.succeeded()), U(s.failed()), U(s.cancelled()), U(s.timed_out()),
       U(s.rejected()), U(s.retries()), U(s.preemptions()));
-  std::printf("batches %lu (%lu requests)  retained %lu  mean queue %.6f s  mean exec %.6f s\n",
-              U(s.batches()), U(s.batched_requests()), U(s.tasks_retained()),
+  std::printf(
+      "batches %lu (%lu requests)  groups %lu (%lu requests)  retained %lu  mean queue %.6f s"
+      "  mean exec %.6f s\n",
+              U(s.batches()), U(s.batched_requests()), U(s.groups()), U(s.grouped_requests()),
+              U(s.tasks_retained()),
               s.mean_queue_seconds(), s.mean_execution_seconds());
   std::vector<std::string> queues;
   for (const auto& q : s.queues()) {

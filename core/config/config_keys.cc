@@ -530,6 +530,12 @@ const std::vector<FieldSpec>& Fields() {
           IntRange{1, 64}, "threads",
           "Threads that copy a batch's requests into its pinned input block together "
           "when the batch starts (1 = the dispatching thread alone)"),
+      Key("scheduler.max_requests_per_slot",
+          [](auto* c) { return &c->scheduler.max_requests_per_slot; },
+          IntRange{1, 1024}, "requests",
+          "When a device's last free slot is taken, queued requests of unbatched models "
+          "run with it as one group (one copy each way, one completion), at most this many "
+          "and the slot's share of the queue (1 = one request per slot)"),
       Key("scheduler.preferred_batch_sizes",
           [](auto* c) { return &c->scheduler.preferred_batch_sizes; },
           BatchSizes{}, "",

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/device/device_allocator.h"
+#include "core/infer/device_execution.h"
 #include "core/infer/infer_request.h"
 #include "core/sched/priority_queue.h"
 #include "core/sched/scheduler_metrics.h"
@@ -32,9 +33,15 @@ class Scheduler;
 class TaskRecord;
 struct Job;
 
-// The members of a merged batch and the host memory the batch runs from.
+// The members of a merged batch and the host memory the batch runs from;
+// or, `grouped`, of a group: requests of unbatched models that one device
+// slot runs side by side, each as itself (ExecuteGroupOnDevice), sharing
+// copies and one completion (Scheduler::GroupLocked).
 struct BatchData {
   std::vector<Job*> members;
+  bool grouped = false;
+  std::vector<GroupedRequest> requests;  // a group's, in member order
+
   std::vector<int64_t> rows;  // dim-0 rows of each member
   // The members' inputs, concatenated when the batch first runs
   // (GatherBatchInputs): a pinned block where the device's staging pool

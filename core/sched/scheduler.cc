@@ -47,6 +47,17 @@ bool IsRetryable(const absl::Status& s) {
 
 double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
+// What a group's execution says of its device: the shared work's failure,
+// else the first device fault among its requests' own launches (one
+// execution counts once towards unhealthy_threshold).
+absl::Status GroupDeviceResult(const BatchData& group, const absl::Status& shared) {
+  if (!shared.ok()) return shared;
+  for (const GroupedRequest& r : group.requests) {
+    if (IsDeviceFault(r.status)) return r.status;
+  }
+  return absl::OkStatus();
+}
+
 // Dispatch trampoline: device work that completes inline (idle host
 // streams) re-enters the scheduler; instead of recursing, lanes to dispatch
 // are deferred to the outermost dispatch on this thread.
@@ -56,6 +67,19 @@ thread_local bool tls_dispatching = false;
 // shared counter would bounce one cache line between every submitter).
 thread_local uint64_t tls_rotation = 0;
 thread_local absl::InlinedVector<void*, 4> tls_deferred;
+
+// A queued job that may run in a group (Scheduler::GroupLocked): a
+// ModelInfer request of an unbatched device model, not BACKGROUND (so a
+// group is never a preemption victim).
+bool Groupable(const QueueNode* node) {
+  const auto* j = static_cast<const Job*>(node);
+  if (j->batch != nullptr || j->task != nullptr || j->sink == nullptr ||
+      j->emitted_by != nullptr || j->priority == Priority::kBackground) {
+    return false;
+  }
+  const ModelSignature& sig = j->request.model->signature();
+  return !sig.decoupled && !sig.host_execution;
+}
 
 std::vector<int> DeviceIndexes(const std::vector<Device*>& devices) {
   std::vector<int> out;
@@ -443,6 +467,7 @@ void Scheduler::DispatchLoop(DeviceLane& lane) {
           job = lane.PopLocked(now);
         }
         if (job != nullptr) {
+          if (lane.free_slots.size() == 1) job = GroupLocked(lane, job, now);
           lane.TakeSlotLocked(job);
         } else {
           try_steal = options_.enable_migration && lane.Eligible();
@@ -523,8 +548,70 @@ bool Scheduler::BeginMember(DeviceLane& lane, Job* job, absl::Time now) {
   return true;
 }
 
+Job* Scheduler::GroupLocked(DeviceLane& lane, Job* job, absl::Time now) {
+  // The slot's share of what is queued, so the other slots, once free,
+  // find work too.
+  const int64_t share =
+      std::min<int64_t>(options_.max_requests_per_slot - 1,
+                        lane.queued.load(std::memory_order_relaxed) / options_.max_tasks_per_device);
+  if (share <= 0 || !Groupable(job)) return job;
+  auto data = std::make_unique<BatchData>();
+  data->grouped = true;
+  data->members.push_back(job);
+  while (static_cast<int64_t>(data->members.size()) <= share) {
+    Job* next = lane.PopLocked(now, &Groupable);
+    if (next == nullptr) break;
+    data->members.push_back(next);
+  }
+  if (data->members.size() == 1) return job;
+  auto* group = new Job;
+  group->scheduler = this;
+  group->priority = job->priority;
+  group->submit_time = job->submit_time;
+  group->queued_time = job->queued_time;
+  for (Job* m : data->members) {
+    group->priority = std::min(group->priority, m->priority);
+    group->submit_time = std::min(group->submit_time, m->submit_time);
+    group->queued_time = std::min(group->queued_time, m->queued_time);
+    m->parent = group;
+    m->where.store(Job::Where::kInBatch);
+  }
+  group->lane.store(lane.position);
+  groups_.fetch_add(1, std::memory_order_relaxed);
+  grouped_requests_.fetch_add(data->members.size(), std::memory_order_relaxed);
+  group->batch = std::move(data);
+  return group;
+}
+
+void Scheduler::StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now) {
+  BatchData& g = *group->batch;
+  group->start_time = now;
+  ++group->attempts;
+  // The group times out (Sweep) with the first of its running members.
+  group->deadline = absl::InfiniteFuture();
+  g.requests.resize(g.members.size());
+  for (size_t i = 0; i < g.members.size(); ++i) {
+    Job* m = g.members[i];
+    GroupedRequest& r = g.requests[i];
+    r.request = &m->request;
+    r.responder = m;
+    r.status = absl::OkStatus();
+    if (!BeginMember(lane, m, now)) {
+      r.status = absl::CancelledError("task cancelled");
+    } else if (now >= m->deadline) {
+      m->timed_out.store(true);
+      r.status = absl::DeadlineExceededError("timeout: the deadline passed while queued");
+    } else {
+      group->deadline = std::min(group->deadline, m->deadline);
+    }
+  }
+  // May complete (and delete the group) before it returns.
+  ExecuteGroupOnDevice(absl::MakeSpan(g.requests), stream, *allocator_,
+                       [group](absl::Status st) { group->Complete(std::move(st)); });
+}
+
 void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
-  if (job->batch != nullptr) {
+  if (job->batch != nullptr && !job->batch->grouped) {
     bool any_live = false;
     for (Job* m : job->batch->members) any_live |= BeginMember(lane, m, now);
     job->start_time = now;
@@ -548,6 +635,10 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
   }
   Stream& stream =
       lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
+  if (job->batch != nullptr && job->batch->grouped) {
+    StartGroup(lane, job, stream, now);
+    return;
+  }
   if (job->batch != nullptr) {
     ParallelCopy* copier =
         gather_copiers_.empty() ? nullptr : gather_copiers_[lane.position].get();
@@ -590,7 +681,9 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     } else {
       observe(job);
     }
-    NoteDeviceResult(lane, status);
+    NoteDeviceResult(lane, job->batch != nullptr && job->batch->grouped
+                               ? GroupDeviceResult(*job->batch, status)
+                               : status);
   }
   if (job->task != nullptr && tensors_ != nullptr) {
     std::vector<AccessedTensor> pins;
@@ -604,31 +697,57 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     status = absl::DeadlineExceededError(
         absl::StrCat("timeout: the deadline passed while running (", status.message(), ")"));
   }
-  // Preemptions start executions that are no retries.
-  const int attempts = job->attempts - job->preemptions;
-  const absl::Duration backoff =
-      std::min(options_.retry_backoff * (int64_t{1} << std::clamp(attempts - 1, 0, 20)),
-               options_.max_retry_backoff);
-  if (preempted && executed && !shutting_down_.load() && !job->cancelled.load() &&
-      !job->timed_out.load() && now < job->deadline) {
+  if (job->batch != nullptr && job->batch->grouped) {
+    SettleGroup(lane, job, status, now);
+  } else if (preempted && executed && !shutting_down_.load() && !job->cancelled.load() &&
+             !job->timed_out.load() && now < job->deadline) {
     // The result is dropped whatever it was; the work runs again.
     RequeuePreempted(job, now);
-  } else if (executed && IsRetryable(status) && !shutting_down_.load() &&
-             !job->cancelled.load() && !job->timed_out.load() && attempts <= job->max_retries &&
-             now + backoff < job->deadline) {
-    job->failed_mask |= uint64_t{1} << lane.position;
-    retries_.fetch_add(1, std::memory_order_relaxed);
-    metrics_->retries().Increment();
-    INFERD_LOG(kDebug, "retrying after ", status.ToString(), " on device ", lane.device->index(),
-               " (attempt ", job->attempts, ")");
-    job->where.store(Job::Where::kRetryWait);
-    ScheduleTimer(now + backoff, [this, job] { PlaceAndPush(job, clock_->Now()); });
-  } else {
+  } else if (!executed || !RetryLater(lane, job, status, now)) {
     Finish(job, std::move(status));
   }
   Dispatch(lane);
   absl::MutexLock lock(&lane.mu);
   --lane.completing;
+}
+
+bool Scheduler::RetryLater(DeviceLane& lane, Job* job, const absl::Status& status,
+                           absl::Time now) {
+  // Preemptions start executions that are no retries.
+  const int attempts = job->attempts - job->preemptions;
+  const absl::Duration backoff =
+      std::min(options_.retry_backoff * (int64_t{1} << std::clamp(attempts - 1, 0, 20)),
+               options_.max_retry_backoff);
+  if (!IsRetryable(status) || shutting_down_.load() || job->cancelled.load() ||
+      job->timed_out.load() || attempts > job->max_retries || now + backoff >= job->deadline) {
+    return false;
+  }
+  job->failed_mask |= uint64_t{1} << lane.position;
+  retries_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->retries().Increment();
+  INFERD_LOG(kDebug, "retrying after ", status.ToString(), " on device ", lane.device->index(),
+             " (attempt ", job->attempts, ")");
+  job->where.store(Job::Where::kRetryWait);
+  ScheduleTimer(now + backoff, [this, job] { PlaceAndPush(job, clock_->Now()); });
+  return true;
+}
+
+void Scheduler::SettleGroup(DeviceLane& lane, Job* group, const absl::Status& shared,
+                            absl::Time now) {
+  BatchData& g = *group->batch;
+  const bool timed_out = group->timed_out.load();
+  for (size_t i = 0; i < g.members.size(); ++i) {
+    Job* m = g.members[i];
+    absl::Status st = i < g.requests.size() ? std::move(g.requests[i].status) : shared;
+    if (st.ok()) st = shared;
+    if (st.ok() && timed_out) {
+      st = absl::DeadlineExceededError("timeout: the deadline passed while running");
+    }
+    m->parent = nullptr;
+    if (m->start_time != absl::InfinitePast() && RetryLater(lane, m, st, now)) continue;
+    FinishJob(m, std::move(st));
+  }
+  delete group;
 }
 
 void Scheduler::RequeuePreempted(Job* job, absl::Time now) {
@@ -670,7 +789,9 @@ void Scheduler::RequeuePreempted(Job* job, absl::Time now) {
 }
 
 void Scheduler::Finish(Job* job, absl::Status status) {
-  if (job->batch != nullptr) {
+  if (job->batch != nullptr && job->batch->grouped) {
+    SettleGroup((*lanes_)[job->lane.load()], job, status, clock_->Now());
+  } else if (job->batch != nullptr) {
     FinishBatch(job, std::move(status));
   } else {
     FinishJob(job, std::move(status));

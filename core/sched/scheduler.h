@@ -189,6 +189,14 @@ class Scheduler final : public InferSubmitter {
   void DispatchLoop(DeviceLane& lane);
   Job* Steal(DeviceLane& thief, absl::Time now);
   void StartJob(DeviceLane& lane, Job* job, absl::Time now);
+  // With `job` about to take the lane's last free slot: the group of it
+  // and queued jobs that run beside it, or `job` itself.
+  Job* GroupLocked(DeviceLane& lane, Job* job, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  void StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now);
+  // A job whose execution failed with `status` goes back to wait for a
+  // retry when it may (true), else the caller finishes it.
+  bool RetryLater(DeviceLane& lane, Job* job, const absl::Status& status, absl::Time now);
   bool BeginMember(DeviceLane& lane, Job* job, absl::Time now);
   void OnExecuted(Job* job, absl::Status status);
   // A preempted job's execution ended: drops its results and queues it
@@ -197,6 +205,8 @@ class Scheduler final : public InferSubmitter {
   // Ends a job: a batch is split among its members, each finished.
   void Finish(Job* job, absl::Status status);
   void FinishBatch(Job* batch, absl::Status status);
+  // Finishes or retries each member of a group; deletes the group.
+  void SettleGroup(DeviceLane& lane, Job* group, const absl::Status& shared, absl::Time now);
   void FinishJob(Job* job, absl::Status status);
   // Adds a finished request to its model's statistics.
   void RecordStatistics(const Job& job, const absl::Status& status);
@@ -241,6 +251,8 @@ class Scheduler final : public InferSubmitter {
   std::atomic<uint64_t> rejected_{0};
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> preemptions_{0};
+  std::atomic<uint64_t> groups_{0};
+  std::atomic<uint64_t> grouped_requests_{0};
   std::atomic<int64_t> queue_ns_{0};
   std::atomic<uint64_t> queue_count_{0};
   std::atomic<int64_t> exec_ns_{0};

@@ -68,6 +68,11 @@ struct SchedulerOptions {
   // into its pinned input block when it starts; copies below 1 MiB stay on
   // the dispatching thread.
   int batch_gather_threads = 1;
+  // Most queued requests one device slot runs together (a group) when it
+  // is the device's last free slot: requests of unbatched models, not
+  // BACKGROUND, ModelInfer only; at most the slot's share of the queue
+  // (queued / max_tasks_per_device). 1 = a slot runs one request.
+  int max_requests_per_slot = 1;
   LimitsConfig limits;                                          // checks on task inputs
 
   // Returns a model's own batching settings (its config.yaml), or nullopt
@@ -141,6 +146,8 @@ struct SchedulerStats {
   uint64_t preemptions = 0;       // running BACKGROUND executions requeued for CRITICAL work
   uint64_t batches = 0;           // merged executions
   uint64_t batched_requests = 0;  // requests that ran in them
+  uint64_t groups = 0;            // slots that ran several unbatched requests together
+  uint64_t grouped_requests = 0;  // requests that ran in them
   uint64_t tasks_retained = 0;
   // Task records in memory: the retained ones and any a live job, waiter
   // or waiting dependent still holds.

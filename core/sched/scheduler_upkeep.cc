@@ -333,6 +333,8 @@ SchedulerStats Scheduler::GetStats() const {
   s.preemptions = preemptions_.load();
   s.batches = batching_->batches();
   s.batched_requests = batching_->batched_requests();
+  s.groups = groups_.load(std::memory_order_relaxed);
+  s.grouped_requests = grouped_requests_.load(std::memory_order_relaxed);
   s.tasks_retained = graph_->retained();
   s.task_records = graph_->live_records();
   const uint64_t qn = queue_count_.load();

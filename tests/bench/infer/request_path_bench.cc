@@ -50,6 +50,7 @@
 #include "core/config/config.h"
 #include "grpcpp/grpcpp.h"
 #include "inference/grpc_service.grpc.pb.h"
+#include "inferd/v1/scheduler.grpc.pb.h"
 #include "server/daemon.h"
 
 extern char** environ;
@@ -437,7 +438,27 @@ int Main(int argc, char** argv) {
     json += buf;
     if (last) heaviest = n;
   }
-  json += "],\"busiest_threads\":[";
+  {
+    // How many of the daemon's requests ran in groups (a freed slot running
+    // queued requests together: scheduler.max_requests_per_slot).
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(daemon->port),
+                                       grpc::InsecureChannelCredentials());
+    auto stub = inferd::v1::Scheduler::NewStub(channel);
+    grpc::ClientContext ctx;
+    inferd::v1::GetSchedulerStatsResponse stats;
+    if (stub->GetSchedulerStats(&ctx, {}, &stats).ok()) {
+      std::printf("scheduler: %lu requests succeeded, %lu in %lu groups\n",
+                  static_cast<unsigned long>(stats.succeeded()),
+                  static_cast<unsigned long>(stats.grouped_requests()),
+                  static_cast<unsigned long>(stats.groups()));
+      json += absl::StrCat("],\"groups\":", stats.groups(),
+                           ",\"grouped_requests\":", stats.grouped_requests(),
+                           ",\"succeeded\":", stats.succeeded());
+    } else {
+      json += "]";
+    }
+  }
+  json += ",\"busiest_threads\":[";
   std::printf("\ninferd threads at the heaviest load (cores busy; by thread name):\n");
   std::printf("  %-20s %8s %8s %14s\n", "name", "threads", "cores", "busiest thread");
   for (size_t i = 0; i < heaviest.threads.size() && i < 10; ++i) {
