@@ -81,6 +81,41 @@ bool Groupable(const QueueNode* node) {
   return !sig.decoupled && !sig.host_execution;
 }
 
+// With `job` about to take the lane's last free slot: the group of it and
+// the queued jobs that run beside it (at most `limit` in all and the slot's
+// share of the queue, so the other slots, once free, find work too), or
+// `job` itself.
+Job* GroupLocked(DeviceLane& lane, Job* job, absl::Time now, int limit, int max_tasks)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+  const int64_t share =
+      std::min<int64_t>(limit - 1, lane.queued.load(std::memory_order_relaxed) / max_tasks);
+  if (share <= 0 || !Groupable(job)) return job;
+  auto data = std::make_unique<BatchData>();
+  data->grouped = true;
+  data->members.push_back(job);
+  while (static_cast<int64_t>(data->members.size()) <= share) {
+    Job* next = lane.PopLocked(now, &Groupable);
+    if (next == nullptr) break;
+    data->members.push_back(next);
+  }
+  if (data->members.size() == 1) return job;
+  auto* group = new Job;
+  group->scheduler = job->scheduler;
+  group->priority = job->priority;
+  group->submit_time = job->submit_time;
+  group->queued_time = job->queued_time;
+  for (Job* m : data->members) {
+    group->priority = std::min(group->priority, m->priority);
+    group->submit_time = std::min(group->submit_time, m->submit_time);
+    group->queued_time = std::min(group->queued_time, m->queued_time);
+    m->parent = group;
+    m->where.store(Job::Where::kInBatch);
+  }
+  group->lane.store(lane.position);
+  group->batch = std::move(data);
+  return group;
+}
+
 std::vector<int> DeviceIndexes(const std::vector<Device*>& devices) {
   std::vector<int> out;
   for (Device* d : devices) out.push_back(d->index());
@@ -467,7 +502,14 @@ void Scheduler::DispatchLoop(DeviceLane& lane) {
           job = lane.PopLocked(now);
         }
         if (job != nullptr) {
-          if (lane.free_slots.size() == 1) job = GroupLocked(lane, job, now);
+          if (lane.free_slots.size() == 1) {
+            job = GroupLocked(lane, job, now, options_.max_requests_per_slot,
+                              options_.max_tasks_per_device);
+            if (job->batch != nullptr && job->batch->grouped) {
+              groups_.fetch_add(1, std::memory_order_relaxed);
+              grouped_requests_.fetch_add(job->batch->members.size(), std::memory_order_relaxed);
+            }
+          }
           lane.TakeSlotLocked(job);
         } else {
           try_steal = options_.enable_migration && lane.Eligible();
@@ -546,41 +588,6 @@ bool Scheduler::BeginMember(DeviceLane& lane, Job* job, absl::Time now) {
   rec.batched = job->parent != nullptr;
   graph_->SetStateLocked(rec, TaskState::kRunning, now);
   return true;
-}
-
-Job* Scheduler::GroupLocked(DeviceLane& lane, Job* job, absl::Time now) {
-  // The slot's share of what is queued, so the other slots, once free,
-  // find work too.
-  const int64_t share =
-      std::min<int64_t>(options_.max_requests_per_slot - 1,
-                        lane.queued.load(std::memory_order_relaxed) / options_.max_tasks_per_device);
-  if (share <= 0 || !Groupable(job)) return job;
-  auto data = std::make_unique<BatchData>();
-  data->grouped = true;
-  data->members.push_back(job);
-  while (static_cast<int64_t>(data->members.size()) <= share) {
-    Job* next = lane.PopLocked(now, &Groupable);
-    if (next == nullptr) break;
-    data->members.push_back(next);
-  }
-  if (data->members.size() == 1) return job;
-  auto* group = new Job;
-  group->scheduler = this;
-  group->priority = job->priority;
-  group->submit_time = job->submit_time;
-  group->queued_time = job->queued_time;
-  for (Job* m : data->members) {
-    group->priority = std::min(group->priority, m->priority);
-    group->submit_time = std::min(group->submit_time, m->submit_time);
-    group->queued_time = std::min(group->queued_time, m->queued_time);
-    m->parent = group;
-    m->where.store(Job::Where::kInBatch);
-  }
-  group->lane.store(lane.position);
-  groups_.fetch_add(1, std::memory_order_relaxed);
-  grouped_requests_.fetch_add(data->members.size(), std::memory_order_relaxed);
-  group->batch = std::move(data);
-  return group;
 }
 
 void Scheduler::StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now) {

@@ -189,10 +189,6 @@ class Scheduler final : public InferSubmitter {
   void DispatchLoop(DeviceLane& lane);
   Job* Steal(DeviceLane& thief, absl::Time now);
   void StartJob(DeviceLane& lane, Job* job, absl::Time now);
-  // With `job` about to take the lane's last free slot: the group of it
-  // and queued jobs that run beside it, or `job` itself.
-  Job* GroupLocked(DeviceLane& lane, Job* job, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   void StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now);
   // A job whose execution failed with `status` goes back to wait for a
   // retry when it may (true), else the caller finishes it.
