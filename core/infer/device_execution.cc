@@ -7,54 +7,15 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "core/device/copy_joiner.h"
 #include "core/util/checked_math.h"
 
 namespace inferd {
 namespace {
 
-constexpr uint64_t kAlign = 256;
+constexpr uint64_t kAlign = kCopyJoinAlign;
 
-uint64_t AlignUp(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-
-// Joins copies that continue, on both sides, where the previous one ended
-// (256-byte aligned): the staging block and the device buffer lay pageable
-// tensors out alike, so a request's staged inputs go over in one copy call
-// and its staged outputs come back in one, instead of one call per tensor
-// (each costs microseconds of driver time on a GPU).
-class CopyJoiner {
- public:
-  using CopyFn = absl::Status (Stream::*)(void*, const void*, size_t);
-  CopyJoiner(Stream& stream, CopyFn copy) : stream_(stream), copy_(copy) {}
-
-  absl::Status Add(void* dst, const void* src, uint64_t bytes) {
-    if (bytes == 0) return absl::OkStatus();
-    auto* d = static_cast<uint8_t*>(dst);
-    const auto* s = static_cast<const uint8_t*>(src);
-    if (bytes_ > 0 && d == dst_ + AlignUp(bytes_) && s == src_ + AlignUp(bytes_)) {
-      bytes_ = static_cast<uint64_t>(d - dst_) + bytes;
-      return absl::OkStatus();
-    }
-    absl::Status st = Flush();
-    dst_ = d;
-    src_ = s;
-    bytes_ = bytes;
-    return st;
-  }
-
-  absl::Status Flush() {
-    if (bytes_ == 0) return absl::OkStatus();
-    const uint64_t n = bytes_;
-    bytes_ = 0;
-    return (stream_.*copy_)(dst_, src_, n);
-  }
-
- private:
-  Stream& stream_;
-  const CopyFn copy_;
-  uint8_t* dst_ = nullptr;
-  const uint8_t* src_ = nullptr;
-  uint64_t bytes_ = 0;  // from dst_/src_ to the end of the last tensor joined
-};
+uint64_t AlignUp(uint64_t v) { return CopyJoinAlignUp(v); }
 
 // One request inside an execution: where its result goes and where its
 // tensors lie on the device.
@@ -67,7 +28,9 @@ struct Slot {
   absl::InlinedVector<DeviceTensor, 2> device_outputs;
   absl::InlinedVector<void*, 2> direct_outputs;  // written in place on the device
   bool outputs_pinned = false;
-  bool live = false;  // validated, and its model enqueued without error
+  bool laid_out = false;  // validated: has its place in the buffer and staging block
+  bool in_buffer = true;  // every tensor in the execution's buffer (none in place)
+  bool live = false;      // laid out, and its model enqueued without error
 };
 
 // Everything one in-flight execution owns until its stream callback runs:
@@ -260,7 +223,9 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
   uint64_t in_total = 0, out_total = 0, staged_in = 0, staged_out = 0;
   size_t live = 0;
   for (Slot& s : exec->slots) {
-    s.live = Prepare(s, device, &in_total, &out_total, &staged_in, &staged_out);
+    // A request that failed before (its status not OK) is left as it is.
+    s.live = s.status->ok() && Prepare(s, device, &in_total, &out_total, &staged_in, &staged_out);
+    s.laid_out = s.live;
     live += s.live ? 1 : 0;
   }
   if (live == 0) {
@@ -292,6 +257,7 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
       const InferInput& in = s.request->inputs[i];
       if (in.device == &device) {
         s.device_inputs.push_back(DeviceTensor{&in.desc, const_cast<void*>(in.data)});
+        s.in_buffer = false;
         continue;
       }
       s.device_inputs.push_back(DeviceTensor{&in.desc, in_cursor});
@@ -314,6 +280,7 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
       const TensorDesc& d = s.output_descs[i];
       if (s.direct_outputs[i] != nullptr) {
         s.device_outputs.push_back(DeviceTensor{&d, s.direct_outputs[i]});
+        s.in_buffer = false;
         continue;
       }
       s.device_outputs.push_back(DeviceTensor{&d, out_cursor});
@@ -322,31 +289,51 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
   }
   if (absl::Status flushed = staged_inputs.Flush(); st.ok()) st = std::move(flushed);
   if (st.ok()) st = stream.MarkTime(&exec->marks[1]);
-  for (Slot& s : exec->slots) {
-    if (!s.live || !st.ok()) continue;
-    const Model& model = *s.request->model;
-    if (absl::Status run = model.Execute(stream, s.device_inputs, s.request->params,
-                                         s.device_outputs);
-        !run.ok()) {
-      *s.status = std::move(run);  // this request alone fails
-      s.live = false;
+  // Each run of requests of one model in one ExecuteMany call (a group's
+  // requests are ordered by model); a failed call fails its request alone.
+  absl::InlinedVector<DeviceCall, 1> calls;
+  absl::InlinedVector<Slot*, 1> called;
+  for (size_t k = 0; k < exec->slots.size() && st.ok();) {
+    const Model* model = exec->slots[k].request->model.get();
+    calls.clear();
+    called.clear();
+    for (; k < exec->slots.size() && exec->slots[k].request->model.get() == model; ++k) {
+      Slot& s = exec->slots[k];
+      if (!s.live) continue;
+      calls.push_back(
+          DeviceCall{s.device_inputs, &s.request->params, s.device_outputs, s.in_buffer, {}});
+      called.push_back(&s);
+    }
+    if (calls.empty()) continue;
+    model->ExecuteMany(stream, absl::MakeSpan(calls));
+    for (size_t c = 0; c < calls.size(); ++c) {
+      if (calls[c].status.ok()) continue;
+      *called[c]->status = std::move(calls[c].status);
+      called[c]->live = false;
     }
   }
   if (st.ok()) st = stream.MarkTime(&exec->marks[2]);
   CopyJoiner staged_outputs(stream, &Stream::CopyDeviceToHost);
   for (size_t k = 0; k < exec->slots.size() && st.ok(); ++k) {
     Slot& s = exec->slots[k];
-    if (!s.live) continue;
+    if (!s.laid_out) continue;
     const ModelSignature& sig = s.request->model->signature();
     for (size_t i = 0; i < s.output_descs.size() && st.ok(); ++i) {
       if (s.direct_outputs[i] != nullptr) continue;
       const TensorDesc& d = s.output_descs[i];
+      // The staging block mirrors the outputs' place in the device buffer,
+      // also for outputs nobody copies, so the others still join.
+      uint8_t* staged_at = nullptr;
+      if (staged_out_cursor != nullptr && !s.outputs_pinned) {
+        staged_at = staged_out_cursor;
+        staged_out_cursor += AlignUp(d.byte_size);
+      }
+      if (!s.live) continue;
       void* host = s.responder->AllocateOutput(static_cast<int>(i), sig.outputs[i], d);
       if (host == nullptr || d.byte_size == 0) continue;
-      if (staged_out_cursor != nullptr && !s.outputs_pinned) {
-        st = staged_outputs.Add(staged_out_cursor, s.device_outputs[i].data, d.byte_size);
-        exec->staged_outputs.push_back({k, host, staged_out_cursor, d.byte_size});
-        staged_out_cursor += AlignUp(d.byte_size);
+      if (staged_at != nullptr) {
+        st = staged_outputs.Add(staged_at, s.device_outputs[i].data, d.byte_size);
+        exec->staged_outputs.push_back({k, host, staged_at, d.byte_size});
       } else {
         st = stream.CopyDeviceToHost(host, s.device_outputs[i].data, d.byte_size);
       }
@@ -438,6 +425,11 @@ void ExecuteGroupOnDevice(absl::Span<GroupedRequest> requests, Stream& stream,
     exec->slots[i].responder = requests[i].responder;
     exec->slots[i].status = &requests[i].status;
   }
+  // Requests of one model side by side: their tensors lie next to each
+  // other, and the model gets them in one ExecuteMany call.
+  std::stable_sort(exec->slots.begin(), exec->slots.end(), [](const Slot& a, const Slot& b) {
+    return a.request->model.get() < b.request->model.get();
+  });
   Run(std::move(exec), stream, allocator);
 }
 

@@ -33,14 +33,18 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
 struct GroupedRequest {
   InferRequest* request = nullptr;      // borrowed until `done` has run
   InferResponder* responder = nullptr;  // outputs and timing; never Completed here
-  absl::Status status;                  // the request's outcome, set before `done`
+  // The request's outcome, set before `done`. One that is not OK on entry
+  // (cancelled, past its deadline) is skipped and keeps it.
+  absl::Status status;
 };
 
 // Runs `requests` (models neither decoupled nor host-executed, each as
 // ExecuteOnDevice would) on `stream` as one execution: one device buffer
 // and one staging block for all, their staged inputs in one copy and their
-// staged outputs in one, one stream callback for all. Each request is
-// validated and launched on its own and fails alone; a failure of the
+// staged outputs in one, one stream callback for all; the requests of one
+// model run in one Model::ExecuteMany call (the identity builtins make it
+// one device-to-device copy). Each request is validated on its own and
+// fails alone, as does one whose model call fails; a failure of the
 // shared work (allocation, a copy, the stream) fails every request.
 // `done` runs exactly once, after every request's status is set, with the
 // shared work's status: from the stream's callback thread, or before this

@@ -50,6 +50,9 @@ class IdentityModel final : public Model {
                        absl::Span<const DeviceTensor> outputs) const override {
     return stream.CopyDeviceToDevice(outputs[0].data, inputs[0].data, inputs[0].desc->byte_size);
   }
+  void ExecuteMany(Stream& stream, absl::Span<DeviceCall> calls) const override {
+    ExecuteIdentityMany(stream, calls);
+  }
 
  private:
   ModelSignature sig_;

@@ -97,6 +97,9 @@ class IdentityOpModel final : public OpModel {
                        absl::Span<const DeviceTensor> outputs) const override {
     return stream.CopyDeviceToDevice(outputs[0].data, inputs[0].data, inputs[0].desc->byte_size);
   }
+  void ExecuteMany(Stream& stream, absl::Span<DeviceCall> calls) const override {
+    ExecuteIdentityMany(stream, calls);
+  }
 
  protected:
   absl::Status Check(absl::Span<const TensorDesc> inputs,

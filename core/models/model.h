@@ -81,6 +81,18 @@ struct DeviceTensor {
   void* data = nullptr;
 };
 
+// One request's tensors in Model::ExecuteMany.
+struct DeviceCall {
+  absl::Span<const DeviceTensor> inputs;
+  const ModelParams* params = nullptr;
+  absl::Span<const DeviceTensor> outputs;
+  // Every tensor of this call lies in the one device buffer that the
+  // joinable calls of an ExecuteMany share: copies that run from one
+  // call's tensors into the next's may be joined (never across buffers).
+  bool joinable = false;
+  absl::Status status;  // set by ExecuteMany
+};
+
 // A host tensor a decoupled model reads (inputs) or sends (outputs).
 struct HostTensor {
   const TensorDesc* desc = nullptr;
@@ -134,6 +146,13 @@ class Model {
                                const ModelParams& params,
                                absl::Span<const DeviceTensor> outputs) const = 0;
 
+  // Enqueues several requests' computations on `stream` (a group run by
+  // ExecuteGroupOnDevice), each as Execute would, setting each call's
+  // status; one call's failure is its own. The default calls Execute once
+  // per call; a model that can serve several calls with fewer launches or
+  // copies overrides it.
+  virtual void ExecuteMany(Stream& stream, absl::Span<DeviceCall> calls) const;
+
   // Host-executed models (signature().host_execution) only: computes from
   // `inputs` (host tensors, signature order, passed Validate) on the
   // calling thread, allocating each output once its size is known.
@@ -168,6 +187,11 @@ absl::Status ModelError(absl::Status status);
 
 // True when `status` was marked by ModelError.
 bool IsModelError(const absl::Status& status);
+
+// ExecuteMany of a model whose output 0 is a copy of its input 0 (the
+// identity builtins): copies that continue one another (a group's layout)
+// go over as one device-to-device copy.
+void ExecuteIdentityMany(Stream& stream, absl::Span<DeviceCall> calls);
 
 }  // namespace inferd
 

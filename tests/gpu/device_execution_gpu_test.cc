@@ -86,6 +86,9 @@ TEST_P(DeviceExecutionGpuTest, GroupsOfBuiltinRequestsKeepTheirOwnResults) {
     absl::Status shared;
   };
   std::vector<std::unique_ptr<Group>> groups;
+  // One instance each, as the daemon serves them: a group's identity
+  // requests then go over in one joined device-to-device copy.
+  const std::shared_ptr<const Model> identity = Builtin("identity"), add_model = Builtin("add");
   for (int g = 0; g < kGroups; ++g) {
     auto group = std::make_unique<Group>();
     const int n = g + 1;
@@ -97,7 +100,7 @@ TEST_P(DeviceExecutionGpuTest, GroupsOfBuiltinRequestsKeepTheirOwnResults) {
       for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(g * 100000 + r * 1000 + i);
       InferRequest& req = group->requests[r];
       const bool add = r % 3 == 2;
-      req.model = Builtin(add ? "add" : "identity");
+      req.model = add ? add_model : identity;
       const TensorDesc desc{DataType::kFp32, {static_cast<int64_t>(x.size())},
                             x.size() * sizeof(float)};
       req.inputs.push_back(InferInput{"INPUT0", desc, x.data()});

@@ -179,6 +179,7 @@ class CountingStream final : public Stream {
     return inner_.CopyDeviceToHost(dst, src, bytes);
   }
   absl::Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override {
+    ++within_device;
     return inner_.CopyDeviceToDevice(dst, src, bytes);
   }
   absl::Status CopyFromPeer(void* dst, Device& src_device, const void* src,
@@ -200,6 +201,7 @@ class CountingStream final : public Stream {
   std::atomic<int> to_device{0};
   std::atomic<int> to_host{0};
   std::atomic<int> callbacks{0};
+  std::atomic<int> within_device{0};
 
  private:
   Stream& inner_;
@@ -296,17 +298,18 @@ class FailingModel final : public Model {
 // A group runs each request as ExecuteOnDevice would (identity and swap
 // side by side, sizes off the 256-byte alignment), with one copy each way
 // for all their staged tensors and one stream callback; a request that
-// fails validation, or whose launch fails, fails alone.
+// fails validation fails alone.
 TEST_P(DeviceExecutionTest, AGroupSharesItsCopiesAndOneCallback) {
   const bool stage = GetParam();
   StagingAllocator allocator(*device_, stage);
   constexpr int kIdentity = 6;
   std::vector<std::vector<float>> xs(kIdentity);
-  std::vector<InferRequest> requests(kIdentity + 3);
+  std::vector<InferRequest> requests(kIdentity + 2);
+  const std::shared_ptr<const Model> identity = Builtin("identity");  // one model, as served
   for (int r = 0; r < kIdentity; ++r) {
     xs[r].resize(100 + 37 * r);
     for (size_t i = 0; i < xs[r].size(); ++i) xs[r][i] = static_cast<float>(r * 1000 + i);
-    requests[r].model = Builtin("identity");
+    requests[r].model = identity;
     requests[r].inputs.push_back(
         InferInput{"INPUT0",
                    TensorDesc{DataType::kFp32, {static_cast<int64_t>(xs[r].size())},
@@ -335,9 +338,6 @@ TEST_P(DeviceExecutionTest, AGroupSharesItsCopiesAndOneCallback) {
       "INPUT1", TensorDesc{DataType::kInt32, {static_cast<int64_t>(ints.size())},
                            ints.size() * sizeof(int32_t)},
       ints.data()});
-  InferRequest& failing = requests[kIdentity + 2];
-  failing.model = std::make_shared<FailingModel>();
-  failing.inputs.push_back(xs[1].empty() ? InferInput{} : requests[1].inputs[0]);
 
   std::vector<std::unique_ptr<CollectingResponder>> responders;
   std::vector<GroupedRequest> group(requests.size());
@@ -380,14 +380,71 @@ TEST_P(DeviceExecutionTest, AGroupSharesItsCopiesAndOneCallback) {
   EXPECT_EQ(group[kIdentity + 1].status.code(), absl::StatusCode::kInvalidArgument)
       << group[kIdentity + 1].status;
   EXPECT_TRUE(responders[kIdentity + 1]->outputs.empty());
-  EXPECT_EQ(group[kIdentity + 2].status.code(), absl::StatusCode::kInternal);
-  EXPECT_NE(group[kIdentity + 2].status.message().find("launch refused"), std::string::npos);
-  EXPECT_TRUE(responders[kIdentity + 2]->outputs.empty());
   // Staged: one copy each way for all; direct: one per tensor.
-  EXPECT_EQ(stream.to_device.load(), stage ? 1 : kIdentity + 2 + 1);
+  EXPECT_EQ(stream.to_device.load(), stage ? 1 : kIdentity + 2);
   EXPECT_EQ(stream.to_host.load(), stage ? 1 : kIdentity + 2);
   EXPECT_EQ(stream.callbacks.load(), 1);
+  // The six identity requests lie side by side: one copy for all of them
+  // (Model::ExecuteMany); swap copies its two tensors.
+  EXPECT_EQ(stream.within_device.load(), 1 + 2);
   EXPECT_EQ(allocator.returned(), allocator.staged());
+}
+
+// A request whose model's launch fails fails alone; the others' results
+// arrive.
+TEST_P(DeviceExecutionTest, ALaunchThatFailsFailsAlone) {
+  StagingAllocator allocator(*device_, GetParam());
+  std::vector<float> x(300, 1.5f);
+  const std::shared_ptr<const Model> identity = Builtin("identity");
+  const auto failing_model = std::make_shared<FailingModel>();
+  InferRequest requests[3];
+  for (int i = 0; i < 3; ++i) {
+    requests[i].model = i == 1 ? std::shared_ptr<const Model>(failing_model) : identity;
+    requests[i].inputs.push_back(
+        InferInput{"INPUT0", TensorDesc{DataType::kFp32, {300}, 1200}, x.data()});
+  }
+  CollectingResponder responders[3];
+  GroupedRequest group[3];
+  for (int i = 0; i < 3; ++i) group[i] = {&requests[i], &responders[i], absl::OkStatus()};
+  absl::Notification done;
+  ExecuteGroupOnDevice(absl::MakeSpan(group), device_->stream(0), allocator,
+                       [&](absl::Status st) {
+                         EXPECT_TRUE(st.ok()) << st;
+                         done.Notify();
+                       });
+  done.WaitForNotification();
+  EXPECT_EQ(group[1].status.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(group[1].status.message().find("launch refused"), std::string::npos);
+  EXPECT_TRUE(responders[1].outputs.empty());
+  for (int i : {0, 2}) {
+    ASSERT_TRUE(group[i].status.ok()) << group[i].status;
+    ASSERT_EQ(responders[i].outputs.size(), 1u);
+    EXPECT_EQ(std::memcmp(responders[i].outputs[0].data(), x.data(), 1200), 0);
+  }
+  EXPECT_EQ(allocator.returned(), allocator.staged());
+}
+
+// A request whose status is not OK on entry (the scheduler found it
+// cancelled) is skipped and keeps its status; the others run.
+TEST_P(DeviceExecutionTest, AGroupSkipsRequestsThatFailedBefore) {
+  StagingAllocator allocator(*device_, GetParam());
+  std::vector<float> x(300, 1.5f), y(200, 2.5f);
+  InferRequest a, b;
+  a.model = b.model = Builtin("identity");
+  a.inputs.push_back(InferInput{"INPUT0", TensorDesc{DataType::kFp32, {300}, 1200}, x.data()});
+  b.inputs.push_back(InferInput{"INPUT0", TensorDesc{DataType::kFp32, {200}, 800}, y.data()});
+  CollectingResponder ra, rb;
+  GroupedRequest group[2] = {{&a, &ra, absl::CancelledError("cancelled while queued")},
+                             {&b, &rb, absl::OkStatus()}};
+  absl::Notification done;
+  ExecuteGroupOnDevice(absl::MakeSpan(group), device_->stream(0), allocator,
+                       [&](absl::Status) { done.Notify(); });
+  done.WaitForNotification();
+  EXPECT_EQ(group[0].status.code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(ra.outputs.empty());
+  ASSERT_TRUE(group[1].status.ok()) << group[1].status;
+  ASSERT_EQ(rb.outputs.size(), 1u);
+  EXPECT_EQ(std::memcmp(rb.outputs[0].data(), y.data(), 800), 0);
 }
 
 // A group of requests that all fail validation enqueues nothing and
