@@ -22,8 +22,34 @@ namespace {
 
 constexpr int kMaxDevices = 64;
 
-// Errors that count against the device's health (memory pressure and a
-// model's own errors do not).
+// Errors another device (or a later attempt) may not repeat: device faults,
+// aborts and memory pressure. A model's own error (an exception in its
+// code) would repeat anywhere.
+bool IsRetryable(const absl::Status& s) {
+  return IsDeviceFault(s) || (!IsModelError(s) && (s.code() == absl::StatusCode::kAborted ||
+                                                   s.code() == absl::StatusCode::kResourceExhausted));
+}
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+// Dispatch trampoline: device work that completes inline (idle host
+// streams) re-enters the scheduler; instead of recursing, lanes to dispatch
+// are deferred to the outermost dispatch on this thread.
+thread_local bool tls_dispatching = false;
+
+// Round-robin position and tie-break rotation, per submitting thread (a
+// shared counter would bounce one cache line between every submitter).
+thread_local uint64_t tls_rotation = 0;
+thread_local absl::InlinedVector<void*, 4> tls_deferred;
+
+std::vector<int> DeviceIndexes(const std::vector<Device*>& devices) {
+  std::vector<int> out;
+  for (Device* d : devices) out.push_back(d->index());
+  return out;
+}
+
+}  // namespace
+
 bool IsDeviceFault(const absl::Status& s) {
   if (IsModelError(s)) return false;
   switch (s.code()) {
@@ -36,93 +62,6 @@ bool IsDeviceFault(const absl::Status& s) {
       return false;
   }
 }
-
-// Errors another device (or a later attempt) may not repeat: device faults,
-// aborts and memory pressure. A model's own error (an exception in its
-// code) would repeat anywhere.
-bool IsRetryable(const absl::Status& s) {
-  return IsDeviceFault(s) || (!IsModelError(s) && (s.code() == absl::StatusCode::kAborted ||
-                                                   s.code() == absl::StatusCode::kResourceExhausted));
-}
-
-double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
-
-// What a group's execution says of its device: the shared work's failure,
-// else the first device fault among its requests' own launches (one
-// execution counts once towards unhealthy_threshold).
-absl::Status GroupDeviceResult(const BatchData& group, const absl::Status& shared) {
-  if (!shared.ok()) return shared;
-  for (const GroupedRequest& r : group.requests) {
-    if (IsDeviceFault(r.status)) return r.status;
-  }
-  return absl::OkStatus();
-}
-
-// Dispatch trampoline: device work that completes inline (idle host
-// streams) re-enters the scheduler; instead of recursing, lanes to dispatch
-// are deferred to the outermost dispatch on this thread.
-thread_local bool tls_dispatching = false;
-
-// Round-robin position and tie-break rotation, per submitting thread (a
-// shared counter would bounce one cache line between every submitter).
-thread_local uint64_t tls_rotation = 0;
-thread_local absl::InlinedVector<void*, 4> tls_deferred;
-
-// A queued job that may run in a group (Scheduler::GroupLocked): a
-// ModelInfer request of an unbatched device model, not BACKGROUND (so a
-// group is never a preemption victim).
-bool Groupable(const QueueNode* node) {
-  const auto* j = static_cast<const Job*>(node);
-  if (j->batch != nullptr || j->task != nullptr || j->sink == nullptr ||
-      j->emitted_by != nullptr || j->priority == Priority::kBackground) {
-    return false;
-  }
-  const ModelSignature& sig = j->request.model->signature();
-  return !sig.decoupled && !sig.host_execution;
-}
-
-// With `job` about to take the lane's last free slot: the group of it and
-// the queued jobs that run beside it (at most `limit` in all and the slot's
-// share of the queue, so the other slots, once free, find work too), or
-// `job` itself.
-Job* GroupLocked(DeviceLane& lane, Job* job, absl::Time now, int limit, int max_tasks)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
-  const int64_t share =
-      std::min<int64_t>(limit - 1, lane.queued.load(std::memory_order_relaxed) / max_tasks);
-  if (share <= 0 || !Groupable(job)) return job;
-  auto data = std::make_unique<BatchData>();
-  data->grouped = true;
-  data->members.push_back(job);
-  while (static_cast<int64_t>(data->members.size()) <= share) {
-    Job* next = lane.PopLocked(now, &Groupable);
-    if (next == nullptr) break;
-    data->members.push_back(next);
-  }
-  if (data->members.size() == 1) return job;
-  auto* group = new Job;
-  group->scheduler = job->scheduler;
-  group->priority = job->priority;
-  group->submit_time = job->submit_time;
-  group->queued_time = job->queued_time;
-  for (Job* m : data->members) {
-    group->priority = std::min(group->priority, m->priority);
-    group->submit_time = std::min(group->submit_time, m->submit_time);
-    group->queued_time = std::min(group->queued_time, m->queued_time);
-    m->parent = group;
-    m->where.store(Job::Where::kInBatch);
-  }
-  group->lane.store(lane.position);
-  group->batch = std::move(data);
-  return group;
-}
-
-std::vector<int> DeviceIndexes(const std::vector<Device*>& devices) {
-  std::vector<int> out;
-  for (Device* d : devices) out.push_back(d->index());
-  return out;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // Job: the responder ExecuteOnDevice reports to.
@@ -502,14 +441,7 @@ void Scheduler::DispatchLoop(DeviceLane& lane) {
           job = lane.PopLocked(now);
         }
         if (job != nullptr) {
-          if (lane.free_slots.size() == 1) {
-            job = GroupLocked(lane, job, now, options_.max_requests_per_slot,
-                              options_.max_tasks_per_device);
-            if (job->batch != nullptr && job->batch->grouped) {
-              groups_.fetch_add(1, std::memory_order_relaxed);
-              grouped_requests_.fetch_add(job->batch->members.size(), std::memory_order_relaxed);
-            }
-          }
+          if (lane.free_slots.size() == 1) job = FormGroup(lane, job, now);
           lane.TakeSlotLocked(job);
         } else {
           try_steal = options_.enable_migration && lane.Eligible();
@@ -588,33 +520,6 @@ bool Scheduler::BeginMember(DeviceLane& lane, Job* job, absl::Time now) {
   rec.batched = job->parent != nullptr;
   graph_->SetStateLocked(rec, TaskState::kRunning, now);
   return true;
-}
-
-void Scheduler::StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now) {
-  BatchData& g = *group->batch;
-  group->start_time = now;
-  ++group->attempts;
-  // The group times out (Sweep) with the first of its running members.
-  group->deadline = absl::InfiniteFuture();
-  g.requests.resize(g.members.size());
-  for (size_t i = 0; i < g.members.size(); ++i) {
-    Job* m = g.members[i];
-    GroupedRequest& r = g.requests[i];
-    r.request = &m->request;
-    r.responder = m;
-    r.status = absl::OkStatus();
-    if (!BeginMember(lane, m, now)) {
-      r.status = absl::CancelledError("task cancelled");
-    } else if (now >= m->deadline) {
-      m->timed_out.store(true);
-      r.status = absl::DeadlineExceededError("timeout: the deadline passed while queued");
-    } else {
-      group->deadline = std::min(group->deadline, m->deadline);
-    }
-  }
-  // May complete (and delete the group) before it returns.
-  ExecuteGroupOnDevice(absl::MakeSpan(g.requests), stream, *allocator_,
-                       [group](absl::Status st) { group->Complete(std::move(st)); });
 }
 
 void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
@@ -737,24 +642,6 @@ bool Scheduler::RetryLater(DeviceLane& lane, Job* job, const absl::Status& statu
   job->where.store(Job::Where::kRetryWait);
   ScheduleTimer(now + backoff, [this, job] { PlaceAndPush(job, clock_->Now()); });
   return true;
-}
-
-void Scheduler::SettleGroup(DeviceLane& lane, Job* group, const absl::Status& shared,
-                            absl::Time now) {
-  BatchData& g = *group->batch;
-  const bool timed_out = group->timed_out.load();
-  for (size_t i = 0; i < g.members.size(); ++i) {
-    Job* m = g.members[i];
-    absl::Status st = i < g.requests.size() ? std::move(g.requests[i].status) : shared;
-    if (st.ok()) st = shared;
-    if (st.ok() && timed_out) {
-      st = absl::DeadlineExceededError("timeout: the deadline passed while running");
-    }
-    m->parent = nullptr;
-    if (m->start_time != absl::InfinitePast() && RetryLater(lane, m, st, now)) continue;
-    FinishJob(m, std::move(st));
-  }
-  delete group;
 }
 
 void Scheduler::RequeuePreempted(Job* job, absl::Time now) {

@@ -64,6 +64,7 @@ class Registry;
 
 namespace inferd {
 
+struct BatchData;
 struct Job;
 struct DeviceLane;
 class DeviceLanes;
@@ -71,6 +72,10 @@ class BatchingStage;
 class TaskGraph;
 class TaskRecord;
 class SchedulerMetrics;
+
+// Errors that count against a device's health (memory pressure and a
+// model's own errors do not).
+bool IsDeviceFault(const absl::Status& s);
 
 class Scheduler final : public InferSubmitter {
  public:
@@ -189,7 +194,15 @@ class Scheduler final : public InferSubmitter {
   void DispatchLoop(DeviceLane& lane);
   Job* Steal(DeviceLane& thief, absl::Time now);
   void StartJob(DeviceLane& lane, Job* job, absl::Time now);
+  // Groups (scheduler_groups.cc). FormGroup: with `job` about to take the
+  // lane's last free slot (lane lock held), the group of it and the queued
+  // jobs that run beside it, or `job` itself.
+  Job* FormGroup(DeviceLane& lane, Job* job, absl::Time now);
   void StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now);
+  // What a group's execution says of its device: the shared work's
+  // failure, else the first device fault among its requests' launches (one
+  // execution counts once towards unhealthy_threshold).
+  static absl::Status GroupDeviceResult(const BatchData& group, const absl::Status& shared);
   // A job whose execution failed with `status` goes back to wait for a
   // retry when it may (true), else the caller finishes it.
   bool RetryLater(DeviceLane& lane, Job* job, const absl::Status& status, absl::Time now);
