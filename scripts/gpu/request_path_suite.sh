@@ -11,7 +11,8 @@
 #     from/to pageable memory (copy_threads 1 and 4);
 #  3. a compute-heavy mlp (4096->16384->16384->4096 fp32) served from
 #     batch-1 requests at 128 and 512 in flight (GPU busy sampled by
-#     nvidia-smi) against PyTorch at batch 1024 on the same GPU.
+#     nvidia-smi) against PyTorch at batch 1024 on the same GPU, from
+#     HEAVY_CLIENTS inferctl processes (default 4, one connection each).
 #   bash request_path_suite.sh WORKDIR [STEP...]   (steps: path comm heavy)
 set -uo pipefail
 work=$1; shift
@@ -42,6 +43,8 @@ for s in "${steps[@]}"; do
       for t in 1 4; do echo "copy_threads=$t"; "$bin/comm_bench" --max_mib=1024 --iters=5 --copy_threads=$t; done ;;
     heavy)
       repo=$work/heavy; sizes=4096,16384,16384,4096
+      # Client processes (one connection each) sharing the calls in flight.
+      clients=${HEAVY_CLIENTS:-4}
       "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
       # Slots per device (max_tasks_per_device): the default and fewer, which
@@ -62,9 +65,10 @@ for s in "${steps[@]}"; do
           nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
           smi=$!
           pids=()
-          for i in 1 2 3 4; do
+          rm -f "$work"/heavy.$conc.*.json
+          for i in $(seq "$clients"); do
             "$bin/inferctl" --target=127.0.0.1:50181 bench mlp_heavy --input=INPUT0:FP32:1x4096 \
-              --concurrency=$((conc / 4)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
+              --concurrency=$((conc / clients)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
             pids+=($!)
           done
           wait "${pids[@]}"; kill $smi
