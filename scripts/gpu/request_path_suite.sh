@@ -12,7 +12,8 @@
 #  3. a compute-heavy mlp (4096->16384->16384->4096 fp32) served from
 #     batch-1 requests at 128 and 512 in flight (GPU busy sampled by
 #     nvidia-smi) against PyTorch at batch 1024 on the same GPU, from
-#     HEAVY_CLIENTS inferctl processes (default 4, one connection each).
+#     HEAVY_CLIENTS inferctl processes (default 4, one connection each) at
+#     HEAVY_LEVELS calls in flight (default "128 512").
 #   bash request_path_suite.sh WORKDIR [STEP...]   (steps: path comm heavy)
 set -uo pipefail
 work=$1; shift
@@ -61,7 +62,7 @@ for s in "${steps[@]}"; do
           --model-repository="$repo" 2>"$work/heavy_${variant/:/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
-        for conc in 128 512; do
+        for conc in ${HEAVY_LEVELS:-128 512}; do
           nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
           smi=$!
           pids=()
