@@ -14,7 +14,12 @@
 #     nvidia-smi) against PyTorch at batch 1024 on the same GPU, from
 #     HEAVY_CLIENTS inferctl processes (default 4, one connection each) at
 #     HEAVY_LEVELS calls in flight (default "128 512").
-#   bash request_path_suite.sh WORKDIR [STEP...]   (steps: path comm heavy)
+#  4. (step cpu) where the heavy model's limit is not: identity and the
+#     heavy mlp (4 slots, 2 executions) fed the same 16 KB batch-1
+#     requests at 512 in flight from CPU_CLIENTS inferctl processes
+#     (default "4 16"), with the daemon's cores (/proc/PID/stat) and the
+#     host's busy cores (/proc/stat) over each run.
+#   bash request_path_suite.sh WORKDIR [STEP...]   (steps: path comm heavy cpu)
 set -uo pipefail
 work=$1; shift
 steps=("$@"); [[ ${#steps[@]} -gt 0 ]] || steps=(path comm heavy)
@@ -40,6 +45,36 @@ for s in "${steps[@]}"; do
         echo "== mlp_gpu_bench (gpu_us: GPU time per call)"
         "$bin/mlp_gpu_bench" 200 1024,4096,4096,1024 fp16 1
       fi ;;
+    cpu)
+      repo=$work/cpu
+      "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes 4096,16384,16384,4096 \
+        --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
+      printf 'scheduling: {max_executions_per_device: 2}\n' >>"$repo/mlp_heavy/config.yaml"
+      "$bin/inferd" --grpc-listen=127.0.0.1:50182 --metrics-listen= --model-repository="$repo" \
+        2>"$work/cpu_inferd.log" &
+      pid=$!
+      for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50182 >/dev/null 2>&1 && break; sleep 0.1; done
+      daemon_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+      host_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
+      for model in identity mlp_heavy; do
+        for clients in ${CPU_CLIENTS:-4 16}; do
+          d0=$(daemon_ticks); read -r b0 i0 < <(host_ticks); s0=$(date +%s.%N)
+          rm -f "$work"/cpu.*.json
+          pids=()
+          for i in $(seq "$clients"); do
+            "$bin/inferctl" --target=127.0.0.1:50182 bench $model --input=INPUT0:FP32:1x4096 \
+              --concurrency=$((512 / clients)) --warmup=1 --duration=4 --json >"$work/cpu.$i.json" &
+            pids+=($!)
+          done
+          wait "${pids[@]}"
+          d1=$(daemon_ticks); read -r b1 i1 < <(host_ticks); s1=$(date +%s.%N)
+          qps=$(cat "$work"/cpu.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.0f", s}')
+          awk -v m=$model -v c=$clients -v q="$qps" -v d0=$d0 -v d1=$d1 -v b0=$b0 -v b1=$b1 -v s0=$s0 -v s1=$s1 \
+            'BEGIN {t = s1 - s0; printf "{\"label\":\"cpu\",\"model\":\"%s\",\"clients\":%d,\"in_flight\":512,\"requests_per_s\":%s,\"daemon_cores\":%.2f,\"host_busy_cores\":%.2f}\n", m, c, q, (d1 - d0) / 100 / t, (b1 - b0) / 100 / t}'
+        done
+      done
+      "$bin/inferctl" --target=127.0.0.1:50182 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
+      kill -TERM $pid; wait $pid ;;
     comm)
       for t in 1 4; do echo "copy_threads=$t"; "$bin/comm_bench" --max_mib=1024 --iters=5 --copy_threads=$t; done ;;
     heavy)
