@@ -50,9 +50,8 @@ void PrintScheduler(const v1::GetSchedulerStatsResponse& s) {
   std::printf(
       "batches %lu (%lu requests)  groups %lu (%lu requests)  retained %lu  mean queue %.6f s"
       "  mean exec %.6f s\n",
-              U(s.batches()), U(s.batched_requests()), U(s.groups()), U(s.grouped_requests()),
-              U(s.tasks_retained()),
-              s.mean_queue_seconds(), s.mean_execution_seconds());
+      U(s.batches()), U(s.batched_requests()), U(s.groups()), U(s.grouped_requests()),
+      U(s.tasks_retained()), s.mean_queue_seconds(), s.mean_execution_seconds());
   std::vector<std::string> queues;
   for (const auto& q : s.queues()) {
     queues.push_back(

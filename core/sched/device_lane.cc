@@ -8,7 +8,7 @@
 namespace inferd {
 
 bool IsPreemptible(const Job& job) {
-  if (job.batch != nullptr && job.batch->grouped) return false;  // never BACKGROUND
+  if (job.IsGroup()) return false;  // never BACKGROUND
   if (job.preemptions > 0 || !job.request.model->signature().preemptible) return false;
   if (job.batch != nullptr) {
     for (const Job* m : job.batch->members) {

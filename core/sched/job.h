@@ -36,7 +36,7 @@ struct Job;
 // The members of a merged batch and the host memory the batch runs from;
 // or, `grouped`, of a group: requests of unbatched models that one device
 // slot runs side by side, each as itself (ExecuteGroupOnDevice), sharing
-// copies and one completion (Scheduler::GroupLocked).
+// copies and one completion (Scheduler::FormGroup).
 struct BatchData {
   std::vector<Job*> members;
   bool grouped = false;
@@ -126,6 +126,9 @@ struct Job final : public QueueNode, public InferResponder {
     SchedulerMetrics::Release(series);
     if (pending_counted) request.model->statistics().AddPending(-1);
   }
+
+  // A group (BatchData::grouped): its members run side by side, unmerged.
+  bool IsGroup() const { return batch != nullptr && batch->grouped; }
 
   // The model's metric series, looked up on first use and held (so they
   // outlive an unload) until the job is deleted.

@@ -523,7 +523,7 @@ bool Scheduler::BeginMember(DeviceLane& lane, Job* job, absl::Time now) {
 }
 
 void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
-  if (job->batch != nullptr && !job->batch->grouped) {
+  if (job->batch != nullptr && !job->IsGroup()) {
     bool any_live = false;
     for (Job* m : job->batch->members) any_live |= BeginMember(lane, m, now);
     job->start_time = now;
@@ -547,7 +547,7 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
   }
   Stream& stream =
       lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
-  if (job->batch != nullptr && job->batch->grouped) {
+  if (job->IsGroup()) {
     StartGroup(lane, job, stream, now);
     return;
   }
@@ -593,9 +593,7 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     } else {
       observe(job);
     }
-    NoteDeviceResult(lane, job->batch != nullptr && job->batch->grouped
-                               ? GroupDeviceResult(*job->batch, status)
-                               : status);
+    NoteDeviceResult(lane, job->IsGroup() ? GroupDeviceResult(*job->batch, status) : status);
   }
   if (job->task != nullptr && tensors_ != nullptr) {
     std::vector<AccessedTensor> pins;
@@ -609,7 +607,7 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     status = absl::DeadlineExceededError(
         absl::StrCat("timeout: the deadline passed while running (", status.message(), ")"));
   }
-  if (job->batch != nullptr && job->batch->grouped) {
+  if (job->IsGroup()) {
     SettleGroup(lane, job, status, now);
   } else if (preempted && executed && !shutting_down_.load() && !job->cancelled.load() &&
              !job->timed_out.load() && now < job->deadline) {
@@ -683,7 +681,7 @@ void Scheduler::RequeuePreempted(Job* job, absl::Time now) {
 }
 
 void Scheduler::Finish(Job* job, absl::Status status) {
-  if (job->batch != nullptr && job->batch->grouped) {
+  if (job->IsGroup()) {
     SettleGroup((*lanes_)[job->lane.load()], job, status, clock_->Now());
   } else if (job->batch != nullptr) {
     FinishBatch(job, std::move(status));
