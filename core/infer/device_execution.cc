@@ -155,18 +155,23 @@ void Finish(std::unique_ptr<Execution> exec, absl::Status shared) {
   }
 }
 
+// Checks `request` against its model and fills `outputs` (one per
+// signature output).
+absl::Status ValidateRequest(const InferRequest& request,
+                             absl::InlinedVector<TensorDesc, 2>* outputs) {
+  absl::InlinedVector<TensorDesc, 4> input_descs;
+  for (const InferInput& in : request.inputs) input_descs.push_back(in.desc);
+  outputs->resize(request.model->signature().outputs.size());
+  return request.model->Validate(input_descs, request.params, absl::MakeSpan(*outputs));
+}
+
 // Validates each request, asks its responder for device outputs and adds
 // its bytes to the layout. False (with the slot's status set) when the
 // request cannot run.
 bool Prepare(Slot& s, Device& device, uint64_t* in_total, uint64_t* out_total,
              uint64_t* staged_in, uint64_t* staged_out) {
-  const Model& model = *s.request->model;
-  const ModelSignature& sig = model.signature();
-  absl::InlinedVector<TensorDesc, 4> input_descs;
-  for (const InferInput& in : s.request->inputs) input_descs.push_back(in.desc);
-  s.output_descs.resize(sig.outputs.size());
-  absl::Status st =
-      model.Validate(input_descs, s.request->params, absl::MakeSpan(s.output_descs));
+  const ModelSignature& sig = s.request->model->signature();
+  absl::Status st = ValidateRequest(*s.request, &s.output_descs);
   if (st.ok() && (sig.decoupled || sig.host_execution)) {
     st = absl::FailedPreconditionError(absl::StrCat(
         "model '", sig.name, "' does not run on a device stream (decoupled or host-executed)"));
@@ -390,12 +395,8 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
                      InferResponder* responder) {
   const ModelSignature& sig = request.model->signature();
   if (sig.decoupled || sig.host_execution) {
-    absl::InlinedVector<TensorDesc, 4> input_descs;
-    for (const InferInput& in : request.inputs) input_descs.push_back(in.desc);
-    absl::InlinedVector<TensorDesc, 2> output_descs(sig.outputs.size());
-    if (absl::Status st = request.model->Validate(input_descs, request.params,
-                                                  absl::MakeSpan(output_descs));
-        !st.ok()) {
+    absl::InlinedVector<TensorDesc, 2> output_descs;
+    if (absl::Status st = ValidateRequest(request, &output_descs); !st.ok()) {
       responder->Complete(std::move(st));
     } else if (sig.decoupled) {
       ExecuteDecoupled(std::move(request), responder);
