@@ -1,54 +1,23 @@
 // ExecuteOnDevice and ExecuteGroupOnDevice on a CUDA device: builtin models'
 // results through pinned staging blocks and without them, many groups in
 // flight on two streams at once. Skips without a GPU.
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "core/device/device_allocator.h"
 #include "core/infer/device_execution.h"
-#include "core/memory/staging_pool.h"
 #include "core/models/model.h"
 #include "gtest/gtest.h"
+#include "tests/core/infer/staging_test_allocator.h"
 #include "tests/gpu/gpu_fixture.h"
 
 namespace inferd {
 namespace {
 
-// Raw device buffers; pinned staging blocks from a StagingPool when `stage`.
-class GpuAllocator final : public DeviceAllocator {
- public:
-  GpuAllocator(Device& device, bool stage) : pool_(device, {}), stage_(stage) {}
-  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
-    return raw_->Allocate(device, stream, bytes);
-  }
-  void Free(Device& device, Stream& stream, void* ptr) override { raw_->Free(device, stream, ptr); }
-  void* AllocateStaging(Device&, size_t bytes) override {
-    if (!stage_) return nullptr;
-    void* p = pool_.Allocate(bytes);
-    if (p != nullptr) {
-      ++staged_;
-      std::memset(p, 0xAB, bytes);  // garbage where nothing was copied
-    }
-    return p;
-  }
-  void FreeStaging(Device&, void* ptr, size_t bytes) override {
-    ++returned_;
-    pool_.Free(ptr, bytes);
-  }
-  int staged() const { return staged_.load(); }
-  int returned() const { return returned_.load(); }
-
- private:
-  std::unique_ptr<DeviceAllocator> raw_ = NewRawDeviceAllocator();
-  StagingPool pool_;
-  const bool stage_;
-  std::atomic<int> staged_{0};
-  std::atomic<int> returned_{0};
-};
+// Raw device buffers; pinned staging blocks when staging is on.
+using GpuAllocator = testing_infer::StagingTestAllocator;
 
 class Outputs final : public InferResponder {
  public:

@@ -12,9 +12,9 @@
 #include "absl/synchronization/notification.h"
 #include "core/device/device_allocator.h"
 #include "core/device/host_device.h"
-#include "core/memory/staging_pool.h"
 #include "core/models/model.h"
 #include "gtest/gtest.h"
+#include "tests/core/infer/staging_test_allocator.h"
 #include "tests/core/models/model_test_util.h"
 
 namespace inferd {
@@ -22,42 +22,8 @@ namespace {
 
 using testing_models::CollectingResponder;
 
-// Raw device buffers, and staging blocks from a StagingPool when enabled.
-class StagingAllocator final : public DeviceAllocator {
- public:
-  StagingAllocator(Device& device, bool stage) : pool_(device, {}), stage_(stage) {}
-
-  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
-    return raw_->Allocate(device, stream, bytes);
-  }
-  void Free(Device& device, Stream& stream, void* ptr) override {
-    raw_->Free(device, stream, ptr);
-  }
-  void* AllocateStaging(Device&, size_t bytes) override {
-    if (!stage_) return nullptr;
-    void* p = pool_.Allocate(bytes);
-    if (p != nullptr) {
-      ++staged_;
-      // Garbage, so a result read from a block nobody copied into shows.
-      std::memset(p, 0xAB, bytes);
-    }
-    return p;
-  }
-  void FreeStaging(Device&, void* ptr, size_t bytes) override {
-    ++returned_;
-    pool_.Free(ptr, bytes);
-  }
-
-  int staged() const { return staged_.load(); }
-  int returned() const { return returned_.load(); }
-
- private:
-  std::unique_ptr<DeviceAllocator> raw_ = NewRawDeviceAllocator();
-  StagingPool pool_;
-  const bool stage_;
-  std::atomic<int> staged_{0};
-  std::atomic<int> returned_{0};
-};
+// Raw device buffers; pinned staging blocks when staging is on.
+using StagingAllocator = testing_infer::StagingTestAllocator;
 
 std::shared_ptr<const Model> Builtin(const std::string& name) {
   for (auto& m : BuiltinModels()) {
