@@ -140,6 +140,9 @@ DynamicBatcher::DynamicBatcher(const BatchingPolicy& policy, int model_max_batch
     const int largest =
         *std::max_element(policy.preferred_batch_sizes.begin(), policy.preferred_batch_sizes.end());
     target_rows_ = std::clamp(largest, 1, max_rows_);
+    for (int size : policy.preferred_batch_sizes) preferred_.push_back(std::clamp(size, 1, max_rows_));
+    std::sort(preferred_.begin(), preferred_.end());
+    preferred_.erase(std::unique(preferred_.begin(), preferred_.end()), preferred_.end());
   }
   max_delay_ = std::max(policy.max_queue_delay, absl::ZeroDuration());
   dispatch_when_idle_ = policy.dispatch_when_idle;
@@ -199,11 +202,59 @@ std::vector<Job*> DynamicBatcher::TakeLocked() {
   return out;
 }
 
+std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
+  std::vector<Job*> out;
+  int64_t taken = 0;
+  while (head_ != nullptr) {
+    Job* job = static_cast<Job*>(head_);
+    if (!out.empty() && taken + job->rows > rows) break;
+    head_ = job->next;
+    if (head_ != nullptr) head_->prev = nullptr;
+    job->prev = job->next = nullptr;
+    job->linked = false;
+    out.push_back(job);
+    taken += job->rows;
+    --count_;
+  }
+  rows_ -= taken;
+  if (head_ == nullptr) {
+    tail_ = nullptr;
+    parked_ = false;
+    ++generation_;
+  } else {
+    parked_ = true;  // past its delay: runs at the next chance
+  }
+  return out;
+}
+
+std::vector<Job*> DynamicBatcher::TakeReadyLocked(bool after_finish) {
+  if (head_ == nullptr) return {};
+  if (preferred_.empty()) return TakeLocked();
+  // Rule 5a: the largest preferred size the pending rows reach.
+  const int max_rows = MaxRowsLocked();
+  int64_t size = 0;
+  for (int p : preferred_) {
+    if (p <= rows_ && p <= max_rows) size = p;
+  }
+  if (size == 0) {
+    // Rule 5b: below every preferred size; wait while the model is busy
+    // unless one of its jobs just finished.
+    if (!after_finish && unfinished_.load(std::memory_order_seq_cst) > 0) {
+      parked_ = true;
+      return {};
+    }
+    return TakeLocked();
+  }
+  return size >= rows_ ? TakeLocked() : TakePrefixLocked(size);
+}
+
 DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slot_free) {
   AddResult result;
   absl::MutexLock lock(&mu_);
-  if (head_ == nullptr && slot_free && dispatch_when_idle_) {
-    // Rule 1: nothing to wait for, a slot to run on.
+  if (head_ == nullptr && slot_free && dispatch_when_idle_ &&
+      (preferred_.empty() || unfinished_.load(std::memory_order_seq_cst) == 0)) {
+    // Rule 1: nothing to wait for, a slot to run on (rule 5b: and the
+    // model has nothing running that this request could join next).
     result.ready.push_back({job});
     return result;
   }
@@ -227,6 +278,9 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slo
   if (rows_ >= TargetRowsLocked() || job->priority == Priority::kCritical ||
       max_delay_ == absl::ZeroDuration()) {
     result.ready.push_back(TakeLocked());
+  } else if (parked_ && slot_free && !preferred_.empty() && rows_ >= preferred_.front()) {
+    // Rule 5b: a waiting batch reached the smallest preferred size.
+    result.ready.push_back(TakeReadyLocked());
   } else if (first) {
     result.arm_timer = true;
     result.generation = generation_;
@@ -238,7 +292,7 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slo
 std::vector<Job*> DynamicBatcher::FlushExpired(uint64_t generation) {
   absl::MutexLock lock(&mu_);
   if (generation != generation_ || head_ == nullptr) return {};
-  return TakeLocked();
+  return TakeReadyLocked();
 }
 
 bool DynamicBatcher::Park(uint64_t generation) {
@@ -248,10 +302,10 @@ bool DynamicBatcher::Park(uint64_t generation) {
   return true;
 }
 
-std::vector<Job*> DynamicBatcher::TakeParked() {
+std::vector<Job*> DynamicBatcher::TakeParked(bool after_finish) {
   absl::MutexLock lock(&mu_);
   if (!parked_ || head_ == nullptr) return {};
-  return TakeLocked();
+  return TakeReadyLocked(after_finish);
 }
 
 bool DynamicBatcher::parked() const {
@@ -355,7 +409,8 @@ DynamicBatcher* BatchingStage::BatcherFor(const Job& job) {
 }
 
 DynamicBatcher::AddResult BatchingStage::Add(DynamicBatcher& batcher, Job* job, absl::Time now) {
-  const bool slot_free = batcher.dispatch_when_idle() && MayStart(batcher);
+  const bool slot_free =
+      (batcher.dispatch_when_idle() || batcher.has_preferred_sizes()) && MayStart(batcher);
   job->where.store(Job::Where::kBatcher);
   return batcher.Add(job, now, slot_free);
 }
@@ -370,6 +425,8 @@ void BatchingStage::Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult ad
     });
   }
   for (auto& ready : added.ready) Emit(batcher, std::move(ready), now);
+  // Rule 5 may have left a remainder parked; a freed slot looks for it.
+  if (!added.ready.empty() && batcher.parked()) maybe_parked_.store(true);
 }
 
 bool BatchingStage::MayStart(const DynamicBatcher& batcher) const {
@@ -424,6 +481,9 @@ void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   if (MayStart(*batcher)) {
     std::vector<Job*> jobs = batcher->FlushExpired(generation);
     if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
+    // Rule 5 may have parked all of it or the rest.
+    if (!batcher->parked()) return;
+  } else if (!batcher->Park(generation)) {
     return;
   }
   // Every slot is busy: queueing this batch now would only put it behind
@@ -434,16 +494,24 @@ void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   // other, so a batch is never left parked next to a free slot. The same
   // holds for a model at its execution limit: OnFinished lowers the count,
   // then reads `parked`.
-  if (!batcher->Park(generation)) return;
   maybe_parked_.store(true);
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (!MayStart(*batcher)) return;
   EmitParked(*batcher);
 }
 
-void BatchingStage::EmitParked(DynamicBatcher& batcher) {
-  std::vector<Job*> jobs = batcher.TakeParked();
-  if (!jobs.empty()) Emit(batcher, std::move(jobs), clock_->Now());
+void BatchingStage::EmitParked(DynamicBatcher& batcher, bool after_finish) {
+  for (;;) {
+    std::vector<Job*> jobs = batcher.TakeParked(after_finish);
+    after_finish = false;  // one finish makes room for one batch
+    if (jobs.empty()) return;
+    Emit(batcher, std::move(jobs), clock_->Now());
+    if (!batcher.parked()) return;
+    // Rule 5a left a remainder: it runs with the next free slot, or now.
+    maybe_parked_.store(true);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!MayStart(batcher)) return;
+  }
 }
 
 void BatchingStage::OnSlotFreed() {
@@ -451,25 +519,23 @@ void BatchingStage::OnSlotFreed() {
   if (!maybe_parked_.load(std::memory_order_relaxed) || !maybe_parked_.exchange(false)) return;
   bool left = false;
   for (const auto& mb : Active()) {
-    if (mb->batcher->UnderExecutionLimit()) {
-      EmitParked(*mb->batcher);
-    } else {
-      left |= mb->batcher->parked();
-    }
+    if (mb->batcher->UnderExecutionLimit()) EmitParked(*mb->batcher);
+    left |= mb->batcher->parked();
   }
-  // A model at its limit keeps its parked batch until OnFinished, which
-  // may find no slot free: the flag stays for the next freed slot.
+  // A model at its limit, or waiting for a preferred size (rule 5b),
+  // keeps its parked batch until OnFinished, which may find no slot free:
+  // the flag stays for the next freed slot.
   if (left) maybe_parked_.store(true);
 }
 
 void BatchingStage::OnFinished(DynamicBatcher& batcher) {
   batcher.CountFinished();
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (batcher.parked() && MayStart(batcher)) EmitParked(batcher);
+  if (batcher.parked() && MayStart(batcher)) EmitParked(batcher, /*after_finish=*/true);
 }
 
 void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {
-  if (batcher.has_execution_limit()) {  // rule 4 counts it until it finishes
+  if (batcher.counts_unfinished()) {  // rules 4 and 5 count it until it finishes
     job->emitted_by = batcher.shared_from_this();
     batcher.CountEmitted();
   }

@@ -38,9 +38,28 @@
 //      cannot grow. So a model whose executions are long keeps collecting
 //      requests into its next batch instead of starting small ones that
 //      share the GPU.
-//   So under load (slots busy) batches form exactly as in 2 and 3, bounded
-//   by the preferred sizes and the delay; an idle device serves a lone
-//   request without delay.
+//   5. Preferred sizes under load (a model with preferred_batch_sizes;
+//      its emitted jobs are counted as in 4, limit or not). Kernels often
+//      cost the same for any batch up to a tile boundary (a GEMM tiled by
+//      64 or 128 rows), so a batch of 92 rows takes as long as one of 128.
+//      a. A batch run past its delay (from the timer, or parked when a
+//         slot frees or one of the model's jobs finishes) whose rows
+//         reach a preferred size runs as the largest preferred size its
+//         rows reach: the oldest requests up to that many rows. The rest
+//         stays parked and runs at the next chance.
+//      b. A batch below the smallest preferred size waits, parked, while
+//         one of the model's jobs is still unfinished (the device is busy
+//         with the model anyway): it runs as soon as it reaches the
+//         smallest preferred size with a slot free, or when one of the
+//         model's jobs finishes, whatever its size then. For the same
+//         reason rule 1 (dispatch when idle) applies only while the model
+//         has nothing unfinished.
+//      So the wait is bounded by the model's running work, never by an
+//      idle device, and under load the model runs at its preferred sizes
+//      where the load fills them.
+//   So under load (slots busy) batches form exactly as in 2, 3 and 5,
+//   bounded by the preferred sizes and the delay; an idle device serves a
+//   lone request without delay.
 // - A row limit (the memory engine's optimal batch size over the eligible
 //   devices divided by max_tasks_per_device) may lower the maximum and the
 //   target at run time (RefreshRowLimits).
@@ -127,18 +146,24 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
     absl::Time flush_at;
   };
 
-  // Adds `job` (job->rows > 0, mergeable check done here). With
-  // `slot_free` and dispatch_when_idle, a job that finds nothing pending
-  // is returned alone in `ready` at once.
+  // Adds `job` (job->rows > 0, mergeable check done here). `slot_free`:
+  // the model may start an execution now. With it and dispatch_when_idle,
+  // a job that finds nothing pending is returned alone in `ready` at once
+  // (rule 1); with it, a parked batch that reaches the smallest preferred
+  // size is returned (rule 5b).
   AddResult Add(Job* job, absl::Time now, bool slot_free = false);
   // Returns the pending batch if it is still batch `generation` (the timer
-  // of a batch that was flushed since is stale and returns nothing).
+  // of a batch that was flushed since is stale and returns nothing), as
+  // rule 5 lets it run: a preferred-size part of it with the rest parked,
+  // or nothing with all of it parked.
   std::vector<Job*> FlushExpired(uint64_t generation);
   // Marks the pending batch, if it is still batch `generation`, as parked:
   // past its delay, waiting for a free slot. False when it is stale.
   bool Park(uint64_t generation);
-  // Returns the pending batch if it is parked, else nothing.
-  std::vector<Job*> TakeParked();
+  // Returns the pending batch if it is parked, as rule 5 lets it run
+  // (all, a preferred-size part, or nothing yet), else nothing.
+  // `after_finish`: one of the model's jobs just finished (rule 5b).
+  std::vector<Job*> TakeParked(bool after_finish = false);
   bool parked() const;
   // Caps batches at `rows` (> 0) below the maximum the policy and model
   // allow; 0 removes the cap. The target is lowered to fit.
@@ -148,6 +173,9 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // True while the model may start another execution (rule 4).
   bool UnderExecutionLimit() const;
   bool has_execution_limit() const { return execution_limit_.load(std::memory_order_relaxed) > 0; }
+  // Whether emitted jobs count as unfinished until they finish (rules 4, 5).
+  bool counts_unfinished() const { return has_preferred_sizes() || has_execution_limit(); }
+  bool has_preferred_sizes() const { return !preferred_.empty(); }
   // An emitted job starts or stops counting against the limit.
   void CountEmitted() { unfinished_.fetch_add(1, std::memory_order_seq_cst); }
   void CountFinished() { unfinished_.fetch_sub(1, std::memory_order_seq_cst); }
@@ -166,12 +194,19 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
 
  private:
   std::vector<Job*> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The oldest pending jobs up to `rows` rows (at least one); the rest
+  // stays pending, parked.
+  std::vector<Job*> TakePrefixLocked(int64_t rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a batch past its delay runs as now (rule 5); parks it when that
+  // is nothing.
+  std::vector<Job*> TakeReadyLocked(bool after_finish = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   int max_rows_;     // policy and model maximum
   int target_rows_;  // largest preferred size, at most max_rows_
+  std::vector<int> preferred_;  // ascending, distinct, within [1, max_rows_]
   absl::Duration max_delay_;
   bool dispatch_when_idle_ = false;
 
@@ -274,7 +309,9 @@ class BatchingStage {
   bool MayStart(const DynamicBatcher& batcher) const;
   // A batch's delay passed: emits it, or parks it while no slot is free.
   void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
-  void EmitParked(DynamicBatcher& batcher);
+  // Emits `batcher`'s parked batch as rule 5 lets it run, then any
+  // preferred-size part left while a slot is free.
+  void EmitParked(DynamicBatcher& batcher, bool after_finish = false);
   // Places an emitted job, counting it for rule 4 when the model has a
   // limit.
   void Place(DynamicBatcher& batcher, Job* job, absl::Time now);

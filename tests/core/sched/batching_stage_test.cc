@@ -37,7 +37,11 @@ class BatchingStageTest : public ::testing::Test {
     metrics_ = std::make_unique<SchedulerMetrics>(registry_, std::vector<int>{0});
     stage_ = std::make_unique<BatchingStage>(
         options_, *lanes_, *metrics_, &clock_,
-        BatchingHooks{.place = [this](Job* job, absl::Time) { placed_.push_back(job); },
+        BatchingHooks{.place =
+                          [this](Job* job, absl::Time) {
+                            placed_.push_back(job);
+                            if (occupy_on_place_) ++(*lanes_)[0].running;
+                          },
                       .schedule = [this](absl::Time when,
                                          TimerQueue::Callback fn) {
                         timers_.Schedule(when, std::move(fn));
@@ -94,6 +98,7 @@ class BatchingStageTest : public ::testing::Test {
   std::vector<std::unique_ptr<TestCall>> calls_;
   std::vector<std::unique_ptr<Job>> jobs_;
   std::vector<Job*> placed_;
+  bool occupy_on_place_ = false;  // a placed job takes a slot, as on a device
 };
 
 // Hands out heap blocks as if they were pinned, and counts them.
@@ -260,6 +265,74 @@ TEST_F(BatchingStageTest, FullBatchIsEmittedAtTheExecutionLimit) {
   Offer(1);
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(placed_[1]->emitted_by->unfinished(), 2);
+}
+
+// Rule 5: with preferred sizes, a batch past its delay runs as the largest
+// preferred size it reaches (the oldest requests) and the rest waits,
+// parked, while the model has work unfinished: until it reaches a
+// preferred size, or one of the model's jobs finishes.
+TEST_F(BatchingStageTest, PreferredSizesUnderLoadRunAtAPreferredSize) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2, 8}, /*max_tasks=*/4);
+  Offer(1);  // the model is idle: runs at once (rule 1), and counts
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  Offer(1);  // slots are free, but the model is busy: no rule 1
+  Offer(1);
+  Offer(1);
+  EXPECT_EQ(placed_.size(), 1u);
+  Advance(kDelay);  // 3 rows: runs as 2, the third waits (below 2, model busy)
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(stage_->pending(), 1);
+  EXPECT_TRUE(batcher->parked());
+  EXPECT_EQ(batcher->unfinished(), 2);
+  Offer(1);  // reaches the smallest preferred size with a slot free
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(stage_->pending(), 0);
+  Offer(1);
+  Advance(kDelay);  // below every preferred size while 3 jobs are unfinished
+  EXPECT_EQ(placed_.size(), 3u);
+  stage_->OnSlotFreed();  // a free slot alone does not run it
+  EXPECT_EQ(placed_.size(), 3u);
+  stage_->OnFinished(*batcher);  // room for one more: it runs as it is
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1}));
+  EXPECT_EQ(batcher->unfinished(), 3);
+  Offer(1);  // the model is busy: waits for its delay, then parks
+  Advance(kDelay);
+  EXPECT_EQ(placed_.size(), 4u);
+  EXPECT_TRUE(batcher->parked());
+}
+
+// Rule 5a on a parked batch that passed several preferred sizes while every
+// slot was busy: the largest it reaches runs first, the rest with the next
+// free slot.
+TEST_F(BatchingStageTest, ParkedBatchRunsAsTheLargestPreferredSizeItReaches) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2, 4, 8}, /*max_tasks=*/1);
+  occupy_on_place_ = true;
+  SetRunning(1);
+  for (int i = 0; i < 7; ++i) Offer(1);
+  Advance(kDelay);
+  EXPECT_TRUE(placed_.empty());
+  SetRunning(0);
+  stage_->OnSlotFreed();
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{4}));
+  // The placed batch holds the slot; the rest (3 rows) runs as 2 when the
+  // slot frees, and its last row when one of the model's jobs finishes.
+  EXPECT_EQ(stage_->pending(), 3);
+  SetRunning(0);
+  stage_->OnSlotFreed();
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{4, 2}));
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  stage_->OnSlotFreed();  // a slot alone: the last row waits (2 unfinished)
+  EXPECT_EQ(placed_.size(), 2u);
+  SetRunning(0);
+  stage_->OnFinished(*batcher);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{4, 2, 1}));
+  // Arrival order holds across the parts.
+  EXPECT_EQ(placed_[0]->batch->members[0], jobs_[0].get());
+  EXPECT_EQ(placed_[1]->batch->members[0], jobs_[4].get());
+  EXPECT_EQ(placed_[2], jobs_[6].get());
 }
 
 // Without a limit nothing is counted.
