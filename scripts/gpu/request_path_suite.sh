@@ -13,7 +13,10 @@
 #     batch-1 requests at 128 and 512 in flight (GPU busy sampled by
 #     nvidia-smi) against PyTorch at batch 1024 on the same GPU, from
 #     HEAVY_CLIENTS inferctl processes (default 4, one connection each) at
-#     HEAVY_LEVELS calls in flight (default "128 512").
+#     HEAVY_LEVELS calls in flight (default "128 512"), for each of the
+#     HEAVY_SLOTS variants (slots, executions and preferred batch sizes;
+#     see the step), beside the model's GPU time per batch size
+#     (mlp_gpu_bench, when packaged) and PyTorch's.
 #  4. (step cpu) where the heavy model's limit is not: identity and the
 #     heavy mlp (4 slots, 2 executions) fed the same 16 KB batch-1
 #     requests at 512 in flight from CPU_CLIENTS inferctl processes
@@ -83,18 +86,32 @@ for s in "${steps[@]}"; do
       clients=${HEAVY_CLIENTS:-4}
       "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
-      # Slots per device (max_tasks_per_device): the default and fewer, which
-      # leaves requests more time to gather into larger batches.
-      # Variants "SLOTS" or "SLOTS:EXEC" (EXEC: the model's
-      # scheduling.max_executions_per_device).
-      cp "$repo/mlp_heavy/config.yaml" "$work/heavy_config.orig"
-      for variant in ${HEAVY_SLOTS:-4 1}; do
-        slots=${variant%%:*}; exec_limit=${variant#*:}; [[ $variant == *:* ]] || exec_limit=0
+      # Variants "SLOTS[:EXEC[:PREFERRED]]": slots per device
+      # (max_tasks_per_device), the model's
+      # scheduling.max_executions_per_device (0: none) and its
+      # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none").
+      # The default: none against 128, the GEMM's tile (docs/SCHEDULER.md,
+      # "Preferred sizes under load").
+      grep -v 'dynamic_batching\|max_queue_delay_us' "$repo/mlp_heavy/config.yaml" >"$work/heavy_config.orig"
+      # The GPU time of one forward per batch size: flat between tile
+      # boundaries (the steps the preferred sizes follow).
+      if [[ -x $bin/mlp_gpu_bench ]]; then
+        "$bin/mlp_gpu_bench" 20 $sizes fp32 32,64,96,128,192,256,1024 | grep -v graph
+      fi
+      for variant in ${HEAVY_SLOTS:-4:2:none 4:2:128}; do
+        IFS=: read -r slots exec_limit preferred <<<"$variant"
+        exec_limit=${exec_limit:-0}; preferred=${preferred:-none}
         cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
         printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
+        if [[ $preferred == none ]]; then
+          printf 'dynamic_batching: {max_queue_delay_us: 200}\n' >>"$repo/mlp_heavy/config.yaml"
+        else
+          printf 'dynamic_batching: {max_queue_delay_us: 200, preferred_batch_sizes: [%s]}\n' \
+            "${preferred//\//,}" >>"$repo/mlp_heavy/config.yaml"
+        fi
         "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/" >"$work/heavy_$slots.yaml"
         "$bin/inferd" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
-          --model-repository="$repo" 2>"$work/heavy_${variant/:/_}.log" &
+          --model-repository="$repo" 2>"$work/heavy_${variant//[^0-9a-z]/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
         for conc in ${HEAVY_LEVELS:-128 512}; do
@@ -109,7 +126,7 @@ for s in "${steps[@]}"; do
           done
           wait "${pids[@]}"; kill $smi
           qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
-          awk -v q="$qps" -v c="$conc" -v n="$slots" -v e="$exec_limit" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, e, c, q, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, e, p, c, q, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
@@ -121,7 +138,7 @@ sz = [4096, 16384, 16384, 4096]
 m = nn.Sequential(nn.Linear(sz[0], sz[1]), nn.ReLU(), nn.Linear(sz[1], sz[2]), nn.ReLU(),
                   nn.Linear(sz[2], sz[3])).cuda().eval()
 with torch.no_grad():
-    for b in (1024, 512, 128):
+    for b in (1024, 512, 128, 64):
         x = torch.randn(b, sz[0], device="cuda")
         for _ in range(10): m(x)
         torch.cuda.synchronize(); n = 50; t = time.perf_counter()
