@@ -536,6 +536,12 @@ const std::vector<FieldSpec>& Fields() {
           "When a device's last free slot is taken, queued requests of unbatched models "
           "run with it as one group (one copy each way, one completion), at most this many "
           "and the slot's share of the queue (1 = one request per slot)"),
+      Key("scheduler.group_slots",
+          [](auto* c) { return &c->scheduler.group_slots; },
+          IntRange{0, 1024}, "slots",
+          "With groups on, how many of a device's slots requests of unbatched models hold at "
+          "once; another such request waits for the next group instead of running alone "
+          "(0 = every slot)"),
       Key("scheduler.preferred_batch_sizes",
           [](auto* c) { return &c->scheduler.preferred_batch_sizes; },
           BatchSizes{}, "",

@@ -157,6 +157,7 @@ absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config
   o.default_batching.dispatch_when_idle = sched.batch_dispatch_when_idle;
   o.batch_gather_threads = sched.batch_gather_threads;
   o.max_requests_per_slot = sched.max_requests_per_slot;
+  o.group_slots = sched.group_slots;
   o.limits = config.limits;
   o.submit_tasks_async = true;
   return o;

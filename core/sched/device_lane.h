@@ -124,6 +124,8 @@ struct DeviceLane {
   absl::Mutex mu;
   AgingPriorityQueue queue ABSL_GUARDED_BY(mu);
   std::vector<int> free_slots ABSL_GUARDED_BY(mu);
+  // Slots held by groupable work (SchedulerOptions::group_slots).
+  int light_running ABSL_GUARDED_BY(mu) = 0;
   Job* running_head ABSL_GUARDED_BY(mu) = nullptr;
   bool probing ABSL_GUARDED_BY(mu) = false;
   int completing ABSL_GUARDED_BY(mu) = 0;  // OnExecuted calls in progress

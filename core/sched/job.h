@@ -110,6 +110,7 @@ struct Job final : public QueueNode, public InferResponder {
   std::atomic<bool> preempted{false};
   int preemptions = 0;               // at most 1: a job is never preempted twice
   bool preemptible_counted = false;  // counted in its lane's preemptible (lane lock)
+  bool light_slot = false;  // holds one of its lane's group slots (lane lock)
   std::vector<AccessedTensor> pins;  // tensor inputs pinned for this attempt
 
   // Host output pointers from the sink, kept across retries so a retry

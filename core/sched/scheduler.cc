@@ -438,10 +438,16 @@ void Scheduler::DispatchLoop(DeviceLane& lane) {
       } else {
         if (!lane.queue.empty()) {
           now = clock_->Now();
-          job = lane.PopLocked(now);
+          // With the group slots held, groupable requests wait for the
+          // next group; other work still takes the free slots.
+          job = GroupSlotsFull(lane) ? lane.PopLocked(now, &NotGroupable) : lane.PopLocked(now);
         }
         if (job != nullptr) {
-          if (lane.free_slots.size() == 1) job = FormGroup(lane, job, now);
+          if (GroupNow(lane, *job)) job = FormGroup(lane, job, now);
+          if (job->IsGroup() || Groupable(job)) {
+            job->light_slot = true;
+            ++lane.light_running;
+          }
           lane.TakeSlotLocked(job);
         } else {
           try_steal = options_.enable_migration && lane.Eligible();
@@ -571,6 +577,10 @@ void Scheduler::OnExecuted(Job* job, absl::Status status) {
     lane.UncountPreemptibleLocked(job);
     slot_freed = !lane.spare_out;
     lane.ReturnSlotLocked(job);
+    if (job->light_slot) {
+      job->light_slot = false;
+      --lane.light_running;
+    }
     lane.running.fetch_sub(1, std::memory_order_relaxed);
     preempted = job->preempted.exchange(false);
     ++lane.completing;  // Shutdown waits for this call to return

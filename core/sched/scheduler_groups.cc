@@ -12,12 +12,11 @@
 #include "core/sched/scheduler.h"
 
 namespace inferd {
-namespace {
 
 // A queued job that may run in a group (Scheduler::FormGroup): a
 // ModelInfer request of an unbatched device model, not BACKGROUND (so a
 // group is never a preemption victim).
-bool Groupable(const QueueNode* node) {
+bool Scheduler::Groupable(const QueueNode* node) {
   const auto* j = static_cast<const Job*>(node);
   if (j->batch != nullptr || j->task != nullptr || j->sink == nullptr ||
       j->emitted_by != nullptr || j->priority == Priority::kBackground) {
@@ -27,15 +26,26 @@ bool Groupable(const QueueNode* node) {
   return !sig.decoupled && !sig.host_execution;
 }
 
-}  // namespace
+bool Scheduler::GroupSlotsFull(const DeviceLane& lane) const {
+  return options_.max_requests_per_slot > 1 && options_.group_slots > 0 &&
+         lane.light_running >= options_.group_slots;
+}
+
+bool Scheduler::GroupNow(const DeviceLane& lane, const Job& job) const {
+  if (lane.free_slots.size() == 1) return true;
+  return options_.group_slots > 0 && lane.light_running + 1 >= options_.group_slots &&
+         Groupable(&job);
+}
 
 Job* Scheduler::FormGroup(DeviceLane& lane, Job* job, absl::Time now) {
   lane.mu.AssertHeld();
   // At most the slot's share of the queue, so the other slots, once free,
   // find work too.
-  const int64_t share =
-      std::min<int64_t>(options_.max_requests_per_slot - 1,
-                        lane.queued.load(std::memory_order_relaxed) / options_.max_tasks_per_device);
+  const int slots = options_.group_slots > 0
+                        ? std::min(options_.group_slots, options_.max_tasks_per_device)
+                        : options_.max_tasks_per_device;
+  const int64_t share = std::min<int64_t>(options_.max_requests_per_slot - 1,
+                                          lane.queued.load(std::memory_order_relaxed) / slots);
   if (share <= 0 || !Groupable(job)) return job;
   auto data = std::make_unique<BatchData>();
   data->grouped = true;

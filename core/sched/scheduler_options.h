@@ -73,6 +73,12 @@ struct SchedulerOptions {
   // BACKGROUND, ModelInfer only; at most the slot's share of the queue
   // (queued / max_tasks_per_device). 1 = a slot runs one request.
   int max_requests_per_slot = 1;
+  // With groups on (max_requests_per_slot > 1): how many of a device's
+  // slots requests of unbatched models hold at once. Another such request
+  // stays queued while they run and joins the next group, instead of
+  // running alone in a free slot; the other slots stay for other work.
+  // 0 = every slot.
+  int group_slots = 0;
   LimitsConfig limits;                                          // checks on task inputs
 
   // Returns a model's own batching settings (its config.yaml), or nullopt

@@ -18,10 +18,11 @@ using testing::TestCall;
 class SchedulerGroupTest : public testing::SchedulerFixture {
  protected:
   // One device, `slots` slots, groups of up to `per_slot`.
-  void BuildGrouping(int slots, int per_slot) {
+  void BuildGrouping(int slots, int per_slot, int group_slots = 0) {
     SchedulerOptions o = DefaultOptions();
     o.max_tasks_per_device = slots;
     o.max_requests_per_slot = per_slot;
+    o.group_slots = group_slots;
     o.aging_interval = absl::ZeroDuration();
     o.retry_backoff = absl::Milliseconds(10);
     Build(1, /*inline_streams=*/false, o);
@@ -94,6 +95,27 @@ TEST_F(SchedulerGroupTest, ASlotTakesItsShareOfTheQueue) {
   gate2->Open();
   ASSERT_TRUE(second.Wait().ok());
   for (auto& c : calls) ASSERT_TRUE(c->Wait().ok());
+}
+
+// With the group slots held, requests of unbatched models queue although
+// other slots are free, and run as one group when a group slot frees.
+TEST_F(SchedulerGroupTest, GroupSlotsHeldQueueRequestsForTheNextGroup) {
+  BuildGrouping(/*slots=*/4, /*per_slot=*/8, /*group_slots=*/1);
+  TestCall blocker(model_, 1, 1, 0, Priority::kNormal, 100);
+  auto gate = HoldSlot(&blocker);
+  auto calls = SubmitCalls(3);
+  EXPECT_EQ(sched_->GetStats().queued, 3);  // three slots free, none taken
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  for (auto& c : calls) {
+    ASSERT_TRUE(c->Wait().ok());
+    EXPECT_EQ(c->output(), Doubled(c->input()));
+  }
+  EXPECT_THAT(model_->tags(), ElementsAre(100, 1, 2, 3));
+  SchedulerStats stats = sched_->GetStats();
+  EXPECT_EQ(stats.groups, 1u);
+  EXPECT_EQ(stats.grouped_requests, 3u);
+  EXPECT_EQ(stats.devices[0].completed, 2u);  // the blocker and one group
 }
 
 // A request that finds a free slot runs alone, as does a lone queued one.
