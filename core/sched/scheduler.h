@@ -202,11 +202,12 @@ class Scheduler final : public InferSubmitter {
   // A queued job that may run in a group.
   static bool Groupable(const QueueNode* node);
   static bool NotGroupable(const QueueNode* node) { return !Groupable(node); }
-  // Groups are on and the lane's group slots are all held (lane lock).
-  bool GroupSlotsFull(const DeviceLane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Groups are on and the lane's group slots are all held (lane lock held).
+  bool GroupSlotsFull(const DeviceLane& lane) const;
   // `job` (a group or one groupable request) would take the lane's last
-  // free slot or its last group slot: the moment to form a group.
-  bool GroupNow(const DeviceLane& lane, const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // free slot or its last group slot: the moment to form a group (lane
+  // lock held).
+  bool GroupNow(const DeviceLane& lane, const Job& job) const;
   void StartGroup(DeviceLane& lane, Job* group, Stream& stream, absl::Time now);
   // What a group's execution says of its device: the shared work's
   // failure, else the first device fault among its requests' launches (one

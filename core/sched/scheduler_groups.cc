@@ -27,11 +27,13 @@ bool Scheduler::Groupable(const QueueNode* node) {
 }
 
 bool Scheduler::GroupSlotsFull(const DeviceLane& lane) const {
+  lane.mu.AssertHeld();
   return options_.max_requests_per_slot > 1 && options_.group_slots > 0 &&
          lane.light_running >= options_.group_slots;
 }
 
 bool Scheduler::GroupNow(const DeviceLane& lane, const Job& job) const {
+  lane.mu.AssertHeld();
   if (lane.free_slots.size() == 1) return true;
   return options_.group_slots > 0 && lane.light_running + 1 >= options_.group_slots &&
          Groupable(&job);
