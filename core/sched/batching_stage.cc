@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -135,15 +136,10 @@ DynamicBatcher::DynamicBatcher(const BatchingPolicy& policy, int model_max_batch
   INFERD_CHECK(model_max_batch_size > 0);
   max_rows_ = policy.max_batch_size > 0 ? std::min(policy.max_batch_size, model_max_batch_size)
                                         : model_max_batch_size;
-  target_rows_ = max_rows_;
-  if (!policy.preferred_batch_sizes.empty()) {
-    const int largest =
-        *std::max_element(policy.preferred_batch_sizes.begin(), policy.preferred_batch_sizes.end());
-    target_rows_ = std::clamp(largest, 1, max_rows_);
-    for (int size : policy.preferred_batch_sizes) preferred_.push_back(std::clamp(size, 1, max_rows_));
-    std::sort(preferred_.begin(), preferred_.end());
-    preferred_.erase(std::unique(preferred_.begin(), preferred_.end()), preferred_.end());
-  }
+  for (int size : policy.preferred_batch_sizes) preferred_.push_back(std::clamp(size, 1, max_rows_));
+  std::sort(preferred_.begin(), preferred_.end());
+  preferred_.erase(std::unique(preferred_.begin(), preferred_.end()), preferred_.end());
+  target_rows_ = preferred_.empty() ? max_rows_ : preferred_.back();
   max_delay_ = std::max(policy.max_queue_delay, absl::ZeroDuration());
   dispatch_when_idle_ = policy.dispatch_when_idle;
 }
@@ -185,25 +181,12 @@ size_t DynamicBatcher::pending() const {
 }
 
 std::vector<Job*> DynamicBatcher::TakeLocked() {
-  std::vector<Job*> out;
-  out.reserve(count_);
-  for (QueueNode* n = head_; n != nullptr;) {
-    QueueNode* next = n->next;
-    n->prev = n->next = nullptr;
-    n->linked = false;
-    out.push_back(static_cast<Job*>(n));
-    n = next;
-  }
-  head_ = tail_ = nullptr;
-  count_ = 0;
-  rows_ = 0;
-  parked_ = false;
-  ++generation_;
-  return out;
+  return TakePrefixLocked(std::numeric_limits<int64_t>::max());
 }
 
 std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
   std::vector<Job*> out;
+  out.reserve(count_);
   int64_t taken = 0;
   while (head_ != nullptr) {
     Job* job = static_cast<Job*>(head_);

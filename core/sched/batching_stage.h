@@ -193,6 +193,7 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   size_t pending() const;
 
  private:
+  // Every pending job.
   std::vector<Job*> TakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The oldest pending jobs up to `rows` rows (at least one); the rest
   // stays pending, parked.
@@ -312,8 +313,8 @@ class BatchingStage {
   // Emits `batcher`'s parked batch as rule 5 lets it run, then any
   // preferred-size part left while a slot is free.
   void EmitParked(DynamicBatcher& batcher, bool after_finish = false);
-  // Places an emitted job, counting it for rule 4 when the model has a
-  // limit.
+  // Places an emitted job, counting it until it finishes when the model
+  // has a limit or preferred sizes (rules 4 and 5).
   void Place(DynamicBatcher& batcher, Job* job, absl::Time now);
 
   const SchedulerOptions& options_;

@@ -175,6 +175,10 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
                      DeviceAllocator* allocator, const ModelRegistry* models, TensorAccess* tensors,
                      Clock* clock, prometheus::Registry& registry)
     : options_(std::move(options)),
+      group_slots_(options_.max_requests_per_slot > 1 && options_.group_slots > 0 &&
+                           options_.group_slots < options_.max_tasks_per_device
+                       ? options_.group_slots
+                       : 0),
       allocator_(allocator),
       models_(models),
       tensors_(tensors),

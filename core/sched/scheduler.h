@@ -250,6 +250,9 @@ class Scheduler final : public InferSubmitter {
 
   // Constant after construction.
   const SchedulerOptions options_;
+  // The group slots in effect: options_.group_slots when groups are on and
+  // it leaves some slots to other work, else 0 (every slot).
+  const int group_slots_;
   DeviceAllocator* const allocator_;
   const ModelRegistry* const models_;
   TensorAccess* const tensors_;

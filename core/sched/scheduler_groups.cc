@@ -28,24 +28,20 @@ bool Scheduler::Groupable(const QueueNode* node) {
 
 bool Scheduler::GroupSlotsFull(const DeviceLane& lane) const {
   lane.mu.AssertHeld();
-  return options_.max_requests_per_slot > 1 && options_.group_slots > 0 &&
-         lane.light_running >= options_.group_slots;
+  return group_slots_ > 0 && lane.light_running >= group_slots_;
 }
 
 bool Scheduler::GroupNow(const DeviceLane& lane, const Job& job) const {
   lane.mu.AssertHeld();
   if (lane.free_slots.size() == 1) return true;
-  return options_.group_slots > 0 && lane.light_running + 1 >= options_.group_slots &&
-         Groupable(&job);
+  return group_slots_ > 0 && lane.light_running + 1 >= group_slots_ && Groupable(&job);
 }
 
 Job* Scheduler::FormGroup(DeviceLane& lane, Job* job, absl::Time now) {
   lane.mu.AssertHeld();
   // At most the slot's share of the queue, so the other slots, once free,
   // find work too.
-  const int slots = options_.group_slots > 0
-                        ? std::min(options_.group_slots, options_.max_tasks_per_device)
-                        : options_.max_tasks_per_device;
+  const int slots = group_slots_ > 0 ? group_slots_ : options_.max_tasks_per_device;
   const int64_t share = std::min<int64_t>(options_.max_requests_per_slot - 1,
                                           lane.queued.load(std::memory_order_relaxed) / slots);
   if (share <= 0 || !Groupable(job)) return job;
