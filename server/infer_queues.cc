@@ -2,9 +2,11 @@
 
 #include <pthread.h>
 
+#include <optional>
 #include <utility>
 
 #include "google/protobuf/arena.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace inferd {
@@ -74,6 +76,11 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
       service_->Infer(*request_message_, response_message_, this);
       return;
     }
+    if (send_pending_) {  // the alarm Send set: send from this queue's thread
+      send_pending_ = false;
+      SendNow(pending_status_);
+      return;
+    }
     delete this;  // the response went out (or the call was cancelled)
   }
 
@@ -83,6 +90,20 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
 
  private:
   void Send(const grpc::Status& status) override {
+    if (ResponseHandOffScope::Active()) {
+      // The caller has other responses to send after this one: this one is
+      // serialized and sent by this call's queue thread (the alarm's tag
+      // comes back there at once).
+      send_pending_ = true;
+      pending_status_ = status;
+      alarm_.emplace();
+      alarm_->Set(cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), this);
+      return;
+    }
+    SendNow(status);
+  }
+
+  void SendNow(const grpc::Status& status) {
     if (!status.ok()) {
       writer_.FinishWithError(status, this);
       return;
@@ -106,6 +127,11 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   grpc::ByteBuffer wire_;  // the request as it arrived
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool arrived_ = false;  // a call arrived (and counts in calls_ until deleted)
+  // Send handed to the queue thread (ResponseHandOffScope): the alarm's tag
+  // comes back with send_pending_ set.
+  bool send_pending_ = false;
+  grpc::Status pending_status_;
+  std::optional<grpc::Alarm> alarm_;
 };
 
 }  // namespace

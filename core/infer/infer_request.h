@@ -29,6 +29,27 @@ struct InferInput {
   bool pinned = false;
 };
 
+// While one lives on a thread, that thread is delivering several requests'
+// results in a row (the members of a finished batch) and has more to
+// deliver after the current one: a responder's Complete may then hand the
+// sending of its response to another thread (the front end's own), so that
+// the members' responses are serialized and sent in parallel instead of one
+// after another on the thread that saw the batch finish. Nests; `active`
+// false leaves the thread as it was. Not copyable.
+class ResponseHandOffScope {
+ public:
+  explicit ResponseHandOffScope(bool active);
+  ~ResponseHandOffScope();
+  ResponseHandOffScope(const ResponseHandOffScope&) = delete;
+  ResponseHandOffScope& operator=(const ResponseHandOffScope&) = delete;
+
+  // True while an active scope lives on the calling thread.
+  static bool Active();
+
+ private:
+  const bool previous_;
+};
+
 // Receives the results of one request. Implemented by the protocol adapter;
 // must outlive the request (until Complete returns).
 class InferResponder {
@@ -51,6 +72,8 @@ class InferResponder {
   // pageable is still copied into correctly, only synchronously.
   virtual bool HostOutputsPinned() const { return false; }
   // Called exactly once, from any thread, with the request's outcome.
+  // Inside a ResponseHandOffScope the responder may finish sending on
+  // another thread after Complete returns (outputs are filled by then).
   virtual void Complete(absl::Status status) = 0;
   // Called once before Complete when the request ran on a device, with how
   // long the execution's phases took (a batch's members share its timing).

@@ -10,6 +10,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/infer/device_execution.h"
+#include "core/infer/infer_request.h"
 #include "core/sched/batching_stage.h"
 #include "core/sched/device_lane.h"
 #include "core/sched/job.h"
@@ -715,7 +716,14 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
     AsyncOnlyScope enqueue_only;
     batching_->OnFinished(*batch->emitted_by);
   }
-  batching_->Split(batch, status, [this](Job* m, absl::Status st) { FinishJob(m, std::move(st)); });
+  // Every member but the last hands the sending of its response to the
+  // front end's threads (ResponseHandOffScope): sent one after another from
+  // this thread, 64 responses of 16 KB took ≈ 1 ms (docs/PERFORMANCE.md).
+  size_t left = batch->batch->members.size();
+  batching_->Split(batch, status, [this, &left](Job* m, absl::Status st) {
+    ResponseHandOffScope hand_off(--left > 0);
+    FinishJob(m, std::move(st));
+  });
   delete batch;
 }
 

@@ -379,7 +379,13 @@ TEST_F(SchedulerTest, ModelInferRequestsTimeOutWithDeadlineExceeded) {
 TEST_F(SchedulerTest, BatchingMergesRequestsAndSplitsResults) {
   Build(1, /*inline_streams=*/true);
   TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 100), c(batch_model_, 3, 3, 1000);
-  for (TestCall* t : {&a, &b, &c}) sched_->Submit(t->request(), t);
+  // Every member but the last may hand its response's sending to another
+  // thread (ResponseHandOffScope); the last one sends it itself.
+  std::vector<bool> hand_off;
+  for (TestCall* t : {&a, &b, &c}) {
+    t->OnComplete([&hand_off] { hand_off.push_back(ResponseHandOffScope::Active()); });
+    sched_->Submit(t->request(), t);
+  }
   EXPECT_FALSE(a.done());
   EXPECT_EQ(sched_->GetStats().pending_batch, 3);
   Advance(absl::Microseconds(500));
@@ -391,6 +397,8 @@ TEST_F(SchedulerTest, BatchingMergesRequestsAndSplitsResults) {
     EXPECT_EQ(t->output_desc().shape[0], t->request().inputs[0].desc.shape[0]);
   }
   EXPECT_THAT(batch_model_->rows(), ElementsAre(6));
+  EXPECT_THAT(hand_off, ElementsAre(true, true, false));
+  EXPECT_FALSE(ResponseHandOffScope::Active());
   SchedulerStats stats = sched_->GetStats();
   EXPECT_EQ(stats.batches, 1u);
   EXPECT_EQ(stats.batched_requests, 3u);
