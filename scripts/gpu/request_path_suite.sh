@@ -90,15 +90,15 @@ for s in "${steps[@]}"; do
       # (max_tasks_per_device), the model's
       # scheduling.max_executions_per_device (0: none) and its
       # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none").
-      # The default: none against 128, the GEMM's tile (docs/SCHEDULER.md,
-      # "Preferred sizes under load").
+      # The default: none against 64/128, the ends of the GEMM's steps
+      # (docs/SCHEDULER.md, "Preferred sizes under load").
       grep -v 'dynamic_batching\|max_queue_delay_us' "$repo/mlp_heavy/config.yaml" >"$work/heavy_config.orig"
       # The GPU time of one forward per batch size: flat between tile
       # boundaries (the steps the preferred sizes follow).
       if [[ -x $bin/mlp_gpu_bench ]]; then
         "$bin/mlp_gpu_bench" 20 $sizes fp32 32,64,96,128,192,256,1024 | grep -v graph
       fi
-      for variant in ${HEAVY_SLOTS:-4:2:none 4:2:128}; do
+      for variant in ${HEAVY_SLOTS:-4:2:none 4:2:64/128}; do
         IFS=: read -r slots exec_limit preferred <<<"$variant"
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}
         cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
