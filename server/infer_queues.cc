@@ -47,10 +47,12 @@ class InferCallMessages {
 // before the response was sent) also ends it.
 class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
  public:
-  QueuedInferCall(KServeService* service, CallTracker* calls, grpc::ServerCompletionQueue* cq)
+  QueuedInferCall(KServeService* service, CallTracker* calls, InferQueues::HandOffs* hand_offs,
+                  grpc::ServerCompletionQueue* cq)
       : ModelInferCall(response_message_, service->infer_metrics()),
         service_(service),
         calls_(calls),
+        hand_offs_(hand_offs),
         cq_(cq),
         writer_(&ctx_) {
     service_->RequestModelInfer(&ctx_, &wire_, &writer_, cq_, cq_, this);
@@ -65,7 +67,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
       }
       arrived_ = true;
       if (calls_ != nullptr) calls_->Begin();
-      new QueuedInferCall(service_, calls_, cq_);  // the next call on this queue
+      new QueuedInferCall(service_, calls_, hand_offs_, cq_);  // the next call on this queue
       using Traits = grpc::SerializationTraits<inference::ModelInferRequest>;
       if (!Traits::Deserialize(&wire_, request_message_).ok()) {
         Complete(absl::InvalidArgumentError(UnparsedRequestMessage(kModelInferMethod)));
@@ -79,6 +81,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
     if (send_pending_) {  // the alarm Send set: send from this queue's thread
       send_pending_ = false;
       SendNow(pending_status_);
+      hand_offs_->End();
       return;
     }
     delete this;  // the response went out (or the call was cancelled)
@@ -96,6 +99,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
       // comes back there at once).
       send_pending_ = true;
       pending_status_ = status;
+      hand_offs_->Begin();
       alarm_.emplace();
       alarm_->Set(cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), this);
       return;
@@ -122,6 +126,7 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
 
   KServeService* const service_;
   CallTracker* const calls_;
+  InferQueues::HandOffs* const hand_offs_;
   grpc::ServerCompletionQueue* const cq_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer wire_;  // the request as it arrived
@@ -150,15 +155,29 @@ void InferQueues::Start() {
   for (auto& cq : queues_) {
     // Several calls asked for per queue, so that a burst of arrivals does
     // not wait for each handler to ask for the next.
-    for (int i = 0; i < 4; ++i) new QueuedInferCall(service_, calls_, cq.get());
+    for (int i = 0; i < 4; ++i) new QueuedInferCall(service_, calls_, &hand_offs_, cq.get());
     threads_.emplace_back([this, q = cq.get()] { Run(q); });
     pthread_setname_np(threads_.back().native_handle(), "infer-cq");
   }
 }
 
+void InferQueues::HandOffs::End() {
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    absl::MutexLock lock(&mu_);  // its release makes AwaitNone look again
+  }
+}
+
+void InferQueues::HandOffs::AwaitNone() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](std::atomic<int64_t>* pending) { return pending->load(std::memory_order_acquire) == 0; },
+      &pending_));
+}
+
 void InferQueues::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (started_) hand_offs_.AwaitNone();  // their sends must start before the shutdown
   for (auto& cq : queues_) cq->Shutdown();
   for (std::thread& t : threads_) t.join();
   threads_.clear();

@@ -11,16 +11,23 @@
 // shutdown) from arrival until their response has gone; the tracker's
 // interceptor leaves ModelInfer alone (kModelInferMethod).
 //
+// The members of a finished batch hand their responses' sending to their
+// call's queue thread (ResponseHandOffScope, an alarm on that queue);
+// Stop waits for those before it shuts the queues down.
+//
 // Order: construct with the builder (adds the queues), BuildAndStart,
 // Start(); at shutdown: grpc::Server::Shutdown, then the scheduler's
 // shutdown (every call submitted gets its answer), then Stop().
 #ifndef INFERD_SERVER_INFER_QUEUES_H_
 #define INFERD_SERVER_INFER_QUEUES_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "server/call_tracker.h"
 #include "server/kserve_service.h"
@@ -41,8 +48,22 @@ class InferQueues {
   // After BuildAndStart: asks for the first calls and starts the threads.
   void Start();
   // After the server's shutdown and once no execution will complete any
-  // more: shuts the queues down, drains them and joins the threads.
+  // more: waits for the responses handed to the queue threads, shuts the
+  // queues down, drains them and joins the threads.
   void Stop();
+
+  // Responses handed to a queue thread whose alarm has not come back yet
+  // (a send started after its queue's shutdown would be refused).
+  class HandOffs {
+   public:
+    void Begin() { pending_.fetch_add(1, std::memory_order_relaxed); }
+    void End();
+    void AwaitNone();
+
+   private:
+    std::atomic<int64_t> pending_{0};
+    absl::Mutex mu_;  // released at zero, so that AwaitNone looks again
+  };
 
  private:
   void Run(grpc::ServerCompletionQueue* cq);
@@ -51,6 +72,7 @@ class InferQueues {
   CallTracker* const calls_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
+  HandOffs hand_offs_;
   bool started_ = false;
   bool stopped_ = false;
 };
