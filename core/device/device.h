@@ -72,15 +72,42 @@ class Event {
 // tasks. Nests. Not copyable.
 class AsyncOnlyScope {
  public:
-  AsyncOnlyScope();
-  ~AsyncOnlyScope();
+  AsyncOnlyScope() : previous_(active_) { active_ = true; }
+  ~AsyncOnlyScope() { active_ = previous_; }
   AsyncOnlyScope(const AsyncOnlyScope&) = delete;
   AsyncOnlyScope& operator=(const AsyncOnlyScope&) = delete;
 
   // True while a scope lives on the calling thread.
-  static bool Active();
+  static bool Active() { return active_; }
 
  private:
+  static inline thread_local bool active_ = false;
+  const bool previous_;
+};
+
+// While one lives on a thread, the work being enqueued is a lone request on
+// an idle device, waited for by nobody else: a GPU stream's ThenCallback
+// may then wait briefly for the work before it (polling its event, a few
+// tens of microseconds at most) and run the callback on this thread,
+// instead of waking the stream's callback thread, whose two wake-ups (the
+// thread, then the blocking event) cost a lone small request more than the
+// wait. Nests: the innermost scope decides (`active` false turns the wait
+// off inside it, as around a model's own code). Not copyable.
+// (Both scopes are defined in this header: the CUDA streams' library,
+// which core_device links, reads them.)
+class InlineCompletionScope {
+ public:
+  explicit InlineCompletionScope(bool active) : previous_(current_) { current_ = active; }
+  ~InlineCompletionScope() { current_ = previous_; }
+  InlineCompletionScope(const InlineCompletionScope&) = delete;
+  InlineCompletionScope& operator=(const InlineCompletionScope&) = delete;
+
+  // True while an active scope is the innermost on the calling thread and
+  // no AsyncOnlyScope lives there.
+  static bool Active() { return current_ && !AsyncOnlyScope::Active(); }
+
+ private:
+  static inline thread_local bool current_ = false;
   const bool previous_;
 };
 

@@ -310,7 +310,12 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
       called.push_back(&s);
     }
     if (calls.empty()) continue;
-    model->ExecuteMany(stream, absl::MakeSpan(calls));
+    {
+      // Only the execution's own completion below may be waited for here,
+      // never a callback inside the model.
+      InlineCompletionScope not_inside(false);
+      model->ExecuteMany(stream, absl::MakeSpan(calls));
+    }
     for (size_t c = 0; c < calls.size(); ++c) {
       if (calls[c].status.ok()) continue;
       *called[c]->status = std::move(calls[c].status);

@@ -567,6 +567,10 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
         gather_copiers_.empty() ? nullptr : gather_copiers_[lane.position].get();
     GatherBatchInputs(*job, *allocator_, *lane.device, copier);
   }
+  // A lone job on the device, nothing queued behind it: a GPU stream may
+  // wait for it here and complete it on this thread (InlineCompletionScope).
+  InlineCompletionScope lone(lane.running.load(std::memory_order_relaxed) == 1 &&
+                             lane.queued.load(std::memory_order_relaxed) == 0);
   // May complete (and delete the job) before it returns.
   ExecuteOnDevice(job->request, stream, *allocator_, job);
 }

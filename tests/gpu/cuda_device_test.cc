@@ -5,7 +5,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <numeric>
 #include <string>
@@ -285,6 +287,55 @@ TEST_F(GpuTest, CallbackMayEnqueueWork) {
   EXPECT_TRUE(inner.ok()) << inner;
   EXPECT_EQ(host.get()[0], 0x5a);
   EXPECT_EQ(host.get()[63], 0x5a);
+}
+
+// Verifies that inside an InlineCompletionScope a callback after a small
+// copy on an idle stream runs on the calling thread once its work is done
+// (at least once in 20 tries: the wait is bounded), always exactly once and
+// after the copy; inside an AsyncOnlyScope it never runs there.
+TEST_F(GpuTest, LoneCallbackMayRunOnTheCallingThread) {
+  DeviceBuffer dev(gpu(), 64);
+  PinnedBuffer host(gpu(), 64);
+  Stream& s = gpu().stream(1);
+  ASSERT_TRUE(s.Synchronize().ok());
+  int inline_runs = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::memset(host.get(), 0, 64);
+    std::atomic<int> runs{0};
+    std::atomic<bool> here{false};
+    uint8_t seen = 0;
+    const std::thread::id me = std::this_thread::get_id();
+    {
+      InlineCompletionScope lone(true);
+      ASSERT_TRUE(s.Memset(dev.get(), static_cast<uint8_t>(i + 1), 64).ok());
+      ASSERT_TRUE(s.CopyDeviceToHost(host.get(), dev.get(), 64).ok());
+      ASSERT_TRUE(s.ThenCallback([&](absl::Status st) {
+                     EXPECT_TRUE(st.ok()) << st;
+                     seen = host.get()[63];
+                     here = std::this_thread::get_id() == me;
+                     runs.fetch_add(1);
+                   }).ok());
+    }
+    ASSERT_TRUE(s.Synchronize().ok());
+    while (runs.load() == 0) std::this_thread::yield();
+    EXPECT_EQ(runs.load(), 1);
+    EXPECT_EQ(seen, static_cast<uint8_t>(i + 1));
+    inline_runs += here.load() ? 1 : 0;
+  }
+  EXPECT_GE(inline_runs, 1);
+  std::atomic<bool> async_here{true};
+  absl::Notification done;
+  {
+    InlineCompletionScope lone(true);
+    AsyncOnlyScope async_only;
+    const std::thread::id me = std::this_thread::get_id();
+    ASSERT_TRUE(s.ThenCallback([&](absl::Status) {
+                   async_here = std::this_thread::get_id() == me;
+                   done.Notify();
+                 }).ok());
+  }
+  done.WaitForNotification();
+  EXPECT_FALSE(async_here.load());
 }
 
 // Events --------------------------------------------------------------------

@@ -20,6 +20,11 @@ void CallbackRunner::Post(absl::AnyInvocable<void() &&> fn) {
   ++posted_;
 }
 
+bool CallbackRunner::Idle() {
+  absl::MutexLock lock(&mu_);
+  return finished_ == posted_;
+}
+
 void CallbackRunner::WaitIdle() {
   if (InRunnerThread()) return;
   absl::MutexLock lock(&mu_);

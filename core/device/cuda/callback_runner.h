@@ -31,6 +31,10 @@ class CallbackRunner {
   // at once when called from a closure (it would wait for itself).
   void WaitIdle();
 
+  // True when every closure posted so far has finished (none queued or
+  // running). A snapshot: another thread may post right after.
+  bool Idle();
+
   // True on the runner's own thread.
   bool InRunnerThread() const { return std::this_thread::get_id() == thread_.get_id(); }
 

@@ -173,6 +173,7 @@ class TestCall final : public InferResponder {
 
   void* AllocateOutput(int index, const TensorSpec&, const TensorDesc& desc) override {
     absl::MutexLock lock(&mu_);
+    inline_completion_ = InlineCompletionScope::Active();
     output_desc_ = desc;
     output_.resize(desc.byte_size / sizeof(float));
     ++allocations_;
@@ -210,6 +211,12 @@ class TestCall final : public InferResponder {
     absl::MutexLock lock(&mu_);
     return allocations_;
   }
+  // Whether the execution asked for the output inside an active
+  // InlineCompletionScope (its stream may complete it on that thread).
+  bool inline_completion() const {
+    absl::MutexLock lock(&mu_);
+    return inline_completion_;
+  }
   int completions() const {
     absl::MutexLock lock(&mu_);
     return completions_;
@@ -225,6 +232,7 @@ class TestCall final : public InferResponder {
   TensorDesc output_desc_ ABSL_GUARDED_BY(mu_);
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   int allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  bool inline_completion_ ABSL_GUARDED_BY(mu_) = false;
   int completions_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

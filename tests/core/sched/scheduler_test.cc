@@ -753,5 +753,28 @@ TEST_F(SchedulerTest, CreateRejectsBadOptions) {
   EXPECT_THAT(bad.status().message(), HasSubstr("scheduler.max_queue_depth"));
 }
 
+// A lone job on an idle device may be completed on the dispatching thread
+// (InlineCompletionScope); one that starts beside another may not. (Last in
+// the file: its submissions move the round-robin position the tests above
+// expect.)
+TEST_F(SchedulerTest, OnlyALoneJobMayCompleteInline) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 2;
+  Build(1, /*inline_streams=*/false, o);
+  TestCall lone(model_, 1, 1, 0);
+  sched_->Submit(lone.request(), &lone);
+  ASSERT_TRUE(lone.Wait().ok());
+  EXPECT_TRUE(lone.inline_completion());
+  TestCall blocker(model_, 1, 1, 0);
+  auto gate = HoldSlot(&blocker);
+  TestCall beside(model_, 1, 1, 0);
+  sched_->Submit(beside.request(), &beside);
+  ASSERT_TRUE(beside.Wait().ok());
+  EXPECT_FALSE(beside.inline_completion());
+  gate->Open();
+  ASSERT_TRUE(blocker.Wait().ok());
+  EXPECT_FALSE(InlineCompletionScope::Active());
+}
+
 }  // namespace
 }  // namespace inferd
