@@ -550,7 +550,13 @@ TEST_F(SchedulerTest, ModelExecutionLimitStartsTheNextBatchBeforeAnswering) {
   sched_->Submit(b.request(), &b);
   Advance(absl::Milliseconds(2));  // parked behind `first`
   first_gate->Open();
-  ASSERT_TRUE(first.Wait().ok());  // [a, b] now runs as one batch, held
+  ASSERT_TRUE(first.Wait().ok());
+  // [a, b] now runs as one batch, held. (`first` ran alone: its answer may
+  // come before its finish starts the parked batch, on the stream's thread.)
+  for (int i = 0; i < 10000 && batch_model_->rows().size() < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_THAT(batch_model_->rows(), ElementsAre(1, 2));
   batch_model_->SetGate(nullptr);
   TestCall c(batch_model_, 1, 3, 30);
   sched_->Submit(c.request(), &c);
