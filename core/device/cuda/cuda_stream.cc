@@ -223,13 +223,7 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     while ((done = cudaEventQuery(event)) == cudaErrorNotReady && absl::Now() < give_up) {
     }
     if (done != cudaErrorNotReady) {
-      absl::Status status = CheckWait(done, "cudaEventQuery (callback)");
-      ReturnEvent(event);
-      {
-        absl::MutexLock lock(&mu_);
-        if (!error_.ok()) status = error_;
-      }
-      std::move(fn)(std::move(status));
+      RunCallback(event, CheckWait(done, "cudaEventQuery (callback)"), std::move(fn));
       return absl::OkStatus();
     }
   }
@@ -237,19 +231,24 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
   // and then runs `fn`. Unlike a CUDA host function this never stalls the
   // stream and takes one thread hop instead of two.
   callbacks_->Post([this, event, fn = std::move(fn)]() mutable {
-    absl::Status status;
+    absl::Status waited;
     {
       ScopedCudaDevice guard(ordinal_);
-      status = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
+      waited = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
     }
-    ReturnEvent(event);
-    {
-      absl::MutexLock lock(&mu_);
-      if (!error_.ok()) status = error_;
-    }
-    std::move(fn)(std::move(status));
+    RunCallback(event, std::move(waited), std::move(fn));
   });
   return absl::OkStatus();
+}
+
+void CudaStream::RunCallback(cudaEvent_t event, absl::Status waited,
+                             absl::AnyInvocable<void(absl::Status) &&> fn) {
+  ReturnEvent(event);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!error_.ok()) waited = error_;
+  }
+  std::move(fn)(std::move(waited));
 }
 
 void CudaStream::ReturnEvent(cudaEvent_t event) {

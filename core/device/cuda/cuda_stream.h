@@ -119,6 +119,11 @@ class CudaStream final : public Stream {
   absl::Status CheckWait(cudaError_t err, absl::string_view op);
 
   void ReturnEvent(cudaEvent_t event);
+  // A ThenCallback's end, once its event was waited for (`waited`, the
+  // wait's result): returns the event and runs `fn` with the stream's
+  // first error if there is one, else `waited`.
+  void RunCallback(cudaEvent_t event, absl::Status waited,
+                   absl::AnyInvocable<void(absl::Status) &&> fn);
   absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                     absl::string_view op);
 
