@@ -95,9 +95,25 @@ for s in "${steps[@]}"; do
       grep -v 'dynamic_batching\|max_queue_delay_us' "$repo/mlp_heavy/config.yaml" >"$work/heavy_config.orig"
       # The GPU time of one forward per batch size: flat between tile
       # boundaries (the steps the preferred sizes follow).
+      gpu_ms=""
       if [[ -x $bin/mlp_gpu_bench ]]; then
-        "$bin/mlp_gpu_bench" 20 $sizes fp32 32,64,96,128,192,256,1024 | grep -v graph
+        "$bin/mlp_gpu_bench" 20 $sizes fp32 1,8,16,32,64,96,128,192,256,1024 | grep -v graph | tee "$work/heavy_gpu.txt"
+        # "ROWS:MS,..." for batch_ceiling_server, from the gpu_us column.
+        gpu_ms=$(awk '$2 == "eager" {printf "%s%d:%.4f", (n++ ? "," : ""), $3, $6 / 1000}' "$work/heavy_gpu.txt")
       fi
+      # Closed-loop clients (HEAVY_CLIENTS processes) on PORT at CONC calls
+      # in flight; prints the samples/s they were answered at, summed.
+      heavy_clients() {
+        local port=$1 conc=$2 i pids=()
+        rm -f "$work"/heavy.$conc.*.json
+        for i in $(seq "$clients"); do
+          "$bin/inferctl" --target=127.0.0.1:$port bench mlp_heavy --input=INPUT0:FP32:1x4096 \
+            --concurrency=$((conc / clients)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
+          pids+=($!)
+        done
+        wait "${pids[@]}"
+        cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}'
+      }
       for variant in ${HEAVY_SLOTS:-4:2:none 4:2:64/128}; do
         IFS=: read -r slots exec_limit preferred <<<"$variant"
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}
@@ -117,20 +133,33 @@ for s in "${steps[@]}"; do
         for conc in ${HEAVY_LEVELS:-128 512}; do
           nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
           smi=$!
-          pids=()
-          rm -f "$work"/heavy.$conc.*.json
-          for i in $(seq "$clients"); do
-            "$bin/inferctl" --target=127.0.0.1:50181 bench mlp_heavy --input=INPUT0:FP32:1x4096 \
-              --concurrency=$((conc / clients)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
-            pids+=($!)
-          done
-          wait "${pids[@]}"; kill $smi
-          qps=$(cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}')
+          qps=$(heavy_clients 50181 "$conc")
+          kill $smi
           awk -v q="$qps" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, e, p, c, q, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
       done
+      # The ceiling the front end leaves: the same clients against a gRPC
+      # echo that holds each call for a simulated GPU running the batches
+      # it forms with the GPU times above (batch_ceiling_server). Variants
+      # "EXECUTIONS:MIN_ROWS:MAX_ROWS" (a batch below MIN_ROWS waits up to
+      # 200 us for more).
+      if [[ -x $bin/batch_ceiling_server && -n $gpu_ms ]]; then
+        echo "== batch_ceiling_server --gpu-ms=$gpu_ms"
+        for variant in ${HEAVY_CEILING:-2:1:128 2:64:128 1:1:128 2:1:1024}; do
+          IFS=: read -r exec_limit min_rows max_rows <<<"$variant"
+          for conc in ${HEAVY_LEVELS:-128 512}; do
+            "$bin/batch_ceiling_server" --listen=127.0.0.1:50183 --gpu-ms="$gpu_ms" --executions="$exec_limit" \
+              --min-rows="$min_rows" --max-rows="$max_rows" --delay-us=200 >"$work/ceiling.out" &
+            pid=$!
+            for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50183 >/dev/null 2>&1 && break; sleep 0.1; done
+            qps=$(heavy_clients 50183 "$conc")
+            kill -TERM $pid; wait $pid
+            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"heavy_ceiling\",\"executions\":$exec_limit,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps/" "$work/ceiling.out"
+          done
+        done
+      fi
       python3 - <<'PY'
 import json, time, torch
 from torch import nn
