@@ -267,8 +267,9 @@ class BatchingStage {
   void OnSlotFreed();
   // A job this stage emitted (job.emitted_by set) finished for good: it
   // stops counting against its model's execution limit, and the model's
-  // parked batch, if any, is emitted (rule 4). Call after the job is
-  // deleted, with `batcher` read from it before.
+  // parked batch, if any, is emitted (rule 4). Call once the job holds
+  // no device slot, with `batcher` held by the caller (the job's
+  // reference may be the last).
   void OnFinished(DynamicBatcher& batcher);
   // Gives each member of `batch` its rows of the batched outputs and its
   // status (`status`, or DEADLINE_EXCEEDED when the batch timed out, or the

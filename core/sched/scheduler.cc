@@ -748,9 +748,14 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   completed_[static_cast<int>(outcome)].fetch_add(1, std::memory_order_relaxed);
   metrics_->CountCompleted(*job->Series(*metrics_), job->priority, outcome);
   job->where.store(Job::Where::kDone);
-  // Held past the job: once the job (and with it, perhaps, the last
-  // reference to an unloaded model) is gone, the stage may drop the entry.
-  std::shared_ptr<DynamicBatcher> emitted_by = std::move(job->emitted_by);
+  // A job its model's batcher emitted (a lone request dispatched at once)
+  // may have the model's next batch parked behind it, as a batch may
+  // (FinishBatch): start that first, so the device has it before the
+  // response goes out. Only enqueued here (no host stream runs it inline).
+  if (std::shared_ptr<DynamicBatcher> emitted_by = std::move(job->emitted_by)) {
+    AsyncOnlyScope enqueue_only;
+    batching_->OnFinished(*emitted_by);
+  }
   if (job->task != nullptr) {
     std::shared_ptr<TaskRecord> record = std::move(job->task);
     delete job;
@@ -760,7 +765,6 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
     delete job;
     sink->Complete(std::move(status));
   }
-  if (emitted_by != nullptr) batching_->OnFinished(*emitted_by);
 }
 
 void Scheduler::RecordStatistics(const Job& job, const absl::Status& status) {

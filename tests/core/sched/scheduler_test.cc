@@ -549,13 +549,13 @@ TEST_F(SchedulerTest, ModelExecutionLimitStartsTheNextBatchBeforeAnswering) {
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);
   Advance(absl::Milliseconds(2));  // parked behind `first`
+  std::vector<int64_t> rows_when_first_answered;
+  first.OnComplete([&] { rows_when_first_answered = batch_model_->rows(); });
   first_gate->Open();
   ASSERT_TRUE(first.Wait().ok());
-  // [a, b] now runs as one batch, held. (`first` ran alone: its answer may
-  // come before its finish starts the parked batch, on the stream's thread.)
-  for (int i = 0; i < 10000 && batch_model_->rows().size() < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  // [a, b] now runs as one batch, held; it started before `first` (a lone
+  // request) was answered, as a finished batch starts the next one first.
+  EXPECT_THAT(rows_when_first_answered, ElementsAre(1, 2)) << "[a, b] had not started";
   ASSERT_THAT(batch_model_->rows(), ElementsAre(1, 2));
   batch_model_->SetGate(nullptr);
   TestCall c(batch_model_, 1, 3, 30);
