@@ -27,7 +27,7 @@ unit_tests=(
   scheduler_group_test
   memory_tensor_access_test memory_batch_size_test batching_stage_test
   # threads handing work to each other: batch gathers, torch instance threads
-  util_parallel_copy_test util_worker_thread_test
+  util_parallel_copy_test util_worker_thread_test util_in_flight_test
 )
 fuzz_targets=(fuzz_bytes_framing fuzz_config_yaml fuzz_model_config fuzz_safetensors
               fuzz_strict_json fuzz_batch_size)

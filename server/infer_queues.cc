@@ -47,7 +47,7 @@ class InferCallMessages {
 // before the response was sent) also ends it.
 class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
  public:
-  QueuedInferCall(KServeService* service, CallTracker* calls, InferQueues::HandOffs* hand_offs,
+  QueuedInferCall(KServeService* service, CallTracker* calls, InFlight* hand_offs,
                   grpc::ServerCompletionQueue* cq)
       : ModelInferCall(response_message_, service->infer_metrics()),
         service_(service),
@@ -78,10 +78,11 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
       service_->Infer(*request_message_, response_message_, this);
       return;
     }
-    if (send_pending_) {  // the alarm Send set: send from this queue's thread
-      send_pending_ = false;
-      SendNow(pending_status_);
-      hand_offs_->End();
+    if (work_ != nullptr) {  // the alarm RunOnOwnThread set: run it here
+      ResponderWork* work = std::exchange(work_, nullptr);
+      InFlight* hand_offs = hand_offs_;
+      work->Run();  // completes this call (its send comes back as a tag)
+      hand_offs->End();
       return;
     }
     delete this;  // the response went out (or the call was cancelled)
@@ -92,22 +93,17 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
   }
 
  private:
-  void Send(const grpc::Status& status) override {
-    if (ResponseHandOffScope::Active()) {
-      // The caller has other responses to send after this one: this one is
-      // serialized and sent by this call's queue thread (the alarm's tag
-      // comes back there at once).
-      send_pending_ = true;
-      pending_status_ = status;
-      hand_offs_->Begin();
-      alarm_.emplace();
-      alarm_->Set(cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), this);
-      return;
-    }
-    SendNow(status);
+  // The work comes back on this call's queue thread at once, as the
+  // alarm's tag.
+  bool RunOnOwnThread(ResponderWork* work) override {
+    work_ = work;
+    hand_offs_->Begin();
+    alarm_.emplace();
+    alarm_->Set(cq_, gpr_inf_past(GPR_CLOCK_MONOTONIC), this);
+    return true;
   }
 
-  void SendNow(const grpc::Status& status) {
+  void Send(const grpc::Status& status) override {
     if (!status.ok()) {
       writer_.FinishWithError(status, this);
       return;
@@ -126,16 +122,15 @@ class QueuedInferCall final : private InferCallMessages, public ModelInferCall {
 
   KServeService* const service_;
   CallTracker* const calls_;
-  InferQueues::HandOffs* const hand_offs_;
+  InFlight* const hand_offs_;
   grpc::ServerCompletionQueue* const cq_;
   grpc::ServerContext ctx_;
   grpc::ByteBuffer wire_;  // the request as it arrived
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer_;
   bool arrived_ = false;  // a call arrived (and counts in calls_ until deleted)
-  // Send handed to the queue thread (ResponseHandOffScope): the alarm's tag
-  // comes back with send_pending_ set.
-  bool send_pending_ = false;
-  grpc::Status pending_status_;
+  // Work handed to this call's queue thread (RunOnOwnThread): the alarm's
+  // tag comes back with work_ set.
+  ResponderWork* work_ = nullptr;
   std::optional<grpc::Alarm> alarm_;
 };
 
@@ -159,19 +154,6 @@ void InferQueues::Start() {
     threads_.emplace_back([this, q = cq.get()] { Run(q); });
     pthread_setname_np(threads_.back().native_handle(), "infer-cq");
   }
-}
-
-void InferQueues::HandOffs::End() {
-  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    absl::MutexLock lock(&mu_);  // its release makes AwaitNone look again
-  }
-}
-
-void InferQueues::HandOffs::AwaitNone() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](std::atomic<int64_t>* pending) { return pending->load(std::memory_order_acquire) == 0; },
-      &pending_));
 }
 
 void InferQueues::Stop() {

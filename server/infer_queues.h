@@ -11,9 +11,10 @@
 // shutdown) from arrival until their response has gone; the tracker's
 // interceptor leaves ModelInfer alone (kModelInferMethod).
 //
-// The members of a finished batch hand their responses' sending to their
-// call's queue thread (ResponseHandOffScope, an alarm on that queue);
-// Stop waits for those before it shuts the queues down.
+// A finished batch hands each member's delivery (its rows, its response
+// filled and sent) to the member's call, which runs it on its own queue's
+// thread (InferResponder::RunOnOwnThread, an alarm on that queue); Stop
+// waits for those before it shuts the queues down.
 //
 // Order: construct with the builder (adds the queues), BuildAndStart,
 // Start(); at shutdown: grpc::Server::Shutdown, then the scheduler's
@@ -21,14 +22,12 @@
 #ifndef INFERD_SERVER_INFER_QUEUES_H_
 #define INFERD_SERVER_INFER_QUEUES_H_
 
-#include <atomic>
-#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "core/util/in_flight.h"
 #include "server/call_tracker.h"
 #include "server/kserve_service.h"
 
@@ -48,22 +47,9 @@ class InferQueues {
   // After BuildAndStart: asks for the first calls and starts the threads.
   void Start();
   // After the server's shutdown and once no execution will complete any
-  // more: waits for the responses handed to the queue threads, shuts the
+  // more: waits for the work handed to the queue threads, shuts the
   // queues down, drains them and joins the threads.
   void Stop();
-
-  // Responses handed to a queue thread whose alarm has not come back yet
-  // (a send started after its queue's shutdown would be refused).
-  class HandOffs {
-   public:
-    void Begin() { pending_.fetch_add(1, std::memory_order_relaxed); }
-    void End();
-    void AwaitNone();
-
-   private:
-    std::atomic<int64_t> pending_{0};
-    absl::Mutex mu_;  // released at zero, so that AwaitNone looks again
-  };
 
  private:
   void Run(grpc::ServerCompletionQueue* cq);
@@ -72,7 +58,9 @@ class InferQueues {
   CallTracker* const calls_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
-  HandOffs hand_offs_;
+  // Work handed to a queue thread whose alarm has not come back yet (work
+  // started after its queue's shutdown could not send).
+  InFlight hand_offs_;
   bool started_ = false;
   bool stopped_ = false;
 };

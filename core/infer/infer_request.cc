@@ -10,18 +10,6 @@
 
 namespace inferd {
 
-namespace {
-thread_local bool tls_hand_off = false;
-}  // namespace
-
-ResponseHandOffScope::ResponseHandOffScope(bool active) : previous_(tls_hand_off) {
-  tls_hand_off = previous_ || active;
-}
-
-ResponseHandOffScope::~ResponseHandOffScope() { tls_hand_off = previous_; }
-
-bool ResponseHandOffScope::Active() { return tls_hand_off; }
-
 int64_t InferenceCount(const InferRequest& request) {
   if (request.model->signature().max_batch_size <= 0 || request.inputs.empty() ||
       request.inputs[0].desc.shape.empty() || request.inputs[0].desc.shape[0] < 1) {

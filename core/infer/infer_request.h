@@ -29,25 +29,14 @@ struct InferInput {
   bool pinned = false;
 };
 
-// While one lives on a thread, that thread is delivering several requests'
-// results in a row (the members of a finished batch) and has more to
-// deliver after the current one: a responder's Complete may then hand the
-// sending of its response to another thread (the front end's own), so that
-// the members' responses are serialized and sent in parallel instead of one
-// after another on the thread that saw the batch finish. Nests; `active`
-// false leaves the thread as it was. Not copyable.
-class ResponseHandOffScope {
+// Work a responder runs on a thread of its own (InferResponder::
+// RunOnOwnThread). Not owned by the responder: it stays valid until Run.
+class ResponderWork {
  public:
-  explicit ResponseHandOffScope(bool active);
-  ~ResponseHandOffScope();
-  ResponseHandOffScope(const ResponseHandOffScope&) = delete;
-  ResponseHandOffScope& operator=(const ResponseHandOffScope&) = delete;
+  virtual void Run() = 0;
 
-  // True while an active scope lives on the calling thread.
-  static bool Active();
-
- private:
-  const bool previous_;
+ protected:
+  ~ResponderWork() = default;
 };
 
 // Receives the results of one request. Implemented by the protocol adapter;
@@ -72,9 +61,14 @@ class InferResponder {
   // pageable is still copied into correctly, only synchronously.
   virtual bool HostOutputsPinned() const { return false; }
   // Called exactly once, from any thread, with the request's outcome.
-  // Inside a ResponseHandOffScope the responder may finish sending on
-  // another thread after Complete returns (outputs are filled by then).
   virtual void Complete(absl::Status status) = 0;
+  // Runs `work` soon on a thread of the responder's own (the front end's
+  // thread for this call) and returns true, or returns false (the default:
+  // it has none) and the caller runs it. A finished batch hands each
+  // member's delivery (its rows of the outputs, then Complete) to its
+  // member this way, so that the members' responses are filled and sent
+  // in parallel instead of one after another on the completing thread.
+  virtual bool RunOnOwnThread(ResponderWork* work) { return false; }
   // Called once before Complete when the request ran on a device, with how
   // long the execution's phases took (a batch's members share its timing).
   virtual void ReportTiming(const ExecutionTiming& timing) {}

@@ -562,6 +562,7 @@ void BatchingStage::Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::
     batch->max_retries = std::min(batch->max_retries, j->max_retries);
     batch->memory_requirement += j->memory_requirement;
     merged_batch->rows.push_back(j->rows);
+    merged_batch->row_offsets.push_back(merged_batch->total_rows);
     merged_batch->total_rows += j->rows;
     j->parent = batch;
     j->where.store(Job::Where::kInBatch);
@@ -573,41 +574,34 @@ void BatchingStage::Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::
   Place(batcher, batch, now);
 }
 
-void BatchingStage::Split(Job* batch, const absl::Status& status,
-                          absl::FunctionRef<void(Job*, absl::Status)> finish) {
-  BatchData& b = *batch->batch;
-  const ModelSignature& sig = batch->request.model->signature();
-  const bool timed_out = batch->timed_out.load();
-  int64_t row_offset = 0;
-  for (size_t i = 0; i < b.members.size(); ++i) {
-    Job* m = b.members[i];
-    absl::Status st = status;
-    if (st.ok() && timed_out) {
-      st = absl::DeadlineExceededError("timeout: the deadline passed while running");
-    }
-    for (size_t o = 0; o < b.outputs.size() && st.ok(); ++o) {
-      const BatchData::Output& out = b.outputs[o];
-      if (!out.present) continue;
-      absl::StatusOr<TensorDesc> slice = SliceDesc(out.desc, b.total_rows, b.rows[i]);
-      if (!slice.ok()) {
-        st = slice.status();
-        break;
-      }
-      void* dst = m->AllocateOutput(static_cast<int>(o), sig.outputs[o], *slice);
-      if (dst != nullptr && slice->byte_size > 0) {
-        const uint64_t row_bytes = out.desc.byte_size / static_cast<uint64_t>(b.total_rows);
-        std::memcpy(dst, out.data + row_bytes * static_cast<uint64_t>(row_offset),
-                    slice->byte_size);
-      }
-    }
-    row_offset += b.rows[i];
-    m->parent = nullptr;
-    if (batch->start_time != absl::InfinitePast() && m->start_time == absl::InfinitePast()) {
-      m->start_time = batch->start_time;
-    }
-    m->timing = batch->timing;
-    finish(m, std::move(st));
+absl::Status BatchingStage::SplitMember(Job* batch, size_t i, absl::Status status) {
+  const BatchData& b = *batch->batch;
+  Job* m = b.members[i];
+  if (status.ok() && batch->timed_out.load()) {
+    status = absl::DeadlineExceededError("timeout: the deadline passed while running");
   }
+  const ModelSignature& sig = batch->request.model->signature();
+  for (size_t o = 0; o < b.outputs.size() && status.ok(); ++o) {
+    const BatchData::Output& out = b.outputs[o];
+    if (!out.present) continue;
+    absl::StatusOr<TensorDesc> slice = SliceDesc(out.desc, b.total_rows, b.rows[i]);
+    if (!slice.ok()) {
+      status = slice.status();
+      break;
+    }
+    void* dst = m->AllocateOutput(static_cast<int>(o), sig.outputs[o], *slice);
+    if (dst != nullptr && slice->byte_size > 0) {
+      const uint64_t row_bytes = out.desc.byte_size / static_cast<uint64_t>(b.total_rows);
+      std::memcpy(dst, out.data + row_bytes * static_cast<uint64_t>(b.row_offsets[i]),
+                  slice->byte_size);
+    }
+  }
+  m->parent = nullptr;
+  if (batch->start_time != absl::InfinitePast() && m->start_time == absl::InfinitePast()) {
+    m->start_time = batch->start_time;
+  }
+  m->timing = batch->timing;
+  return status;
 }
 
 bool BatchingStage::Remove(Job* job) {

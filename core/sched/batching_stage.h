@@ -66,7 +66,7 @@
 // - Merging: the emitted requests' inputs are concatenated in one host
 //   staging buffer into a batch Job the scheduler places like any job.
 //   Splitting: each batched output is cut back by rows (output dim 0 must
-//   equal the batch's rows) and handed to each member (Split).
+//   equal the batch's rows) and handed to each member (SplitMember).
 //
 // Thread-safe: one mutex per model's batcher, a reader lock over the map of
 // batchers; nothing is held while the scheduler's hooks run.
@@ -83,7 +83,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -271,11 +270,12 @@ class BatchingStage {
   // no device slot, with `batcher` held by the caller (the job's
   // reference may be the last).
   void OnFinished(DynamicBatcher& batcher);
-  // Gives each member of `batch` its rows of the batched outputs and its
-  // status (`status`, or DEADLINE_EXCEEDED when the batch timed out, or the
-  // error of a bad output) through `finish`.
-  void Split(Job* batch, const absl::Status& status,
-             absl::FunctionRef<void(Job* member, absl::Status status)> finish);
+  // Gives member `i` of `batch` its rows of the batched outputs and
+  // returns its status: `status`, or DEADLINE_EXCEEDED when the batch timed
+  // out, or the error of a bad output. Each member once; different members
+  // may be split at the same time, from any threads, while the batch
+  // lives.
+  absl::Status SplitMember(Job* batch, size_t i, absl::Status status);
   // Takes `job` out of its batcher (cancellation); false if not there.
   bool Remove(Job* job);
   // Every pending job (shutdown).

@@ -33,6 +33,17 @@ class Scheduler;
 class TaskRecord;
 struct Job;
 
+// One member's delivery when its batch finishes: its rows of the batched
+// outputs, then its completion (Scheduler::DeliverMember). Run by the
+// thread that finished the batch, or handed to the member's responder
+// (InferResponder::RunOnOwnThread).
+struct MemberDelivery final : public ResponderWork {
+  Scheduler* scheduler = nullptr;
+  Job* batch = nullptr;
+  size_t index = 0;
+  void Run() override;  // scheduler.cc
+};
+
 // The members of a merged batch and the host memory the batch runs from;
 // or, `grouped`, of a group: requests of unbatched models that one device
 // slot runs side by side, each as itself (ExecuteGroupOnDevice), sharing
@@ -42,7 +53,8 @@ struct BatchData {
   bool grouped = false;
   std::vector<GroupedRequest> requests;  // a group's, in member order
 
-  std::vector<int64_t> rows;  // dim-0 rows of each member
+  std::vector<int64_t> rows;         // dim-0 rows of each member
+  std::vector<int64_t> row_offsets;  // each member's first row in the batch
   // The members' inputs, concatenated when the batch first runs
   // (GatherBatchInputs): a pinned block where the device's staging pool
   // had one, which the GPU copies from directly, else `heap_inputs`.
@@ -64,6 +76,13 @@ struct BatchData {
   };
   std::vector<Output> outputs;
   int64_t total_rows = 0;
+
+  // Finishing (Scheduler::FinishBatch): the batch's outcome, one delivery
+  // per member, and how many are still to be delivered; the last member
+  // delivered deletes the batch.
+  absl::Status status;
+  std::vector<MemberDelivery> deliveries;
+  std::atomic<size_t> undelivered{0};
 };
 
 struct Job final : public QueueNode, public InferResponder {

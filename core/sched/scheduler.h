@@ -56,6 +56,7 @@
 #include "core/sched/tensor_access.h"
 #include "core/sched/timer_queue.h"
 #include "core/util/clock.h"
+#include "core/util/in_flight.h"
 #include "core/util/parallel_copy.h"
 
 namespace prometheus {
@@ -172,7 +173,8 @@ class Scheduler final : public InferSubmitter {
   int num_devices() const;
 
  private:
-  friend struct Job;  // Job::Complete -> OnExecuted
+  friend struct Job;             // Job::Complete -> OnExecuted
+  friend struct MemberDelivery;  // MemberDelivery::Run -> DeliverMember
 
   Scheduler(SchedulerOptions options, std::vector<Device*> devices, DeviceAllocator* allocator,
             const ModelRegistry* models, TensorAccess* tensors, Clock* clock,
@@ -223,7 +225,14 @@ class Scheduler final : public InferSubmitter {
   void RequeuePreempted(Job* job, absl::Time now);
   // Ends a job: a batch is split among its members, each finished.
   void Finish(Job* job, absl::Status status);
+  // Starts the model's parked batch, then delivers each member
+  // (DeliverMember): all but the last on their responders' own threads
+  // where they have them. The lane counts the batch as completing until
+  // its last member is delivered (Shutdown waits for that).
   void FinishBatch(Job* batch, absl::Status status);
+  // Slices member `i`'s rows and finishes it; the last member delivered
+  // deletes the batch. Any thread.
+  void DeliverMember(Job* batch, size_t i);
   // Finishes or retries each member of a group; deletes the group.
   void SettleGroup(DeviceLane& lane, Job* group, const absl::Status& shared, absl::Time now);
   void FinishJob(Job* job, absl::Status status);
@@ -267,6 +276,9 @@ class Scheduler final : public InferSubmitter {
   TimerQueue timers_;
 
   std::atomic<bool> shutting_down_{false};
+  // Batches whose members are still being delivered (FinishBatch);
+  // Shutdown waits for none.
+  InFlight delivering_;
   std::array<std::atomic<int64_t>, kNumPriorities> admitted_{};
   std::atomic<uint64_t> submitted_{0};
   std::array<std::atomic<uint64_t>, kNumOutcomes> completed_{};

@@ -313,6 +313,9 @@ void Scheduler::Shutdown() {
     lane->mu.Await(absl::Condition(lane.get(), &DeviceLane::IdleLocked));
   }
   timers_.RunDue(absl::InfiniteFuture());
+  // Members of finished batches handed to their calls' threads: every
+  // call submitted is answered when Shutdown returns.
+  delivering_.AwaitNone();
 }
 
 // ---------------------------------------------------------------------------

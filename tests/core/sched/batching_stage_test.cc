@@ -146,7 +146,10 @@ TEST_F(BatchingStageTest, BatchInputsAndOutputsUsePinnedBlocks) {
   EXPECT_EQ(out, batch->batch->outputs[0].pinned.data());
   EXPECT_EQ(allocator.held, 2);
   std::memcpy(out, merged.data, merged.desc.byte_size);
-  stage_->Split(batch, absl::OkStatus(), [&](Job* m, absl::Status st) { m->sink->Complete(st); });
+  for (size_t i = 0; i < batch->batch->members.size(); ++i) {
+    Job* m = batch->batch->members[i];
+    m->sink->Complete(stage_->SplitMember(batch, i, absl::OkStatus()));
+  }
   EXPECT_EQ(a.output(), a.input());
   EXPECT_EQ(b.output(), b.input());
   placed_.clear();
@@ -383,13 +386,14 @@ TEST_F(BatchingStageTest, SplitGivesEachMemberItsRows) {
   void* out = batch->AllocateOutput(0, model_->signature().outputs[0], merged.desc);
   ASSERT_NE(out, nullptr);
   std::memcpy(out, merged.data, merged.desc.byte_size);
-  std::vector<absl::Status> statuses;
-  stage_->Split(batch, absl::OkStatus(), [&](Job* m, absl::Status st) {
-    statuses.push_back(st);
-    m->sink->Complete(st);
-  });
-  ASSERT_EQ(statuses.size(), 2u);
-  EXPECT_TRUE(statuses[0].ok() && statuses[1].ok());
+  // Members are split independently (on their calls' threads, in any
+  // order): the last first.
+  ASSERT_EQ(batch->batch->members.size(), 2u);
+  for (size_t i : {size_t{1}, size_t{0}}) {
+    absl::Status st = stage_->SplitMember(batch, i, absl::OkStatus());
+    EXPECT_TRUE(st.ok()) << st;
+    batch->batch->members[i]->sink->Complete(st);
+  }
   EXPECT_EQ(a.output(), a.input());
   EXPECT_EQ(b.output(), b.input());
   EXPECT_EQ(b.output_desc().shape, (Shape{2, 2}));
@@ -402,9 +406,9 @@ TEST_F(BatchingStageTest, SplitOfATimedOutBatchFailsEveryMember) {
   ASSERT_EQ(placed_.size(), 1u);
   placed_[0]->timed_out = true;
   std::vector<absl::StatusCode> codes;
-  stage_->Split(placed_[0], absl::OkStatus(), [&](Job*, absl::Status st) {
-    codes.push_back(st.code());
-  });
+  for (size_t i = 0; i < placed_[0]->batch->members.size(); ++i) {
+    codes.push_back(stage_->SplitMember(placed_[0], i, absl::OkStatus()).code());
+  }
   EXPECT_EQ(codes, (std::vector<absl::StatusCode>{absl::StatusCode::kDeadlineExceeded,
                                                   absl::StatusCode::kDeadlineExceeded}));
 }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -168,8 +169,35 @@ class TestCall final : public InferResponder {
     request_.inputs.push_back(in);
   }
 
+  ~TestCall() override {
+    if (own_thread_.joinable()) own_thread_.join();
+  }
+
   InferRequest request() const { return request_; }
   const std::vector<float>& input() const { return input_; }
+
+  // From now on the call has a thread of its own, as a front end's call
+  // does (InferResponder::RunOnOwnThread): work handed to it runs there,
+  // once `gate` (if any) opens. Call before submitting.
+  void UseOwnThread(std::shared_ptr<Gate> gate = nullptr) {
+    own_thread_wanted_ = true;
+    own_gate_ = std::move(gate);
+  }
+  bool RunOnOwnThread(ResponderWork* work) override {
+    if (!own_thread_wanted_ || own_thread_.joinable()) return false;
+    own_thread_ = std::thread([this, work] {
+      if (own_gate_ != nullptr) own_gate_->Wait();
+      running_own_ = this;
+      work->Run();
+      running_own_ = nullptr;
+    });
+    return true;
+  }
+  // Whether Complete ran on the call's own thread (UseOwnThread).
+  bool completed_on_own_thread() const {
+    absl::MutexLock lock(&mu_);
+    return completed_on_own_thread_;
+  }
 
   void* AllocateOutput(int index, const TensorSpec&, const TensorDesc& desc) override {
     absl::MutexLock lock(&mu_);
@@ -186,6 +214,7 @@ class TestCall final : public InferResponder {
     {
       absl::MutexLock lock(&mu_);
       status_ = std::move(status);
+      completed_on_own_thread_ = running_own_ == this;
       ++completions_;
       if (completions_ > 1) ADD_FAILURE() << "responder completed twice";
     }
@@ -226,6 +255,10 @@ class TestCall final : public InferResponder {
   std::vector<float> input_;
   InferRequest request_;
   std::function<void()> on_complete_;  // set before the call is submitted
+  bool own_thread_wanted_ = false;     // likewise
+  std::shared_ptr<Gate> own_gate_;     // likewise
+  std::thread own_thread_;             // started by RunOnOwnThread
+  static inline thread_local const TestCall* running_own_ = nullptr;
   absl::Notification done_;
   mutable absl::Mutex mu_;
   std::vector<float> output_ ABSL_GUARDED_BY(mu_);
@@ -234,6 +267,7 @@ class TestCall final : public InferResponder {
   int allocations_ ABSL_GUARDED_BY(mu_) = 0;
   bool inline_completion_ ABSL_GUARDED_BY(mu_) = false;
   int completions_ ABSL_GUARDED_BY(mu_) = 0;
+  bool completed_on_own_thread_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 inline std::vector<std::unique_ptr<HostDevice>> MakeHostDevices(int n, bool inline_when_idle,

@@ -379,11 +379,10 @@ TEST_F(SchedulerTest, ModelInferRequestsTimeOutWithDeadlineExceeded) {
 TEST_F(SchedulerTest, BatchingMergesRequestsAndSplitsResults) {
   Build(1, /*inline_streams=*/true);
   TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 100), c(batch_model_, 3, 3, 1000);
-  // Every member but the last may hand its response's sending to another
-  // thread (ResponseHandOffScope); the last one sends it itself.
-  std::vector<bool> hand_off;
+  // Every member but the last is delivered on its call's own thread
+  // (RunOnOwnThread); the last one on the thread that finished the batch.
   for (TestCall* t : {&a, &b, &c}) {
-    t->OnComplete([&hand_off] { hand_off.push_back(ResponseHandOffScope::Active()); });
+    t->UseOwnThread();
     sched_->Submit(t->request(), t);
   }
   EXPECT_FALSE(a.done());
@@ -397,12 +396,41 @@ TEST_F(SchedulerTest, BatchingMergesRequestsAndSplitsResults) {
     EXPECT_EQ(t->output_desc().shape[0], t->request().inputs[0].desc.shape[0]);
   }
   EXPECT_THAT(batch_model_->rows(), ElementsAre(6));
-  EXPECT_THAT(hand_off, ElementsAre(true, true, false));
-  EXPECT_FALSE(ResponseHandOffScope::Active());
+  EXPECT_TRUE(a.completed_on_own_thread());
+  EXPECT_TRUE(b.completed_on_own_thread());
+  EXPECT_FALSE(c.completed_on_own_thread());
   SchedulerStats stats = sched_->GetStats();
   EXPECT_EQ(stats.batches, 1u);
   EXPECT_EQ(stats.batched_requests, 3u);
   EXPECT_EQ(Metric("inferd_scheduler_batch_size", {{"model", "batched"}}), 1.0);
+}
+
+// Verifies that Shutdown returns only once every member of a finished batch
+// has been delivered, also those handed to their calls' own threads.
+TEST_F(SchedulerTest, ShutdownWaitsForMembersDeliveredOnTheirOwnThreads) {
+  Build(1, /*inline_streams=*/true);
+  TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 2, 3, 100);
+  auto held = NewGate();
+  a.UseOwnThread(held);  // its delivery waits for the gate
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);
+  Advance(absl::Milliseconds(2));  // past the queue delay: one batch
+  ASSERT_TRUE(b.Wait().ok());
+  EXPECT_FALSE(a.done());
+  absl::Notification shut_down;
+  std::thread shutdown([&] {
+    sched_->Shutdown();
+    shut_down.Notify();
+  });
+  absl::SleepFor(absl::Milliseconds(20));  // a chance to return too early
+  EXPECT_FALSE(shut_down.HasBeenNotified());
+  held->Open();
+  shutdown.join();
+  ASSERT_TRUE(a.done());
+  ASSERT_TRUE(a.Wait().ok());
+  EXPECT_EQ(a.output(), Doubled(a.input()));
+  EXPECT_TRUE(a.completed_on_own_thread());
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(3));
 }
 
 TEST_F(SchedulerTest, FullBatchRunsWithoutWaitingAndOthersDoNotMix) {

@@ -1,6 +1,7 @@
-// InferQueues::HandOffs: Stop waits for the responses handed to a queue
-// thread before it shuts the queues down.
-#include "server/infer_queues.h"
+// InFlight: AwaitNone returns once every Begin has had its End (the
+// scheduler's and the front end's shutdowns wait on it for work handed to
+// other threads).
+#include "core/util/in_flight.h"
 
 #include <thread>
 
@@ -11,16 +12,16 @@
 namespace inferd {
 namespace {
 
-TEST(InferQueuesHandOffsTest, NoneAwaitedReturnsAtOnce) {
-  InferQueues::HandOffs h;
+TEST(InFlightTest, NoneAwaitedReturnsAtOnce) {
+  InFlight h;
   h.AwaitNone();
   h.Begin();
   h.End();
   h.AwaitNone();
 }
 
-TEST(InferQueuesHandOffsTest, AwaitNoneWaitsForTheLastEnd) {
-  InferQueues::HandOffs h;
+TEST(InFlightTest, AwaitNoneWaitsForTheLastEnd) {
+  InFlight h;
   h.Begin();
   h.Begin();
   absl::Notification done;
