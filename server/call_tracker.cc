@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/util/strict_json.h"
+#include "grpc/grpc.h"
+#include "grpc/support/alloc.h"
 
 namespace inferd {
 
@@ -85,6 +90,71 @@ bool CallTracker::Drain(absl::Duration quiet, absl::Time deadline) {
     // is seen on the next pass.
     ended_.WaitWithDeadline(&mu_, in_flight() > 0 ? deadline : std::min(quiet_at, deadline));
   }
+}
+
+namespace {
+
+// channelz renders JSON (the channelz proto's mapping: int64 values as
+// strings, zero values left out). Frees `raw`.
+std::optional<JsonDocument> ParseChannelz(char* raw) {
+  if (raw == nullptr) return std::nullopt;
+  const std::string text(raw);
+  gpr_free(raw);
+  absl::StatusOr<JsonDocument> doc = JsonDocument::Parse(text);
+  if (!doc.ok()) return std::nullopt;
+  return *std::move(doc);
+}
+
+// The int64 at `path` under `node` (0 when absent, as channelz leaves out
+// zeros; nullopt when present but not an integer).
+std::optional<int64_t> Int64At(const JsonDocument& doc, JsonDocument::NodeId node,
+                               std::initializer_list<absl::string_view> path) {
+  for (absl::string_view key : path) {
+    std::optional<JsonDocument::NodeId> next = doc.Find(node, key);
+    if (!next) return 0;
+    node = *next;
+  }
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(doc.node(node).text, &v)) return std::nullopt;
+  return v;
+}
+
+std::vector<int64_t> ServerIds() {
+  std::vector<int64_t> ids;
+  std::optional<JsonDocument> doc = ParseChannelz(grpc_channelz_get_servers(0));
+  if (!doc) return ids;
+  std::optional<JsonDocument::NodeId> servers = doc->Find(doc->root(), "server");
+  if (!servers) return ids;
+  for (JsonDocument::NodeId server : doc->node(*servers).items) {
+    std::optional<int64_t> id = Int64At(*doc, server, {"ref", "serverId"});
+    if (id && *id > 0) ids.push_back(*id);
+  }
+  return ids;
+}
+
+}  // namespace
+
+TransportCalls::TransportCalls() : before_(ServerIds()) {}
+
+void TransportCalls::Identify() {
+  std::vector<int64_t> added;
+  for (int64_t id : ServerIds()) {
+    if (std::find(before_.begin(), before_.end(), id) == before_.end()) added.push_back(id);
+  }
+  id_ = added.size() == 1 ? added[0] : -1;  // none, or not one: unknown
+}
+
+std::optional<int64_t> TransportCalls::InFlight() const {
+  if (id_ < 0) return std::nullopt;
+  std::optional<JsonDocument> doc = ParseChannelz(grpc_channelz_get_server(id_));
+  if (!doc) return std::nullopt;
+  std::optional<JsonDocument::NodeId> server = doc->Find(doc->root(), "server");
+  if (!server) return std::nullopt;
+  std::optional<int64_t> started = Int64At(*doc, *server, {"data", "callsStarted"});
+  std::optional<int64_t> succeeded = Int64At(*doc, *server, {"data", "callsSucceeded"});
+  std::optional<int64_t> failed = Int64At(*doc, *server, {"data", "callsFailed"});
+  if (!started || !succeeded || !failed) return std::nullopt;
+  return *started - *succeeded - *failed;
 }
 
 }  // namespace inferd

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -61,6 +63,24 @@ class CallTracker final : public grpc::experimental::ServerInterceptorFactoryInt
   std::atomic<bool> waiting_{false};
   absl::Mutex mu_;
   absl::CondVar ended_;  // signalled (under mu_) when in_flight_ drops to 0
+};
+
+// gRPC's own count of one server's calls (its channelz counters), which
+// sees a call from its first bytes: unlike CallTracker, also a call whose
+// request is still arriving. Construct it just before the server's
+// BuildAndStart and call Identify just after: the server is the one that
+// appeared in between. Thread-compatible.
+class TransportCalls {
+ public:
+  TransportCalls();
+  void Identify();
+  // Calls started and not yet finished; nullopt when the server was not
+  // identified (channelz disabled) or channelz does not answer.
+  std::optional<int64_t> InFlight() const;
+
+ private:
+  std::vector<int64_t> before_;
+  int64_t id_ = -1;
 };
 
 }  // namespace inferd

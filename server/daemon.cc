@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -54,11 +55,14 @@ namespace inferd {
 namespace {
 
 // Drain (Daemon::Shutdown): it ends when no call has been in flight, and
-// none has started, for this long (or at the grace period's end).
+// none has started, for this long, and gRPC has no call still arriving
+// (or at the grace period's end).
 constexpr absl::Duration kDrainQuiet = absl::Milliseconds(100);
 // After a quiet drain, how long gRPC's shutdown may wait for clients to
 // acknowledge it before their connections are closed.
 constexpr absl::Duration kShutdownLinger = absl::Milliseconds(500);
+// How often a quiet drain asks gRPC whether calls are still arriving.
+constexpr absl::Duration kArrivalPoll = absl::Milliseconds(5);
 
 // server.infer_threads, 0 resolved: half the cores, 2 to 8.
 int InferThreads(const ServerConfig& server) {
@@ -141,6 +145,8 @@ struct Daemon::Impl {
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
   CallTracker* calls = nullptr;        // owned by `server`
+  // gRPC's count of the server's calls, which sees those still arriving.
+  std::unique_ptr<TransportCalls> transport_calls;
   std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`
   // ModelInfer's completion queues: destroyed after `server`.
   std::unique_ptr<InferQueues> infer_queues;
@@ -437,7 +443,9 @@ absl::Status Daemon::Impl::StartGrpcServer() {
   builder.RegisterService(scheduler_service.get());
   infer_queues =
       std::make_unique<InferQueues>(builder, kserve.get(), InferThreads(config.server), calls);
+  transport_calls = std::make_unique<TransportCalls>();
   server = builder.BuildAndStart();
+  transport_calls->Identify();
   if (server == nullptr || grpc_port == 0) {
     return absl::UnavailableError(
         absl::StrCat("server.grpc_listen: cannot listen on ", config.server.grpc_listen));
@@ -512,7 +520,17 @@ void Daemon::Shutdown(absl::Duration grace) {
   // keep sending past NOT_SERVING hold the drain to the grace period's end.
   const absl::Time deadline = absl::Now() + grace;
   absl::Time close_by = deadline;
-  if (impl_->calls->Drain(kDrainQuiet, deadline)) {
+  bool quiet = impl_->calls->Drain(kDrainQuiet, deadline);
+  // The tracker sees a call once its request has arrived; gRPC's own count
+  // sees it from its first bytes. While that count says calls are still
+  // arriving (a large request on a slow link or a busy host), keep serving.
+  for (std::optional<int64_t> arriving = impl_->transport_calls->InFlight();
+       quiet && arriving.value_or(0) > 0 && absl::Now() < deadline;
+       arriving = impl_->transport_calls->InFlight()) {
+    absl::SleepFor(kArrivalPoll);
+    quiet = impl_->calls->Drain(kDrainQuiet, deadline);
+  }
+  if (quiet) {
     // gRPC's shutdown sends every connection a GOAWAY and a PING and keeps
     // it until the client answers; an idle client channel reads them only
     // when it next polls (every 5 s by default), which would hold the stop
