@@ -42,8 +42,11 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "inference/grpc_service.grpc.pb.h"
+#include "tests/bench/infer/echo_service.h"
 
 namespace {
+
+using inferd::FillEchoResponse;
 
 struct Options {
   std::string listen = "127.0.0.1:50183";
@@ -149,15 +152,7 @@ class CeilingService final : public inference::GRPCInferenceService::CallbackSer
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* req,
                                        inference::ModelInferResponse* resp) override {
-    resp->set_model_name(req->model_name());
-    resp->set_id(req->id());
-    for (const auto& in : req->inputs()) {
-      auto* out = resp->add_outputs();
-      out->set_name("OUTPUT0");
-      out->set_datatype(in.datatype());
-      *out->mutable_shape() = in.shape();
-    }
-    *resp->mutable_raw_output_contents() = req->raw_input_contents();
+    FillEchoResponse(*req, resp);
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
     absl::MutexLock l(&mu_);
     if (stop_) {

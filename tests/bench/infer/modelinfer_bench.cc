@@ -21,29 +21,10 @@
 #include "grpcpp/grpcpp.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/daemon.h"
+#include "tests/bench/infer/echo_service.h"
 
 namespace inferd {
 namespace {
-
-// The baseline: answers ModelInfer by echoing inputs as outputs, nothing else.
-class EchoService final : public inference::GRPCInferenceService::CallbackService {
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override {
-    resp->set_model_name(req->model_name());
-    resp->set_id(req->id());
-    for (const auto& in : req->inputs()) {
-      auto* out = resp->add_outputs();
-      out->set_name("OUTPUT0");
-      out->set_datatype(in.datatype());
-      *out->mutable_shape() = in.shape();
-    }
-    *resp->mutable_raw_output_contents() = req->raw_input_contents();
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
-};
 
 int Main(int argc, char** argv) {
   // As the daemon does (server/main.cc): no per-lock deadlock graph.

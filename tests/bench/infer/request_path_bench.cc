@@ -49,9 +49,10 @@
 #include "clients/cpp/tensor_helpers.h"
 #include "core/config/config.h"
 #include "grpcpp/grpcpp.h"
-#include "inference/grpc_service.grpc.pb.h"
 #include "inferd/v1/scheduler.grpc.pb.h"
+#include "inference/grpc_service.grpc.pb.h"
 #include "server/daemon.h"
+#include "tests/bench/infer/echo_service.h"
 
 extern char** environ;
 
@@ -80,26 +81,6 @@ extern "C" void* realloc(void* p, size_t n) {
 
 namespace inferd {
 namespace {
-
-// The baseline: answers ModelInfer by echoing inputs as outputs, nothing else.
-class EchoService final : public inference::GRPCInferenceService::CallbackService {
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override {
-    resp->set_model_name(req->model_name());
-    resp->set_id(req->id());
-    for (const auto& in : req->inputs()) {
-      auto* out = resp->add_outputs();
-      out->set_name("OUTPUT0");
-      out->set_datatype(in.datatype());
-      *out->mutable_shape() = in.shape();
-    }
-    *resp->mutable_raw_output_contents() = req->raw_input_contents();
-    auto* r = ctx->DefaultReactor();
-    r->Finish(grpc::Status::OK);
-    return r;
-  }
-};
 
 // Child: serves until its stdin closes; prints "PORT <n>" first, then
 // "MALLOCS <n>" (allocations so far) for each byte read from stdin.
