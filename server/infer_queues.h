@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "grpcpp/grpcpp.h"
 #include "core/util/in_flight.h"
+#include "grpcpp/grpcpp.h"
 #include "server/call_tracker.h"
 #include "server/kserve_service.h"
 

@@ -38,7 +38,6 @@ struct Job;
 // thread that finished the batch, or handed to the member's responder
 // (InferResponder::RunOnOwnThread).
 struct MemberDelivery final : public ResponderWork {
-  Scheduler* scheduler = nullptr;
   Job* batch = nullptr;
   size_t index = 0;
   void Run() override;  // scheduler.cc

@@ -733,7 +733,6 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   delivering_.Begin();  // until the last member is delivered
   for (size_t i = 0; i + 1 < n; ++i) {
     MemberDelivery& d = b.deliveries[i];
-    d.scheduler = this;
     d.batch = batch;
     d.index = i;
     InferResponder* sink = b.members[i]->sink;
@@ -742,7 +741,7 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   DeliverMember(batch, n - 1);  // `batch` may be gone after it
 }
 
-void MemberDelivery::Run() { scheduler->DeliverMember(batch, index); }
+void MemberDelivery::Run() { batch->scheduler->DeliverMember(batch, index); }
 
 void Scheduler::DeliverMember(Job* batch, size_t i) {
   BatchData& b = *batch->batch;

@@ -227,8 +227,8 @@ class Scheduler final : public InferSubmitter {
   void Finish(Job* job, absl::Status status);
   // Starts the model's parked batch, then delivers each member
   // (DeliverMember): all but the last on their responders' own threads
-  // where they have them. The lane counts the batch as completing until
-  // its last member is delivered (Shutdown waits for that).
+  // where they have them. The batch counts in `delivering_` until its
+  // last member is delivered (Shutdown waits for that).
   void FinishBatch(Job* batch, absl::Status status);
   // Slices member `i`'s rows and finishes it; the last member delivered
   // deletes the batch. Any thread.
