@@ -7,12 +7,12 @@
 
 #include "absl/strings/match.h"
 #include "clients/cpp/inferd_client.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "clients/cpp/tensor_helpers.h"
 #include "gtest/gtest.h"
 #include "inferd/v1/memory.grpc.pb.h"
 #include "tests/integration/daemon_process.h"
+#include "tests/testing/unsent_unary_call.h"
 
 namespace inferd {
 namespace {
@@ -223,14 +223,8 @@ TEST(LifecycleTest, SigtermWaitsForARequestStillArriving) {
   ClientOptions o;
   o.target = d.target();
   InferdClient client(o);
-  grpc::GenericStub generic(client.channel());
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  auto call = generic.PrepareCall(&ctx, "/inference.GRPCInferenceService/ModelInfer", &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  testing::UnsentUnaryCall call(client.channel(), "/inference.GRPCInferenceService/ModelInfer");
+  ASSERT_TRUE(call.started());
   // A call answered on the same connection after those headers were sent:
   // the daemon has seen them.
   auto stub = inference::GRPCInferenceService::NewStub(client.channel());
@@ -243,33 +237,15 @@ TEST(LifecycleTest, SigtermWaitsForARequestStillArriving) {
   inference::ModelInferRequest req;
   req.set_model_name("identity");
   AddRawInput(&req, "INPUT0", DataType::kUint8, {5}, "hello");
-  std::string bytes;
-  ASSERT_TRUE(req.SerializeToString(&bytes));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer message(&slice, 1);
-  call->Write(message, reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  call->WritesDone(reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  grpc::ByteBuffer reply;
-  call->Read(&reply, reinterpret_cast<void*>(4));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  std::vector<grpc::Slice> slices;
-  ASSERT_TRUE(reply.Dump(&slices).ok());
+  ASSERT_TRUE(call.Send(req));
   std::string wire;
-  for (const grpc::Slice& s : slices) wire.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  grpc::Status status = call.Finish(&wire);
+  ASSERT_TRUE(status.ok()) << status.error_message();
   inference::ModelInferResponse resp;
   ASSERT_TRUE(resp.ParseFromString(wire));
   ASSERT_EQ(resp.raw_output_contents_size(), 1);
   EXPECT_EQ(resp.raw_output_contents(0), "hello");
   EXPECT_EQ(d.Wait(absl::Seconds(30)), 0) << d.Stderr();
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
 }
 
 }  // namespace

@@ -7,11 +7,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/call_tracker.h"
+#include "tests/testing/unsent_unary_call.h"
 
 namespace inferd {
 namespace {
@@ -107,41 +107,20 @@ TEST_F(TransportInFlightTest, CountsAHandledCallUntilItEnds) {
 // The case the drain needs it for: the call's headers arrived, its request
 // message has not, so no handler has it yet.
 TEST_F(TransportInFlightTest, CountsACallWhoseRequestIsStillArriving) {
-  grpc::GenericStub generic(channel_);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext ctx;
-  auto call = generic.PrepareCall(&ctx, "/inference.GRPCInferenceService/ServerLive", &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  testing::UnsentUnaryCall call(channel_, "/inference.GRPCInferenceService/ServerLive");
+  ASSERT_TRUE(call.started());
   EXPECT_TRUE(Reaches(1));
   EXPECT_FALSE(service_.Holding());  // no handler has the call
   // The request arrives: the handler takes it; released, the call ends.
-  inference::ServerLiveRequest req;
-  std::string bytes;
-  ASSERT_TRUE(req.SerializeToString(&bytes));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer message(&slice, 1);
-  call->Write(message, reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  call->WritesDone(reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  ASSERT_TRUE(call.Send(inference::ServerLiveRequest()));
   for (int i = 0; i < 5000 && !service_.Holding(); ++i) absl::SleepFor(absl::Milliseconds(2));
   ASSERT_TRUE(service_.Holding());
   EXPECT_EQ(transport_->InFlight(), 1);
   service_.Release();
-  grpc::ByteBuffer reply;
-  call->Read(&reply, reinterpret_cast<void*>(4));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  std::string reply;
+  grpc::Status status = call.Finish(&reply);
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_TRUE(Reaches(0));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
 }
 
 }  // namespace
