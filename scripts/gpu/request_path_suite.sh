@@ -16,7 +16,11 @@
 #     HEAVY_LEVELS calls in flight (default "128 512"), for each of the
 #     HEAVY_SLOTS variants (slots, executions and preferred batch sizes;
 #     see the step), beside the model's GPU time per batch size
-#     (mlp_gpu_bench, when packaged) and PyTorch's.
+#     (mlp_gpu_bench, when packaged) and PyTorch's; the daemon's builtin
+#     identity fed the same requests, and batch_ceiling_server (a gRPC
+#     echo holding calls for a simulated GPU; HEAVY_CEILING variants,
+#     "transport" a GPU that takes no time), each with the clients' mean
+#     latency, so that the time a call spends outside the GPU is measured.
 #  4. (step cpu) where the heavy model's limit is not: identity and the
 #     heavy mlp (4 slots, 2 executions) fed the same 16 KB batch-1
 #     requests at 512 in flight from CPU_CLIENTS inferctl processes
@@ -104,15 +108,18 @@ for s in "${steps[@]}"; do
       # Closed-loop clients (HEAVY_CLIENTS processes) on PORT at CONC calls
       # in flight; prints the samples/s they were answered at, summed.
       heavy_clients() {
-        local port=$1 conc=$2 i pids=()
+        local port=$1 conc=$2 model=${3:-mlp_heavy} i pids=()
         rm -f "$work"/heavy.$conc.*.json
         for i in $(seq "$clients"); do
-          "$bin/inferctl" --target=127.0.0.1:$port bench mlp_heavy --input=INPUT0:FP32:1x4096 \
+          "$bin/inferctl" --target=127.0.0.1:$port bench "$model" --input=INPUT0:FP32:1x4096 \
             --concurrency=$((conc / clients)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
           pids+=($!)
         done
         wait "${pids[@]}"
-        cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.1f", s}'
+        # "SAMPLES_PER_S MEAN_US": summed over the clients, and their mean
+        # latency (the time a call spends away from its client).
+        cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*\|"mean_us":[0-9.]*' | cut -d: -f2 | paste - - |
+          awk '{s+=$1; m+=$2; n++} END {printf "%.1f %.0f", s, m/n}'
       }
       for variant in ${HEAVY_SLOTS:-4:2:none 4:2:64/128}; do
         IFS=: read -r slots exec_limit preferred <<<"$variant"
@@ -130,12 +137,21 @@ for s in "${steps[@]}"; do
           --model-repository="$repo" 2>"$work/heavy_${variant//[^0-9a-z]/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
+        # Once, the daemon's builtin identity fed the same requests: its
+        # front end's time per call with no model behind it (mean_us).
+        if [[ -z ${identity_done:-} ]]; then
+          identity_done=1
+          for conc in ${HEAVY_LEVELS:-128 512}; do
+            read -r qps mean_us <<<"$(heavy_clients 50181 "$conc" identity)"
+            echo "{\"label\":\"heavy_identity\",\"in_flight\":$conc,\"requests_per_s\":$qps,\"mean_us\":$mean_us}"
+          done
+        fi
         for conc in ${HEAVY_LEVELS:-128 512}; do
           nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
           smi=$!
-          qps=$(heavy_clients 50181 "$conc")
+          read -r qps mean_us <<<"$(heavy_clients 50181 "$conc")"
           kill $smi
-          awk -v q="$qps" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"in_flight\":%d,\"samples_per_s\":%s,\"gpu_busy\":%.3f}\n", n, e, p, c, q, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", n, e, p, c, q, m, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
@@ -145,18 +161,24 @@ for s in "${steps[@]}"; do
       # it forms with the GPU times above (batch_ceiling_server). Variants
       # "EXECUTIONS:MIN_ROWS:MAX_ROWS" (a batch below MIN_ROWS waits up to
       # 200 us for more).
+      # A variant "transport" is the same echo with a GPU that takes no
+      # time: what the clients and gRPC alone answer at each level, and
+      # the time a call spends away from its client with nothing to wait
+      # for (mean_us), which no batching server can go below.
       if [[ -x $bin/batch_ceiling_server && -n $gpu_ms ]]; then
         echo "== batch_ceiling_server --gpu-ms=$gpu_ms"
-        for variant in ${HEAVY_CEILING:-2:1:128 2:64:128 1:1:128 2:1:1024}; do
+        for variant in ${HEAVY_CEILING:-transport 2:1:128 2:64:128 1:1:128 2:1:1024}; do
+          ms=$gpu_ms; label=heavy_ceiling
+          [[ $variant == transport ]] && { variant=2:1:1024; ms=1:0; label=heavy_transport; }
           IFS=: read -r exec_limit min_rows max_rows <<<"$variant"
           for conc in ${HEAVY_LEVELS:-128 512}; do
-            "$bin/batch_ceiling_server" --listen=127.0.0.1:50183 --gpu-ms="$gpu_ms" --executions="$exec_limit" \
+            "$bin/batch_ceiling_server" --listen=127.0.0.1:50183 --gpu-ms="$ms" --executions="$exec_limit" \
               --min-rows="$min_rows" --max-rows="$max_rows" --delay-us=200 >"$work/ceiling.out" &
             pid=$!
             for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50183 >/dev/null 2>&1 && break; sleep 0.1; done
-            qps=$(heavy_clients 50183 "$conc")
+            read -r qps mean_us <<<"$(heavy_clients 50183 "$conc")"
             kill -TERM $pid; wait $pid
-            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"heavy_ceiling\",\"executions\":$exec_limit,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps/" "$work/ceiling.out"
+            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"$label\",\"executions\":$exec_limit,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps,\"mean_us\":$mean_us/" "$work/ceiling.out"
           done
         done
       fi
