@@ -14,8 +14,8 @@
 #     nvidia-smi) against PyTorch at batch 1024 on the same GPU, from
 #     HEAVY_CLIENTS inferctl processes (default 4, one connection each) at
 #     HEAVY_LEVELS calls in flight (default "128 512"), for each of the
-#     HEAVY_SLOTS variants (slots, executions and preferred batch sizes;
-#     see the step), beside the model's GPU time per batch size
+#     HEAVY_SLOTS variants (slots, executions, preferred batch sizes and
+#     delay; see the step) and each of the HEAVY_DAEMONS binaries, beside the model's GPU time per batch size
 #     (mlp_gpu_bench, when packaged) and PyTorch's; the daemon's builtin
 #     identity fed the same requests, and batch_ceiling_server (a gRPC
 #     echo holding calls for a simulated GPU; HEAVY_CEILING variants,
@@ -90,10 +90,11 @@ for s in "${steps[@]}"; do
       clients=${HEAVY_CLIENTS:-4}
       "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
-      # Variants "SLOTS[:EXEC[:PREFERRED]]": slots per device
+      # Variants "SLOTS[:EXEC[:PREFERRED[:DELAY_US]]]": slots per device
       # (max_tasks_per_device), the model's
-      # scheduling.max_executions_per_device (0: none) and its
-      # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none").
+      # scheduling.max_executions_per_device (0: none), its
+      # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none")
+      # and max_queue_delay_us (default 200).
       # The default: none against 64/128, the ends of the GEMM's steps
       # (docs/SCHEDULER.md, "Preferred sizes under load").
       grep -v 'dynamic_batching\|max_queue_delay_us' "$repo/mlp_heavy/config.yaml" >"$work/heavy_config.orig"
@@ -121,20 +122,23 @@ for s in "${steps[@]}"; do
         cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*\|"mean_us":[0-9.]*' | cut -d: -f2 | paste - - |
           awk '{s+=$1; m+=$2; n++} END {printf "%.1f %.0f", s, m/n}'
       }
+      # HEAVY_DAEMONS: daemon binaries under bin/ to run each variant with
+      # (default inferd; e.g. "inferd inferd_before" for a before/after).
       for variant in ${HEAVY_SLOTS:-4:2:none 4:2:64/128}; do
-        IFS=: read -r slots exec_limit preferred <<<"$variant"
-        exec_limit=${exec_limit:-0}; preferred=${preferred:-none}
+       for daemon in ${HEAVY_DAEMONS:-inferd}; do
+        IFS=: read -r slots exec_limit preferred delay_us <<<"$variant"
+        exec_limit=${exec_limit:-0}; preferred=${preferred:-none}; delay_us=${delay_us:-200}
         cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
         printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
         if [[ $preferred == none ]]; then
-          printf 'dynamic_batching: {max_queue_delay_us: 200}\n' >>"$repo/mlp_heavy/config.yaml"
+          printf 'dynamic_batching: {max_queue_delay_us: %d}\n' "$delay_us" >>"$repo/mlp_heavy/config.yaml"
         else
-          printf 'dynamic_batching: {max_queue_delay_us: 200, preferred_batch_sizes: [%s]}\n' \
-            "${preferred//\//,}" >>"$repo/mlp_heavy/config.yaml"
+          printf 'dynamic_batching: {max_queue_delay_us: %d, preferred_batch_sizes: [%s]}\n' \
+            "$delay_us" "${preferred//\//,}" >>"$repo/mlp_heavy/config.yaml"
         fi
         "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/" >"$work/heavy_$slots.yaml"
-        "$bin/inferd" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
-          --model-repository="$repo" 2>"$work/heavy_${variant//[^0-9a-z]/_}.log" &
+        "$bin/$daemon" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
+          --model-repository="$repo" 2>"$work/heavy_${daemon}_${variant//[^0-9a-z]/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
         # Once, the daemon's builtin identity fed the same requests: its
@@ -151,16 +155,17 @@ for s in "${steps[@]}"; do
           smi=$!
           read -r qps mean_us <<<"$(heavy_clients 50181 "$conc")"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", n, e, p, c, q, m, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" -v d="$daemon" -v w="$delay_us" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"delay_us\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", d, n, e, p, w, c, q, m, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
+       done
       done
       # The ceiling the front end leaves: the same clients against a gRPC
       # echo that holds each call for a simulated GPU running the batches
       # it forms with the GPU times above (batch_ceiling_server). Variants
-      # "EXECUTIONS:MIN_ROWS:MAX_ROWS" (a batch below MIN_ROWS waits up to
-      # 200 us for more).
+      # "EXECUTIONS:MIN_ROWS:MAX_ROWS[:DELAY_US]" (a batch below MIN_ROWS
+      # waits up to DELAY_US, default 200, for more).
       # A variant "transport" is the same echo with a GPU that takes no
       # time: what the clients and gRPC alone answer at each level, and
       # the time a call spends away from its client with nothing to wait
@@ -170,15 +175,15 @@ for s in "${steps[@]}"; do
         for variant in ${HEAVY_CEILING:-transport 2:1:128 2:64:128 1:1:128 2:1:1024}; do
           ms=$gpu_ms; label=heavy_ceiling
           [[ $variant == transport ]] && { variant=2:1:1024; ms=1:0; label=heavy_transport; }
-          IFS=: read -r exec_limit min_rows max_rows <<<"$variant"
+          IFS=: read -r exec_limit min_rows max_rows delay_us <<<"$variant"; delay_us=${delay_us:-200}
           for conc in ${HEAVY_LEVELS:-128 512}; do
             "$bin/batch_ceiling_server" --listen=127.0.0.1:50183 --gpu-ms="$ms" --executions="$exec_limit" \
-              --min-rows="$min_rows" --max-rows="$max_rows" --delay-us=200 >"$work/ceiling.out" &
+              --min-rows="$min_rows" --max-rows="$max_rows" --delay-us="$delay_us" >"$work/ceiling.out" &
             pid=$!
             for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50183 >/dev/null 2>&1 && break; sleep 0.1; done
             read -r qps mean_us <<<"$(heavy_clients 50183 "$conc")"
             kill -TERM $pid; wait $pid
-            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"$label\",\"executions\":$exec_limit,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps,\"mean_us\":$mean_us/" "$work/ceiling.out"
+            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"$label\",\"executions\":$exec_limit,\"delay_us\":$delay_us,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps,\"mean_us\":$mean_us/" "$work/ceiling.out"
           done
         done
       fi
