@@ -210,7 +210,7 @@ std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
   return out;
 }
 
-std::vector<Job*> DynamicBatcher::TakeReadyLocked(bool after_finish) {
+std::vector<Job*> DynamicBatcher::TakeReadyLocked() {
   if (head_ == nullptr) return {};
   if (preferred_.empty()) return TakeLocked();
   // Rule 5a: the largest preferred size the pending rows reach.
@@ -221,8 +221,8 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked(bool after_finish) {
   }
   if (size == 0) {
     // Rule 5b: below every preferred size; wait while the model is busy
-    // unless one of its jobs just finished.
-    if (!after_finish && unfinished_.load(std::memory_order_seq_cst) > 0) {
+    // (until its last unfinished job finishes).
+    if (unfinished_.load(std::memory_order_seq_cst) > 0) {
       parked_ = true;
       return {};
     }
@@ -285,10 +285,10 @@ bool DynamicBatcher::Park(uint64_t generation) {
   return true;
 }
 
-std::vector<Job*> DynamicBatcher::TakeParked(bool after_finish) {
+std::vector<Job*> DynamicBatcher::TakeParked() {
   absl::MutexLock lock(&mu_);
   if (!parked_ || head_ == nullptr) return {};
-  return TakeReadyLocked(after_finish);
+  return TakeReadyLocked();
 }
 
 bool DynamicBatcher::parked() const {
@@ -483,10 +483,9 @@ void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   EmitParked(*batcher);
 }
 
-void BatchingStage::EmitParked(DynamicBatcher& batcher, bool after_finish) {
+void BatchingStage::EmitParked(DynamicBatcher& batcher) {
   for (;;) {
-    std::vector<Job*> jobs = batcher.TakeParked(after_finish);
-    after_finish = false;  // one finish makes room for one batch
+    std::vector<Job*> jobs = batcher.TakeParked();
     if (jobs.empty()) return;
     Emit(batcher, std::move(jobs), clock_->Now());
     if (!batcher.parked()) return;
@@ -514,7 +513,7 @@ void BatchingStage::OnSlotFreed() {
 void BatchingStage::OnFinished(DynamicBatcher& batcher) {
   batcher.CountFinished();
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (batcher.parked() && MayStart(batcher)) EmitParked(batcher, /*after_finish=*/true);
+  if (batcher.parked() && MayStart(batcher)) EmitParked(batcher);
 }
 
 void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {

@@ -50,10 +50,13 @@
 //      b. A batch below the smallest preferred size waits, parked, while
 //         one of the model's jobs is still unfinished (the device is busy
 //         with the model anyway): it runs as soon as it reaches the
-//         smallest preferred size with a slot free, or when one of the
-//         model's jobs finishes, whatever its size then. For the same
-//         reason rule 1 (dispatch when idle) applies only while the model
-//         has nothing unfinished.
+//         smallest preferred size with a slot free, or when the model's
+//         last unfinished job finishes, whatever its size then. A finish
+//         that leaves another of its jobs running does not start it: that
+//         batch would only queue behind the running one, and a few rows
+//         cost a GEMM nearly as much time as the preferred size. For the
+//         same reason rule 1 (dispatch when idle) applies only while the
+//         model has nothing unfinished.
 //      So the wait is bounded by the model's running work, never by an
 //      idle device, and under load the model runs at its preferred sizes
 //      where the load fills them.
@@ -161,8 +164,7 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   bool Park(uint64_t generation);
   // Returns the pending batch if it is parked, as rule 5 lets it run
   // (all, a preferred-size part, or nothing yet), else nothing.
-  // `after_finish`: one of the model's jobs just finished (rule 5b).
-  std::vector<Job*> TakeParked(bool after_finish = false);
+  std::vector<Job*> TakeParked();
   bool parked() const;
   // Caps batches at `rows` (> 0) below the maximum the policy and model
   // allow; 0 removes the cap. The target is lowered to fit.
@@ -199,7 +201,7 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   std::vector<Job*> TakePrefixLocked(int64_t rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // What a batch past its delay runs as now (rule 5); parks it when that
   // is nothing.
-  std::vector<Job*> TakeReadyLocked(bool after_finish = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<Job*> TakeReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
@@ -313,7 +315,7 @@ class BatchingStage {
   void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
   // Emits `batcher`'s parked batch as rule 5 lets it run, then any
   // preferred-size part left while a slot is free.
-  void EmitParked(DynamicBatcher& batcher, bool after_finish = false);
+  void EmitParked(DynamicBatcher& batcher);
   // Places an emitted job, counting it until it finishes when the model
   // has a limit or preferred sizes (rules 4 and 5).
   void Place(DynamicBatcher& batcher, Job* job, absl::Time now);

@@ -297,9 +297,13 @@ TEST_F(BatchingStageTest, PreferredSizesUnderLoadRunAtAPreferredSize) {
   EXPECT_EQ(placed_.size(), 3u);
   stage_->OnSlotFreed();  // a free slot alone does not run it
   EXPECT_EQ(placed_.size(), 3u);
-  stage_->OnFinished(*batcher);  // room for one more: it runs as it is
+  stage_->OnFinished(*batcher);  // two still unfinished: it would only queue
+  stage_->OnFinished(*batcher);  // behind them, and keeps filling instead
+  EXPECT_EQ(placed_.size(), 3u);
+  EXPECT_EQ(batcher->unfinished(), 1);
+  stage_->OnFinished(*batcher);  // the model's last job: it runs as it is
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1}));
-  EXPECT_EQ(batcher->unfinished(), 3);
+  EXPECT_EQ(batcher->unfinished(), 1);
   Offer(1);  // the model is busy: waits for its delay, then parks
   Advance(kDelay);
   EXPECT_EQ(placed_.size(), 4u);
@@ -320,7 +324,7 @@ TEST_F(BatchingStageTest, ParkedBatchRunsAsTheLargestPreferredSizeItReaches) {
   stage_->OnSlotFreed();
   ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{4}));
   // The placed batch holds the slot; the rest (3 rows) runs as 2 when the
-  // slot frees, and its last row when one of the model's jobs finishes.
+  // slot frees, and its last row when the model's last job finishes.
   EXPECT_EQ(stage_->pending(), 3);
   SetRunning(0);
   stage_->OnSlotFreed();
@@ -330,6 +334,8 @@ TEST_F(BatchingStageTest, ParkedBatchRunsAsTheLargestPreferredSizeItReaches) {
   stage_->OnSlotFreed();  // a slot alone: the last row waits (2 unfinished)
   EXPECT_EQ(placed_.size(), 2u);
   SetRunning(0);
+  stage_->OnFinished(*batcher);  // one left running: still waits
+  EXPECT_EQ(placed_.size(), 2u);
   stage_->OnFinished(*batcher);
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{4, 2, 1}));
   // Arrival order holds across the parts.
