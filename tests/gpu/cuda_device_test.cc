@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "core/device/cuda/cuda_status.h"
 #include "core/device/cuda/nvml.h"
 #include "core/device/discovery.h"
@@ -287,6 +288,60 @@ TEST_F(GpuTest, CallbackMayEnqueueWork) {
   EXPECT_TRUE(inner.ok()) << inner;
   EXPECT_EQ(host.get()[0], 0x5a);
   EXPECT_EQ(host.get()[63], 0x5a);
+}
+
+// Verifies that MarkTime gives the GPU's time between marks, resolved by
+// the next callback (or by Synchronize when no callback follows): the
+// interval around device-to-device copies matches CUDA's own timing events
+// around them, where enqueueing the copies takes a small part of it (the
+// time of the calls, which is what a mark without the GPU's clock gives).
+TEST_F(GpuTest, MarkTimeMeasuresTheGpuNotTheEnqueue) {
+  constexpr size_t kBytes = size_t{256} << 20;
+  DeviceBuffer a(gpu(), kBytes);
+  DeviceBuffer b(gpu(), kBytes);
+  Stream& s = gpu().stream(0);
+  auto raw = static_cast<cudaStream_t>(s.native_handle());
+  cudaEvent_t e0 = nullptr;
+  cudaEvent_t e1 = nullptr;
+  ASSERT_EQ(cudaEventCreate(&e0), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&e1), cudaSuccess);
+  for (const bool with_callback : {true, false}) {
+    SCOPED_TRACE(with_callback ? "resolved by a callback" : "resolved by Synchronize");
+    int64_t marks[2] = {0, 0};
+    ASSERT_TRUE(s.MarkTime(&marks[0]).ok());
+    ASSERT_EQ(cudaEventRecord(e0, raw), cudaSuccess);
+    const int64_t enqueue_start = absl::GetCurrentTimeNanos();
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_TRUE(s.CopyDeviceToDevice(b.get(), a.get(), kBytes).ok());
+      ASSERT_TRUE(s.CopyDeviceToDevice(a.get(), b.get(), kBytes).ok());
+    }
+    const int64_t enqueue_ns = absl::GetCurrentTimeNanos() - enqueue_start;
+    ASSERT_EQ(cudaEventRecord(e1, raw), cudaSuccess);
+    ASSERT_TRUE(s.MarkTime(&marks[1]).ok());
+    int64_t seen[2] = {0, 0};
+    if (with_callback) {
+      absl::Notification done;
+      ASSERT_TRUE(s.ThenCallback([&](absl::Status st) {
+                     EXPECT_TRUE(st.ok()) << st;
+                     seen[0] = marks[0];
+                     seen[1] = marks[1];
+                     done.Notify();
+                   }).ok());
+      done.WaitForNotification();
+    } else {
+      ASSERT_TRUE(s.Synchronize().ok());
+      seen[0] = marks[0];
+      seen[1] = marks[1];
+    }
+    float ms = 0;
+    ASSERT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaSuccess);
+    const double gpu_ns = static_cast<double>(ms) * 1e6;
+    ASSERT_GT(gpu_ns, 4.0 * static_cast<double>(enqueue_ns)) << "copies too short to tell apart";
+    EXPECT_NEAR(static_cast<double>(seen[1] - seen[0]), gpu_ns, 0.05 * gpu_ns + 20e3);
+  }
+  ASSERT_TRUE(s.Synchronize().ok());
+  EXPECT_EQ(cudaEventDestroy(e0), cudaSuccess);
+  EXPECT_EQ(cudaEventDestroy(e1), cudaSuccess);
 }
 
 // Verifies that inside an InlineCompletionScope a callback after a small

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -101,6 +102,11 @@ CudaStream::~CudaStream() {
   for (cudaEvent_t e : idle_events_) {
     if (cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
   }
+  for (const Mark& m : new_marks_) idle_timing_events_.push_back(m.event);
+  for (const Mark& m : taken_marks_) idle_timing_events_.push_back(m.event);
+  for (cudaEvent_t e : idle_timing_events_) {
+    if (cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
+  }
   if (cudaStreamDestroy(stream_) != cudaSuccess) (void)cudaGetLastError();
 }
 
@@ -194,7 +200,10 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
   {
     absl::MutexLock lock(&mu_);
     if (poisoned_) {
-      // The work before it can never complete normally.
+      // The work before it can never complete normally; its marks keep the
+      // calls' times.
+      for (const Mark& m : new_marks_) idle_timing_events_.push_back(m.event);
+      new_marks_.clear();
       callbacks_->Post([fn = std::move(fn), status = error_]() mutable {
         std::move(fn)(std::move(status));
       });
@@ -214,6 +223,13 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     ReturnEvent(event);
     return CheckEnqueue(err, "cudaEventRecord (callback)");
   }
+  // The marks recorded before it are this callback's to resolve (without
+  // one, the caller synchronizes and Synchronize resolves them).
+  size_t marks = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    marks = TakeMarks();
+  }
   // A lone request on an idle device (InlineCompletionScope), with no
   // earlier callback of this stream pending: poll the event for a little
   // while and, when the work is done, run `fn` here.
@@ -223,32 +239,97 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     while ((done = cudaEventQuery(event)) == cudaErrorNotReady && absl::Now() < give_up) {
     }
     if (done != cudaErrorNotReady) {
-      RunCallback(event, CheckWait(done, "cudaEventQuery (callback)"), std::move(fn));
+      RunCallback(event, marks, CheckWait(done, "cudaEventQuery (callback)"), std::move(fn));
       return absl::OkStatus();
     }
   }
   // The runner thread waits for the event (sleeping: a blocking-sync event)
   // and then runs `fn`. Unlike a CUDA host function this never stalls the
   // stream and takes one thread hop instead of two.
-  callbacks_->Post([this, event, fn = std::move(fn)]() mutable {
+  callbacks_->Post([this, event, marks, fn = std::move(fn)]() mutable {
     absl::Status waited;
     {
       ScopedCudaDevice guard(ordinal_);
       waited = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
     }
-    RunCallback(event, std::move(waited), std::move(fn));
+    RunCallback(event, marks, std::move(waited), std::move(fn));
   });
   return absl::OkStatus();
 }
 
-void CudaStream::RunCallback(cudaEvent_t event, absl::Status waited,
+void CudaStream::RunCallback(cudaEvent_t event, size_t marks, absl::Status waited,
                              absl::AnyInvocable<void(absl::Status) &&> fn) {
   ReturnEvent(event);
   {
     absl::MutexLock lock(&mu_);
     if (!error_.ok()) waited = error_;
   }
+  if (marks > 0) ResolveMarks(marks, waited.ok());
   std::move(fn)(std::move(waited));
+}
+
+absl::Status CudaStream::MarkTime(int64_t* ns) {
+  *ns = absl::GetCurrentTimeNanos();
+  ScopedCudaDevice guard(ordinal_);
+  RETURN_IF_ERROR(guard.status(device_index_));
+  cudaEvent_t event = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!idle_timing_events_.empty()) {
+      event = idle_timing_events_.back();
+      idle_timing_events_.pop_back();
+    }
+  }
+  if (event == nullptr) {
+    RETURN_IF_ERROR(CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDefault),
+                               "cudaEventCreateWithFlags (timing)", device_index_));
+  }
+  cudaError_t err = cudaSuccess;
+  {
+    // Recorded under the lock, so that the marks keep the stream's order.
+    absl::MutexLock lock(&mu_);
+    err = cudaEventRecord(event, stream_);
+    if (err == cudaSuccess) {
+      new_marks_.push_back({event, ns});
+    } else {
+      idle_timing_events_.push_back(event);
+    }
+  }
+  return CheckEnqueue(err, "cudaEventRecord (mark)");
+}
+
+size_t CudaStream::TakeMarks() {
+  const size_t n = new_marks_.size();
+  for (const Mark& m : new_marks_) taken_marks_.push_back(m);
+  new_marks_.clear();
+  return n;
+}
+
+void CudaStream::ResolveMarks(size_t n, bool ok) {
+  absl::InlinedVector<Mark, 4> marks;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < n && !taken_marks_.empty(); ++i) {
+      marks.push_back(taken_marks_.front());
+      taken_marks_.pop_front();
+    }
+  }
+  if (ok && !marks.empty()) {
+    ScopedCudaDevice guard(ordinal_);
+    const int64_t now = absl::GetCurrentTimeNanos();
+    const Mark& last = marks.back();
+    for (size_t i = 0; i + 1 < marks.size(); ++i) {
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, marks[i].event, last.event) == cudaSuccess) {
+        *marks[i].ns = now - static_cast<int64_t>(static_cast<double>(ms) * 1e6);
+      } else {
+        (void)cudaGetLastError();
+      }
+    }
+    *last.ns = now;
+  }
+  absl::MutexLock lock(&mu_);
+  for (const Mark& m : marks) idle_timing_events_.push_back(m.event);
 }
 
 void CudaStream::ReturnEvent(cudaEvent_t event) {
@@ -295,8 +376,16 @@ absl::Status CudaStream::Synchronize() {
     (void)CheckWait(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   callbacks_->WaitIdle();
-  absl::MutexLock lock(&mu_);
-  return error_;
+  // Marks no callback took are complete now.
+  size_t marks = 0;
+  absl::Status error;
+  {
+    absl::MutexLock lock(&mu_);
+    marks = TakeMarks();
+    error = error_;
+  }
+  if (marks > 0) ResolveMarks(marks, error.ok());
+  return error;
 }
 
 }  // namespace inferd

@@ -1,12 +1,13 @@
 // CudaStream and CudaEvent: the Stream and Event of a CudaDevice, over a
-// non-blocking cudaStream_t and cudaEvent_t (timing disabled), each owned
-// (RAII) by its object.
+// non-blocking cudaStream_t and cudaEvent_t (timing disabled, except the
+// stream's own for MarkTime), each owned (RAII) by its object.
 #ifndef INFERD_CORE_DEVICE_CUDA_CUDA_STREAM_H_
 #define INFERD_CORE_DEVICE_CUDA_CUDA_STREAM_H_
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -95,6 +96,12 @@ class CudaStream final : public Stream {
   absl::Status RecordEvent(Event& event) override;
   absl::Status WaitEvent(Event& event) override;
   absl::Status Synchronize() override;
+  // Records a timing event; the next ThenCallback (or Synchronize) turns
+  // it into a host time from the GPU's own clock, so the differences
+  // between marks are the time the GPU spent between them, not the time
+  // it took to enqueue that work. Until then `*ns` holds the time of the
+  // call.
+  absl::Status MarkTime(int64_t* ns) override;
   void* native_handle() override { return stream_; }
 
   cudaStream_t cuda_stream() const { return stream_; }
@@ -120,10 +127,25 @@ class CudaStream final : public Stream {
 
   void ReturnEvent(cudaEvent_t event);
   // A ThenCallback's end, once its event was waited for (`waited`, the
-  // wait's result): returns the event and runs `fn` with the stream's
-  // first error if there is one, else `waited`.
-  void RunCallback(cudaEvent_t event, absl::Status waited,
+  // wait's result): returns the event, resolves the `marks` MarkTime calls
+  // it took, and runs `fn` with the stream's first error if there is one,
+  // else `waited`.
+  void RunCallback(cudaEvent_t event, size_t marks, absl::Status waited,
                    absl::AnyInvocable<void(absl::Status) &&> fn);
+
+  // A MarkTime whose time is not known yet: its timing event and where the
+  // time goes.
+  struct Mark {
+    cudaEvent_t event;
+    int64_t* ns;
+  };
+  // Moves the marks not yet taken by a ThenCallback to the taken ones;
+  // returns how many.
+  size_t TakeMarks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Resolves the oldest `n` taken marks (all complete on the GPU): the
+  // last one is now, each earlier one is now minus the GPU time between it
+  // and the last. With `ok` false their times stay the calls' times.
+  void ResolveMarks(size_t n, bool ok);
   absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                     absl::string_view op);
 
@@ -140,6 +162,11 @@ class CudaStream final : public Stream {
   bool poisoned_ ABSL_GUARDED_BY(mu_) = false;  // a sticky error was seen
   // Blocking-sync events ThenCallback records, recycled.
   std::vector<cudaEvent_t> idle_events_ ABSL_GUARDED_BY(mu_);
+  // MarkTime: marks recorded since the last ThenCallback, marks taken by
+  // callbacks not yet run (in stream order), and timing events recycled.
+  std::vector<Mark> new_marks_ ABSL_GUARDED_BY(mu_);
+  std::deque<Mark> taken_marks_ ABSL_GUARDED_BY(mu_);
+  std::vector<cudaEvent_t> idle_timing_events_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace inferd
