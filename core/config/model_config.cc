@@ -210,7 +210,12 @@ absl::Status ReadDynamicBatching(const YAML::Node& node, DynamicBatchingConfig* 
 absl::Status ReadScheduling(const YAML::Node& node, SchedulingConfig* out) {
   const std::string path = "scheduling";
   if (node.IsNull()) return absl::OkStatus();  // "scheduling:" keeps the defaults
-  RETURN_IF_ERROR(CheckMap(node, path, {"preemptible", "max_executions_per_device"}));
+  RETURN_IF_ERROR(
+      CheckMap(node, path, {"preemptible", "max_executions_per_device", "overlap_executions"}));
+  if (const YAML::Node overlap = node["overlap_executions"]; overlap) {
+    RETURN_IF_ERROR(
+        ReadBool(overlap, Child(path, "overlap_executions"), &out->overlap_executions));
+  }
   if (const YAML::Node preemptible = node["preemptible"]; preemptible) {
     RETURN_IF_ERROR(ReadBool(preemptible, Child(path, "preemptible"), &out->preemptible));
   }

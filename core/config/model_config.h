@@ -84,6 +84,10 @@ struct SchedulingConfig {
   // (0: the backend's own limit — torch.instances_per_device — or none).
   // Fewer executions at a time let requests gather into larger batches.
   int max_executions_per_device = 0;
+  // false: this model's executions on one device run one after another on
+  // one stream instead of side by side (a model whose one execution fills
+  // the GPU): the next batch is enqueued while one runs.
+  bool overlap_executions = true;
 };
 
 // mlp.layers[i]: y = act(x W^T + b), as torch.nn.Linear stores W [out, in].

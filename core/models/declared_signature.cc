@@ -30,6 +30,7 @@ absl::StatusOr<ModelSignature> DeclaredSignature(const ModelConfigSpec& spec,
   sig.max_batch_size = spec.max_batch_size;
   sig.preemptible = spec.scheduling.preemptible;
   sig.max_executions_per_device = spec.scheduling.max_executions_per_device;
+  sig.overlap_executions = spec.scheduling.overlap_executions;
   sig.decoupled = spec.decoupled;
   for (const ModelTensorConfig& t : spec.inputs) sig.inputs.push_back({t.name, t.dtype, t.dims});
   for (size_t i = 0; i < spec.outputs.size(); ++i) {

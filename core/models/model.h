@@ -53,6 +53,12 @@ struct ModelSignature {
   // While that many of its batches run, the batching stage lets the next
   // batch keep filling instead of queueing it (docs/SCHEDULER.md).
   int max_executions_per_device = 0;
+  // false: the model's executions on one device run one after another on
+  // one stream instead of side by side on their slots' streams; the next
+  // is enqueued while one runs, so the GPU starts it without a gap. For a
+  // model whose one execution fills the GPU (config.yaml
+  // scheduling.overlap_executions).
+  bool overlap_executions = true;
   // Class labels of output i (classification), read from the file its
   // config names (ModelConfig's label_filename); empty when it has none.
   struct OutputLabels {

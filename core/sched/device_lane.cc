@@ -66,6 +66,7 @@ void DeviceLane::TakeSlotLocked(Job* job) {
 
 void DeviceLane::StartRunningLocked(Job* job, int slot) {
   job->slot = slot;
+  job->stream_slot = StreamSlotLocked(*job, slot);
   job->where.store(Job::Where::kRunning);
   LinkRunning(job);
   running.fetch_add(1, std::memory_order_relaxed);
@@ -73,6 +74,18 @@ void DeviceLane::StartRunningLocked(Job* job, int slot) {
     job->preemptible_counted = true;
     preemptible.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+int DeviceLane::StreamSlotLocked(const Job& job, int slot) const {
+  const Model* model = job.request.model.get();
+  if (model == nullptr || model->signature().overlap_executions) return slot;
+  // The model's executions queue on one stream: the GPU runs the next as
+  // soon as the running one ends, and never both at once.
+  for (const QueueNode* n = running_head; n != nullptr; n = n->next) {
+    const Job* running = static_cast<const Job*>(n);
+    if (running->request.model.get() == model) return running->stream_slot;
+  }
+  return slot;
 }
 
 void DeviceLane::UncountPreemptibleLocked(Job* job) {
@@ -90,6 +103,7 @@ void DeviceLane::ReturnSlotLocked(Job* job) {
     free_slots.push_back(job->slot);
   }
   job->slot = -1;
+  job->stream_slot = -1;
 }
 
 Job* DeviceLane::PreemptorLocked(absl::Time now) {

@@ -78,6 +78,10 @@ struct DeviceLane {
   // Marks `job` as running in `slot`, counting it when it may be preempted.
   void StartRunningLocked(Job* job, int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void UncountPreemptibleLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The slot whose stream `job`, starting in `slot`, runs on: `slot`, or a
+  // running execution's of the same model when the model's executions do
+  // not overlap (ModelSignature::overlap_executions).
+  int StreamSlotLocked(const Job& job, int slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Returns `job`'s slot: to the spare while it is lent (the device ran one
   // execution over its limit), else to the free slots.
   void ReturnSlotLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);

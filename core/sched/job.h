@@ -115,6 +115,10 @@ struct Job final : public QueueNode, public InferResponder {
   std::atomic<Where> where{Where::kNew};
   std::atomic<int> lane{-1};  // position of the device lane holding or running it
   int slot = -1;
+  // The slot whose stream the execution runs on: its own slot, or the
+  // stream of a running execution of the same model when that model's
+  // executions do not overlap (ModelSignature::overlap_executions).
+  int stream_slot = -1;
   int attempts = 0;
   uint64_t failed_mask = 0;  // bit i: failed on device position i
   absl::Time queued_time = absl::InfinitePast();

@@ -556,8 +556,8 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
     job->Complete(absl::DeadlineExceededError("timeout: the deadline passed while queued"));
     return;
   }
-  Stream& stream =
-      lane.device->stream((options_.first_stream + job->slot) % lane.device->num_streams());
+  Stream& stream = lane.device->stream((options_.first_stream + job->stream_slot) %
+                                       lane.device->num_streams());
   if (job->IsGroup()) {
     StartGroup(lane, job, stream, now);
     return;

@@ -128,8 +128,17 @@ for s in "${steps[@]}"; do
        for daemon in ${HEAVY_DAEMONS:-inferd}; do
         IFS=: read -r slots exec_limit preferred delay_us <<<"$variant"
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}; delay_us=${delay_us:-200}
+        # EXEC with an "s" ("2s"): the executions run one after another on
+        # one stream (scheduling.overlap_executions: false).
+        overlap=true
+        [[ $exec_limit == *s ]] && { overlap=false; exec_limit=${exec_limit%s}; }
         cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
-        printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
+        if [[ $overlap == true ]]; then
+          printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
+        else
+          printf 'scheduling: {max_executions_per_device: %d, overlap_executions: false}\n' \
+            "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
+        fi
         if [[ $preferred == none ]]; then
           printf 'dynamic_batching: {max_queue_delay_us: %d}\n' "$delay_us" >>"$repo/mlp_heavy/config.yaml"
         else
@@ -155,7 +164,7 @@ for s in "${steps[@]}"; do
           smi=$!
           read -r qps mean_us <<<"$(heavy_clients 50181 "$conc")"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v p="$preferred" -v d="$daemon" -v w="$delay_us" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"preferred\":\"%s\",\"delay_us\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", d, n, e, p, w, c, q, m, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", d, n, e, o, p, w, c, q, m, t/k/100}' "$work/util.$conc"
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
@@ -170,7 +179,7 @@ for s in "${steps[@]}"; do
       # time: what the clients and gRPC alone answer at each level, and
       # the time a call spends away from its client with nothing to wait
       # for (mean_us), which no batching server can go below.
-      if [[ -x $bin/batch_ceiling_server && -n $gpu_ms ]]; then
+      if [[ -x $bin/batch_ceiling_server && -n $gpu_ms && ${HEAVY_CEILING:-} != none ]]; then
         echo "== batch_ceiling_server --gpu-ms=$gpu_ms"
         for variant in ${HEAVY_CEILING:-transport 2:1:128 2:64:128 1:1:128 2:1:1024}; do
           ms=$gpu_ms; label=heavy_ceiling

@@ -116,6 +116,17 @@ TEST(ModelConfigTest, SchedulingMaxExecutionsPerDevice) {
   EXPECT_EQ(spec->scheduling.max_executions_per_device, 2);
 }
 
+// scheduling.overlap_executions: true unless set.
+TEST(ModelConfigTest, SchedulingOverlapExecutions) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->scheduling.overlap_executions);
+  spec = ParseModelConfig(
+      Edit(kMlp, "inputs:\n", "scheduling: {overlap_executions: false}\ninputs:\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->scheduling.overlap_executions);
+}
+
 TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -255,6 +266,8 @@ std::vector<ErrorCase> ErrorCases() {
        "scheduling.max_executions_per_device: 65 is out of range [0, 64]"},
       {"preemptible not bool", Edit(m, "inputs:\n", "scheduling: {preemptible: yes}\ninputs:\n"),
        "scheduling.preemptible: expected true or false, got \"yes\""},
+      {"overlap not bool", Edit(m, "inputs:\n", "scheduling: {overlap_executions: 2}\ninputs:\n"),
+       "scheduling.overlap_executions: expected true or false, got \"2\""},
       {"scheduling unknown key", Edit(m, "inputs:\n", "scheduling: {priority: 1}\ninputs:\n"),
        "scheduling.priority: unknown key"},
       {"scheduling not map", Edit(m, "inputs:\n", "scheduling: [true]\ninputs:\n"),

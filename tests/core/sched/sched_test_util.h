@@ -60,6 +60,7 @@ class TestModel final : public Model {
   const ModelSignature& signature() const override { return sig_; }
   // Before the model is first used (signatures are read without a lock).
   void set_max_executions_per_device(int n) { sig_.max_executions_per_device = n; }
+  void set_overlap_executions(bool overlap) { sig_.overlap_executions = overlap; }
   absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
                         absl::Span<TensorDesc> outputs) const override {
     if (inputs[0].dtype != DataType::kFp32) {
@@ -82,6 +83,7 @@ class TestModel final : public Model {
       if (fail_always_) return absl::InvalidArgumentError("injected invalid input");
       tags_.push_back(params.factor);
       devices_.push_back(stream.device().index());
+      streams_.push_back(stream.id());
       rows_.push_back(inputs[0].desc->shape.empty() ? 0 : inputs[0].desc->shape[0]);
       auto it = gates_.find(stream.device().index());
       gate = it != gates_.end() ? it->second : gate_;
@@ -127,6 +129,11 @@ class TestModel final : public Model {
     absl::MutexLock lock(&mu_);
     return devices_;
   }
+  // The id of the stream each execution was enqueued on.
+  std::vector<int> streams() const {
+    absl::MutexLock lock(&mu_);
+    return streams_;
+  }
   std::vector<int64_t> rows() const {
     absl::MutexLock lock(&mu_);
     return rows_;
@@ -145,6 +152,7 @@ class TestModel final : public Model {
   bool fail_always_ ABSL_GUARDED_BY(mu_) = false;
   mutable std::vector<double> tags_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<int> devices_ ABSL_GUARDED_BY(mu_);
+  mutable std::vector<int> streams_ ABSL_GUARDED_BY(mu_);
   mutable std::vector<int64_t> rows_ ABSL_GUARDED_BY(mu_);
   mutable int failures_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -605,6 +605,46 @@ TEST_F(SchedulerTest, ModelExecutionLimitStartsTheNextBatchBeforeAnswering) {
   EXPECT_THAT(rows_when_a_answered, ElementsAre(1, 2, 1)) << "c had not started";
 }
 
+// Verifies scheduling.overlap_executions. By default a model's second
+// execution, started while its first is held, runs on its own slot's
+// stream, beside the first. With overlap_executions: false it is enqueued
+// at once on the running execution's stream, though a slot of its own was
+// free: the device runs it after the first, never beside it.
+TEST_F(SchedulerTest, ExecutionsOverlapUnlessTheModelSaysNot) {
+  for (bool overlap : {true, false}) {
+    SCOPED_TRACE(overlap ? "overlap" : "one stream");
+    auto model = std::make_shared<testing::TestModel>(overlap ? "overlap" : "serial");
+    model->set_overlap_executions(overlap);
+    models_.Add(model);
+    SchedulerOptions o = DefaultOptions();
+    o.max_tasks_per_device = 4;
+    if (sched_ == nullptr) Build(1, /*inline_streams=*/false, o);
+    auto gate = NewGate();
+    model->SetGate(gate);
+    TestCall first(model, 1, 3, 0);
+    sched_->Submit(first.request(), &first);
+    model->SetGate(nullptr);
+    TestCall second(model, 1, 3, 10);
+    sched_->Submit(second.request(), &second);
+    // Both were enqueued at once (Execute ran for each).
+    std::vector<int> streams = model->streams();
+    ASSERT_EQ(streams.size(), 2u);
+    if (overlap) {
+      EXPECT_NE(streams[0], streams[1]);
+      ASSERT_TRUE(second.Wait().ok());  // its stream is not held
+      EXPECT_FALSE(first.done());
+    } else {
+      EXPECT_EQ(streams[0], streams[1]);
+      // A host stream runs its work in order: behind the held first.
+      EXPECT_FALSE(second.done());
+    }
+    gate->Open();
+    ASSERT_TRUE(first.Wait().ok());
+    ASSERT_TRUE(second.Wait().ok());
+    EXPECT_EQ(second.output(), Doubled(second.input()));
+  }
+}
+
 // Verifies the memory cap: batches stop at the smallest optimal batch size
 // over the devices divided by the slots per device, asked once per model
 // and again only at the refresh interval; RESOURCE_EXHAUSTED means 1 row.
