@@ -13,7 +13,8 @@
 // activation epilogues), loaded with dlopen. Create uploads the weights to
 // every CUDA device once; each device's instance also owns per-stream
 // scratch (two activation buffers of max_batch_size x widest hidden layer,
-// and an 8 MiB cuBLASLt workspace; with CUDA graphs, also an input and an
+// and a cuBLASLt workspace, 32 MiB from compute capability 9.0 on and 8 MiB
+// below; with CUDA graphs, also an input and an
 // output staging buffer of max_batch_size rows), allocated with cudaMalloc
 // outside the memory engine's pools, for the life of the model. With
 // MlpOptions::cuda_graphs (mlp.cuda_graphs in config.yaml, default on)
