@@ -151,8 +151,10 @@ class Stream {
   virtual absl::Status Synchronize() = 0;
 
   // Stores into `*ns` the absl::GetCurrentTimeNanos() time at which the
-  // stream reaches this point, readable once a later ThenCallback has run
-  // (execution statistics). `ns` must stay valid until then. The default
+  // stream reaches this point, readable once a later ThenCallback called on
+  // the same thread has run, or a Synchronize on that thread has returned
+  // (execution statistics). `ns` must stay valid until then; work that
+  // other threads enqueue on the stream meanwhile never touches it. The default
   // stores the time of the call, which on an asynchronous device is when
   // the work was enqueued, not when it ran.
   virtual absl::Status MarkTime(int64_t* ns) {

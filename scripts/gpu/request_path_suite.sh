@@ -108,19 +108,29 @@ for s in "${steps[@]}"; do
       fi
       # Closed-loop clients (HEAVY_CLIENTS processes) on PORT at CONC calls
       # in flight; prints the samples/s they were answered at, summed.
+      # Also the host's busy cores over the run (/proc/stat), and the
+      # daemon's when its PID is given (/proc/PID/stat).
       heavy_clients() {
-        local port=$1 conc=$2 model=${3:-mlp_heavy} i pids=()
+        local port=$1 conc=$2 model=${3:-mlp_heavy} server=${4:-} i pids=() b0 i0 b1 i1 d0=0 d1=0 s0 s1
         rm -f "$work"/heavy.$conc.*.json
+        read -r b0 i0 < <(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
+        [[ -n $server ]] && d0=$(awk '{print $14 + $15}' "/proc/$server/stat")
+        s0=$(date +%s.%N)
         for i in $(seq "$clients"); do
           "$bin/inferctl" --target=127.0.0.1:$port bench "$model" --input=INPUT0:FP32:1x4096 \
             --concurrency=$((conc / clients)) --warmup=2 --duration="${HEAVY_SECONDS:-6}" --json >"$work/heavy.$conc.$i.json" &
           pids+=($!)
         done
         wait "${pids[@]}"
-        # "SAMPLES_PER_S MEAN_US": summed over the clients, and their mean
-        # latency (the time a call spends away from its client).
+        s1=$(date +%s.%N)
+        read -r b1 i1 < <(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
+        [[ -n $server ]] && d1=$(awk '{print $14 + $15}' "/proc/$server/stat")
+        # "SAMPLES_PER_S MEAN_US HOST_CORES DAEMON_CORES": summed over the
+        # clients, their mean latency (the time a call spends away from its
+        # client), and the cores busy over the run (warm-up included).
         cat "$work"/heavy.$conc.*.json | grep -o '"qps":[0-9.]*\|"mean_us":[0-9.]*' | cut -d: -f2 | paste - - |
-          awk '{s+=$1; m+=$2; n++} END {printf "%.1f %.0f", s, m/n}'
+          awk -v t="$(awk -v a="$s0" -v b="$s1" 'BEGIN {print b - a}')" -v h=$((b1 - b0)) -v d=$((d1 - d0)) \
+            '{s+=$1; m+=$2; n++} END {printf "%.1f %.0f %.2f %.2f", s, m/n, h/100/t, d/100/t}'
       }
       # HEAVY_DAEMONS: daemon binaries under bin/ to run each variant with
       # (default inferd; e.g. "inferd inferd_before" for a before/after).
@@ -146,7 +156,7 @@ for s in "${steps[@]}"; do
             "$delay_us" "${preferred//\//,}" >>"$repo/mlp_heavy/config.yaml"
         fi
         "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/" >"$work/heavy_$slots.yaml"
-        "$bin/$daemon" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen= \
+        "$bin/$daemon" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen=127.0.0.1:50184 \
           --model-repository="$repo" 2>"$work/heavy_${daemon}_${variant//[^0-9a-z]/_}.log" &
         pid=$!
         for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50181 >/dev/null 2>&1 && break; sleep 0.1; done
@@ -155,16 +165,20 @@ for s in "${steps[@]}"; do
         if [[ -z ${identity_done:-} ]]; then
           identity_done=1
           for conc in ${HEAVY_LEVELS:-128 512}; do
-            read -r qps mean_us <<<"$(heavy_clients 50181 "$conc" identity)"
-            echo "{\"label\":\"heavy_identity\",\"in_flight\":$conc,\"requests_per_s\":$qps,\"mean_us\":$mean_us}"
+            read -r qps mean_us host_cores daemon_cores <<<"$(heavy_clients 50181 "$conc" identity $pid)"
+            echo "{\"label\":\"heavy_identity\",\"in_flight\":$conc,\"requests_per_s\":$qps,\"mean_us\":$mean_us,\"host_busy_cores\":$host_cores,\"daemon_cores\":$daemon_cores}"
           done
         fi
         for conc in ${HEAVY_LEVELS:-128 512}; do
           nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 100 >"$work/util.$conc" &
           smi=$!
-          read -r qps mean_us <<<"$(heavy_clients 50181 "$conc")"
+          read -r qps mean_us host_cores daemon_cores <<<"$(heavy_clients 50181 "$conc" mlp_heavy $pid)"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f}\n", d, n, e, o, p, w, c, q, m, t/k/100}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
+          # The batch sizes the run formed (inferd_scheduler_batch_size),
+          # cumulative: "rows<=LE:BATCHES".
+          curl -s "127.0.0.1:50184/metrics" | grep '^inferd_scheduler_batch_size_bucket.*mlp_heavy' |
+            sed 's/.*le="\([^"]*\)"} */\1:/' | tr '\n' ' ' | sed 's/^/batch_rows_cumulative /; s/ $/\n/'
         done
         "$bin/inferctl" --target=127.0.0.1:50181 stats models 2>/dev/null | grep -E "^mlp_heavy|^model"
         kill -TERM $pid; wait $pid
@@ -190,9 +204,9 @@ for s in "${steps[@]}"; do
               --min-rows="$min_rows" --max-rows="$max_rows" --delay-us="$delay_us" >"$work/ceiling.out" &
             pid=$!
             for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50183 >/dev/null 2>&1 && break; sleep 0.1; done
-            read -r qps mean_us <<<"$(heavy_clients 50183 "$conc")"
+            read -r qps mean_us host_cores _ <<<"$(heavy_clients 50183 "$conc")"
             kill -TERM $pid; wait $pid
-            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"$label\",\"executions\":$exec_limit,\"delay_us\":$delay_us,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps,\"mean_us\":$mean_us/" "$work/ceiling.out"
+            sed "s/^{\"label\":\"heavy_ceiling\"/{\"label\":\"$label\",\"executions\":$exec_limit,\"delay_us\":$delay_us,\"min_rows\":$min_rows,\"max_rows\":$max_rows,\"in_flight\":$conc,\"samples_per_s\":$qps,\"mean_us\":$mean_us,\"host_busy_cores\":$host_cores/" "$work/ceiling.out"
           done
         done
       fi

@@ -344,6 +344,50 @@ TEST_F(GpuTest, MarkTimeMeasuresTheGpuNotTheEnqueue) {
   EXPECT_EQ(cudaEventDestroy(e1), cudaSuccess);
 }
 
+// Verifies that marks belong to the thread that recorded them: with two
+// threads enqueueing on one stream (a model whose executions queue on one
+// stream), thread A's callback resolves A's mark and leaves B's, which B's
+// own callback resolves later. Before, a callback took every mark recorded
+// so far, so it could write into another execution's marks after that
+// execution had ended and freed them.
+TEST_F(GpuTest, MarksBelongToTheThreadThatRecordedThem) {
+  Stream& s = gpu().stream(2);
+  ASSERT_TRUE(s.Synchronize().ok());
+  int64_t a_mark = 0;
+  int64_t b_mark = 0;
+  int64_t a_call = 0;
+  int64_t b_call = 0;
+  // A's mark, then B's (on another thread), then A's callback, then B's.
+  ASSERT_TRUE(s.MarkTime(&a_mark).ok());
+  a_call = a_mark;
+  std::thread([&] {
+    ASSERT_TRUE(s.MarkTime(&b_mark).ok());
+    b_call = b_mark;
+  }).join();
+  absl::SleepFor(absl::Milliseconds(2));  // callbacks run a measurable time later
+  int64_t b_seen_by_a = 0;
+  int64_t a_seen_by_a = 0;
+  ASSERT_TRUE(s.ThenCallback([&](absl::Status st) {
+                 EXPECT_TRUE(st.ok()) << st;
+                 a_seen_by_a = a_mark;
+                 b_seen_by_a = b_mark;
+               }).ok());
+  int64_t b_seen_by_b = 0;
+  std::thread([&] {
+    absl::Notification done;
+    ASSERT_TRUE(s.ThenCallback([&](absl::Status st) {
+                   EXPECT_TRUE(st.ok()) << st;
+                   b_seen_by_b = b_mark;
+                   done.Notify();
+                 }).ok());
+    done.WaitForNotification();
+  }).join();
+  ASSERT_TRUE(s.Synchronize().ok());
+  EXPECT_NE(a_seen_by_a, a_call) << "A's callback did not resolve A's mark";
+  EXPECT_EQ(b_seen_by_a, b_call) << "A's callback resolved B's mark";
+  EXPECT_NE(b_seen_by_b, b_call) << "B's callback did not resolve B's mark";
+}
+
 // Verifies that inside an InlineCompletionScope a callback after a small
 // copy on an idle stream runs on the calling thread once its work is done
 // (at least once in 20 tries: the wait is bounded), always exactly once and

@@ -20,6 +20,13 @@ namespace {
 // small model take 10-40 us on an H200.
 constexpr absl::Duration kInlineCompletionWait = absl::Microseconds(50);
 
+// A token for the calling thread, unique among live threads: MarkTime's
+// marks belong to the thread that recorded them.
+const void* ThisThread() {
+  static thread_local const char token = 0;
+  return &token;
+}
+
 }  // namespace
 
 // CudaEventHandle
@@ -103,7 +110,6 @@ CudaStream::~CudaStream() {
     if (cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
   }
   for (const Mark& m : new_marks_) idle_timing_events_.push_back(m.event);
-  for (const Mark& m : taken_marks_) idle_timing_events_.push_back(m.event);
   for (cudaEvent_t e : idle_timing_events_) {
     if (cudaEventDestroy(e) != cudaSuccess) (void)cudaGetLastError();
   }
@@ -202,8 +208,7 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     if (poisoned_) {
       // The work before it can never complete normally; its marks keep the
       // calls' times.
-      for (const Mark& m : new_marks_) idle_timing_events_.push_back(m.event);
-      new_marks_.clear();
+      for (const Mark& m : TakeMarks()) idle_timing_events_.push_back(m.event);
       callbacks_->Post([fn = std::move(fn), status = error_]() mutable {
         std::move(fn)(std::move(status));
       });
@@ -223,9 +228,11 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     ReturnEvent(event);
     return CheckEnqueue(err, "cudaEventRecord (callback)");
   }
-  // The marks recorded before it are this callback's to resolve (without
-  // one, the caller synchronizes and Synchronize resolves them).
-  size_t marks = 0;
+  // The marks this thread recorded before it are this callback's to
+  // resolve (without one, the caller synchronizes and Synchronize resolves
+  // them). Another thread's marks are its own callback's: that execution
+  // may end, and its marks' memory go, before this callback runs.
+  Marks marks;
   {
     absl::MutexLock lock(&mu_);
     marks = TakeMarks();
@@ -239,32 +246,33 @@ absl::Status CudaStream::ThenCallback(absl::AnyInvocable<void(absl::Status) &&> 
     while ((done = cudaEventQuery(event)) == cudaErrorNotReady && absl::Now() < give_up) {
     }
     if (done != cudaErrorNotReady) {
-      RunCallback(event, marks, CheckWait(done, "cudaEventQuery (callback)"), std::move(fn));
+      RunCallback(event, std::move(marks), CheckWait(done, "cudaEventQuery (callback)"),
+                  std::move(fn));
       return absl::OkStatus();
     }
   }
   // The runner thread waits for the event (sleeping: a blocking-sync event)
   // and then runs `fn`. Unlike a CUDA host function this never stalls the
   // stream and takes one thread hop instead of two.
-  callbacks_->Post([this, event, marks, fn = std::move(fn)]() mutable {
+  callbacks_->Post([this, event, marks = std::move(marks), fn = std::move(fn)]() mutable {
     absl::Status waited;
     {
       ScopedCudaDevice guard(ordinal_);
       waited = CheckWait(cudaEventSynchronize(event), "cudaEventSynchronize (callback)");
     }
-    RunCallback(event, marks, std::move(waited), std::move(fn));
+    RunCallback(event, std::move(marks), std::move(waited), std::move(fn));
   });
   return absl::OkStatus();
 }
 
-void CudaStream::RunCallback(cudaEvent_t event, size_t marks, absl::Status waited,
+void CudaStream::RunCallback(cudaEvent_t event, Marks marks, absl::Status waited,
                              absl::AnyInvocable<void(absl::Status) &&> fn) {
   ReturnEvent(event);
   {
     absl::MutexLock lock(&mu_);
     if (!error_.ok()) waited = error_;
   }
-  if (marks > 0) ResolveMarks(marks, waited.ok());
+  if (!marks.empty()) ResolveMarks(marks, waited.ok());
   std::move(fn)(std::move(waited));
 }
 
@@ -290,7 +298,7 @@ absl::Status CudaStream::MarkTime(int64_t* ns) {
     absl::MutexLock lock(&mu_);
     err = cudaEventRecord(event, stream_);
     if (err == cudaSuccess) {
-      new_marks_.push_back({event, ns});
+      new_marks_.push_back({event, ns, ThisThread()});
     } else {
       idle_timing_events_.push_back(event);
     }
@@ -298,22 +306,22 @@ absl::Status CudaStream::MarkTime(int64_t* ns) {
   return CheckEnqueue(err, "cudaEventRecord (mark)");
 }
 
-size_t CudaStream::TakeMarks() {
-  const size_t n = new_marks_.size();
-  for (const Mark& m : new_marks_) taken_marks_.push_back(m);
-  new_marks_.clear();
-  return n;
-}
-
-void CudaStream::ResolveMarks(size_t n, bool ok) {
-  absl::InlinedVector<Mark, 4> marks;
-  {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < n && !taken_marks_.empty(); ++i) {
-      marks.push_back(taken_marks_.front());
-      taken_marks_.pop_front();
+CudaStream::Marks CudaStream::TakeMarks() {
+  Marks taken;
+  const void* self = ThisThread();
+  auto kept = new_marks_.begin();
+  for (auto it = new_marks_.begin(); it != new_marks_.end(); ++it) {
+    if (it->owner == self) {
+      taken.push_back(*it);
+    } else {
+      *kept++ = *it;
     }
   }
+  new_marks_.erase(kept, new_marks_.end());
+  return taken;
+}
+
+void CudaStream::ResolveMarks(const Marks& marks, bool ok) {
   if (ok && !marks.empty()) {
     ScopedCudaDevice guard(ordinal_);
     const int64_t now = absl::GetCurrentTimeNanos();
@@ -376,15 +384,15 @@ absl::Status CudaStream::Synchronize() {
     (void)CheckWait(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   callbacks_->WaitIdle();
-  // Marks no callback took are complete now.
-  size_t marks = 0;
+  // This thread's marks no callback took are complete now.
+  Marks marks;
   absl::Status error;
   {
     absl::MutexLock lock(&mu_);
     marks = TakeMarks();
     error = error_;
   }
-  if (marks > 0) ResolveMarks(marks, error.ok());
+  if (!marks.empty()) ResolveMarks(marks, error.ok());
   return error;
 }
 

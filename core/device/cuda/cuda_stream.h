@@ -7,11 +7,11 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -96,11 +96,14 @@ class CudaStream final : public Stream {
   absl::Status RecordEvent(Event& event) override;
   absl::Status WaitEvent(Event& event) override;
   absl::Status Synchronize() override;
-  // Records a timing event; the next ThenCallback (or Synchronize) turns
-  // it into a host time from the GPU's own clock, so the differences
-  // between marks are the time the GPU spent between them, not the time
-  // it took to enqueue that work. Until then `*ns` holds the time of the
-  // call.
+  // Records a timing event; the next ThenCallback (or Synchronize) called
+  // on the same thread turns it into a host time from the GPU's own clock,
+  // so the differences between marks are the time the GPU spent between
+  // them, not the time it took to enqueue that work. Until then `*ns`
+  // holds the time of the call. Marks belong to the thread that recorded
+  // them: executions enqueued on one stream from several threads at once
+  // each resolve their own, so no callback writes into another's memory
+  // after that one has finished.
   absl::Status MarkTime(int64_t* ns) override;
   void* native_handle() override { return stream_; }
 
@@ -126,26 +129,27 @@ class CudaStream final : public Stream {
   absl::Status CheckWait(cudaError_t err, absl::string_view op);
 
   void ReturnEvent(cudaEvent_t event);
-  // A ThenCallback's end, once its event was waited for (`waited`, the
-  // wait's result): returns the event, resolves the `marks` MarkTime calls
-  // it took, and runs `fn` with the stream's first error if there is one,
-  // else `waited`.
-  void RunCallback(cudaEvent_t event, size_t marks, absl::Status waited,
-                   absl::AnyInvocable<void(absl::Status) &&> fn);
-
-  // A MarkTime whose time is not known yet: its timing event and where the
-  // time goes.
+  // A MarkTime whose time is not known yet: its timing event, where the
+  // time goes, and the thread that recorded it (a thread-local address).
   struct Mark {
     cudaEvent_t event;
     int64_t* ns;
+    const void* owner;
   };
-  // Moves the marks not yet taken by a ThenCallback to the taken ones;
-  // returns how many.
-  size_t TakeMarks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Resolves the oldest `n` taken marks (all complete on the GPU): the
-  // last one is now, each earlier one is now minus the GPU time between it
-  // and the last. With `ok` false their times stay the calls' times.
-  void ResolveMarks(size_t n, bool ok);
+  using Marks = absl::InlinedVector<Mark, 4>;
+
+  // A ThenCallback's end, once its event was waited for (`waited`, the
+  // wait's result): returns the event, resolves the `marks` it took, and
+  // runs `fn` with the stream's first error if there is one, else `waited`.
+  void RunCallback(cudaEvent_t event, Marks marks, absl::Status waited,
+                   absl::AnyInvocable<void(absl::Status) &&> fn);
+
+  // Removes and returns the calling thread's marks not yet taken.
+  Marks TakeMarks() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Resolves `marks` (all complete on the GPU): the last one is now, each
+  // earlier one is now minus the GPU time between it and the last. With
+  // `ok` false their times stay the calls' times. Recycles their events.
+  void ResolveMarks(const Marks& marks, bool ok);
   absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                     absl::string_view op);
 
@@ -162,10 +166,10 @@ class CudaStream final : public Stream {
   bool poisoned_ ABSL_GUARDED_BY(mu_) = false;  // a sticky error was seen
   // Blocking-sync events ThenCallback records, recycled.
   std::vector<cudaEvent_t> idle_events_ ABSL_GUARDED_BY(mu_);
-  // MarkTime: marks recorded since the last ThenCallback, marks taken by
-  // callbacks not yet run (in stream order), and timing events recycled.
+  // MarkTime: marks no ThenCallback or Synchronize of their thread has
+  // taken yet, and timing events recycled. (A callback owns the marks it
+  // took until it runs.)
   std::vector<Mark> new_marks_ ABSL_GUARDED_BY(mu_);
-  std::deque<Mark> taken_marks_ ABSL_GUARDED_BY(mu_);
   std::vector<cudaEvent_t> idle_timing_events_ ABSL_GUARDED_BY(mu_);
 };
 
