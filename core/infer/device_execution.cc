@@ -223,7 +223,9 @@ bool Prepare(Slot& s, Device& device, uint64_t* in_total, uint64_t* out_total,
 // request's outputs; the staging block their pageable inputs, then their
 // pageable outputs: so the staged copies of all the requests join into one
 // each way (CopyJoiner).
-void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& allocator) {
+// With `split`, the models run on split->stream (see ModelStream).
+void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& allocator,
+         const ModelStream* split) {
   Device& device = stream.device();
   uint64_t in_total = 0, out_total = 0, staged_in = 0, staged_out = 0;
   size_t live = 0;
@@ -293,6 +295,18 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
     }
   }
   if (absl::Status flushed = staged_inputs.Flush(); st.ok()) st = std::move(flushed);
+  // The stream the models run on: `stream`, or the model stream once it
+  // waits for the inputs (and `stream` for the model to start).
+  Stream* model_on = &stream;
+  if (split != nullptr && split->stream != &stream && st.ok()) {
+    st = stream.RecordEvent(*split->inputs_copied);
+    if (st.ok()) st = split->stream->WaitEvent(*split->inputs_copied);
+    if (st.ok()) st = split->stream->RecordEvent(*split->started);
+    if (st.ok()) {
+      model_on = split->stream;
+      st = stream.WaitEvent(*split->started);
+    }
+  }
   if (st.ok()) st = stream.MarkTime(&exec->marks[1]);
   // Each run of requests of one model in one ExecuteMany call (a group's
   // requests are ordered by model); a failed call fails its request alone.
@@ -314,12 +328,22 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
       // Only the execution's own completion below may be waited for here,
       // never a callback inside the model.
       InlineCompletionScope not_inside(false);
-      model->ExecuteMany(stream, absl::MakeSpan(calls));
+      model->ExecuteMany(*model_on, absl::MakeSpan(calls));
     }
     for (size_t c = 0; c < calls.size(); ++c) {
       if (calls[c].status.ok()) continue;
       *called[c]->status = std::move(calls[c].status);
       called[c]->live = false;
+    }
+  }
+  if (model_on != &stream) {
+    // Nothing on `stream` may go on (output copies, the buffer's free)
+    // before the models are done with the buffer.
+    absl::Status ordered = model_on->RecordEvent(*split->computed);
+    if (ordered.ok()) ordered = stream.WaitEvent(*split->computed);
+    if (!ordered.ok()) {
+      model_on->Synchronize().IgnoreError();
+      if (st.ok()) st = std::move(ordered);
     }
   }
   if (st.ok()) st = stream.MarkTime(&exec->marks[2]);
@@ -397,7 +421,7 @@ void Run(std::unique_ptr<Execution> exec, Stream& stream, DeviceAllocator& alloc
 }  // namespace
 
 void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
-                     InferResponder* responder) {
+                     InferResponder* responder, const ModelStream* model_stream) {
   const ModelSignature& sig = request.model->signature();
   if (sig.decoupled || sig.host_execution) {
     absl::InlinedVector<TensorDesc, 2> output_descs;
@@ -417,7 +441,7 @@ void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allo
   slot.request = &exec->owned_request;
   slot.responder = responder;
   slot.status = &exec->owned_status;
-  Run(std::move(exec), stream, allocator);
+  Run(std::move(exec), stream, allocator, model_stream);
 }
 
 void ExecuteGroupOnDevice(absl::Span<GroupedRequest> requests, Stream& stream,
@@ -436,7 +460,7 @@ void ExecuteGroupOnDevice(absl::Span<GroupedRequest> requests, Stream& stream,
   std::stable_sort(exec->slots.begin(), exec->slots.end(), [](const Slot& a, const Slot& b) {
     return a.request->model.get() < b.request->model.get();
   });
-  Run(std::move(exec), stream, allocator);
+  Run(std::move(exec), stream, allocator, nullptr);
 }
 
 }  // namespace inferd

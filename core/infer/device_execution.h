@@ -26,8 +26,27 @@ namespace inferd {
 // (inputs copied into it before their upload is enqueued, outputs copied
 // out of it on the callback thread before Complete), so no copy into
 // pageable memory holds the calling thread until the stream has run.
+//
+// With `model_stream` (not null, its stream not `stream`), the model runs
+// on model_stream->stream and only the copies and the completion on
+// `stream`: for a model whose executions queue on one stream one after
+// another (ModelSignature::overlap_executions false), so that an
+// execution's copies overlap the one before it instead of holding the GPU
+// between the two. Three events order them: `stream` records
+// inputs_copied after the inputs' copies, the model stream waits for it
+// and records started, then computed after the model; `stream` waits for
+// started before its second time mark and for computed before the output
+// copies. So compute_input includes the wait for the model stream, and
+// compute_infer is the model's own time. The events are the caller's, for
+// this execution alone until it completes.
+struct ModelStream {
+  Stream* stream = nullptr;
+  Event* inputs_copied = nullptr;
+  Event* started = nullptr;
+  Event* computed = nullptr;
+};
 void ExecuteOnDevice(InferRequest request, Stream& stream, DeviceAllocator& allocator,
-                     InferResponder* responder);
+                     InferResponder* responder, const ModelStream* model_stream = nullptr);
 
 // One request of a group (ExecuteGroupOnDevice).
 struct GroupedRequest {

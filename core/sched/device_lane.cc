@@ -38,12 +38,25 @@ bool FeedsTask(const Job& job, const TaskRecord* task) {
 // ---------------------------------------------------------------------------
 // DeviceLane
 
+namespace {
+
+std::vector<std::unique_ptr<Event>> SlotEvents(Device* device, int slots) {
+  std::vector<std::unique_ptr<Event>> events;
+  if (device == nullptr) return events;
+  events.reserve(static_cast<size_t>(slots) * 3);
+  for (int i = 0; i < slots * 3; ++i) events.push_back(device->CreateEvent());
+  return events;
+}
+
+}  // namespace
+
 DeviceLane::DeviceLane(Scheduler* owner, int position, Device* device, int slots,
                        const AgingOptions& aging, bool can_preempt)
     : owner(owner),
       position(position),
       device(device),
       can_preempt(can_preempt),
+      slot_events(SlotEvents(device, slots + 1)),
       queue(aging),
       spare_slot(slots) {
   absl::MutexLock lock(&mu);  // not shared yet; keeps the analysis simple
@@ -59,14 +72,21 @@ int DeviceLane::QueuedAhead(Priority priority) const {
 }
 
 void DeviceLane::TakeSlotLocked(Job* job) {
-  const int slot = free_slots.back();
-  free_slots.pop_back();
+  // The most recently freed slot, unless that is the stream its model runs
+  // on (another execution's of a model whose executions do not overlap):
+  // then another free slot, so that its copies overlap the model's work.
+  size_t pick = free_slots.size() - 1;
+  const int shared = SharedStreamSlotLocked(*job);
+  if (shared >= 0 && free_slots[pick] == shared && pick > 0) --pick;
+  const int slot = free_slots[pick];
+  free_slots.erase(free_slots.begin() + static_cast<std::ptrdiff_t>(pick));
   StartRunningLocked(job, slot);
 }
 
 void DeviceLane::StartRunningLocked(Job* job, int slot) {
   job->slot = slot;
-  job->stream_slot = StreamSlotLocked(*job, slot);
+  const int shared = SharedStreamSlotLocked(*job);
+  job->stream_slot = shared >= 0 ? shared : slot;
   job->where.store(Job::Where::kRunning);
   LinkRunning(job);
   running.fetch_add(1, std::memory_order_relaxed);
@@ -76,16 +96,16 @@ void DeviceLane::StartRunningLocked(Job* job, int slot) {
   }
 }
 
-int DeviceLane::StreamSlotLocked(const Job& job, int slot) const {
+int DeviceLane::SharedStreamSlotLocked(const Job& job) const {
   const Model* model = job.request.model.get();
-  if (model == nullptr || model->signature().overlap_executions) return slot;
+  if (model == nullptr || model->signature().overlap_executions) return -1;
   // The model's executions queue on one stream: the GPU runs the next as
   // soon as the running one ends, and never both at once.
   for (const QueueNode* n = running_head; n != nullptr; n = n->next) {
     const Job* running = static_cast<const Job*>(n);
-    if (running->request.model.get() == model) return running->stream_slot;
+    if (running != &job && running->request.model.get() == model) return running->stream_slot;
   }
-  return slot;
+  return -1;
 }
 
 void DeviceLane::UncountPreemptibleLocked(Job* job) {

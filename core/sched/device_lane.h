@@ -78,10 +78,17 @@ struct DeviceLane {
   // Marks `job` as running in `slot`, counting it when it may be preempted.
   void StartRunningLocked(Job* job, int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void UncountPreemptibleLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // The slot whose stream `job`, starting in `slot`, runs on: `slot`, or a
-  // running execution's of the same model when the model's executions do
-  // not overlap (ModelSignature::overlap_executions).
-  int StreamSlotLocked(const Job& job, int slot) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The slot whose stream `job`'s model runs on (Job::stream_slot), -1
+  // when it is the job's own: a running execution's of the same model when
+  // the model's executions do not overlap (ModelSignature::
+  // overlap_executions), so they queue on one stream.
+  int SharedStreamSlotLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The events an execution in `slot` orders its copy stream and its
+  // model's stream with (ModelStream): [0] inputs copied, [1] started,
+  // [2] computed. Only the slot's running job uses them.
+  Event* SlotEvent(int slot, int which) const {
+    return slot_events[static_cast<size_t>(slot) * 3 + static_cast<size_t>(which)].get();
+  }
   // Returns `job`'s slot: to the spare while it is lent (the device ran one
   // execution over its limit), else to the free slots.
   void ReturnSlotLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -124,6 +131,8 @@ struct DeviceLane {
   Device* const device;
   // enable_task_preemption and a stream beyond the slots' for the spare.
   const bool can_preempt;
+  // SlotEvent's: three per slot, the spare's included.
+  const std::vector<std::unique_ptr<Event>> slot_events;
 
   absl::Mutex mu;
   AgingPriorityQueue queue ABSL_GUARDED_BY(mu);

@@ -556,8 +556,8 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
     job->Complete(absl::DeadlineExceededError("timeout: the deadline passed while queued"));
     return;
   }
-  Stream& stream = lane.device->stream((options_.first_stream + job->stream_slot) %
-                                       lane.device->num_streams());
+  const int streams = lane.device->num_streams();
+  Stream& stream = lane.device->stream((options_.first_stream + job->slot) % streams);
   if (job->IsGroup()) {
     StartGroup(lane, job, stream, now);
     return;
@@ -571,8 +571,17 @@ void Scheduler::StartJob(DeviceLane& lane, Job* job, absl::Time now) {
   // wait for it here and complete it on this thread (InlineCompletionScope).
   InlineCompletionScope lone(lane.running.load(std::memory_order_relaxed) == 1 &&
                              lane.queued.load(std::memory_order_relaxed) == 0);
+  // A model whose executions queue on one stream runs on that one, its
+  // copies on the job's own.
+  ModelStream split;
+  if (job->stream_slot != job->slot) {
+    split = ModelStream{&lane.device->stream((options_.first_stream + job->stream_slot) % streams),
+                        lane.SlotEvent(job->slot, 0), lane.SlotEvent(job->slot, 1),
+                        lane.SlotEvent(job->slot, 2)};
+  }
   // May complete (and delete the job) before it returns.
-  ExecuteOnDevice(job->request, stream, *allocator_, job);
+  ExecuteOnDevice(job->request, stream, *allocator_, job,
+                  split.stream != nullptr ? &split : nullptr);
 }
 
 void Scheduler::OnExecuted(Job* job, absl::Status status) {

@@ -191,6 +191,13 @@ class SwapModel final : public Model {
   }
   absl::Status Execute(Stream& stream, absl::Span<const DeviceTensor> inputs, const ModelParams&,
                        absl::Span<const DeviceTensor> outputs) const override {
+    if (gate_ != nullptr) {
+      // The stream holds here until the gate opens.
+      absl::Status st = stream.ThenCallback([gate = gate_](absl::Status) {
+        gate->WaitForNotification();
+      });
+      if (!st.ok()) return st;
+    }
     for (int i = 0; i < 2; ++i) {
       absl::Status st = stream.CopyDeviceToDevice(outputs[i].data, inputs[1 - i].data,
                                                   inputs[1 - i].desc->byte_size);
@@ -198,9 +205,12 @@ class SwapModel final : public Model {
     }
     return absl::OkStatus();
   }
+  // Its executions hold their stream until `gate` opens.
+  void set_gate(absl::Notification* gate) { gate_ = gate; }
 
  private:
   ModelSignature sig_;
+  absl::Notification* gate_ = nullptr;
 };
 
 // Staged inputs lie in the staging block as in the device buffer, and so
@@ -239,6 +249,58 @@ TEST_P(DeviceExecutionTest, StagedTensorsCrossInOneCopyEachWay) {
 }
 
 // A model whose launch always fails.
+// With a model stream (ModelStream: a model whose executions queue on one
+// stream), the model's work goes there and only the copies and the
+// completion on the execution's own stream; the output copies wait for the
+// model: with the model stream held, the call does not complete, and once
+// it is let go the outputs are the model's.
+TEST_P(DeviceExecutionTest, TheModelRunsOnTheModelStreamAndTheCopiesOnTheirOwn) {
+  const bool stage = GetParam();
+  StagingAllocator allocator(*device_, stage);
+  std::vector<float> a(300), b(40);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(7 * i) + 0.25f;
+  InferRequest request;
+  // The model holds its stream until the gate opens.
+  absl::Notification gate;
+  auto swap = std::make_shared<SwapModel>();
+  swap->set_gate(&gate);
+  request.model = swap;
+  for (const auto* x : {&a, &b}) {
+    const int64_t n = static_cast<int64_t>(x->size());
+    request.inputs.push_back(InferInput{request.inputs.empty() ? "INPUT0" : "INPUT1",
+                                        TensorDesc{DataType::kFp32, {n}, x->size() * sizeof(float)},
+                                        x->data()});
+  }
+  CountingStream copies(device_->stream(0));
+  CountingStream model(device_->stream(1));
+  std::unique_ptr<Event> events[3] = {device_->CreateEvent(), device_->CreateEvent(),
+                                      device_->CreateEvent()};
+  const ModelStream split{&model, events[0].get(), events[1].get(), events[2].get()};
+  CollectingResponder responder;
+  ExecuteOnDevice(std::move(request), copies, allocator, &responder, &split);
+  EXPECT_FALSE(responder.done.WaitForNotificationWithTimeout(absl::Milliseconds(50)))
+      << "completed before its model ran";
+  gate.Notify();
+  responder.done.WaitForNotification();
+  ASSERT_TRUE(responder.status.ok()) << responder.status;
+  ASSERT_EQ(responder.outputs.size(), 2u);
+  std::vector<float> out0(b.size()), out1(a.size());
+  ASSERT_EQ(responder.outputs[0].size(), out0.size() * sizeof(float));
+  ASSERT_EQ(responder.outputs[1].size(), out1.size() * sizeof(float));
+  std::memcpy(out0.data(), responder.outputs[0].data(), responder.outputs[0].size());
+  std::memcpy(out1.data(), responder.outputs[1].data(), responder.outputs[1].size());
+  EXPECT_EQ(out0, b);
+  EXPECT_EQ(out1, a);
+  EXPECT_EQ(model.within_device.load(), 2);  // the model's two copies
+  EXPECT_EQ(copies.within_device.load(), 0);
+  EXPECT_EQ(model.to_device.load() + model.to_host.load(), 0);
+  EXPECT_EQ(model.callbacks.load(), 1);  // the gate's
+  EXPECT_GT(copies.to_device.load(), 0);
+  EXPECT_GT(copies.to_host.load(), 0);
+  EXPECT_EQ(copies.callbacks.load(), 1);
+}
+
 class FailingModel final : public Model {
  public:
   FailingModel() {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "core/device/host_device.h"
 #include "gtest/gtest.h"
 #include "tests/core/sched/sched_test_util.h"
@@ -159,6 +160,53 @@ TEST_F(DeviceLanesTest, PreemptionNeedsASpareStreamAndAPreemptibleRunningJob) {
   EXPECT_EQ(lanes_->PreemptionTarget(critical), 0);
   lane.running = 0;  // a free slot: ordinary placement
   EXPECT_EQ(lanes_->PreemptionTarget(critical), -1);
+}
+
+// Verifies where a model whose executions do not overlap runs: every
+// execution on the stream of the first one still running (stream_slot),
+// and in a slot of its own that is not that stream's whenever another is
+// free, so that its copies stay off the stream the model runs on. A model
+// whose executions overlap runs on its own slot's stream.
+TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
+  Build({0}, 3);
+  DeviceLane& lane = (*lanes_)[0];
+  auto serial = std::make_shared<testing::TestModel>("serial");
+  serial->set_overlap_executions(false);
+  auto other = std::make_shared<testing::TestModel>("other");
+  Job a, b, c, d, e;
+  for (Job* j : {&a, &b, &c}) j->request.model = serial;
+  d.request.model = other;
+  e.request.model = serial;
+  absl::MutexLock lock(&lane.mu);
+  lane.TakeSlotLocked(&a);
+  EXPECT_EQ(a.stream_slot, a.slot);
+  lane.TakeSlotLocked(&b);
+  EXPECT_NE(b.slot, a.slot);
+  EXPECT_EQ(b.stream_slot, a.slot);
+  const int model_stream = a.slot;
+  // a ends: its slot is the most recently freed, but c's model runs on it.
+  lane.UnlinkRunning(&a);
+  lane.ReturnSlotLocked(&a);
+  lane.running.fetch_sub(1);
+  lane.TakeSlotLocked(&c);
+  EXPECT_NE(c.slot, model_stream);
+  EXPECT_EQ(c.stream_slot, model_stream);
+  // Another model takes the last free slot and runs on its own stream.
+  lane.TakeSlotLocked(&d);
+  EXPECT_EQ(d.stream_slot, d.slot);
+  // With nothing of the model running, the next starts a stream of its own.
+  for (Job* j : {&b, &c}) {
+    lane.UnlinkRunning(j);
+    lane.ReturnSlotLocked(j);
+    lane.running.fetch_sub(1);
+  }
+  lane.TakeSlotLocked(&e);
+  EXPECT_EQ(e.stream_slot, e.slot);
+  for (Job* j : {&d, &e}) {
+    lane.UnlinkRunning(j);
+    lane.ReturnSlotLocked(j);
+    lane.running.fetch_sub(1);
+  }
 }
 
 }  // namespace
