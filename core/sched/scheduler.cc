@@ -733,7 +733,7 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   // Each member but the last is delivered (sliced, counted, its response
   // filled and sent) on its call's own thread, the front end's, where it
   // has one: one after another on this thread, 64 responses of 16 KB took
-  // ≈ 1 ms (docs/PERFORMANCE.md).
+  // ≈ 1 ms (docs/PERFORMANCE-REQUEST-PATH.md).
   BatchData& b = *batch->batch;
   const size_t n = b.members.size();
   b.status = std::move(status);

@@ -95,8 +95,11 @@ for s in "${steps[@]}"; do
       # scheduling.max_executions_per_device (0: none), its
       # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none")
       # and max_queue_delay_us (default 200).
-      # The default: none against 64/128, the ends of the GEMM's steps
-      # (docs/SCHEDULER.md, "Preferred sizes under load").
+      # EXEC with an "s" ("2s"): scheduling.overlap_executions: false.
+      # The default: preferred sizes 64/128, the ends of the GEMM's steps
+      # (docs/SCHEDULER.md, "Preferred sizes under load"), with two
+      # executions side by side against two in order on one stream
+      # ("Executions in order on one stream").
       grep -v 'dynamic_batching\|max_queue_delay_us' "$repo/mlp_heavy/config.yaml" >"$work/heavy_config.orig"
       # The GPU time of one forward per batch size: flat between tile
       # boundaries (the steps the preferred sizes follow).
@@ -134,7 +137,7 @@ for s in "${steps[@]}"; do
       }
       # HEAVY_DAEMONS: daemon binaries under bin/ to run each variant with
       # (default inferd; e.g. "inferd inferd_before" for a before/after).
-      for variant in ${HEAVY_SLOTS:-4:2:none 4:2:64/128}; do
+      for variant in ${HEAVY_SLOTS:-4:2:64/128 4:2s:64/128}; do
        for daemon in ${HEAVY_DAEMONS:-inferd}; do
         IFS=: read -r slots exec_limit preferred delay_us <<<"$variant"
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}; delay_us=${delay_us:-200}

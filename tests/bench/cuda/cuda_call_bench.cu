@@ -2,7 +2,7 @@
 // GPU path (copies, a kernel launch, event record/query/synchronize, a host
 // function), per call, from 1 and from N threads at once on one device
 // (each call free for all, and each call under one shared lock)
-// (docs/PERFORMANCE.md, "Where a GPU request's CPU goes"). Thread CPU time,
+// (docs/PERFORMANCE-REQUEST-PATH.md, "Where a GPU request's CPU goes"). Thread CPU time,
 // so time spent asleep in a blocking wait does not count.
 //   cuda_call_bench [threads=8] [iterations=3000]
 #include <cuda_runtime.h>
