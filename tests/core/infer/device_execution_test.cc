@@ -213,6 +213,34 @@ class SwapModel final : public Model {
   absl::Notification* gate_ = nullptr;
 };
 
+// A request of `model` (SwapModel) with INPUT0 = a and INPUT1 = b.
+InferRequest SwapRequest(std::shared_ptr<const Model> model, const std::vector<float>& a,
+                         const std::vector<float>& b) {
+  InferRequest request;
+  request.model = std::move(model);
+  for (const auto* x : {&a, &b}) {
+    const int64_t n = static_cast<int64_t>(x->size());
+    request.inputs.push_back(InferInput{request.inputs.empty() ? "INPUT0" : "INPUT1",
+                                        TensorDesc{DataType::kFp32, {n}, x->size() * sizeof(float)},
+                                        x->data()});
+  }
+  return request;
+}
+
+// Checks that `responder` succeeded with OUTPUT0 = b and OUTPUT1 = a.
+void ExpectSwapped(const CollectingResponder& responder, const std::vector<float>& a,
+                   const std::vector<float>& b) {
+  ASSERT_TRUE(responder.status.ok()) << responder.status;
+  ASSERT_EQ(responder.outputs.size(), 2u);
+  std::vector<float> out0(b.size()), out1(a.size());
+  ASSERT_EQ(responder.outputs[0].size(), out0.size() * sizeof(float));
+  ASSERT_EQ(responder.outputs[1].size(), out1.size() * sizeof(float));
+  std::memcpy(out0.data(), responder.outputs[0].data(), responder.outputs[0].size());
+  std::memcpy(out1.data(), responder.outputs[1].data(), responder.outputs[1].size());
+  EXPECT_EQ(out0, b);
+  EXPECT_EQ(out1, a);
+}
+
 // Staged inputs lie in the staging block as in the device buffer, and so
 // do staged outputs: each direction takes one copy call, whatever the
 // number of tensors, and every tensor still arrives intact (sizes that are
@@ -223,32 +251,16 @@ TEST_P(DeviceExecutionTest, StagedTensorsCrossInOneCopyEachWay) {
   std::vector<float> a(1001), b(77);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(3 * i) + 0.5f;
-  InferRequest request;
-  request.model = std::make_shared<SwapModel>();
-  for (const auto* x : {&a, &b}) {
-    const int64_t n = static_cast<int64_t>(x->size());
-    request.inputs.push_back(InferInput{request.inputs.empty() ? "INPUT0" : "INPUT1",
-                                        TensorDesc{DataType::kFp32, {n}, x->size() * sizeof(float)},
-                                        x->data()});
-  }
+  InferRequest request = SwapRequest(std::make_shared<SwapModel>(), a, b);
   CountingStream stream(device_->stream(0));
   CollectingResponder responder;
   ExecuteOnDevice(std::move(request), stream, allocator, &responder);
   responder.done.WaitForNotification();
-  ASSERT_TRUE(responder.status.ok()) << responder.status;
-  ASSERT_EQ(responder.outputs.size(), 2u);
-  std::vector<float> out0(b.size()), out1(a.size());
-  ASSERT_EQ(responder.outputs[0].size(), out0.size() * sizeof(float));
-  ASSERT_EQ(responder.outputs[1].size(), out1.size() * sizeof(float));
-  std::memcpy(out0.data(), responder.outputs[0].data(), responder.outputs[0].size());
-  std::memcpy(out1.data(), responder.outputs[1].data(), responder.outputs[1].size());
-  EXPECT_EQ(out0, b);
-  EXPECT_EQ(out1, a);
+  ExpectSwapped(responder, a, b);
   EXPECT_EQ(stream.to_device.load(), stage ? 1 : 2);
   EXPECT_EQ(stream.to_host.load(), stage ? 1 : 2);
 }
 
-// A model whose launch always fails.
 // With a model stream (ModelStream: a model whose executions queue on one
 // stream), the model's work goes there and only the copies and the
 // completion on the execution's own stream; the output copies wait for the
@@ -260,18 +272,11 @@ TEST_P(DeviceExecutionTest, TheModelRunsOnTheModelStreamAndTheCopiesOnTheirOwn) 
   std::vector<float> a(300), b(40);
   for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
   for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(7 * i) + 0.25f;
-  InferRequest request;
   // The model holds its stream until the gate opens.
   absl::Notification gate;
   auto swap = std::make_shared<SwapModel>();
   swap->set_gate(&gate);
-  request.model = swap;
-  for (const auto* x : {&a, &b}) {
-    const int64_t n = static_cast<int64_t>(x->size());
-    request.inputs.push_back(InferInput{request.inputs.empty() ? "INPUT0" : "INPUT1",
-                                        TensorDesc{DataType::kFp32, {n}, x->size() * sizeof(float)},
-                                        x->data()});
-  }
+  InferRequest request = SwapRequest(swap, a, b);
   CountingStream copies(device_->stream(0));
   CountingStream model(device_->stream(1));
   std::unique_ptr<Event> events[3] = {device_->CreateEvent(), device_->CreateEvent(),
@@ -283,15 +288,7 @@ TEST_P(DeviceExecutionTest, TheModelRunsOnTheModelStreamAndTheCopiesOnTheirOwn) 
       << "completed before its model ran";
   gate.Notify();
   responder.done.WaitForNotification();
-  ASSERT_TRUE(responder.status.ok()) << responder.status;
-  ASSERT_EQ(responder.outputs.size(), 2u);
-  std::vector<float> out0(b.size()), out1(a.size());
-  ASSERT_EQ(responder.outputs[0].size(), out0.size() * sizeof(float));
-  ASSERT_EQ(responder.outputs[1].size(), out1.size() * sizeof(float));
-  std::memcpy(out0.data(), responder.outputs[0].data(), responder.outputs[0].size());
-  std::memcpy(out1.data(), responder.outputs[1].data(), responder.outputs[1].size());
-  EXPECT_EQ(out0, b);
-  EXPECT_EQ(out1, a);
+  ExpectSwapped(responder, a, b);
   EXPECT_EQ(model.within_device.load(), 2);  // the model's two copies
   EXPECT_EQ(copies.within_device.load(), 0);
   EXPECT_EQ(model.to_device.load() + model.to_host.load(), 0);
@@ -301,6 +298,7 @@ TEST_P(DeviceExecutionTest, TheModelRunsOnTheModelStreamAndTheCopiesOnTheirOwn) 
   EXPECT_EQ(copies.callbacks.load(), 1);
 }
 
+// A model whose launch always fails.
 class FailingModel final : public Model {
  public:
   FailingModel() {

@@ -178,6 +178,11 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   d.request.model = other;
   e.request.model = serial;
   absl::MutexLock lock(&lane.mu);
+  auto end = [&lane](Job* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+    lane.UnlinkRunning(j);
+    lane.ReturnSlotLocked(j);
+    lane.running.fetch_sub(1);
+  };
   lane.TakeSlotLocked(&a);
   EXPECT_EQ(a.stream_slot, a.slot);
   lane.TakeSlotLocked(&b);
@@ -185,9 +190,7 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   EXPECT_EQ(b.stream_slot, a.slot);
   const int model_stream = a.slot;
   // a ends: its slot is the most recently freed, but c's model runs on it.
-  lane.UnlinkRunning(&a);
-  lane.ReturnSlotLocked(&a);
-  lane.running.fetch_sub(1);
+  end(&a);
   lane.TakeSlotLocked(&c);
   EXPECT_NE(c.slot, model_stream);
   EXPECT_EQ(c.stream_slot, model_stream);
@@ -195,18 +198,12 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   lane.TakeSlotLocked(&d);
   EXPECT_EQ(d.stream_slot, d.slot);
   // With nothing of the model running, the next starts a stream of its own.
-  for (Job* j : {&b, &c}) {
-    lane.UnlinkRunning(j);
-    lane.ReturnSlotLocked(j);
-    lane.running.fetch_sub(1);
-  }
+  end(&b);
+  end(&c);
   lane.TakeSlotLocked(&e);
   EXPECT_EQ(e.stream_slot, e.slot);
-  for (Job* j : {&d, &e}) {
-    lane.UnlinkRunning(j);
-    lane.ReturnSlotLocked(j);
-    lane.running.fetch_sub(1);
-  }
+  end(&d);
+  end(&e);
 }
 
 }  // namespace
