@@ -80,12 +80,15 @@ void DeviceLane::TakeSlotLocked(Job* job) {
   if (shared >= 0 && free_slots[pick] == shared && pick > 0) --pick;
   const int slot = free_slots[pick];
   free_slots.erase(free_slots.begin() + static_cast<std::ptrdiff_t>(pick));
-  StartRunningLocked(job, slot);
+  StartRunningLocked(job, slot, shared);
 }
 
 void DeviceLane::StartRunningLocked(Job* job, int slot) {
+  StartRunningLocked(job, slot, SharedStreamSlotLocked(*job));
+}
+
+void DeviceLane::StartRunningLocked(Job* job, int slot, int shared) {
   job->slot = slot;
-  const int shared = SharedStreamSlotLocked(*job);
   job->stream_slot = shared >= 0 ? shared : slot;
   job->where.store(Job::Where::kRunning);
   LinkRunning(job);

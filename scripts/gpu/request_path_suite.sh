@@ -33,6 +33,10 @@ steps=("$@"); [[ ${#steps[@]} -gt 0 ]] || steps=(path comm heavy)
 bin=${GPU_BUNDLE:?source env.sh first}/bin
 export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
 mkdir -p "$work"
+# CPU ticks (1/100 s) from /proc: the host's busy and idle, and a process's
+# user + system time.
+host_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
+process_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for s in "${steps[@]}"; do
   case $s in
     path)
@@ -61,11 +65,9 @@ for s in "${steps[@]}"; do
         2>"$work/cpu_inferd.log" &
       pid=$!
       for _ in $(seq 100); do "$bin/inferd" healthcheck --grpc-target=127.0.0.1:50182 >/dev/null 2>&1 && break; sleep 0.1; done
-      daemon_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
-      host_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
       for model in identity mlp_heavy; do
         for clients in ${CPU_CLIENTS:-4 16}; do
-          d0=$(daemon_ticks); read -r b0 i0 < <(host_ticks); s0=$(date +%s.%N)
+          d0=$(process_ticks $pid); read -r b0 i0 < <(host_ticks); s0=$(date +%s.%N)
           rm -f "$work"/cpu.*.json
           pids=()
           for i in $(seq "$clients"); do
@@ -74,7 +76,7 @@ for s in "${steps[@]}"; do
             pids+=($!)
           done
           wait "${pids[@]}"
-          d1=$(daemon_ticks); read -r b1 i1 < <(host_ticks); s1=$(date +%s.%N)
+          d1=$(process_ticks $pid); read -r b1 i1 < <(host_ticks); s1=$(date +%s.%N)
           qps=$(cat "$work"/cpu.*.json | grep -o '"qps":[0-9.]*' | cut -d: -f2 | awk '{s+=$1} END {printf "%.0f", s}')
           awk -v m=$model -v c=$clients -v q="$qps" -v d0=$d0 -v d1=$d1 -v b0=$b0 -v b1=$b1 -v s0=$s0 -v s1=$s1 \
             'BEGIN {t = s1 - s0; printf "{\"label\":\"cpu\",\"model\":\"%s\",\"clients\":%d,\"in_flight\":512,\"requests_per_s\":%s,\"daemon_cores\":%.2f,\"host_busy_cores\":%.2f}\n", m, c, q, (d1 - d0) / 100 / t, (b1 - b0) / 100 / t}'
@@ -116,8 +118,8 @@ for s in "${steps[@]}"; do
       heavy_clients() {
         local port=$1 conc=$2 model=${3:-mlp_heavy} server=${4:-} i pids=() b0 i0 b1 i1 d0=0 d1=0 s0 s1
         rm -f "$work"/heavy.$conc.*.json
-        read -r b0 i0 < <(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
-        [[ -n $server ]] && d0=$(awk '{print $14 + $15}' "/proc/$server/stat")
+        read -r b0 i0 < <(host_ticks)
+        [[ -n $server ]] && d0=$(process_ticks "$server")
         s0=$(date +%s.%N)
         for i in $(seq "$clients"); do
           "$bin/inferctl" --target=127.0.0.1:$port bench "$model" --input=INPUT0:FP32:1x4096 \
@@ -126,8 +128,8 @@ for s in "${steps[@]}"; do
         done
         wait "${pids[@]}"
         s1=$(date +%s.%N)
-        read -r b1 i1 < <(awk '/^cpu /{print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat)
-        [[ -n $server ]] && d1=$(awk '{print $14 + $15}' "/proc/$server/stat")
+        read -r b1 i1 < <(host_ticks)
+        [[ -n $server ]] && d1=$(process_ticks "$server")
         # "SAMPLES_PER_S MEAN_US HOST_CORES DAEMON_CORES": summed over the
         # clients, their mean latency (the time a call spends away from its
         # client), and the cores busy over the run (warm-up included).
