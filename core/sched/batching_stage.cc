@@ -231,13 +231,26 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked() {
   return size >= rows_ ? TakeLocked() : TakePrefixLocked(size);
 }
 
+void DynamicBatcher::NoteFinished(int64_t rows, absl::Time now) {
+  if (preferred_.empty() || rows < preferred_.front()) return;
+  preferred_finished_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+}
+
+bool DynamicBatcher::CallersReturning(absl::Time now) const {
+  const int64_t ns = preferred_finished_ns_.load(std::memory_order_relaxed);
+  return ns != 0 && now < absl::FromUnixNanos(ns) + max_delay_;
+}
+
 DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slot_free) {
   AddResult result;
   absl::MutexLock lock(&mu_);
-  if (head_ == nullptr && slot_free && dispatch_when_idle_ &&
-      (preferred_.empty() || unfinished_.load(std::memory_order_seq_cst) == 0)) {
-    // Rule 1: nothing to wait for, a slot to run on (rule 5b: and the
-    // model has nothing running that this request could join next).
+  // The model has nothing running that a request could join next (rule
+  // 5b); always so without preferred sizes.
+  const bool model_idle = preferred_.empty() || unfinished_.load(std::memory_order_seq_cst) == 0;
+  if (head_ == nullptr && slot_free && dispatch_when_idle_ && model_idle &&
+      (preferred_.empty() || !CallersReturning(now))) {
+    // Rule 1: nothing to wait for, a slot to run on (rule 5c: and no
+    // batch's callers on their way back).
     result.ready.push_back({job});
     return result;
   }
@@ -261,8 +274,10 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slo
   if (rows_ >= TargetRowsLocked() || job->priority == Priority::kCritical ||
       max_delay_ == absl::ZeroDuration()) {
     result.ready.push_back(TakeLocked());
-  } else if (parked_ && slot_free && !preferred_.empty() && rows_ >= preferred_.front()) {
-    // Rule 5b: a waiting batch reached the smallest preferred size.
+  } else if ((parked_ || (dispatch_when_idle_ && model_idle)) && slot_free && !preferred_.empty() &&
+             rows_ >= preferred_.front()) {
+    // Rule 5b: a waiting batch reached the smallest preferred size (5c:
+    // or one collecting on an idle model).
     result.ready.push_back(TakeReadyLocked());
   } else if (first) {
     result.arm_timer = true;
@@ -510,7 +525,8 @@ void BatchingStage::OnSlotFreed() {
   if (left) maybe_parked_.store(true);
 }
 
-void BatchingStage::OnFinished(DynamicBatcher& batcher) {
+void BatchingStage::OnFinished(DynamicBatcher& batcher, int64_t batch_rows) {
+  if (batch_rows > 0) batcher.NoteFinished(batch_rows, clock_->Now());
   batcher.CountFinished();
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (batcher.parked() && MayStart(batcher)) EmitParked(batcher);

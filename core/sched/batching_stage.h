@@ -57,9 +57,17 @@
 //         cost a GEMM nearly as much time as the preferred size. For the
 //         same reason rule 1 (dispatch when idle) applies only while the
 //         model has nothing unfinished.
-//      So the wait is bounded by the model's running work, never by an
-//      idle device, and under load the model runs at its preferred sizes
-//      where the load fills them.
+//      c. Rule 1 waits, too, for max_queue_delay after one of the model's
+//         batches that reached a preferred size finished (OnFinished): the
+//         callers of that batch are on their way back with their next
+//         requests, and one of them run alone would cost the device
+//         nearly that batch's time. Such a batch, collecting on an idle
+//         model, runs at its delay or as soon as it reaches the smallest
+//         preferred size. A lone request after a lone request (light
+//         load) is still dispatched at once.
+//      So the wait is bounded by the model's running work or the delay,
+//      and under load the model runs at its preferred sizes where the
+//      load fills them.
 //   So under load (slots busy) batches form exactly as in 2, 3 and 5,
 //   bounded by the preferred sizes and the delay; an idle device serves a
 //   lone request without delay.
@@ -151,7 +159,8 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // Adds `job` (job->rows > 0, mergeable check done here). `slot_free`:
   // the model may start an execution now. With it and dispatch_when_idle,
   // a job that finds nothing pending is returned alone in `ready` at once
-  // (rule 1); with it, a parked batch that reaches the smallest preferred
+  // (rule 1, unless rule 5c holds it); with it, a parked batch, or one
+  // collecting on an idle model (5c), that reaches the smallest preferred
   // size is returned (rule 5b).
   AddResult Add(Job* job, absl::Time now, bool slot_free = false);
   // Returns the pending batch if it is still batch `generation` (the timer
@@ -181,6 +190,10 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   void CountEmitted() { unfinished_.fetch_add(1, std::memory_order_seq_cst); }
   void CountFinished() { unfinished_.fetch_sub(1, std::memory_order_seq_cst); }
   int64_t unfinished() const { return unfinished_.load(std::memory_order_relaxed); }
+  // One of the model's batches of `rows` rows finished at `now`; one that
+  // reached a preferred size starts rule 5c's wait. Call before
+  // CountFinished.
+  void NoteFinished(int64_t rows, absl::Time now);
   // Removes a pending job (cancellation); false if it is not pending here.
   bool Remove(Job* job);
   // Returns every pending job (shutdown).
@@ -204,6 +217,8 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   std::vector<Job*> TakeReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Rule 5c: a batch of a preferred size finished less than the delay ago.
+  bool CallersReturning(absl::Time now) const;
 
   // Constant after construction.
   int max_rows_;     // policy and model maximum
@@ -222,6 +237,8 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   int64_t row_limit_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none
   std::atomic<int> execution_limit_{0};          // 0: none
   std::atomic<int64_t> unfinished_{0};           // emitted, not finished
+  // When a batch of a preferred size last finished (Unix ns; 0: never).
+  std::atomic<int64_t> preferred_finished_ns_{0};
 };
 
 // A model's config.yaml batching block applied over `defaults`; nullopt
@@ -270,8 +287,9 @@ class BatchingStage {
   // stops counting against its model's execution limit, and the model's
   // parked batch, if any, is emitted (rule 4). Call once the job holds
   // no device slot, with `batcher` held by the caller (the job's
-  // reference may be the last).
-  void OnFinished(DynamicBatcher& batcher);
+  // reference may be the last). `batch_rows`: the rows of a merged batch
+  // (rule 5c), 0 for a lone request.
+  void OnFinished(DynamicBatcher& batcher, int64_t batch_rows = 0);
   // Gives member `i` of `batch` its rows of the batched outputs and
   // returns its status: `status`, or DEADLINE_EXCEEDED when the batch timed
   // out, or the error of a bad output. Each member once; different members

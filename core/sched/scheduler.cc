@@ -728,7 +728,7 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   // only enqueues device work (no host stream runs it inline here).
   if (batch->emitted_by != nullptr) {
     AsyncOnlyScope enqueue_only;
-    batching_->OnFinished(*batch->emitted_by);
+    batching_->OnFinished(*batch->emitted_by, batch->batch->total_rows);
   }
   // Each member but the last is delivered (sliced, counted, its response
   // filled and sent) on its call's own thread, the front end's, where it

@@ -310,6 +310,56 @@ TEST_F(BatchingStageTest, PreferredSizesUnderLoadRunAtAPreferredSize) {
   EXPECT_TRUE(batcher->parked());
 }
 
+// Rule 5c: after a batch of a preferred size finishes, its callers come
+// back with their next requests. The first of them does not run alone on
+// the idle model (it would cost nearly the batch's time for one row): it
+// waits for company until the smallest preferred size or the delay.
+TEST_F(BatchingStageTest, ALoneRequestWaitsWhileAPreferredBatchsCallersReturn) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2, 8}, /*max_tasks=*/4);
+  Offer(1);  // the model is idle: runs at once (rule 1)
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1}));
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  Offer(1);
+  Offer(1);
+  Advance(kDelay);  // the model is busy: a batch of 2 at the delay
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
+  stage_->OnFinished(*batcher);                                // the lone request
+  stage_->OnFinished(*batcher, placed_[1]->batch->total_rows);  // the batch of 2
+  ASSERT_EQ(batcher->unfinished(), 0);
+  Offer(1);  // idle model, free slots: yet it waits
+  EXPECT_EQ(placed_.size(), 2u);
+  EXPECT_EQ(stage_->pending(), 1);
+  Offer(1);  // the smallest preferred size: runs at once
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2}));
+  stage_->OnFinished(*batcher, 2);
+  Offer(1);  // waits again, now for the delay
+  EXPECT_EQ(placed_.size(), 3u);
+  Advance(kDelay);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1}));
+  stage_->OnFinished(*batcher);  // a lone request's finish starts no wait,
+  Advance(kDelay / 2);           // and the batch's is over
+  Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1, 1}));
+}
+
+// Rule 5c only follows a batch that reached a preferred size: under light
+// load (batches below it) an idle model still serves a lone request at
+// once.
+TEST_F(BatchingStageTest, ABatchBelowEveryPreferredSizeStartsNoWait) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{4}, /*max_tasks=*/4);
+  Offer(1);
+  ASSERT_EQ(placed_.size(), 1u);
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  stage_->OnFinished(*batcher, 3);
+  Offer(1);
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 1}));
+  stage_->OnFinished(*batcher, 4);  // a preferred size: the next one waits
+  Offer(1);
+  EXPECT_EQ(placed_.size(), 2u);
+}
+
 // Rule 5a on a parked batch that passed several preferred sizes while every
 // slot was busy: the largest it reaches runs first, the rest with the next
 // free slot.
