@@ -484,6 +484,35 @@ TEST_F(SchedulerTest, DispatchWhenIdleRunsALoneRequestAtOnceAndBatchesUnderLoad)
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 3));
 }
 
+// Verifies rule 5c end to end: once a batch of a preferred size has
+// finished, a lone request on the idle model waits for company (its
+// callers are coming back) instead of running alone, and runs at the delay.
+TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 2;
+  o.default_batching.dispatch_when_idle = true;
+  o.default_batching.preferred_batch_sizes = {2};
+  Build(1, /*inline_streams=*/false, o);
+  auto gate = NewGate();
+  batch_model_->SetGate(gate);
+  TestCall first(batch_model_, 1, 3, 0);
+  sched_->Submit(first.request(), &first);  // idle: runs at once, held
+  batch_model_->SetGate(nullptr);
+  TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 1, 3, 20);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);  // the preferred size: runs as [a, b]
+  gate->Open();
+  for (TestCall* t : {&first, &a, &b}) ASSERT_TRUE(t->Wait().ok());
+  ASSERT_THAT(batch_model_->rows(), ElementsAre(1, 2));
+  TestCall next(batch_model_, 1, 3, 30);
+  sched_->Submit(next.request(), &next);
+  EXPECT_EQ(sched_->GetStats().pending_batch, 1);  // waits, the model idle
+  Advance(absl::Milliseconds(2));
+  ASSERT_TRUE(next.Wait().ok());
+  EXPECT_EQ(next.output(), Doubled(next.input()));
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 2, 1));
+}
+
 // Verifies that a batch whose delay passes while every slot is busy is not
 // queued behind the running work: it keeps collecting requests and runs as
 // one execution as soon as the slot frees.
