@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "absl/algorithm/container.h"
+#include "absl/container/inlined_vector.h"
 #include "core/sched/task_table.h"
 #include "core/util/logging.h"
 
@@ -72,12 +74,31 @@ int DeviceLane::QueuedAhead(Priority priority) const {
 }
 
 void DeviceLane::TakeSlotLocked(Job* job) {
-  // The most recently freed slot, unless that is the stream its model runs
-  // on (another execution's of a model whose executions do not overlap):
-  // then another free slot, so that its copies overlap the model's work.
+  // The most recently freed slot whose stream no running execution's model
+  // is on. A model whose executions do not overlap runs them all on the
+  // stream of its first one still running, which may have ended and freed
+  // its slot meanwhile: a job there would queue behind that model's work
+  // (its own copies no longer beside the model's, another model's
+  // execution waiting for it). The most recently freed when every free
+  // slot's stream is in use.
+  absl::InlinedVector<int, 8> in_use;  // streams lent past their slot's job
+  int shared = -1;
+  const Model* model = job->request.model.get();
+  const bool serial = model != nullptr && !model->signature().overlap_executions;
+  for (const QueueNode* n = running_head; n != nullptr; n = n->next) {
+    const Job* running = static_cast<const Job*>(n);
+    if (running->stream_slot != running->slot) in_use.push_back(running->stream_slot);
+    if (serial && shared < 0 && running->request.model.get() == model) {
+      shared = running->stream_slot;
+    }
+  }
   size_t pick = free_slots.size() - 1;
-  const int shared = SharedStreamSlotLocked(*job);
-  if (shared >= 0 && free_slots[pick] == shared && pick > 0) --pick;
+  for (size_t i = free_slots.size(); !in_use.empty() && i-- > 0;) {
+    if (!absl::c_linear_search(in_use, free_slots[i])) {
+      pick = i;
+      break;
+    }
+  }
   const int slot = free_slots[pick];
   free_slots.erase(free_slots.begin() + static_cast<std::ptrdiff_t>(pick));
   StartRunningLocked(job, slot, shared);

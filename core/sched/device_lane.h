@@ -73,7 +73,8 @@ struct DeviceLane {
   int QueuedAhead(Priority priority) const;
 
   // Slots.
-  // Takes a free slot for `job` (free_slots must not be empty).
+  // Takes a free slot for `job` (free_slots must not be empty): the most
+  // recently freed one whose stream no running execution's model is on.
   void TakeSlotLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Marks `job` as running in `slot`, counting it when it may be preempted;
   // its model runs on `shared`'s stream when that is not -1

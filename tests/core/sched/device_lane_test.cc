@@ -206,5 +206,43 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   end(&e);
 }
 
+// Verifies that no job takes a free slot whose stream a model whose
+// executions do not overlap still runs on (its first execution ended and
+// freed the slot) while another slot is free: another model's execution
+// there would queue behind that model's work.
+TEST_F(DeviceLanesTest, OtherModelsKeepOffAStreamASerialModelStillRunsOn) {
+  Build({0}, 3);
+  DeviceLane& lane = (*lanes_)[0];
+  auto serial = std::make_shared<testing::TestModel>("serial");
+  serial->set_overlap_executions(false);
+  auto other = std::make_shared<testing::TestModel>("other");
+  Job a, b, d, f;
+  a.request.model = serial;
+  b.request.model = serial;
+  d.request.model = other;
+  f.request.model = other;
+  absl::MutexLock lock(&lane.mu);
+  auto end = [&lane](Job* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+    lane.UnlinkRunning(j);
+    lane.ReturnSlotLocked(j);
+    lane.running.fetch_sub(1);
+  };
+  lane.TakeSlotLocked(&a);
+  lane.TakeSlotLocked(&b);
+  const int model_stream = a.slot;
+  ASSERT_EQ(b.stream_slot, model_stream);
+  end(&a);  // the most recently freed slot, and b's model still runs there
+  lane.TakeSlotLocked(&d);
+  EXPECT_NE(d.slot, model_stream);
+  EXPECT_EQ(d.stream_slot, d.slot);
+  // The only free slot left: taken, as a job never waits for a slot that
+  // is free.
+  lane.TakeSlotLocked(&f);
+  EXPECT_EQ(f.slot, model_stream);
+  end(&b);
+  end(&d);
+  end(&f);
+}
+
 }  // namespace
 }  // namespace inferd
