@@ -142,6 +142,7 @@ DynamicBatcher::DynamicBatcher(const BatchingPolicy& policy, int model_max_batch
   target_rows_ = preferred_.empty() ? max_rows_ : preferred_.back();
   max_delay_ = std::max(policy.max_queue_delay, absl::ZeroDuration());
   dispatch_when_idle_ = policy.dispatch_when_idle;
+  estimate_ = ExecutionEstimate(preferred_);
 }
 
 DynamicBatcher::~DynamicBatcher() {
@@ -210,7 +211,7 @@ std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
   return out;
 }
 
-std::vector<Job*> DynamicBatcher::TakeReadyLocked() {
+std::vector<Job*> DynamicBatcher::TakeReadyLocked(absl::Time now) {
   if (head_ == nullptr) return {};
   if (preferred_.empty()) return TakeLocked();
   // Rule 5a: the largest preferred size the pending rows reach.
@@ -221,8 +222,9 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked() {
   }
   if (size == 0) {
     // Rule 5b: below every preferred size; wait while the model is busy
-    // (until its last unfinished job finishes).
-    if (unfinished_.load(std::memory_order_seq_cst) > 0) {
+    // (until its last unfinished job finishes, 5d: or is about to).
+    const int64_t unfinished = unfinished_.load(std::memory_order_seq_cst);
+    if (unfinished > 1 || (unfinished == 1 && now < ReleaseAtLocked())) {
       parked_ = true;
       return {};
     }
@@ -231,9 +233,56 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked() {
   return size >= rows_ ? TakeLocked() : TakePrefixLocked(size);
 }
 
-void DynamicBatcher::NoteFinished(int64_t rows, absl::Time now) {
-  if (preferred_.empty() || rows < preferred_.front()) return;
-  preferred_finished_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+void DynamicBatcher::SetInOrder(bool in_order) {
+  absl::MutexLock lock(&mu_);
+  in_order_ = in_order;
+}
+
+void DynamicBatcher::CountEmitted(int64_t rows, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  unfinished_rows_ += rows;
+  if (unfinished_.fetch_add(1, std::memory_order_seq_cst) != 0) {
+    drain_at_ = absl::InfiniteFuture();  // 5d: only with one unfinished
+    return;
+  }
+  // Into an idle model: it starts about now.
+  const std::optional<absl::Duration> takes = estimate_.For(rows);
+  drain_at_ = in_order_ && takes.has_value() ? now + *takes : absl::InfiniteFuture();
+}
+
+void DynamicBatcher::CountFinished(const FinishedExecution& finished, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  // Rule 5c: stored before the count falls, so an Add that sees the model
+  // idle also sees the batch that just finished.
+  if (finished.batch && !preferred_.empty() && finished.rows >= preferred_.front()) {
+    preferred_finished_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
+  }
+  if (finished.infer > absl::ZeroDuration()) estimate_.Learn(finished.rows, finished.infer);
+  unfinished_rows_ = std::max<int64_t>(unfinished_rows_ - finished.rows, 0);
+  drain_at_ = absl::InfiniteFuture();
+  if (unfinished_.fetch_sub(1, std::memory_order_seq_cst) != 2 || !in_order_) return;
+  // 5d: one left, which the device starts now, after this one.
+  if (std::optional<absl::Duration> takes = estimate_.For(unfinished_rows_); takes.has_value()) {
+    drain_at_ = now + *takes;
+  }
+}
+
+absl::Time DynamicBatcher::ReleaseAtLocked() const {
+  if (unfinished_.load(std::memory_order_seq_cst) != 1 || drain_at_ == absl::InfiniteFuture()) {
+    return absl::InfiniteFuture();
+  }
+  return drain_at_ - kReleaseLead;
+}
+
+absl::Time DynamicBatcher::ReleaseAt() const {
+  absl::MutexLock lock(&mu_);
+  return ReleaseAtLocked();
+}
+
+std::vector<Job*> DynamicBatcher::TakeReleased(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (head_ == nullptr || now < ReleaseAtLocked()) return {};
+  return TakeReadyLocked(now);
 }
 
 bool DynamicBatcher::CallersReturning(absl::Time now) const {
@@ -278,19 +327,20 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slo
              rows_ >= preferred_.front()) {
     // Rule 5b: a waiting batch reached the smallest preferred size (5c:
     // or one collecting on an idle model).
-    result.ready.push_back(TakeReadyLocked());
+    result.ready.push_back(TakeReadyLocked(now));
   } else if (first) {
     result.arm_timer = true;
     result.generation = generation_;
-    result.flush_at = now + max_delay_;
+    // Rule 5d: no later than the batch's release.
+    result.flush_at = std::min(now + max_delay_, std::max(now, ReleaseAtLocked()));
   }
   return result;
 }
 
-std::vector<Job*> DynamicBatcher::FlushExpired(uint64_t generation) {
+std::vector<Job*> DynamicBatcher::FlushExpired(uint64_t generation, absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (generation != generation_ || head_ == nullptr) return {};
-  return TakeReadyLocked();
+  return TakeReadyLocked(now);
 }
 
 bool DynamicBatcher::Park(uint64_t generation) {
@@ -300,10 +350,10 @@ bool DynamicBatcher::Park(uint64_t generation) {
   return true;
 }
 
-std::vector<Job*> DynamicBatcher::TakeParked() {
+std::vector<Job*> DynamicBatcher::TakeParked(absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (!parked_ || head_ == nullptr) return {};
-  return TakeReadyLocked();
+  return TakeReadyLocked(now);
 }
 
 bool DynamicBatcher::parked() const {
@@ -395,6 +445,7 @@ BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Mode
   }
   if (made->batcher == nullptr) return made;
   made->batcher->SetExecutionLimit(ExecutionLimit(sig));
+  made->batcher->SetInOrder(!sig.overlap_executions);
   // Asked outside the lock: the memory engine may reclaim expired tensors.
   // Requests that raced ahead of the cap merely ran a larger batch once.
   if (options_.optimal_batch_size) made->batcher->SetRowLimit(RowLimit(sig));
@@ -477,10 +528,12 @@ void BatchingStage::RefreshRowLimits() {
 
 void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   if (MayStart(*batcher)) {
-    std::vector<Job*> jobs = batcher->FlushExpired(generation);
+    std::vector<Job*> jobs = batcher->FlushExpired(generation, clock_->Now());
     if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
-    // Rule 5 may have parked all of it or the rest.
+    // Rule 5 may have parked all of it or the rest (5b: until its release
+    // too, when that comes after the delay).
     if (!batcher->parked()) return;
+    ScheduleRelease(*batcher);
   } else if (!batcher->Park(generation)) {
     return;
   }
@@ -500,7 +553,7 @@ void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
 
 void BatchingStage::EmitParked(DynamicBatcher& batcher) {
   for (;;) {
-    std::vector<Job*> jobs = batcher.TakeParked();
+    std::vector<Job*> jobs = batcher.TakeParked(clock_->Now());
     if (jobs.empty()) return;
     Emit(batcher, std::move(jobs), clock_->Now());
     if (!batcher.parked()) return;
@@ -525,17 +578,33 @@ void BatchingStage::OnSlotFreed() {
   if (left) maybe_parked_.store(true);
 }
 
-void BatchingStage::OnFinished(DynamicBatcher& batcher, int64_t batch_rows) {
-  if (batch_rows > 0) batcher.NoteFinished(batch_rows, clock_->Now());
-  batcher.CountFinished();
+void BatchingStage::OnFinished(DynamicBatcher& batcher, const FinishedExecution& finished) {
+  batcher.CountFinished(finished, clock_->Now());
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (batcher.parked() && MayStart(batcher)) EmitParked(batcher);
+  ScheduleRelease(batcher);
+}
+
+void BatchingStage::ScheduleRelease(DynamicBatcher& batcher) {
+  const absl::Time at = batcher.ReleaseAt();
+  if (at == absl::InfiniteFuture() || batcher.pending() == 0) return;
+  hooks_.schedule(at, [this, held = batcher.shared_from_this()] { ReleaseDue(*held); });
+}
+
+void BatchingStage::ReleaseDue(DynamicBatcher& batcher) {
+  if (!MayStart(batcher)) return;  // parked: a freed slot emits it
+  std::vector<Job*> jobs = batcher.TakeReleased(clock_->Now());
+  if (jobs.empty()) return;
+  Emit(batcher, std::move(jobs), clock_->Now());
+  // Rule 5a may have left a remainder parked; a freed slot looks for it.
+  if (batcher.parked()) maybe_parked_.store(true);
 }
 
 void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {
   if (batcher.counts_unfinished()) {  // rules 4 and 5 count it until it finishes
     job->emitted_by = batcher.shared_from_this();
-    batcher.CountEmitted();
+    batcher.CountEmitted(job->batch != nullptr ? job->batch->total_rows : job->rows, now);
+    ScheduleRelease(batcher);
   }
   hooks_.place(job, now);
 }

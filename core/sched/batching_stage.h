@@ -65,6 +65,19 @@
 //         model, runs at its delay or as soon as it reaches the smallest
 //         preferred size. A lone request after a lone request (light
 //         load) is still dispatched at once.
+//      d. A model whose executions run in order on one stream
+//         (ModelSignature::overlap_executions false) learns how long its
+//         executions of each preferred size take (ExecutionEstimate).
+//         While one execution is left unfinished, the pending batch is
+//         released kReleaseLead before that execution is predicted to
+//         end, as if the model were idle then (5b's wait is over, 5a
+//         still cuts it to a preferred size): launched behind the running
+//         one, it starts the moment that ends, where waiting for the
+//         finish would leave the device idle while the finish reaches the
+//         host and the batch's inputs reach the device. Its delay timer
+//         is moved up to that moment, and a finish arms one for it. The
+//         prediction bounds the time from above, and a finish that comes
+//         first releases it as 5b does.
 //      So the wait is bounded by the model's running work or the delay,
 //      and under load the model runs at its preferred sizes where the
 //      load fills them.
@@ -101,6 +114,7 @@
 #include "core/config/model_config.h"
 #include "core/infer/infer_request.h"
 #include "core/sched/device_lane.h"
+#include "core/sched/execution_estimate.h"
 #include "core/sched/job.h"
 #include "core/sched/scheduler_metrics.h"
 #include "core/sched/scheduler_options.h"
@@ -137,6 +151,13 @@ void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device,
 // `total_rows` (the model broke the batching contract).
 absl::StatusOr<TensorDesc> SliceDesc(const TensorDesc& batched, int64_t total_rows, int64_t rows);
 
+// What the stage learns when one of the jobs it emitted finishes.
+struct FinishedExecution {
+  int64_t rows = 0;     // its rows (a batch's total)
+  bool batch = false;   // a merged batch, not a lone request
+  absl::Duration infer = absl::ZeroDuration();  // the model's time; 0: unknown
+};
+
 // The pending batch of one model (see the file comment for when it is
 // emitted). Internal to the stage; tested on its own.
 class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
@@ -167,13 +188,23 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // of a batch that was flushed since is stale and returns nothing), as
   // rule 5 lets it run: a preferred-size part of it with the rest parked,
   // or nothing with all of it parked.
-  std::vector<Job*> FlushExpired(uint64_t generation);
+  // `now` matters to rule 5d only.
+  std::vector<Job*> FlushExpired(uint64_t generation, absl::Time now = absl::InfinitePast());
   // Marks the pending batch, if it is still batch `generation`, as parked:
   // past its delay, waiting for a free slot. False when it is stale.
   bool Park(uint64_t generation);
   // Returns the pending batch if it is parked, as rule 5 lets it run
   // (all, a preferred-size part, or nothing yet), else nothing.
-  std::vector<Job*> TakeParked();
+  std::vector<Job*> TakeParked(absl::Time now = absl::InfinitePast());
+  // Rule 5d: the pending batch, parked or not, as rule 5 lets it run once
+  // `now` reached ReleaseAt(); else nothing.
+  std::vector<Job*> TakeReleased(absl::Time now);
+  // Rule 5d: when the pending batch is released (kReleaseLead before the
+  // model's one unfinished execution is predicted to end), or
+  // InfiniteFuture when nothing is predicted.
+  absl::Time ReleaseAt() const;
+  // Rule 5d applies: the model's executions run in order on one stream.
+  void SetInOrder(bool in_order);
   bool parked() const;
   // Caps batches at `rows` (> 0) below the maximum the policy and model
   // allow; 0 removes the cap. The target is lowered to fit.
@@ -186,14 +217,14 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // Whether emitted jobs count as unfinished until they finish (rules 4, 5).
   bool counts_unfinished() const { return has_preferred_sizes() || has_execution_limit(); }
   bool has_preferred_sizes() const { return !preferred_.empty(); }
-  // An emitted job starts or stops counting against the limit.
-  void CountEmitted() { unfinished_.fetch_add(1, std::memory_order_seq_cst); }
-  void CountFinished() { unfinished_.fetch_sub(1, std::memory_order_seq_cst); }
+  // An emitted job of `rows` rows starts counting against the limit at
+  // `now` (into an idle in-order model: it starts then, rule 5d).
+  void CountEmitted(int64_t rows, absl::Time now);
+  // One stops counting: a batch that reached a preferred size starts rule
+  // 5c's wait, its time teaches rule 5d's estimate, and with one left of
+  // an in-order model that one's end is predicted.
+  void CountFinished(const FinishedExecution& finished, absl::Time now);
   int64_t unfinished() const { return unfinished_.load(std::memory_order_relaxed); }
-  // One of the model's batches of `rows` rows finished at `now`; one that
-  // reached a preferred size starts rule 5c's wait. Call before
-  // CountFinished.
-  void NoteFinished(int64_t rows, absl::Time now);
   // Removes a pending job (cancellation); false if it is not pending here.
   bool Remove(Job* job);
   // Returns every pending job (shutdown).
@@ -212,9 +243,10 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // The oldest pending jobs up to `rows` rows (at least one); the rest
   // stays pending, parked.
   std::vector<Job*> TakePrefixLocked(int64_t rows) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // What a batch past its delay runs as now (rule 5); parks it when that
-  // is nothing.
-  std::vector<Job*> TakeReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a batch past its delay runs as at `now` (rule 5); parks it when
+  // that is nothing.
+  std::vector<Job*> TakeReadyLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Time ReleaseAtLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   int MaxRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Rule 5c: a batch of a preferred size finished less than the delay ago.
@@ -239,7 +271,19 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   std::atomic<int64_t> unfinished_{0};           // emitted, not finished
   // When a batch of a preferred size last finished (Unix ns; 0: never).
   std::atomic<int64_t> preferred_finished_ns_{0};
+  // Rule 5d.
+  bool in_order_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t unfinished_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the one unfinished execution is predicted to end.
+  absl::Time drain_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  ExecutionEstimate estimate_ ABSL_GUARDED_BY(mu_);
 };
+
+// Rule 5d: how long before a running execution's predicted end the next
+// batch is released: the timer's wake-up (up to 50 us of slack on Linux),
+// gathering the batch's inputs and their upload (a 1 MiB batch: about
+// 100 us together on an H100 host), with a margin.
+inline constexpr absl::Duration kReleaseLead = absl::Microseconds(200);
 
 // A model's config.yaml batching block applied over `defaults`; nullopt
 // when the model has none (the defaults then apply).
@@ -287,9 +331,8 @@ class BatchingStage {
   // stops counting against its model's execution limit, and the model's
   // parked batch, if any, is emitted (rule 4). Call once the job holds
   // no device slot, with `batcher` held by the caller (the job's
-  // reference may be the last). `batch_rows`: the rows of a merged batch
-  // (rule 5c), 0 for a lone request.
-  void OnFinished(DynamicBatcher& batcher, int64_t batch_rows = 0);
+  // reference may be the last). `finished` feeds rules 5c and 5d.
+  void OnFinished(DynamicBatcher& batcher, const FinishedExecution& finished = {});
   // Gives member `i` of `batch` its rows of the batched outputs and
   // returns its status: `status`, or DEADLINE_EXCEEDED when the batch timed
   // out, or the error of a bad output. Each member once; different members
@@ -331,6 +374,10 @@ class BatchingStage {
   bool MayStart(const DynamicBatcher& batcher) const;
   // A batch's delay passed: emits it, or parks it while no slot is free.
   void FlushOnDelay(DynamicBatcher* batcher, uint64_t generation);
+  // Rule 5d: arms a timer for `batcher`'s release when it has one and a
+  // batch pending; at it, ReleaseDue emits the batch.
+  void ScheduleRelease(DynamicBatcher& batcher);
+  void ReleaseDue(DynamicBatcher& batcher);
   // Emits `batcher`'s parked batch as rule 5 lets it run, then any
   // preferred-size part left while a slot is free.
   void EmitParked(DynamicBatcher& batcher);

@@ -728,7 +728,10 @@ void Scheduler::FinishBatch(Job* batch, absl::Status status) {
   // only enqueues device work (no host stream runs it inline here).
   if (batch->emitted_by != nullptr) {
     AsyncOnlyScope enqueue_only;
-    batching_->OnFinished(*batch->emitted_by, batch->batch->total_rows);
+    batching_->OnFinished(*batch->emitted_by,
+                          {.rows = batch->batch->total_rows,
+                           .batch = true,
+                           .infer = absl::Nanoseconds(batch->timing.compute_infer_ns)});
   }
   // Each member but the last is delivered (sliced, counted, its response
   // filled and sent) on its call's own thread, the front end's, where it
@@ -784,7 +787,8 @@ void Scheduler::FinishJob(Job* job, absl::Status status) {
   // response goes out. Only enqueued here (no host stream runs it inline).
   if (std::shared_ptr<DynamicBatcher> emitted_by = std::move(job->emitted_by)) {
     AsyncOnlyScope enqueue_only;
-    batching_->OnFinished(*emitted_by);
+    batching_->OnFinished(*emitted_by,
+                          {.rows = job->rows, .infer = absl::Nanoseconds(job->timing.compute_infer_ns)});
   }
   if (job->task != nullptr) {
     std::shared_ptr<TaskRecord> record = std::move(job->task);

@@ -251,8 +251,8 @@ TEST_F(BatchingStageTest, ModelAtItsExecutionLimitKeepsFillingUntilOneFinishes) 
   EXPECT_EQ(stage_->pending(), 3);
   stage_->OnSlotFreed();  // another model's slot: this one stays at its limit
   EXPECT_EQ(placed_.size(), 1u);
-  batcher->CountFinished();  // what the scheduler's finish does before OnFinished
-  batcher->CountEmitted();
+  batcher->CountFinished({}, clock_.Now());  // what OnFinished does first
+  batcher->CountEmitted(0, clock_.Now());
   stage_->OnFinished(*batcher);
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 4}));
   EXPECT_EQ(placed_[1]->emitted_by.get(), batcher);
@@ -325,14 +325,14 @@ TEST_F(BatchingStageTest, ALoneRequestWaitsWhileAPreferredBatchsCallersReturn) {
   Advance(kDelay);  // the model is busy: a batch of 2 at the delay
   ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
   stage_->OnFinished(*batcher);                                // the lone request
-  stage_->OnFinished(*batcher, placed_[1]->batch->total_rows);  // the batch of 2
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true});  // the batch of 2
   ASSERT_EQ(batcher->unfinished(), 0);
   Offer(1);  // idle model, free slots: yet it waits
   EXPECT_EQ(placed_.size(), 2u);
   EXPECT_EQ(stage_->pending(), 1);
   Offer(1);  // the smallest preferred size: runs at once
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2}));
-  stage_->OnFinished(*batcher, 2);
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true});
   Offer(1);  // waits again, now for the delay
   EXPECT_EQ(placed_.size(), 3u);
   Advance(kDelay);
@@ -352,12 +352,70 @@ TEST_F(BatchingStageTest, ABatchBelowEveryPreferredSizeStartsNoWait) {
   ASSERT_EQ(placed_.size(), 1u);
   DynamicBatcher* batcher = placed_[0]->emitted_by.get();
   ASSERT_NE(batcher, nullptr);
-  stage_->OnFinished(*batcher, 3);
+  stage_->OnFinished(*batcher, {.rows = 3, .batch = true});
   Offer(1);
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 1}));
-  stage_->OnFinished(*batcher, 4);  // a preferred size: the next one waits
+  stage_->OnFinished(*batcher, {.rows = 4, .batch = true});  // a preferred size: the next waits
   Offer(1);
   EXPECT_EQ(placed_.size(), 2u);
+}
+
+// Rule 5d: a model whose executions run in order releases its next batch
+// kReleaseLead (200 us) before the running one is predicted to end, so
+// the device never waits for the finish to reach the host: from the
+// batch's first request (its timer moved up), and from a finish that
+// leaves one execution running (a timer it arms).
+TEST_F(BatchingStageTest, InOrderModelReleasesTheNextBatchBeforeTheRunningOneEnds) {
+  model_->set_overlap_executions(false);
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2, 8}, /*max_tasks=*/4);
+  Offer(1);  // idle: runs at once
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  Offer(1);
+  Offer(1);
+  Advance(kDelay);  // busy: a batch of 2 at the delay
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
+  stage_->OnFinished(*batcher, {.rows = 1, .infer = absl::Microseconds(300)});
+  EXPECT_EQ(batcher->ReleaseAt(), absl::InfiniteFuture());  // 2 rows: not known yet
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true, .infer = absl::Microseconds(600)});
+  Offer(1);  // rule 5c: waits for company
+  Offer(1);  // and runs at the smallest preferred size, predicted to take 600 us
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(400));
+  Offer(1);  // below every preferred size, the model busy
+  Advance(absl::Microseconds(350));
+  EXPECT_EQ(placed_.size(), 3u);
+  Advance(absl::Microseconds(100));  // past the release, long before the delay
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1}));
+  Offer(1);  // two unfinished: waits, for its delay
+  Advance(absl::Microseconds(100));
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true, .infer = absl::Microseconds(600)});
+  // One row left running, bounded by the 2-row time: released 400 us on.
+  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(400));
+  Advance(absl::Microseconds(399));
+  EXPECT_EQ(placed_.size(), 4u);
+  Advance(absl::Microseconds(1));
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1, 1}));
+}
+
+// Executions that overlap gain nothing from an early release: the same
+// requests wait as rule 5b says, for the model's last job to finish.
+TEST_F(BatchingStageTest, ModelsWhoseExecutionsOverlapAreNotReleasedEarly) {
+  Build(/*dispatch_when_idle=*/true, /*preferred=*/{2, 8}, /*max_tasks=*/4);
+  Offer(1);
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true, .infer = absl::Microseconds(600)});
+  Offer(1);
+  Offer(1);
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(batcher->ReleaseAt(), absl::InfiniteFuture());
+  Offer(1);
+  Advance(kDelay);
+  EXPECT_EQ(placed_.size(), 2u);
+  EXPECT_TRUE(batcher->parked());
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true});
+  EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 1}));
 }
 
 // Rule 5a on a parked batch that passed several preferred sizes while every

@@ -176,7 +176,10 @@ TEST_F(SchedulerTest, RetryMovesToAnotherDevice) {
   o.retry_backoff = absl::Milliseconds(10);
   Build(2, /*inline_streams=*/true, o);
   model_->FailOn(0);
-  const TaskId id = Submit(Spec("test", 1, 2, 1));
+  // From a thread of its own: round robin starts at device 0 there (the
+  // position is per submitting thread, and this one's earlier tests moved it).
+  TaskId id;
+  std::thread([&] { id = Submit(Spec("test", 1, 2, 1)); }).join();
   EXPECT_EQ(model_->failures(), 1);
   EXPECT_FALSE(IsTerminal(StateOf(id)));  // waiting out the backoff
   Advance(absl::Milliseconds(5));
@@ -512,6 +515,59 @@ TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
   EXPECT_EQ(next.output(), Doubled(next.input()));
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 2, 1));
 }
+
+// Verifies rule 5d end to end: a model whose executions run in order
+// learns how long a batch of its preferred size takes (here at least the
+// 2 ms its gate held it), and a batch below that size, pending while the
+// model's one execution runs, is released before that execution's
+// predicted end (to queue behind it on its stream) instead of waiting,
+// parked, for the finish. Executions that overlap (the parameter) keep it
+// parked. The predicted end is real time, the test's clock fake: 5 s on
+// the fake clock is past it whatever the host's speed.
+class InOrderReleaseTest : public testing::SchedulerFixture,
+                           public ::testing::WithParamInterface<bool> {};
+
+TEST_P(InOrderReleaseTest, NextBatchIsReleasedBeforeTheRunningOneFinishes) {
+  const bool overlap = GetParam();
+  SchedulerOptions o = DefaultOptions();
+  o.max_tasks_per_device = 4;
+  o.default_batching.preferred_batch_sizes = {2};  // no dispatch when idle
+  batch_model_->set_overlap_executions(overlap);
+  Build(1, /*inline_streams=*/false, o);
+  auto taught = NewGate();
+  batch_model_->SetGate(taught);
+  TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 1, 3, 10);
+  sched_->Submit(a.request(), &a);
+  sched_->Submit(b.request(), &b);  // the preferred size: runs as [a, b], held
+  batch_model_->SetGate(nullptr);
+  absl::SleepFor(absl::Milliseconds(2));
+  taught->Open();
+  ASSERT_TRUE(a.Wait().ok());
+  ASSERT_TRUE(b.Wait().ok());
+  auto held = NewGate();
+  batch_model_->SetGate(held);
+  TestCall running(batch_model_, 1, 3, 20);
+  sched_->Submit(running.request(), &running);
+  Advance(absl::Milliseconds(1));  // its delay, the model idle: runs, held
+  batch_model_->SetGate(nullptr);
+  TestCall next(batch_model_, 1, 3, 30);
+  sched_->Submit(next.request(), &next);
+  Advance(absl::Milliseconds(1));  // its delay: parked (rule 5b)
+  EXPECT_EQ(sched_->GetStats().pending_batch, 1);
+  Advance(absl::Seconds(5));  // well past the predicted end
+  EXPECT_EQ(sched_->GetStats().pending_batch, overlap ? 1 : 0);
+  EXPECT_FALSE(running.done());
+  held->Open();
+  ASSERT_TRUE(running.Wait().ok());
+  ASSERT_TRUE(next.Wait().ok());
+  EXPECT_EQ(next.output(), Doubled(next.input()));
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(2, 1, 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Overlap, InOrderReleaseTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Overlapping" : "InOrder";
+                         });
 
 // Verifies that a batch whose delay passes while every slot is busy is not
 // queued behind the running work: it keeps collecting requests and runs as
