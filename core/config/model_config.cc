@@ -210,8 +210,9 @@ absl::Status ReadDynamicBatching(const YAML::Node& node, DynamicBatchingConfig* 
 absl::Status ReadScheduling(const YAML::Node& node, SchedulingConfig* out) {
   const std::string path = "scheduling";
   if (node.IsNull()) return absl::OkStatus();  // "scheduling:" keeps the defaults
-  RETURN_IF_ERROR(
-      CheckMap(node, path, {"preemptible", "max_executions_per_device", "overlap_executions"}));
+  RETURN_IF_ERROR(CheckMap(node, path,
+                           {"preemptible", "max_executions_per_device", "overlap_executions",
+                            "next_batch_lead_us"}));
   if (const YAML::Node overlap = node["overlap_executions"]; overlap) {
     RETURN_IF_ERROR(
         ReadBool(overlap, Child(path, "overlap_executions"), &out->overlap_executions));
@@ -224,6 +225,14 @@ absl::Status ReadScheduling(const YAML::Node& node, SchedulingConfig* out) {
     RETURN_IF_ERROR(ReadInt(n, Child(path, "max_executions_per_device"), 0,
                             kMaxExecutionsPerDevice, &v));
     out->max_executions_per_device = static_cast<int>(v);
+  }
+  if (const YAML::Node n = node["next_batch_lead_us"]; n) {
+    RETURN_IF_ERROR(ReadInt(n, Child(path, "next_batch_lead_us"), 0, kMaxNextBatchLeadUs,
+                            &out->next_batch_lead_us));
+    if (out->overlap_executions) {
+      return KeyError(Child(path, "next_batch_lead_us"),
+                      "applies only with scheduling.overlap_executions: false");
+    }
   }
   return absl::OkStatus();
 }

@@ -74,6 +74,10 @@ struct DynamicBatchingConfig {
   int64_t max_queue_delay_us = 0;
 };
 
+// scheduling.next_batch_lead_us unless set, and its largest value.
+inline constexpr int64_t kDefaultNextBatchLeadUs = 200;
+inline constexpr int64_t kMaxNextBatchLeadUs = 1000000;
+
 // scheduling.* (used by the scheduler).
 struct SchedulingConfig {
   // With enable_task_preemption, a running BACKGROUND execution of this
@@ -88,6 +92,9 @@ struct SchedulingConfig {
   // one stream instead of side by side (a model whose one execution fills
   // the GPU): the next batch is enqueued while one runs.
   bool overlap_executions = true;
+  // With overlap_executions false: how long before the running execution's
+  // predicted end the next batch is released (batching rule 5d).
+  int64_t next_batch_lead_us = kDefaultNextBatchLeadUs;
 };
 
 // mlp.layers[i]: y = act(x W^T + b), as torch.nn.Linear stores W [out, in].

@@ -31,6 +31,7 @@ absl::StatusOr<ModelSignature> DeclaredSignature(const ModelConfigSpec& spec,
   sig.preemptible = spec.scheduling.preemptible;
   sig.max_executions_per_device = spec.scheduling.max_executions_per_device;
   sig.overlap_executions = spec.scheduling.overlap_executions;
+  sig.next_batch_lead_us = spec.scheduling.next_batch_lead_us;
   sig.decoupled = spec.decoupled;
   for (const ModelTensorConfig& t : spec.inputs) sig.inputs.push_back({t.name, t.dtype, t.dims});
   for (size_t i = 0; i < spec.outputs.size(); ++i) {

@@ -233,9 +233,10 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked(absl::Time now) {
   return size >= rows_ ? TakeLocked() : TakePrefixLocked(size);
 }
 
-void DynamicBatcher::SetInOrder(bool in_order) {
+void DynamicBatcher::SetInOrder(bool in_order, absl::Duration lead) {
   absl::MutexLock lock(&mu_);
   in_order_ = in_order;
+  lead_ = lead;
 }
 
 void DynamicBatcher::CountEmitted(int64_t rows, absl::Time now) {
@@ -271,7 +272,7 @@ absl::Time DynamicBatcher::ReleaseAtLocked() const {
   if (unfinished_.load(std::memory_order_seq_cst) != 1 || drain_at_ == absl::InfiniteFuture()) {
     return absl::InfiniteFuture();
   }
-  return drain_at_ - kReleaseLead;
+  return drain_at_ - lead_;
 }
 
 absl::Time DynamicBatcher::ReleaseAt() const {
@@ -445,7 +446,7 @@ BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Mode
   }
   if (made->batcher == nullptr) return made;
   made->batcher->SetExecutionLimit(ExecutionLimit(sig));
-  made->batcher->SetInOrder(!sig.overlap_executions);
+  made->batcher->SetInOrder(!sig.overlap_executions, absl::Microseconds(sig.next_batch_lead_us));
   // Asked outside the lock: the memory engine may reclaim expired tensors.
   // Requests that raced ahead of the cap merely ran a larger batch once.
   if (options_.optimal_batch_size) made->batcher->SetRowLimit(RowLimit(sig));

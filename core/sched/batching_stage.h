@@ -69,8 +69,8 @@
 //         (ModelSignature::overlap_executions false) learns how long its
 //         executions of each preferred size take (ExecutionEstimate).
 //         While one execution is left unfinished, the pending batch is
-//         released kReleaseLead before that execution is predicted to
-//         end, as if the model were idle then (5b's wait is over, 5a
+//         released a lead (scheduling.next_batch_lead_us, 200 us by
+//         default) before that execution is predicted to end, as if the model were idle then (5b's wait is over, 5a
 //         still cuts it to a preferred size): launched behind the running
 //         one, it starts the moment that ends, where waiting for the
 //         finish would leave the device idle while the finish reaches the
@@ -199,12 +199,13 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // Rule 5d: the pending batch, parked or not, as rule 5 lets it run once
   // `now` reached ReleaseAt(); else nothing.
   std::vector<Job*> TakeReleased(absl::Time now);
-  // Rule 5d: when the pending batch is released (kReleaseLead before the
+  // Rule 5d: when the pending batch is released (the lead before the
   // model's one unfinished execution is predicted to end), or
   // InfiniteFuture when nothing is predicted.
   absl::Time ReleaseAt() const;
-  // Rule 5d applies: the model's executions run in order on one stream.
-  void SetInOrder(bool in_order);
+  // Rule 5d applies (the model's executions run in order on one stream),
+  // with `lead`.
+  void SetInOrder(bool in_order, absl::Duration lead);
   bool parked() const;
   // Caps batches at `rows` (> 0) below the maximum the policy and model
   // allow; 0 removes the cap. The target is lowered to fit.
@@ -273,17 +274,13 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   std::atomic<int64_t> preferred_finished_ns_{0};
   // Rule 5d.
   bool in_order_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration lead_ ABSL_GUARDED_BY(mu_);
   int64_t unfinished_rows_ ABSL_GUARDED_BY(mu_) = 0;
   // When the one unfinished execution is predicted to end.
   absl::Time drain_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   ExecutionEstimate estimate_ ABSL_GUARDED_BY(mu_);
 };
 
-// Rule 5d: how long before a running execution's predicted end the next
-// batch is released: the timer's wake-up (up to 50 us of slack on Linux),
-// gathering the batch's inputs and their upload (a 1 MiB batch: about
-// 100 us together on an H100 host), with a margin.
-inline constexpr absl::Duration kReleaseLead = absl::Microseconds(200);
 
 // A model's config.yaml batching block applied over `defaults`; nullopt
 // when the model has none (the defaults then apply).

@@ -98,7 +98,8 @@ for s in "${steps[@]}"; do
       # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none")
       # and max_queue_delay_us (default 200); "w": the daemon's
       # scheduler.batch_dispatch_when_idle off (a lone request waits).
-      # EXEC with an "s" ("2s"): scheduling.overlap_executions: false.
+      # EXEC with an "s" ("2s"): scheduling.overlap_executions: false; a
+      # number after it ("2s300"): scheduling.next_batch_lead_us.
       # The default: preferred sizes 64/128, the ends of the GEMM's steps
       # (docs/SCHEDULER.md, "Preferred sizes under load"), with two
       # executions side by side against two in order on one stream
@@ -146,15 +147,19 @@ for s in "${steps[@]}"; do
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}; delay_us=${delay_us:-200}
         idle_dispatch=true; [[ ${idle:-} == w ]] && idle_dispatch=false
         # EXEC with an "s" ("2s"): the executions run one after another on
-        # one stream (scheduling.overlap_executions: false).
-        overlap=true
-        [[ $exec_limit == *s ]] && { overlap=false; exec_limit=${exec_limit%s}; }
+        # one stream (scheduling.overlap_executions: false); "2s300": and
+        # the next batch is released 300 us before the running one's
+        # predicted end (scheduling.next_batch_lead_us; default 200).
+        overlap=true; lead_us=""
+        if [[ $exec_limit == *s* ]]; then
+          overlap=false; lead_us=${exec_limit#*s}; exec_limit=${exec_limit%%s*}
+        fi
         cp "$work/heavy_config.orig" "$repo/mlp_heavy/config.yaml"
         if [[ $overlap == true ]]; then
           printf 'scheduling: {max_executions_per_device: %d}\n' "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
         else
-          printf 'scheduling: {max_executions_per_device: %d, overlap_executions: false}\n' \
-            "$exec_limit" >>"$repo/mlp_heavy/config.yaml"
+          printf 'scheduling: {max_executions_per_device: %d, overlap_executions: false%s}\n' \
+            "$exec_limit" "${lead_us:+, next_batch_lead_us: $lead_us}" >>"$repo/mlp_heavy/config.yaml"
         fi
         if [[ $preferred == none ]]; then
           printf 'dynamic_batching: {max_queue_delay_us: %d}\n' "$delay_us" >>"$repo/mlp_heavy/config.yaml"
@@ -182,7 +187,7 @@ for s in "${steps[@]}"; do
           smi=$!
           read -r qps mean_us host_cores daemon_cores <<<"$(heavy_clients 50181 "$conc" mlp_heavy $pid)"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v l="${lead_us:-200}" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"lead_us\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, l, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
           # The batch sizes the run formed (inferd_scheduler_batch_size),
           # cumulative: "rows<=LE:BATCHES".
           curl -s "127.0.0.1:50184/metrics" | grep '^inferd_scheduler_batch_size_bucket.*mlp_heavy' |

@@ -127,6 +127,19 @@ TEST(ModelConfigTest, SchedulingOverlapExecutions) {
   EXPECT_FALSE(spec->scheduling.overlap_executions);
 }
 
+// scheduling.next_batch_lead_us: 200 unless set; only for a model whose
+// executions do not overlap.
+TEST(ModelConfigTest, SchedulingNextBatchLead) {
+  absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->scheduling.next_batch_lead_us, 200);
+  spec = ParseModelConfig(Edit(
+      kMlp, "inputs:\n",
+      "scheduling: {overlap_executions: false, next_batch_lead_us: 350}\ninputs:\n"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->scheduling.next_batch_lead_us, 350);
+}
+
 TEST(ModelConfigTest, ParsesPluginConfigWithDefaultsAndSortedParameters) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kPlugin);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -268,6 +281,13 @@ std::vector<ErrorCase> ErrorCases() {
        "scheduling.preemptible: expected true or false, got \"yes\""},
       {"overlap not bool", Edit(m, "inputs:\n", "scheduling: {overlap_executions: 2}\ninputs:\n"),
        "scheduling.overlap_executions: expected true or false, got \"2\""},
+      {"lead with overlapping executions",
+       Edit(m, "inputs:\n", "scheduling: {next_batch_lead_us: 100}\ninputs:\n"),
+       "scheduling.next_batch_lead_us: applies only with scheduling.overlap_executions: false"},
+      {"lead out of range",
+       Edit(m, "inputs:\n",
+            "scheduling: {overlap_executions: false, next_batch_lead_us: -1}\ninputs:\n"),
+       "scheduling.next_batch_lead_us: -1 is out of range [0, 1000000]"},
       {"scheduling unknown key", Edit(m, "inputs:\n", "scheduling: {priority: 1}\ninputs:\n"),
        "scheduling.priority: unknown key"},
       {"scheduling not map", Edit(m, "inputs:\n", "scheduling: [true]\ninputs:\n"),

@@ -361,7 +361,7 @@ TEST_F(BatchingStageTest, ABatchBelowEveryPreferredSizeStartsNoWait) {
 }
 
 // Rule 5d: a model whose executions run in order releases its next batch
-// kReleaseLead (200 us) before the running one is predicted to end, so
+// its lead (200 us by default) before the running one is predicted to end, so
 // the device never waits for the finish to reach the host: from the
 // batch's first request (its timer moved up), and from a finish that
 // leaves one execution running (a timer it arms).
@@ -396,6 +396,23 @@ TEST_F(BatchingStageTest, InOrderModelReleasesTheNextBatchBeforeTheRunningOneEnd
   EXPECT_EQ(placed_.size(), 4u);
   Advance(absl::Microseconds(1));
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1, 1}));
+}
+
+// The lead is the model's (scheduling.next_batch_lead_us).
+TEST_F(BatchingStageTest, InOrderModelReleasesByItsOwnLead) {
+  model_->set_overlap_executions(false);
+  model_->set_next_batch_lead_us(50);
+  Build(/*dispatch_when_idle=*/false, /*preferred=*/{2}, /*max_tasks=*/4);
+  Offer(1);
+  Offer(1);  // the preferred size: runs at once
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{2}));
+  DynamicBatcher* batcher = placed_[0]->emitted_by.get();
+  ASSERT_NE(batcher, nullptr);
+  stage_->OnFinished(*batcher, {.rows = 2, .batch = true, .infer = absl::Microseconds(600)});
+  Offer(1);
+  Offer(1);  // into the idle model, predicted to take 600 us
+  ASSERT_EQ(placed_.size(), 2u);
+  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(550));
 }
 
 // Executions that overlap gain nothing from an early release: the same

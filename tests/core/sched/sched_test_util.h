@@ -61,6 +61,7 @@ class TestModel final : public Model {
   // Before the model is first used (signatures are read without a lock).
   void set_max_executions_per_device(int n) { sig_.max_executions_per_device = n; }
   void set_overlap_executions(bool overlap) { sig_.overlap_executions = overlap; }
+  void set_next_batch_lead_us(int64_t us) { sig_.next_batch_lead_us = us; }
   absl::Status Validate(absl::Span<const TensorDesc> inputs, const ModelParams&,
                         absl::Span<TensorDesc> outputs) const override {
     if (inputs[0].dtype != DataType::kFp32) {
