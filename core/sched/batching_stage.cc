@@ -235,11 +235,15 @@ std::vector<Job*> DynamicBatcher::TakeReadyLocked(absl::Time now) {
 
 void DynamicBatcher::SetInOrder(bool in_order, absl::Duration lead) {
   absl::MutexLock lock(&mu_);
-  in_order_ = in_order;
   lead_ = lead;
+  in_order_.store(in_order, std::memory_order_relaxed);
 }
 
 void DynamicBatcher::CountEmitted(int64_t rows, absl::Time now) {
+  if (!in_order_.load(std::memory_order_relaxed)) {  // no lock: rule 5d only needs it
+    unfinished_.fetch_add(1, std::memory_order_seq_cst);
+    return;
+  }
   absl::MutexLock lock(&mu_);
   unfinished_rows_ += rows;
   if (unfinished_.fetch_add(1, std::memory_order_seq_cst) != 0) {
@@ -248,20 +252,24 @@ void DynamicBatcher::CountEmitted(int64_t rows, absl::Time now) {
   }
   // Into an idle model: it starts about now.
   const std::optional<absl::Duration> takes = estimate_.For(rows);
-  drain_at_ = in_order_ && takes.has_value() ? now + *takes : absl::InfiniteFuture();
+  drain_at_ = takes.has_value() ? now + *takes : absl::InfiniteFuture();
 }
 
 void DynamicBatcher::CountFinished(const FinishedExecution& finished, absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  // Rule 5c: stored before the count falls, so an Add that sees the model
-  // idle also sees the batch that just finished.
+  // Rule 5c: stored before the count falls (seq_cst), so an Add that sees
+  // the model idle also sees the batch that just finished.
   if (finished.batch && !preferred_.empty() && finished.rows >= preferred_.front()) {
     preferred_finished_ns_.store(absl::ToUnixNanos(now), std::memory_order_relaxed);
   }
+  if (!in_order_.load(std::memory_order_relaxed)) {
+    unfinished_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
   if (finished.infer > absl::ZeroDuration()) estimate_.Learn(finished.rows, finished.infer);
   unfinished_rows_ = std::max<int64_t>(unfinished_rows_ - finished.rows, 0);
   drain_at_ = absl::InfiniteFuture();
-  if (unfinished_.fetch_sub(1, std::memory_order_seq_cst) != 2 || !in_order_) return;
+  if (unfinished_.fetch_sub(1, std::memory_order_seq_cst) != 2) return;
   // 5d: one left, which the device starts now, after this one.
   if (std::optional<absl::Duration> takes = estimate_.For(unfinished_rows_); takes.has_value()) {
     drain_at_ = now + *takes;
@@ -276,6 +284,7 @@ absl::Time DynamicBatcher::ReleaseAtLocked() const {
 }
 
 absl::Time DynamicBatcher::ReleaseAt() const {
+  if (!in_order_.load(std::memory_order_relaxed)) return absl::InfiniteFuture();
   absl::MutexLock lock(&mu_);
   return ReleaseAtLocked();
 }

@@ -272,8 +272,8 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   std::atomic<int64_t> unfinished_{0};           // emitted, not finished
   // When a batch of a preferred size last finished (Unix ns; 0: never).
   std::atomic<int64_t> preferred_finished_ns_{0};
-  // Rule 5d.
-  bool in_order_ ABSL_GUARDED_BY(mu_) = false;
+  // Rule 5d. A model that is not in order counts without the mutex.
+  std::atomic<bool> in_order_{false};
   absl::Duration lead_ ABSL_GUARDED_BY(mu_);
   int64_t unfinished_rows_ ABSL_GUARDED_BY(mu_) = 0;
   // When the one unfinished execution is predicted to end.
