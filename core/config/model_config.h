@@ -75,7 +75,7 @@ struct DynamicBatchingConfig {
 };
 
 // scheduling.next_batch_lead_us unless set, and its largest value.
-inline constexpr int64_t kDefaultNextBatchLeadUs = 200;
+inline constexpr int64_t kDefaultNextBatchLeadUs = 100;
 inline constexpr int64_t kMaxNextBatchLeadUs = 1000000;
 
 // scheduling.* (used by the scheduler).

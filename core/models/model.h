@@ -62,7 +62,7 @@ struct ModelSignature {
   // With overlap_executions false: how long before the running execution's
   // predicted end the model's next batch is released (batching rule 5d;
   // scheduling.next_batch_lead_us, whose default this is).
-  int64_t next_batch_lead_us = 200;
+  int64_t next_batch_lead_us = 100;
   // Class labels of output i (classification), read from the file its
   // config names (ModelConfig's label_filename); empty when it has none.
   struct OutputLabels {

@@ -69,7 +69,7 @@
 //         (ModelSignature::overlap_executions false) learns how long its
 //         executions of each preferred size take (ExecutionEstimate).
 //         While one execution is left unfinished, the pending batch is
-//         released a lead (scheduling.next_batch_lead_us, 200 us by
+//         released a lead (scheduling.next_batch_lead_us, 100 us by
 //         default) before that execution is predicted to end, as if the model were idle then (5b's wait is over, 5a
 //         still cuts it to a preferred size): launched behind the running
 //         one, it starts the moment that ends, where waiting for the

@@ -149,7 +149,7 @@ for s in "${steps[@]}"; do
         # EXEC with an "s" ("2s"): the executions run one after another on
         # one stream (scheduling.overlap_executions: false); "2s300": and
         # the next batch is released 300 us before the running one's
-        # predicted end (scheduling.next_batch_lead_us; default 200).
+        # predicted end (scheduling.next_batch_lead_us; default 100).
         overlap=true; lead_us=""
         if [[ $exec_limit == *s* ]]; then
           overlap=false; lead_us=${exec_limit#*s}; exec_limit=${exec_limit%%s*}
@@ -187,7 +187,7 @@ for s in "${steps[@]}"; do
           smi=$!
           read -r qps mean_us host_cores daemon_cores <<<"$(heavy_clients 50181 "$conc" mlp_heavy $pid)"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v l="${lead_us:-200}" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"lead_us\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, l, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v l="${lead_us:-100}" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"lead_us\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, l, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
           # The batch sizes the run formed (inferd_scheduler_batch_size),
           # cumulative: "rows<=LE:BATCHES".
           curl -s "127.0.0.1:50184/metrics" | grep '^inferd_scheduler_batch_size_bucket.*mlp_heavy' |

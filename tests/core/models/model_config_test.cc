@@ -127,12 +127,12 @@ TEST(ModelConfigTest, SchedulingOverlapExecutions) {
   EXPECT_FALSE(spec->scheduling.overlap_executions);
 }
 
-// scheduling.next_batch_lead_us: 200 unless set; only for a model whose
+// scheduling.next_batch_lead_us: 100 unless set; only for a model whose
 // executions do not overlap.
 TEST(ModelConfigTest, SchedulingNextBatchLead) {
   absl::StatusOr<ModelConfigSpec> spec = ParseModelConfig(kMlp);
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EXPECT_EQ(spec->scheduling.next_batch_lead_us, 200);
+  EXPECT_EQ(spec->scheduling.next_batch_lead_us, 100);
   spec = ParseModelConfig(Edit(
       kMlp, "inputs:\n",
       "scheduling: {overlap_executions: false, next_batch_lead_us: 350}\ninputs:\n"));

@@ -361,7 +361,7 @@ TEST_F(BatchingStageTest, ABatchBelowEveryPreferredSizeStartsNoWait) {
 }
 
 // Rule 5d: a model whose executions run in order releases its next batch
-// its lead (200 us by default) before the running one is predicted to end, so
+// its lead (100 us by default) before the running one is predicted to end, so
 // the device never waits for the finish to reach the host: from the
 // batch's first request (its timer moved up), and from a finish that
 // leaves one execution running (a timer it arms).
@@ -381,18 +381,18 @@ TEST_F(BatchingStageTest, InOrderModelReleasesTheNextBatchBeforeTheRunningOneEnd
   Offer(1);  // rule 5c: waits for company
   Offer(1);  // and runs at the smallest preferred size, predicted to take 600 us
   ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2}));
-  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(400));
+  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(500));
   Offer(1);  // below every preferred size, the model busy
-  Advance(absl::Microseconds(350));
+  Advance(absl::Microseconds(450));
   EXPECT_EQ(placed_.size(), 3u);
   Advance(absl::Microseconds(100));  // past the release, long before the delay
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1}));
   Offer(1);  // two unfinished: waits, for its delay
   Advance(absl::Microseconds(100));
   stage_->OnFinished(*batcher, {.rows = 2, .batch = true, .infer = absl::Microseconds(600)});
-  // One row left running, bounded by the 2-row time: released 400 us on.
-  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(400));
-  Advance(absl::Microseconds(399));
+  // One row left running, bounded by the 2-row time: released 500 us on.
+  EXPECT_EQ(batcher->ReleaseAt(), clock_.Now() + absl::Microseconds(500));
+  Advance(absl::Microseconds(499));
   EXPECT_EQ(placed_.size(), 4u);
   Advance(absl::Microseconds(1));
   EXPECT_EQ(PlacedRows(), (std::vector<int64_t>{1, 2, 2, 1, 1}));
