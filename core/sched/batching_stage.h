@@ -70,14 +70,16 @@
 //         executions of each preferred size take (ExecutionEstimate).
 //         While one execution is left unfinished, the pending batch is
 //         released a lead (scheduling.next_batch_lead_us, 100 us by
-//         default) before that execution is predicted to end, as if the model were idle then (5b's wait is over, 5a
-//         still cuts it to a preferred size): launched behind the running
-//         one, it starts the moment that ends, where waiting for the
-//         finish would leave the device idle while the finish reaches the
-//         host and the batch's inputs reach the device. Its delay timer
-//         is moved up to that moment, and a finish arms one for it. The
-//         prediction bounds the time from above, and a finish that comes
-//         first releases it as 5b does.
+//         default) before that execution is predicted to end, as if the
+//         model were idle then (5b's wait is over, 5a still cuts it to a
+//         preferred size): launched behind the running one, it starts
+//         the moment that ends, where waiting for the finish would leave
+//         the device idle while the finish reaches the host and the
+//         batch's inputs reach the device. Its delay timer is moved up to
+//         that moment; a finish that leaves one execution, or a park
+//         under 5b, arms a timer for it. The prediction bounds the time
+//         from above, and a finish that comes first releases it as 5b
+//         does.
 //      So the wait is bounded by the model's running work or the delay,
 //      and under load the model runs at its preferred sizes where the
 //      load fills them.
