@@ -82,15 +82,9 @@ void DeviceLane::TakeSlotLocked(Job* job) {
   // execution waiting for it). The most recently freed when every free
   // slot's stream is in use.
   absl::InlinedVector<int, 8> in_use;  // streams lent past their slot's job
-  int shared = -1;
-  const Model* model = job->request.model.get();
-  const bool serial = model != nullptr && !model->signature().overlap_executions;
   for (const QueueNode* n = running_head; n != nullptr; n = n->next) {
     const Job* running = static_cast<const Job*>(n);
     if (running->stream_slot != running->slot) in_use.push_back(running->stream_slot);
-    if (serial && shared < 0 && running->request.model.get() == model) {
-      shared = running->stream_slot;
-    }
   }
   size_t pick = free_slots.size() - 1;
   for (size_t i = free_slots.size(); !in_use.empty() && i-- > 0;) {
@@ -101,14 +95,11 @@ void DeviceLane::TakeSlotLocked(Job* job) {
   }
   const int slot = free_slots[pick];
   free_slots.erase(free_slots.begin() + static_cast<std::ptrdiff_t>(pick));
-  StartRunningLocked(job, slot, shared);
+  StartRunningLocked(job, slot);
 }
 
 void DeviceLane::StartRunningLocked(Job* job, int slot) {
-  StartRunningLocked(job, slot, SharedStreamSlotLocked(*job));
-}
-
-void DeviceLane::StartRunningLocked(Job* job, int slot, int shared) {
+  const int shared = SharedStreamSlotLocked(*job);
   job->slot = slot;
   job->stream_slot = shared >= 0 ? shared : slot;
   job->where.store(Job::Where::kRunning);

@@ -77,10 +77,8 @@ struct DeviceLane {
   // recently freed one whose stream no running execution's model is on.
   void TakeSlotLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Marks `job` as running in `slot`, counting it when it may be preempted;
-  // its model runs on `shared`'s stream when that is not -1
-  // (SharedStreamSlotLocked, which the first form asks).
+  // its model runs on SharedStreamSlotLocked's stream when there is one.
   void StartRunningLocked(Job* job, int slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  void StartRunningLocked(Job* job, int slot, int shared) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void UncountPreemptibleLocked(Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // The slot whose stream `job`'s model runs on (Job::stream_slot), -1
   // when it is the job's own: a running execution's of the same model when

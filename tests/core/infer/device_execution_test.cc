@@ -32,6 +32,13 @@ std::shared_ptr<const Model> Builtin(const std::string& name) {
   return nullptr;
 }
 
+// n values step * i + offset.
+std::vector<float> Ramp(size_t n, float step, float offset = 0) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = step * static_cast<float>(i) + offset;
+  return v;
+}
+
 class DeviceExecutionTest : public ::testing::TestWithParam<bool> {
  protected:
   DeviceExecutionTest() {
@@ -113,8 +120,7 @@ TEST_P(DeviceExecutionTest, ManyRequestsInFlightKeepTheirOwnBytes) {
 // merged batch's) are copied directly: no staging block is taken.
 TEST_P(DeviceExecutionTest, PinnedInputsAndOutputsTakeNoStagingBlock) {
   StagingAllocator allocator(*device_, GetParam());
-  std::vector<float> x(4096);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i) * 0.25f;
+  std::vector<float> x = Ramp(4096, 0.25f);
   InferRequest request;
   request.model = Builtin("identity");
   request.inputs.push_back(InferInput{
@@ -248,9 +254,7 @@ void ExpectSwapped(const CollectingResponder& responder, const std::vector<float
 TEST_P(DeviceExecutionTest, StagedTensorsCrossInOneCopyEachWay) {
   const bool stage = GetParam();
   StagingAllocator allocator(*device_, stage);
-  std::vector<float> a(1001), b(77);
-  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(3 * i) + 0.5f;
+  const std::vector<float> a = Ramp(1001, 1), b = Ramp(77, 3, 0.5f);
   InferRequest request = SwapRequest(std::make_shared<SwapModel>(), a, b);
   CountingStream stream(device_->stream(0));
   CollectingResponder responder;
@@ -269,9 +273,7 @@ TEST_P(DeviceExecutionTest, StagedTensorsCrossInOneCopyEachWay) {
 TEST_P(DeviceExecutionTest, TheModelRunsOnTheModelStreamAndTheCopiesOnTheirOwn) {
   const bool stage = GetParam();
   StagingAllocator allocator(*device_, stage);
-  std::vector<float> a(300), b(40);
-  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i);
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(7 * i) + 0.25f;
+  const std::vector<float> a = Ramp(300, 1), b = Ramp(40, 7, 0.25f);
   // The model holds its stream until the gate opens.
   absl::Notification gate;
   auto swap = std::make_shared<SwapModel>();

@@ -29,6 +29,21 @@ class DeviceLanesTest : public ::testing::Test {
                                            AgingOptions{}, preemption);
   }
 
+  // Ends `job`, running on `lane`, as the scheduler does: its slot back.
+  static void EndRunningLocked(DeviceLane& lane, Job* job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
+    lane.UnlinkRunning(job);
+    lane.ReturnSlotLocked(job);
+    lane.running.fetch_sub(1);
+  }
+
+  // A model whose executions do not overlap, and one whose do.
+  std::shared_ptr<testing::TestModel> SerialModel() {
+    auto serial = std::make_shared<testing::TestModel>("serial");
+    serial->set_overlap_executions(false);
+    return serial;
+  }
+  std::shared_ptr<testing::TestModel> other_ = std::make_shared<testing::TestModel>("other");
+
   std::vector<std::unique_ptr<HostDevice>> devices_;
   std::vector<Device*> ptrs_;
   std::unique_ptr<DeviceLanes> lanes_;
@@ -170,19 +185,11 @@ TEST_F(DeviceLanesTest, PreemptionNeedsASpareStreamAndAPreemptibleRunningJob) {
 TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   Build({0}, 3);
   DeviceLane& lane = (*lanes_)[0];
-  auto serial = std::make_shared<testing::TestModel>("serial");
-  serial->set_overlap_executions(false);
-  auto other = std::make_shared<testing::TestModel>("other");
+  auto serial = SerialModel();
   Job a, b, c, d, e;
-  for (Job* j : {&a, &b, &c}) j->request.model = serial;
-  d.request.model = other;
-  e.request.model = serial;
+  for (Job* j : {&a, &b, &c, &e}) j->request.model = serial;
+  d.request.model = other_;
   absl::MutexLock lock(&lane.mu);
-  auto end = [&lane](Job* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
-    lane.UnlinkRunning(j);
-    lane.ReturnSlotLocked(j);
-    lane.running.fetch_sub(1);
-  };
   lane.TakeSlotLocked(&a);
   EXPECT_EQ(a.stream_slot, a.slot);
   lane.TakeSlotLocked(&b);
@@ -190,7 +197,7 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   EXPECT_EQ(b.stream_slot, a.slot);
   const int model_stream = a.slot;
   // a ends: its slot is the most recently freed, but c's model runs on it.
-  end(&a);
+  EndRunningLocked(lane, &a);
   lane.TakeSlotLocked(&c);
   EXPECT_NE(c.slot, model_stream);
   EXPECT_EQ(c.stream_slot, model_stream);
@@ -198,12 +205,10 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
   lane.TakeSlotLocked(&d);
   EXPECT_EQ(d.stream_slot, d.slot);
   // With nothing of the model running, the next starts a stream of its own.
-  end(&b);
-  end(&c);
+  for (Job* j : {&b, &c}) EndRunningLocked(lane, j);
   lane.TakeSlotLocked(&e);
   EXPECT_EQ(e.stream_slot, e.slot);
-  end(&d);
-  end(&e);
+  for (Job* j : {&d, &e}) EndRunningLocked(lane, j);
 }
 
 // Verifies that no job takes a free slot whose stream a model whose
@@ -213,25 +218,16 @@ TEST_F(DeviceLanesTest, ExecutionsThatDoNotOverlapShareTheFirstOnesStream) {
 TEST_F(DeviceLanesTest, OtherModelsKeepOffAStreamASerialModelStillRunsOn) {
   Build({0}, 3);
   DeviceLane& lane = (*lanes_)[0];
-  auto serial = std::make_shared<testing::TestModel>("serial");
-  serial->set_overlap_executions(false);
-  auto other = std::make_shared<testing::TestModel>("other");
+  auto serial = SerialModel();
   Job a, b, d, f;
-  a.request.model = serial;
-  b.request.model = serial;
-  d.request.model = other;
-  f.request.model = other;
+  for (Job* j : {&a, &b}) j->request.model = serial;
+  for (Job* j : {&d, &f}) j->request.model = other_;
   absl::MutexLock lock(&lane.mu);
-  auto end = [&lane](Job* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu) {
-    lane.UnlinkRunning(j);
-    lane.ReturnSlotLocked(j);
-    lane.running.fetch_sub(1);
-  };
   lane.TakeSlotLocked(&a);
   lane.TakeSlotLocked(&b);
   const int model_stream = a.slot;
   ASSERT_EQ(b.stream_slot, model_stream);
-  end(&a);  // the most recently freed slot, and b's model still runs there
+  EndRunningLocked(lane, &a);  // the most recently freed slot; b's model runs there
   lane.TakeSlotLocked(&d);
   EXPECT_NE(d.slot, model_stream);
   EXPECT_EQ(d.stream_slot, d.slot);
@@ -239,9 +235,7 @@ TEST_F(DeviceLanesTest, OtherModelsKeepOffAStreamASerialModelStillRunsOn) {
   // is free.
   lane.TakeSlotLocked(&f);
   EXPECT_EQ(f.slot, model_stream);
-  end(&b);
-  end(&d);
-  end(&f);
+  for (Job* j : {&b, &d, &f}) EndRunningLocked(lane, j);
 }
 
 }  // namespace

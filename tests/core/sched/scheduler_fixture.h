@@ -67,13 +67,16 @@ class SchedulerFixture : public ::testing::Test {
     return gates_.back();
   }
 
-  // Holds one slot: submits `blocker` (a call of the test model) so that it
-  // waits on the returned gate, which the test opens to let it finish.
-  std::shared_ptr<Gate> HoldSlot(TestCall* blocker) {
+  // Holds one slot: submits `blocker` (a call of `model`, the test model
+  // by default) so that it waits on the returned gate, which the test
+  // opens to let it finish. Only `blocker` is held: the call must start
+  // running as it is submitted.
+  std::shared_ptr<Gate> HoldSlot(TestCall* blocker) { return HoldSlot(blocker, *model_); }
+  std::shared_ptr<Gate> HoldSlot(TestCall* blocker, TestModel& model) {
     auto gate = NewGate();
-    model_->SetGate(gate);
+    model.SetGate(gate);
     sched_->Submit(blocker->request(), blocker);
-    model_->SetGate(nullptr);
+    model.SetGate(nullptr);
     return gate;
   }
 

@@ -496,11 +496,8 @@ TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
   o.default_batching.dispatch_when_idle = true;
   o.default_batching.preferred_batch_sizes = {2};
   Build(1, /*inline_streams=*/false, o);
-  auto gate = NewGate();
-  batch_model_->SetGate(gate);
   TestCall first(batch_model_, 1, 3, 0);
-  sched_->Submit(first.request(), &first);  // idle: runs at once, held
-  batch_model_->SetGate(nullptr);
+  auto gate = HoldSlot(&first, *batch_model_);  // idle: runs at once, held
   TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 1, 3, 20);
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);  // the preferred size: runs as [a, b]
@@ -624,11 +621,8 @@ TEST_F(SchedulerTest, ModelExecutionLimitBatchesBehindItsRunningExecution) {
   o.default_batching.dispatch_when_idle = true;
   batch_model_->set_max_executions_per_device(1);
   Build(1, /*inline_streams=*/false, o);
-  auto gate = NewGate();
-  batch_model_->SetGate(gate);
   TestCall first(batch_model_, 1, 3, 0);
-  sched_->Submit(first.request(), &first);  // idle: runs at once, held
-  batch_model_->SetGate(nullptr);
+  auto gate = HoldSlot(&first, *batch_model_);  // idle: runs at once, held
   TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 2, 3, 20);
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);
@@ -652,10 +646,8 @@ TEST_F(SchedulerTest, ModelExecutionLimitStartsTheNextBatchBeforeAnswering) {
   o.default_batching.dispatch_when_idle = true;
   batch_model_->set_max_executions_per_device(1);
   Build(1, /*inline_streams=*/false, o);
-  auto first_gate = NewGate();
-  batch_model_->SetGate(first_gate);
   TestCall first(batch_model_, 1, 3, 0);
-  sched_->Submit(first.request(), &first);  // idle: runs at once, held
+  auto first_gate = HoldSlot(&first, *batch_model_);  // idle: runs at once, held
   auto batch_gate = NewGate();
   batch_model_->SetGate(batch_gate);
   TestCall a(batch_model_, 1, 3, 10), b(batch_model_, 1, 3, 20);
