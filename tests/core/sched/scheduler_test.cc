@@ -521,6 +521,15 @@ TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
 // parked, for the finish. Executions that overlap (the parameter) keep it
 // parked. The predicted end is real time, the test's clock fake: 5 s on
 // the fake clock is past it whatever the host's speed.
+// Waits (up to 5 s) until `model` has been asked for `n` executions, so
+// that a gate set for them has been taken.
+void WaitForExecutions(const testing::TestModel& model, size_t n) {
+  for (int i = 0; i < 50000 && model.rows().size() < n; ++i) {
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  ASSERT_EQ(model.rows().size(), n);
+}
+
 class InOrderReleaseTest : public testing::SchedulerFixture,
                            public ::testing::WithParamInterface<bool> {};
 
@@ -536,6 +545,10 @@ TEST_P(InOrderReleaseTest, NextBatchIsReleasedBeforeTheRunningOneFinishes) {
   TestCall a(batch_model_, 1, 3, 0), b(batch_model_, 1, 3, 10);
   sched_->Submit(a.request(), &a);
   sched_->Submit(b.request(), &b);  // the preferred size: runs as [a, b], held
+  // Lifted only once [a, b] took it: on a loaded host the batch may start
+  // after this thread goes on, and would then run ungated and teach a
+  // time too short for the release below to wait.
+  WaitForExecutions(*batch_model_, 1);
   batch_model_->SetGate(nullptr);
   absl::SleepFor(absl::Milliseconds(2));
   taught->Open();
@@ -546,6 +559,7 @@ TEST_P(InOrderReleaseTest, NextBatchIsReleasedBeforeTheRunningOneFinishes) {
   TestCall running(batch_model_, 1, 3, 20);
   sched_->Submit(running.request(), &running);
   Advance(absl::Milliseconds(1));  // its delay, the model idle: runs, held
+  WaitForExecutions(*batch_model_, 2);
   batch_model_->SetGate(nullptr);
   TestCall next(batch_model_, 1, 3, 30);
   sched_->Submit(next.request(), &next);
