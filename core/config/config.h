@@ -210,6 +210,7 @@ struct SchedulerConfig {
   int64_t batch_max_queue_delay_us = 500;  // default per model
   bool batch_dispatch_when_idle = true;    // a lone request on an idle device runs at once
   int batch_gather_threads = 4;            // copy a batch's inputs together; 1 = alone
+  bool batch_gather_on_arrival = false;    // copy small requests as they join their batch
   int max_requests_per_slot = 32;          // a busy device's freed slot runs a group; 1 = none
   int group_slots = 2;                     // slots unbatched requests hold at once; 0 = all
   std::vector<int> preferred_batch_sizes;  // default per model; [] = max batch

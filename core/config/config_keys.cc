@@ -530,6 +530,12 @@ const std::vector<FieldSpec>& Fields() {
           IntRange{1, 64}, "threads",
           "Threads that copy a batch's requests into its pinned input block together "
           "when the batch starts (1 = the dispatching thread alone)"),
+      Key("scheduler.batch_gather_on_arrival",
+          [](auto* c) { return &c->scheduler.batch_gather_on_arrival; },
+          AnyBool{}, "",
+          "Copy each batched request of up to 64 KiB into its batch's pinned input block "
+          "as it joins (under the model's batcher lock) instead of when the batch starts, "
+          "so a released batch only has its upload and launch left; GPUs only"),
       Key("scheduler.max_requests_per_slot",
           [](auto* c) { return &c->scheduler.max_requests_per_slot; },
           IntRange{1, 1024}, "requests",

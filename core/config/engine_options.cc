@@ -156,6 +156,7 @@ absl::StatusOr<SchedulerOptions> SchedulerOptionsFromConfig(const Config& config
   o.default_batching.preferred_batch_sizes = sched.preferred_batch_sizes;
   o.default_batching.dispatch_when_idle = sched.batch_dispatch_when_idle;
   o.batch_gather_threads = sched.batch_gather_threads;
+  o.batch_gather_on_arrival = sched.batch_gather_on_arrival;
   o.max_requests_per_slot = sched.max_requests_per_slot;
   o.group_slots = sched.group_slots;
   o.limits = config.limits;

@@ -11,6 +11,16 @@
 #include "core/util/logging.h"
 
 namespace inferd {
+namespace {
+
+// Rule 6: requests of up to this many bytes are copied into their batch's
+// arrival block as they join; larger ones are gathered when the batch
+// runs (GatherBatchInputs, by several threads).
+constexpr uint64_t kArrivalCopyMaxBytes = 64 << 10;
+// An arrival block holds twice the batch's target rows, up to this size.
+constexpr uint64_t kArrivalBlockMaxBytes = 8 << 20;
+
+}  // namespace
 
 int64_t BatchRows(const InferRequest& request) {
   if (request.model == nullptr || request.model->signature().max_batch_size <= 0) return -1;
@@ -208,7 +218,87 @@ std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
   } else {
     parked_ = true;  // past its delay: runs at the next chance
   }
+  HandOverArrivalLocked(out);
   return out;
+}
+
+size_t DynamicBatcher::ArrivalBlockBytes(const Job& job) const {
+  if (!gather_on_arrival_ || has_arrival_.load(std::memory_order_relaxed) || job.rows <= 0) {
+    return 0;
+  }
+  uint64_t bytes = 0;
+  for (const InferInput& in : job.request.inputs) bytes += in.desc.byte_size;
+  if (bytes == 0 || bytes > kArrivalCopyMaxBytes) return 0;
+  const uint64_t row = bytes / static_cast<uint64_t>(job.rows);
+  const uint64_t rows = std::min<uint64_t>(2 * static_cast<uint64_t>(target_rows_),
+                                           kArrivalBlockMaxBytes / std::max<uint64_t>(row, 1));
+  return rows < static_cast<uint64_t>(job.rows) || row == 0 ? 0 : rows * row;
+}
+
+void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
+  job->arrival_row = -1;
+  if (!gather_on_arrival_) return;
+  const auto& inputs = job->request.inputs;
+  const uint64_t rows = static_cast<uint64_t>(job->rows);
+  if (arrival_ == nullptr) {
+    // Only a batch's first request starts a block: the others before it
+    // were not copied, so the batch is gathered when it runs.
+    if (head_ != job || spare == nullptr || spare->empty()) return;
+    auto block = std::make_shared<ArrivalBlock>();
+    uint64_t row_total = 0;
+    for (const InferInput& in : inputs) {
+      if (in.desc.byte_size % rows != 0) return;
+      block->row_bytes.push_back(in.desc.byte_size / rows);
+      row_total += in.desc.byte_size / rows;
+    }
+    if (row_total == 0) return;
+    block->capacity = static_cast<int64_t>(spare->size() / row_total);
+    uint8_t* region = spare->data();
+    for (uint64_t row_bytes : block->row_bytes) {
+      block->region.push_back(region);
+      region += row_bytes * static_cast<uint64_t>(block->capacity);
+    }
+    block->block = std::move(*spare);
+    arrival_ = std::move(block);
+    arrival_next_ = 0;
+    has_arrival_.store(true, std::memory_order_relaxed);
+  }
+  const ArrivalBlock& a = *arrival_;
+  if (inputs.size() != a.row_bytes.size() || arrival_next_ + job->rows > a.capacity) return;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].desc.byte_size != a.row_bytes[i] * rows) return;
+    bytes += inputs[i].desc.byte_size;
+  }
+  if (bytes > kArrivalCopyMaxBytes) return;
+  const uint64_t at = static_cast<uint64_t>(arrival_next_);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].desc.byte_size == 0) continue;
+    std::memcpy(a.region[i] + at * a.row_bytes[i], inputs[i].data, inputs[i].desc.byte_size);
+  }
+  job->arrival_row = arrival_next_;
+  arrival_next_ += job->rows;
+}
+
+void DynamicBatcher::HandOverArrivalLocked(std::vector<Job*>& out) {
+  if (arrival_ == nullptr) return;
+  if (out.size() > 1) {
+    int64_t next = out[0]->arrival_row;
+    bool together = next >= 0;
+    for (const Job* j : out) {
+      if (!together) break;
+      together = j->arrival_row == next;
+      next += j->rows;
+    }
+    if (together) out[0]->arrival = arrival_;
+  }
+  if (head_ == nullptr) DropArrivalLocked();
+}
+
+void DynamicBatcher::DropArrivalLocked() {
+  arrival_.reset();
+  arrival_next_ = 0;
+  has_arrival_.store(false, std::memory_order_relaxed);
 }
 
 std::vector<Job*> DynamicBatcher::TakeReadyLocked(absl::Time now) {
@@ -300,7 +390,8 @@ bool DynamicBatcher::CallersReturning(absl::Time now) const {
   return ns != 0 && now < absl::FromUnixNanos(ns) + max_delay_;
 }
 
-DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slot_free) {
+DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slot_free,
+                                              StagingBlock* spare) {
   AddResult result;
   absl::MutexLock lock(&mu_);
   // The model has nothing running that a request could join next (rule
@@ -330,6 +421,7 @@ DynamicBatcher::AddResult DynamicBatcher::Add(Job* job, absl::Time now, bool slo
   tail_ = job;
   ++count_;
   rows_ += job->rows;
+  GatherOnArrivalLocked(job, spare);
   if (rows_ >= TargetRowsLocked() || job->priority == Priority::kCritical ||
       max_delay_ == absl::ZeroDuration()) {
     result.ready.push_back(TakeLocked());
@@ -392,6 +484,7 @@ bool DynamicBatcher::Remove(Job* job) {
     if (head_ == nullptr) {
       ++generation_;
       parked_ = false;
+      DropArrivalLocked();
     }
     return true;
   }
@@ -456,6 +549,8 @@ BatchingStage::ModelBatcher* BatchingStage::For(const std::shared_ptr<const Mode
   if (made->batcher == nullptr) return made;
   made->batcher->SetExecutionLimit(ExecutionLimit(sig));
   made->batcher->SetInOrder(!sig.overlap_executions, absl::Microseconds(sig.next_batch_lead_us));
+  made->batcher->SetGatherOnArrival(options_.batch_gather_on_arrival &&
+                                    static_cast<bool>(hooks_.staging));
   // Asked outside the lock: the memory engine may reclaim expired tensors.
   // Requests that raced ahead of the cap merely ran a larger batch once.
   if (options_.optimal_batch_size) made->batcher->SetRowLimit(RowLimit(sig));
@@ -471,7 +566,11 @@ DynamicBatcher::AddResult BatchingStage::Add(DynamicBatcher& batcher, Job* job, 
   const bool slot_free =
       (batcher.dispatch_when_idle() || batcher.has_preferred_sizes()) && MayStart(batcher);
   job->where.store(Job::Where::kBatcher);
-  return batcher.Add(job, now, slot_free);
+  StagingBlock spare;
+  if (const size_t bytes = batcher.ArrivalBlockBytes(*job); bytes > 0 && hooks_.staging) {
+    spare = hooks_.staging(bytes);
+  }
+  return batcher.Add(job, now, slot_free, &spare);
 }
 
 void BatchingStage::Follow(DynamicBatcher& batcher, DynamicBatcher::AddResult added,
@@ -539,7 +638,7 @@ void BatchingStage::RefreshRowLimits() {
 void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   if (MayStart(*batcher)) {
     std::vector<Job*> jobs = batcher->FlushExpired(generation, clock_->Now());
-    if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
+      if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
     // Rule 5 may have parked all of it or the rest (5b: until its release
     // too, when that comes after the delay).
     if (!batcher->parked()) return;
@@ -565,7 +664,7 @@ void BatchingStage::EmitParked(DynamicBatcher& batcher) {
   for (;;) {
     std::vector<Job*> jobs = batcher.TakeParked(clock_->Now());
     if (jobs.empty()) return;
-    Emit(batcher, std::move(jobs), clock_->Now());
+      Emit(batcher, std::move(jobs), clock_->Now());
     if (!batcher.parked()) return;
     // Rule 5a left a remainder: it runs with the next free slot, or now.
     maybe_parked_.store(true);
@@ -621,6 +720,7 @@ void BatchingStage::Place(DynamicBatcher& batcher, Job* job, absl::Time now) {
 
 void BatchingStage::Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::Time now) {
   jobs[0]->Series(metrics_)->batch_size->Observe(static_cast<double>(jobs.size()));
+  std::shared_ptr<ArrivalBlock> arrival = std::move(jobs[0]->arrival);
   if (jobs.size() == 1) {
     jobs[0]->where.store(Job::Where::kNew);
     Place(batcher, jobs[0], now);
@@ -637,6 +737,16 @@ void BatchingStage::Emit(DynamicBatcher& batcher, std::vector<Job*> jobs, absl::
       Place(batcher, j, now);
     }
     return;
+  }
+  if (arrival != nullptr) {
+    // Rule 6: the members' inputs already lie in the arrival block.
+    const uint64_t row = static_cast<uint64_t>(jobs[0]->arrival_row);
+    for (size_t i = 0; i < merged->inputs.size(); ++i) {
+      merged->inputs[i].data = arrival->region[i] + row * arrival->row_bytes[i];
+      merged->inputs[i].pinned = true;
+    }
+    merged_batch->arrival = std::move(arrival);
+    merged_batch->gathered = true;
   }
   auto* batch = new Job;
   batch->scheduler = jobs[0]->scheduler;

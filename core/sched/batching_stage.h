@@ -91,6 +91,13 @@
 //   target at run time (RefreshRowLimits).
 // - Merging: the emitted requests' inputs are concatenated in one host
 //   staging buffer into a batch Job the scheduler places like any job.
+//   6. Gathering on arrival (SchedulerOptions::batch_gather_on_arrival,
+//      with a staging hook): each request of up to 64 KiB is copied into
+//      the pending batch's pinned arrival block as it joins, under the
+//      batcher's lock; a batch taken whose members lie one after another
+//      there runs from it with nothing left to gather (the block is
+//      shared by the batches cut from it). Any other batch is gathered
+//      when it runs (GatherBatchInputs).
 //   Splitting: each batched output is cut back by rows (output dim 0 must
 //   equal the batch's rows) and handed to each member (SplitMember).
 //
@@ -185,7 +192,15 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // (rule 1, unless rule 5c holds it); with it, a parked batch, or one
   // collecting on an idle model (5c), that reaches the smallest preferred
   // size is returned (rule 5b).
-  AddResult Add(Job* job, absl::Time now, bool slot_free = false);
+  // Rule 6: `spare`, when not null and the batcher wants an arrival block
+  // (ArrivalBlockBytes), becomes it.
+  AddResult Add(Job* job, absl::Time now, bool slot_free = false, StagingBlock* spare = nullptr);
+  // Rule 6: copy small requests into a pinned block as they join (set
+  // once, before the first Add).
+  void SetGatherOnArrival(bool on) { gather_on_arrival_ = on; }
+  // Rule 6: the bytes of the arrival block `job` would need, or 0 when it
+  // would not be copied on arrival or the batcher has its block.
+  size_t ArrivalBlockBytes(const Job& job) const;
   // Returns the pending batch if it is still batch `generation` (the timer
   // of a batch that was flushed since is stale and returns nothing), as
   // rule 5 lets it run: a preferred-size part of it with the rest parked,
@@ -254,6 +269,13 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   int TargetRowsLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Rule 5c: a batch of a preferred size finished less than the delay ago.
   bool CallersReturning(absl::Time now) const;
+  // Rule 6: copies `job` (just linked) into the arrival block, taking
+  // `spare` when there is none yet.
+  void GatherOnArrivalLocked(Job* job, StagingBlock* spare) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rule 6: marks `out` (just taken) as gathered when its members lie one
+  // after another in the arrival block; drops the block with the batch.
+  void HandOverArrivalLocked(std::vector<Job*>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropArrivalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   int max_rows_;     // policy and model maximum
@@ -281,6 +303,12 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // When the one unfinished execution is predicted to end.
   absl::Time drain_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   ExecutionEstimate estimate_ ABSL_GUARDED_BY(mu_);
+  // Rule 6: the block the pending requests are copied into (null: none
+  // yet), and its next free row. Replaced only while nothing is pending.
+  bool gather_on_arrival_ = false;
+  std::shared_ptr<ArrivalBlock> arrival_ ABSL_GUARDED_BY(mu_);
+  int64_t arrival_next_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<bool> has_arrival_{false};
 };
 
 
@@ -295,6 +323,9 @@ struct BatchingHooks {
   absl::AnyInvocable<void(Job* job, absl::Time now)> place;
   // Runs `fn` on the timer thread at `when`.
   absl::AnyInvocable<void(absl::Time when, TimerQueue::Callback fn)> schedule;
+  // Rule 6: a pinned block of `bytes` for an arrival block (empty: none);
+  // unset: requests are gathered when their batch runs.
+  absl::AnyInvocable<StagingBlock(size_t bytes)> staging;
 };
 
 class BatchingStage {

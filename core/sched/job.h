@@ -43,6 +43,16 @@ struct MemberDelivery final : public ResponderWork {
   void Run() override;  // scheduler.cc
 };
 
+// A pinned block a model's pending requests are copied into as they join
+// their batch (DynamicBatcher, rule 6): input i's rows from region[i] on,
+// row_bytes[i] each, `capacity` rows. Shared by the batches cut from it.
+struct ArrivalBlock {
+  StagingBlock block;
+  absl::InlinedVector<uint64_t, 2> row_bytes;
+  absl::InlinedVector<uint8_t*, 2> region;
+  int64_t capacity = 0;
+};
+
 // The members of a merged batch and the host memory the batch runs from;
 // or, `grouped`, of a group: requests of unbatched models that one device
 // slot runs side by side, each as itself (ExecuteGroupOnDevice), sharing
@@ -56,8 +66,10 @@ struct BatchData {
   std::vector<int64_t> row_offsets;  // each member's first row in the batch
   // The members' inputs, concatenated when the batch first runs
   // (GatherBatchInputs): a pinned block where the device's staging pool
-  // had one, which the GPU copies from directly, else `heap_inputs`.
+  // had one, which the GPU copies from directly, else `heap_inputs`; or,
+  // gathered as they arrived, `arrival`.
   StagingBlock pinned_inputs;
+  std::shared_ptr<ArrivalBlock> arrival;
   std::unique_ptr<uint8_t[]> heap_inputs;
   bool gathered = false;
   // Where the batch runs (set before each attempt), for its output blocks.
@@ -98,6 +110,11 @@ struct Job final : public QueueNode, public InferResponder {
   // The batcher that emitted this job (a batch, or a request emitted
   // alone) and counts it as running until it finishes; null otherwise.
   std::shared_ptr<DynamicBatcher> emitted_by;
+  // Rule 6, while in its batcher: the row of the batcher's arrival block
+  // its inputs were copied to (-1: not copied). On the first job of a
+  // taken batch whose members lie there one after another: that block.
+  int64_t arrival_row = -1;
+  std::shared_ptr<ArrivalBlock> arrival;
 
   // Constant once submitted.
   absl::Time submit_time;

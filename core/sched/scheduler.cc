@@ -200,6 +200,13 @@ Scheduler::Scheduler(SchedulerOptions options, std::vector<Device*> devices,
           .place = [this](Job* job, absl::Time now) { PlaceAndPush(job, now); },
           .schedule = [this](absl::Time when,
                              TimerQueue::Callback fn) { ScheduleTimer(when, std::move(fn)); },
+          .staging =
+              [this](size_t bytes) {
+                // Pinned blocks are portable: the first device's pool serves
+                // a batch that runs on any.
+                return lanes_->size() == 0 ? StagingBlock()
+                                           : StagingBlock(*allocator_, *(*lanes_)[0].device, bytes);
+              },
       });
   graph_ = std::make_unique<TaskGraph>(
       options_, models_, tensors_, clock_, lanes_->size(),

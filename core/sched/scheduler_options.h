@@ -68,6 +68,9 @@ struct SchedulerOptions {
   // into its pinned input block when it starts; copies below 1 MiB stay on
   // the dispatching thread.
   int batch_gather_threads = 1;
+  // Batching rule 6 (BatchingStage): requests of up to 64 KiB are copied
+  // into their batch's pinned arrival block as they join it.
+  bool batch_gather_on_arrival = false;
   // Most queued requests one device slot runs together (a group) when it
   // is the device's last free slot: requests of unbatched models, not
   // BACKGROUND, ModelInfer only; at most the slot's share of the queue

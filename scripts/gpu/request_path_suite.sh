@@ -92,12 +92,13 @@ for s in "${steps[@]}"; do
       clients=${HEAVY_CLIENTS:-4}
       "$bin/gen_demo_mlp" --out "$repo/mlp_heavy" --name mlp_heavy --sizes $sizes \
         --activation relu --dtype fp32 --max-batch-size 1024 >/dev/null
-      # Variants "SLOTS[:EXEC[:PREFERRED[:DELAY_US[:w]]]]": slots per device
+      # Variants "SLOTS[:EXEC[:PREFERRED[:DELAY_US[:FLAGS]]]]": slots per device
       # (max_tasks_per_device), the model's
       # scheduling.max_executions_per_device (0: none), its
       # dynamic_batching.preferred_batch_sizes ("/"-separated, or "none")
-      # and max_queue_delay_us (default 200); "w": the daemon's
-      # scheduler.batch_dispatch_when_idle off (a lone request waits).
+      # and max_queue_delay_us (default 200); FLAGS "w": the daemon's
+      # scheduler.batch_dispatch_when_idle off (a lone request waits);
+      # "g": scheduler.batch_gather_on_arrival on (both: "wg").
       # EXEC with an "s" ("2s"): scheduling.overlap_executions: false; a
       # number after it ("2s300"): scheduling.next_batch_lead_us.
       # The default: preferred sizes 64/128, the ends of the GEMM's steps
@@ -145,7 +146,8 @@ for s in "${steps[@]}"; do
        for daemon in ${HEAVY_DAEMONS:-inferd}; do
         IFS=: read -r slots exec_limit preferred delay_us idle <<<"$variant"
         exec_limit=${exec_limit:-0}; preferred=${preferred:-none}; delay_us=${delay_us:-200}
-        idle_dispatch=true; [[ ${idle:-} == w ]] && idle_dispatch=false
+        idle_dispatch=true; [[ ${idle:-} == *w* ]] && idle_dispatch=false
+        arrival=false; [[ ${idle:-} == *g* ]] && arrival=true
         # EXEC with an "s" ("2s"): the executions run one after another on
         # one stream (scheduling.overlap_executions: false); "2s300": and
         # the next batch is released 300 us before the running one's
@@ -168,7 +170,8 @@ for s in "${steps[@]}"; do
             "$delay_us" "${preferred//\//,}" >>"$repo/mlp_heavy/config.yaml"
         fi
         "$bin/inferd" --print-config | sed "s/max_tasks_per_device: [0-9]*/max_tasks_per_device: $slots/;
-          s/batch_dispatch_when_idle: [a-z]*/batch_dispatch_when_idle: $idle_dispatch/" >"$work/heavy_$slots.yaml"
+          s/batch_dispatch_when_idle: [a-z]*/batch_dispatch_when_idle: $idle_dispatch/;
+          s/batch_gather_on_arrival: [a-z]*/batch_gather_on_arrival: $arrival/" >"$work/heavy_$slots.yaml"
         "$bin/$daemon" --config="$work/heavy_$slots.yaml" --grpc-listen=127.0.0.1:50181 --metrics-listen=127.0.0.1:50184 \
           --model-repository="$repo" 2>"$work/heavy_${daemon}_${variant//[^0-9a-z]/_}.log" &
         pid=$!
@@ -187,7 +190,7 @@ for s in "${steps[@]}"; do
           smi=$!
           read -r qps mean_us host_cores daemon_cores <<<"$(heavy_clients 50181 "$conc" mlp_heavy $pid)"
           kill $smi
-          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v l="${lead_us:-100}" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"lead_us\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, l, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
+          awk -v q="$qps" -v m="$mean_us" -v c="$conc" -v n="$slots" -v e="$exec_limit" -v o="$overlap" -v p="$preferred" -v d="$daemon" -v w="$delay_us" -v i="$idle_dispatch" -v g="$arrival" -v l="${lead_us:-100}" -v hc="$host_cores" -v dc="$daemon_cores" 'NR>20 {t+=$1; k++} END {printf "{\"label\":\"heavy_served\",\"daemon\":\"%s\",\"slots\":%d,\"max_executions\":%d,\"overlap\":%s,\"preferred\":\"%s\",\"delay_us\":%d,\"dispatch_when_idle\":%s,\"gather_on_arrival\":%s,\"lead_us\":%s,\"in_flight\":%d,\"samples_per_s\":%s,\"mean_us\":%s,\"gpu_busy\":%.3f,\"host_busy_cores\":%s,\"daemon_cores\":%s}\n", d, n, e, o, p, w, i, g, l, c, q, m, t/k/100, hc, dc}' "$work/util.$conc"
           # The batch sizes the run formed (inferd_scheduler_batch_size),
           # cumulative: "rows<=LE:BATCHES".
           curl -s "127.0.0.1:50184/metrics" | grep '^inferd_scheduler_batch_size_bucket.*mlp_heavy' |

@@ -15,10 +15,12 @@
 namespace inferd {
 namespace {
 
+using testing::CountingStagingAllocator;
 using testing::TestCall;
 using testing::TestModel;
 
 constexpr absl::Duration kDelay = absl::Milliseconds(1);
+
 
 class BatchingStageTest : public ::testing::Test {
  protected:
@@ -45,6 +47,11 @@ class BatchingStageTest : public ::testing::Test {
                       .schedule = [this](absl::Time when,
                                          TimerQueue::Callback fn) {
                         timers_.Schedule(when, std::move(fn));
+                      },
+                      .staging = [this](size_t bytes) {
+                        return arrival_allocator_ == nullptr
+                                   ? StagingBlock()
+                                   : StagingBlock(*arrival_allocator_, *device_, bytes);
                       }});
   }
 
@@ -86,6 +93,40 @@ class BatchingStageTest : public ::testing::Test {
     return out;
   }
 
+  // Build(dispatch_when_idle false, `preferred`) with staging blocks for
+  // rule 6 from arrival_pool_, the rule on or off.
+  void BuildWithArrivalBlocks(std::vector<int> preferred, bool gather_on_arrival = true) {
+    options_.batch_gather_on_arrival = gather_on_arrival;
+    Build(/*dispatch_when_idle=*/false, std::move(preferred));
+    arrival_allocator_ = &arrival_pool_;
+  }
+
+  // Gives every member of `batch` its rows of an output that echoes the
+  // batch's gathered input, then deletes the batch.
+  void EchoAndDeliver(Job* batch) {
+    const InferInput& merged = batch->request.inputs[0];
+    void* out = batch->AllocateOutput(0, model_->signature().outputs[0], merged.desc);
+    std::memcpy(out, merged.data, merged.desc.byte_size);
+    for (size_t i = 0; i < batch->batch->members.size(); ++i) {
+      Job* m = batch->batch->members[i];
+      m->sink->Complete(stage_->SplitMember(batch, i, absl::OkStatus()));
+    }
+    std::erase(placed_, batch);
+    delete batch;
+  }
+
+  // `batch` took no arrival block: it is gathered into a block of its own
+  // when it runs, and `members` get their own rows back.
+  void ExpectGatheredWhenItRuns(Job* batch, std::initializer_list<const TestCall*> members) {
+    EXPECT_EQ(batch->batch->arrival, nullptr);
+    GatherBatchInputs(*batch, arrival_pool_, *device_);
+    EXPECT_EQ(batch->request.inputs[0].data, batch->batch->pinned_inputs.data());
+    EchoAndDeliver(batch);
+    for (const TestCall* call : members) EXPECT_EQ(call->output(), call->input());
+  }
+
+  // Declared first: the blocks it gives out live until the stage is gone.
+  CountingStagingAllocator arrival_pool_;
   std::shared_ptr<TestModel> model_ = std::make_shared<TestModel>("batched", 8);
   FakeClock clock_;
   TimerQueue timers_;
@@ -99,30 +140,10 @@ class BatchingStageTest : public ::testing::Test {
   std::vector<std::unique_ptr<Job>> jobs_;
   std::vector<Job*> placed_;
   bool occupy_on_place_ = false;  // a placed job takes a slot, as on a device
+  // Rule 6's blocks come from here (null: none, as on a host device).
+  CountingStagingAllocator* arrival_allocator_ = nullptr;
 };
 
-// Hands out heap blocks as if they were pinned, and counts them.
-class CountingStagingAllocator final : public DeviceAllocator {
- public:
-  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
-    return raw_->Allocate(device, stream, bytes);
-  }
-  void Free(Device& device, Stream& stream, void* ptr) override {
-    raw_->Free(device, stream, ptr);
-  }
-  void* AllocateStaging(Device&, size_t bytes) override {
-    ++held;
-    return new uint8_t[bytes];
-  }
-  void FreeStaging(Device&, void* ptr, size_t) override {
-    --held;
-    delete[] static_cast<uint8_t*>(ptr);
-  }
-  int held = 0;
-
- private:
-  std::unique_ptr<DeviceAllocator> raw_ = NewRawDeviceAllocator();
-};
 
 // With a staging pool, a batch's inputs are gathered once into a pinned
 // block (marked so the device copies it directly), its outputs land in
@@ -155,6 +176,77 @@ TEST_F(BatchingStageTest, BatchInputsAndOutputsUsePinnedBlocks) {
   placed_.clear();
   delete batch;
   EXPECT_EQ(allocator.held, 0);
+}
+
+// Rule 6: small requests are copied into the batch's pinned arrival block
+// as they join, so the batch runs from it with nothing left to gather.
+TEST_F(BatchingStageTest, SmallRequestsAreGatheredAsTheyArrive) {
+  BuildWithArrivalBlocks({3});
+  TestCall& a = Offer(1);
+  EXPECT_EQ(arrival_pool_.held, 1);  // taken by the first request
+  TestCall& b = Offer(2);
+  ASSERT_EQ(placed_.size(), 1u);
+  Job* batch = placed_[0];
+  ASSERT_NE(batch->batch->arrival, nullptr);
+  const InferInput& merged = batch->request.inputs[0];
+  EXPECT_EQ(merged.data, batch->batch->arrival->region[0]);
+  EXPECT_TRUE(merged.pinned);
+  EXPECT_EQ(std::memcmp(merged.data, a.input().data(), a.input().size() * sizeof(float)), 0);
+  GatherBatchInputs(*batch, arrival_pool_, *device_);
+  EXPECT_EQ(arrival_pool_.held, 1);  // nothing gathered again
+  EchoAndDeliver(batch);
+  EXPECT_EQ(a.output(), a.input());
+  EXPECT_EQ(b.output(), b.input());
+  EXPECT_EQ(arrival_pool_.held, 0);
+}
+
+// Without scheduler.batch_gather_on_arrival (the default) a batch is
+// gathered when it runs, as on a device without a staging pool.
+TEST_F(BatchingStageTest, RequestsAreGatheredOnArrivalOnlyWhenAskedTo) {
+  BuildWithArrivalBlocks({3}, /*gather_on_arrival=*/false);
+  TestCall& a = Offer(1);
+  EXPECT_EQ(arrival_pool_.held, 0);
+  TestCall& b = Offer(2);
+  ASSERT_EQ(placed_.size(), 1u);
+  ExpectGatheredWhenItRuns(placed_[0], {&a, &b});
+}
+
+// A batch cut from the front of the pending requests leaves the rest in
+// the block; the next batch continues there, after them.
+TEST_F(BatchingStageTest, TheRestOfACutBatchStaysInTheArrivalBlock) {
+  BuildWithArrivalBlocks({2, 8});
+  TestCall& a = Offer(1);
+  TestCall& b = Offer(1);
+  TestCall& c = Offer(1);
+  Advance(kDelay);  // rule 5a: two rows run, the third waits
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{2}));
+  TestCall& d = Offer(1);  // the waiting batch reaches 2 (rule 5b)
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{2, 2}));
+  Job* first = placed_[0];
+  Job* second = placed_[1];
+  ASSERT_NE(second->batch->arrival, nullptr);
+  EXPECT_EQ(second->batch->arrival, first->batch->arrival);
+  const ArrivalBlock& block = *second->batch->arrival;
+  EXPECT_EQ(second->request.inputs[0].data, block.region[0] + 2 * block.row_bytes[0]);
+  EchoAndDeliver(first);
+  EchoAndDeliver(second);
+  for (TestCall* call : {&a, &b, &c, &d}) EXPECT_EQ(call->output(), call->input());
+  EXPECT_EQ(arrival_pool_.held, 0);
+}
+
+// A request cancelled from the middle leaves a hole: the batch is gathered
+// when it runs instead, and its results are still each member's own.
+TEST_F(BatchingStageTest, ACancelledRequestMakesTheBatchGatherWhenItRuns) {
+  BuildWithArrivalBlocks({4});
+  TestCall& a = Offer(1);
+  Offer(1);
+  Job* cancelled = jobs_.back().get();
+  TestCall& c = Offer(1);
+  ASSERT_TRUE(stage_->Remove(cancelled));
+  Advance(kDelay);
+  ASSERT_EQ(PlacedRows(), (std::vector<int64_t>{2}));
+  ExpectGatheredWhenItRuns(placed_[0], {&a, &c});
+  EXPECT_EQ(arrival_pool_.held, 0);
 }
 
 // Idle regime: a lone request on an idle device runs with no clock advance.

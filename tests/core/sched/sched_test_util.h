@@ -4,6 +4,7 @@
 #ifndef INFERD_TESTS_CORE_SCHED_SCHED_TEST_UTIL_H_
 #define INFERD_TESTS_CORE_SCHED_SCHED_TEST_UTIL_H_
 
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "core/device/device_allocator.h"
 #include "core/device/host_device.h"
 #include "core/infer/infer_request.h"
 #include "core/models/model.h"
@@ -25,6 +27,32 @@
 #include "gtest/gtest.h"
 
 namespace inferd::testing {
+
+// Hands out heap blocks as if they were pinned staging memory, and counts
+// those not given back.
+class CountingStagingAllocator final : public DeviceAllocator {
+ public:
+  absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
+    return raw_->Allocate(device, stream, bytes);
+  }
+  void Free(Device& device, Stream& stream, void* ptr) override {
+    raw_->Free(device, stream, ptr);
+  }
+  void* AllocateStaging(Device&, size_t bytes) override {
+    ++held;
+    ++given;
+    return new uint8_t[bytes];
+  }
+  void FreeStaging(Device&, void* ptr, size_t) override {
+    --held;
+    delete[] static_cast<uint8_t*>(ptr);
+  }
+  std::atomic<int> held{0};   // given out, not back yet
+  std::atomic<int> given{0};  // ever given out
+
+ private:
+  std::unique_ptr<DeviceAllocator> raw_ = NewRawDeviceAllocator();
+};
 
 // Blocks device work until opened. Thread-safe.
 class Gate {

@@ -45,7 +45,13 @@ class SchedulerFixture : public ::testing::Test {
       devices_.push_back(std::make_unique<HostDevice>(o));
       device_ptrs_.push_back(devices_.back().get());
     }
-    allocator_ = NewRawDeviceAllocator();
+    if (staging_) {
+      auto staging = std::make_unique<CountingStagingAllocator>();
+      staging_allocator_ = staging.get();
+      allocator_ = std::move(staging);
+    } else {
+      allocator_ = NewRawDeviceAllocator();
+    }
     for (auto& m : BuiltinModels()) models_.Add(std::move(m));
     models_.Add(model_);
     models_.Add(batch_model_);
@@ -176,6 +182,10 @@ class SchedulerFixture : public ::testing::Test {
   std::vector<std::unique_ptr<HostDevice>> devices_;
   std::vector<Device*> device_ptrs_;
   std::unique_ptr<DeviceAllocator> allocator_;
+  // Set before Build: the allocator hands out staging blocks (heap memory
+  // standing in for pinned), counted by staging_allocator_.
+  bool staging_ = false;
+  CountingStagingAllocator* staging_allocator_ = nullptr;
   ModelRegistry models_;
   std::shared_ptr<TestModel> model_ = std::make_shared<TestModel>("test", 0);
   std::shared_ptr<TestModel> batch_model_ = std::make_shared<TestModel>("batched", 8);

@@ -521,6 +521,32 @@ TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
 // parked, for the finish. Executions that overlap (the parameter) keep it
 // parked. The predicted end is real time, the test's clock fake: 5 s on
 // the fake clock is past it whatever the host's speed.
+// Batching rule 6 end to end: requests copied into their batch's pinned
+// arrival block as they join run from it, each getting its own rows back,
+// and every block goes back to the allocator.
+TEST_F(SchedulerTest, BatchGatheredOnArrivalReturnsEachRequestsOwnRows) {
+  SchedulerOptions o = DefaultOptions();
+  o.batch_gather_on_arrival = true;
+  o.default_batching.preferred_batch_sizes = {4};
+  staging_ = true;
+  Build(1, /*inline_streams=*/false, o);
+  std::vector<std::unique_ptr<TestCall>> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(std::make_unique<TestCall>(batch_model_, 1, 3, 10.0f * i));
+  }
+  sched_->Submit(calls[0]->request(), calls[0].get());
+  EXPECT_EQ(staging_allocator_->given.load(), 1);  // the arrival block, taken as it joined
+  for (size_t i = 1; i < calls.size(); ++i) sched_->Submit(calls[i]->request(), calls[i].get());
+  for (auto& call : calls) {
+    ASSERT_TRUE(call->Wait().ok());
+    EXPECT_EQ(call->output(), Doubled(call->input()));
+  }
+  EXPECT_THAT(batch_model_->rows(), ElementsAre(4));  // the target: runs at once
+  EXPECT_EQ(staging_allocator_->given.load(), 2);  // and the outputs': nothing gathered
+  sched_->Shutdown();
+  EXPECT_EQ(staging_allocator_->held.load(), 0);
+}
+
 // Waits (up to 5 s) until `model` has been asked for `n` executions, so
 // that a gate set for them has been taken.
 void WaitForExecutions(const testing::TestModel& model, size_t n) {
