@@ -223,7 +223,7 @@ std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
 }
 
 size_t DynamicBatcher::ArrivalBlockBytes(const Job& job) const {
-  if (!gather_on_arrival_ || has_arrival_.load(std::memory_order_relaxed) || job.rows <= 0) {
+  if (!gather_on_arrival_ || !wants_arrival_.load(std::memory_order_relaxed) || job.rows <= 0) {
     return 0;
   }
   uint64_t bytes = 0;
@@ -238,6 +238,8 @@ size_t DynamicBatcher::ArrivalBlockBytes(const Job& job) const {
 void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
   job->arrival_row = -1;
   if (!gather_on_arrival_) return;
+  // Pending requests now: a block comes only with the next empty batch.
+  wants_arrival_.store(false, std::memory_order_relaxed);
   const auto& inputs = job->request.inputs;
   const uint64_t rows = static_cast<uint64_t>(job->rows);
   if (arrival_ == nullptr) {
@@ -261,7 +263,6 @@ void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
     block->block = std::move(*spare);
     arrival_ = std::move(block);
     arrival_next_ = 0;
-    has_arrival_.store(true, std::memory_order_relaxed);
   }
   const ArrivalBlock& a = *arrival_;
   if (inputs.size() != a.row_bytes.size() || arrival_next_ + job->rows > a.capacity) return;
@@ -281,13 +282,14 @@ void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
 }
 
 void DynamicBatcher::HandOverArrivalLocked(std::vector<Job*>& out) {
-  if (arrival_ == nullptr) return;
-  if (out.size() > 1) {
+  if (arrival_ != nullptr && out.size() > 1 && out[0]->arrival_row >= 0) {
     int64_t next = out[0]->arrival_row;
-    bool together = next >= 0;
+    bool together = true;
     for (const Job* j : out) {
-      if (!together) break;
-      together = j->arrival_row == next;
+      if (j->arrival_row != next) {
+        together = false;
+        break;
+      }
       next += j->rows;
     }
     if (together) out[0]->arrival = arrival_;
@@ -298,7 +300,7 @@ void DynamicBatcher::HandOverArrivalLocked(std::vector<Job*>& out) {
 void DynamicBatcher::DropArrivalLocked() {
   arrival_.reset();
   arrival_next_ = 0;
-  has_arrival_.store(false, std::memory_order_relaxed);
+  wants_arrival_.store(true, std::memory_order_relaxed);
 }
 
 std::vector<Job*> DynamicBatcher::TakeReadyLocked(absl::Time now) {
@@ -638,7 +640,7 @@ void BatchingStage::RefreshRowLimits() {
 void BatchingStage::FlushOnDelay(DynamicBatcher* batcher, uint64_t generation) {
   if (MayStart(*batcher)) {
     std::vector<Job*> jobs = batcher->FlushExpired(generation, clock_->Now());
-      if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
+    if (!jobs.empty()) Emit(*batcher, std::move(jobs), clock_->Now());
     // Rule 5 may have parked all of it or the rest (5b: until its release
     // too, when that comes after the delay).
     if (!batcher->parked()) return;
@@ -664,7 +666,7 @@ void BatchingStage::EmitParked(DynamicBatcher& batcher) {
   for (;;) {
     std::vector<Job*> jobs = batcher.TakeParked(clock_->Now());
     if (jobs.empty()) return;
-      Emit(batcher, std::move(jobs), clock_->Now());
+    Emit(batcher, std::move(jobs), clock_->Now());
     if (!batcher.parked()) return;
     // Rule 5a left a remainder: it runs with the next free slot, or now.
     maybe_parked_.store(true);

@@ -199,7 +199,8 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // once, before the first Add).
   void SetGatherOnArrival(bool on) { gather_on_arrival_ = on; }
   // Rule 6: the bytes of the arrival block `job` would need, or 0 when it
-  // would not be copied on arrival or the batcher has its block.
+  // would not be copied on arrival or no block is wanted (requests are
+  // pending: they have one, or their batch is gathered when it runs).
   size_t ArrivalBlockBytes(const Job& job) const;
   // Returns the pending batch if it is still batch `generation` (the timer
   // of a batch that was flushed since is stale and returns nothing), as
@@ -303,12 +304,14 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // When the one unfinished execution is predicted to end.
   absl::Time drain_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   ExecutionEstimate estimate_ ABSL_GUARDED_BY(mu_);
-  // Rule 6: the block the pending requests are copied into (null: none
-  // yet), and its next free row. Replaced only while nothing is pending.
+  // Rule 6: the block the pending requests are copied into (null: none),
+  // and its next free row. Taken only by a request that finds nothing
+  // pending (wants_arrival_, read without the lock as a hint); dropped
+  // when nothing is pending again.
   bool gather_on_arrival_ = false;
   std::shared_ptr<ArrivalBlock> arrival_ ABSL_GUARDED_BY(mu_);
   int64_t arrival_next_ ABSL_GUARDED_BY(mu_) = 0;
-  std::atomic<bool> has_arrival_{false};
+  std::atomic<bool> wants_arrival_{true};
 };
 
 

@@ -211,6 +211,19 @@ TEST_F(BatchingStageTest, RequestsAreGatheredOnArrivalOnlyWhenAskedTo) {
   ExpectGatheredWhenItRuns(placed_[0], {&a, &b});
 }
 
+// A request joining a batch whose first request took no block (none to
+// spare then) asks for none: that batch is gathered when it runs anyway.
+TEST_F(BatchingStageTest, NoBlockIsTakenForABatchAlreadyWithoutOne) {
+  BuildWithArrivalBlocks({3});
+  arrival_allocator_ = nullptr;  // the pool has none to spare
+  TestCall& a = Offer(1);
+  arrival_allocator_ = &arrival_pool_;
+  TestCall& b = Offer(2);
+  EXPECT_EQ(arrival_pool_.given.load(), 0);  // none asked for b
+  ASSERT_EQ(placed_.size(), 1u);
+  ExpectGatheredWhenItRuns(placed_[0], {&a, &b});
+}
+
 // A batch cut from the front of the pending requests leaves the rest in
 // the block; the next batch continues there, after them.
 TEST_F(BatchingStageTest, TheRestOfACutBatchStaysInTheArrivalBlock) {

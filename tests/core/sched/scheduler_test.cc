@@ -513,14 +513,6 @@ TEST_F(SchedulerTest, ALoneRequestAfterAPreferredSizeBatchWaitsForCompany) {
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 2, 1));
 }
 
-// Verifies rule 5d end to end: a model whose executions run in order
-// learns how long a batch of its preferred size takes (here at least the
-// 2 ms its gate held it), and a batch below that size, pending while the
-// model's one execution runs, is released before that execution's
-// predicted end (to queue behind it on its stream) instead of waiting,
-// parked, for the finish. Executions that overlap (the parameter) keep it
-// parked. The predicted end is real time, the test's clock fake: 5 s on
-// the fake clock is past it whatever the host's speed.
 // Batching rule 6 end to end: requests copied into their batch's pinned
 // arrival block as they join run from it, each getting its own rows back,
 // and every block goes back to the allocator.
@@ -556,6 +548,14 @@ void WaitForExecutions(const testing::TestModel& model, size_t n) {
   ASSERT_EQ(model.rows().size(), n);
 }
 
+// Verifies rule 5d end to end: a model whose executions run in order
+// learns how long a batch of its preferred size takes (here at least the
+// 2 ms its gate held it), and a batch below that size, pending while the
+// model's one execution runs, is released before that execution's
+// predicted end (to queue behind it on its stream) instead of waiting,
+// parked, for the finish. Executions that overlap (the parameter) keep it
+// parked. The predicted end is real time, the test's clock fake: 5 s on
+// the fake clock is past it whatever the host's speed.
 class InOrderReleaseTest : public testing::SchedulerFixture,
                            public ::testing::WithParamInterface<bool> {};
 
