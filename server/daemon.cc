@@ -1,7 +1,6 @@
 #include "server/daemon.h"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -32,17 +31,16 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/server_builder_option.h"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/call_tracker.h"
 #include "server/communication_service.h"
 #include "server/device_collector.h"
 #include "server/grpc_metrics.h"
 #include "server/health_service.h"
-#include "server/https_server.h"
 #include "server/infer_queues.h"
 #include "server/kserve_service.h"
 #include "server/memory_service.h"
+#include "server/metrics_server.h"
 #include "server/model_collector.h"
 #include "server/protobuf_log.h"
 #include "server/report_service.h"
@@ -118,8 +116,7 @@ struct Daemon::Impl {
   std::vector<std::unique_ptr<Device>> devices;
   std::vector<Device*> device_ptrs;
   std::shared_ptr<prometheus::Registry> registry;
-  std::unique_ptr<prometheus::Exposer> exposer;       // plain metrics
-  std::unique_ptr<MetricsHttpsServer> metrics_https;  // metrics with server.tls
+  std::unique_ptr<MetricsServer> metrics_server;  // null without server.metrics_listen
   std::shared_ptr<DeviceCollector> device_collector;
   std::shared_ptr<ModelCollector> model_collector;  // reads `models`
   // The dynamic scaler: the active device set and the replica figure. The
@@ -144,7 +141,7 @@ struct Daemon::Impl {
   std::unique_ptr<ReportService> report_service;
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
-  CallTracker* calls = nullptr;        // owned by `server`
+  CallTracker* calls = nullptr;  // owned by `server`
   // gRPC's count of the server's calls, which sees those still arriving.
   std::unique_ptr<TransportCalls> transport_calls;
   std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`
@@ -167,8 +164,7 @@ struct Daemon::Impl {
 
   ~Impl() {
     // No scrape may read the engines and models while they go.
-    metrics_https.reset();
-    exposer.reset();
+    metrics_server.reset();
     // Queued ModelInfer calls hold reactors: fail them before the server goes.
     if (scheduler) scheduler->Shutdown();
     if (server) server->Shutdown(std::chrono::system_clock::now());
@@ -213,38 +209,17 @@ absl::Status Daemon::Impl::DiscoverAndMeasure() {
 
 // server.metrics_listen: /metrics over HTTP, or HTTPS with server.tls.
 absl::Status Daemon::Impl::StartMetricsEndpoint() {
-  if (!config.server.metrics_listen.empty() && config.server.tls.enabled()) {
-    HttpsServerOptions https;
-    https.listen = config.server.metrics_listen;
-    https.tls = config.server.tls;
-    https.threads = config.server.metrics_threads;
-    https.request_timeout = absl::Seconds(config.server.metrics_request_timeout_seconds);
-    auto https_server =
-        MetricsHttpsServer::Start(std::move(https), {registry, device_collector, model_collector});
-    if (!https_server.ok()) return https_server.status();
-    metrics_https = *std::move(https_server);
-    metrics_port = metrics_https->port();
-  } else if (!config.server.metrics_listen.empty()) {
-    try {
-      // Each connection holds one of metrics_threads workers; the timeout
-      // frees a worker from a client that sends or reads slowly (or
-      // announces a body it never sends).
-      const auto timeout_ms =
-          static_cast<int64_t>(std::ceil(config.server.metrics_request_timeout_seconds * 1000.0));
-      exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-          "listening_ports", config.server.metrics_listen, "num_threads",
-          absl::StrCat(config.server.metrics_threads), "request_timeout_ms",
-          absl::StrCat(timeout_ms), "enable_keep_alive", "no"});
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("server.metrics_listen: cannot listen on ",
-                                                 config.server.metrics_listen, ": ", e.what()));
-    }
-    exposer->RegisterCollectable(registry);
-    exposer->RegisterCollectable(device_collector);
-    exposer->RegisterCollectable(model_collector);
-    auto ports = exposer->GetListeningPorts();
-    metrics_port = ports.empty() ? 0 : ports[0];
-  }
+  if (config.server.metrics_listen.empty()) return absl::OkStatus();
+  MetricsServerOptions options;
+  options.listen = config.server.metrics_listen;
+  options.tls = config.server.tls;
+  options.threads = config.server.metrics_threads;
+  options.request_timeout = absl::Seconds(config.server.metrics_request_timeout_seconds);
+  auto server =
+      MetricsServer::Start(std::move(options), {registry, device_collector, model_collector});
+  if (!server.ok()) return server.status();
+  metrics_server = *std::move(server);
+  metrics_port = metrics_server->port();
   return absl::OkStatus();
 }
 
@@ -458,9 +433,9 @@ absl::Status Daemon::Impl::StartGrpcServer() {
                                           : ", mutual TLS",
              tokens ? absl::StrCat(", bearer tokens (", tokens->size(), ")") : "",
              want_reflection ? ", reflection on" : "");
-  if (exposer || metrics_https) {
+  if (metrics_server) {
     INFERD_LOG(kInfo, "metrics on ", config.server.metrics_listen, " (port ", metrics_port, ")",
-               metrics_https ? ", HTTPS" : "");
+               config.server.tls.enabled() ? ", HTTPS" : "");
   }
   return absl::OkStatus();
 }
@@ -490,8 +465,8 @@ void Daemon::Reload() {
       INFERD_LOG(kWarning, "reload: ", st.message(), "; keeping the tokens loaded before");
     }
   }
-  if (impl_->metrics_https != nullptr) {
-    absl::Status st = impl_->metrics_https->Reload();
+  if (impl_->metrics_server != nullptr && impl_->config.server.tls.enabled()) {
+    absl::Status st = impl_->metrics_server->Reload();
     if (st.ok()) {
       INFERD_LOG(kInfo, "reloaded the metrics port's TLS files");
     } else {

@@ -52,7 +52,8 @@ class KServeProtocolTest : public ::testing::Test {
   static void SetUpTestSuite() {
     daemon_ = new testing::ConfiguredDaemon(
         // One slot, so that a running decoupled request queues the rest.
-        absl::StrCat("models: {repository: \"", Repository(), "\"}\n"
+        absl::StrCat("models: {repository: \"", Repository(),
+                     "\"}\n"
                      "server: {max_stream_held_responses: 2048}\n"
                      "device:\n  multi_gpu:\n    performance_optimization:\n"
                      "      max_tasks_per_device: 1\n"),
@@ -124,9 +125,9 @@ TEST_F(KServeProtocolTest, QuickStartModelsAnswerAsTritonsDo) {
     sa.push_back(std::to_string(i));
     sb.push_back("1");
   }
-  auto str = client_->Infer("simple_string",
-                            {{"INPUT0", {1, 16}, "BYTES", testing::RawStrings(sa)},
-                             {"INPUT1", {1, 16}, "BYTES", testing::RawStrings(sb)}});
+  auto str =
+      client_->Infer("simple_string", {{"INPUT0", {1, 16}, "BYTES", testing::RawStrings(sa)},
+                                       {"INPUT1", {1, 16}, "BYTES", testing::RawStrings(sb)}});
   ASSERT_TRUE(str.ok()) << str.status();
   std::vector<std::string> sums = testing::ParseStrings(*testing::OutputRaw(*str, "OUTPUT0"));
   ASSERT_EQ(sums.size(), 16u);
@@ -186,28 +187,33 @@ TEST_F(KServeProtocolTest, BatchMembersEachGetTheirOwnRows) {
   };
   const uint64_t batched_before = batched_executions();
   std::atomic<int> wrong{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      testing::TritonClient client(daemon_->process().target());
-      for (int i = 0; i < kCalls; ++i) {
-        const int32_t scale = t * 1000 + i + 1;
-        auto r = client.Infer("simple", SimpleInputs(scale));
-        bool ok = r.ok() && r->raw_output_contents_size() == 2;
-        for (int o = 0; ok && o < 2; ++o) {
-          const std::string& raw = r->raw_output_contents(o);
-          std::vector<int32_t> got(raw.size() / sizeof(int32_t));
-          std::memcpy(got.data(), raw.data(), got.size() * sizeof(int32_t));
-          ok = got.size() == 16;
-          for (int k = 0; ok && k < 16; ++k) {
-            ok = got[k] == (o == 0 ? (k + 1) * scale : (k - 1) * scale);
+  auto round = [&] {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        testing::TritonClient client(daemon_->process().target());
+        for (int i = 0; i < kCalls; ++i) {
+          const int32_t scale = t * 1000 + i + 1;
+          auto r = client.Infer("simple", SimpleInputs(scale));
+          bool ok = r.ok() && r->raw_output_contents_size() == 2;
+          for (int o = 0; ok && o < 2; ++o) {
+            const std::string& raw = r->raw_output_contents(o);
+            std::vector<int32_t> got(raw.size() / sizeof(int32_t));
+            std::memcpy(got.data(), raw.data(), got.size() * sizeof(int32_t));
+            ok = got.size() == 16;
+            for (int k = 0; ok && k < 16; ++k) {
+              ok = got[k] == (o == 0 ? (k + 1) * scale : (k - 1) * scale);
+            }
           }
+          if (!ok) wrong.fetch_add(1);
         }
-        if (!ok) wrong.fetch_add(1);
-      }
-    });
-  }
-  for (std::thread& th : threads) th.join();
+      });
+    }
+    for (std::thread& th : threads) th.join();
+  };
+  // On a starved machine the calls may arrive one at a time; run rounds
+  // until some shared an execution (at most 20).
+  for (int rounds = 0; rounds < 20 && batched_executions() == batched_before; ++rounds) round();
   EXPECT_EQ(wrong.load(), 0);
   // The calls did share executions (else this test covers nothing).
   EXPECT_GT(batched_executions(), batched_before);
@@ -225,8 +231,9 @@ TEST_F(KServeProtocolTest, StatisticsCountTrafficPerModel) {
                                             {"INPUT1", {2, 16}, "INT8", testing::Raw(a)}})
                     .ok());
   }
-  EXPECT_FALSE(client_->Infer("simple_int8", {{"INPUT0", {2, 16}, "INT8", testing::Raw(a)},
-                                              {"INPUT1", {1, 16}, "INT8", "short"}})
+  EXPECT_FALSE(client_
+                   ->Infer("simple_int8", {{"INPUT0", {2, 16}, "INT8", testing::Raw(a)},
+                                           {"INPUT1", {1, 16}, "INT8", "short"}})
                    .ok());
   auto stats = client_->GetInferenceStatistics("simple_int8");
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -258,10 +265,10 @@ TEST_F(KServeProtocolTest, StatisticsCountTrafficPerModel) {
 // count in the model's statistics like ModelInfer requests.
 TEST_F(KServeProtocolTest, SchedulerTasksCountInModelStatistics) {
   const uint64_t before = Successes("scale");
-  testing::CommandResult r = testing::RunCommand(
-      {testing::InferctlBinary(), "--target=" + daemon_->process().target(), "tasks", "submit",
-       "scale", "--input=INPUT0:FP32:3:1,2,3", "--wait"},
-      absl::Seconds(60));
+  testing::CommandResult r =
+      testing::RunCommand({testing::InferctlBinary(), "--target=" + daemon_->process().target(),
+                           "tasks", "submit", "scale", "--input=INPUT0:FP32:3:1,2,3", "--wait"},
+                          absl::Seconds(60));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Successes("scale"), before + 1);
 }
@@ -277,8 +284,7 @@ TEST_F(KServeProtocolTest, UnaryInferOfADecoupledModelIsRefused) {
 // Collects stream responses by request id.
 struct Collected {
   absl::Mutex mu;
-  std::map<std::string, std::vector<inference::ModelStreamInferResponse>> by_id
-      ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<inference::ModelStreamInferResponse>> by_id ABSL_GUARDED_BY(mu);
   int total ABSL_GUARDED_BY(mu) = 0;
   void Add(const inference::ModelStreamInferResponse& r) {
     absl::MutexLock lock(&mu);
@@ -301,8 +307,8 @@ TEST_F(KServeProtocolTest, StreamOfTenThousandWithInterleavedFailures) {
   for (int i = 0; i < kRequests; ++i) {
     std::vector<InferInput> in = SimpleInputs(i % 7);
     if (i % 10 == 3) in[1].shape = {1, 15};  // wrong shape: fails
-    ASSERT_TRUE(client_->AsyncStreamInfer(
-        client_->MakeRequest("simple", in, {}, absl::StrCat("r", i))));
+    ASSERT_TRUE(
+        client_->AsyncStreamInfer(client_->MakeRequest("simple", in, {}, absl::StrCat("r", i))));
   }
   got.WaitFor(kRequests);
   EXPECT_TRUE(client_->StopStream().ok());
@@ -330,12 +336,11 @@ TEST_F(KServeProtocolTest, StreamOfTenThousandWithInterleavedFailures) {
 TEST_F(KServeProtocolTest, DecoupledModelStreamsEachResponseThenTheFinalFlag) {
   Collected got;
   client_->StartStream([&](const auto& r) { got.Add(r); });
-  auto req = client_->MakeRequest(
-      "repeat_int32",
-      {{"IN", {4}, "INT32", testing::Raw<int32_t>({4, 2, 0, 1})},
-       {"DELAY", {4}, "UINT32", testing::Raw<uint32_t>({1, 2, 3, 4})},
-       {"WAIT", {1}, "UINT32", testing::Raw<uint32_t>({5})}},
-      {}, "rep");
+  auto req = client_->MakeRequest("repeat_int32",
+                                  {{"IN", {4}, "INT32", testing::Raw<int32_t>({4, 2, 0, 1})},
+                                   {"DELAY", {4}, "UINT32", testing::Raw<uint32_t>({1, 2, 3, 4})},
+                                   {"WAIT", {1}, "UINT32", testing::Raw<uint32_t>({5})}},
+                                  {}, "rep");
   (*req.mutable_parameters())["triton_enable_empty_final_response"].set_bool_param(true);
   ASSERT_TRUE(client_->AsyncStreamInfer(req));
   got.WaitFor(5);
@@ -518,7 +523,8 @@ TEST_F(KServeProtocolTest, CudaSharedMemoryStandInOnHostDevices) {
 // held-response cap, so it runs at most that many requests (plus what the
 // transport buffers), not all it was sent.
 TEST(KServeStreamFlowControlTest, ClientThatNeverReadsIsPaused) {
-  testing::ConfiguredDaemon daemon(absl::StrCat("models: {repository: \"", Repository(), "\"}\n"
+  testing::ConfiguredDaemon daemon(absl::StrCat("models: {repository: \"", Repository(),
+                                                "\"}\n"
                                                 "server: {max_stream_held_responses: 8}\n"),
                                    1);
   ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();

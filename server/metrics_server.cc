@@ -1,14 +1,8 @@
-#include "server/https_server.h"
+#include "server/metrics_server.h"
 
 #include <fcntl.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/logging.h"
 #include "prometheus/text_serializer.h"
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 namespace inferd {
 namespace {
@@ -55,18 +55,18 @@ absl::StatusOr<std::shared_ptr<SSL_CTX>> MakeContext(const TlsConfig& tls) {
   if (ctx == nullptr) return absl::InternalError("metrics TLS: " + OpenSslError());
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), tls.cert_file.c_str()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("server.tls.cert_file: '", tls.cert_file,
-                                                   "': ", OpenSslError()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("server.tls.cert_file: '", tls.cert_file, "': ", OpenSslError()));
   }
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), tls.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("server.tls.key_file: '", tls.key_file,
-                                                   "': ", OpenSslError()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("server.tls.key_file: '", tls.key_file, "': ", OpenSslError()));
   }
   if (!tls.client_ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx.get(), tls.client_ca_file.c_str(), nullptr) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("server.tls.client_ca_file: '",
-                                                     tls.client_ca_file, "': ", OpenSslError()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("server.tls.client_ca_file: '", tls.client_ca_file, "': ", OpenSslError()));
     }
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
@@ -88,6 +88,20 @@ bool WaitFd(int fd, short events, int stop_fd, absl::Time deadline) {
   }
 }
 
+// Runs a plain socket operation (recv or send) until it moves bytes, the
+// peer closes, it fails or runs out of time.
+template <typename Op>
+int PlainIo(int fd, short events, int stop_fd, absl::Time deadline, Op op) {
+  while (true) {
+    const ssize_t r = op();
+    if (r > 0) return static_cast<int>(r);
+    if (r == 0) return -1;  // the peer closed
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (!WaitFd(fd, events, stop_fd, deadline)) return -1;
+  }
+}
+
 // Runs an SSL operation until it completes, fails or runs out of time.
 template <typename Op>
 int SslIo(SSL* ssl, int fd, int stop_fd, absl::Time deadline, Op op) {
@@ -103,14 +117,13 @@ int SslIo(SSL* ssl, int fd, int stop_fd, absl::Time deadline, Op op) {
 
 }  // namespace
 
-MetricsHttpsServer::MetricsHttpsServer(HttpsServerOptions options)
-    : options_(std::move(options)) {}
+MetricsServer::MetricsServer(MetricsServerOptions options) : options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<MetricsHttpsServer>> MetricsHttpsServer::Start(
-    HttpsServerOptions options, std::vector<std::shared_ptr<prometheus::Collectable>> sources) {
-  std::unique_ptr<MetricsHttpsServer> s(new MetricsHttpsServer(std::move(options)));
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    MetricsServerOptions options, std::vector<std::shared_ptr<prometheus::Collectable>> sources) {
+  std::unique_ptr<MetricsServer> s(new MetricsServer(std::move(options)));
   s->sources_ = std::move(sources);
-  {
+  if (s->options_.tls.enabled()) {
     auto ctx = MakeContext(s->options_.tls);
     if (!ctx.ok()) return ctx.status();
     absl::MutexLock lock(&s->ctx_mu_);
@@ -153,9 +166,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpsServer>> MetricsHttpsServer::Start(
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   ::getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-  s->port_ = ntohs(bound.ss_family == AF_INET6
-                       ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                       : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  s->port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   s->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->stop_fd_ < 0) return fail(std::strerror(errno));
   for (int i = 0; i < s->options_.threads; ++i) {
@@ -165,7 +177,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpsServer>> MetricsHttpsServer::Start(
   return s;
 }
 
-MetricsHttpsServer::~MetricsHttpsServer() {
+MetricsServer::~MetricsServer() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -184,7 +196,8 @@ MetricsHttpsServer::~MetricsHttpsServer() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-absl::Status MetricsHttpsServer::Reload() {
+absl::Status MetricsServer::Reload() {
+  if (!options_.tls.enabled()) return absl::OkStatus();
   auto ctx = MakeContext(options_.tls);
   absl::MutexLock lock(&ctx_mu_);
   last_check_ = absl::Now();
@@ -194,7 +207,8 @@ absl::Status MetricsHttpsServer::Reload() {
   return absl::OkStatus();
 }
 
-std::shared_ptr<SSL_CTX> MetricsHttpsServer::Context() {
+std::shared_ptr<SSL_CTX> MetricsServer::Context() {
+  if (!options_.tls.enabled()) return nullptr;
   bool reload = false;
   {
     absl::MutexLock lock(&ctx_mu_);
@@ -214,7 +228,7 @@ std::shared_ptr<SSL_CTX> MetricsHttpsServer::Context() {
   return ctx_;
 }
 
-void MetricsHttpsServer::AcceptLoop() {
+void MetricsServer::AcceptLoop() {
   const size_t max_pending = static_cast<size_t>(options_.threads) * kQueuePerThread;
   while (true) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
@@ -232,13 +246,13 @@ void MetricsHttpsServer::AcceptLoop() {
   }
 }
 
-void MetricsHttpsServer::WorkerLoop() {
+void MetricsServer::WorkerLoop() {
   while (true) {
     int fd = -1;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](MetricsHttpsServer* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+          +[](MetricsServer* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
             return s->stopping_ || !s->pending_.empty();
           },
           this));
@@ -251,7 +265,7 @@ void MetricsHttpsServer::WorkerLoop() {
   }
 }
 
-std::string MetricsHttpsServer::Scrape() const {
+std::string MetricsServer::Scrape() const {
   std::vector<prometheus::MetricFamily> families;
   for (const auto& source : sources_) {
     auto more = source->Collect();
@@ -263,38 +277,58 @@ std::string MetricsHttpsServer::Scrape() const {
   return out.str();
 }
 
-void MetricsHttpsServer::Serve(int fd) {
+void MetricsServer::Serve(int fd) {
   const absl::Time deadline = absl::Now() + options_.request_timeout;
   std::shared_ptr<SSL_CTX> ctx = Context();
-  std::unique_ptr<SSL, void (*)(SSL*)> ssl(SSL_new(ctx.get()), SSL_free);
-  if (ssl == nullptr || SSL_set_fd(ssl.get(), fd) != 1) return;
-  SSL* s = ssl.get();
-  if (SslIo(s, fd, stop_fd_, deadline, [s] { return SSL_accept(s); }) <= 0) return;
+  std::unique_ptr<SSL, void (*)(SSL*)> ssl(nullptr, SSL_free);
+  if (ctx != nullptr) {
+    ssl.reset(SSL_new(ctx.get()));
+    if (ssl == nullptr || SSL_set_fd(ssl.get(), fd) != 1) return;
+    SSL* s = ssl.get();
+    if (SslIo(s, fd, stop_fd_, deadline, [s] { return SSL_accept(s); }) <= 0) return;
+  }
+  // Each returns the bytes moved, or <= 0 once the connection is done for.
+  auto read = [&](char* buf, int want) {
+    SSL* s = ssl.get();
+    return s != nullptr ? SslIo(s, fd, stop_fd_, deadline, [&] { return SSL_read(s, buf, want); })
+                        : PlainIo(fd, POLLIN, stop_fd_, deadline,
+                                  [&] { return ::recv(fd, buf, static_cast<size_t>(want), 0); });
+  };
+  auto write = [&](const char* data, int size) {
+    SSL* s = ssl.get();
+    return s != nullptr ? SslIo(s, fd, stop_fd_, deadline, [&] { return SSL_write(s, data, size); })
+                        : PlainIo(fd, POLLOUT, stop_fd_, deadline, [&] {
+                            return ::send(fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
+                          });
+  };
   std::string request;
   char buf[2048];
   while (request.find("\r\n\r\n") == std::string::npos) {
     if (request.size() >= kMaxRequestBytes) return;
-    const int want = static_cast<int>(std::min(sizeof(buf), kMaxRequestBytes - request.size()));
-    int n = SslIo(s, fd, stop_fd_, deadline, [&] { return SSL_read(s, buf, want); });
+    const int n =
+        read(buf, static_cast<int>(std::min(sizeof(buf), kMaxRequestBytes - request.size())));
     if (n <= 0) return;
     request.append(buf, static_cast<size_t>(n));
   }
-  const bool get_metrics = absl::StartsWith(request, "GET /metrics ") ||
-                           absl::StartsWith(request, "GET /metrics?");
+  const bool get_metrics =
+      absl::StartsWith(request, "GET /metrics ") || absl::StartsWith(request, "GET /metrics?");
   std::string body = get_metrics ? Scrape() : std::string("not found\n");
-  std::string reply = absl::StrCat(
-      "HTTP/1.1 ", get_metrics ? "200 OK" : "404 Not Found",
-      "\r\nContent-Type: ", get_metrics ? "text/plain; version=0.0.4" : "text/plain",
-      "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
+  std::string reply =
+      absl::StrCat("HTTP/1.1 ", get_metrics ? "200 OK" : "404 Not Found",
+                   "\r\nContent-Type: ", get_metrics ? "text/plain; version=0.0.4" : "text/plain",
+                   "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n", body);
   size_t sent = 0;
   while (sent < reply.size()) {
-    const int chunk = static_cast<int>(std::min<size_t>(reply.size() - sent, 1 << 20));
-    int n = SslIo(s, fd, stop_fd_, deadline,
-                  [&] { return SSL_write(s, reply.data() + sent, chunk); });
+    const int n = write(reply.data() + sent,
+                        static_cast<int>(std::min<size_t>(reply.size() - sent, 1 << 20)));
     if (n <= 0) return;
     sent += static_cast<size_t>(n);
   }
-  (void)SslIo(s, fd, stop_fd_, deadline, [s] { return SSL_shutdown(s) >= 0 ? 1 : 0; });
+  if (SSL* s = ssl.get(); s != nullptr) {
+    (void)SslIo(s, fd, stop_fd_, deadline, [s] { return SSL_shutdown(s) >= 0 ? 1 : 0; });
+  } else {
+    ::shutdown(fd, SHUT_WR);  // the reply is whole: the client reads EOF after it
+  }
 }
 
 }  // namespace inferd
