@@ -22,7 +22,8 @@ unit_tests=(
   # BYTES and dtype codecs, request binding and execution
   dtype_test device_execution_test
   # scheduler: queues, batching, task graphs, retries (items 2, 3, 11)
-  task_table_test scheduler_test scheduler_tasks_test dynamic_batcher_test priority_queue_test
+  task_table_test scheduler_test scheduler_batching_test scheduler_tasks_test dynamic_batcher_test
+  priority_queue_test
   placement_test timer_queue_test scheduler_options_test scheduler_preemption_test
   scheduler_group_test
   memory_tensor_access_test memory_batch_size_test batching_stage_test
