@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,9 +36,7 @@ class CountingStagingAllocator final : public DeviceAllocator {
   absl::StatusOr<void*> Allocate(Device& device, Stream& stream, size_t bytes) override {
     return raw_->Allocate(device, stream, bytes);
   }
-  void Free(Device& device, Stream& stream, void* ptr) override {
-    raw_->Free(device, stream, ptr);
-  }
+  void Free(Device& device, Stream& stream, void* ptr) override { raw_->Free(device, stream, ptr); }
   void* AllocateStaging(Device&, size_t bytes) override {
     ++held;
     ++given;
@@ -61,11 +60,25 @@ class Gate {
     absl::MutexLock lock(&mu_);
     if (!open_.HasBeenNotified()) open_.Notify();
   }
-  void Wait() { open_.WaitForNotification(); }
+  void Wait() {
+    {
+      absl::MutexLock lock(&mu_);
+      ++waiters_;
+    }
+    open_.WaitForNotification();
+  }
+  // Blocks until some thread waits on the gate (or has waited): the
+  // device work behind it has reached it.
+  void AwaitWaiter() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* n) { return *n > 0; }, &waiters_));
+  }
 
  private:
   absl::Mutex mu_;
   absl::Notification open_;
+  int waiters_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // OUTPUT0 = 2 * INPUT0 (FP32, any shape; batches along dim 0 when
@@ -75,8 +88,7 @@ class Gate {
 // signature's (scheduling.preemptible). Thread-safe.
 class TestModel final : public Model {
  public:
-  explicit TestModel(std::string name = "test", int max_batch_size = 0,
-                     bool preemptible = false) {
+  explicit TestModel(std::string name = "test", int max_batch_size = 0, bool preemptible = false) {
     sig_.name = std::move(name);
     sig_.platform = "test";
     sig_.inputs.push_back(TensorSpec{"INPUT0", DataType::kFp32, {-1}});
@@ -306,6 +318,24 @@ class TestCall final : public InferResponder {
   int completions_ ABSL_GUARDED_BY(mu_) = 0;
   bool completed_on_own_thread_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// What TestModel answers: each input value doubled.
+inline std::vector<float> Doubled(const std::vector<float>& v) {
+  std::vector<float> out;
+  for (float x : v) out.push_back(2 * x);
+  return out;
+}
+
+// Waits for each call and expects it answered OK with its own rows doubled.
+inline void ExpectEachAnsweredDoubled(std::initializer_list<TestCall*> calls) {
+  for (TestCall* t : calls) {
+    const absl::Status st = t->Wait();
+    EXPECT_TRUE(st.ok()) << st;
+    if (st.ok()) {
+      EXPECT_EQ(t->output(), Doubled(t->input()));
+    }
+  }
+}
 
 inline std::vector<std::unique_ptr<HostDevice>> MakeHostDevices(int n, bool inline_when_idle,
                                                                 int streams = 4,

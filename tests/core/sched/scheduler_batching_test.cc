@@ -19,15 +19,11 @@ namespace {
 using ::testing::ElementsAre;
 using testing::Gate;
 using ::testing::HasSubstr;
+using testing::Doubled;
+using testing::ExpectEachAnsweredDoubled;
 using testing::TestCall;
 
 class SchedulerBatchingTest : public testing::SchedulerFixture {};
-
-std::vector<float> Doubled(const std::vector<float>& v) {
-  std::vector<float> out;
-  for (float x : v) out.push_back(2 * x);
-  return out;
-}
 
 TEST_F(SchedulerBatchingTest, BatchingMergesRequestsAndSplitsResults) {
   Build(1, /*inline_streams=*/true);
@@ -92,10 +88,7 @@ TEST_F(SchedulerBatchingTest, FullBatchRunsWithoutWaitingAndOthersDoNotMix) {
   sched_->Submit(odd.request(), &odd);  // different trailing dims
   sched_->Submit(a.request(), &a);      // flushes `odd` alone
   sched_->Submit(b.request(), &b);      // 8 rows: the maximum
-  for (TestCall* t : {&a, &b, &odd}) {
-    ASSERT_TRUE(t->Wait().ok());
-    EXPECT_EQ(t->output(), Doubled(t->input()));
-  }
+  ExpectEachAnsweredDoubled({&a, &b, &odd});
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 8));
 }
 
@@ -223,9 +216,12 @@ TEST_P(InOrderReleaseTest, NextBatchIsReleasedBeforeTheRunningOneFinishes) {
   sched_->Submit(b.request(), &b);  // the preferred size: runs as [a, b], held
   // Lifted only once [a, b] took it: on a loaded host the batch may start
   // after this thread goes on, and would then run ungated and teach a
-  // time too short for the release below to wait.
+  // time too short for the release below to wait. Opened 2 ms after its
+  // stream reached it (not after the batch was launched), so the time
+  // taught is at least 2 ms however late that stream runs.
   WaitForExecutions(*batch_model_, 1);
   batch_model_->SetGate(nullptr);
+  taught->AwaitWaiter();
   absl::SleepFor(absl::Milliseconds(2));
   taught->Open();
   ASSERT_TRUE(a.Wait().ok());
@@ -275,10 +271,7 @@ TEST_F(SchedulerBatchingTest, BatchPastItsDelayWaitsForAFreeSlotAndKeepsFilling)
   EXPECT_FALSE(a.done());
   gate->Open();
   ASSERT_TRUE(blocker.Wait().ok());
-  for (TestCall* t : {&a, &b, &c}) {
-    ASSERT_TRUE(t->Wait().ok());
-    EXPECT_EQ(t->output(), Doubled(t->input()));
-  }
+  ExpectEachAnsweredDoubled({&a, &b, &c});
   EXPECT_THAT(batch_model_->rows(), ElementsAre(4));
   EXPECT_EQ(sched_->GetStats().batches, 1u);
 }
@@ -320,10 +313,7 @@ TEST_F(SchedulerBatchingTest, ModelExecutionLimitBatchesBehindItsRunningExecutio
   EXPECT_EQ(sched_->GetStats().pending_batch, 2);
   EXPECT_FALSE(a.done());
   gate->Open();
-  for (TestCall* t : {&first, &a, &b}) {
-    ASSERT_TRUE(t->Wait().ok());
-    EXPECT_EQ(t->output(), Doubled(t->input()));
-  }
+  ExpectEachAnsweredDoubled({&first, &a, &b});
   EXPECT_THAT(batch_model_->rows(), ElementsAre(1, 3));
 }
 
@@ -364,10 +354,7 @@ TEST_F(SchedulerBatchingTest, ModelExecutionLimitStartsTheNextBatchBeforeAnsweri
     pending_when_a_answered = sched_->GetStats().pending_batch;
   });
   batch_gate->Open();
-  for (TestCall* t : {&a, &b, &c}) {
-    ASSERT_TRUE(t->Wait().ok());
-    EXPECT_EQ(t->output(), Doubled(t->input()));
-  }
+  ExpectEachAnsweredDoubled({&a, &b, &c});
   EXPECT_EQ(pending_when_a_answered, 0);
   EXPECT_THAT(rows_when_a_answered, ElementsAre(1, 2, 1)) << "c had not started";
 }

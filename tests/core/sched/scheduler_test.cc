@@ -19,15 +19,10 @@ namespace {
 using ::testing::ElementsAre;
 using testing::Gate;
 using ::testing::HasSubstr;
+using testing::Doubled;
 using testing::TestCall;
 
 class SchedulerTest : public testing::SchedulerFixture {};
-
-std::vector<float> Doubled(const std::vector<float>& v) {
-  std::vector<float> out;
-  for (float x : v) out.push_back(2 * x);
-  return out;
-}
 
 TEST_F(SchedulerTest, RunsModelInferRequestsToCompletion) {
   Build(2, /*inline_streams=*/true);
