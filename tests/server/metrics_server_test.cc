@@ -102,6 +102,26 @@ TEST_F(MetricsServerTest, AClientThatNeverFinishesItsRequestIsCutOffAtTheTimeout
   EXPECT_TRUE(absl::StrContains(next.ReadAll(), "inferd_probe_total 3"));
 }
 
+TEST_F(MetricsServerTest, OversizedAndGarbageRequestsAreClosedAndServingGoesOn) {
+  auto server = Start(1, absl::Seconds(10));
+  ASSERT_NE(server, nullptr);
+  {
+    Conn big(server->port());
+    big.Send(std::string(9 << 10, 'A'));  // past 8 KiB with no end of headers
+    EXPECT_EQ(big.ReadAll(), "");
+  }
+  {
+    Conn garbage(server->port());
+    std::string bytes;
+    for (int i = 0; i < 512; ++i) bytes.push_back(static_cast<char>(i * 37));
+    garbage.Send(bytes + "\r\n\r\n");
+    EXPECT_TRUE(absl::StartsWith(garbage.ReadAll(), "HTTP/1.1 404 Not Found\r\n"));
+  }
+  Conn scrape(server->port());
+  scrape.Send("GET /metrics?x=1 HTTP/1.1\r\n\r\n");
+  EXPECT_TRUE(absl::StrContains(scrape.ReadAll(), "inferd_probe_total 3"));
+}
+
 TEST_F(MetricsServerTest, StoppingDoesNotWaitForAnOpenConnection) {
   auto server = Start(2, absl::Seconds(300));
   ASSERT_NE(server, nullptr);
