@@ -83,8 +83,6 @@ RUN apt-get update \
       libabsl20220623=20220623.1-1+deb12u2 \
       libyaml-cpp0.7=0.7.0+dfsg-8+b1 \
       libprometheus-cpp-core1.0=1.0.1-1 \
-      libprometheus-cpp-pull1.0=1.0.1-1 \
-      libcivetweb1=1.15+dfsg-4 \
       libjemalloc2=5.3.0-1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 inferd \
