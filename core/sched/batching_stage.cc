@@ -20,6 +20,13 @@ constexpr uint64_t kArrivalCopyMaxBytes = 64 << 10;
 // An arrival block holds twice the batch's target rows, up to this size.
 constexpr uint64_t kArrivalBlockMaxBytes = 8 << 20;
 
+// The bytes of all of `request`'s inputs together.
+uint64_t InputBytes(const InferRequest& request) {
+  uint64_t bytes = 0;
+  for (const InferInput& in : request.inputs) bytes += in.desc.byte_size;
+  return bytes;
+}
+
 }  // namespace
 
 int64_t BatchRows(const InferRequest& request) {
@@ -115,9 +122,7 @@ void GatherBatchInputs(Job& batch, DeviceAllocator& allocator, Device& device,
   b.device = &device;
   if (b.gathered) return;
   b.gathered = true;
-  uint64_t bytes = 0;
-  for (const InferInput& in : batch.request.inputs) bytes += in.desc.byte_size;
-  bytes = std::max<uint64_t>(bytes, 1);
+  const uint64_t bytes = std::max<uint64_t>(InputBytes(batch.request), 1);
   b.pinned_inputs = StagingBlock(allocator, device, bytes);
   uint8_t* dst = b.pinned_inputs.data();
   if (dst == nullptr) {
@@ -211,14 +216,15 @@ std::vector<Job*> DynamicBatcher::TakePrefixLocked(int64_t rows) {
     --count_;
   }
   rows_ -= taken;
+  HandOverArrivalLocked(out);
   if (head_ == nullptr) {
     tail_ = nullptr;
     parked_ = false;
     ++generation_;
+    DropArrivalLocked();
   } else {
     parked_ = true;  // past its delay: runs at the next chance
   }
-  HandOverArrivalLocked(out);
   return out;
 }
 
@@ -226,8 +232,7 @@ size_t DynamicBatcher::ArrivalBlockBytes(const Job& job) const {
   if (!gather_on_arrival_ || !wants_arrival_.load(std::memory_order_relaxed) || job.rows <= 0) {
     return 0;
   }
-  uint64_t bytes = 0;
-  for (const InferInput& in : job.request.inputs) bytes += in.desc.byte_size;
+  const uint64_t bytes = InputBytes(job.request);
   if (bytes == 0 || bytes > kArrivalCopyMaxBytes) return 0;
   const uint64_t row = bytes / static_cast<uint64_t>(job.rows);
   const uint64_t rows = std::min<uint64_t>(2 * static_cast<uint64_t>(target_rows_),
@@ -265,13 +270,13 @@ void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
     arrival_next_ = 0;
   }
   const ArrivalBlock& a = *arrival_;
-  if (inputs.size() != a.row_bytes.size() || arrival_next_ + job->rows > a.capacity) return;
-  uint64_t bytes = 0;
+  if (inputs.size() != a.row_bytes.size() || arrival_next_ + job->rows > a.capacity ||
+      InputBytes(job->request) > kArrivalCopyMaxBytes) {
+    return;
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].desc.byte_size != a.row_bytes[i] * rows) return;
-    bytes += inputs[i].desc.byte_size;
   }
-  if (bytes > kArrivalCopyMaxBytes) return;
   const uint64_t at = static_cast<uint64_t>(arrival_next_);
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].desc.byte_size == 0) continue;
@@ -282,19 +287,13 @@ void DynamicBatcher::GatherOnArrivalLocked(Job* job, StagingBlock* spare) {
 }
 
 void DynamicBatcher::HandOverArrivalLocked(std::vector<Job*>& out) {
-  if (arrival_ != nullptr && out.size() > 1 && out[0]->arrival_row >= 0) {
-    int64_t next = out[0]->arrival_row;
-    bool together = true;
-    for (const Job* j : out) {
-      if (j->arrival_row != next) {
-        together = false;
-        break;
-      }
-      next += j->rows;
-    }
-    if (together) out[0]->arrival = arrival_;
+  if (arrival_ == nullptr || out.size() < 2 || out[0]->arrival_row < 0) return;
+  int64_t next = out[0]->arrival_row;
+  for (const Job* j : out) {
+    if (j->arrival_row != next) return;
+    next += j->rows;
   }
-  if (head_ == nullptr) DropArrivalLocked();
+  out[0]->arrival = arrival_;
 }
 
 void DynamicBatcher::DropArrivalLocked() {

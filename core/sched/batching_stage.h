@@ -274,8 +274,10 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher> {
   // `spare` when there is none yet.
   void GatherOnArrivalLocked(Job* job, StagingBlock* spare) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rule 6: marks `out` (just taken) as gathered when its members lie one
-  // after another in the arrival block; drops the block with the batch.
+  // after another in the arrival block.
   void HandOverArrivalLocked(std::vector<Job*>& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rule 6: nothing is pending: the block goes, and the next request may
+  // take one.
   void DropArrivalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
