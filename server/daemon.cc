@@ -141,7 +141,7 @@ struct Daemon::Impl {
   std::unique_ptr<ReportService> report_service;
   std::unique_ptr<CommunicationService> communication_service;
   std::unique_ptr<SchedulerService> scheduler_service;
-  CallTracker* calls = nullptr;  // owned by `server`
+  CallTracker* calls = nullptr;        // owned by `server`
   // gRPC's count of the server's calls, which sees those still arriving.
   std::unique_ptr<TransportCalls> transport_calls;
   std::unique_ptr<TokenTable> tokens;  // null without server.auth; outlives `server`

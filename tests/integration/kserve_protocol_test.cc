@@ -52,8 +52,7 @@ class KServeProtocolTest : public ::testing::Test {
   static void SetUpTestSuite() {
     daemon_ = new testing::ConfiguredDaemon(
         // One slot, so that a running decoupled request queues the rest.
-        absl::StrCat("models: {repository: \"", Repository(),
-                     "\"}\n"
+        absl::StrCat("models: {repository: \"", Repository(), "\"}\n"
                      "server: {max_stream_held_responses: 2048}\n"
                      "device:\n  multi_gpu:\n    performance_optimization:\n"
                      "      max_tasks_per_device: 1\n"),
@@ -125,9 +124,9 @@ TEST_F(KServeProtocolTest, QuickStartModelsAnswerAsTritonsDo) {
     sa.push_back(std::to_string(i));
     sb.push_back("1");
   }
-  auto str =
-      client_->Infer("simple_string", {{"INPUT0", {1, 16}, "BYTES", testing::RawStrings(sa)},
-                                       {"INPUT1", {1, 16}, "BYTES", testing::RawStrings(sb)}});
+  auto str = client_->Infer("simple_string",
+                            {{"INPUT0", {1, 16}, "BYTES", testing::RawStrings(sa)},
+                             {"INPUT1", {1, 16}, "BYTES", testing::RawStrings(sb)}});
   ASSERT_TRUE(str.ok()) << str.status();
   std::vector<std::string> sums = testing::ParseStrings(*testing::OutputRaw(*str, "OUTPUT0"));
   ASSERT_EQ(sums.size(), 16u);
@@ -231,9 +230,8 @@ TEST_F(KServeProtocolTest, StatisticsCountTrafficPerModel) {
                                             {"INPUT1", {2, 16}, "INT8", testing::Raw(a)}})
                     .ok());
   }
-  EXPECT_FALSE(client_
-                   ->Infer("simple_int8", {{"INPUT0", {2, 16}, "INT8", testing::Raw(a)},
-                                           {"INPUT1", {1, 16}, "INT8", "short"}})
+  EXPECT_FALSE(client_->Infer("simple_int8", {{"INPUT0", {2, 16}, "INT8", testing::Raw(a)},
+                                              {"INPUT1", {1, 16}, "INT8", "short"}})
                    .ok());
   auto stats = client_->GetInferenceStatistics("simple_int8");
   ASSERT_TRUE(stats.ok()) << stats.status();
@@ -265,10 +263,10 @@ TEST_F(KServeProtocolTest, StatisticsCountTrafficPerModel) {
 // count in the model's statistics like ModelInfer requests.
 TEST_F(KServeProtocolTest, SchedulerTasksCountInModelStatistics) {
   const uint64_t before = Successes("scale");
-  testing::CommandResult r =
-      testing::RunCommand({testing::InferctlBinary(), "--target=" + daemon_->process().target(),
-                           "tasks", "submit", "scale", "--input=INPUT0:FP32:3:1,2,3", "--wait"},
-                          absl::Seconds(60));
+  testing::CommandResult r = testing::RunCommand(
+      {testing::InferctlBinary(), "--target=" + daemon_->process().target(), "tasks", "submit",
+       "scale", "--input=INPUT0:FP32:3:1,2,3", "--wait"},
+      absl::Seconds(60));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Successes("scale"), before + 1);
 }
@@ -284,7 +282,8 @@ TEST_F(KServeProtocolTest, UnaryInferOfADecoupledModelIsRefused) {
 // Collects stream responses by request id.
 struct Collected {
   absl::Mutex mu;
-  std::map<std::string, std::vector<inference::ModelStreamInferResponse>> by_id ABSL_GUARDED_BY(mu);
+  std::map<std::string, std::vector<inference::ModelStreamInferResponse>> by_id
+      ABSL_GUARDED_BY(mu);
   int total ABSL_GUARDED_BY(mu) = 0;
   void Add(const inference::ModelStreamInferResponse& r) {
     absl::MutexLock lock(&mu);
@@ -307,8 +306,8 @@ TEST_F(KServeProtocolTest, StreamOfTenThousandWithInterleavedFailures) {
   for (int i = 0; i < kRequests; ++i) {
     std::vector<InferInput> in = SimpleInputs(i % 7);
     if (i % 10 == 3) in[1].shape = {1, 15};  // wrong shape: fails
-    ASSERT_TRUE(
-        client_->AsyncStreamInfer(client_->MakeRequest("simple", in, {}, absl::StrCat("r", i))));
+    ASSERT_TRUE(client_->AsyncStreamInfer(
+        client_->MakeRequest("simple", in, {}, absl::StrCat("r", i))));
   }
   got.WaitFor(kRequests);
   EXPECT_TRUE(client_->StopStream().ok());
@@ -336,11 +335,12 @@ TEST_F(KServeProtocolTest, StreamOfTenThousandWithInterleavedFailures) {
 TEST_F(KServeProtocolTest, DecoupledModelStreamsEachResponseThenTheFinalFlag) {
   Collected got;
   client_->StartStream([&](const auto& r) { got.Add(r); });
-  auto req = client_->MakeRequest("repeat_int32",
-                                  {{"IN", {4}, "INT32", testing::Raw<int32_t>({4, 2, 0, 1})},
-                                   {"DELAY", {4}, "UINT32", testing::Raw<uint32_t>({1, 2, 3, 4})},
-                                   {"WAIT", {1}, "UINT32", testing::Raw<uint32_t>({5})}},
-                                  {}, "rep");
+  auto req = client_->MakeRequest(
+      "repeat_int32",
+      {{"IN", {4}, "INT32", testing::Raw<int32_t>({4, 2, 0, 1})},
+       {"DELAY", {4}, "UINT32", testing::Raw<uint32_t>({1, 2, 3, 4})},
+       {"WAIT", {1}, "UINT32", testing::Raw<uint32_t>({5})}},
+      {}, "rep");
   (*req.mutable_parameters())["triton_enable_empty_final_response"].set_bool_param(true);
   ASSERT_TRUE(client_->AsyncStreamInfer(req));
   got.WaitFor(5);
@@ -523,8 +523,7 @@ TEST_F(KServeProtocolTest, CudaSharedMemoryStandInOnHostDevices) {
 // held-response cap, so it runs at most that many requests (plus what the
 // transport buffers), not all it was sent.
 TEST(KServeStreamFlowControlTest, ClientThatNeverReadsIsPaused) {
-  testing::ConfiguredDaemon daemon(absl::StrCat("models: {repository: \"", Repository(),
-                                                "\"}\n"
+  testing::ConfiguredDaemon daemon(absl::StrCat("models: {repository: \"", Repository(), "\"}\n"
                                                 "server: {max_stream_held_responses: 8}\n"),
                                    1);
   ASSERT_TRUE(daemon.process().started()) << daemon.process().Stderr();

@@ -88,7 +88,8 @@ class Gate {
 // signature's (scheduling.preemptible). Thread-safe.
 class TestModel final : public Model {
  public:
-  explicit TestModel(std::string name = "test", int max_batch_size = 0, bool preemptible = false) {
+  explicit TestModel(std::string name = "test", int max_batch_size = 0,
+                     bool preemptible = false) {
     sig_.name = std::move(name);
     sig_.platform = "test";
     sig_.inputs.push_back(TensorSpec{"INPUT0", DataType::kFp32, {-1}});
