@@ -47,6 +47,14 @@ class Conn {
   bool connected_ = false;
 };
 
+// One request on a connection of its own: everything the server answers.
+std::string Exchange(int port, const std::string& request) {
+  Conn c(port);
+  EXPECT_TRUE(c.connected());
+  c.Send(request);
+  return c.ReadAll();
+}
+
 class MetricsServerTest : public ::testing::Test {
  protected:
   std::unique_ptr<MetricsServer> Start(int threads, absl::Duration timeout) {
@@ -71,17 +79,12 @@ TEST_F(MetricsServerTest, ServesTheCollectablesOnMetricsAndNotFoundElsewhere) {
   auto server = Start(2, absl::Seconds(10));
   ASSERT_NE(server, nullptr);
   ASSERT_GT(server->port(), 0);
-  Conn scrape(server->port());
-  ASSERT_TRUE(scrape.connected());
-  scrape.Send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  const std::string reply = scrape.ReadAll();
+  const std::string reply = Exchange(server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 200 OK\r\n")) << reply;
   EXPECT_TRUE(absl::StrContains(reply, "text/plain; version=0.0.4")) << reply;
   EXPECT_TRUE(absl::StrContains(reply, "inferd_probe_total 3")) << reply;
 
-  Conn other(server->port());
-  other.Send("GET /other HTTP/1.1\r\n\r\n");
-  const std::string missing = other.ReadAll();
+  const std::string missing = Exchange(server->port(), "GET /other HTTP/1.1\r\n\r\n");
   EXPECT_TRUE(absl::StartsWith(missing, "HTTP/1.1 404 Not Found\r\n")) << missing;
   EXPECT_FALSE(absl::StrContains(missing, "inferd_probe_total")) << missing;
   EXPECT_TRUE(server->Reload().ok());  // nothing to re-read without TLS
@@ -97,29 +100,21 @@ TEST_F(MetricsServerTest, AClientThatNeverFinishesItsRequestIsCutOffAtTheTimeout
   // would wait forever (and the test time out).
   EXPECT_EQ(slow.ReadAll(), "");
   // The worker is free again.
-  Conn next(server->port());
-  next.Send("GET /metrics HTTP/1.1\r\n\r\n");
-  EXPECT_TRUE(absl::StrContains(next.ReadAll(), "inferd_probe_total 3"));
+  EXPECT_TRUE(absl::StrContains(Exchange(server->port(), "GET /metrics HTTP/1.1\r\n\r\n"),
+                                "inferd_probe_total 3"));
 }
 
 TEST_F(MetricsServerTest, OversizedAndGarbageRequestsAreClosedAndServingGoesOn) {
   auto server = Start(1, absl::Seconds(10));
   ASSERT_NE(server, nullptr);
-  {
-    Conn big(server->port());
-    big.Send(std::string(9 << 10, 'A'));  // past 8 KiB with no end of headers
-    EXPECT_EQ(big.ReadAll(), "");
-  }
-  {
-    Conn garbage(server->port());
-    std::string bytes;
-    for (int i = 0; i < 512; ++i) bytes.push_back(static_cast<char>(i * 37));
-    garbage.Send(bytes + "\r\n\r\n");
-    EXPECT_TRUE(absl::StartsWith(garbage.ReadAll(), "HTTP/1.1 404 Not Found\r\n"));
-  }
-  Conn scrape(server->port());
-  scrape.Send("GET /metrics?x=1 HTTP/1.1\r\n\r\n");
-  EXPECT_TRUE(absl::StrContains(scrape.ReadAll(), "inferd_probe_total 3"));
+  // Past 8 KiB with no end of headers.
+  EXPECT_EQ(Exchange(server->port(), std::string(9 << 10, 'A')), "");
+  std::string garbage;
+  for (int i = 0; i < 512; ++i) garbage.push_back(static_cast<char>(i * 37));
+  EXPECT_TRUE(absl::StartsWith(Exchange(server->port(), garbage + "\r\n\r\n"),
+                               "HTTP/1.1 404 Not Found\r\n"));
+  EXPECT_TRUE(absl::StrContains(Exchange(server->port(), "GET /metrics?x=1 HTTP/1.1\r\n\r\n"),
+                                "inferd_probe_total 3"));
 }
 
 TEST_F(MetricsServerTest, StoppingDoesNotWaitForAnOpenConnection) {
@@ -129,9 +124,8 @@ TEST_F(MetricsServerTest, StoppingDoesNotWaitForAnOpenConnection) {
   ASSERT_TRUE(idle.connected());
   idle.Send("GET /metr");
   // A full scrape on another connection: the server is serving.
-  Conn scrape(server->port());
-  scrape.Send("GET /metrics HTTP/1.1\r\n\r\n");
-  ASSERT_TRUE(absl::StrContains(scrape.ReadAll(), "inferd_probe_total 3"));
+  ASSERT_TRUE(absl::StrContains(Exchange(server->port(), "GET /metrics HTTP/1.1\r\n\r\n"),
+                                "inferd_probe_total 3"));
   // With the open connection's 300 s left, stopping must still return now
   // (a wait for it would exceed the test's time limit).
   server.reset();
